@@ -1,0 +1,207 @@
+//! Loki's push API (`/loki/api/v1/push`): the protobuf `logproto.PushRequest` (snappy block
+//! compressed, what Promtail, Alloy and Tarsier's own collector send) and the JSON form
+//! (`{"streams":[{"stream":{..},"values":[["<ns>","line"]]}]}`, what Fluent Bit and curl send).
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::labels::Labels;
+use crate::log::{LogEntry, LogStream};
+use crate::wire::selector_text::{format_label_set, parse_label_set};
+
+/// `logproto.PushRequest`.
+#[derive(Clone, PartialEq, Message)]
+pub struct PushRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub streams: Vec<StreamAdapter>,
+}
+
+/// `logproto.StreamAdapter`: labels in text form, entries, and an optional hash.
+#[derive(Clone, PartialEq, Message)]
+pub struct StreamAdapter {
+    #[prost(string, tag = "1")]
+    pub labels: String,
+    #[prost(message, repeated, tag = "2")]
+    pub entries: Vec<EntryAdapter>,
+    #[prost(uint64, tag = "3")]
+    pub hash: u64,
+}
+
+/// `logproto.EntryAdapter`.
+#[derive(Clone, PartialEq, Message)]
+pub struct EntryAdapter {
+    #[prost(message, optional, tag = "1")]
+    pub timestamp: Option<ProtoTimestamp>,
+    #[prost(string, tag = "2")]
+    pub line: String,
+    #[prost(message, repeated, tag = "3")]
+    pub structured_metadata: Vec<LabelPairAdapter>,
+}
+
+/// `logproto.LabelPairAdapter` (structured metadata).
+#[derive(Clone, PartialEq, Message)]
+pub struct LabelPairAdapter {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+/// `google.protobuf.Timestamp`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ProtoTimestamp {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+/// Encodes streams as a snappy-compressed protobuf push body.
+pub fn encode_protobuf(streams: &[LogStream]) -> Vec<u8> {
+    let request = PushRequest {
+        streams: streams
+            .iter()
+            .map(|s| StreamAdapter {
+                labels: format_label_set(&s.labels),
+                entries: s
+                    .entries
+                    .iter()
+                    .map(|e| EntryAdapter {
+                        timestamp: Some(ProtoTimestamp {
+                            seconds: e.timestamp_ns.div_euclid(1_000_000_000),
+                            nanos: e.timestamp_ns.rem_euclid(1_000_000_000) as i32,
+                        }),
+                        line: e.line.clone(),
+                        structured_metadata: Vec::new(),
+                    })
+                    .collect(),
+                hash: 0,
+            })
+            .collect(),
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .expect("snappy compression of an in-memory buffer cannot fail")
+}
+
+/// Decodes a snappy-compressed protobuf push body, refusing to decompress past `max_decoded`.
+pub fn decode_protobuf(body: &[u8], max_decoded: usize) -> Result<Vec<LogStream>> {
+    let declared = snap::raw::decompress_len(body)?;
+    if declared > max_decoded {
+        return Err(Error::InvalidPayload(format!(
+            "decompressed body of {declared} bytes exceeds the limit of {max_decoded} bytes"
+        )));
+    }
+    let raw = snap::raw::Decoder::new().decompress_vec(body)?;
+    let request = PushRequest::decode(raw.as_slice())?;
+    let mut out = Vec::with_capacity(request.streams.len());
+    for (i, stream) in request.streams.into_iter().enumerate() {
+        let labels = parse_label_set(&stream.labels).map_err(|e| Error::InvalidPayload(format!("streams[{i}]: {e}")))?;
+        let entries = stream
+            .entries
+            .into_iter()
+            .map(|e| {
+                let ts = e.timestamp.map(|t| t.seconds * 1_000_000_000 + i64::from(t.nanos)).unwrap_or(0);
+                LogEntry { timestamp_ns: ts, line: e.line }
+            })
+            .collect();
+        out.push(LogStream { labels, entries });
+    }
+    Ok(out)
+}
+
+#[derive(Serialize, Deserialize)]
+struct JsonPush {
+    streams: Vec<JsonStream>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JsonStream {
+    stream: std::collections::BTreeMap<String, String>,
+    values: Vec<Vec<serde_json::Value>>,
+}
+
+/// Decodes the JSON push form. Timestamps are strings of nanoseconds; a third element of a value
+/// (structured metadata) is accepted and ignored for now.
+pub fn decode_json(body: &[u8]) -> Result<Vec<LogStream>> {
+    let push: JsonPush = serde_json::from_slice(body)?;
+    let mut out = Vec::with_capacity(push.streams.len());
+    for (i, stream) in push.streams.into_iter().enumerate() {
+        let labels = Labels::from_pairs(stream.stream);
+        labels.validate().map_err(|e| Error::InvalidPayload(format!("streams[{i}].stream: {e}")))?;
+        let mut entries = Vec::with_capacity(stream.values.len());
+        for (j, value) in stream.values.into_iter().enumerate() {
+            let at = || format!("streams[{i}].values[{j}]");
+            let (ts, line) = match value.as_slice() {
+                [ts, line] | [ts, line, _] => (ts, line),
+                _ => return Err(Error::InvalidPayload(format!("{}: expected [\"<unix ns>\", \"<line>\"]", at()))),
+            };
+            let ts = match ts {
+                serde_json::Value::String(s) => s.parse::<i64>().ok(),
+                serde_json::Value::Number(n) => n.as_i64(),
+                _ => None,
+            }
+            .ok_or_else(|| Error::InvalidPayload(format!("{}: timestamp must be a string of Unix nanoseconds", at())))?;
+            let line = line
+                .as_str()
+                .ok_or_else(|| Error::InvalidPayload(format!("{}: line must be a string", at())))?;
+            entries.push(LogEntry { timestamp_ns: ts, line: line.to_string() });
+        }
+        out.push(LogStream { labels, entries });
+    }
+    Ok(out)
+}
+
+/// Encodes streams in the JSON push form.
+pub fn encode_json(streams: &[LogStream]) -> Vec<u8> {
+    let push = JsonPush {
+        streams: streams
+            .iter()
+            .map(|s| JsonStream {
+                stream: s.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect(),
+                values: s
+                    .entries
+                    .iter()
+                    .map(|e| vec![serde_json::Value::String(e.timestamp_ns.to_string()), serde_json::Value::String(e.line.clone())])
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&push).expect("serializing owned strings cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<LogStream> {
+        vec![LogStream {
+            labels: Labels::from_pairs([("job", "varlogs"), ("filename", "/var/log/syslog")]),
+            entries: vec![
+                LogEntry { timestamp_ns: 1_700_000_000_123_456_789, line: "hello \"world\"".into() },
+                LogEntry { timestamp_ns: 1_700_000_001_000_000_000, line: "second".into() },
+            ],
+        }]
+    }
+
+    #[test]
+    fn protobuf_round_trip() {
+        assert_eq!(decode_protobuf(&encode_protobuf(&sample()), 1 << 20).unwrap(), sample());
+    }
+
+    #[test]
+    fn json_round_trip_and_grafana_shape() {
+        assert_eq!(decode_json(&encode_json(&sample())).unwrap(), sample());
+        let body = br#"{"streams":[{"stream":{"app":"x"},"values":[["1700000000000000000","a"],["1700000000000000001","b",{"trace_id":"1"}]]}]}"#;
+        let streams = decode_json(body).unwrap();
+        assert_eq!(streams[0].entries.len(), 2);
+    }
+
+    #[test]
+    fn json_errors_name_the_entry() {
+        let body = br#"{"streams":[{"stream":{"app":"x"},"values":[["1","a"],["soon","b"]]}]}"#;
+        let err = decode_json(body).unwrap_err().to_string();
+        assert!(err.contains("streams[0].values[1]"), "{err}");
+    }
+}
