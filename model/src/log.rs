@@ -33,7 +33,11 @@ impl LogStream {
         let mut out = Vec::with_capacity(streams.iter().map(|s| s.entries.len()).sum());
         for stream in streams {
             for entry in stream.entries {
-                out.push(LogRecord { timestamp_ns: entry.timestamp_ns, labels: stream.labels.clone(), line: entry.line });
+                out.push(LogRecord {
+                    timestamp_ns: entry.timestamp_ns,
+                    labels: stream.labels.clone(),
+                    line: entry.line,
+                });
             }
         }
         out

@@ -117,7 +117,15 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".to_string();
     }
     let mut out = String::new();
-    for (unit, size) in [("y", 31_536_000_000u64), ("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("y", 31_536_000_000u64),
+        ("w", 604_800_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;

@@ -97,7 +97,8 @@ pub fn decode_protobuf(body: &[u8], max_decoded: usize) -> Result<Vec<LogStream>
     let request = PushRequest::decode(raw.as_slice())?;
     let mut out = Vec::with_capacity(request.streams.len());
     for (i, stream) in request.streams.into_iter().enumerate() {
-        let labels = parse_label_set(&stream.labels).map_err(|e| Error::InvalidPayload(format!("streams[{i}]: {e}")))?;
+        let labels =
+            parse_label_set(&stream.labels).map_err(|e| Error::InvalidPayload(format!("streams[{i}]: {e}")))?;
         let entries = stream
             .entries
             .into_iter()
@@ -142,10 +143,11 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<LogStream>> {
                 serde_json::Value::Number(n) => n.as_i64(),
                 _ => None,
             }
-            .ok_or_else(|| Error::InvalidPayload(format!("{}: timestamp must be a string of Unix nanoseconds", at())))?;
-            let line = line
-                .as_str()
-                .ok_or_else(|| Error::InvalidPayload(format!("{}: line must be a string", at())))?;
+            .ok_or_else(|| {
+                Error::InvalidPayload(format!("{}: timestamp must be a string of Unix nanoseconds", at()))
+            })?;
+            let line =
+                line.as_str().ok_or_else(|| Error::InvalidPayload(format!("{}: line must be a string", at())))?;
             entries.push(LogEntry { timestamp_ns: ts, line: line.to_string() });
         }
         out.push(LogStream { labels, entries });
@@ -163,7 +165,12 @@ pub fn encode_json(streams: &[LogStream]) -> Vec<u8> {
                 values: s
                     .entries
                     .iter()
-                    .map(|e| vec![serde_json::Value::String(e.timestamp_ns.to_string()), serde_json::Value::String(e.line.clone())])
+                    .map(|e| {
+                        vec![
+                            serde_json::Value::String(e.timestamp_ns.to_string()),
+                            serde_json::Value::String(e.line.clone()),
+                        ]
+                    })
                     .collect(),
             })
             .collect(),
