@@ -1,1 +1,252 @@
-//! placeholder
+//! Tarsier's node agent. It tails log files (host files and Kubernetes container logs under
+//! `/var/log/pods`), scrapes Prometheus endpoints, and ships both through a [`LogSink`] and a
+//! [`MetricSink`] with at-least-once delivery: a file's checkpoint only moves past lines the sink
+//! acknowledged, so a crash can repeat lines but never lose them.
+//!
+//! Threads and tasks started by [`Collector::start`]: one std thread `tarsier-tailer` (blocking
+//! file reads), a notify watcher thread, one tokio task per shipper (logs, samples), one per scrape
+//! target, and one checkpoint saver (disk work in `spawn_blocking`).
+
+pub mod config;
+pub mod error;
+mod metrics;
+mod parse;
+pub mod scrape;
+mod ship;
+pub mod sink;
+mod tail;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use model::{LogRecord, TenantId, TimeSeries};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{
+    CollectorConfig, GlobalScrapeConfig, LogFormat, Scheme, ScrapeConfig, ShippingConfig, StartAt, StaticConfig,
+    TailConfig,
+};
+pub use error::{Error, ErrorKind};
+pub use scrape::{TargetHealth, TargetStatus};
+pub use sink::{HttpSink, LogSink, MetricSink, SinkError};
+
+use crate::metrics::CollectorMetrics;
+use crate::ship::{AckTarget, Chunk, LogDelivery, MetricDelivery, Shipper};
+use crate::tail::checkpoint::{self, CheckpointStore};
+
+/// Chunks (one file's lines of one read pass, or one scrape) queued between readers and a shipper.
+const CHANNEL_CHUNKS: usize = 64;
+/// How often changed checkpoints are written.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long shutdown waits for in-flight batches before giving up on them (they are re-read on
+/// the next start, since their lines were never checkpointed).
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+
+/// A running collector. Call [`Collector::shutdown`] to stop it cleanly.
+pub struct Collector {
+    metrics: CollectorMetrics,
+    targets: Vec<Arc<Mutex<TargetStatus>>>,
+    stop: Arc<AtomicBool>,
+    wake: std::sync::mpsc::SyncSender<()>,
+    tailer: Option<std::thread::JoinHandle<()>>,
+    watcher: Option<notify::RecommendedWatcher>,
+    log_shipper: Option<JoinHandle<()>>,
+    metric_shipper: Option<JoinHandle<()>>,
+    scrapers: Vec<JoinHandle<()>>,
+    scrape_cancel: CancellationToken,
+    saver: Option<JoinHandle<()>>,
+    saver_cancel: CancellationToken,
+    store: Arc<CheckpointStore>,
+    state_dir: PathBuf,
+}
+
+impl Collector {
+    /// Validates `config`, loads checkpoints from `state_dir/checkpoints.json` and starts tailing,
+    /// scraping and shipping. Must be called within a tokio runtime.
+    pub async fn start(
+        config: CollectorConfig,
+        state_dir: &Path,
+        logs: Arc<dyn LogSink>,
+        metrics_sink: Arc<dyn MetricSink>,
+    ) -> Result<Collector, Error> {
+        config.validate().map_err(Error::Config)?;
+        let tenant = TenantId::new(&config.tenant).map_err(|e| Error::Config(format!("collector.tenant: {e}")))?;
+        let discovery = tail::discovery::Discovery::new(&config.tail)?;
+        let targets = scrape::target::build_targets(&config)?;
+
+        let dir = state_dir.to_path_buf();
+        let loaded = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating state directory", &dir, e))?;
+            checkpoint::load(&dir)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        let store = Arc::new(CheckpointStore::new(state_dir.to_path_buf(), loaded));
+        let metrics = CollectorMetrics::default();
+
+        let (log_tx, log_rx) = mpsc::channel::<Chunk<LogRecord>>(CHANNEL_CHUNKS);
+        let (sample_tx, sample_rx) = mpsc::channel::<Chunk<TimeSeries>>(CHANNEL_CHUNKS);
+        let log_shipper = tokio::spawn(
+            Shipper {
+                rx: log_rx,
+                delivery: Arc::new(LogDelivery(logs)),
+                tenant: tenant.clone(),
+                config: config.shipping.clone(),
+                acks: Some(store.clone() as Arc<dyn AckTarget>),
+                metrics: metrics.clone(),
+                drain_timeout: SHUTDOWN_DRAIN,
+            }
+            .run(),
+        );
+        let metric_shipper = tokio::spawn(
+            Shipper {
+                rx: sample_rx,
+                delivery: Arc::new(MetricDelivery(metrics_sink)),
+                tenant,
+                config: config.shipping.clone(),
+                acks: None,
+                metrics: metrics.clone(),
+                drain_timeout: SHUTDOWN_DRAIN,
+            }
+            .run(),
+        );
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let rescan = Arc::new(AtomicBool::new(false));
+        let (wake, wake_rx) = std::sync::mpsc::sync_channel(1);
+        let watcher = tail::discovery::watch(
+            &discovery.watch_roots(),
+            tail::discovery::Wakeup { rescan: rescan.clone(), tx: wake.clone() },
+        );
+        let tailer = tail::reader::Tailer::new(
+            config.tail.clone(),
+            discovery,
+            store.clone(),
+            log_tx,
+            metrics.clone(),
+            stop.clone(),
+            rescan,
+            wake_rx,
+            std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()),
+        );
+        let tailer = std::thread::Builder::new()
+            .name("tarsier-tailer".into())
+            .spawn(move || tailer.run())
+            .map_err(|e| Error::Task(format!("spawning tailer thread: {e}")))?;
+
+        let saver_cancel = CancellationToken::new();
+        let saver = tokio::spawn(save_periodically(store.clone(), saver_cancel.clone()));
+
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("tarsier-collector/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Http(format!("building scrape client: {e}")))?;
+        let scrape_cancel = CancellationToken::new();
+        let statuses = targets.iter().map(|t| t.status.clone()).collect();
+        let scrapers = targets
+            .into_iter()
+            .map(|t| {
+                tokio::spawn(scrape::target::run(
+                    t,
+                    client.clone(),
+                    sample_tx.clone(),
+                    metrics.clone(),
+                    scrape_cancel.clone(),
+                ))
+            })
+            .collect();
+        drop(sample_tx);
+
+        Ok(Collector {
+            metrics,
+            targets: statuses,
+            stop,
+            wake,
+            tailer: Some(tailer),
+            watcher,
+            log_shipper: Some(log_shipper),
+            metric_shipper: Some(metric_shipper),
+            scrapers,
+            scrape_cancel,
+            saver: Some(saver),
+            saver_cancel,
+            store,
+            state_dir: state_dir.to_path_buf(),
+        })
+    }
+
+    /// Stops reading and scraping, delivers what was already read (waiting at most ~10 s for the
+    /// sinks) and saves the checkpoints.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.wake.try_send(());
+        drop(self.watcher.take());
+        self.scrape_cancel.cancel();
+        if let Some(tailer) = self.tailer.take() {
+            tokio::task::spawn_blocking(move || tailer.join())
+                .await
+                .map_err(|e| Error::Task(e.to_string()))?
+                .map_err(|_| Error::Task("tailer thread panicked".into()))?;
+        }
+        for scraper in std::mem::take(&mut self.scrapers) {
+            scraper.await.map_err(|e| Error::Task(e.to_string()))?;
+        }
+        // The readers are gone, so the channels close and the shippers drain and finish.
+        let logs = self.log_shipper.take();
+        let samples = self.metric_shipper.take();
+        for shipper in [logs, samples].into_iter().flatten() {
+            shipper.await.map_err(|e| Error::Task(e.to_string()))?;
+        }
+        self.saver_cancel.cancel();
+        if let Some(saver) = self.saver.take() {
+            saver.await.map_err(|e| Error::Task(e.to_string()))?;
+        }
+        let store = self.store.clone();
+        let dir = self.state_dir.clone();
+        tokio::task::spawn_blocking(move || checkpoint::save(&dir, &store.snapshot()))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    /// Registers the collector's self-metrics (`tarsier_collector_*`).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
+    }
+
+    /// The scrape targets and their health.
+    pub fn targets(&self) -> Vec<TargetStatus> {
+        self.targets.iter().map(|t| t.lock().unwrap_or_else(|e| e.into_inner()).clone()).collect()
+    }
+}
+
+impl Drop for Collector {
+    /// Dropping without `shutdown` stops the background work without a final delivery; what was
+    /// not acknowledged is read again on the next start.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.wake.try_send(());
+        self.scrape_cancel.cancel();
+        self.saver_cancel.cancel();
+    }
+}
+
+async fn save_periodically(store: Arc<CheckpointStore>, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(CHECKPOINT_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.save_if_dirty()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "saving checkpoints failed"),
+            Err(e) => tracing::warn!(error = %e, "checkpoint saver task failed"),
+        }
+    }
+}

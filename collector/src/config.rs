@@ -1,0 +1,433 @@
+//! The collector's configuration: what to tail, what to scrape and how to ship. Parsed from the
+//! `collector:` section of Tarsier's YAML file; `scrape_configs` follow Prometheus's format (the
+//! subset supported so far, unknown keys are errors that name the key rather than being ignored).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Top-level collector configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// Tenant all collected logs and samples are shipped as (`X-Scope-OrgID`).
+    pub tenant: String,
+    /// Log file tailing.
+    pub tail: TailConfig,
+    /// Defaults for every scrape job.
+    pub global: GlobalScrapeConfig,
+    /// Prometheus-style scrape jobs.
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Batching and retry of both logs and samples.
+    pub shipping: ShippingConfig,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            tenant: default_tenant(),
+            tail: TailConfig::default(),
+            global: GlobalScrapeConfig::default(),
+            scrape_configs: Vec::new(),
+            shipping: ShippingConfig::default(),
+        }
+    }
+}
+
+fn default_tenant() -> String {
+    model::tenant::DEFAULT_TENANT.to_string()
+}
+
+/// Where a file without a checkpoint starts being read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// From its first byte (nothing already written is missed).
+    #[default]
+    Beginning,
+    /// From its current end; applies only to files present at startup, files that appear later
+    /// (including the new file after a rotation) are always read from their first byte.
+    End,
+}
+
+/// How the lines of a file are decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Decide per file from its first line (CRI, docker json-file, else plain).
+    #[default]
+    Auto,
+    /// CRI (containerd, CRI-O): `<RFC3339 time> <stream> <P|F> <message>`.
+    Cri,
+    /// Docker json-file: `{"log":"...","stream":"stdout","time":"..."}`.
+    Docker,
+    /// Plain text, one record per line, timestamped when read.
+    Plain,
+}
+
+/// Log file tailing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TailConfig {
+    /// Glob patterns of files to tail (e.g. `/var/log/pods/*/*/*.log`).
+    pub include: Vec<String>,
+    /// Glob patterns (matched against the full path) of files never tailed.
+    pub exclude: Vec<String>,
+    /// How often the include globs are expanded again (the safety net behind file watches).
+    #[serde(with = "humantime_serde")]
+    pub rescan_interval: Duration,
+    /// Longest line kept; longer lines are truncated to this many bytes and counted.
+    pub max_line_bytes: usize,
+    /// Where a file without a checkpoint found at startup starts being read.
+    pub start_at: StartAt,
+    /// Static labels added to host (non-Kubernetes) files.
+    pub labels: BTreeMap<String, String>,
+    /// Line format of the tailed files.
+    pub format: LogFormat,
+    /// Most files held open at once; files beyond are picked up once others are released.
+    pub max_open_files: usize,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        Self {
+            include: Vec::new(),
+            exclude: default_exclude(),
+            rescan_interval: default_rescan_interval(),
+            max_line_bytes: default_max_line_bytes(),
+            start_at: StartAt::default(),
+            labels: default_tail_labels(),
+            format: LogFormat::default(),
+            max_open_files: default_max_open_files(),
+        }
+    }
+}
+
+fn default_exclude() -> Vec<String> {
+    vec!["*.gz".to_string(), "*.tmp".to_string()]
+}
+fn default_rescan_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_max_line_bytes() -> usize {
+    256 * 1024
+}
+fn default_tail_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([("job".to_string(), "varlogs".to_string())])
+}
+fn default_max_open_files() -> usize {
+    1024
+}
+
+/// Defaults shared by every scrape job (Prometheus's `global:` section).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalScrapeConfig {
+    /// How often each target is scraped unless its job says otherwise.
+    #[serde(with = "humantime_serde")]
+    pub scrape_interval: Duration,
+    /// How long a scrape may take unless its job says otherwise.
+    #[serde(with = "humantime_serde")]
+    pub scrape_timeout: Duration,
+    /// Labels added to every scraped series that does not already carry them.
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Default for GlobalScrapeConfig {
+    fn default() -> Self {
+        Self {
+            scrape_interval: default_scrape_interval(),
+            scrape_timeout: default_scrape_timeout(),
+            external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_scrape_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_scrape_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// URL scheme of a scrape job's targets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    /// Plain HTTP.
+    #[default]
+    Http,
+    /// HTTPS (needs the TLS support of the HTTP client, see `validate`).
+    Https,
+}
+
+impl Scheme {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// One Prometheus scrape job (the supported subset of Prometheus's `scrape_config`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeConfig {
+    /// Name of the job; becomes the `job` label.
+    pub job_name: String,
+    /// Scrape interval of this job (defaults to `global.scrape_interval`).
+    #[serde(with = "humantime_serde")]
+    pub scrape_interval: Option<Duration>,
+    /// Scrape timeout of this job (defaults to `global.scrape_timeout`, capped at the interval).
+    #[serde(with = "humantime_serde")]
+    pub scrape_timeout: Option<Duration>,
+    /// HTTP path of the metrics page.
+    pub metrics_path: String,
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// Keep the scraped `job`/`instance`/target labels on conflict instead of renaming them to
+    /// `exported_<name>`.
+    pub honor_labels: bool,
+    /// URL query parameters sent with every scrape.
+    pub params: BTreeMap<String, Vec<String>>,
+    /// Fixed target lists.
+    pub static_configs: Vec<StaticConfig>,
+}
+
+impl Default for ScrapeConfig {
+    fn default() -> Self {
+        Self {
+            job_name: String::new(),
+            scrape_interval: None,
+            scrape_timeout: None,
+            metrics_path: default_metrics_path(),
+            scheme: Scheme::default(),
+            honor_labels: false,
+            params: BTreeMap::new(),
+            static_configs: Vec::new(),
+        }
+    }
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".to_string()
+}
+
+/// A fixed list of `host:port` targets sharing labels.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticConfig {
+    /// `host:port` addresses; each becomes the `instance` label.
+    pub targets: Vec<String>,
+    /// Labels added to every series of these targets.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Batching and retry of shipped logs and samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShippingConfig {
+    /// A batch is sent once it holds this many lines (or samples).
+    pub batch_max_lines: usize,
+    /// A batch is sent once it holds this many bytes of line text.
+    pub batch_max_bytes: usize,
+    /// A batch is sent at the latest this long after its first line arrived.
+    #[serde(with = "humantime_serde")]
+    pub batch_max_wait: Duration,
+    /// First retry delay after a retryable failure; doubles per attempt.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max_backoff: Duration,
+    /// Batches being sent (or retried) at once; reading pauses when all are busy.
+    pub max_in_flight_batches: usize,
+}
+
+impl Default for ShippingConfig {
+    fn default() -> Self {
+        Self {
+            batch_max_lines: default_batch_max_lines(),
+            batch_max_bytes: default_batch_max_bytes(),
+            batch_max_wait: default_batch_max_wait(),
+            retry_initial_backoff: default_retry_initial_backoff(),
+            retry_max_backoff: default_retry_max_backoff(),
+            max_in_flight_batches: default_max_in_flight_batches(),
+        }
+    }
+}
+
+fn default_batch_max_lines() -> usize {
+    10_000
+}
+fn default_batch_max_bytes() -> usize {
+    4 * 1024 * 1024
+}
+fn default_batch_max_wait() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_retry_initial_backoff() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_retry_max_backoff() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_in_flight_batches() -> usize {
+    8
+}
+
+impl CollectorConfig {
+    /// Checks values serde cannot; the message names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Err(e) = model::TenantId::new(&self.tenant) {
+            return Err(format!("collector.tenant: {e}"));
+        }
+        let tail = &self.tail;
+        for (i, pattern) in tail.include.iter().enumerate() {
+            glob::Pattern::new(pattern).map_err(|e| format!("collector.tail.include[{i}] {pattern:?}: {e}"))?;
+        }
+        for (i, pattern) in tail.exclude.iter().enumerate() {
+            globset::Glob::new(pattern).map_err(|e| format!("collector.tail.exclude[{i}] {pattern:?}: {e}"))?;
+        }
+        if tail.rescan_interval.is_zero() {
+            return Err("collector.tail.rescan_interval must be > 0".into());
+        }
+        if tail.max_line_bytes == 0 {
+            return Err("collector.tail.max_line_bytes must be > 0".into());
+        }
+        if tail.max_open_files == 0 {
+            return Err("collector.tail.max_open_files must be > 0".into());
+        }
+        for name in tail.labels.keys() {
+            if !model::labels::is_valid_label_name(name) {
+                return Err(format!("collector.tail.labels: {name:?} is not a valid label name"));
+            }
+        }
+        if self.global.scrape_interval.is_zero() {
+            return Err("collector.global.scrape_interval must be > 0".into());
+        }
+        if self.global.scrape_timeout.is_zero() {
+            return Err("collector.global.scrape_timeout must be > 0".into());
+        }
+        for name in self.global.external_labels.keys() {
+            if !model::labels::is_valid_label_name(name) {
+                return Err(format!("collector.global.external_labels: {name:?} is not a valid label name"));
+            }
+        }
+        let mut job_names = std::collections::BTreeSet::new();
+        for (i, job) in self.scrape_configs.iter().enumerate() {
+            let key = format!("collector.scrape_configs[{i}]");
+            if job.job_name.is_empty() {
+                return Err(format!("{key}.job_name must not be empty"));
+            }
+            if !job_names.insert(job.job_name.as_str()) {
+                return Err(format!("{key}.job_name {:?} is used by another job", job.job_name));
+            }
+            if job.scrape_interval.is_some_and(|d| d.is_zero()) {
+                return Err(format!("{key}.scrape_interval must be > 0"));
+            }
+            if job.scrape_timeout.is_some_and(|d| d.is_zero()) {
+                return Err(format!("{key}.scrape_timeout must be > 0"));
+            }
+            if !job.metrics_path.starts_with('/') {
+                return Err(format!("{key}.metrics_path must start with '/'"));
+            }
+            if job.scheme == Scheme::Https {
+                return Err(format!("{key}.scheme: https targets are not supported yet (no TLS in this build)"));
+            }
+            for (j, static_config) in job.static_configs.iter().enumerate() {
+                for (k, target) in static_config.targets.iter().enumerate() {
+                    if target.is_empty() || target.contains('/') || target.contains(char::is_whitespace) {
+                        return Err(format!("{key}.static_configs[{j}].targets[{k}] {target:?} must be host:port"));
+                    }
+                }
+                for name in static_config.labels.keys() {
+                    if !model::labels::is_valid_label_name(name) {
+                        return Err(format!("{key}.static_configs[{j}].labels: {name:?} is not a valid label name"));
+                    }
+                }
+            }
+        }
+        let ship = &self.shipping;
+        if ship.batch_max_lines == 0 {
+            return Err("collector.shipping.batch_max_lines must be > 0".into());
+        }
+        if ship.batch_max_bytes == 0 {
+            return Err("collector.shipping.batch_max_bytes must be > 0".into());
+        }
+        if ship.batch_max_wait.is_zero() {
+            return Err("collector.shipping.batch_max_wait must be > 0".into());
+        }
+        if ship.retry_initial_backoff.is_zero() {
+            return Err("collector.shipping.retry_initial_backoff must be > 0".into());
+        }
+        if ship.retry_max_backoff < ship.retry_initial_backoff {
+            return Err("collector.shipping.retry_max_backoff must be >= retry_initial_backoff".into());
+        }
+        if ship.max_in_flight_batches == 0 {
+            return Err("collector.shipping.max_in_flight_batches must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+impl ScrapeConfig {
+    /// Effective interval and timeout (timeout capped at the interval, as Prometheus requires).
+    pub(crate) fn timing(&self, global: &GlobalScrapeConfig) -> (Duration, Duration) {
+        let interval = self.scrape_interval.unwrap_or(global.scrape_interval);
+        let timeout = self.scrape_timeout.unwrap_or(global.scrape_timeout).min(interval);
+        (interval, timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let c: CollectorConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c.tenant, "default");
+        assert_eq!(c.tail.exclude, vec!["*.gz", "*.tmp"]);
+        assert_eq!(c.tail.rescan_interval, Duration::from_secs(2));
+        assert_eq!(c.tail.labels.get("job").map(String::as_str), Some("varlogs"));
+        assert_eq!(c.shipping.batch_max_wait, Duration::from_millis(200));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn prometheus_style_scrape_config_parses() {
+        let c: CollectorConfig = serde_json::from_str(
+            r#"{"global":{"scrape_interval":"30s"},"scrape_configs":[{"job_name":"node","scrape_interval":"5s",
+            "params":{"module":["a"]},"static_configs":[{"targets":["localhost:9100"],"labels":{"env":"dev"}}]}]}"#,
+        )
+        .unwrap();
+        let job = &c.scrape_configs[0];
+        assert_eq!(job.metrics_path, "/metrics");
+        assert_eq!(job.timing(&c.global), (Duration::from_secs(5), Duration::from_secs(5)));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = serde_json::from_str::<CollectorConfig>(r#"{"scrape_configs":[{"job_name":"a","relabel_configs":[]}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("relabel_configs"), "{err}");
+    }
+
+    #[test]
+    fn validate_names_the_key() {
+        let mut c = CollectorConfig::default();
+        c.shipping.max_in_flight_batches = 0;
+        assert!(c.validate().unwrap_err().contains("collector.shipping.max_in_flight_batches"));
+        let mut c = CollectorConfig::default();
+        c.scrape_configs.push(ScrapeConfig { job_name: String::new(), ..Default::default() });
+        assert!(c.validate().unwrap_err().contains("scrape_configs[0].job_name"));
+        let mut c = CollectorConfig::default();
+        c.tail.include.push("/var/log/[".into());
+        assert!(c.validate().unwrap_err().contains("collector.tail.include[0]"));
+    }
+}

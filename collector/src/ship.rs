@@ -1,0 +1,291 @@
+//! Batching, retry and acknowledgement, shared by logs and samples.
+//!
+//! Readers hand [`Chunk`]s to a bounded channel; one shipper task per kind of data cuts them into
+//! batches by lines, bytes and age, and sends up to `max_in_flight_batches` at once. When all are
+//! busy the shipper stops taking chunks, the channel fills and readers pause (backpressure).
+//!
+//! Delivery is at least once: retryable failures are retried forever with exponential backoff and
+//! jitter. A **non-retryable** failure (the receiver rejects the data, e.g. a 400) drops the batch
+//! with an error log and a `tarsier_collector_dropped{reason="rejected"}` count: this is the only
+//! place the collector drops data, because retrying a rejected batch would block everything behind
+//! it forever.
+//!
+//! Acknowledgements are applied in batch order, so a file's checkpoint only ever moves to an offset
+//! whose every earlier line was acknowledged. Two batches touching the same stream (`order_key`)
+//! are sent one after the other so the receiver sees each file's lines in order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use model::{LogRecord, TenantId, TimeSeries};
+use rand::Rng;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ShippingConfig;
+use crate::metrics::CollectorMetrics;
+use crate::sink::{LogSink, MetricSink, SinkError};
+
+/// "The lines of file `file` up to byte `offset` are in this chunk (or earlier ones)".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileAck {
+    pub file: u64,
+    pub offset: u64,
+}
+
+/// A reader's contribution to a batch: items of one stream, in order.
+#[derive(Debug)]
+pub(crate) struct Chunk<T> {
+    pub items: Vec<T>,
+    pub bytes: usize,
+    /// Items with the same key are delivered in order (a file path, a scrape target).
+    pub order_key: u64,
+    pub ack: Option<FileAck>,
+}
+
+/// Receives acknowledged offsets (the checkpoint store).
+pub(crate) trait AckTarget: Send + Sync + 'static {
+    fn apply(&self, acks: &[FileAck]);
+}
+
+/// Adapts a sink trait to the shipper.
+pub(crate) trait Deliver<T>: Send + Sync + 'static {
+    /// `logs` or `samples`, for metrics and logs.
+    const KIND: &'static str;
+    fn deliver(&self, tenant: TenantId, items: Vec<T>) -> BoxFuture<'static, Result<(), SinkError>>;
+    fn count_sent(metrics: &CollectorMetrics, n: u64);
+}
+
+pub(crate) struct LogDelivery(pub Arc<dyn LogSink>);
+pub(crate) struct MetricDelivery(pub Arc<dyn MetricSink>);
+
+impl Deliver<LogRecord> for LogDelivery {
+    const KIND: &'static str = "logs";
+    fn deliver(&self, tenant: TenantId, items: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.0.push_logs(tenant, items)
+    }
+    fn count_sent(metrics: &CollectorMetrics, n: u64) {
+        metrics.lines_sent.inc_by(n);
+    }
+}
+
+impl Deliver<TimeSeries> for MetricDelivery {
+    const KIND: &'static str = "samples";
+    fn deliver(&self, tenant: TenantId, items: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.0.push_samples(tenant, items)
+    }
+    fn count_sent(metrics: &CollectorMetrics, n: u64) {
+        metrics.samples_sent.inc_by(n);
+    }
+}
+
+/// Applies acknowledgements strictly in batch sequence order.
+struct AckTracker {
+    next: u64,
+    done: BTreeMap<u64, Vec<FileAck>>,
+    target: Option<Arc<dyn AckTarget>>,
+}
+
+impl AckTracker {
+    fn complete(&mut self, seq: u64, acks: Vec<FileAck>) {
+        self.done.insert(seq, acks);
+        while let Some(acks) = self.done.remove(&self.next) {
+            if let Some(target) = &self.target {
+                target.apply(&acks);
+            }
+            self.next += 1;
+        }
+    }
+}
+
+/// Everything a shipper task needs.
+pub(crate) struct Shipper<T, D> {
+    pub rx: mpsc::Receiver<Chunk<T>>,
+    pub delivery: Arc<D>,
+    pub tenant: TenantId,
+    pub config: ShippingConfig,
+    pub acks: Option<Arc<dyn AckTarget>>,
+    pub metrics: CollectorMetrics,
+    /// How long in-flight batches may still take once the channel closed.
+    pub drain_timeout: Duration,
+}
+
+struct InFlight {
+    keys: HashSet<u64>,
+    done: CancellationToken,
+}
+
+impl<T: Clone + Send + 'static, D: Deliver<T>> Shipper<T, D> {
+    /// Runs until the channel closes and in-flight batches finished (or `drain_timeout` passed).
+    pub(crate) async fn run(mut self) {
+        let permits = Arc::new(Semaphore::new(self.config.max_in_flight_batches));
+        let tracker = Arc::new(Mutex::new(AckTracker { next: 0, done: BTreeMap::new(), target: self.acks.clone() }));
+        let mut tasks = JoinSet::new();
+        let mut in_flight: Vec<InFlight> = Vec::new();
+        let mut pending: Vec<Chunk<T>> = Vec::new();
+        let (mut pending_items, mut pending_bytes) = (0usize, 0usize);
+        let mut oldest: Option<Instant> = None;
+        let mut seq = 0u64;
+        loop {
+            let deadline = oldest.map(|t| t + self.config.batch_max_wait);
+            let flush = tokio::select! {
+                maybe = self.rx.recv() => match maybe {
+                    Some(chunk) => {
+                        pending_items += chunk.items.len();
+                        pending_bytes += chunk.bytes;
+                        oldest.get_or_insert_with(Instant::now);
+                        pending.push(chunk);
+                        pending_items >= self.config.batch_max_lines || pending_bytes >= self.config.batch_max_bytes
+                    }
+                    None => break,
+                },
+                _ = sleep_until_opt(deadline) => true,
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Err(e) = joined {
+                        tracing::error!(kind = D::KIND, error = %e, "shipping task failed");
+                    }
+                    false
+                }
+            };
+            if flush && !pending.is_empty() {
+                let batch = std::mem::take(&mut pending);
+                (pending_items, pending_bytes, oldest) = (0, 0, None);
+                self.launch(batch, seq, &permits, &tracker, &mut tasks, &mut in_flight).await;
+                seq += 1;
+            }
+        }
+        if !pending.is_empty() {
+            self.launch(pending, seq, &permits, &tracker, &mut tasks, &mut in_flight).await;
+        }
+        let drained = tokio::time::timeout(self.drain_timeout, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(kind = D::KIND, in_flight = tasks.len(), "shutdown: gave up on undelivered batches");
+            tasks.abort_all();
+        }
+    }
+
+    async fn launch(
+        &self,
+        chunks: Vec<Chunk<T>>,
+        seq: u64,
+        permits: &Arc<Semaphore>,
+        tracker: &Arc<Mutex<AckTracker>>,
+        tasks: &mut JoinSet<()>,
+        in_flight: &mut Vec<InFlight>,
+    ) {
+        // Waiting here (all batches busy) stops the channel from draining: readers pause.
+        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        in_flight.retain(|f| !f.done.is_cancelled());
+        let keys: HashSet<u64> = chunks.iter().map(|c| c.order_key).collect();
+        let predecessors: Vec<CancellationToken> =
+            in_flight.iter().filter(|f| !f.keys.is_disjoint(&keys)).map(|f| f.done.clone()).collect();
+        let done = CancellationToken::new();
+        in_flight.push(InFlight { keys, done: done.clone() });
+
+        let mut items = Vec::with_capacity(chunks.iter().map(|c| c.items.len()).sum());
+        let mut acks = Vec::new();
+        for chunk in chunks {
+            items.extend(chunk.items);
+            acks.extend(chunk.ack);
+        }
+        let delivery = self.delivery.clone();
+        let tenant = self.tenant.clone();
+        let config = self.config.clone();
+        let metrics = self.metrics.clone();
+        let tracker = tracker.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let _done = done.drop_guard();
+            for predecessor in predecessors {
+                predecessor.cancelled().await;
+            }
+            if !items.is_empty() {
+                deliver_with_retry(&*delivery, tenant, items, &config, &metrics).await;
+            }
+            tracker.lock().unwrap_or_else(|e| e.into_inner()).complete(seq, acks);
+        });
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends one batch until it is acknowledged or permanently rejected.
+async fn deliver_with_retry<T: Clone, D: Deliver<T>>(
+    delivery: &D,
+    tenant: TenantId,
+    items: Vec<T>,
+    config: &ShippingConfig,
+    metrics: &CollectorMetrics,
+) {
+    let n = items.len() as u64;
+    let mut backoff = config.retry_initial_backoff;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match delivery.deliver(tenant.clone(), items.clone()).await {
+            Ok(()) => {
+                D::count_sent(metrics, n);
+                return;
+            }
+            Err(e) if e.retryable => {
+                let delay = jittered(backoff);
+                tracing::warn!(kind = D::KIND, attempt, error = %e.message, retry_in = ?delay, "delivery failed, retrying");
+                metrics.send_retries.get_or_create(&vec![("kind".to_string(), D::KIND.to_string())]).inc();
+                tokio::time::sleep(delay).await;
+                backoff = (backoff * 2).min(config.retry_max_backoff);
+            }
+            Err(e) => {
+                tracing::error!(kind = D::KIND, items = n, error = %e.message, "receiver rejected batch, dropping it");
+                metrics.count_drop(D::KIND, "rejected", n);
+                return;
+            }
+        }
+    }
+}
+
+/// A delay between half and all of `backoff`, so many collectors do not retry in lockstep.
+fn jittered(backoff: Duration) -> Duration {
+    backoff.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Recorder(Mutex<Vec<FileAck>>);
+    impl AckTarget for Recorder {
+        fn apply(&self, acks: &[FileAck]) {
+            self.0.lock().unwrap().extend_from_slice(acks);
+        }
+    }
+
+    #[test]
+    fn acks_apply_in_sequence_order_only() {
+        let recorder = Arc::new(Recorder(Mutex::new(Vec::new())));
+        let mut tracker = AckTracker { next: 0, done: BTreeMap::new(), target: Some(recorder.clone()) };
+        let ack = |offset| vec![FileAck { file: 1, offset }];
+        tracker.complete(1, ack(20));
+        assert!(recorder.0.lock().unwrap().is_empty(), "batch 1 must wait for batch 0");
+        tracker.complete(0, ack(10));
+        tracker.complete(2, ack(30));
+        let offsets: Vec<u64> = recorder.0.lock().unwrap().iter().map(|a| a.offset).collect();
+        assert_eq!(offsets, vec![10, 20, 30]);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_full_backoff() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_millis(100));
+            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100));
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Where collected data goes. One trait per kind of data so a deployment can send logs and samples
+//! to different stores; [`HttpSink`] speaks Loki push and Prometheus remote_write, so it works
+//! against Tarsier's server as well as Loki, Mimir, Prometheus or VictoriaMetrics.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use model::{LogRecord, LogStream, TenantId, TimeSeries};
+
+use crate::error::Error;
+
+/// Receives batches of log records. The future resolving `Ok` is the acknowledgement that moves
+/// file checkpoints forward, so it must only resolve once the data is safe at the receiver.
+pub trait LogSink: Send + Sync + 'static {
+    fn push_logs(&self, tenant: TenantId, records: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>>;
+}
+
+/// Receives batches of samples (scrape results and synthetic series).
+pub trait MetricSink: Send + Sync + 'static {
+    fn push_samples(&self, tenant: TenantId, series: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>>;
+}
+
+/// A failed delivery. `retryable` failures are retried forever with backoff; the others drop the
+/// batch (the only place the collector drops data).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkError {
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl SinkError {
+    /// A failure that may succeed later (overload, network, 5xx).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self { retryable: true, message: message.into() }
+    }
+
+    /// A failure that will not succeed by retrying (the receiver rejects the data).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { retryable: false, message: message.into() }
+    }
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.retryable { "retryable" } else { "permanent" };
+        write!(f, "{kind} sink error: {}", self.message)
+    }
+}
+
+impl std::error::Error for SinkError {}
+
+/// Longest part of a server's error body kept in a [`SinkError`] message.
+const MAX_ERROR_BODY: usize = 512;
+
+/// Ships logs with Loki's push API and samples with Prometheus remote_write 1.0.
+#[derive(Clone)]
+pub struct HttpSink {
+    client: reqwest::Client,
+    logs_url: String,
+    write_url: String,
+}
+
+impl HttpSink {
+    /// `base_url` is the receiver's root (e.g. `http://tarsier:3100`); `timeout` bounds each request.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<HttpSink, Error> {
+        let base = reqwest::Url::parse(base_url).map_err(|e| Error::Config(format!("sink url {base_url:?}: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(Error::Config(format!("sink url {base_url:?}: scheme must be http or https")));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("tarsier-collector/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Http(format!("building http client: {e}")))?;
+        let root = base.as_str().trim_end_matches('/').to_string();
+        Ok(HttpSink { client, logs_url: format!("{root}/loki/api/v1/push"), write_url: format!("{root}/api/v1/write") })
+    }
+
+    async fn post(
+        client: reqwest::Client,
+        url: String,
+        tenant: TenantId,
+        body: Vec<u8>,
+        remote_write: bool,
+    ) -> Result<(), SinkError> {
+        let mut request = client
+            .post(&url)
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Scope-OrgID", tenant.as_str())
+            .body(body);
+        if remote_write {
+            request = request
+                .header("Content-Encoding", "snappy")
+                .header("X-Prometheus-Remote-Write-Version", "0.1.0");
+        }
+        let response = request.send().await.map_err(|e| SinkError::retryable(format!("POST {url}: {e}")))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let mut text = response.text().await.unwrap_or_default();
+        if text.len() > MAX_ERROR_BODY {
+            let mut cut = MAX_ERROR_BODY;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        let message = format!("POST {url}: {status}: {}", text.trim());
+        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+            Err(SinkError::retryable(message))
+        } else {
+            tracing::error!(url = %url, status = status.as_u16(), body = %text.trim(), "receiver rejected batch");
+            Err(SinkError::permanent(message))
+        }
+    }
+}
+
+impl LogSink for HttpSink {
+    fn push_logs(&self, tenant: TenantId, records: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
+        let body = model::wire::loki_push::encode_protobuf(&LogStream::group(records));
+        Box::pin(Self::post(self.client.clone(), self.logs_url.clone(), tenant, body, false))
+    }
+}
+
+impl MetricSink for HttpSink {
+    fn push_samples(&self, tenant: TenantId, series: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>> {
+        let body = model::wire::remote_write::encode(&series);
+        Box::pin(Self::post(self.client.clone(), self.write_url.clone(), tenant, body, true))
+    }
+}

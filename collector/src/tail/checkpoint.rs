@@ -1,0 +1,259 @@
+//! Read positions that survive restarts. A file's checkpoint holds the offset up to which its lines
+//! were acknowledged by the sink (never merely read), keyed by the file's identity so a renamed file
+//! is still recognised and a reused inode is not.
+//!
+//! On disk: `checkpoints.json`, `{"version":1,"files":[...]}`, replaced atomically (temp file,
+//! fsync, rename, fsync of the directory) so a crash leaves the old or the new version.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::ship::{AckTarget, FileAck};
+use crate::tail::file::{Fingerprint, Identity};
+
+/// Version of the checkpoint file layout; bump on incompatible changes.
+pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+/// Name of the checkpoint file inside the state directory.
+pub(crate) const CHECKPOINT_FILE: &str = "checkpoints.json";
+
+/// One file's acknowledged position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CheckpointEntry {
+    pub dev: u64,
+    pub ino: u64,
+    /// How many leading bytes the fingerprint covers (up to 1 KiB).
+    pub fingerprint_len: u64,
+    pub fingerprint: u64,
+    pub offset: u64,
+    /// Path when last seen; informational (identity is dev, inode and fingerprint).
+    pub path: String,
+}
+
+impl CheckpointEntry {
+    pub(crate) fn identity(&self) -> Identity {
+        Identity { dev: self.dev, ino: self.ino }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointFile {
+    version: u32,
+    files: Vec<CheckpointEntry>,
+}
+
+/// Reads `state_dir/checkpoints.json`; a missing file means no checkpoints.
+pub(crate) fn load(state_dir: &Path) -> Result<Vec<CheckpointEntry>, Error> {
+    let path = state_dir.join(CHECKPOINT_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("reading checkpoints", path, e)),
+    };
+    let file: CheckpointFile = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
+    if file.version != CHECKPOINT_VERSION {
+        return Err(Error::Checkpoint {
+            path,
+            reason: format!("version {} is not supported (expected {CHECKPOINT_VERSION})", file.version),
+        });
+    }
+    Ok(file.files)
+}
+
+/// Atomically replaces `state_dir/checkpoints.json` with `entries`.
+pub(crate) fn save(state_dir: &Path, entries: &[CheckpointEntry]) -> Result<(), Error> {
+    let path = state_dir.join(CHECKPOINT_FILE);
+    let tmp = state_dir.join(format!("{CHECKPOINT_FILE}.tmp"));
+    let body = serde_json::to_vec(&CheckpointFile { version: CHECKPOINT_VERSION, files: entries.to_vec() })
+        .map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&body)?;
+        f.sync_all()
+    };
+    write().map_err(|e| Error::io("writing checkpoints", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io("replacing checkpoints", &path, e))?;
+    File::open(state_dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("syncing directory", state_dir, e))
+}
+
+struct Tracked {
+    entry: CheckpointEntry,
+    /// Released by the reader; forgotten once everything it read was acknowledged.
+    final_offset: Option<u64>,
+}
+
+#[derive(Default)]
+struct StoreInner {
+    open: HashMap<u64, Tracked>,
+    /// Loaded entries no open file claimed yet (kept until their file is gone).
+    unclaimed: HashMap<Identity, CheckpointEntry>,
+}
+
+/// The live checkpoints, shared by the reader (registers files), the shippers (apply acks) and
+/// the saver.
+pub(crate) struct CheckpointStore {
+    dir: PathBuf,
+    inner: Mutex<StoreInner>,
+    dirty: AtomicBool,
+}
+
+impl CheckpointStore {
+    pub(crate) fn new(dir: PathBuf, loaded: Vec<CheckpointEntry>) -> Self {
+        let unclaimed = loaded.into_iter().map(|e| (e.identity(), e)).collect();
+        Self { dir, inner: Mutex::new(StoreInner { open: HashMap::new(), unclaimed }), dirty: AtomicBool::new(false) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StoreInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the loaded checkpoint of `identity`, if any.
+    pub(crate) fn claim(&self, identity: Identity) -> Option<CheckpointEntry> {
+        self.lock().unclaimed.remove(&identity)
+    }
+
+    /// Drops loaded checkpoints whose file no longer exists under its recorded identity.
+    pub(crate) fn prune_unclaimed(&self, exists: impl Fn(&CheckpointEntry) -> bool) {
+        let mut inner = self.lock();
+        let before = inner.unclaimed.len();
+        inner.unclaimed.retain(|_, e| exists(e));
+        if inner.unclaimed.len() != before {
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    /// Starts tracking an opened file at its acknowledged offset.
+    pub(crate) fn register(&self, file: u64, entry: CheckpointEntry) {
+        self.lock().open.insert(file, Tracked { entry, final_offset: None });
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Records a (longer) fingerprint of an open file.
+    pub(crate) fn set_fingerprint(&self, file: u64, fingerprint: Fingerprint) {
+        if let Some(t) = self.lock().open.get_mut(&file) {
+            t.entry.fingerprint_len = fingerprint.len;
+            t.entry.fingerprint = fingerprint.hash;
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    /// The reader let go of `file` after reading up to `final_offset`.
+    pub(crate) fn release(&self, file: u64, final_offset: u64) {
+        let mut inner = self.lock();
+        if let Some(t) = inner.open.get_mut(&file) {
+            if t.entry.offset >= final_offset {
+                inner.open.remove(&file);
+            } else {
+                t.final_offset = Some(final_offset);
+            }
+        }
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// The acknowledged offset of an open file.
+    #[cfg(test)]
+    pub(crate) fn offset(&self, file: u64) -> Option<u64> {
+        self.lock().open.get(&file).map(|t| t.entry.offset)
+    }
+
+    /// Current checkpoints, for saving.
+    pub(crate) fn snapshot(&self) -> Vec<CheckpointEntry> {
+        let inner = self.lock();
+        let mut entries: Vec<CheckpointEntry> =
+            inner.open.values().map(|t| t.entry.clone()).chain(inner.unclaimed.values().cloned()).collect();
+        entries.sort_by(|a, b| (a.dev, a.ino).cmp(&(b.dev, b.ino)));
+        entries
+    }
+
+    /// Saves if anything changed since the last save (blocking: disk and fsync).
+    pub(crate) fn save_if_dirty(&self) -> Result<(), Error> {
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            if let Err(e) = save(&self.dir, &self.snapshot()) {
+                self.dirty.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AckTarget for CheckpointStore {
+    fn apply(&self, acks: &[FileAck]) {
+        if acks.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        for ack in acks {
+            let Some(t) = inner.open.get_mut(&ack.file) else { continue };
+            // Set, not max: after a copytruncate the offset legitimately goes back.
+            t.entry.offset = ack.offset;
+            if t.final_offset.is_some_and(|f| ack.offset >= f) {
+                inner.open.remove(&ack.file);
+            }
+        }
+        self.dirty.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(ino: u64, offset: u64) -> CheckpointEntry {
+        CheckpointEntry { dev: 1, ino, fingerprint_len: 3, fingerprint: 9, offset, path: format!("/f{ino}") }
+    }
+
+    #[test]
+    fn save_then_load_round_trips_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_empty());
+        save(dir.path(), &[entry(1, 10), entry(2, 20)]).unwrap();
+        save(dir.path(), &[entry(1, 11)]).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), vec![entry(1, 11)]);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(CHECKPOINT_FILE)]);
+    }
+
+    #[test]
+    fn a_crash_before_rename_keeps_the_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &[entry(1, 10)]).unwrap();
+        // A crash mid-save leaves a half-written temp file; loading ignores it.
+        std::fs::write(dir.path().join(format!("{CHECKPOINT_FILE}.tmp")), b"{\"version\":1,\"fi").unwrap();
+        assert_eq!(load(dir.path()).unwrap(), vec![entry(1, 10)]);
+        save(dir.path(), &[entry(1, 12)]).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), vec![entry(1, 12)]);
+    }
+
+    #[test]
+    fn unknown_versions_and_garbage_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), br#"{"version":99,"files":[]}"#).unwrap();
+        assert!(load(dir.path()).unwrap_err().to_string().contains("version 99"));
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), b"garbage").unwrap();
+        assert!(load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn released_files_are_forgotten_once_fully_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path().to_path_buf(), vec![entry(7, 5)]);
+        assert_eq!(store.claim(Identity { dev: 1, ino: 7 }).map(|e| e.offset), Some(5));
+        store.register(1, entry(7, 5));
+        store.apply(&[FileAck { file: 1, offset: 50 }]);
+        assert_eq!(store.offset(1), Some(50));
+        store.release(1, 80);
+        assert_eq!(store.snapshot().len(), 1, "not yet fully acknowledged");
+        store.apply(&[FileAck { file: 1, offset: 80 }]);
+        assert!(store.snapshot().is_empty());
+        store.save_if_dirty().unwrap();
+        assert!(load(dir.path()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,240 @@
+//! One open log file: its identity, its read position and the line splitting of its bytes.
+//!
+//! Identity is (device, inode) plus a fingerprint of the first bytes (up to 1 KiB): the inode
+//! alone is reused by the filesystem once a rotated file is deleted, the fingerprint tells the
+//! new file apart. Reading goes through the open handle, so a renamed or deleted file can still
+//! be read to its end.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::parse::{LineParser, ParsedLine};
+use crate::tail::labels::FileLabels;
+
+/// Bytes covered by a complete fingerprint.
+pub(crate) const FINGERPRINT_BYTES: u64 = 1024;
+/// Size of one read call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Device and inode of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl Identity {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
+        Identity { dev: meta.dev(), ino: meta.ino() }
+    }
+}
+
+/// A hash of a file's first `len` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    pub len: u64,
+    pub hash: u64,
+}
+
+impl Fingerprint {
+    /// Fingerprints the first `len` bytes of `file` (fewer if the file is shorter now).
+    pub(crate) fn read(file: &File, len: u64) -> std::io::Result<Fingerprint> {
+        let mut buf = vec![0u8; len as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = file.read_at(&mut buf[filled..], filled as u64)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        Ok(Fingerprint { len: filled as u64, hash: fnv1a(&buf[..filled]) })
+    }
+}
+
+/// FNV-1a: stable across Rust versions (unlike `DefaultHasher`), which the checkpoint file needs.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// What one read pass over a file produced.
+#[derive(Debug, Default)]
+pub(crate) struct ReadOutcome {
+    pub records: Vec<ParsedLine>,
+    pub bytes: u64,
+    /// Lines cut at `max_line_bytes`.
+    pub truncated_lines: u64,
+    /// The file was found shorter than our position (copytruncate) and restarted at 0.
+    pub truncated_file: bool,
+    /// The end of the file was reached.
+    pub at_eof: bool,
+    /// The fingerprint grew (the checkpoint should record it).
+    pub new_fingerprint: Option<Fingerprint>,
+    /// Size of the file when the pass started.
+    pub size: u64,
+}
+
+/// An open file being tailed.
+pub(crate) struct TailedFile {
+    pub id: u64,
+    pub path: PathBuf,
+    pub identity: Identity,
+    pub fingerprint: Fingerprint,
+    pub labels: FileLabels,
+    /// Key that keeps this path's batches in order (old and new file of a rotation share it).
+    pub order_key: u64,
+    /// No discovered path leads to this file any more (rotated away or deleted).
+    pub orphaned: bool,
+    file: File,
+    /// Next byte to read.
+    read_offset: u64,
+    /// Bytes of the current unfinished line (at most `max_line_bytes`).
+    line: Vec<u8>,
+    /// The current line exceeded `max_line_bytes`; the rest of it is being discarded.
+    line_truncated: bool,
+    /// End of the last line after which no partial record was pending: safe to checkpoint.
+    safe_offset: u64,
+    parser: LineParser,
+    max_line_bytes: usize,
+}
+
+impl TailedFile {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: u64,
+        path: &Path,
+        file: File,
+        identity: Identity,
+        fingerprint: Fingerprint,
+        labels: FileLabels,
+        start_offset: u64,
+        parser: LineParser,
+        max_line_bytes: usize,
+    ) -> Self {
+        TailedFile {
+            id,
+            path: path.to_path_buf(),
+            identity,
+            fingerprint,
+            labels,
+            order_key: fnv1a(path.as_os_str().as_encoded_bytes()),
+            orphaned: false,
+            file,
+            read_offset: start_offset,
+            line: Vec::new(),
+            line_truncated: false,
+            safe_offset: start_offset,
+            parser,
+            max_line_bytes,
+        }
+    }
+
+    /// The offset up to which every line has been turned into a complete record.
+    pub(crate) fn safe_offset(&self) -> u64 {
+        self.safe_offset
+    }
+
+    pub(crate) fn read_offset(&self) -> u64 {
+        self.read_offset
+    }
+
+    /// Reads at most `budget` new bytes. At EOF of an orphaned file the unfinished last line and
+    /// any pending partial are emitted too, since nothing will ever complete them.
+    pub(crate) fn read(&mut self, budget: usize, now_ns: i64) -> std::io::Result<ReadOutcome> {
+        let mut out = ReadOutcome { size: self.file.metadata()?.len(), ..Default::default() };
+        if out.size < self.read_offset || self.content_replaced()? {
+            self.restart_at_zero();
+            out.truncated_file = true;
+        }
+        if self.fingerprint.len < FINGERPRINT_BYTES && out.size > self.fingerprint.len {
+            self.fingerprint = Fingerprint::read(&self.file, FINGERPRINT_BYTES)?;
+            out.new_fingerprint = Some(self.fingerprint);
+        }
+        let mut buf = vec![0u8; READ_CHUNK.min(budget.max(1))];
+        while (out.bytes as usize) < budget {
+            let n = self.file.read_at(&mut buf, self.read_offset)?;
+            if n == 0 {
+                out.at_eof = true;
+                break;
+            }
+            self.consume(&buf[..n], now_ns, &mut out);
+        }
+        if out.at_eof && self.orphaned {
+            if !self.line.is_empty() || self.line_truncated {
+                self.finish_line(self.read_offset, now_ns, &mut out);
+            }
+            self.parser.flush(&mut out.records);
+            self.safe_offset = self.read_offset;
+        }
+        Ok(out)
+    }
+
+    /// Whether the first bytes changed under us (truncated and rewritten past our offset).
+    fn content_replaced(&self) -> std::io::Result<bool> {
+        if self.fingerprint.len == 0 {
+            return Ok(false);
+        }
+        Ok(Fingerprint::read(&self.file, self.fingerprint.len)? != self.fingerprint)
+    }
+
+    fn restart_at_zero(&mut self) {
+        self.read_offset = 0;
+        self.safe_offset = 0;
+        self.line.clear();
+        self.line_truncated = false;
+        self.parser.reset();
+        self.fingerprint = Fingerprint { len: 0, hash: fnv1a(&[]) };
+    }
+
+    fn consume(&mut self, data: &[u8], now_ns: i64, out: &mut ReadOutcome) {
+        let base = self.read_offset;
+        self.read_offset += data.len() as u64;
+        out.bytes += data.len() as u64;
+        let mut start = 0;
+        while let Some(pos) = data[start..].iter().position(|b| *b == b'\n') {
+            let end = start + pos;
+            self.append(&data[start..end]);
+            self.finish_line(base + end as u64 + 1, now_ns, out);
+            start = end + 1;
+        }
+        self.append(&data[start..]);
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        let room = self.max_line_bytes.saturating_sub(self.line.len());
+        if bytes.len() > room {
+            self.line.extend_from_slice(&bytes[..room]);
+            self.line_truncated = true;
+        } else {
+            self.line.extend_from_slice(bytes);
+        }
+    }
+
+    fn finish_line(&mut self, end_offset: u64, now_ns: i64, out: &mut ReadOutcome) {
+        let mut raw = std::mem::take(&mut self.line);
+        if raw.last() == Some(&b'\r') {
+            raw.pop();
+        }
+        if std::mem::take(&mut self.line_truncated) {
+            out.truncated_lines += 1;
+        }
+        let text = match String::from_utf8(raw) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
+        if !text.is_empty() {
+            let before = out.records.len();
+            self.parser.push(&text, now_ns, &mut out.records);
+            out.truncated_lines += out.records[before..].iter().filter(|r| r.truncated).count() as u64;
+        }
+        if !self.parser.has_partial() {
+            self.safe_offset = end_offset;
+        }
+    }
+}

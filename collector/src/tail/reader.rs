@@ -1,0 +1,281 @@
+//! The tailing loop: one dedicated thread (file reads are blocking) that rescans, reads every open
+//! file's new bytes, turns them into records and hands them to the log shipper. Rotated and
+//! deleted files are read to their end through their open handle before the file now at their
+//! path, so a stream's lines stay in order across a rotation.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use model::LogRecord;
+use tokio::sync::mpsc;
+
+use crate::config::{LogFormat, StartAt, TailConfig};
+use crate::metrics::CollectorMetrics;
+use crate::parse::LineParser;
+use crate::ship::{Chunk, FileAck};
+use crate::tail::checkpoint::{CheckpointEntry, CheckpointStore};
+use crate::tail::discovery::Discovery;
+use crate::tail::file::{FINGERPRINT_BYTES, Fingerprint, Identity, TailedFile};
+use crate::tail::labels::FileLabels;
+
+/// Bytes read from one file per pass, so one busy file cannot starve the others.
+const READ_BUDGET_PER_FILE: usize = 1024 * 1024;
+/// Longest wait between read passes when no watch event arrives (bounds latency without inotify).
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Wait between attempts to hand a chunk to a full shipper channel.
+const BACKPRESSURE_RETRY: Duration = Duration::from_millis(10);
+
+/// State of the tailing thread.
+pub(crate) struct Tailer {
+    pub config: TailConfig,
+    pub discovery: Discovery,
+    pub store: Arc<CheckpointStore>,
+    pub tx: mpsc::Sender<Chunk<LogRecord>>,
+    pub metrics: CollectorMetrics,
+    pub stop: Arc<AtomicBool>,
+    pub rescan_requested: Arc<AtomicBool>,
+    pub wake_rx: std::sync::mpsc::Receiver<()>,
+    pub node_name: Option<String>,
+    files: HashMap<u64, TailedFile>,
+    by_identity: HashMap<Identity, u64>,
+    next_id: u64,
+    first_scan: bool,
+}
+
+impl Tailer {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        config: TailConfig,
+        discovery: Discovery,
+        store: Arc<CheckpointStore>,
+        tx: mpsc::Sender<Chunk<LogRecord>>,
+        metrics: CollectorMetrics,
+        stop: Arc<AtomicBool>,
+        rescan_requested: Arc<AtomicBool>,
+        wake_rx: std::sync::mpsc::Receiver<()>,
+        node_name: Option<String>,
+    ) -> Self {
+        Tailer {
+            config,
+            discovery,
+            store,
+            tx,
+            metrics,
+            stop,
+            rescan_requested,
+            wake_rx,
+            node_name,
+            files: HashMap::new(),
+            by_identity: HashMap::new(),
+            next_id: 0,
+            first_scan: true,
+        }
+    }
+
+    /// Runs until `stop` is set. Lines read but not yet acknowledged are simply not checkpointed,
+    /// so stopping at any point loses nothing.
+    pub(crate) fn run(mut self) {
+        let mut last_scan: Option<Instant> = None;
+        while !self.stopped() {
+            let rescan_due = last_scan.is_none_or(|t| t.elapsed() >= self.config.rescan_interval);
+            if rescan_due || self.rescan_requested.swap(false, Ordering::AcqRel) {
+                self.rescan();
+                last_scan = Some(Instant::now());
+            }
+            let more = match self.read_all() {
+                Some(more) => more,
+                None => break,
+            };
+            if !more {
+                let until_scan = last_scan
+                    .map(|t| self.config.rescan_interval.saturating_sub(t.elapsed()))
+                    .unwrap_or(Duration::ZERO);
+                let _ = self.wake_rx.recv_timeout(until_scan.min(POLL_INTERVAL));
+            }
+        }
+        self.metrics.open_files.set(0);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Opens newly matching files and marks files no path leads to any more as orphaned.
+    fn rescan(&mut self) {
+        let paths = self.discovery.scan();
+        let mut seen: HashMap<Identity, PathBuf> = HashMap::new();
+        for path in &paths {
+            let Ok(meta) = std::fs::metadata(path) else { continue };
+            seen.entry(Identity::of(&meta)).or_insert_with(|| path.clone());
+        }
+        for file in self.files.values_mut() {
+            if !file.orphaned && !seen.contains_key(&file.identity) {
+                tracing::debug!(path = %file.path.display(), "file rotated or deleted, reading it to its end");
+                file.orphaned = true;
+                self.metrics.rotations.inc();
+            }
+        }
+        let mut skipped = 0usize;
+        for (identity, path) in seen {
+            if self.by_identity.contains_key(&identity) {
+                continue;
+            }
+            if self.files.len() >= self.config.max_open_files {
+                skipped += 1;
+                continue;
+            }
+            if let Err(e) = self.open(&path, identity) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open log file");
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(skipped, max_open_files = self.config.max_open_files, "too many open files, some wait");
+        }
+        self.store.prune_unclaimed(|entry| {
+            std::fs::metadata(&entry.path).is_ok_and(|m| Identity::of(&m) == entry.identity())
+        });
+        self.first_scan = false;
+    }
+
+    fn open(&mut self, path: &Path, expected: Identity) -> std::io::Result<()> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        let identity = Identity::of(&meta);
+        if identity != expected {
+            return Ok(()); // replaced between scan and open: the next scan sees the new one
+        }
+        let fingerprint = Fingerprint::read(&file, FINGERPRINT_BYTES)?;
+        let start = match self.store.claim(identity) {
+            Some(cp) if cp.offset <= meta.len() && Fingerprint::read(&file, cp.fingerprint_len)?.hash == cp.fingerprint => {
+                cp.offset
+            }
+            // No checkpoint, or the inode was reused by another file.
+            _ if self.first_scan && self.config.start_at == StartAt::End => meta.len(),
+            _ => 0,
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let labels = FileLabels::new(path, &self.config.labels, self.node_name.as_deref());
+        let parser = LineParser::new(self.format_for(path), self.config.max_line_bytes);
+        self.store.register(
+            id,
+            CheckpointEntry {
+                dev: identity.dev,
+                ino: identity.ino,
+                fingerprint_len: fingerprint.len,
+                fingerprint: fingerprint.hash,
+                offset: start,
+                path: path.to_string_lossy().into_owned(),
+            },
+        );
+        tracing::debug!(path = %path.display(), offset = start, "tailing file");
+        let tailed =
+            TailedFile::new(id, path, file, identity, fingerprint, labels, start, parser, self.config.max_line_bytes);
+        self.files.insert(id, tailed);
+        self.by_identity.insert(identity, id);
+        self.metrics.open_files.set(self.files.len() as i64);
+        Ok(())
+    }
+
+    fn format_for(&self, _path: &Path) -> LogFormat {
+        self.config.format
+    }
+
+    /// One read pass over all files, orphaned ones first. Returns whether some file has more to
+    /// read right away, or `None` when stopping.
+    fn read_all(&mut self) -> Option<bool> {
+        let mut ids: Vec<(bool, u64)> = self.files.values().map(|f| (!f.orphaned, f.id)).collect();
+        ids.sort();
+        let mut more = false;
+        for (_, id) in ids {
+            let now_ns = model::time::now_ns();
+            let Some(file) = self.files.get_mut(&id) else { continue };
+            let outcome = match file.read(READ_BUDGET_PER_FILE, now_ns) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(path = %file.path.display(), error = %e, "read failed, releasing file");
+                    self.release(id);
+                    continue;
+                }
+            };
+            let metrics = &self.metrics;
+            metrics.bytes_read.inc_by(outcome.bytes);
+            metrics.lines_read.inc_by(outcome.records.len() as u64);
+            metrics.lines_truncated.inc_by(outcome.truncated_lines);
+            if outcome.truncated_file {
+                tracing::info!(path = %file.path.display(), "file truncated, reading from the start");
+                metrics.truncations.inc();
+            }
+            if let Some(fp) = outcome.new_fingerprint {
+                self.store.set_fingerprint(id, fp);
+            }
+            let lag = outcome.size.saturating_sub(file.read_offset());
+            let lag_labels = vec![("path".to_string(), file.path.to_string_lossy().into_owned())];
+            metrics.file_lag_bytes.get_or_create(&lag_labels).set(lag as i64);
+            more |= !outcome.at_eof;
+            if outcome.bytes > 0 || !outcome.records.is_empty() || outcome.truncated_file {
+                let chunk = Chunk {
+                    bytes: outcome.records.iter().map(|r| r.line.len()).sum(),
+                    items: outcome
+                        .records
+                        .into_iter()
+                        .map(|r| LogRecord {
+                            timestamp_ns: r.timestamp_ns,
+                            labels: file.labels.for_stream(r.stream).clone(),
+                            line: r.line,
+                        })
+                        .collect(),
+                    order_key: file.order_key,
+                    ack: Some(FileAck { file: id, offset: file.safe_offset() }),
+                };
+                if !self.send(chunk) {
+                    return None;
+                }
+            }
+            let file = &self.files[&id];
+            if file.orphaned && outcome.at_eof && outcome.bytes == 0 {
+                self.release(id);
+            }
+        }
+        Some(more)
+    }
+
+    /// Hands a chunk to the shipper, waiting while its channel is full. `false` when stopping.
+    fn send(&self, mut chunk: Chunk<LogRecord>) -> bool {
+        loop {
+            match self.tx.try_send(chunk) {
+                Ok(()) => {
+                    self.metrics.read_paused.set(0);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    self.metrics.read_paused.set(1);
+                    if self.stopped() {
+                        return false;
+                    }
+                    chunk = back;
+                    std::thread::sleep(BACKPRESSURE_RETRY);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+    }
+
+    fn release(&mut self, id: u64) {
+        if let Some(file) = self.files.remove(&id) {
+            tracing::debug!(path = %file.path.display(), "released file");
+            self.by_identity.remove(&file.identity);
+            self.store.release(id, file.safe_offset());
+            let lag_labels = vec![("path".to_string(), file.path.to_string_lossy().into_owned())];
+            // Another open file may share the path (the new file after a rotation).
+            if !self.files.values().any(|f| f.path == file.path) {
+                self.metrics.file_lag_bytes.remove(&lag_labels);
+            }
+        }
+        self.metrics.open_files.set(self.files.len() as i64);
+    }
+}
