@@ -412,9 +412,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = serde_json::from_str::<CollectorConfig>(r#"{"scrape_configs":[{"job_name":"a","relabel_configs":[]}]}"#)
-            .unwrap_err()
-            .to_string();
+        let err =
+            serde_json::from_str::<CollectorConfig>(r#"{"scrape_configs":[{"job_name":"a","relabel_configs":[]}]}"#)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("relabel_configs"), "{err}");
     }
 

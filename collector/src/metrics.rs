@@ -33,7 +33,11 @@ impl CollectorMetrics {
         r.register("tarsier_collector_lines_read", "Log lines read from files", self.lines_read.clone());
         r.register("tarsier_collector_bytes_read", "Bytes read from log files", self.bytes_read.clone());
         r.register("tarsier_collector_lines_sent", "Log records acknowledged by the log sink", self.lines_sent.clone());
-        r.register("tarsier_collector_samples_sent", "Samples acknowledged by the metric sink", self.samples_sent.clone());
+        r.register(
+            "tarsier_collector_samples_sent",
+            "Samples acknowledged by the metric sink",
+            self.samples_sent.clone(),
+        );
         r.register(
             "tarsier_collector_dropped",
             "Records or samples dropped, by kind and reason (permanent sink rejections)",

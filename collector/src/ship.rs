@@ -161,7 +161,8 @@ impl<T: Clone + Send + 'static, D: Deliver<T>> Shipper<T, D> {
         if !pending.is_empty() {
             self.launch(pending, seq, &permits, &tracker, &mut tasks, &mut in_flight).await;
         }
-        let drained = tokio::time::timeout(self.drain_timeout, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained =
+            tokio::time::timeout(self.drain_timeout, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!(kind = D::KIND, in_flight = tasks.len(), "shutdown: gave up on undelivered batches");
             tasks.abort_all();

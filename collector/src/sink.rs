@@ -90,9 +90,7 @@ impl HttpSink {
             .header("X-Scope-OrgID", tenant.as_str())
             .body(body);
         if remote_write {
-            request = request
-                .header("Content-Encoding", "snappy")
-                .header("X-Prometheus-Remote-Write-Version", "0.1.0");
+            request = request.header("Content-Encoding", "snappy").header("X-Prometheus-Remote-Write-Version", "0.1.0");
         }
         let response = request.send().await.map_err(|e| SinkError::retryable(format!("POST {url}: {e}")))?;
         let status = response.status();

@@ -41,7 +41,13 @@ mod tests {
 
     #[test]
     fn non_cri_lines_are_refused() {
-        for line in ["hello world", "1613467275 stdout F x", "2021-02-16T09:21:15Z stdin F x", "2021-02-16T09:21:15Z stdout X x", ""] {
+        for line in [
+            "hello world",
+            "1613467275 stdout F x",
+            "2021-02-16T09:21:15Z stdin F x",
+            "2021-02-16T09:21:15Z stdout X x",
+            "",
+        ] {
             assert!(parse_cri(line).is_none(), "{line:?}");
         }
     }

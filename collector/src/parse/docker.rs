@@ -51,7 +51,8 @@ mod tests {
 
     #[test]
     fn complete_and_partial_lines() {
-        let f = parse_docker(r#"{"log":"a \"q\"\n","stream":"stderr","time":"2021-02-16T09:15:12.50286486Z"}"#).unwrap();
+        let f =
+            parse_docker(r#"{"log":"a \"q\"\n","stream":"stderr","time":"2021-02-16T09:15:12.50286486Z"}"#).unwrap();
         assert_eq!((f.stream, f.partial, f.message.as_ref()), (Stream::Stderr, false, "a \"q\""));
         assert_eq!(f.timestamp_ns, Some(1_613_466_912_502_864_860));
         let f = parse_docker(r#"{"log":"part"}"#).unwrap();

@@ -107,15 +107,15 @@ impl LineParser {
         } else {
             partial.text.push_str(&framed.message);
         }
-        if !framed.partial {
-            if let Some(done) = slot.take() {
-                out.push(ParsedLine {
-                    timestamp_ns: done.timestamp_ns,
-                    stream: Some(framed.stream),
-                    line: done.text,
-                    truncated: done.truncated,
-                });
-            }
+        if !framed.partial
+            && let Some(done) = slot.take()
+        {
+            out.push(ParsedLine {
+                timestamp_ns: done.timestamp_ns,
+                stream: Some(framed.stream),
+                line: done.text,
+                truncated: done.truncated,
+            });
         }
     }
 

@@ -53,9 +53,12 @@ fn fluent_bit_dockermode_partials_are_joined_as_expected() {
 #[test]
 fn otel_varlogpods_runtimes_are_detected_and_partials_joined() {
     let dir = corpus("logs/kubernetes/otel-contrib-varlogpods");
-    for (runtime, format) in
-        [("crio", LogFormat::Cri), ("containerd", LogFormat::Cri), ("docker", LogFormat::Docker), ("otel-collector", LogFormat::Cri)]
-    {
+    for (runtime, format) in [
+        ("crio", LogFormat::Cri),
+        ("containerd", LogFormat::Cri),
+        ("docker", LogFormat::Docker),
+        ("otel-collector", LogFormat::Cri),
+    ] {
         let path = dir.join(runtime).join("0.log");
         let raw_lines = std::fs::read_to_string(&path).unwrap().lines().count();
         let (got, detected) = parse_file(&path, LogFormat::Auto);
@@ -68,7 +71,10 @@ fn otel_varlogpods_runtimes_are_detected_and_partials_joined() {
             assert!(!joined.line.contains("end of log"));
         } else {
             assert_eq!(got.len(), raw_lines - 1, "{runtime}: one P line joined with its F line");
-            assert!(joined.line.ends_with("2021") && joined.line.contains("2021example: 13 (end of log)"), "{joined:?}");
+            assert!(
+                joined.line.ends_with("2021") && joined.line.contains("2021example: 13 (end of log)"),
+                "{joined:?}"
+            );
         }
     }
 }

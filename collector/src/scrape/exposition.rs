@@ -176,10 +176,10 @@ impl Parser {
                 Some(MetricType::Histogram) if label == "le" && name.ends_with("_bucket") => Some("le"),
                 _ => None,
             };
-            if let Some(which) = checked {
-                if parse_float(value).is_none() {
-                    return Err(format!("expected float as value for '{which}' label"));
-                }
+            if let Some(which) = checked
+                && parse_float(value).is_none()
+            {
+                return Err(format!("expected float as value for '{which}' label"));
             }
         }
         rest = skip_ws(rest);

@@ -56,8 +56,8 @@ pub(crate) fn load(state_dir: &Path) -> Result<Vec<CheckpointEntry>, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io("reading checkpoints", path, e)),
     };
-    let file: CheckpointFile = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
+    let file: CheckpointFile =
+        serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint { path: path.clone(), reason: e.to_string() })?;
     if file.version != CHECKPOINT_VERSION {
         return Err(Error::Checkpoint {
             path,
@@ -168,17 +168,17 @@ impl CheckpointStore {
         let inner = self.lock();
         let mut entries: Vec<CheckpointEntry> =
             inner.open.values().map(|t| t.entry.clone()).chain(inner.unclaimed.values().cloned()).collect();
-        entries.sort_by(|a, b| (a.dev, a.ino).cmp(&(b.dev, b.ino)));
+        entries.sort_by_key(|e| (e.dev, e.ino));
         entries
     }
 
     /// Saves if anything changed since the last save (blocking: disk and fsync).
     pub(crate) fn save_if_dirty(&self) -> Result<(), Error> {
-        if self.dirty.swap(false, Ordering::AcqRel) {
-            if let Err(e) = save(&self.dir, &self.snapshot()) {
-                self.dirty.store(true, Ordering::Release);
-                return Err(e);
-            }
+        if self.dirty.swap(false, Ordering::AcqRel)
+            && let Err(e) = save(&self.dir, &self.snapshot())
+        {
+            self.dirty.store(true, Ordering::Release);
+            return Err(e);
         }
         Ok(())
     }

@@ -95,7 +95,10 @@ pub(crate) fn watch(roots: &[PathBuf], wakeup: Wakeup) -> Option<notify::Recomme
     use notify::{EventKind, RecursiveMode, Watcher};
     let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
         Ok(event) => {
-            let rescan = matches!(event.kind, EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(notify::event::ModifyKind::Name(_)));
+            let rescan = matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
+            );
             wakeup.wake(rescan);
         }
         // Lost events: rescan to be safe.

@@ -91,6 +91,8 @@ pub(crate) struct TailedFile {
     pub order_key: u64,
     /// No discovered path leads to this file any more (rotated away or deleted).
     pub orphaned: bool,
+    /// When it was found orphaned: writers may still append through an old handle for a moment.
+    pub orphaned_since: Option<std::time::Instant>,
     file: File,
     /// Next byte to read.
     read_offset: u64,
@@ -125,6 +127,7 @@ impl TailedFile {
             labels,
             order_key: fnv1a(path.as_os_str().as_encoded_bytes()),
             orphaned: false,
+            orphaned_since: None,
             file,
             read_offset: start_offset,
             line: Vec::new(),

@@ -116,6 +116,7 @@ impl Tailer {
             if !file.orphaned && !seen.contains_key(&file.identity) {
                 tracing::debug!(path = %file.path.display(), "file rotated or deleted, reading it to its end");
                 file.orphaned = true;
+                file.orphaned_since = Some(Instant::now());
                 self.metrics.rotations.inc();
             }
         }
@@ -150,7 +151,9 @@ impl Tailer {
         }
         let fingerprint = Fingerprint::read(&file, FINGERPRINT_BYTES)?;
         let start = match self.store.claim(identity) {
-            Some(cp) if cp.offset <= meta.len() && Fingerprint::read(&file, cp.fingerprint_len)?.hash == cp.fingerprint => {
+            Some(cp)
+                if cp.offset <= meta.len() && Fingerprint::read(&file, cp.fingerprint_len)?.hash == cp.fingerprint =>
+            {
                 cp.offset
             }
             // No checkpoint, or the inode was reused by another file.
@@ -236,8 +239,11 @@ impl Tailer {
                     return None;
                 }
             }
+            // Released only after a quiet rescan interval at EOF: an application that has not
+            // reopened its log yet still appends to the rotated file for a moment.
             let file = &self.files[&id];
-            if file.orphaned && outcome.at_eof && outcome.bytes == 0 {
+            let quiet = file.orphaned_since.is_some_and(|t| t.elapsed() >= self.config.rescan_interval);
+            if file.orphaned && quiet && outcome.at_eof && outcome.bytes == 0 {
                 self.release(id);
             }
         }

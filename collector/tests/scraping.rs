@@ -1,0 +1,79 @@
+//! Scraping a real HTTP endpoint (a local axum server) through the collector's public API.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use collector::{Collector, CollectorConfig, ScrapeConfig, StaticConfig, TargetHealth};
+use common::{RecordingSink, wait_for};
+
+const PAGE: &str = "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n\
+http_requests_total{code=\"200\",job=\"inner\"} 1027 1395066363000\nprocess_up 1\n";
+
+async fn serve_metrics() -> String {
+    let app = axum::Router::new().route("/metrics", axum::routing::get(|| async { PAGE }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+async fn unused_address() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_label_and_ship_samples_with_synthetic_series() {
+    let up_target = serve_metrics().await;
+    let down_target = unused_address().await;
+    let mut config = CollectorConfig::default();
+    config.shipping.batch_max_wait = Duration::from_millis(20);
+    config.scrape_configs.push(ScrapeConfig {
+        job_name: "app".into(),
+        scrape_interval: Some(Duration::from_millis(200)),
+        static_configs: vec![StaticConfig {
+            targets: vec![up_target.clone(), down_target.clone()],
+            labels: [("env".to_string(), "test".to_string())].into(),
+        }],
+        ..Default::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
+
+    let find = |name: &str, instance: &str| {
+        sink.series
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.labels.metric_name() == Some(name) && s.labels.get("instance") == Some(instance))
+            .cloned()
+    };
+    wait_for("both targets scraped", || find("up", &up_target).is_some() && find("up", &down_target).is_some()).await;
+    assert_eq!(find("up", &up_target).unwrap().samples[0].value, 1.0);
+    assert_eq!(find("up", &down_target).unwrap().samples[0].value, 0.0);
+    assert_eq!(find("scrape_samples_scraped", &up_target).unwrap().samples[0].value, 2.0);
+    assert_eq!(find("scrape_series_added", &up_target).unwrap().samples[0].value, 2.0);
+    assert!(find("scrape_duration_seconds", &down_target).is_some());
+
+    let requests = find("http_requests_total", &up_target).unwrap();
+    assert_eq!(requests.samples[0].value, 1027.0);
+    assert_eq!(requests.samples[0].timestamp_ms, 1395066363000);
+    assert_eq!(requests.labels.get("job"), Some("app"));
+    assert_eq!(requests.labels.get("exported_job"), Some("inner"));
+    assert_eq!(requests.labels.get("env"), Some("test"));
+    assert_eq!(requests.labels.get("code"), Some("200"));
+
+    let targets = collector.targets();
+    assert_eq!(targets.len(), 2);
+    let up = targets.iter().find(|t| t.labels.get("instance") == Some(up_target.as_str())).unwrap();
+    assert_eq!(up.health, TargetHealth::Up);
+    assert_eq!(up.scrape_url, format!("http://{up_target}/metrics"));
+    assert!(up.last_scrape.is_some() && up.last_duration.is_some() && up.last_error.is_none());
+    let down = targets.iter().find(|t| t.labels.get("instance") == Some(down_target.as_str())).unwrap();
+    assert_eq!(down.health, TargetHealth::Down);
+    assert!(down.last_error.is_some());
+    collector.shutdown().await.unwrap();
+}
