@@ -8,9 +8,12 @@ use axum::http::{HeaderMap, StatusCode};
 use collector::{HttpSink, LogSink, MetricSink};
 use model::{Labels, LogRecord, Sample, TenantId, TimeSeries};
 
+/// Which endpoint was hit, with the request's headers and body.
+type Request = (String, HeaderMap, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct Seen {
-    requests: Arc<Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
     status: Arc<Mutex<u16>>,
 }
 
