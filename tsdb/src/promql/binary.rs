@@ -1,0 +1,218 @@
+//! Binary operators: arithmetic, comparisons (filtering or `bool`), and the set operators, with
+//! Prometheus's vector matching (`on`/`ignoring`, `group_left`/`group_right`) and its rules for
+//! when `__name__` is dropped.
+
+use std::collections::{HashMap, HashSet};
+
+use model::{Labels, METRIC_NAME};
+use promql_parser::parser::token::{self, TokenType};
+use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
+
+use super::eval::Evaluator;
+use super::value::{VSample, Value, drop_name};
+use crate::error::{Error, Result};
+
+/// Arithmetic operators drop the metric name: the result is no longer that metric.
+fn drops_name(op: TokenType) -> bool {
+    [token::T_ADD, token::T_SUB, token::T_MUL, token::T_DIV, token::T_MOD, token::T_POW, token::T_ATAN2]
+        .contains(&op.id())
+}
+
+/// Applies `op`; for comparisons returns (lhs, whether the comparison holds).
+pub(super) fn apply(op: TokenType, l: f64, r: f64) -> Result<(f64, bool)> {
+    let id = op.id();
+    let value = match id {
+        token::T_ADD => l + r,
+        token::T_SUB => l - r,
+        token::T_MUL => l * r,
+        token::T_DIV => l / r,
+        token::T_MOD => l % r,
+        token::T_POW => l.powf(r),
+        token::T_ATAN2 => l.atan2(r),
+        token::T_EQLC => return Ok((l, l == r)),
+        token::T_NEQ => return Ok((l, l != r)),
+        token::T_GTR => return Ok((l, l > r)),
+        token::T_LSS => return Ok((l, l < r)),
+        token::T_GTE => return Ok((l, l >= r)),
+        token::T_LTE => return Ok((l, l <= r)),
+        _ => return Err(Error::BadData(format!("operator {op} not allowed here"))),
+    };
+    Ok((value, true))
+}
+
+pub(super) fn eval_binary(ev: &Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<Value> {
+    let lhs = ev.eval(&b.lhs, t)?;
+    let rhs = ev.eval(&b.rhs, t)?;
+    let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+    let comparison = b.op.is_comparison_operator();
+    match (lhs, rhs) {
+        (Value::Scalar(l), Value::Scalar(r)) => {
+            let (v, keep) = apply(b.op, l, r)?;
+            Ok(Value::Scalar(if comparison { if keep { 1.0 } else { 0.0 } } else { v }))
+        }
+        (Value::Vector(l), Value::Scalar(r)) => vector_scalar(b.op, l, r, false, return_bool, t),
+        (Value::Scalar(l), Value::Vector(r)) => vector_scalar(b.op, r, l, true, return_bool, t),
+        (Value::Vector(l), Value::Vector(r)) => {
+            if b.op.is_set_operator() {
+                Ok(Value::Vector(set_op(b, l, r)))
+            } else {
+                vector_vector(b, l, r, return_bool, t)
+            }
+        }
+        (l, r) => Err(Error::BadData(format!(
+            "binary operator {} not defined between {} and {}",
+            b.op,
+            l.type_name(),
+            r.type_name()
+        ))),
+    }
+}
+
+fn vector_scalar(op: TokenType, v: Vec<VSample>, s: f64, swap: bool, return_bool: bool, t: i64) -> Result<Value> {
+    let comparison = op.is_comparison_operator();
+    let mut out = Vec::with_capacity(v.len());
+    for sample in v {
+        let (l, r) = if swap { (s, sample.v) } else { (sample.v, s) };
+        let (mut value, keep) = apply(op, l, r)?;
+        if comparison {
+            // The vector's value is the output, even when the scalar is on the left.
+            value = sample.v;
+        }
+        if return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        let labels = if drops_name(op) || return_bool { drop_name(&sample.labels) } else { sample.labels };
+        out.push(VSample { labels, t, v: value });
+    }
+    Ok(Value::Vector(out))
+}
+
+/// The part of a label set that decides which samples match.
+fn signature(labels: &Labels, matching: Option<&LabelModifier>) -> Labels {
+    let mut b = labels.to_builder();
+    match matching {
+        Some(LabelModifier::Include(on)) => {
+            let keep: Vec<(String, String)> =
+                on.labels.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.to_string()))).collect();
+            return Labels::from_pairs(keep);
+        }
+        Some(LabelModifier::Exclude(ignoring)) => {
+            for n in &ignoring.labels {
+                b.remove(n);
+            }
+        }
+        None => {}
+    }
+    b.remove(METRIC_NAME);
+    b.build()
+}
+
+fn set_op(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>) -> Vec<VSample> {
+    let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
+    let rhs_sigs: HashSet<Labels> = rhs.iter().map(|s| signature(&s.labels, matching)).collect();
+    match b.op.id() {
+        token::T_LAND => lhs.into_iter().filter(|s| rhs_sigs.contains(&signature(&s.labels, matching))).collect(),
+        token::T_LUNLESS => lhs.into_iter().filter(|s| !rhs_sigs.contains(&signature(&s.labels, matching))).collect(),
+        _ => {
+            let lhs_sigs: HashSet<Labels> = lhs.iter().map(|s| signature(&s.labels, matching)).collect();
+            let mut out = lhs;
+            out.extend(rhs.into_iter().filter(|s| !lhs_sigs.contains(&signature(&s.labels, matching))));
+            out
+        }
+    }
+}
+
+fn vector_vector(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>, return_bool: bool, t: i64) -> Result<Value> {
+    let modifier = b.modifier.as_ref();
+    let matching = modifier.and_then(|m| m.matching.as_ref());
+    let card = modifier.map(|m| m.card.clone()).unwrap_or(VectorMatchCardinality::OneToOne);
+    let (include, one_to_many) = match &card {
+        VectorMatchCardinality::ManyToOne(l) => (l.labels.clone(), false),
+        VectorMatchCardinality::OneToMany(l) => (l.labels.clone(), true),
+        _ => (Vec::new(), false),
+    };
+    // Work as many-to-one: the "many" side is `many`, the "one" side is `one`.
+    let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+    let mut one_by_sig: HashMap<Labels, &VSample> = HashMap::new();
+    for s in &one {
+        let sig = signature(&s.labels, matching);
+        if let Some(prev) = one_by_sig.insert(sig.clone(), s) {
+            let side = if one_to_many { "left" } else { "right" };
+            return Err(Error::Execution(format!(
+                "found duplicate series for the match group {sig} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                prev.labels, s.labels
+            )));
+        }
+    }
+    let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+    let mut matched_sigs: HashSet<Labels> = HashSet::new();
+    let mut result_labels: HashSet<Labels> = HashSet::new();
+    let mut out = Vec::new();
+    for m in &many {
+        let sig = signature(&m.labels, matching);
+        let Some(o) = one_by_sig.get(&sig) else { continue };
+        if one_to_one && !matched_sigs.insert(sig.clone()) {
+            return Err(Error::Execution(
+                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+            ));
+        }
+        let (l, r) = if one_to_many { (o.v, m.v) } else { (m.v, o.v) };
+        let (mut value, keep) = apply(b.op, l, r)?;
+        if return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        let labels = result_metric(&m.labels, &o.labels, b.op, return_bool, one_to_one, matching, &include);
+        if !one_to_one && !result_labels.insert(labels.clone()) {
+            return Err(Error::Execution(
+                "multiple matches for labels: grouping labels must ensure unique matches".into(),
+            ));
+        }
+        out.push(VSample { labels, t, v: value });
+    }
+    Ok(Value::Vector(out))
+}
+
+fn result_metric(
+    many: &Labels,
+    one: &Labels,
+    op: TokenType,
+    return_bool: bool,
+    one_to_one: bool,
+    matching: Option<&LabelModifier>,
+    include: &[String],
+) -> Labels {
+    let mut b = many.to_builder();
+    if drops_name(op) || return_bool {
+        b.remove(METRIC_NAME);
+    }
+    if one_to_one {
+        match matching {
+            Some(LabelModifier::Include(on)) => {
+                let mut kept = model::LabelsBuilder::default();
+                for n in &on.labels {
+                    if let Some(v) = b.get(n) {
+                        kept.set(n.clone(), v.to_string());
+                    }
+                }
+                b = kept;
+            }
+            Some(LabelModifier::Exclude(ignoring)) => {
+                for n in &ignoring.labels {
+                    b.remove(n);
+                }
+            }
+            None => {}
+        }
+    }
+    for n in include {
+        match one.get(n) {
+            Some(v) => b.set(n.clone(), v.to_string()),
+            None => b.remove(n),
+        };
+    }
+    b.build()
+}

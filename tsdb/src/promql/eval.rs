@@ -1,0 +1,332 @@
+//! Tree-walking evaluation of one expression at one instant, plus the selector reads (lookback,
+//! staleness, `offset`, `@`) and subqueries every other part builds on.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use model::{Labels, METRIC_NAME, Sample, is_stale_nan};
+use promql_parser::label::{MatchOp, Matcher};
+use promql_parser::parser::token;
+use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
+
+use super::value::{RSeries, VSample, Value, drop_name};
+use super::{EngineOptions, QueryResult, Queryable};
+use crate::error::{Error, Result};
+
+type Selected = Rc<Vec<(Labels, Vec<Sample>)>>;
+
+/// Evaluation state of one query.
+pub struct Evaluator<'a> {
+    store: &'a dyn Queryable,
+    pub(super) opts: &'a EngineOptions,
+    /// Query start and end, the targets of `@ start()` and `@ end()`.
+    start: i64,
+    end: i64,
+    step: i64,
+    deadline: Instant,
+    /// Selected series per selector text: a query reads each selector's series once.
+    cache: RefCell<HashMap<String, Selected>>,
+    /// Samples loaded by selectors during the current step, checked against `max_samples`.
+    step_samples: Cell<usize>,
+}
+
+pub(super) fn duration_ms(d: &Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+fn system_time_ms(t: &SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => duration_ms(&d),
+        Err(e) => -duration_ms(&e.duration()),
+    }
+}
+
+fn offset_ms(offset: &Option<Offset>) -> i64 {
+    match offset {
+        None => 0,
+        Some(Offset::Pos(d)) => duration_ms(d),
+        Some(Offset::Neg(d)) => -duration_ms(d),
+    }
+}
+
+/// The matcher sets of a selector (several when `or` is used inside braces), with the metric
+/// name written before the braces turned into a `__name__` matcher.
+pub fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
+    let mut groups: Vec<Vec<Matcher>> = if vs.matchers.or_matchers.is_empty() {
+        vec![vs.matchers.matchers.clone()]
+    } else {
+        vs.matchers.or_matchers.clone()
+    };
+    if let Some(name) = &vs.name {
+        for g in &mut groups {
+            if !g.iter().any(|m| m.name == METRIC_NAME && m.op == MatchOp::Equal && &m.value == name) {
+                g.push(Matcher::new(MatchOp::Equal, METRIC_NAME, name));
+            }
+        }
+    }
+    groups
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(store: &'a dyn Queryable, opts: &'a EngineOptions, start: i64, end: i64, step: i64) -> Self {
+        Self {
+            store,
+            opts,
+            start,
+            end,
+            step,
+            deadline: Instant::now() + opts.timeout,
+            cache: RefCell::new(HashMap::new()),
+            step_samples: Cell::new(0),
+        }
+    }
+
+    pub fn check_deadline(&self) -> Result<()> {
+        if Instant::now() > self.deadline {
+            return Err(Error::Timeout("expression evaluation".into()));
+        }
+        Ok(())
+    }
+
+    fn count_samples(&self, n: usize) -> Result<()> {
+        let total = self.step_samples.get() + n;
+        self.step_samples.set(total);
+        if total > self.opts.max_samples {
+            return Err(Error::Execution(format!(
+                "query processing would load too many samples into memory in query execution (limit max_samples_per_query = {})",
+                self.opts.max_samples
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn instant(&self, expr: &Expr, t: i64) -> Result<QueryResult> {
+        let value = self.eval(expr, t)?;
+        Ok(match value {
+            Value::Scalar(v) => QueryResult::Scalar { t_ms: t, v },
+            Value::String(s) => QueryResult::String { t_ms: t, s },
+            Value::Vector(v) => {
+                check_unique_labels(&v)?;
+                QueryResult::Vector(v.into_iter().map(|s| (s.labels, t, s.v)).collect())
+            }
+            Value::Matrix(m) => {
+                let mut out: Vec<(Labels, Vec<Sample>)> = m.into_iter().map(|s| (s.labels, s.samples)).collect();
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                QueryResult::Matrix(out)
+            }
+        })
+    }
+
+    pub fn range(&self, expr: &Expr) -> Result<QueryResult> {
+        let mut series: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        let mut t = self.start;
+        while t <= self.end {
+            self.step_samples.set(0);
+            match self.eval(expr, t)? {
+                Value::Scalar(v) => series.entry(Labels::empty()).or_default().push(Sample::new(t, v)),
+                Value::Vector(v) => {
+                    check_unique_labels(&v)?;
+                    for s in v {
+                        series.entry(s.labels).or_default().push(Sample::new(t, s.v));
+                    }
+                }
+                other => {
+                    return Err(Error::BadData(format!(
+                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                        if matches!(other, Value::Matrix(_)) { "range vector" } else { other.type_name() }
+                    )));
+                }
+            }
+            t += self.step;
+        }
+        let mut out: Vec<(Labels, Vec<Sample>)> = series.into_iter().collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(QueryResult::Matrix(out))
+    }
+
+    /// The instant a selector or subquery reads at, after `@` and `offset`.
+    pub(super) fn reference_time(&self, at: &Option<AtModifier>, offset: &Option<Offset>, t: i64) -> i64 {
+        let base = match at {
+            None => t,
+            Some(AtModifier::Start) => self.start,
+            Some(AtModifier::End) => self.end,
+            Some(AtModifier::At(time)) => system_time_ms(time),
+        };
+        base.saturating_sub(offset_ms(offset))
+    }
+
+    fn select(&self, vs: &VectorSelector) -> Result<Selected> {
+        self.check_deadline()?;
+        let key = format!("{:?}|{:?}", vs.name, vs.matchers.to_string());
+        if let Some(hit) = self.cache.borrow().get(&key) {
+            return Ok(hit.clone());
+        }
+        let groups = selector_matchers(vs);
+        let mut all: Vec<(Labels, Vec<Sample>)> = Vec::new();
+        for group in &groups {
+            for (labels, samples) in self.store.select(group) {
+                if !all.iter().any(|(l, _)| *l == labels) {
+                    all.push((labels, samples));
+                }
+            }
+        }
+        let selected = Rc::new(all);
+        self.cache.borrow_mut().insert(key, selected.clone());
+        Ok(selected)
+    }
+
+    pub(super) fn eval_vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Vec<VSample>> {
+        let reference = self.reference_time(&vs.at, &vs.offset, t);
+        let selected = self.select(vs)?;
+        let mut out = Vec::new();
+        for (labels, samples) in selected.iter() {
+            let idx = samples.partition_point(|s| s.timestamp_ms <= reference);
+            if idx == 0 {
+                continue;
+            }
+            let s = samples[idx - 1];
+            if s.timestamp_ms <= reference - self.opts.lookback_delta_ms || is_stale_nan(s.value) {
+                continue;
+            }
+            out.push(VSample { labels: labels.clone(), t: s.timestamp_ms, v: s.value });
+        }
+        self.count_samples(out.len())?;
+        Ok(out)
+    }
+
+    /// Samples in `(reference - range, reference]`, stale markers left out.
+    pub(super) fn eval_matrix_selector(&self, vs: &VectorSelector, range_ms: i64, t: i64) -> Result<Vec<RSeries>> {
+        let reference = self.reference_time(&vs.at, &vs.offset, t);
+        let selected = self.select(vs)?;
+        let mut out = Vec::new();
+        let mut loaded = 0;
+        for (labels, samples) in selected.iter() {
+            let from = samples.partition_point(|s| s.timestamp_ms <= reference - range_ms);
+            let to = samples.partition_point(|s| s.timestamp_ms <= reference);
+            let points: Vec<Sample> =
+                samples[from..to.max(from)].iter().filter(|s| !is_stale_nan(s.value)).copied().collect();
+            if points.is_empty() {
+                continue;
+            }
+            loaded += points.len();
+            out.push(RSeries { labels: labels.clone(), samples: points });
+        }
+        self.count_samples(loaded)?;
+        Ok(out)
+    }
+
+    /// Evaluates the inner expression at every subquery step in `(reference - range, reference]`.
+    pub(super) fn eval_subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<Vec<RSeries>> {
+        let reference = self.reference_time(&sq.at, &sq.offset, t);
+        let range = duration_ms(&sq.range);
+        let step = sq.step.as_ref().map(duration_ms).unwrap_or(self.opts.default_subquery_step_ms).max(1);
+        // Same alignment as Prometheus: absolute multiples of the step, first one after the start.
+        let mut ts = step * ((reference - range) / step);
+        if ts <= reference - range {
+            ts += step;
+        }
+        let mut series: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        let mut order: Vec<Labels> = Vec::new();
+        while ts <= reference {
+            match self.eval(&sq.expr, ts)? {
+                Value::Vector(v) => {
+                    for s in v {
+                        let entry = series.entry(s.labels.clone()).or_insert_with(|| {
+                            order.push(s.labels.clone());
+                            Vec::new()
+                        });
+                        entry.push(Sample::new(ts, s.v));
+                    }
+                }
+                Value::Scalar(v) => {
+                    series
+                        .entry(Labels::empty())
+                        .or_insert_with(|| {
+                            order.push(Labels::empty());
+                            Vec::new()
+                        })
+                        .push(Sample::new(ts, v));
+                }
+                other => {
+                    return Err(Error::BadData(format!("subquery of {} is not supported", other.type_name())));
+                }
+            }
+            ts += step;
+        }
+        Ok(order.into_iter().filter_map(|l| series.remove(&l).map(|samples| RSeries { labels: l, samples })).collect())
+    }
+
+    pub fn eval(&self, expr: &Expr, t: i64) -> Result<Value> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(v) => Ok(Value::Vector(
+                    v.into_iter().map(|s| VSample { labels: drop_name(&s.labels), t, v: -s.v }).collect(),
+                )),
+                other => Err(Error::BadData(format!("unary minus on {}", other.type_name()))),
+            },
+            Expr::VectorSelector(vs) => Ok(Value::Vector(self.eval_vector_selector(vs, t)?)),
+            Expr::MatrixSelector(ms) => {
+                Ok(Value::Matrix(self.eval_matrix_selector(&ms.vs, duration_ms(&ms.range), t)?))
+            }
+            Expr::Subquery(sq) => Ok(Value::Matrix(self.eval_subquery(sq, t)?)),
+            Expr::Binary(b) => super::binary::eval_binary(self, b, t),
+            Expr::Aggregate(a) => super::aggregations::eval_aggregate(self, a, t),
+            Expr::Call(c) => {
+                let value = super::functions::eval_call(self, c, t)?;
+                if let Value::Vector(v) = &value {
+                    check_unique_labels(v)?;
+                }
+                Ok(value)
+            }
+            Expr::Extension(_) => Err(Error::BadData("extension expressions are not supported".into())),
+        }
+    }
+
+    /// Evaluates an argument that must be a scalar (function parameters, aggregation params).
+    pub(super) fn eval_scalar(&self, expr: &Expr, t: i64) -> Result<f64> {
+        match self.eval(expr, t)? {
+            Value::Scalar(v) => Ok(v),
+            other => Err(Error::BadData(format!("expected scalar, got {}", other.type_name()))),
+        }
+    }
+
+    pub(super) fn eval_vector(&self, expr: &Expr, t: i64) -> Result<Vec<VSample>> {
+        match self.eval(expr, t)? {
+            Value::Vector(v) => Ok(v),
+            other => Err(Error::BadData(format!("expected instant vector, got {}", other.type_name()))),
+        }
+    }
+
+    pub(super) fn eval_string(&self, expr: &Expr, t: i64) -> Result<String> {
+        match self.eval(expr, t)? {
+            Value::String(s) => Ok(s),
+            other => Err(Error::BadData(format!("expected string, got {}", other.type_name()))),
+        }
+    }
+}
+
+/// Prometheus refuses results where two elements end up with the same labels (typically after
+/// a function dropped `__name__`).
+pub(super) fn check_unique_labels(v: &[VSample]) -> Result<()> {
+    if v.len() < 2 {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(v.len());
+    for s in v {
+        if !seen.insert(&s.labels) {
+            return Err(Error::Execution("vector cannot contain metrics with the same labelset".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a binary/aggregation operator token is the given one.
+pub(super) fn is(op: token::TokenType, id: token::TokenId) -> bool {
+    op.id() == id
+}

@@ -1,0 +1,362 @@
+//! `Tsdb`: the public face of the store, tying tenants' heads, the WAL and the PromQL engine
+//! together.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use model::{Labels, Sample, TenantId, TimeSeries};
+use parking_lot::{Mutex, RwLock};
+use promql_parser::label::Matcher;
+
+use crate::config::TsdbConfig;
+use crate::error::{Error, Result};
+use crate::head::{Appended, Rejection, TenantHead};
+use crate::metrics::TsdbMetrics;
+use crate::promql::{self, EngineOptions, QueryResult, Queryable};
+use crate::wal::{Record, Wal};
+
+/// What one `append` call did. Rejected samples never cause accepted ones to be lost.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppendStats {
+    /// Samples now stored (including exact duplicates of stored samples, which are idempotent).
+    pub samples_appended: u64,
+    /// Samples refused (out of order, conflicting duplicate, series limit, bad labels).
+    pub samples_rejected: u64,
+    /// Series seen for the first time.
+    pub series_created: u64,
+    /// The first rejection's reason, for the client.
+    pub first_error: Option<String>,
+}
+
+/// A tenant's head statistics (for `/api/v1/status/tsdb`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TsdbStats {
+    pub head_series: u64,
+    pub head_samples: u64,
+    pub head_chunk_bytes: u64,
+    pub min_time_ms: Option<i64>,
+    pub max_time_ms: Option<i64>,
+    /// Bytes in all WAL segments (shared by every tenant).
+    pub wal_bytes: u64,
+}
+
+type SharedHead = Arc<RwLock<TenantHead>>;
+
+/// The metric store. Share it as `Arc<Tsdb>`; every method blocks (wrap in `spawn_blocking`).
+pub struct Tsdb {
+    config: TsdbConfig,
+    tenants: RwLock<HashMap<TenantId, SharedHead>>,
+    wal: Mutex<Wal>,
+    next_series_id: AtomicU64,
+    metrics: TsdbMetrics,
+}
+
+impl Tsdb {
+    /// Opens the store in `dir` (created if missing) and replays its WAL.
+    pub fn open(dir: &Path, config: TsdbConfig) -> Result<Tsdb> {
+        config.validate()?;
+        let started = Instant::now();
+        let mut tenants: HashMap<TenantId, SharedHead> = HashMap::new();
+        let mut owner: HashMap<u64, TenantId> = HashMap::new();
+        let mut max_id = 0u64;
+        let mut samples = 0u64;
+        let mut orphan_samples = 0u64;
+        let (wal, stats) = Wal::open(&dir.join("wal"), config.wal_segment_bytes, |record| match record {
+            Record::Series { tenant, series } => {
+                let Ok(tenant) = TenantId::new(&tenant) else { return };
+                let head = tenants.entry(tenant.clone()).or_default();
+                let mut head = head.write();
+                for (id, labels) in series {
+                    max_id = max_id.max(id);
+                    owner.insert(id, tenant.clone());
+                    head.add_series(id, labels);
+                }
+            }
+            Record::Samples(batch) => {
+                for (id, t, v) in batch {
+                    let Some(head) = owner.get(&id).and_then(|t| tenants.get(t)) else {
+                        orphan_samples += 1;
+                        continue;
+                    };
+                    // Everything in the WAL was accepted once, so no window applies on replay.
+                    if head.write().append(id, t, v, i64::MAX) == Ok(Appended::Stored) {
+                        samples += 1;
+                    }
+                }
+            }
+        })?;
+        let metrics = TsdbMetrics::default();
+        let series: usize = tenants.values().map(|h| h.read().index.len()).sum();
+        metrics.head_series.set(series as i64);
+        metrics.wal_corruptions.inc_by(stats.truncated_tails);
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            dir = %dir.display(),
+            records = stats.records,
+            series,
+            samples,
+            orphan_samples,
+            seconds,
+            samples_per_second = samples as f64 / seconds.max(1e-9),
+            "wal replayed"
+        );
+        Ok(Tsdb {
+            config,
+            tenants: RwLock::new(tenants),
+            wal: Mutex::new(wal),
+            next_series_id: AtomicU64::new(max_id + 1),
+            metrics,
+        })
+    }
+
+    fn head(&self, tenant: &TenantId) -> Option<SharedHead> {
+        self.tenants.read().get(tenant).cloned()
+    }
+
+    fn head_or_create(&self, tenant: &TenantId) -> SharedHead {
+        if let Some(head) = self.head(tenant) {
+            return head;
+        }
+        self.tenants.write().entry(tenant.clone()).or_default().clone()
+    }
+
+    /// Stores samples; on `Ok` the accepted ones are fsync'ed to the WAL. Bad samples are counted
+    /// and described in `first_error` without failing the call. On `Err` (I/O) the samples may be
+    /// visible to queries but are not durable; the client should retry (retries are idempotent).
+    pub fn append(&self, tenant: &TenantId, series: &[TimeSeries]) -> Result<AppendStats> {
+        let head = self.head_or_create(tenant);
+        let mut head = head.write();
+        let window_ms = self.config.out_of_order_window.as_millis().min(i64::MAX as u128) as i64;
+        let mut stats = AppendStats::default();
+        let mut new_series = Vec::new();
+        let mut logged = Vec::new();
+        let reject = |stats: &mut AppendStats, n: u64, reason: String| {
+            stats.samples_rejected += n;
+            if stats.first_error.is_none() {
+                stats.first_error = Some(reason);
+            }
+        };
+        for ts in series {
+            if let Err(e) = ts.labels.validate() {
+                self.metrics.samples_rejected_other.inc_by(ts.samples.len() as u64);
+                reject(&mut stats, ts.samples.len() as u64, format!("series {}: {e}", ts.labels));
+                continue;
+            }
+            if ts.labels.is_empty() {
+                reject(&mut stats, ts.samples.len() as u64, "series with no labels".to_string());
+                continue;
+            }
+            let id = match head.index.get(&ts.labels) {
+                Some(id) => id,
+                None => {
+                    if head.index.len() >= self.config.max_series_per_tenant {
+                        self.metrics.series_rejected_limit.inc();
+                        self.metrics.samples_rejected_other.inc_by(ts.samples.len() as u64);
+                        let limit = Error::SeriesLimit { limit: self.config.max_series_per_tenant };
+                        reject(&mut stats, ts.samples.len() as u64, format!("series {}: {limit}", ts.labels));
+                        continue;
+                    }
+                    let id = self.next_series_id.fetch_add(1, Ordering::Relaxed);
+                    head.add_series(id, ts.labels.clone());
+                    new_series.push((id, ts.labels.clone()));
+                    stats.series_created += 1;
+                    id
+                }
+            };
+            for s in &ts.samples {
+                match head.append(id, s.timestamp_ms, s.value, window_ms) {
+                    Ok(Appended::Stored) => {
+                        logged.push((id, s.timestamp_ms, s.value));
+                        stats.samples_appended += 1;
+                    }
+                    Ok(Appended::AlreadyPresent) => stats.samples_appended += 1,
+                    Err(rejection) => {
+                        if matches!(rejection, Rejection::OutOfOrder { .. }) {
+                            self.metrics.samples_rejected_out_of_order.inc();
+                        } else {
+                            self.metrics.samples_rejected_other.inc();
+                        }
+                        reject(&mut stats, 1, format!("series {}: {rejection}", ts.labels));
+                    }
+                }
+            }
+        }
+        let mut records = Vec::new();
+        if !new_series.is_empty() {
+            records.push(Record::Series { tenant: tenant.as_str().to_string(), series: new_series });
+        }
+        if !logged.is_empty() {
+            records.push(Record::Samples(logged));
+        }
+        if !records.is_empty() {
+            let written = self.wal.lock().log(&records)?;
+            self.metrics.wal_bytes_written.inc_by(written);
+            self.metrics.wal_fsyncs.inc();
+        }
+        self.metrics.samples_appended.inc_by(stats.samples_appended);
+        self.metrics.series_created.inc_by(stats.series_created);
+        self.metrics.head_series.inc_by(stats.series_created as i64);
+        Ok(stats)
+    }
+
+    /// Fsyncs the WAL; call at shutdown after the last append.
+    pub fn flush(&self) -> Result<()> {
+        self.wal.lock().sync()
+    }
+
+    fn retention_floor(&self, head: &TenantHead) -> i64 {
+        let retention = self.config.retention.as_millis().min(i64::MAX as u128) as i64;
+        head.max_t.map_or(i64::MIN, |max| max.saturating_sub(retention))
+    }
+
+    /// Series matching any of the `match[]` selectors (all series if empty) with samples in
+    /// `[start_ms, end_ms]`, sorted.
+    pub fn series(&self, tenant: &TenantId, matchers: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<Labels>> {
+        let sets = parse_match_params(matchers)?;
+        let Some(head) = self.head(tenant) else { return Ok(Vec::new()) };
+        let head = head.read();
+        let start = start_ms.max(self.retention_floor(&head));
+        let mut ids: Vec<u64> = if sets.is_empty() {
+            head.index.select(&[])
+        } else {
+            sets.iter().flat_map(|ms| head.index.select(ms)).collect()
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out: Vec<Labels> = ids
+            .into_iter()
+            .filter(|id| {
+                head.series.get(id).is_some_and(|s| {
+                    s.oldest_t().is_some_and(|o| o <= end_ms) && s.newest_t().is_some_and(|n| n >= start)
+                })
+            })
+            .filter_map(|id| head.index.labels(id).cloned())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Label names of the matching series, sorted.
+    pub fn label_names(
+        &self,
+        tenant: &TenantId,
+        matchers: &[String],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>> {
+        let series = self.series(tenant, matchers, start_ms, end_ms)?;
+        let mut names: Vec<String> = series.iter().flat_map(|ls| ls.iter().map(|l| l.name.clone())).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Values of label `name` over the matching series, sorted.
+    pub fn label_values(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        matchers: &[String],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>> {
+        let series = self.series(tenant, matchers, start_ms, end_ms)?;
+        let mut values: Vec<String> = series.iter().filter_map(|ls| ls.get(name).map(str::to_string)).collect();
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+
+    fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            lookback_delta_ms: self.config.lookback_delta.as_millis() as i64,
+            timeout: self.config.query_timeout,
+            max_samples: self.config.max_samples_per_query,
+            default_subquery_step_ms: 60_000,
+        }
+    }
+
+    fn querier(&self, tenant: &TenantId) -> HeadQuerier {
+        HeadQuerier { head: self.head(tenant), retention_ms: self.config.retention }
+    }
+
+    /// Evaluates `query` at `time_ms`.
+    pub fn instant_query(&self, tenant: &TenantId, query: &str, time_ms: i64) -> Result<QueryResult> {
+        self.metrics.queries.inc();
+        let result = promql::instant_query(&self.querier(tenant), &self.engine_options(), query, time_ms);
+        if result.is_err() {
+            self.metrics.query_errors.inc();
+        }
+        result
+    }
+
+    /// Evaluates `query` at every step from `start_ms` to `end_ms`.
+    pub fn range_query(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult> {
+        self.metrics.queries.inc();
+        let result =
+            promql::range_query(&self.querier(tenant), &self.engine_options(), query, start_ms, end_ms, step_ms);
+        if result.is_err() {
+            self.metrics.query_errors.inc();
+        }
+        result
+    }
+
+    /// Registers the store's self-metrics.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
+    }
+
+    /// Head statistics of one tenant.
+    pub fn stats(&self, tenant: &TenantId) -> TsdbStats {
+        let wal_bytes = self.wal.lock().total_bytes();
+        let Some(head) = self.head(tenant) else { return TsdbStats { wal_bytes, ..TsdbStats::default() } };
+        let head = head.read();
+        TsdbStats {
+            head_series: head.index.len() as u64,
+            head_samples: head.samples,
+            head_chunk_bytes: head.series.values().map(|s| s.chunk_bytes() as u64).sum(),
+            min_time_ms: head.series.values().filter_map(|s| s.oldest_t()).min(),
+            max_time_ms: head.max_t,
+            wal_bytes,
+        }
+    }
+}
+
+/// Parses Prometheus `match[]` parameters into matcher sets.
+fn parse_match_params(params: &[String]) -> Result<Vec<Vec<Matcher>>> {
+    params.iter().map(|p| promql::parse_series_selector(p)).collect()
+}
+
+/// Reads a tenant's head for the engine, locking it only while copying samples out.
+struct HeadQuerier {
+    head: Option<SharedHead>,
+    retention_ms: Duration,
+}
+
+impl Queryable for HeadQuerier {
+    fn select(&self, matchers: &[Matcher]) -> Vec<(Labels, Vec<Sample>)> {
+        let Some(head) = &self.head else { return Vec::new() };
+        let head = head.read();
+        let retention = self.retention_ms.as_millis().min(i64::MAX as u128) as i64;
+        let floor = head.max_t.map_or(i64::MIN, |max| max.saturating_sub(retention));
+        head.index
+            .select(matchers)
+            .into_iter()
+            .filter_map(|id| {
+                let labels = head.index.labels(id)?.clone();
+                let samples = head.series.get(&id)?.samples(floor, i64::MAX);
+                Some((labels, samples))
+            })
+            .collect()
+    }
+}

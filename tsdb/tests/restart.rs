@@ -1,0 +1,114 @@
+//! Durability: what was appended is there again after the store is dropped and reopened, and a
+//! random sequence of appends replays to the same contents as a simple model.
+
+use std::collections::BTreeMap;
+
+use model::{Labels, Sample, TenantId, TimeSeries};
+use proptest::prelude::*;
+use tsdb::{QueryResult, Tsdb, TsdbConfig};
+
+fn up(job: &str) -> Labels {
+    Labels::from_pairs([("__name__", "up"), ("job", job)])
+}
+
+#[test]
+fn append_drop_reopen_query_returns_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let series: Vec<TimeSeries> = ["a", "b"]
+        .iter()
+        .map(|job| TimeSeries::new(up(job), (0..300).map(|i| Sample::new(i * 15_000, i as f64)).collect()))
+        .collect();
+    let query = r#"sum by (job) (rate(up[5m]))"#;
+    let before = {
+        let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+        let stats = db.append(&tenant, &series).unwrap();
+        assert_eq!(stats.samples_appended, 600);
+        assert_eq!(stats.series_created, 2);
+        db.flush().unwrap();
+        db.range_query(&tenant, query, 600_000, 4_000_000, 60_000).unwrap()
+    };
+    let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+    assert_eq!(db.range_query(&tenant, query, 600_000, 4_000_000, 60_000).unwrap(), before);
+    assert!(matches!(before, QueryResult::Matrix(ref m) if m.len() == 2));
+    assert_eq!(db.stats(&tenant).head_series, 2);
+    assert_eq!(db.series(&tenant, &[r#"up{job="a"}"#.to_string()], 0, i64::MAX).unwrap(), vec![up("a")]);
+    assert_eq!(db.label_values(&tenant, "job", &[], 0, i64::MAX).unwrap(), ["a", "b"]);
+    // Tenants are isolated.
+    assert!(db.series(&TenantId::default_tenant(), &[], 0, i64::MAX).unwrap().is_empty());
+}
+
+#[test]
+fn partial_rejection_keeps_accepted_samples_and_names_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::default_tenant();
+    let config = TsdbConfig {
+        max_series_per_tenant: 1,
+        out_of_order_window: std::time::Duration::ZERO,
+        ..TsdbConfig::default()
+    };
+    let db = Tsdb::open(dir.path(), config).unwrap();
+    let batch = vec![
+        TimeSeries::new(up("a"), vec![Sample::new(2000, 1.0), Sample::new(1000, 2.0), Sample::new(3000, 3.0)]),
+        TimeSeries::new(up("b"), vec![Sample::new(1000, 1.0)]),
+    ];
+    let stats = db.append(&tenant, &batch).unwrap();
+    assert_eq!(stats.samples_appended, 2);
+    assert_eq!(stats.samples_rejected, 2);
+    let err = db.append(&tenant, &batch[1..]).unwrap();
+    assert!(err.first_error.unwrap().contains("max_series_per_tenant"));
+    drop(db);
+    let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+    assert_eq!(db.stats(&tenant).head_samples, 2);
+}
+
+fn dump(db: &Tsdb, tenant: &TenantId) -> BTreeMap<(String, i64), u64> {
+    let mut out = BTreeMap::new();
+    if let QueryResult::Matrix(m) = db.instant_query(tenant, "{__name__=~\".+\"}[1000d]", 10_000_000).unwrap() {
+        for (labels, samples) in m {
+            for s in samples {
+                out.insert((labels.to_string(), s.timestamp_ms), s.value.to_bits());
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn wal_replay_matches_a_model(
+        ops in proptest::collection::vec((0usize..3, 0i64..2000, prop_oneof![any::<f64>().prop_filter("no stale", |v| !model::is_stale_nan(*v)), Just(1.0)]), 1..60),
+        segment_bytes in prop_oneof![Just(4096u64), Just(1u64 << 20)],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::default_tenant();
+        let config = TsdbConfig { wal_segment_bytes: segment_bytes, out_of_order_window: std::time::Duration::from_millis(500), ..TsdbConfig::default() };
+        let mut model: BTreeMap<(String, i64), u64> = BTreeMap::new();
+        let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+        {
+            let db = Tsdb::open(dir.path(), config.clone()).unwrap();
+            for (series, t, v) in &ops {
+                let labels = up(&format!("j{series}"));
+                let key = labels.to_string();
+                let stats = db.append(&tenant, &[TimeSeries::new(labels, vec![Sample::new(*t, *v)])]).unwrap();
+                // The model: accept if newer, or within the window and not conflicting.
+                let last = newest.get(&key).copied();
+                let existing = model.get(&(key.clone(), *t)).copied();
+                let accept = match (last, existing) {
+                    (_, Some(bits)) => bits == v.to_bits(),
+                    (None, None) => true,
+                    (Some(l), None) => *t > l || l - *t <= 500,
+                };
+                prop_assert_eq!(stats.samples_appended == 1, accept, "{:?}", stats);
+                if accept {
+                    model.insert((key.clone(), *t), v.to_bits());
+                    newest.insert(key.clone(), last.map_or(*t, |l| l.max(*t)));
+                }
+            }
+            prop_assert_eq!(dump(&db, &tenant), model.clone());
+        }
+        let db = Tsdb::open(dir.path(), config).unwrap();
+        prop_assert_eq!(dump(&db, &tenant), model);
+    }
+}
