@@ -36,10 +36,10 @@ pub fn parse_prometheus_time(input: &str) -> Result<i64> {
 /// Loki API time: a Unix timestamp in nanoseconds (or seconds when 10 digits or fewer), float
 /// seconds, or RFC 3339. Returns nanoseconds.
 pub fn parse_loki_time(input: &str) -> Result<i64> {
-    if input.contains('.') {
-        if let Ok(secs) = input.parse::<f64>() {
-            return Ok((secs * 1e9).round() as i64);
-        }
+    if input.contains('.')
+        && let Ok(secs) = input.parse::<f64>()
+    {
+        return Ok((secs * 1e9).round() as i64);
     }
     match input.parse::<i64>() {
         Ok(n) if input.trim_start_matches('-').len() <= 10 => Ok(n.saturating_mul(1_000_000_000)),
