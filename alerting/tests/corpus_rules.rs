@@ -25,9 +25,6 @@ fn every_kube_prometheus_rule_loads() {
     assert_eq!(rules, 234, "the corpus holds 234 rules");
 }
 
-/// Verdicts that still differ from Prometheus's (the alerting issue drives this to zero).
-const KNOWN_MISMATCHES: usize = 0;
-
 #[test]
 fn rulefmt_testdata_verdicts() {
     let dir = corpus().join("prometheus-rulefmt-testdata");
@@ -57,5 +54,5 @@ fn rulefmt_testdata_verdicts() {
     for m in &mismatches {
         eprintln!("  mismatch: {m}");
     }
-    assert!(mismatches.len() <= KNOWN_MISMATCHES, "rulefmt verdicts regressed:\n{}", mismatches.join("\n"));
+    assert!(mismatches.is_empty(), "rulefmt verdicts differ from Prometheus's:\n{}", mismatches.join("\n"));
 }
