@@ -1,1 +1,20 @@
-//! placeholder
+//! Tarsier's log store: durable per-tenant ingest of log records into tantivy partitions, and
+//! LogQL log queries answered in Loki's response shape.
+//!
+//! An append is fsync'ed to the write-ahead log before it is acknowledged, then handed to the
+//! writer of its (tenant, time partition) index; a background thread commits every
+//! `commit_interval` and deletes expired partitions hourly. See [`Indexer`].
+
+pub mod config;
+pub mod error;
+pub mod logql;
+mod metrics;
+mod partition;
+pub mod query;
+mod store;
+mod wal;
+
+pub use config::IndexerConfig;
+pub use error::Error;
+pub use query::{Direction, LogQueryRequest, LogQueryResponse, QueryStats, StreamResult};
+pub use store::{AppendReceipt, Indexer, RejectedEntry};

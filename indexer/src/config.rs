@@ -1,0 +1,148 @@
+//! Operator-facing settings of the log store, loaded from the `indexer:` section of Tarsier's
+//! config file. Defaults follow Loki where Loki has an equivalent, so migrating users get the
+//! behaviour they expect.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// tantivy refuses writer budgets below 15 MB per indexing thread.
+const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
+
+/// Settings of the log store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexerConfig {
+    /// How often appended lines are committed to tantivy: the time from acknowledgement to searchable.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Time span of one partition (one tantivy index per tenant per partition). Whole seconds.
+    #[serde(with = "humantime_serde")]
+    pub partition_duration: Duration,
+    /// Partitions that end before `now - retention` are deleted by the hourly retention pass.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// tantivy's indexing memory budget per open partition writer.
+    pub writer_memory_bytes: usize,
+    /// Lines longer than this are truncated (at a character boundary) and counted.
+    pub max_line_bytes: usize,
+    /// Entries older than `now - out_of_order_window` or newer than `now + out_of_order_window`
+    /// are rejected (reported per entry, the rest of the batch is kept).
+    #[serde(with = "humantime_serde")]
+    pub out_of_order_window: Duration,
+    /// Size at which the write-ahead log starts a new segment file.
+    pub wal_segment_bytes: u64,
+    /// Upper bound on `limit` of one log query (Loki's `max_entries_limit_per_query`).
+    pub max_query_lines: usize,
+    /// How many partition writers may be open at once; the least recently used is closed
+    /// (after committing) when another is needed. Each holds `writer_memory_bytes`.
+    pub max_open_writers: usize,
+}
+
+fn default_commit_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_partition_duration() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_writer_memory_bytes() -> usize {
+    64 << 20
+}
+fn default_max_line_bytes() -> usize {
+    256 << 10
+}
+fn default_out_of_order_window() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_wal_segment_bytes() -> u64 {
+    64 << 20
+}
+fn default_max_query_lines() -> usize {
+    5000
+}
+fn default_max_open_writers() -> usize {
+    8
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        Self {
+            commit_interval: default_commit_interval(),
+            partition_duration: default_partition_duration(),
+            retention: default_retention(),
+            writer_memory_bytes: default_writer_memory_bytes(),
+            max_line_bytes: default_max_line_bytes(),
+            out_of_order_window: default_out_of_order_window(),
+            wal_segment_bytes: default_wal_segment_bytes(),
+            max_query_lines: default_max_query_lines(),
+            max_open_writers: default_max_open_writers(),
+        }
+    }
+}
+
+impl IndexerConfig {
+    /// Checks every value; the error names the offending key.
+    pub fn validate(&self) -> Result<(), Error> {
+        let fail = |msg: &str| Err(Error::InvalidConfig(format!("indexer.{msg}")));
+        if self.commit_interval.is_zero() {
+            return fail("commit_interval must be > 0");
+        }
+        if self.partition_duration < Duration::from_secs(60) || self.partition_duration.subsec_nanos() != 0 {
+            return fail("partition_duration must be whole seconds and at least 1m");
+        }
+        if self.retention.is_zero() {
+            return fail("retention must be > 0");
+        }
+        if self.writer_memory_bytes < MIN_WRITER_MEMORY_BYTES {
+            return fail("writer_memory_bytes must be at least 15000000 (tantivy's minimum)");
+        }
+        if self.max_line_bytes == 0 {
+            return fail("max_line_bytes must be > 0");
+        }
+        if self.wal_segment_bytes < 4096 {
+            return fail("wal_segment_bytes must be at least 4096");
+        }
+        if self.max_query_lines == 0 {
+            return fail("max_query_lines must be > 0");
+        }
+        if self.max_open_writers == 0 {
+            return fail("max_open_writers must be > 0");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn partition_ns(&self) -> i64 {
+        i64::try_from(self.partition_duration.as_nanos()).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_humantime_parses() {
+        IndexerConfig::default().validate().unwrap();
+        let cfg: IndexerConfig =
+            serde_json::from_str(r#"{"commit_interval":"250ms","retention":"15d","max_query_lines":10}"#).unwrap();
+        assert_eq!(cfg.commit_interval, Duration::from_millis(250));
+        assert_eq!(cfg.retention, Duration::from_secs(15 * 86400));
+        assert_eq!(cfg.max_query_lines, 10);
+        assert_eq!(cfg.partition_duration, default_partition_duration());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        assert!(serde_json::from_str::<IndexerConfig>(r#"{"comit_interval":"1s"}"#).is_err());
+        let cfg = IndexerConfig { commit_interval: Duration::ZERO, ..Default::default() };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("indexer.commit_interval"), "{err}");
+        let cfg = IndexerConfig { partition_duration: Duration::from_millis(90_500), ..Default::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("indexer.partition_duration"));
+    }
+}

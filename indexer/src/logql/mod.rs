@@ -1,0 +1,257 @@
+//! LogQL, the query language of Loki, as far as the indexer executes it today: stream selectors
+//! and chained line filters. [`parse`] gives the syntax tree; [`CompiledQuery`] holds compiled
+//! regexes and answers "does this stream / line match" for the executor.
+
+pub mod ast;
+mod lexer;
+mod parser;
+
+use regex::Regex;
+
+pub use ast::{LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp};
+use model::Labels;
+
+use crate::error::Error;
+
+/// Parses a LogQL log query (selector and line filters).
+pub fn parse(query: &str) -> Result<LogQuery, Error> {
+    parser::parse_log_query(query).map_err(Error::BadQuery)
+}
+
+/// Parses a bare stream selector (`{job="x"}`), as the series API takes them.
+pub fn parse_selector(selector: &str) -> Result<Vec<LabelMatcher>, Error> {
+    parser::parse_selector(selector).map_err(Error::BadQuery)
+}
+
+/// A label matcher ready to evaluate.
+#[derive(Clone, Debug)]
+pub struct CompiledMatcher {
+    /// Label name.
+    pub name: String,
+    /// Operator.
+    pub op: MatchOp,
+    /// Literal for `=`/`!=`.
+    pub value: String,
+    regex: Option<Regex>,
+}
+
+impl CompiledMatcher {
+    /// Compiles one matcher; regexes are anchored at both ends as in Prometheus and Loki.
+    pub fn new(m: &LabelMatcher) -> Result<Self, Error> {
+        let regex = match m.op {
+            MatchOp::Regex | MatchOp::NotRegex => Some(
+                Regex::new(&format!("^(?:{})$", m.value))
+                    .map_err(|e| Error::BadQuery(format!("invalid regex in matcher {m}: {e}")))?,
+            ),
+            _ => None,
+        };
+        Ok(Self { name: m.name.clone(), op: m.op, value: m.value.clone(), regex })
+    }
+
+    /// Whether a label value (empty when the label is absent) satisfies the matcher.
+    pub fn matches_value(&self, value: &str) -> bool {
+        match (self.op, &self.regex) {
+            (MatchOp::Equal, _) => value == self.value,
+            (MatchOp::NotEqual, _) => value != self.value,
+            (MatchOp::Regex, Some(re)) => re.is_match(value),
+            (MatchOp::NotRegex, Some(re)) => !re.is_match(value),
+            (_, None) => false,
+        }
+    }
+
+    /// Whether a stream's label set satisfies the matcher.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.matches_value(labels.get(&self.name).unwrap_or(""))
+    }
+}
+
+/// A line filter ready to evaluate.
+#[derive(Clone, Debug)]
+pub struct CompiledFilter {
+    /// Operator.
+    pub op: LineFilterOp,
+    /// Text or regex source.
+    pub pattern: String,
+    regex: Option<Regex>,
+}
+
+impl CompiledFilter {
+    /// Whether `line` passes this filter.
+    pub fn matches(&self, line: &str) -> bool {
+        match (self.op, &self.regex) {
+            (LineFilterOp::Contains, _) => line.contains(&self.pattern),
+            (LineFilterOp::NotContains, _) => !line.contains(&self.pattern),
+            (LineFilterOp::Matches, Some(re)) => re.is_match(line),
+            (LineFilterOp::NotMatches, Some(re)) => !re.is_match(line),
+            (_, None) => false,
+        }
+    }
+}
+
+/// A selector compiled for evaluation against stream label sets.
+#[derive(Clone, Debug)]
+pub struct CompiledSelector {
+    /// The matchers; a stream matches when all do.
+    pub matchers: Vec<CompiledMatcher>,
+}
+
+impl CompiledSelector {
+    /// Compiles matchers, enforcing Loki's rule that a selector must not match every stream.
+    pub fn new(matchers: &[LabelMatcher]) -> Result<Self, Error> {
+        let matchers = matchers.iter().map(CompiledMatcher::new).collect::<Result<Vec<_>, _>>()?;
+        if !matchers.iter().any(|m| !m.matches_value("")) {
+            return Err(Error::BadQuery(
+                "queries require at least one regexp or equality matcher that does not have an empty-compatible value. \
+                 For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will"
+                    .to_string(),
+            ));
+        }
+        Ok(Self { matchers })
+    }
+
+    /// Whether a stream's labels satisfy every matcher.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.matchers.iter().all(|m| m.matches(labels))
+    }
+}
+
+/// A log query compiled for execution.
+#[derive(Clone, Debug)]
+pub struct CompiledQuery {
+    /// Stream selection.
+    pub selector: CompiledSelector,
+    /// Line filters, all of which must pass.
+    pub filters: Vec<CompiledFilter>,
+}
+
+impl CompiledQuery {
+    /// Parses and compiles `query`.
+    pub fn parse(query: &str) -> Result<Self, Error> {
+        Self::compile(&parse(query)?)
+    }
+
+    /// Compiles a parsed query.
+    pub fn compile(query: &LogQuery) -> Result<Self, Error> {
+        let selector = CompiledSelector::new(&query.matchers)?;
+        let filters = query
+            .filters
+            .iter()
+            .map(|f| {
+                let regex = match f.op {
+                    LineFilterOp::Matches | LineFilterOp::NotMatches => Some(
+                        Regex::new(&f.pattern)
+                            .map_err(|e| Error::BadQuery(format!("invalid regex in line filter {:?}: {e}", f.pattern)))?,
+                    ),
+                    _ => None,
+                };
+                Ok(CompiledFilter { op: f.op, pattern: f.pattern.clone(), regex })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Self { selector, filters })
+    }
+
+    /// Whether `line` passes every line filter.
+    pub fn line_matches(&self, line: &str) -> bool {
+        self.filters.iter().all(|f| f.matches(line))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_selector_and_filters() {
+        let q = parse(r#"{job="api", pod=~"web-.*", env!="dev", zone!~`us-.*`} |= "error" != `timeout` |~ "(?i)fail" !~ "x\ty""#)
+            .unwrap();
+        assert_eq!(q.matchers.len(), 4);
+        assert_eq!(q.matchers[1], LabelMatcher { name: "pod".into(), op: MatchOp::Regex, value: "web-.*".into() });
+        assert_eq!(q.matchers[3].op, MatchOp::NotRegex);
+        assert_eq!(q.filters.len(), 4);
+        assert_eq!(q.filters[1], LineFilter { op: LineFilterOp::NotContains, pattern: "timeout".into() });
+        assert_eq!(q.filters[3].pattern, "x\ty");
+        assert_eq!(
+            q.to_string(),
+            r#"{job="api", pod=~"web-.*", env!="dev", zone!~"us-.*"} |= "error" != "timeout" |~ "(?i)fail" !~ "x\ty""#
+        );
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let err = parse(r#"{job="api" pod="x"}"#).unwrap_err().to_string();
+        assert_eq!(err, r#"parse error at line 1, col 12: unexpected identifier "pod", expected ',' or '}'"#);
+        let err = parse("{job=\"a\"}\n  |= 42").unwrap_err().to_string();
+        assert!(err.starts_with("parse error at line 2, col 6:"), "{err}");
+        let err = parse(r#"{job="a"#).unwrap_err().to_string();
+        assert!(err.contains("col 6") && err.contains("string"), "{err}");
+        assert!(parse("").unwrap_err().to_string().contains("empty query"));
+        assert!(parse("{job=\"a\"}").is_ok());
+    }
+
+    #[test]
+    fn unsupported_constructs_are_named() {
+        let cases = [
+            (r#"{job="a"} | json"#, "`| json` is not supported yet"),
+            (r#"{job="a"} |= "x" | logfmt | level="error""#, "`| logfmt` is not supported yet"),
+            (r#"rate({job="a"}[5m])"#, "metric queries (`rate(...)`) are not supported yet"),
+            (r#"sum by (x) (count_over_time({job="a"}[1m]))"#, "metric queries (`sum(...)`) are not supported yet"),
+            (r#"{job="a"}[5m]"#, "range vectors"),
+            (r#"{job="a"} |> "<_> x""#, "pattern line filters (`|>`)"),
+            (r#"{job="a"} |= "x" or "y""#, "`or` in line filters"),
+            (r#"{job="a"} |= ip("10.0.0.1")"#, "ip() line filters"),
+        ];
+        for (q, want) in cases {
+            let err = parse(q).unwrap_err().to_string();
+            assert!(err.contains(want), "{q}: {err}");
+            assert!(err.starts_with("parse error at line 1, col "), "{q}: {err}");
+        }
+    }
+
+    #[test]
+    fn compile_checks_regexes_and_empty_matching_selectors() {
+        assert!(CompiledQuery::parse(r#"{job=~"("}"#).unwrap_err().to_string().contains("invalid regex"));
+        assert!(CompiledQuery::parse(r#"{job="a"} |~ "(""#).unwrap_err().to_string().contains("invalid regex"));
+        assert!(CompiledQuery::parse(r#"{job=~".*"}"#).unwrap_err().to_string().contains("empty-compatible"));
+        assert!(CompiledQuery::parse(r#"{}"#).is_err());
+        let q = CompiledQuery::parse(r#"{job=~"api|web", env!="dev"} |~ "(?i)error" != "debug""#).unwrap();
+        let l = Labels::from_pairs([("job", "api")]);
+        assert!(q.selector.matches(&l));
+        assert!(!q.selector.matches(&Labels::from_pairs([("job", "apix")])), "regex is anchored");
+        assert!(!q.selector.matches(&Labels::from_pairs([("job", "api"), ("env", "dev")])));
+        assert!(q.line_matches("an ERROR happened"));
+        assert!(!q.line_matches("debug: error"));
+    }
+
+    fn matcher() -> impl Strategy<Value = LabelMatcher> {
+        let op = prop_oneof![Just(MatchOp::Equal), Just(MatchOp::NotEqual), Just(MatchOp::Regex), Just(MatchOp::NotRegex)];
+        ("[a-zA-Z_][a-zA-Z0-9_]{0,6}", op, "\\PC{0,8}").prop_map(|(name, op, value)| LabelMatcher { name, op, value })
+    }
+
+    fn filter() -> impl Strategy<Value = LineFilter> {
+        let op = prop_oneof![
+            Just(LineFilterOp::Contains),
+            Just(LineFilterOp::NotContains),
+            Just(LineFilterOp::Matches),
+            Just(LineFilterOp::NotMatches)
+        ];
+        (op, "(\\PC|[\t\n\"\\\\`]){0,10}").prop_map(|(op, pattern)| LineFilter { op, pattern })
+    }
+
+    proptest! {
+        #[test]
+        fn print_parse_round_trips(matchers in proptest::collection::vec(matcher(), 0..4),
+                                   filters in proptest::collection::vec(filter(), 0..4)) {
+            let query = LogQuery { matchers, filters };
+            let printed = query.to_string();
+            let reparsed = parse(&printed).map_err(|e| TestCaseError::fail(format!("{printed}: {e}")))?;
+            prop_assert_eq!(&reparsed, &query);
+            prop_assert_eq!(reparsed.to_string(), printed);
+        }
+
+        #[test]
+        fn parser_never_panics(input in "\\PC{0,40}") {
+            let _ = parse(&input);
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Log query execution and Loki's response shape. Streams are chosen from the partitions'
+//! stream maps; tantivy narrows candidates by stream, time and (when safe) tokens of `|=`
+//! needles; every candidate line is then checked exactly, so results equal a plain scan.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use model::{Labels, LogEntry};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::Column;
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
+
+use crate::error::Error;
+use crate::logql::{CompiledQuery, LineFilterOp};
+use crate::partition::Partition;
+
+/// Which end of the time range results come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Newest first (Loki's default).
+    #[default]
+    Backward,
+    /// Oldest first.
+    Forward,
+}
+
+/// A log query over `[start_ns, end_ns)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogQueryRequest {
+    /// LogQL: a stream selector with optional line filters.
+    pub query: String,
+    /// Inclusive start, unix nanoseconds.
+    pub start_ns: i64,
+    /// Exclusive end, unix nanoseconds.
+    pub end_ns: i64,
+    /// Maximum lines returned (1..=max_query_lines).
+    pub limit: usize,
+    /// Result order.
+    pub direction: Direction,
+}
+
+/// One stream of a response with its entries in `direction` order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamResult {
+    /// The stream's labels.
+    pub labels: Labels,
+    /// Matching entries.
+    pub entries: Vec<LogEntry>,
+}
+
+/// Execution statistics, serialized as Loki's `stats.summary`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryStats {
+    /// Lines read and checked against the line filters.
+    pub total_lines_processed: u64,
+    /// Bytes of those lines.
+    pub total_bytes_processed: u64,
+    /// Lines that passed the filters (before the limit cut).
+    pub total_post_filter_lines: u64,
+    /// Lines returned.
+    pub total_entries_returned: u64,
+    /// Wall time of the execution.
+    pub exec_time: Duration,
+}
+
+/// The answer to a log query; serializes as the `data` object of Loki's `query_range` response.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogQueryResponse {
+    /// Streams, ordered by labels.
+    pub streams: Vec<StreamResult>,
+    /// Statistics.
+    pub stats: QueryStats,
+}
+
+struct LabelsAsMap<'a>(&'a Labels);
+impl Serialize for LabelsAsMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for label in self.0 {
+            map.serialize_entry(&label.name, &label.value)?;
+        }
+        map.end()
+    }
+}
+
+struct Values<'a>(&'a [LogEntry]);
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for entry in self.0 {
+            seq.serialize_element(&(entry.timestamp_ns.to_string(), &entry.line))?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for StreamResult {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("stream", &LabelsAsMap(&self.labels))?;
+        map.serialize_entry("values", &Values(&self.entries))?;
+        map.end()
+    }
+}
+
+impl Serialize for QueryStats {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let secs = self.exec_time.as_secs_f64();
+        let per_sec = |n: u64| if secs > 0.0 { (n as f64 / secs) as u64 } else { 0 };
+        let mut summary = s.serialize_map(Some(1))?;
+        summary.serialize_entry(
+            "summary",
+            &serde_json::json!({
+                "bytesProcessedPerSecond": per_sec(self.total_bytes_processed),
+                "linesProcessedPerSecond": per_sec(self.total_lines_processed),
+                "totalBytesProcessed": self.total_bytes_processed,
+                "totalLinesProcessed": self.total_lines_processed,
+                "totalPostFilterLines": self.total_post_filter_lines,
+                "totalEntriesReturned": self.total_entries_returned,
+                "execTime": secs,
+                "queueTime": 0.0,
+                "subqueries": 0,
+            }),
+        )?;
+        summary.end()
+    }
+}
+
+impl Serialize for LogQueryResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("resultType", "streams")?;
+        map.serialize_entry("result", &self.streams)?;
+        map.serialize_entry("stats", &self.stats)?;
+        map.end()
+    }
+}
+
+/// A candidate document: timestamp and stream from fast fields, address for the stored line.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    ts: i64,
+    stream: u64,
+    address: DocAddress,
+}
+
+struct CandidateCollector;
+
+struct CandidateSegmentCollector {
+    segment_ord: SegmentOrdinal,
+    ts: Column<i64>,
+    stream: Column<u64>,
+    out: Vec<Candidate>,
+}
+
+impl Collector for CandidateCollector {
+    type Fruit = Vec<Candidate>;
+    type Child = CandidateSegmentCollector;
+
+    fn for_segment(&self, segment_ord: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
+        Ok(CandidateSegmentCollector {
+            segment_ord,
+            ts: segment.fast_fields().i64("ts")?,
+            stream: segment.fast_fields().u64("stream")?,
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<Candidate>>) -> tantivy::Result<Vec<Candidate>> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for CandidateSegmentCollector {
+    type Fruit = Vec<Candidate>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let (Some(ts), Some(stream)) = (self.ts.first(doc), self.stream.first(doc)) {
+            self.out.push(Candidate { ts, stream, address: DocAddress::new(self.segment_ord, doc) });
+        }
+    }
+
+    fn harvest(self) -> Vec<Candidate> {
+        self.out
+    }
+}
+
+/// tantivy's default tokenizer drops tokens longer than this; they cannot be used to pre-filter.
+const MAX_INDEXED_TOKEN_BYTES: usize = 40;
+
+/// Tokens of a `|=` needle that must appear as whole tokens in any line containing the needle:
+/// those bounded by a separator inside the needle on both sides (the first and last token may
+/// be parts of longer words in the line).
+fn safe_needle_tokens(partition: &Partition, needle: &str) -> Vec<String> {
+    let Ok(mut analyzer) = partition.index().tokenizer_for_field(partition.fields.line) else { return Vec::new() };
+    let mut stream = analyzer.token_stream(needle);
+    let mut out = Vec::new();
+    while stream.advance() {
+        let token = stream.token();
+        let interior = token.offset_from > 0 && token.offset_to < needle.len();
+        if interior && token.text.len() < MAX_INDEXED_TOKEN_BYTES {
+            out.push(token.text.clone());
+        }
+    }
+    out
+}
+
+/// Everything a per-partition search needs.
+pub(crate) struct Plan<'a> {
+    pub query: &'a CompiledQuery,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub limit: usize,
+    pub direction: Direction,
+}
+
+/// One matched line, ordered for the final merge.
+struct Hit {
+    ts: i64,
+    stream: u64,
+    line: String,
+}
+
+/// Runs the plan over the partitions (already filtered by tenant and time).
+pub(crate) fn execute(partitions: &[Arc<Partition>], plan: &Plan<'_>) -> Result<LogQueryResponse, Error> {
+    let started = Instant::now();
+    let mut stats = QueryStats::default();
+    let mut ordered: Vec<&Arc<Partition>> = partitions.iter().collect();
+    match plan.direction {
+        Direction::Backward => ordered.sort_by_key(|p| std::cmp::Reverse(p.end_ns)),
+        Direction::Forward => ordered.sort_by_key(|p| p.start_ns),
+    }
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut labels_of: HashMap<u64, Labels> = HashMap::new();
+    for partition in ordered {
+        if hits.len() >= plan.limit {
+            // Hits are sorted and cut to `limit`; a partition entirely beyond the worst kept hit
+            // cannot contribute.
+            let worst = hits[plan.limit - 1].ts;
+            let beyond = match plan.direction {
+                Direction::Backward => partition.end_ns <= worst,
+                Direction::Forward => partition.start_ns > worst,
+            };
+            if beyond {
+                continue;
+            }
+        }
+        search_partition(partition, plan, &mut hits, &mut labels_of, &mut stats)?;
+        sort_hits(&mut hits, plan.direction);
+        hits.truncate(plan.limit);
+    }
+    let mut by_stream: BTreeMap<Labels, Vec<LogEntry>> = BTreeMap::new();
+    stats.total_entries_returned = hits.len() as u64;
+    for hit in hits {
+        let labels = labels_of.get(&hit.stream).cloned().unwrap_or_default();
+        by_stream.entry(labels).or_default().push(LogEntry { timestamp_ns: hit.ts, line: hit.line });
+    }
+    stats.exec_time = started.elapsed();
+    let streams = by_stream.into_iter().map(|(labels, entries)| StreamResult { labels, entries }).collect();
+    Ok(LogQueryResponse { streams, stats })
+}
+
+fn sort_hits(hits: &mut [Hit], direction: Direction) {
+    hits.sort_by(|a, b| (a.ts, a.stream, &a.line).cmp(&(b.ts, b.stream, &b.line)));
+    if direction == Direction::Backward {
+        hits.reverse();
+    }
+}
+
+fn search_partition(
+    partition: &Partition,
+    plan: &Plan<'_>,
+    hits: &mut Vec<Hit>,
+    labels_of: &mut HashMap<u64, Labels>,
+    stats: &mut QueryStats,
+) -> Result<(), Error> {
+    let streams: Vec<(u64, Labels)> =
+        partition.streams().into_iter().filter(|(_, labels)| plan.query.selector.matches(labels)).collect();
+    if streams.is_empty() {
+        return Ok(());
+    }
+    let fields = partition.fields;
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    clauses.push((
+        Occur::Must,
+        Box::new(RangeQuery::new(
+            Bound::Included(Term::from_field_i64(fields.ts, plan.start_ns)),
+            Bound::Excluded(Term::from_field_i64(fields.ts, plan.end_ns)),
+        )),
+    ));
+    let stream_terms: Vec<(Occur, Box<dyn Query>)> = streams
+        .iter()
+        .map(|(hash, _)| {
+            let q: Box<dyn Query> =
+                Box::new(TermQuery::new(Term::from_field_u64(fields.stream, *hash), IndexRecordOption::Basic));
+            (Occur::Should, q)
+        })
+        .collect();
+    clauses.push((Occur::Must, Box::new(BooleanQuery::new(stream_terms))));
+    for filter in plan.query.filters.iter().filter(|f| f.op == LineFilterOp::Contains) {
+        for token in safe_needle_tokens(partition, &filter.pattern) {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(Term::from_field_text(fields.line, &token), IndexRecordOption::Basic)),
+            ));
+        }
+    }
+    for (hash, labels) in streams {
+        labels_of.insert(hash, labels);
+    }
+    let searcher = partition.searcher();
+    let mut candidates = searcher
+        .search(&BooleanQuery::new(clauses), &CandidateCollector)
+        .map_err(|e| Error::index("search partition", e))?;
+    candidates.sort_by_key(|c| (c.ts, c.stream, c.address));
+    if plan.direction == Direction::Backward {
+        candidates.reverse();
+    }
+    let mut matched = 0;
+    for candidate in candidates {
+        if matched >= plan.limit {
+            break;
+        }
+        let doc: TantivyDocument = searcher.doc(candidate.address).map_err(|e| Error::index("read stored line", e))?;
+        let line = doc.get_first(fields.line).and_then(|v| v.as_str()).unwrap_or_default();
+        stats.total_lines_processed += 1;
+        stats.total_bytes_processed += line.len() as u64;
+        if plan.query.line_matches(line) {
+            matched += 1;
+            stats.total_post_filter_lines += 1;
+            hits.push(Hit { ts: candidate.ts, stream: candidate.stream, line: line.to_string() });
+        }
+    }
+    Ok(())
+}

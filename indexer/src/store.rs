@@ -1,0 +1,553 @@
+//! The [`Indexer`]: ties the WAL, the partitions and query execution together, and runs the
+//! background commit and retention work. Appends are serialized by one ingest lock (WAL write +
+//! fsync + hand-off to tantivy writers); commits take the same lock so the WAL position they
+//! record is exact.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use model::{Labels, LogRecord, TenantId};
+use parking_lot::{Condvar, Mutex, RwLock};
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+
+use crate::config::IndexerConfig;
+use crate::error::Error;
+use crate::logql::{CompiledQuery, CompiledSelector, parse_selector};
+use crate::metrics::Metrics;
+use crate::partition::Partition;
+use crate::query::{LogQueryRequest, LogQueryResponse, Plan, execute};
+use crate::wal::{Wal, WalEntry, sync_dir};
+
+const COMMITTED_FILE: &str = "committed.json";
+const COMMITTED_FORMAT_VERSION: u32 = 1;
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Writers unused this long are committed and closed to free their memory budget and threads.
+const WRITER_IDLE: Duration = Duration::from_secs(300);
+
+/// What happened to a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AppendReceipt {
+    /// Entries made durable.
+    pub accepted: usize,
+    /// Entries refused, by index in the batch.
+    pub rejected: Vec<RejectedEntry>,
+}
+
+/// One refused entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RejectedEntry {
+    /// Index of the entry in the appended batch.
+    pub index: usize,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Committed {
+    version: u32,
+    wal_position: u64,
+}
+
+struct IngestState {
+    wal: Wal,
+    closed: bool,
+}
+
+struct Inner {
+    dir: PathBuf,
+    config: IndexerConfig,
+    metrics: Metrics,
+    ingest: Mutex<IngestState>,
+    partitions: RwLock<BTreeMap<TenantId, Vec<Arc<Partition>>>>,
+    stop: Mutex<bool>,
+    stop_signal: Condvar,
+}
+
+/// The log store. `Send + Sync`; share it as `Arc<Indexer>`. Dropping it without
+/// [`Indexer::shutdown`] stops background work but does not commit (like a crash: the WAL
+/// replays on the next open).
+pub struct Indexer {
+    inner: Arc<Inner>,
+    background: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Indexer {
+    /// Opens (or creates) the store in `dir`, replays the WAL and starts the background thread.
+    pub fn open(dir: &Path, config: IndexerConfig) -> Result<Indexer, Error> {
+        config.validate()?;
+        let tenants_dir = dir.join("tenants");
+        fs::create_dir_all(&tenants_dir).map_err(|e| Error::io(format!("create {}", tenants_dir.display()), e))?;
+        let committed = read_committed(dir)?;
+        let partitions = open_partitions(&tenants_dir)?;
+        let wal = Wal::open(&dir.join("wal"), config.wal_segment_bytes, committed)?;
+        let metrics = Metrics::default();
+        metrics.partitions.set(partitions.values().map(Vec::len).sum::<usize>() as i64);
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            config,
+            metrics,
+            ingest: Mutex::new(IngestState { wal, closed: false }),
+            partitions: RwLock::new(partitions),
+            stop: Mutex::new(false),
+            stop_signal: Condvar::new(),
+        });
+        {
+            let ingest = inner.ingest.lock();
+            let end = ingest.wal.end_position();
+            let mut lines = 0u64;
+            ingest.wal.replay(committed, &mut |position, entry| {
+                lines += entry.records.len() as u64;
+                inner.index_entry(&entry.tenant, position, entry.records, true, end)
+            })?;
+            inner.metrics.wal_lines_replayed.inc_by(lines);
+            tracing::info!(dir = %dir.display(), from = committed, lines, "wal replayed");
+        }
+        inner.commit()?;
+        let worker = Arc::clone(&inner);
+        let handle = std::thread::Builder::new()
+            .name("indexer-commit".into())
+            .spawn(move || worker.background_loop())
+            .map_err(|e| Error::io("spawn indexer background thread", e))?;
+        Ok(Indexer { inner, background: Mutex::new(Some(handle)) })
+    }
+
+    /// Durably appends a batch: returns once accepted entries are fsync'ed in the WAL.
+    /// Entries that are invalid or outside the accepted time window are rejected individually.
+    pub fn append(&self, tenant: &TenantId, records: Vec<LogRecord>) -> Result<AppendReceipt, Error> {
+        let inner = &self.inner;
+        let config = &inner.config;
+        let now = model::time::now_ns();
+        let window = i64::try_from(config.out_of_order_window.as_nanos()).unwrap_or(i64::MAX);
+        let mut receipt = AppendReceipt::default();
+        let mut accepted = Vec::with_capacity(records.len());
+        for (index, mut record) in records.into_iter().enumerate() {
+            let reason = if record.labels.is_empty() {
+                Some("stream has no labels".to_string())
+            } else if let Err(e) = record.labels.validate() {
+                Some(e.to_string())
+            } else if record.timestamp_ns < now.saturating_sub(window) {
+                Some(format!("entry too far behind: timestamp {} is older than now - out_of_order_window", record.timestamp_ns))
+            } else if record.timestamp_ns > now.saturating_add(window) {
+                Some(format!("entry too far in the future: timestamp {}", record.timestamp_ns))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                receipt.rejected.push(RejectedEntry { index, reason });
+                continue;
+            }
+            if record.line.len() > config.max_line_bytes {
+                let mut cut = config.max_line_bytes;
+                while !record.line.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                record.line.truncate(cut);
+                inner.metrics.lines_truncated.inc();
+            }
+            accepted.push(record);
+        }
+        inner.metrics.lines_rejected.inc_by(receipt.rejected.len() as u64);
+        if accepted.is_empty() {
+            return Ok(receipt);
+        }
+        let mut ingest = inner.ingest.lock();
+        if ingest.closed {
+            return Err(Error::ShuttingDown);
+        }
+        let entry = WalEntry { tenant: tenant.clone(), records: accepted };
+        let (position, bytes) = ingest.wal.append(&entry)?;
+        let end = ingest.wal.end_position();
+        receipt.accepted = entry.records.len();
+        inner.metrics.wal_bytes_written.inc_by(bytes as u64);
+        inner.metrics.lines_ingested.inc_by(receipt.accepted as u64);
+        inner.metrics.bytes_ingested.inc_by(entry.records.iter().map(|r| r.line.len() as u64).sum());
+        // The entry is durable; a failure to index it now is repaired by replay on restart.
+        inner.index_entry(tenant, position, entry.records, false, end)?;
+        Ok(receipt)
+    }
+
+    /// Makes everything appended so far searchable.
+    pub fn commit(&self) -> Result<(), Error> {
+        self.inner.commit()
+    }
+
+    /// Stops background work, commits, closes writers and trims the WAL. Idempotent.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        self.stop_background();
+        self.inner.commit()?;
+        let mut ingest = self.inner.ingest.lock();
+        ingest.closed = true;
+        let end = ingest.wal.end_position();
+        for partition in self.inner.all_partitions() {
+            partition.close_writer(end)?;
+        }
+        self.inner.metrics.open_writers.set(0);
+        Ok(())
+    }
+
+    /// Runs a log query.
+    pub fn query(&self, tenant: &TenantId, req: &LogQueryRequest) -> Result<LogQueryResponse, Error> {
+        let started = Instant::now();
+        self.inner.metrics.queries.inc();
+        let result = self.run_query(tenant, req);
+        self.inner.metrics.query_duration.observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.inner.metrics.query_errors.inc();
+        }
+        result
+    }
+
+    fn run_query(&self, tenant: &TenantId, req: &LogQueryRequest) -> Result<LogQueryResponse, Error> {
+        if req.limit == 0 {
+            return Err(Error::InvalidRequest("limit must be a positive value".into()));
+        }
+        let max = self.inner.config.max_query_lines;
+        if req.limit > max {
+            return Err(Error::InvalidRequest(format!(
+                "max entries limit per query exceeded, limit > max_entries_limit ({} > {max})",
+                req.limit
+            )));
+        }
+        check_range(req.start_ns, req.end_ns)?;
+        let query = CompiledQuery::parse(&req.query)?;
+        let partitions = self.inner.partitions_in(tenant, req.start_ns, req.end_ns);
+        let plan =
+            Plan { query: &query, start_ns: req.start_ns, end_ns: req.end_ns, limit: req.limit, direction: req.direction };
+        execute(&partitions, &plan)
+    }
+
+    /// Label names of streams in partitions overlapping `[start_ns, end_ns)`, sorted.
+    pub fn label_names(&self, tenant: &TenantId, start_ns: i64, end_ns: i64) -> Result<Vec<String>, Error> {
+        check_range(start_ns, end_ns)?;
+        let mut names: Vec<String> = self
+            .inner
+            .streams_in(tenant, start_ns, end_ns, None)
+            .iter()
+            .flat_map(|l| l.iter().map(|l| l.name.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Values of label `name`, optionally only in streams matching the selector `query`, sorted.
+    pub fn label_values(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        start_ns: i64,
+        end_ns: i64,
+        query: Option<&str>,
+    ) -> Result<Vec<String>, Error> {
+        check_range(start_ns, end_ns)?;
+        let selector = match query {
+            Some(q) => Some(CompiledSelector::new(&parse_selector(q)?)?),
+            None => None,
+        };
+        let selectors: Vec<CompiledSelector> = selector.into_iter().collect();
+        let filter = (!selectors.is_empty()).then_some(selectors.as_slice());
+        let mut values: Vec<String> = self
+            .inner
+            .streams_in(tenant, start_ns, end_ns, filter)
+            .iter()
+            .filter_map(|l| l.get(name).map(str::to_string))
+            .collect();
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+
+    /// Label sets of streams matching any of `selectors`, sorted.
+    pub fn series(&self, tenant: &TenantId, selectors: &[String], start_ns: i64, end_ns: i64) -> Result<Vec<Labels>, Error> {
+        check_range(start_ns, end_ns)?;
+        if selectors.is_empty() {
+            return Err(Error::InvalidRequest("at least one match[] selector is required".into()));
+        }
+        let compiled = selectors
+            .iter()
+            .map(|s| CompiledSelector::new(&parse_selector(s)?))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(self.inner.streams_in(tenant, start_ns, end_ns, Some(&compiled)))
+    }
+
+    /// Deletes partitions that ended before `now - retention`; returns how many. Also run hourly
+    /// by the background thread.
+    pub fn run_retention(&self) -> Result<usize, Error> {
+        self.inner.run_retention()
+    }
+
+    /// Registers the indexer's self-metrics.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.inner.metrics.register(registry);
+    }
+
+    fn stop_background(&self) {
+        *self.inner.stop.lock() = true;
+        self.inner.stop_signal.notify_all();
+        if let Some(handle) = self.background.lock().take()
+            && handle.join().is_err()
+        {
+            tracing::error!("indexer background thread panicked");
+        }
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        self.stop_background();
+        // Without shutdown this behaves like a crash: uncommitted documents are dropped with the
+        // writers and come back from the WAL on the next open.
+        for partition in self.inner.all_partitions() {
+            partition.abandon_writer();
+        }
+    }
+}
+
+fn check_range(start_ns: i64, end_ns: i64) -> Result<(), Error> {
+    if end_ns < start_ns {
+        return Err(Error::InvalidRequest(format!("end ({end_ns}) must not be before start ({start_ns})")));
+    }
+    Ok(())
+}
+
+fn read_committed(dir: &Path) -> Result<u64, Error> {
+    let path = dir.join(COMMITTED_FILE);
+    match fs::read(&path) {
+        Ok(raw) => {
+            let c: Committed =
+                serde_json::from_slice(&raw).map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+            if c.version != COMMITTED_FORMAT_VERSION {
+                return Err(Error::Corrupt(format!("{} has unknown format version {}", path.display(), c.version)));
+            }
+            Ok(c.wal_position)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+    }
+}
+
+fn write_committed(dir: &Path, wal_position: u64) -> Result<(), Error> {
+    let tmp = dir.join("committed.json.tmp");
+    let json = serde_json::to_vec(&Committed { version: COMMITTED_FORMAT_VERSION, wal_position })
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    fs::write(&tmp, json)
+        .and_then(|_| fs::File::open(&tmp)?.sync_all())
+        .and_then(|_| fs::rename(&tmp, dir.join(COMMITTED_FILE)))
+        .map_err(|e| Error::io("write committed.json", e))?;
+    sync_dir(dir)
+}
+
+fn open_partitions(tenants_dir: &Path) -> Result<BTreeMap<TenantId, Vec<Arc<Partition>>>, Error> {
+    let mut out: BTreeMap<TenantId, Vec<Arc<Partition>>> = BTreeMap::new();
+    let list = |dir: &Path| -> Result<Vec<fs::DirEntry>, Error> {
+        fs::read_dir(dir)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| Error::io(format!("list {}", dir.display()), e))
+    };
+    for tenant_entry in list(tenants_dir)? {
+        let Some(tenant) = tenant_entry.file_name().to_str().and_then(|n| TenantId::new(n).ok()) else {
+            tracing::warn!(dir = ?tenant_entry.path(), "ignoring directory that is not a tenant id");
+            continue;
+        };
+        for part_entry in list(&tenant_entry.path())? {
+            let path = part_entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            match Partition::open_existing(&path, &tenant)? {
+                Some(p) => out.entry(tenant.clone()).or_default().push(Arc::new(p)),
+                None => {
+                    tracing::warn!(dir = %path.display(), "removing partition whose creation was interrupted");
+                    fs::remove_dir_all(&path).map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
+                }
+            }
+        }
+    }
+    for parts in out.values_mut() {
+        parts.sort_by_key(|p| p.start_ns);
+    }
+    Ok(out)
+}
+
+impl Inner {
+    fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().flatten().cloned().collect()
+    }
+
+    fn partitions_in(&self, tenant: &TenantId, start_ns: i64, end_ns: i64) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .get(tenant)
+            .map(|parts| parts.iter().filter(|p| p.overlaps(start_ns, end_ns)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Distinct stream label sets in overlapping partitions, matching any selector if given.
+    fn streams_in(&self, tenant: &TenantId, start_ns: i64, end_ns: i64, selectors: Option<&[CompiledSelector]>) -> Vec<Labels> {
+        let mut out: Vec<Labels> = self
+            .partitions_in(tenant, start_ns, end_ns)
+            .iter()
+            .flat_map(|p| p.streams())
+            .map(|(_, labels)| labels)
+            .filter(|labels| selectors.is_none_or(|sels| sels.iter().any(|s| s.matches(labels))))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The partition holding `ts` for `tenant`, created if needed.
+    fn partition_for(&self, tenant: &TenantId, ts: i64) -> Result<Arc<Partition>, Error> {
+        if let Some(p) = self.partitions.read().get(tenant).and_then(|ps| ps.iter().find(|p| p.contains(ts))) {
+            return Ok(Arc::clone(p));
+        }
+        let width = self.config.partition_ns();
+        let start = ts.div_euclid(width) * width;
+        let end = start.saturating_add(width);
+        let dir = self.dir.join("tenants").join(tenant.as_str()).join(start.div_euclid(1_000_000_000).to_string());
+        let partition = Arc::new(Partition::create(&dir, tenant, start, end)?);
+        let mut map = self.partitions.write();
+        let parts = map.entry(tenant.clone()).or_default();
+        parts.push(Arc::clone(&partition));
+        parts.sort_by_key(|p| p.start_ns);
+        self.metrics.partitions.inc();
+        tracing::info!(tenant = %tenant, start_ns = start, "partition created");
+        Ok(partition)
+    }
+
+    /// Hands one WAL entry to the partition writers. Caller holds the ingest lock.
+    /// On replay, partitions whose last commit already covers `position` are skipped.
+    fn index_entry(
+        &self,
+        tenant: &TenantId,
+        position: u64,
+        records: Vec<LogRecord>,
+        replay: bool,
+        wal_end: u64,
+    ) -> Result<(), Error> {
+        // Group by partition first: a partition evicted below must never hold part of this entry.
+        let mut groups: Vec<(Arc<Partition>, Vec<LogRecord>)> = Vec::new();
+        for record in records {
+            let partition = self.partition_for(tenant, record.timestamp_ns)?;
+            match groups.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &partition)) {
+                Some((_, recs)) => recs.push(record),
+                None => groups.push((partition, vec![record])),
+            }
+        }
+        for (partition, recs) in &groups {
+            if replay && position < partition.committed_wal_position() {
+                continue;
+            }
+            if !partition.has_writer() {
+                self.make_room_for_writer(&groups, wal_end)?;
+            }
+            if partition.add(recs, self.config.writer_memory_bytes)? {
+                self.metrics.open_writers.inc();
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the least recently used writer not involved in the current entry when the bound
+    /// on open writers is reached. Its commit covers `wal_end`: it holds nothing of the
+    /// current entry, and everything before.
+    fn make_room_for_writer(&self, current: &[(Arc<Partition>, Vec<LogRecord>)], wal_end: u64) -> Result<(), Error> {
+        let open: Vec<Arc<Partition>> = self.all_partitions().into_iter().filter(|p| p.has_writer()).collect();
+        if open.len() < self.config.max_open_writers {
+            return Ok(());
+        }
+        let victim = open
+            .into_iter()
+            .filter(|p| !current.iter().any(|(c, _)| Arc::ptr_eq(c, p)))
+            .min_by_key(|p| p.writer_last_used());
+        if let Some(victim) = victim
+            && victim.close_writer(wal_end)?
+        {
+            self.metrics.open_writers.dec();
+        }
+        Ok(())
+    }
+
+    fn commit(&self) -> Result<(), Error> {
+        let started = Instant::now();
+        let mut ingest = self.ingest.lock();
+        let position = ingest.wal.end_position();
+        let mut committed = 0;
+        for partition in self.all_partitions() {
+            if partition.commit(position)? {
+                committed += 1;
+            }
+        }
+        write_committed(&self.dir, position)?;
+        let removed = ingest.wal.remove_segments_below(position)?;
+        for partition in self.all_partitions() {
+            if partition.writer_last_used().is_some_and(|t| t.elapsed() >= WRITER_IDLE) && partition.close_writer(position)? {
+                self.metrics.open_writers.dec();
+            }
+        }
+        drop(ingest);
+        if committed > 0 {
+            self.metrics.commits.inc();
+            self.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
+            tracing::debug!(partitions = committed, wal_position = position, removed_segments = removed, "committed");
+        }
+        Ok(())
+    }
+
+    fn run_retention(&self) -> Result<usize, Error> {
+        let retention = i64::try_from(self.config.retention.as_nanos()).unwrap_or(i64::MAX);
+        let cutoff = model::time::now_ns().saturating_sub(retention);
+        let _ingest = self.ingest.lock();
+        let expired: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write();
+            let mut expired = Vec::new();
+            for parts in map.values_mut() {
+                let (old, keep): (Vec<_>, Vec<_>) = parts.drain(..).partition(|p| p.end_ns <= cutoff);
+                *parts = keep;
+                expired.extend(old);
+            }
+            map.retain(|_, parts| !parts.is_empty());
+            expired
+        };
+        for partition in &expired {
+            if partition.abandon_writer() {
+                self.metrics.open_writers.dec();
+            }
+            fs::remove_dir_all(&partition.dir)
+                .map_err(|e| Error::io(format!("remove expired partition {}", partition.dir.display()), e))?;
+            self.metrics.partitions.dec();
+            self.metrics.partitions_deleted.inc();
+            tracing::info!(tenant = %partition.tenant, start_ns = partition.start_ns, "partition deleted by retention");
+        }
+        Ok(expired.len())
+    }
+
+    fn background_loop(&self) {
+        let mut last_retention: Option<Instant> = None;
+        loop {
+            {
+                let mut stop = self.stop.lock();
+                if !*stop {
+                    self.stop_signal.wait_for(&mut stop, self.config.commit_interval);
+                }
+                if *stop {
+                    return;
+                }
+            }
+            if let Err(e) = self.commit() {
+                tracing::error!(error = %e, "background commit failed");
+            }
+            if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+                last_retention = Some(Instant::now());
+                if let Err(e) = self.run_retention() {
+                    tracing::error!(error = %e, "retention pass failed");
+                }
+            }
+        }
+    }
+}
