@@ -57,9 +57,7 @@ impl Error {
             Error::BadQuery(_) | Error::InvalidRequest(_) => 400,
             Error::ShuttingDown => 503,
             Error::Io { source, .. } if is_resource_exhausted(source) => 503,
-            Error::Index { source: tantivy::TantivyError::IoError(source), .. } if is_resource_exhausted(source) => {
-                503
-            }
+            Error::Index { source: tantivy::TantivyError::IoError(source), .. } if is_resource_exhausted(source) => 503,
             Error::InvalidConfig(_) | Error::Io { .. } | Error::Index { .. } | Error::Corrupt(_) => 500,
         }
     }

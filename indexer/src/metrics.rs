@@ -53,15 +53,35 @@ impl Metrics {
         r.register("tarsier_indexer_lines_ingested", "Log lines acknowledged", self.lines_ingested.clone());
         r.register("tarsier_indexer_bytes_ingested", "Bytes of log lines acknowledged", self.bytes_ingested.clone());
         r.register("tarsier_indexer_lines_rejected", "Log lines rejected at ingest", self.lines_rejected.clone());
-        r.register("tarsier_indexer_lines_truncated", "Log lines truncated to max_line_bytes", self.lines_truncated.clone());
-        r.register("tarsier_indexer_wal_bytes_written", "Bytes written to the write-ahead log", self.wal_bytes_written.clone());
-        r.register("tarsier_indexer_wal_lines_replayed", "Log lines replayed from the WAL at startup", self.wal_lines_replayed.clone());
+        r.register(
+            "tarsier_indexer_lines_truncated",
+            "Log lines truncated to max_line_bytes",
+            self.lines_truncated.clone(),
+        );
+        r.register(
+            "tarsier_indexer_wal_bytes_written",
+            "Bytes written to the write-ahead log",
+            self.wal_bytes_written.clone(),
+        );
+        r.register(
+            "tarsier_indexer_wal_lines_replayed",
+            "Log lines replayed from the WAL at startup",
+            self.wal_lines_replayed.clone(),
+        );
         r.register("tarsier_indexer_commits", "tantivy commit rounds", self.commits.clone());
-        r.register("tarsier_indexer_commit_duration_seconds", "Duration of commit rounds", self.commit_duration.clone());
+        r.register(
+            "tarsier_indexer_commit_duration_seconds",
+            "Duration of commit rounds",
+            self.commit_duration.clone(),
+        );
         r.register("tarsier_indexer_queries", "Log queries executed", self.queries.clone());
         r.register("tarsier_indexer_query_errors", "Log queries that failed", self.query_errors.clone());
         r.register("tarsier_indexer_query_duration_seconds", "Duration of log queries", self.query_duration.clone());
-        r.register("tarsier_indexer_partitions_deleted", "Partitions deleted by retention", self.partitions_deleted.clone());
+        r.register(
+            "tarsier_indexer_partitions_deleted",
+            "Partitions deleted by retention",
+            self.partitions_deleted.clone(),
+        );
         r.register("tarsier_indexer_open_writers", "Partition writers currently open", self.open_writers.clone());
         r.register("tarsier_indexer_partitions", "Partitions currently on disk", self.partitions.clone());
     }

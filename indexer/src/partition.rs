@@ -114,8 +114,8 @@ impl Partition {
     fn open(dir: &Path, tenant: &TenantId) -> Result<Partition, Error> {
         let meta_path = dir.join(META_FILE);
         let raw = fs::read(&meta_path).map_err(|e| Error::io(format!("read {}", meta_path.display()), e))?;
-        let meta: PartitionMeta = serde_json::from_slice(&raw)
-            .map_err(|e| Error::Corrupt(format!("{}: {e}", meta_path.display())))?;
+        let meta: PartitionMeta =
+            serde_json::from_slice(&raw).map_err(|e| Error::Corrupt(format!("{}: {e}", meta_path.display())))?;
         if meta.version != PARTITION_FORMAT_VERSION {
             return Err(Error::Corrupt(format!(
                 "{} has format version {}, this build reads {PARTITION_FORMAT_VERSION}",
@@ -132,9 +132,11 @@ impl Partition {
             .map_err(|e| Error::index("open partition reader", e))?;
         let payload = index.load_metas().map_err(|e| Error::index("load partition metas", e))?.payload;
         let committed = match payload {
-            Some(p) => serde_json::from_str::<CommitPayload>(&p)
-                .map_err(|e| Error::Corrupt(format!("{}: bad commit payload: {e}", dir.display())))?
-                .wal_position,
+            Some(p) => {
+                serde_json::from_str::<CommitPayload>(&p)
+                    .map_err(|e| Error::Corrupt(format!("{}: bad commit payload: {e}", dir.display())))?
+                    .wal_position
+            }
             None => 0,
         };
         let partition = Partition {
@@ -157,7 +159,8 @@ impl Partition {
         let searcher = self.reader.searcher();
         let mut streams = self.streams.write();
         for segment in searcher.segment_readers() {
-            let inverted = segment.inverted_index(self.fields.labels_text).map_err(|e| Error::index("read streams", e))?;
+            let inverted =
+                segment.inverted_index(self.fields.labels_text).map_err(|e| Error::index("read streams", e))?;
             let mut terms = inverted.terms().stream().map_err(|e| Error::io("read stream terms", e))?;
             while terms.advance() {
                 let Ok(text) = std::str::from_utf8(terms.key()) else { continue };
@@ -255,7 +258,8 @@ impl Partition {
         if open.pending_docs == 0 {
             return Ok(false);
         }
-        let payload = serde_json::to_string(&CommitPayload { wal_position }).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let payload =
+            serde_json::to_string(&CommitPayload { wal_position }).map_err(|e| Error::Corrupt(e.to_string()))?;
         let mut prepared = open.writer.prepare_commit().map_err(|e| Error::index("prepare commit", e))?;
         prepared.set_payload(&payload);
         prepared.commit().map_err(|e| Error::index(format!("commit {}", self.dir.display()), e))?;

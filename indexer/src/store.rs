@@ -131,7 +131,10 @@ impl Indexer {
             } else if let Err(e) = record.labels.validate() {
                 Some(e.to_string())
             } else if record.timestamp_ns < now.saturating_sub(window) {
-                Some(format!("entry too far behind: timestamp {} is older than now - out_of_order_window", record.timestamp_ns))
+                Some(format!(
+                    "entry too far behind: timestamp {} is older than now - out_of_order_window",
+                    record.timestamp_ns
+                ))
             } else if record.timestamp_ns > now.saturating_add(window) {
                 Some(format!("entry too far in the future: timestamp {}", record.timestamp_ns))
             } else {
@@ -216,8 +219,13 @@ impl Indexer {
         check_range(req.start_ns, req.end_ns)?;
         let query = CompiledQuery::parse(&req.query)?;
         let partitions = self.inner.partitions_in(tenant, req.start_ns, req.end_ns);
-        let plan =
-            Plan { query: &query, start_ns: req.start_ns, end_ns: req.end_ns, limit: req.limit, direction: req.direction };
+        let plan = Plan {
+            query: &query,
+            start_ns: req.start_ns,
+            end_ns: req.end_ns,
+            limit: req.limit,
+            direction: req.direction,
+        };
         execute(&partitions, &plan)
     }
 
@@ -263,15 +271,19 @@ impl Indexer {
     }
 
     /// Label sets of streams matching any of `selectors`, sorted.
-    pub fn series(&self, tenant: &TenantId, selectors: &[String], start_ns: i64, end_ns: i64) -> Result<Vec<Labels>, Error> {
+    pub fn series(
+        &self,
+        tenant: &TenantId,
+        selectors: &[String],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<Labels>, Error> {
         check_range(start_ns, end_ns)?;
         if selectors.is_empty() {
             return Err(Error::InvalidRequest("at least one match[] selector is required".into()));
         }
-        let compiled = selectors
-            .iter()
-            .map(|s| CompiledSelector::new(&parse_selector(s)?))
-            .collect::<Result<Vec<_>, Error>>()?;
+        let compiled =
+            selectors.iter().map(|s| CompiledSelector::new(&parse_selector(s)?)).collect::<Result<Vec<_>, Error>>()?;
         Ok(self.inner.streams_in(tenant, start_ns, end_ns, Some(&compiled)))
     }
 
@@ -388,7 +400,13 @@ impl Inner {
     }
 
     /// Distinct stream label sets in overlapping partitions, matching any selector if given.
-    fn streams_in(&self, tenant: &TenantId, start_ns: i64, end_ns: i64, selectors: Option<&[CompiledSelector]>) -> Vec<Labels> {
+    fn streams_in(
+        &self,
+        tenant: &TenantId,
+        start_ns: i64,
+        end_ns: i64,
+        selectors: Option<&[CompiledSelector]>,
+    ) -> Vec<Labels> {
         let mut out: Vec<Labels> = self
             .partitions_in(tenant, start_ns, end_ns)
             .iter()
@@ -486,7 +504,9 @@ impl Inner {
         write_committed(&self.dir, position)?;
         let removed = ingest.wal.remove_segments_below(position)?;
         for partition in self.all_partitions() {
-            if partition.writer_last_used().is_some_and(|t| t.elapsed() >= WRITER_IDLE) && partition.close_writer(position)? {
+            if partition.writer_last_used().is_some_and(|t| t.elapsed() >= WRITER_IDLE)
+                && partition.close_writer(position)?
+            {
                 self.metrics.open_writers.dec();
             }
         }

@@ -93,14 +93,13 @@ impl Wal {
             if end <= from {
                 continue;
             }
-            let (n, _) = scan_segment(&self.dir, start, &mut |pos, entry| {
+            scan_segment(&self.dir, start, &mut |pos, entry| {
                 if pos >= from {
                     count += 1;
                     apply(pos, entry)?;
                 }
                 Ok(())
             })?;
-            let _ = n;
         }
         Ok(count)
     }

@@ -138,10 +138,11 @@ impl CompiledQuery {
             .iter()
             .map(|f| {
                 let regex = match f.op {
-                    LineFilterOp::Matches | LineFilterOp::NotMatches => Some(
-                        Regex::new(&f.pattern)
-                            .map_err(|e| Error::BadQuery(format!("invalid regex in line filter {:?}: {e}", f.pattern)))?,
-                    ),
+                    LineFilterOp::Matches | LineFilterOp::NotMatches => {
+                        Some(Regex::new(&f.pattern).map_err(|e| {
+                            Error::BadQuery(format!("invalid regex in line filter {:?}: {e}", f.pattern))
+                        })?)
+                    }
                     _ => None,
                 };
                 Ok(CompiledFilter { op: f.op, pattern: f.pattern.clone(), regex })
@@ -163,8 +164,10 @@ mod tests {
 
     #[test]
     fn parses_selector_and_filters() {
-        let q = parse(r#"{job="api", pod=~"web-.*", env!="dev", zone!~`us-.*`} |= "error" != `timeout` |~ "(?i)fail" !~ "x\ty""#)
-            .unwrap();
+        let q = parse(
+            r#"{job="api", pod=~"web-.*", env!="dev", zone!~`us-.*`} |= "error" != `timeout` |~ "(?i)fail" !~ "x\ty""#,
+        )
+        .unwrap();
         assert_eq!(q.matchers.len(), 4);
         assert_eq!(q.matchers[1], LabelMatcher { name: "pod".into(), op: MatchOp::Regex, value: "web-.*".into() });
         assert_eq!(q.matchers[3].op, MatchOp::NotRegex);
@@ -224,7 +227,8 @@ mod tests {
     }
 
     fn matcher() -> impl Strategy<Value = LabelMatcher> {
-        let op = prop_oneof![Just(MatchOp::Equal), Just(MatchOp::NotEqual), Just(MatchOp::Regex), Just(MatchOp::NotRegex)];
+        let op =
+            prop_oneof![Just(MatchOp::Equal), Just(MatchOp::NotEqual), Just(MatchOp::Regex), Just(MatchOp::NotRegex)];
         ("[a-zA-Z_][a-zA-Z0-9_]{0,6}", op, "\\PC{0,8}").prop_map(|(name, op, value)| LabelMatcher { name, op, value })
     }
 
