@@ -401,3 +401,17 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn background_commit_makes_lines_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = IndexerConfig { commit_interval: Duration::from_millis(50), ..config() };
+    let ix = Indexer::open(dir.path(), cfg).unwrap();
+    ix.append(&tenant(), vec![record(BASE, "a", "soon searchable")]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lines(&ix, r#"{job="a"}"#).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "line never became searchable");
+        std::thread::yield_now();
+    }
+    ix.shutdown().unwrap();
+}
