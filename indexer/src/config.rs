@@ -56,8 +56,10 @@ fn default_writer_memory_bytes() -> usize {
 fn default_max_line_bytes() -> usize {
     256 << 10
 }
+/// A week, as Loki's `reject_old_samples_max_age`: a collector starting on a node with a few days
+/// of container logs must be able to ship them.
 fn default_out_of_order_window() -> Duration {
-    Duration::from_secs(3600)
+    Duration::from_secs(7 * 24 * 3600)
 }
 fn default_wal_segment_bytes() -> u64 {
     64 << 20
