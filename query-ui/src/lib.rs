@@ -1,1 +1,56 @@
-//! placeholder
+//! Tarsier's HTTP surface. One axum [`Router`] serves every API a user or a tool talks to: the
+//! Prometheus query API (Grafana, KEDA), the Loki query API (Grafana's Loki data source), the
+//! ingest endpoints (Loki push, Prometheus remote_write), the operations endpoints (`/metrics`,
+//! `/-/healthy`, `/-/ready`) and the web UI. Handlers only translate HTTP to the stores' blocking
+//! APIs (run on the blocking pool) and back; the stores own all logic.
+
+pub mod config;
+pub mod error;
+mod ingest;
+mod loki_api;
+mod metrics;
+mod ops;
+mod params;
+mod prom_api;
+mod state;
+mod ui;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use config::HttpConfig;
+pub use error::ApiError;
+pub use state::{AppState, Services};
+
+/// Builds the router for the services present in `state`: a role without a store (the agent)
+/// serves only the operations endpoints.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/-/healthy", get(ops::healthy).head(ops::healthy))
+        .route("/-/ready", get(ops::ready).head(ops::ready))
+        .route("/metrics", get(ops::metrics));
+    if state.services().indexer.is_some() {
+        router = router
+            .route("/loki/api/v1/push", post(ingest::loki_push))
+            .route("/loki/api/v1/query_range", get(loki_api::query_range).post(loki_api::query_range))
+            .route("/loki/api/v1/query", get(loki_api::query).post(loki_api::query))
+            .route("/loki/api/v1/labels", get(loki_api::labels).post(loki_api::labels))
+            .route("/loki/api/v1/label", get(loki_api::labels))
+            .route("/loki/api/v1/label/{name}/values", get(loki_api::label_values))
+            .route("/loki/api/v1/series", get(loki_api::series).post(loki_api::series));
+    }
+    if state.services().tsdb.is_some() {
+        router = router
+            .route("/api/v1/write", post(ingest::remote_write))
+            .route("/api/v1/query", get(prom_api::query).post(prom_api::query))
+            .route("/api/v1/query_range", get(prom_api::query_range).post(prom_api::query_range))
+            .route("/api/v1/labels", get(prom_api::labels).post(prom_api::labels))
+            .route("/api/v1/label/{name}/values", get(prom_api::label_values))
+            .route("/api/v1/series", get(prom_api::series).post(prom_api::series));
+    }
+    router = router.route("/api/v1/status/buildinfo", get(prom_api::buildinfo));
+    if state.services().indexer.is_some() || state.services().tsdb.is_some() {
+        router = ui::routes(router);
+    }
+    router.layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track)).with_state(state)
+}

@@ -1,0 +1,72 @@
+//! The HTTP server's configuration section (`server:` in the YAML file).
+
+use serde::{Deserialize, Serialize};
+
+/// Where the server listens and the limits it enforces on requests.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on, `host:port`. Local by default: expose it deliberately.
+    pub listen: String,
+    /// Largest request body accepted, in bytes, before decompression (larger → 413).
+    pub max_body_bytes: usize,
+    /// Largest request body after decompression (gzip, snappy), in bytes (larger → 413).
+    pub max_decoded_bytes: usize,
+    /// Largest `limit` a Loki log query may ask for in one response.
+    pub max_log_query_limit: usize,
+    /// Most points per series a Prometheus range query may return (Prometheus uses 11,000).
+    pub max_points_per_series: i64,
+}
+
+/// The default HTTP port: 9470, not used by Prometheus (9090), Loki (3100), Grafana (3000),
+/// Alertmanager (9093) or node_exporter (9100), so Tarsier can run beside all of them.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9470";
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.to_string(),
+            max_body_bytes: 16 << 20,
+            max_decoded_bytes: 64 << 20,
+            max_log_query_limit: 5000,
+            max_points_per_series: 11_000,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Checks the section; errors name the key under `server.`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "server.listen: {:?} is not host:port with an IP address (e.g. 127.0.0.1:9470)",
+                self.listen
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return Err("server.max_body_bytes must be greater than 0".into());
+        }
+        if self.max_decoded_bytes < self.max_body_bytes {
+            return Err("server.max_decoded_bytes must be at least server.max_body_bytes".into());
+        }
+        if self.max_log_query_limit == 0 {
+            return Err("server.max_log_query_limit must be greater than 0".into());
+        }
+        if self.max_points_per_series <= 0 {
+            return Err("server.max_points_per_series must be greater than 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_errors_name_the_key() {
+        assert!(HttpConfig::default().validate().is_ok());
+        let bad = HttpConfig { listen: "localhost".into(), ..HttpConfig::default() };
+        assert!(bad.validate().unwrap_err().starts_with("server.listen"));
+    }
+}

@@ -1,0 +1,137 @@
+//! The Prometheus HTTP query API (`/api/v1/*`), with Prometheus's parameter rules, response
+//! envelope and error shapes, so Grafana's Prometheus data source and KEDA work unchanged.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, PromError};
+use crate::params::{Params, Tenant};
+use crate::state::AppState;
+
+type PromResult = Result<Json<Value>, PromError>;
+
+fn success(data: impl serde::Serialize) -> PromResult {
+    Ok(Json(json!({"status": "success", "data": data})))
+}
+
+fn tsdb(state: &AppState) -> Result<std::sync::Arc<tsdb::Tsdb>, ApiError> {
+    state.services().tsdb.clone().ok_or_else(|| ApiError::Unavailable("no tsdb in this role".into()))
+}
+
+/// Parses a time parameter, naming it in the error as Prometheus does.
+fn time_param(params: &Params, key: &str, default: i64) -> Result<i64, ApiError> {
+    match params.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => model::time::parse_prometheus_time(v)
+            .map_err(|e| ApiError::BadRequest(format!("invalid parameter {key:?}: {e}"))),
+    }
+}
+
+/// Prometheus's defaults when `start`/`end` are absent for metadata queries: all time.
+const MIN_TIME_MS: i64 = i64::MIN / 2;
+const MAX_TIME_MS: i64 = i64::MAX / 2;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, tsdb::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::from_join)?.map_err(ApiError::from)
+}
+
+/// `GET|POST /api/v1/query`.
+pub(crate) async fn query(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> PromResult {
+    let tsdb = tsdb(&state)?;
+    let query = params.require("query")?.to_string();
+    let time = time_param(&params, "time", model::time::now_ms())?;
+    let result = blocking(move || tsdb.instant_query(&tenant, &query, time)).await?;
+    success(result)
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> PromResult {
+    let tsdb = tsdb(&state)?;
+    let query = params.require("query")?.to_string();
+    let start = time_param(&params, "start", i64::MIN).and_then(|t| {
+        if t == i64::MIN { Err(ApiError::BadRequest("invalid parameter \"start\": missing".into())) } else { Ok(t) }
+    })?;
+    let end = time_param(&params, "end", i64::MIN).and_then(|t| {
+        if t == i64::MIN { Err(ApiError::BadRequest("invalid parameter \"end\": missing".into())) } else { Ok(t) }
+    })?;
+    if end < start {
+        return Err(ApiError::BadRequest(
+            "invalid parameter \"end\": end timestamp must not be before start time".into(),
+        )
+        .into());
+    }
+    let step = model::time::parse_duration_or_seconds(params.require("step")?)
+        .map_err(|e| ApiError::BadRequest(format!("invalid parameter \"step\": {e}")))?;
+    let step_ms = step.as_millis() as i64;
+    if step_ms <= 0 {
+        return Err(ApiError::BadRequest(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        )
+        .into());
+    }
+    let max_points = state.config().max_points_per_series;
+    if (end - start) / step_ms > max_points {
+        return Err(ApiError::BadRequest(format!(
+            "exceeded maximum resolution of {max_points} points per timeseries. Try decreasing the query resolution (?step=XX)"
+        ))
+        .into());
+    }
+    let result = blocking(move || tsdb.range_query(&tenant, &query, start, end, step_ms)).await?;
+    success(result)
+}
+
+/// `GET|POST /api/v1/labels`.
+pub(crate) async fn labels(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> PromResult {
+    let tsdb = tsdb(&state)?;
+    let matchers = params.get_all("match[]");
+    let start = time_param(&params, "start", MIN_TIME_MS)?;
+    let end = time_param(&params, "end", MAX_TIME_MS)?;
+    success(blocking(move || tsdb.label_names(&tenant, &matchers, start, end)).await?)
+}
+
+/// `GET /api/v1/label/<name>/values`.
+pub(crate) async fn label_values(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(name): Path<String>,
+    params: Params,
+) -> PromResult {
+    let tsdb = tsdb(&state)?;
+    let matchers = params.get_all("match[]");
+    let start = time_param(&params, "start", MIN_TIME_MS)?;
+    let end = time_param(&params, "end", MAX_TIME_MS)?;
+    success(blocking(move || tsdb.label_values(&tenant, &name, &matchers, start, end)).await?)
+}
+
+/// `GET|POST /api/v1/series`.
+pub(crate) async fn series(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> PromResult {
+    let tsdb = tsdb(&state)?;
+    let matchers = params.get_all("match[]");
+    if matchers.is_empty() {
+        return Err(ApiError::BadRequest("no match[] parameter provided".into()).into());
+    }
+    let start = time_param(&params, "start", MIN_TIME_MS)?;
+    let end = time_param(&params, "end", MAX_TIME_MS)?;
+    let series = blocking(move || tsdb.series(&tenant, &matchers, start, end)).await?;
+    let data: Vec<serde_json::Map<String, Value>> = series
+        .iter()
+        .map(|labels| labels.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect())
+        .collect();
+    success(data)
+}
+
+/// `GET /api/v1/status/buildinfo`: Grafana reads it to learn what kind of server it talks to.
+pub(crate) async fn buildinfo() -> PromResult {
+    success(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("TARSIER_GIT_REVISION").unwrap_or("unknown"),
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "n/a (Rust)",
+        "application": "tarsier",
+    }))
+}

@@ -1,0 +1,66 @@
+//! The state every handler shares: the stores this role runs, the HTTP limits, the metrics
+//! registry and the readiness flag.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::registry::Registry;
+
+use crate::config::HttpConfig;
+use crate::metrics::HttpMetrics;
+
+/// The stores behind the APIs; a role without one does not serve its endpoints.
+#[derive(Clone, Default)]
+pub struct Services {
+    pub indexer: Option<Arc<indexer::Indexer>>,
+    pub tsdb: Option<Arc<tsdb::Tsdb>>,
+}
+
+/// Cheap to clone; shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    services: Services,
+    config: HttpConfig,
+    registry: Registry,
+    http_metrics: HttpMetrics,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    /// Registers the HTTP layer's own metrics into `registry`, then freezes it for `/metrics`.
+    /// The state starts not ready: call [`AppState::set_ready`] once storage is open and serving.
+    pub fn new(services: Services, config: HttpConfig, mut registry: Registry) -> Self {
+        let http_metrics = HttpMetrics::default();
+        http_metrics.register(&mut registry);
+        Self { inner: Arc::new(Inner { services, config, registry, http_metrics, ready: AtomicBool::new(false) }) }
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.inner.services
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.inner.config
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn http_metrics(&self) -> &HttpMetrics {
+        &self.inner.http_metrics
+    }
+
+    /// Marks the server ready (`/-/ready` answers 200) or not (503, e.g. while shutting down).
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,204 @@
+//! The HTTP APIs driven without sockets (`oneshot`) over real stores in a temp dir: ingest through
+//! Loki push and remote_write, read back through the Loki and Prometheus query APIs, and check the
+//! response shapes clients depend on.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use model::{Labels, LogEntry, LogStream, Sample, TimeSeries};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: query_ui::AppState,
+    indexer: Arc<indexer::Indexer>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let indexer =
+        Arc::new(indexer::Indexer::open(&dir.path().join("indexer"), indexer::IndexerConfig::default()).unwrap());
+    let tsdb = Arc::new(tsdb::Tsdb::open(&dir.path().join("tsdb"), tsdb::TsdbConfig::default()).unwrap());
+    let services = query_ui::Services { indexer: Some(indexer.clone()), tsdb: Some(tsdb) };
+    let state = query_ui::AppState::new(services, query_ui::HttpConfig::default(), Default::default());
+    state.set_ready(true);
+    Fixture { _dir: dir, state, indexer }
+}
+
+async fn call(state: &query_ui::AppState, request: Request<Body>) -> (StatusCode, String) {
+    let response = query_ui::router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20).await.unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn get(state: &query_ui::AppState, uri: &str) -> (StatusCode, Value) {
+    let (status, body) = call(state, Request::get(uri).body(Body::empty()).unwrap()).await;
+    let value = serde_json::from_str(&body).unwrap_or_else(|_| Value::String(body.clone()));
+    (status, value)
+}
+
+fn now_ns() -> i64 {
+    model::time::now_ns()
+}
+
+#[tokio::test]
+async fn loki_push_json_then_query_range() {
+    let f = fixture();
+    let ts = now_ns();
+    let body = json!({"streams": [{"stream": {"job": "api", "level": "error"}, "values": [
+        [ts.to_string(), "GET /orders 500 upstream timeout"],
+        [(ts + 1).to_string(), "GET /orders 200 ok"],
+    ]}]});
+    let request = Request::post("/loki/api/v1/push")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let (status, text) = call(&f.state, request).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    f.indexer.commit().unwrap();
+
+    let (status, body) =
+        get(&f.state, "/loki/api/v1/query_range?query=%7Bjob%3D%22api%22%7D%20%7C%3D%20%22timeout%22&start=0").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["data"]["resultType"], "streams");
+    let result = body["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1);
+    assert_eq!(result[0]["stream"], json!({"job": "api", "level": "error"}));
+    assert_eq!(result[0]["values"], json!([[ts.to_string(), "GET /orders 500 upstream timeout"]]));
+
+    let (_, labels) = get(&f.state, "/loki/api/v1/labels?start=0").await;
+    assert_eq!(labels, json!({"status": "success", "data": ["job", "level"]}));
+    let (_, values) = get(&f.state, "/loki/api/v1/label/job/values?start=0").await;
+    assert_eq!(values["data"], json!(["api"]));
+}
+
+#[tokio::test]
+async fn loki_push_protobuf_gzip() {
+    let f = fixture();
+    let streams = vec![LogStream {
+        labels: Labels::from_pairs([("job", "proto")]),
+        entries: vec![LogEntry { timestamp_ns: now_ns(), line: "via protobuf".into() }],
+    }];
+    // Promtail sends snappy protobuf; a gzip layer on top is what some proxies add.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&model::wire::loki_push::encode_protobuf(&streams)).unwrap();
+    let request = Request::post("/loki/api/v1/push")
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(Body::from(gz.finish().unwrap()))
+        .unwrap();
+    let (status, text) = call(&f.state, request).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    f.indexer.commit().unwrap();
+    let (_, body) = get(&f.state, "/loki/api/v1/query_range?query=%7Bjob%3D%22proto%22%7D&start=0").await;
+    assert_eq!(body["data"]["result"][0]["values"][0][1], "via protobuf");
+}
+
+#[tokio::test]
+async fn bad_requests_say_what_is_wrong() {
+    let f = fixture();
+    let request = Request::post("/loki/api/v1/push")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"streams":[{"stream":{"a":"b"},"values":[["x","y"]]}]}"#))
+        .unwrap();
+    let (status, text) = call(&f.state, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("streams[0].values[0]"), "{text}");
+
+    let (status, body) = get(&f.state, "/api/v1/query_range?query=up&start=10&end=5&step=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["status"], "error");
+    assert_eq!(body["errorType"], "bad_data");
+    assert!(body["error"].as_str().unwrap().contains("end"), "{body}");
+
+    let (status, body) = get(&f.state, "/api/v1/query?query=sum(").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errorType"], "bad_data");
+
+    let (status, _) = get(&f.state, "/loki/api/v1/query_range?query=%7Bjob%3D").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let config = query_ui::HttpConfig { max_body_bytes: 16, max_decoded_bytes: 16, ..Default::default() };
+    let small = query_ui::AppState::new(f.state.services().clone(), config, Default::default());
+    let request = Request::post("/api/v1/write").body(Body::from(vec![0u8; 64])).unwrap();
+    let (status, text) = call(&small, request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(text.contains("server.max_body_bytes"), "{text}");
+}
+
+#[tokio::test]
+async fn remote_write_then_prometheus_queries() {
+    let f = fixture();
+    let t0 = model::time::now_ms() - 60_000;
+    let series = vec![
+        TimeSeries::new(
+            Labels::from_pairs([("__name__", "http_requests_total"), ("job", "api"), ("code", "200")]),
+            (0..=12).map(|i| Sample::new(t0 + i * 5_000, (i * 10) as f64)).collect(),
+        ),
+        TimeSeries::new(
+            Labels::from_pairs([("__name__", "http_requests_total"), ("job", "api"), ("code", "500")]),
+            (0..=12).map(|i| Sample::new(t0 + i * 5_000, i as f64)).collect(),
+        ),
+    ];
+    let request = Request::post("/api/v1/write")
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .body(Body::from(model::wire::remote_write::encode(&series)))
+        .unwrap();
+    let (status, text) = call(&f.state, request).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+
+    let at = (t0 + 60_000) as f64 / 1000.0;
+    let (status, body) =
+        get(&f.state, &format!("/api/v1/query?query=http_requests_total%7Bcode%3D%22200%22%7D&time={at}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"__name__": "http_requests_total", "code": "200", "job": "api"}, "value": [at, "120"]}
+        ]}})
+    );
+
+    let (_, body) =
+        get(&f.state, &format!("/api/v1/query?query=sum%20by%20(job)%20(rate(http_requests_total%5B1m%5D))&time={at}"))
+            .await;
+    let v: f64 = body["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((v - 2.2).abs() < 1e-9, "rate of 2/s + 0.2/s: {body}");
+
+    let start = (t0 as f64) / 1000.0;
+    let (_, body) =
+        get(&f.state, &format!("/api/v1/query_range?query=http_requests_total&start={start}&end={at}&step=15")).await;
+    assert_eq!(body["data"]["resultType"], "matrix");
+    assert_eq!(body["data"]["result"].as_array().unwrap().len(), 2);
+    assert_eq!(body["data"]["result"][0]["values"].as_array().unwrap().len(), 5);
+
+    let (_, body) = get(&f.state, "/api/v1/labels").await;
+    assert_eq!(body["data"], json!(["__name__", "code", "job"]));
+    let (_, body) = get(&f.state, "/api/v1/label/code/values").await;
+    assert_eq!(body["data"], json!(["200", "500"]));
+    let (_, body) = get(&f.state, "/api/v1/series?match%5B%5D=http_requests_total%7Bcode%3D%22500%22%7D").await;
+    assert_eq!(body["data"], json!([{"__name__": "http_requests_total", "code": "500", "job": "api"}]));
+}
+
+#[tokio::test]
+async fn operations_endpoints() {
+    let f = fixture();
+    let (status, _) = get(&f.state, "/-/healthy").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = get(&f.state, "/-/ready").await;
+    assert_eq!(status, StatusCode::OK);
+    f.state.set_ready(false);
+    let (status, _) = get(&f.state, "/-/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = call(&f.state, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("tarsier_http_requests"), "{body}");
+    let (status, body) = call(&f.state, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<title>Tarsier</title>"));
+}
