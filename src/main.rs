@@ -1,1 +1,16 @@
-fn main() {}
+//! The `tarsier` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tarsier::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => tarsier::app::check_config(&file),
+        Command::Run(args) => tarsier::app::main(tarsier::app::Role::Run, args),
+        Command::Server(args) => tarsier::app::main(tarsier::app::Role::Server, args),
+        Command::Agent(args) => tarsier::app::main(tarsier::app::Role::Agent, args),
+    }
+}

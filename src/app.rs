@@ -1,0 +1,278 @@
+//! Starting and stopping a role. The order matters and is owned here:
+//! open the stores → bind the listener → start the collector → mark ready → serve; on SIGTERM or
+//! SIGINT: mark not ready → stop the collector (it delivers what it read and saves checkpoints) →
+//! stop serving → commit the indexer and flush the tsdb.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+
+use crate::cli::{RoleArgs, parse_scrape_arg};
+use crate::config::Config;
+use crate::local_sink::LocalSink;
+
+/// Which parts a process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Everything, locally.
+    Run,
+    /// Stores, query API and UI.
+    Server,
+    /// Collector only, shipping to a server.
+    Agent,
+}
+
+impl Role {
+    fn runs_stores(self) -> bool {
+        matches!(self, Role::Run | Role::Server)
+    }
+
+    fn runs_collector(self) -> bool {
+        matches!(self, Role::Run | Role::Agent)
+    }
+}
+
+/// Globs tailed by `tarsier run` when neither a config file nor `--tail` names any: the host's
+/// logs and, on a Kubernetes node, every container's.
+pub const DEFAULT_TAIL: [&str; 2] = ["/var/log/*.log", "/var/log/pods/*/*/*.log"];
+
+/// `tarsier check-config FILE`.
+pub fn check_config(file: &Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(_) => {
+            println!("{}: configuration is valid", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: {e}", file.display());
+            }
+            eprintln!("{}: {} error(s)", file.display(), errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the effective configuration: file (or defaults), then flags.
+pub fn effective_config(role: Role, args: &RoleArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+            anyhow::anyhow!("invalid configuration {}:\n{}", path.display(), lines.join("\n"))
+        })?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = &args.listen {
+        config.server.listen = listen.clone();
+    }
+    if let Some(url) = &args.server_url {
+        config.agent.server_url = url.clone();
+    }
+    if let Some(level) = &args.log_level {
+        config.log.level = level.clone();
+    }
+    if let Some(format) = args.log_format {
+        config.log.format = format;
+    }
+    config.collector.tail.include.extend(args.tail.iter().cloned());
+    if role == Role::Run && args.config.is_none() && args.tail.is_empty() {
+        config.collector.tail.include.extend(DEFAULT_TAIL.iter().map(|s| s.to_string()));
+    }
+    for arg in &args.scrape {
+        let target = parse_scrape_arg(arg).map_err(anyhow::Error::msg)?;
+        config.collector.scrape_configs.push(scrape_config(
+            &target.job,
+            &target.scheme,
+            &target.address,
+            &target.metrics_path,
+        )?);
+    }
+    if role.runs_collector() {
+        // Every collector scrapes its own /metrics, so Tarsier's health is in Tarsier.
+        let own = self_scrape_address(&config.server.listen);
+        if !config.collector.scrape_configs.iter().any(|c| c.job_name == "tarsier") {
+            config.collector.scrape_configs.push(scrape_config("tarsier", "http", &own, "/metrics")?);
+        }
+    }
+    let errors = config.validate();
+    if !errors.is_empty() {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        anyhow::bail!("invalid configuration:\n{}", lines.join("\n"));
+    }
+    Ok(config)
+}
+
+fn scrape_config(job: &str, scheme: &str, address: &str, path: &str) -> anyhow::Result<collector::ScrapeConfig> {
+    let value = serde_json::json!({
+        "job_name": job,
+        "scheme": scheme,
+        "metrics_path": path,
+        "static_configs": [{"targets": [address]}],
+    });
+    serde_json::from_value(value).with_context(|| format!("building the scrape job {job:?}"))
+}
+
+/// The address to scrape this process at: a wildcard listen address is reached over loopback.
+fn self_scrape_address(listen: &str) -> String {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => {
+            let ip = if addr.is_ipv4() { "127.0.0.1" } else { "[::1]" };
+            format!("{ip}:{}", addr.port())
+        }
+        _ => listen.to_string(),
+    }
+}
+
+/// Entry point of the roles: configuration, logging, runtime, then [`serve`].
+pub fn main(role: Role, args: RoleArgs) -> ExitCode {
+    let config = match effective_config(role, &args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tarsier: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tarsier").build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tarsier: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(role, config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "tarsier stopped with an error");
+            eprintln!("tarsier: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops tarsier");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+        tracing::info!(signal = "SIGINT", "shutting down");
+    }
+}
+
+/// Runs `role` until `shutdown` resolves, then stops in order.
+pub async fn serve(
+    role: Role,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let mut registry = Registry::default();
+    let mut services = query_ui::Services::default();
+
+    if role.runs_stores() {
+        let (dir, cfg) = (data_dir.join("indexer"), config.indexer.clone());
+        let indexer = tokio::task::spawn_blocking(move || indexer::Indexer::open(&dir, cfg))
+            .await?
+            .context("opening the log index")?;
+        let (dir, cfg) = (data_dir.join("tsdb"), config.tsdb.clone());
+        let tsdb =
+            tokio::task::spawn_blocking(move || tsdb::Tsdb::open(&dir, cfg)).await?.context("opening the tsdb")?;
+        indexer.register_metrics(&mut registry);
+        tsdb.register_metrics(&mut registry);
+        services.indexer = Some(Arc::new(indexer));
+        services.tsdb = Some(Arc::new(tsdb));
+    }
+
+    let listener = tokio::net::TcpListener::bind(&config.server.listen).await.with_context(|| {
+        format!("listening on {} (server.listen / --listen): is another process using it?", config.server.listen)
+    })?;
+    let local_addr = listener.local_addr()?;
+
+    let collector = if role.runs_collector() {
+        let (logs, metrics): (Arc<dyn collector::LogSink>, Arc<dyn collector::MetricSink>) = match role {
+            Role::Run => {
+                let sink = Arc::new(LocalSink {
+                    indexer: services.indexer.clone().expect("run opens the indexer"),
+                    tsdb: services.tsdb.clone().expect("run opens the tsdb"),
+                });
+                (sink.clone(), sink)
+            }
+            _ => {
+                let sink = Arc::new(
+                    collector::HttpSink::new(&config.agent.server_url, config.agent.request_timeout)
+                        .context("agent.server_url")?,
+                );
+                (sink.clone(), sink)
+            }
+        };
+        let state_dir = data_dir.join("collector");
+        let collector = collector::Collector::start(config.collector.clone(), &state_dir, logs, metrics)
+            .await
+            .context("starting the collector")?;
+        collector.register_metrics(&mut registry);
+        Some(collector)
+    } else {
+        None
+    };
+
+    let state = query_ui::AppState::new(services.clone(), config.server.clone(), registry);
+    let app = query_ui::router(state.clone());
+    state.set_ready(true);
+    tracing::info!(role = ?role, listen = %local_addr, data_dir = %data_dir.display(), "tarsier is ready");
+
+    let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_http_rx.await;
+            })
+            .await
+    });
+
+    shutdown.await;
+    state.set_ready(false);
+    if let Some(collector) = collector
+        && let Err(e) = collector.shutdown().await
+    {
+        tracing::error!(error = %e, "collector shutdown failed; unacknowledged lines will be read again on start");
+    }
+    let _ = stop_http_tx.send(());
+    match tokio::time::timeout(std::time::Duration::from_secs(10), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "http server failed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "http server task failed"),
+        Err(_) => tracing::warn!("http connections still open after 10s; closing them"),
+    }
+    if let Some(indexer) = services.indexer.take() {
+        tokio::task::spawn_blocking(move || indexer.shutdown()).await?.context("committing the log index")?;
+    }
+    if let Some(tsdb) = services.tsdb.take() {
+        tokio::task::spawn_blocking(move || tsdb.flush()).await?.context("flushing the tsdb")?;
+    }
+    tracing::info!("tarsier stopped");
+    Ok(())
+}

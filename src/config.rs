@@ -1,0 +1,234 @@
+//! The one YAML configuration file: a section per role, each owned by its crate, plus the few
+//! settings that belong to the process. `tarsier check-config` reports errors with the key path
+//! and, from the YAML parser, the line and column.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The format version of the configuration file; a newer file is refused with a clear message.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Format version of this file (currently 1).
+    pub version: u32,
+    /// Where every store keeps its data (`indexer/`, `tsdb/`, `collector/` below it).
+    pub data_dir: PathBuf,
+    /// Process logs.
+    pub log: LogConfig,
+    /// HTTP listener and request limits.
+    pub server: query_ui::HttpConfig,
+    /// Log tailing, scraping and shipping (the `agent` role, and part of `run`).
+    pub collector: collector::CollectorConfig,
+    /// The log store (the `server` role, and part of `run`).
+    pub indexer: indexer::IndexerConfig,
+    /// The metric store (the `server` role, and part of `run`).
+    pub tsdb: tsdb::TsdbConfig,
+    /// Where the `agent` role ships what it collects.
+    pub agent: AgentConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            data_dir: PathBuf::from("./data"),
+            log: LogConfig::default(),
+            server: query_ui::HttpConfig::default(),
+            collector: collector::CollectorConfig::default(),
+            indexer: indexer::IndexerConfig::default(),
+            tsdb: tsdb::TsdbConfig::default(),
+            agent: AgentConfig::default(),
+        }
+    }
+}
+
+/// Process log settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `debug`, or per crate (`info,indexer=debug`). `RUST_LOG` wins.
+    pub level: String,
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// Output format of the process logs.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The agent's upstream.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Base URL of the Tarsier server (its `/loki/api/v1/push` and `/api/v1/write` are used).
+    pub server_url: String,
+    /// Timeout of one shipping request.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            server_url: format!("http://{}", query_ui::config::DEFAULT_LISTEN),
+            request_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// Dotted key path (`collector.tail.include[0]`), empty when the file as a whole is wrong.
+    pub path: String,
+    /// Line and column (1-based) where the parser found it, when known.
+    pub location: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.location, self.path.is_empty()) {
+            (Some((line, col)), false) => write!(f, "line {line}, column {col}: {}: {}", self.path, self.message),
+            (Some((line, col)), true) => write!(f, "line {line}, column {col}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.path, self.message),
+            (None, true) => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl Config {
+    /// Parses YAML text, then validates every section; returns every problem found.
+    pub fn from_yaml(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+        let config: Config = match serde_path_to_error::deserialize(deserializer) {
+            Ok(c) => c,
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let location = inner.location().map(|l| (l.line(), l.column()));
+                let mut message = inner.to_string();
+                // The YAML error repeats the position; it is reported separately.
+                if let Some(cut) = message.find(" at line ") {
+                    message.truncate(cut);
+                }
+                let path = if path == "." { String::new() } else { path };
+                return Err(vec![ConfigError { path, location, message }]);
+            }
+        };
+        let errors = config.validate();
+        if errors.is_empty() { Ok(config) } else { Err(errors) }
+    }
+
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                path: String::new(),
+                location: None,
+                message: format!("cannot read {}: {e}", path.display()),
+            }]
+        })?;
+        Self::from_yaml(&text)
+    }
+
+    /// Checks every section, collecting all errors rather than stopping at the first.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut push = |path: &str, message: String| {
+            errors.push(ConfigError { path: path.to_string(), location: None, message });
+        };
+        if self.version != CONFIG_VERSION {
+            push(
+                "version",
+                format!("this Tarsier reads configuration version {CONFIG_VERSION}, the file says {}", self.version),
+            );
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            push("data_dir", "must not be empty".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            push("log.level", format!("{:?} is not a valid filter: {e}", self.log.level));
+        }
+        // Each section's validate() names its own keys; prefix-free messages get the section name.
+        let sections: [(&str, Result<(), String>); 4] = [
+            ("server", self.server.validate()),
+            ("collector", self.collector.validate().map_err(|e| e.to_string())),
+            ("indexer", self.indexer.validate().map_err(|e| e.to_string())),
+            ("tsdb", self.tsdb.validate().map_err(|e| e.to_string())),
+        ];
+        for (section, result) in sections {
+            if let Err(message) = result {
+                if message.starts_with(section) {
+                    let (path, rest) = message.split_once([':', ' ']).unwrap_or((section, &message));
+                    push(path, rest.trim().to_string());
+                } else {
+                    push(section, message);
+                }
+            }
+        }
+        if !self.agent.server_url.starts_with("http://") && !self.agent.server_url.starts_with("https://") {
+            push("agent.server_url", format!("{:?} must start with http:// or https://", self.agent.server_url));
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default_config() {
+        let c = Config::from_yaml("{}").unwrap();
+        assert_eq!(c.server.listen, query_ui::config::DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_path_and_position() {
+        let errs = Config::from_yaml("server:\n  listen: 127.0.0.1:1\n  lisen: x\n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].path, "server.lisen");
+        assert!(errs[0].message.contains("unknown field `lisen`"), "{}", errs[0]);
+        assert_eq!(errs[0].location.map(|l| l.0), Some(3));
+    }
+
+    #[test]
+    fn wrong_types_name_the_nested_key() {
+        let errs = Config::from_yaml("server:\n  max_body_bytes: lots\n").unwrap_err();
+        assert_eq!(errs[0].path, "server.max_body_bytes");
+    }
+
+    #[test]
+    fn validation_collects_every_error() {
+        let errs = Config::from_yaml("version: 2\nserver:\n  listen: nowhere\n").unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert!(paths.contains(&"version") && paths.contains(&"server.listen"), "{errs:?}");
+    }
+
+    #[test]
+    fn example_config_in_deploy_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tarsier.example.yaml");
+        if let Err(errs) = Config::load(&path) {
+            panic!(
+                "{} has errors:\n{}",
+                path.display(),
+                errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
+}

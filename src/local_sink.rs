@@ -1,0 +1,53 @@
+//! The collector's sink inside one process (`tarsier run`): records go straight into the indexer
+//! and the tsdb, on the blocking pool, with the same acknowledgement rule as over HTTP: the call
+//! returns only once the store made the batch durable.
+
+use std::sync::Arc;
+
+use collector::{LogSink, MetricSink, SinkError};
+use futures::future::BoxFuture;
+use model::{LogRecord, TenantId, TimeSeries};
+
+/// Delivers to the local stores.
+pub struct LocalSink {
+    pub indexer: Arc<indexer::Indexer>,
+    pub tsdb: Arc<tsdb::Tsdb>,
+}
+
+fn join_error(e: tokio::task::JoinError) -> SinkError {
+    SinkError { retryable: true, message: format!("store task failed: {e}") }
+}
+
+impl LogSink for LocalSink {
+    fn push_logs(&self, tenant: TenantId, records: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
+        let indexer = self.indexer.clone();
+        Box::pin(async move {
+            let receipt = tokio::task::spawn_blocking(move || indexer.append(&tenant, records))
+                .await
+                .map_err(join_error)?
+                .map_err(|e| SinkError { retryable: e.http_status() >= 500, message: e.to_string() })?;
+            // Rejected entries (too old, unparsable) would be rejected again on retry: they are
+            // counted by the indexer and the good part of the batch is stored.
+            if let Some(first) = receipt.rejected.first() {
+                tracing::warn!(rejected = receipt.rejected.len(), first = %first.reason, "indexer rejected log entries");
+            }
+            Ok(())
+        })
+    }
+}
+
+impl MetricSink for LocalSink {
+    fn push_samples(&self, tenant: TenantId, series: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>> {
+        let tsdb = self.tsdb.clone();
+        Box::pin(async move {
+            let stats = tokio::task::spawn_blocking(move || tsdb.append(&tenant, &series))
+                .await
+                .map_err(join_error)?
+                .map_err(|e| SinkError { retryable: e.http_status() >= 500, message: e.to_string() })?;
+            if let Some(first) = stats.first_error {
+                tracing::debug!(rejected = stats.samples_rejected, first = %first, "tsdb rejected samples");
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,265 @@
+//! End to end through the real binary: a line appended to a tailed file and a sample scraped from
+//! a local endpoint both come back through the Loki and Prometheus query APIs, and are still there
+//! after SIGTERM and a restart. Then the same path split over `tarsier agent` + `tarsier server`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Generous bound for "eventually": the 2-second freshness goal is measured and printed, and
+/// asserted by the benchmark, not here where a loaded CI machine would make it flaky.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Tarsier {
+    child: Child,
+    base: String,
+}
+
+impl Tarsier {
+    fn start(args: &[&str], listen: &str) -> Tarsier {
+        let child = Command::new(env!("CARGO_BIN_EXE_tarsier"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tarsier");
+        Tarsier { child, base: format!("http://{listen}") }
+    }
+
+    async fn wait_ready(&mut self, client: &reqwest::Client) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("tarsier exited before becoming ready: {status}");
+            }
+            if let Ok(r) = client.get(format!("{}/-/ready", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(started.elapsed() < DEADLINE, "tarsier at {} not ready within {DEADLINE:?}", self.base);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status must be success.
+    fn stop(mut self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "tarsier exited with {status} after SIGTERM");
+                return;
+            }
+            assert!(started.elapsed() < DEADLINE, "tarsier did not stop within {DEADLINE:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tarsier {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A Prometheus-format endpoint like an application's.
+async fn serve_metrics() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            "# HELP e2e_requests_total Requests served.\n# TYPE e2e_requests_total counter\n\
+             e2e_requests_total{path=\"/api\",code=\"200\"} 1027\n\
+             e2e_requests_total{path=\"/api\",code=\"500\"} 3\n\
+             # TYPE e2e_temperature_celsius gauge\ne2e_temperature_celsius 21.5\n"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr.to_string()
+}
+
+fn write_config(dir: &Path, listen: &str, log_glob: &str, target: &str, server_url: &str) -> std::path::PathBuf {
+    let path = dir.join("tarsier.yaml");
+    let yaml = format!(
+        "data_dir: {data}\nserver:\n  listen: {listen}\ncollector:\n  tail:\n    include: ['{log_glob}']\n    rescan_interval: 200ms\n  \
+         global:\n    scrape_interval: 1s\n    scrape_timeout: 1s\n  shipping:\n    batch_max_wait: 50ms\n  scrape_configs:\n  \
+         - job_name: app\n    static_configs:\n    - targets: ['{target}']\nindexer:\n  commit_interval: 200ms\nagent:\n  server_url: {server_url}\n",
+        data = dir.join("data").display(),
+    );
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let response = client.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "GET {url} answered {status}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"))
+}
+
+/// Polls a Loki query until a line containing `needle` comes back; returns how long it took.
+async fn await_log_line(client: &reqwest::Client, base: &str, selector: &str, needle: &str) -> Duration {
+    let started = Instant::now();
+    let query = format!("{selector} |= \"{needle}\"");
+    loop {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{base}/loki/api/v1/query_range"),
+            &[("query", query.as_str()), ("limit", "10"), ("start", "0")],
+        )
+        .unwrap();
+        let body = get_json(client, url.as_str()).await;
+        let result = &body["data"]["result"];
+        let lines: Vec<&str> = result
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["values"].as_array().unwrap().iter().map(|v| v[1].as_str().unwrap()))
+            .collect();
+        if let Some(line) = lines.first() {
+            assert!(line.contains(needle), "line filter returned a line without the needle: {line}");
+            assert_eq!(lines.len(), 1, "the line was returned {} times: {lines:?}", lines.len());
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < DEADLINE, "no line with {needle:?} for {selector} within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls an instant PromQL query until it returns at least one series; returns the result.
+async fn await_series(client: &reqwest::Client, base: &str, query: &str) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let url = reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), &[("query", query)]).unwrap();
+        let body = get_json(client, url.as_str()).await;
+        assert_eq!(body["status"], "success");
+        let result = body["data"]["result"].as_array().unwrap().clone();
+        if !result.is_empty() {
+            return result;
+        }
+        assert!(started.elapsed() < DEADLINE, "no series for {query} within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn append_line(path: &Path, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    writeln!(f, "{line}").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_round_trip_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append_line(&log, "starting the e2e application");
+    let target = serve_metrics().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let glob = format!("{}/*.log", dir.path().display());
+    let config = write_config(dir.path(), &listen, &glob, &target, "http://127.0.0.1:1");
+    let client = reqwest::Client::new();
+    let args = ["run", "--config", config.to_str().unwrap()];
+
+    let mut tarsier = Tarsier::start(&args, &listen);
+    tarsier.wait_ready(&client).await;
+    let base = tarsier.base.clone();
+    let needle = format!("needle-{}", std::process::id());
+    append_line(&log, &format!("level=error msg=\"payment failed\" id={needle}"));
+    let selector = format!("{{filename=\"{}\", job=\"varlogs\"}}", log.display());
+    let took = await_log_line(&client, &base, &selector, &needle).await;
+    println!("log line searchable {took:?} after it was written");
+
+    let series = await_series(&client, &base, "e2e_requests_total{job=\"app\"}").await;
+    assert_eq!(series.len(), 2, "both label sets of the counter: {series:?}");
+    assert_eq!(series[0]["metric"]["instance"], target.as_str());
+    let up = await_series(&client, &base, "up{job=\"app\"}").await;
+    assert_eq!(up[0]["value"][1], "1");
+    await_series(&client, &base, "scrape_duration_seconds{job=\"app\"}").await;
+    await_series(&client, &base, "up{job=\"tarsier\"}").await;
+    let gauge = await_series(&client, &base, "e2e_temperature_celsius").await;
+    assert_eq!(gauge[0]["value"][1], "21.5");
+    let seen_at = gauge[0]["value"][0].as_f64().unwrap();
+
+    // Range query over what was scraped: Prometheus's matrix shape.
+    let url = reqwest::Url::parse_with_params(
+        &format!("{base}/api/v1/query_range"),
+        &[
+            ("query", "e2e_temperature_celsius"),
+            ("start", &format!("{}", seen_at - 5.0)),
+            ("end", &format!("{seen_at}")),
+            ("step", "1"),
+        ],
+    )
+    .unwrap();
+    let body = get_json(&client, url.as_str()).await;
+    assert_eq!(body["data"]["resultType"], "matrix");
+    assert!(!body["data"]["result"][0]["values"].as_array().unwrap().is_empty());
+
+    // Operations endpoints.
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tarsier_"), "own metrics exposed: {metrics}");
+    assert!(client.get(format!("{base}/-/healthy")).send().await.unwrap().status().is_success());
+    tarsier.stop();
+
+    // Restart: what was acknowledged is still there.
+    let mut tarsier = Tarsier::start(&args, &listen);
+    tarsier.wait_ready(&client).await;
+    await_log_line(&client, &base, &selector, &needle).await;
+    let url = reqwest::Url::parse_with_params(
+        &format!("{base}/api/v1/query"),
+        &[("query", "e2e_temperature_celsius"), ("time", &format!("{seen_at}"))],
+    )
+    .unwrap();
+    let body = get_json(&client, url.as_str()).await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "21.5", "sample survived the restart: {body}");
+    // The tail resumes from its checkpoint: once a line written after the restart is searchable,
+    // the needle (read before it) must still be there exactly once.
+    let after = format!("after-restart-{}", std::process::id());
+    append_line(&log, &after);
+    await_log_line(&client, &base, &selector, &after).await;
+    await_log_line(&client, &base, &selector, &needle).await;
+    tarsier.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_ships_to_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_dir = dir.path().join("server");
+    let agent_dir = dir.path().join("agent");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let log = agent_dir.join("node.log");
+    let target = serve_metrics().await;
+    let server_listen = format!("127.0.0.1:{}", free_port());
+    let agent_listen = format!("127.0.0.1:{}", free_port());
+    let glob = format!("{}/*.log", agent_dir.display());
+    let server_config = write_config(&server_dir, &server_listen, "/nonexistent/*.log", &target, "http://127.0.0.1:1");
+    let agent_config = write_config(&agent_dir, &agent_listen, &glob, &target, &format!("http://{server_listen}"));
+    let client = reqwest::Client::new();
+
+    let mut server = Tarsier::start(&["server", "--config", server_config.to_str().unwrap()], &server_listen);
+    server.wait_ready(&client).await;
+    let mut agent = Tarsier::start(&["agent", "--config", agent_config.to_str().unwrap()], &agent_listen);
+    agent.wait_ready(&client).await;
+
+    let needle = format!("agent-needle-{}", std::process::id());
+    append_line(&log, &format!("shipped over http {needle}"));
+    let selector = format!("{{filename=\"{}\"}}", log.display());
+    await_log_line(&client, &server.base, &selector, &needle).await;
+    let series = await_series(&client, &server.base, "e2e_requests_total{job=\"app\"}").await;
+    assert_eq!(series.len(), 2);
+    await_series(&client, &server.base, "up{job=\"tarsier\"}").await;
+    agent.stop();
+    server.stop();
+}
