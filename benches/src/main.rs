@@ -1,0 +1,39 @@
+//! Tarsier's benchmark runner. Each scenario measures one path end to end on this machine and
+//! prints one machine-readable JSON line: `{"scenario", figures..., "peer", "peer_figure", "ratio"}`.
+//! Where a peer exists on this machine kind it runs in the same invocation; where none can be
+//! installed here yet, `peer` says so and `ratio` is null. See benches/README.md.
+
+mod e2e_tail;
+mod report;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Scenario {
+    /// Lines appended to a file until all are searchable through the indexer (tail → index).
+    E2eTail,
+}
+
+/// Runs Tarsier's benchmark scenarios.
+#[derive(Debug, Parser)]
+#[command(name = "tarsier-bench")]
+struct Args {
+    /// Scenarios to run (all when none given).
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Lines written by the e2e-tail scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    lines: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scenarios = if args.scenarios.is_empty() { vec![Scenario::E2eTail] } else { args.scenarios.clone() };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    for scenario in scenarios {
+        match scenario {
+            Scenario::E2eTail => runtime.block_on(e2e_tail::run(args.lines))?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! One result line per scenario, JSON, so runs can be compared by scripts.
+
+use serde_json::{Map, Value};
+
+/// Prints `{"scenario": name, ...figures, "peer": .., "peer_figure": .., "ratio": ..}` on stdout.
+pub fn emit(scenario: &str, figures: &[(&str, Value)], peer: Option<(&str, f64, f64)>) {
+    let mut line = Map::new();
+    line.insert("scenario".into(), Value::from(scenario));
+    for (k, v) in figures {
+        line.insert((*k).into(), v.clone());
+    }
+    match peer {
+        Some((name, peer_figure, ratio)) => {
+            line.insert("peer".into(), Value::from(name));
+            line.insert("peer_figure".into(), Value::from(peer_figure));
+            line.insert("ratio".into(), Value::from(ratio));
+        }
+        None => {
+            line.insert("peer".into(), Value::from("none on this machine kind"));
+            line.insert("ratio".into(), Value::Null);
+        }
+    }
+    println!("{}", Value::Object(line));
+}
+
+/// CPU seconds (user + system) this process has used so far, from /proc/self/stat.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the full line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident set size of this process in MiB, from /proc/self/status.
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
