@@ -122,9 +122,14 @@ impl Config {
                 let inner = e.into_inner();
                 let location = inner.location().map(|l| (l.line(), l.column()));
                 let mut message = inner.to_string();
-                // The YAML error repeats the position; it is reported separately.
+                // The YAML error repeats the position and the path; both are reported separately.
                 if let Some(cut) = message.find(" at line ") {
                     message.truncate(cut);
+                }
+                if let Some((prefix, rest)) = message.split_once(": ")
+                    && !prefix.contains(' ')
+                {
+                    message = rest.to_string();
                 }
                 let path = if path == "." { String::new() } else { path };
                 return Err(vec![ConfigError { path, location, message }]);
@@ -173,12 +178,8 @@ impl Config {
         ];
         for (section, result) in sections {
             if let Err(message) = result {
-                if message.starts_with(section) {
-                    let (path, rest) = message.split_once([':', ' ']).unwrap_or((section, &message));
-                    push(path, rest.trim().to_string());
-                } else {
-                    push(section, message);
-                }
+                let (path, rest) = split_key_path(section, &message);
+                push(&path, rest);
             }
         }
         if !self.agent.server_url.starts_with("http://") && !self.agent.server_url.starts_with("https://") {
@@ -186,6 +187,19 @@ impl Config {
         }
         errors
     }
+}
+
+/// Splits a section's validation message into the key path it names (`indexer.commit_interval`)
+/// and the rest; messages that name no key are attributed to the section.
+fn split_key_path(section: &str, message: &str) -> (String, String) {
+    let needle = format!("{section}.");
+    if let Some(start) = message.find(&needle) {
+        let tail = &message[start..];
+        let end = tail.find([':', ' ']).unwrap_or(tail.len());
+        let rest = tail[end..].trim_start_matches(':').trim();
+        return (tail[..end].to_string(), rest.to_string());
+    }
+    (section.to_string(), message.to_string())
 }
 
 #[cfg(test)]
@@ -218,6 +232,17 @@ mod tests {
         let errs = Config::from_yaml("version: 2\nserver:\n  listen: nowhere\n").unwrap_err();
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"version") && paths.contains(&"server.listen"), "{errs:?}");
+    }
+
+    #[test]
+    fn section_errors_are_attributed_to_their_key() {
+        let errs = Config::from_yaml("indexer:\n  commit_interval: 0s\nserver:\n  listen: nope\n").unwrap_err();
+        let rendered: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(rendered.contains(&"indexer.commit_interval: must be > 0".to_string()), "{rendered:?}");
+        assert!(rendered.iter().any(|e| e.starts_with("server.listen: \"nope\"")), "{rendered:?}");
+        let errs = Config::from_yaml("collector:\n  tail:\n    rescan_interval: soon\n").unwrap_err();
+        assert_eq!(errs[0].path, "collector.tail.rescan_interval");
+        assert!(errs[0].message.starts_with("invalid value"), "{}", errs[0].message);
     }
 
     #[test]
