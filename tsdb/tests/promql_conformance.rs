@@ -1,16 +1,26 @@
 //! Runs Prometheus's PromQL test scripts (`shared/corpora/promql/testdata/*.test`, format in
 //! `FORMAT.md`) against a real `Tsdb` and ratchets progress: each file's pass count must not drop
-//! below `tests/promql_baseline.tsv`. Set `TSDB_WRITE_BASELINE=1` to record new counts.
-//! Native-histogram cases, `load_with_nhcb`, start timestamps, `expect string` and
-//! `expect range vector` are skipped (counted as skipped, with the reason).
+//! below `tests/promql_baseline.tsv`. Set `TSDB_WRITE_BASELINE=1` to record new counts,
+//! `TSDB_CONFORMANCE_VERBOSE=1` to list failures, skips and results, `TSDB_CONFORMANCE_FILE=x.test`
+//! to run one file. It prints pass/fail/skip per file and the skips by reason. Skipped, never
+//! counted as passing or failing: native histograms (expected histogram values, or a query that
+//! reads a series loaded with histogram samples — the store holds floats only), functions and
+//! modifiers marked experimental upstream (`EXPERIMENTAL_*` below), whole files that test an
+//! experimental feature flag, and syntax `promql-parser` 0.11 cannot parse.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use model::{Labels, Sample, TenantId, TimeSeries};
+use promql_parser::label::{MatchOp, Matcher};
+use promql_parser::parser::{Expr, VectorSelector};
 use tsdb::{QueryResult, Tsdb, TsdbConfig};
 
 fn corpus_dir() -> PathBuf {
+    // TSDB_CONFORMANCE_DIR points at another directory of `.test` files (for debugging).
+    if let Ok(dir) = std::env::var("TSDB_CONFORMANCE_DIR") {
+        return PathBuf::from(dir);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/promql/testdata")
 }
 
@@ -61,12 +71,46 @@ fn parse_float(s: &str) -> Option<f64> {
     }
 }
 
-/// Expands series items into values (None = omitted slot). Err = unsupported (histograms).
-fn expand_items(items: &[&str]) -> Result<Vec<Option<f64>>, String> {
+/// Splits the value part of a series line into items, keeping a `{{...}}` histogram (which
+/// contains spaces) together with its `xN` / `+{{...}}xN` suffix.
+fn tokenize_items(text: &str) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    let mut depth = 0usize;
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+        depth += word.matches("{{").count();
+        depth = depth.saturating_sub(word.matches("}}").count());
+        if depth == 0 {
+            items.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        items.push(current);
+    }
+    items
+}
+
+/// Expands series items into values (None = omitted slot). A native histogram item is an
+/// omitted slot when `histograms_as_gaps` (loading: the float store keeps the series' float
+/// samples) and an error otherwise (an expected histogram cannot be compared).
+fn expand_items(items: &[&str], histograms_as_gaps: bool) -> Result<Vec<Option<f64>>, String> {
     let mut out = Vec::new();
     for item in items {
         if item.contains("{{") {
-            return Err("native histogram".into());
+            if !histograms_as_gaps {
+                return Err("native histogram".into());
+            }
+            let copies = item
+                .rsplit_once("}}")
+                .and_then(|(_, tail)| tail.strip_prefix('x'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .map_or(1, |n| n + 1);
+            out.extend(std::iter::repeat_n(None, copies));
+            continue;
         }
         if *item == "_" {
             out.push(None);
@@ -104,7 +148,7 @@ fn expand_items(items: &[&str]) -> Result<Vec<Option<f64>>, String> {
 }
 
 /// Splits `name{a="b c"} 1 2` into the series text and the value items.
-fn split_series_line(line: &str) -> (String, Vec<&str>) {
+fn split_series_line(line: &str) -> (String, Vec<String>) {
     let mut depth = 0;
     let mut in_quote = false;
     let mut end = line.len();
@@ -122,7 +166,7 @@ fn split_series_line(line: &str) -> (String, Vec<&str>) {
         }
         prev = c;
     }
-    (line[..end].to_string(), line[end..].split_whitespace().collect())
+    (line[..end].to_string(), tokenize_items(&line[end..]))
 }
 
 fn parse_labels(series: &str) -> Result<Labels, String> {
@@ -155,12 +199,16 @@ struct Counts {
     passed: usize,
     failed: usize,
     skipped: usize,
+    /// Why cases were skipped, with how many.
+    skip_reasons: BTreeMap<String, usize>,
 }
 
 struct Runner {
     dir: tempfile::TempDir,
     db: Tsdb,
     tenant: TenantId,
+    /// Series loaded with native-histogram samples (stored here with only their float samples).
+    histogram_series: Vec<Labels>,
 }
 
 impl Runner {
@@ -172,10 +220,13 @@ impl Runner {
             ..TsdbConfig::default()
         };
         let db = Tsdb::open(dir.path(), config).expect("open");
-        Runner { dir, db, tenant: TenantId::default_tenant() }
+        Runner { dir, db, tenant: TenantId::default_tenant(), histogram_series: Vec::new() }
     }
 
-    fn load(&self, step: i64, lines: &[&str]) -> Result<(), String> {
+    /// Loads a `load` block. `nhcb` (`load_with_nhcb`): upstream also stores each classic
+    /// histogram as a native one under its base name; those series are recorded as histogram
+    /// series so cases reading them are skipped.
+    fn load(&mut self, step: i64, lines: &[&str], nhcb: bool) -> Result<(), String> {
         let mut batch = Vec::new();
         for line in lines {
             let (series, items) = split_series_line(line);
@@ -183,8 +234,21 @@ impl Runner {
                 return Err("start timestamps".into());
             }
             let labels = parse_labels(&series)?;
-            // Native-histogram series are skipped; the float series of the block still load.
-            let Ok(values) = expand_items(&items) else { continue };
+            if items.iter().any(|i| i.contains("{{")) {
+                self.histogram_series.push(labels.clone());
+            }
+            if nhcb && let Some(name) = labels.get("__name__") {
+                for suffix in ["_bucket", "_count", "_sum"] {
+                    if let Some(base) = name.strip_suffix(suffix) {
+                        let mut b = labels.to_builder();
+                        b.set("__name__", base);
+                        b.remove("le");
+                        self.histogram_series.push(b.build());
+                    }
+                }
+            }
+            let items: Vec<&str> = items.iter().map(String::as_str).collect();
+            let values = expand_items(&items, true)?;
             let samples =
                 values.iter().enumerate().filter_map(|(i, v)| v.map(|v| Sample::new(i as i64 * step, v))).collect();
             batch.push(TimeSeries::new(labels, samples));
@@ -194,20 +258,169 @@ impl Runner {
     }
 }
 
+/// Expected series: labels and one slot per step (None = no point).
+type Rows = Vec<(Labels, Vec<Option<f64>>)>;
+
 enum Expect {
     Scalar(f64),
     Series(Vec<(Labels, Vec<Option<f64>>)>),
+    String(String),
+    /// `expect range vector from <start> to <end> step <step>`: the rows list samples at
+    /// `start + i*step`, the query runs at `end`.
+    Range {
+        start: i64,
+        end: i64,
+        step: i64,
+        series: Vec<(Labels, Vec<Option<f64>>)>,
+    },
+}
+
+/// Functions marked `Experimental: true` in Prometheus's `promql/parser/functions.go`, plus the
+/// experimental aggregations `limitk`/`limit_ratio` (rejected by its parser unless
+/// `promql-experimental-functions` is on). Cases using them are skipped, not counted.
+const EXPERIMENTAL_FUNCTIONS: &[&str] = &[
+    "double_exponential_smoothing",
+    "end",
+    "first_over_time",
+    "histogram_quantiles",
+    "info",
+    "integral",
+    "mad_over_time",
+    "range",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "start",
+    "step",
+    "ts_of_first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
+    "limitk",
+    "limit_ratio",
+];
+
+/// Experimental syntax behind feature flags upstream: extended range selectors
+/// (`promql-extended-range-selectors`) and binop fill modifiers.
+const EXPERIMENTAL_KEYWORDS: &[&str] = &["anchored", "smoothed", "fill", "fill_left", "fill_right"];
+
+/// Files that test an experimental feature flag as a whole.
+const EXPERIMENTAL_FILES: &[(&str, &str)] = &[
+    ("type_and_unit.test", "experimental feature type-and-unit-labels"),
+    ("start_timestamps.test", "experimental start timestamps (created timestamps in storage)"),
+];
+
+/// The reason a query is experimental upstream, if it is.
+fn experimental_reason(query: &str) -> Option<String> {
+    let bytes = query.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_alphabetic() || bytes[i] == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let word = &query[start..i];
+            let prev_quote = start > 0 && matches!(bytes[start - 1], b'"' | b'\'');
+            let next = query[i..].trim_start();
+            if !prev_quote && EXPERIMENTAL_FUNCTIONS.contains(&word) && next.starts_with('(') {
+                return Some(format!("experimental function {word}()"));
+            }
+            if !prev_quote && EXPERIMENTAL_KEYWORDS.contains(&word) {
+                return Some(format!("experimental modifier {word}"));
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+fn collect_selectors<'e>(expr: &'e Expr, out: &mut Vec<&'e VectorSelector>) {
+    match expr {
+        Expr::Aggregate(a) => {
+            collect_selectors(&a.expr, out);
+            if let Some(p) = &a.param {
+                collect_selectors(p, out);
+            }
+        }
+        Expr::Unary(u) => collect_selectors(&u.expr, out),
+        Expr::Binary(b) => {
+            collect_selectors(&b.lhs, out);
+            collect_selectors(&b.rhs, out);
+        }
+        Expr::Paren(p) => collect_selectors(&p.expr, out),
+        Expr::Subquery(s) => collect_selectors(&s.expr, out),
+        Expr::VectorSelector(vs) => out.push(vs),
+        Expr::MatrixSelector(ms) => out.push(&ms.vs),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_selectors(a, out)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// Whether the query reads a series that was loaded with native-histogram samples.
+fn reads_histogram_series(expr: &Expr, histogram_series: &[Labels]) -> bool {
+    if histogram_series.is_empty() {
+        return false;
+    }
+    let mut selectors = Vec::new();
+    collect_selectors(expr, &mut selectors);
+    selectors.iter().any(|vs| {
+        let mut groups: Vec<Vec<Matcher>> = if vs.matchers.or_matchers.is_empty() {
+            vec![vs.matchers.matchers.clone()]
+        } else {
+            vs.matchers.or_matchers.clone()
+        };
+        if let Some(name) = &vs.name {
+            groups.iter_mut().for_each(|g| g.push(Matcher::new(MatchOp::Equal, "__name__", name)));
+        }
+        histogram_series
+            .iter()
+            .any(|labels| groups.iter().any(|g| g.iter().all(|m| m.is_match(labels.get(&m.name).unwrap_or("")))))
+    })
+}
+
+fn parse_expected_rows(body: &[&str]) -> Result<Rows, String> {
+    let mut rows = Vec::new();
+    for line in body {
+        let (series, items) = split_series_line(line);
+        let labels = parse_labels(&series)?;
+        let items: Vec<&str> = items.iter().map(String::as_str).collect();
+        rows.push((labels, expand_items(&items, false)?));
+    }
+    Ok(rows)
+}
+
+fn compare_matrix(
+    got: &[(Labels, Vec<Sample>)],
+    want: &[(Labels, Vec<Option<f64>>)],
+    ts: impl Fn(usize) -> i64,
+) -> bool {
+    let want: Vec<&(Labels, Vec<Option<f64>>)> = want.iter().filter(|(_, v)| v.iter().any(Option::is_some)).collect();
+    if got.len() != want.len() {
+        return false;
+    }
+    let map: BTreeMap<&Labels, &Vec<Sample>> = got.iter().map(|(l, s)| (l, s)).collect();
+    want.iter().all(|(wl, wv)| {
+        let Some(samples) = map.get(wl) else { return false };
+        let expected: Vec<(i64, f64)> = wv.iter().enumerate().filter_map(|(i, v)| v.map(|v| (ts(i), v))).collect();
+        expected.len() == samples.len()
+            && expected.iter().zip(samples.iter()).all(|((t, w), s)| *t == s.timestamp_ms && almost_equal(s.value, *w))
+    })
 }
 
 /// Runs one eval block; Ok(true) pass, Ok(false) fail, Err(reason) skipped.
 fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String> {
     let mut expect_fail = header.starts_with("eval_fail");
     let mut ordered = header.starts_with("eval_ordered");
-    let mut expected = Expect::Series(Vec::new());
+    let mut scalar = None;
+    let mut string = None;
+    let mut range_vector = None;
+    let mut rows = Vec::new();
+    let range_re = regex::Regex::new(r"^\s*from\s+(\S+)\s+to\s+(\S+)\s+step\s+(\S+)\s*$").unwrap();
     for line in body {
         if line.starts_with("expected_fail_") {
             expect_fail = true;
-            continue;
+            break;
         }
         if let Some(rest) = line.strip_prefix("expect ") {
             let rest = rest.trim();
@@ -215,39 +428,44 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
                 expect_fail = true;
             } else if rest.starts_with("ordered") {
                 ordered = true;
-            } else if rest.starts_with("string") || rest.starts_with("range vector") {
-                return Err(format!("unsupported `{line}`"));
+            } else if let Some(s) = rest.strip_prefix("string") {
+                let s = s.trim();
+                let unquoted = if s.starts_with('`') {
+                    s.trim_matches('`').to_string()
+                } else {
+                    serde_json::from_str::<String>(s).map_err(|e| format!("bad `{line}`: {e}"))?
+                };
+                string = Some(unquoted);
+            } else if let Some(r) = rest.strip_prefix("range vector") {
+                let caps = range_re.captures(r).ok_or_else(|| format!("bad `{line}`"))?;
+                let p = |i: usize| parse_duration(&caps[i]).ok_or_else(|| format!("bad `{line}`"));
+                range_vector = Some((p(1)?, p(2)?, p(3)?));
             }
             continue;
         }
-        if line.contains("{{") {
-            return Err("native histogram".into());
-        }
         if let Some(v) = parse_float(line) {
-            expected = Expect::Scalar(v);
-            continue;
+            scalar = Some(v);
+            break;
         }
-        let (series, items) = split_series_line(line);
-        let labels = parse_labels(&series)?;
-        let values = expand_items(&items)?;
-        if let Expect::Series(s) = &mut expected {
-            s.push((labels, values));
-        }
+        rows.push(*line);
     }
+    let rows = parse_expected_rows(&rows)?;
+    let expected = match (scalar, string, range_vector) {
+        (Some(v), _, _) => Expect::Scalar(v),
+        (_, Some(s), _) => Expect::String(s),
+        (_, _, Some((start, end, step))) => Expect::Range { start, end, step, series: rows },
+        _ => Expect::Series(rows),
+    };
     let words: Vec<&str> = header.split_whitespace().collect();
-    let result = if words.get(1) == Some(&"instant") {
-        let (t, query) = if words.get(2) == Some(&"at") {
+    let (query, instant_at, range) = if words.get(1) == Some(&"instant") {
+        if words.get(2) == Some(&"at") {
             let t = parse_duration(words.get(3).ok_or("no time")?).ok_or("bad time")?;
             let idx = header.find(words[3]).ok_or("bad header")? + words[3].len();
-            (t, header[idx..].trim())
+            (header[idx..].trim(), t, None)
         } else {
             let idx = header.find("instant").ok_or("bad header")? + "instant".len();
-            (0, header[idx..].trim())
-        };
-        if promql_parser::parser::parse(query).is_err() && !expect_fail {
-            return Err(format!("parser rejects {query}"));
+            (header[idx..].trim(), 0, None)
         }
-        runner.db.instant_query(&runner.tenant, query, t)
     } else {
         let re =
             regex::Regex::new(r"^eval(?:_\w+)?\s+range\s+from\s+(.+?)\s+to\s+(.+?)\s+step\s+(.+?)\s+(.+)$").unwrap();
@@ -255,36 +473,38 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
         let start = parse_duration(&caps[1]).ok_or("bad start")?;
         let end = parse_duration(&caps[2]).ok_or("bad end")?;
         let step = parse_duration(&caps[3]).ok_or("bad step")?;
-        if let Expect::Series(series) = &mut expected {
-            for (_, values) in series.iter_mut() {
-                values.truncate(((end - start) / step + 1) as usize);
-            }
-        }
-        let query = &caps[4];
-        runner.db.range_query(&runner.tenant, query, start, end, step).map(|r| match r {
-            QueryResult::Matrix(m) => QueryResult::Matrix(
-                m.into_iter()
-                    .map(|(l, s)| {
-                        // Re-express as per-step slots for comparison.
-                        let mut slots: Vec<Sample> = s;
-                        slots.iter_mut().for_each(|p| p.timestamp_ms = (p.timestamp_ms - start) / step);
-                        (l, slots)
-                    })
-                    .collect(),
-            ),
-            other => other,
-        })
+        let idx = caps.get(4).ok_or("bad range header")?.start();
+        (header[idx..].trim(), 0, Some((start, end, step)))
     };
+    if let Some(reason) = experimental_reason(query) {
+        return Err(reason);
+    }
+    let parsed = match promql_parser::parser::parse(query) {
+        Ok(expr) => Some(expr),
+        Err(_) if expect_fail => None,
+        Err(_) => return Err("syntax promql-parser 0.11 lacks (duration expressions, trim operators)".into()),
+    };
+    if parsed.as_ref().is_some_and(|e| reads_histogram_series(e, &runner.histogram_series)) {
+        return Err("reads native-histogram samples".into());
+    }
+    let result = match range {
+        None => {
+            let t = if let Expect::Range { end, .. } = &expected { *end } else { instant_at };
+            runner.db.instant_query(&runner.tenant, query, t)
+        }
+        Some((start, end, step)) => runner.db.range_query(&runner.tenant, query, start, end, step),
+    };
+    if std::env::var("TSDB_CONFORMANCE_VERBOSE").is_ok() {
+        eprintln!("    got {:?}", result.as_ref().map(|r| format!("{r:?}").chars().take(400).collect::<String>()));
+    }
     let result = match result {
         Err(_) => return Ok(expect_fail),
-        Ok(r) if expect_fail => {
-            let _ = r;
-            return Ok(false);
-        }
+        Ok(_) if expect_fail => return Ok(false),
         Ok(r) => r,
     };
     Ok(match (result, expected) {
         (QueryResult::Scalar { v, .. }, Expect::Scalar(want)) => almost_equal(v, want),
+        (QueryResult::String { s, .. }, Expect::String(want)) => s == want,
         (QueryResult::Vector(got), Expect::Series(want)) => {
             if got.len() != want.len() {
                 return Ok(false);
@@ -301,22 +521,14 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
             }
         }
         (QueryResult::Matrix(got), Expect::Series(want)) => {
-            let want: Vec<(Labels, Vec<Option<f64>>)> =
-                want.into_iter().filter(|(_, v)| v.iter().any(Option::is_some)).collect();
-            if got.len() != want.len() {
+            let Some((start, end, step)) = range else { return Ok(false) };
+            if want.iter().any(|(_, v)| v.len() as i64 > (end - start) / step + 1) {
                 return Ok(false);
             }
-            let map: BTreeMap<&Labels, &Vec<Sample>> = got.iter().map(|(l, s)| (l, s)).collect();
-            want.iter().all(|(wl, wv)| {
-                let Some(samples) = map.get(wl) else { return false };
-                let expected: Vec<(i64, f64)> =
-                    wv.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i as i64, v))).collect();
-                expected.len() == samples.len()
-                    && expected
-                        .iter()
-                        .zip(samples.iter())
-                        .all(|((i, w), s)| *i == s.timestamp_ms && almost_equal(s.value, *w))
-            })
+            compare_matrix(&got, &want, |i| start + i as i64 * step)
+        }
+        (QueryResult::Matrix(got), Expect::Range { start, step, series, .. }) => {
+            compare_matrix(&got, &series, |i| start + i as i64 * step)
         }
         _ => false,
     })
@@ -324,6 +536,9 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
 
 fn run_file(path: &Path) -> Counts {
     let text = std::fs::read_to_string(path).expect("read test file");
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let file_skip = EXPERIMENTAL_FILES.iter().find(|(f, _)| *f == name).map(|(_, reason)| reason.to_string());
+    let verbose = std::env::var("TSDB_CONFORMANCE_VERBOSE").is_ok();
     let lines: Vec<String> = text
         .lines()
         .map(|l| l.trim())
@@ -334,7 +549,12 @@ fn run_file(path: &Path) -> Counts {
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].as_str();
-        if line.is_empty() {
+        let command = line.split_whitespace().next().unwrap_or("").to_lowercase();
+        // `clear` takes no body: a `load` may follow on the next line.
+        if line.is_empty() || command == "clear" {
+            if command == "clear" {
+                runner = Runner::new();
+            }
             i += 1;
             continue;
         }
@@ -343,26 +563,32 @@ fn run_file(path: &Path) -> Counts {
             j += 1;
         }
         let body: Vec<&str> = lines[i + 1..j].iter().map(String::as_str).collect();
-        let command = line.split_whitespace().next().unwrap_or("").to_lowercase();
-        if command == "clear" {
-            runner = Runner::new();
-        } else if command.starts_with("load") {
+        if command.starts_with("load") {
             let step = line.split_whitespace().nth(1).and_then(parse_duration);
-            if command != "load" {
-                counts.skipped += 1;
-            } else if let Some(Err(reason)) = step.map(|step| runner.load(step, &body)) {
-                eprintln!("  load skipped in {}: {reason}", path.display());
+            let nhcb = command == "load_with_nhcb";
+            if let Some(Err(reason)) = step.map(|step| runner.load(step, &body, nhcb)) {
+                eprintln!("  load failed in {}: {reason}", path.display());
             }
         } else if command.starts_with("eval") {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_eval(&runner, line, &body))) {
+            let outcome = match &file_skip {
+                Some(reason) => Ok(Err(reason.clone())),
+                None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_eval(&runner, line, &body))),
+            };
+            match outcome {
                 Ok(Ok(true)) => counts.passed += 1,
                 Ok(Ok(false)) => {
                     counts.failed += 1;
-                    if std::env::var("TSDB_CONFORMANCE_VERBOSE").is_ok() {
+                    if verbose {
                         eprintln!("  FAIL {}:{}: {line}", path.display(), i + 1);
                     }
                 }
-                Ok(Err(_reason)) => counts.skipped += 1,
+                Ok(Err(reason)) => {
+                    if verbose {
+                        eprintln!("  SKIP {}:{}: {line}: {reason}", path.display(), i + 1);
+                    }
+                    counts.skipped += 1;
+                    *counts.skip_reasons.entry(reason).or_default() += 1;
+                }
                 Err(_) => {
                     counts.failed += 1;
                     eprintln!("  PANIC {}:{}: {line}", path.display(), i + 1);
@@ -391,27 +617,41 @@ fn promql_conformance_does_not_regress() {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "test"))
         .collect();
+    // TSDB_CONFORMANCE_FILE=name.test runs one file (for debugging; the baseline is then not checked).
+    let only = std::env::var("TSDB_CONFORMANCE_FILE").ok();
     files.sort();
     let (mut total_pass, mut total) = (0, 0);
     let mut regressions = Vec::new();
     let mut new_baseline = String::new();
+    let mut all_skips: BTreeMap<String, usize> = BTreeMap::new();
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if only.as_ref().is_some_and(|o| *o != name) {
+            continue;
+        }
         let counts = run_file(file);
         let all = counts.passed + counts.failed + counts.skipped;
         println!(
             "{name:32} passed {:4} failed {:4} skipped {:4} of {all}",
             counts.passed, counts.failed, counts.skipped
         );
+        for (reason, n) in &counts.skip_reasons {
+            println!("{:36}skipped {n:4}: {reason}", "");
+            *all_skips.entry(reason.clone()).or_default() += n;
+        }
         total_pass += counts.passed;
         total += all;
         let floor = baseline.get(&name).copied().unwrap_or(0);
-        if counts.passed < floor {
+        if counts.passed < floor && only.is_none() {
             regressions.push(format!("{name}: {} passed, baseline {floor}", counts.passed));
         }
         new_baseline.push_str(&format!("{name}\t{}\n", counts.passed));
     }
     println!("TOTAL passed {total_pass} of {total}");
+    println!("skipped, by reason:");
+    for (reason, n) in &all_skips {
+        println!("  {n:5}  {reason}");
+    }
     if std::env::var("TSDB_WRITE_BASELINE").is_ok() {
         std::fs::write(&baseline_path, new_baseline).unwrap();
     }
