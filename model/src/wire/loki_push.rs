@@ -87,13 +87,7 @@ pub fn encode_protobuf(streams: &[LogStream]) -> Vec<u8> {
 
 /// Decodes a snappy-compressed protobuf push body, refusing to decompress past `max_decoded`.
 pub fn decode_protobuf(body: &[u8], max_decoded: usize) -> Result<Vec<LogStream>> {
-    let declared = snap::raw::decompress_len(body)?;
-    if declared > max_decoded {
-        return Err(Error::InvalidPayload(format!(
-            "decompressed body of {declared} bytes exceeds the limit of {max_decoded} bytes"
-        )));
-    }
-    let raw = snap::raw::Decoder::new().decompress_vec(body)?;
+    let raw = super::snappy_decompress_bounded(body, max_decoded)?;
     let request = PushRequest::decode(raw.as_slice())?;
     let mut out = Vec::with_capacity(request.streams.len());
     for (i, stream) in request.streams.into_iter().enumerate() {

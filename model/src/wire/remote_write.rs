@@ -80,13 +80,7 @@ pub fn encode(series: &[TimeSeries]) -> Vec<u8> {
 /// Decodes a snappy-compressed `WriteRequest` body, refusing to decompress past `max_decoded`
 /// bytes (the declared length is checked before any allocation).
 pub fn decode(body: &[u8], max_decoded: usize) -> Result<Vec<TimeSeries>> {
-    let declared = snap::raw::decompress_len(body)?;
-    if declared > max_decoded {
-        return Err(Error::InvalidPayload(format!(
-            "decompressed body of {declared} bytes exceeds the limit of {max_decoded} bytes"
-        )));
-    }
-    let raw = snap::raw::Decoder::new().decompress_vec(body)?;
+    let raw = super::snappy_decompress_bounded(body, max_decoded)?;
     let request = WriteRequest::decode(raw.as_slice())?;
     let mut out = Vec::with_capacity(request.timeseries.len());
     for (i, ts) in request.timeseries.into_iter().enumerate() {
