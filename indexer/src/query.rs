@@ -1,6 +1,7 @@
 //! Log query execution and Loki's response shape. Streams are chosen from the partitions'
 //! stream maps; tantivy narrows candidates by stream, time and (when safe) tokens of `|=`
-//! needles; every candidate line is then checked exactly, so results equal a plain scan.
+//! needles; every candidate line is then checked exactly, so results equal a plain scan, and
+//! run through the pipeline stages (parsers, label filters, formatting) when there are any.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -145,10 +146,10 @@ impl Serialize for LogQueryResponse {
 
 /// A candidate document: timestamp and stream from fast fields, address for the stored line.
 #[derive(Clone, Copy, Debug)]
-struct Candidate {
-    ts: i64,
-    stream: u64,
-    address: DocAddress,
+pub(crate) struct Candidate {
+    pub ts: i64,
+    pub stream: u64,
+    pub address: DocAddress,
 }
 
 struct CandidateCollector;
@@ -230,6 +231,8 @@ struct Hit {
     ts: i64,
     stream: u64,
     line: String,
+    /// The labels after the pipeline, when it has stages.
+    labels: Option<Labels>,
 }
 
 /// Runs the plan over the partitions (already filtered by tenant and time).
@@ -263,7 +266,10 @@ pub(crate) fn execute(partitions: &[Arc<Partition>], plan: &Plan<'_>) -> Result<
     let mut by_stream: BTreeMap<Labels, Vec<LogEntry>> = BTreeMap::new();
     stats.total_entries_returned = hits.len() as u64;
     for hit in hits {
-        let labels = labels_of.get(&hit.stream).cloned().unwrap_or_default();
+        let labels = match hit.labels {
+            Some(labels) => labels,
+            None => labels_of.get(&hit.stream).cloned().unwrap_or_default(),
+        };
         by_stream.entry(labels).or_default().push(LogEntry { timestamp_ns: hit.ts, line: hit.line });
     }
     stats.exec_time = started.elapsed();
@@ -278,25 +284,30 @@ fn sort_hits(hits: &mut [Hit], direction: Direction) {
     }
 }
 
-fn search_partition(
+/// Candidate documents and the matching streams (hash, labels) of one partition.
+pub(crate) type Candidates = (Vec<Candidate>, Vec<(u64, Labels)>);
+
+/// The documents of `partition` in `[start_ns, end_ns)` whose stream matches the selector and
+/// whose line holds every safe token of the `|=` needles (a superset of the matching lines), and
+/// the matching streams' labels. Nothing is loaded from the doc store.
+pub(crate) fn partition_candidates(
     partition: &Partition,
-    plan: &Plan<'_>,
-    hits: &mut Vec<Hit>,
-    labels_of: &mut HashMap<u64, Labels>,
-    stats: &mut QueryStats,
-) -> Result<(), Error> {
+    query: &CompiledQuery,
+    start_ns: i64,
+    end_ns: i64,
+) -> Result<Candidates, Error> {
     let streams: Vec<(u64, Labels)> =
-        partition.streams().into_iter().filter(|(_, labels)| plan.query.selector.matches(labels)).collect();
+        partition.streams().into_iter().filter(|(_, labels)| query.selector.matches(labels)).collect();
     if streams.is_empty() {
-        return Ok(());
+        return Ok((Vec::new(), streams));
     }
     let fields = partition.fields;
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     clauses.push((
         Occur::Must,
         Box::new(RangeQuery::new(
-            Bound::Included(Term::from_field_i64(fields.ts, plan.start_ns)),
-            Bound::Excluded(Term::from_field_i64(fields.ts, plan.end_ns)),
+            Bound::Included(Term::from_field_i64(fields.ts, start_ns)),
+            Bound::Excluded(Term::from_field_i64(fields.ts, end_ns)),
         )),
     ));
     let stream_terms: Vec<(Occur, Box<dyn Query>)> = streams
@@ -308,7 +319,7 @@ fn search_partition(
         })
         .collect();
     clauses.push((Occur::Must, Box::new(BooleanQuery::new(stream_terms))));
-    for filter in plan.query.filters.iter().filter(|f| f.op == LineFilterOp::Contains) {
+    for filter in query.filters.iter().filter(|f| f.op == LineFilterOp::Contains) {
         for token in safe_needle_tokens(partition, &filter.pattern) {
             clauses.push((
                 Occur::Must,
@@ -316,31 +327,66 @@ fn search_partition(
             ));
         }
     }
-    for (hash, labels) in streams {
-        labels_of.insert(hash, labels);
-    }
-    let searcher = partition.searcher();
-    let mut candidates = searcher
+    let candidates = partition
+        .searcher()
         .search(&BooleanQuery::new(clauses), &CandidateCollector)
         .map_err(|e| Error::index("search partition", e))?;
+    Ok((candidates, streams))
+}
+
+/// The stored line of a candidate.
+pub(crate) fn load_line(
+    searcher: &tantivy::Searcher,
+    partition: &Partition,
+    address: DocAddress,
+) -> Result<String, Error> {
+    let doc: TantivyDocument = searcher.doc(address).map_err(|e| Error::index("read stored line", e))?;
+    Ok(doc.get_first(partition.fields.line).and_then(|v| v.as_str()).unwrap_or_default().to_string())
+}
+
+fn search_partition(
+    partition: &Partition,
+    plan: &Plan<'_>,
+    hits: &mut Vec<Hit>,
+    labels_of: &mut HashMap<u64, Labels>,
+    stats: &mut QueryStats,
+) -> Result<(), Error> {
+    let searcher = partition.searcher();
+    let (mut candidates, streams) = partition_candidates(partition, plan.query, plan.start_ns, plan.end_ns)?;
+    let pipeline = &plan.query.pipeline;
+    let mut stream_labels: HashMap<u64, Labels> = HashMap::new();
+    for (hash, labels) in streams {
+        if !pipeline.is_empty() {
+            stream_labels.insert(hash, labels.clone());
+        }
+        labels_of.insert(hash, labels);
+    }
     candidates.sort_by_key(|c| (c.ts, c.stream, c.address));
     if plan.direction == Direction::Backward {
         candidates.reverse();
     }
+    let empty = Labels::default();
     let mut matched = 0;
     for candidate in candidates {
         if matched >= plan.limit {
             break;
         }
-        let doc: TantivyDocument = searcher.doc(candidate.address).map_err(|e| Error::index("read stored line", e))?;
-        let line = doc.get_first(fields.line).and_then(|v| v.as_str()).unwrap_or_default();
+        let line = load_line(&searcher, partition, candidate.address)?;
         stats.total_lines_processed += 1;
         stats.total_bytes_processed += line.len() as u64;
-        if plan.query.line_matches(line) {
-            matched += 1;
-            stats.total_post_filter_lines += 1;
-            hits.push(Hit { ts: candidate.ts, stream: candidate.stream, line: line.to_string() });
+        if !plan.query.line_matches(&line) {
+            continue;
         }
+        let hit = if pipeline.is_empty() {
+            Hit { ts: candidate.ts, stream: candidate.stream, line, labels: None }
+        } else {
+            let stream = stream_labels.get(&candidate.stream).unwrap_or(&empty);
+            let Some((new_line, labels)) = pipeline.process(stream, &line) else { continue };
+            Hit { ts: candidate.ts, stream: candidate.stream, line: new_line.unwrap_or(line), labels: Some(labels) }
+        };
+        matched += 1;
+        stats.total_post_filter_lines += 1;
+        hits.push(hit);
     }
     Ok(())
 }

@@ -150,7 +150,7 @@ fn direction_limit_and_range_are_respected_across_partitions() {
     assert_eq!(ts_of(Direction::Forward, 100, all[4], all[8]), all[4..8].to_vec());
     let too_many = ix.query(&tenant(), &request(r#"{job="a"}"#, 5001, Direction::Forward)).unwrap_err();
     assert_eq!(too_many.http_status(), 400);
-    let bad = ix.query(&tenant(), &request(r#"{job="a"} | json"#, 10, Direction::Forward)).unwrap_err();
+    let bad = ix.query(&tenant(), &request(r#"{job="a"} | unwrap x"#, 10, Direction::Forward)).unwrap_err();
     assert_eq!(bad.http_status(), 400);
     assert!(bad.to_string().contains("not supported yet"), "{bad}");
     // Another tenant sees nothing.

@@ -73,13 +73,241 @@ pub struct LineFilter {
     pub pattern: String,
 }
 
-/// A log query: a stream selector followed by line filters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A log query: a stream selector, the line filters written right after it (pushed down into the
+/// index), then the rest of the pipeline.
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogQuery {
     /// The stream selector's matchers, in written order.
     pub matchers: Vec<LabelMatcher>,
-    /// Line filters, applied in order (all must pass).
+    /// Line filters before the first other stage, applied in order (all must pass).
     pub filters: Vec<LineFilter>,
+    /// The stages after those filters (parsers, label filters, formatting, more line filters).
+    pub stages: Vec<Stage>,
+}
+
+/// A comparison of a label filter on numbers, durations or byte sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `==` (or `=`)
+    Eq,
+    /// `!=`
+    Ne,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+}
+
+impl CmpOp {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+        }
+    }
+
+    /// Whether `a op b`.
+    pub fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+        }
+    }
+}
+
+/// What a label filter compares a value as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A float (`status >= 500`).
+    Number,
+    /// A Go duration, compared in seconds (`latency > 250ms`).
+    Duration,
+    /// A byte size (`size > 1KB`).
+    Bytes,
+}
+
+/// A label filter expression (`| status >= 500 and level = "error"`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum LabelFilter {
+    /// A string matcher on a label (absent labels read as empty).
+    Match(LabelMatcher),
+    /// A numeric, duration or bytes comparison; `text` is the literal as written.
+    Compare {
+        /// Label name.
+        name: String,
+        /// Operator.
+        op: CmpOp,
+        /// How values are read.
+        kind: ValueKind,
+        /// The literal, converted (seconds for durations, bytes for sizes).
+        value: f64,
+        /// The literal as written, for printing.
+        text: String,
+    },
+    /// Both must pass (`and`, `,` or juxtaposition).
+    And(Box<LabelFilter>, Box<LabelFilter>),
+    /// Either passes.
+    Or(Box<LabelFilter>, Box<LabelFilter>),
+}
+
+/// One pipeline stage after the pushed-down line filters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stage {
+    /// A line filter after a parser or formatter.
+    LineFilter(LineFilter),
+    /// `| json`: every scalar field becomes a label, nested keys joined with `_`.
+    Json,
+    /// `| logfmt`.
+    Logfmt,
+    /// `| regexp "<re>"`: named groups become labels.
+    Regexp(String),
+    /// `| pattern "<_> <ip> ..."`.
+    Pattern(String),
+    /// `| <label filter>`.
+    LabelFilter(LabelFilter),
+    /// `| line_format "<template>"`.
+    LineFormat(String),
+    /// `| drop a, b`.
+    Drop(Vec<String>),
+    /// `| keep a, b`.
+    Keep(Vec<String>),
+}
+
+/// A range aggregation over log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeFunc {
+    /// Lines in the range.
+    CountOverTime,
+    /// Lines per second.
+    Rate,
+    /// Bytes of lines in the range.
+    BytesOverTime,
+    /// Bytes per second.
+    BytesRate,
+}
+
+impl RangeFunc {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RangeFunc::CountOverTime => "count_over_time",
+            RangeFunc::Rate => "rate",
+            RangeFunc::BytesOverTime => "bytes_over_time",
+            RangeFunc::BytesRate => "bytes_rate",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "count_over_time" => RangeFunc::CountOverTime,
+            "rate" => RangeFunc::Rate,
+            "bytes_over_time" => RangeFunc::BytesOverTime,
+            "bytes_rate" => RangeFunc::BytesRate,
+            _ => return None,
+        })
+    }
+}
+
+/// A vector aggregation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggOp {
+    /// `sum`
+    Sum,
+    /// `avg`
+    Avg,
+    /// `min`
+    Min,
+    /// `max`
+    Max,
+    /// `count`
+    Count,
+    /// `topk(k, ...)`
+    Topk,
+    /// `bottomk(k, ...)`
+    Bottomk,
+}
+
+impl AggOp {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AggOp::Sum => "sum",
+            AggOp::Avg => "avg",
+            AggOp::Min => "min",
+            AggOp::Max => "max",
+            AggOp::Count => "count",
+            AggOp::Topk => "topk",
+            AggOp::Bottomk => "bottomk",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "sum" => AggOp::Sum,
+            "avg" => AggOp::Avg,
+            "min" => AggOp::Min,
+            "max" => AggOp::Max,
+            "count" => AggOp::Count,
+            "topk" => AggOp::Topk,
+            "bottomk" => AggOp::Bottomk,
+            _ => return None,
+        })
+    }
+}
+
+/// `by (a, b)` or `without (a, b)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grouping {
+    /// `without` rather than `by`.
+    pub without: bool,
+    /// The label names.
+    pub labels: Vec<String>,
+}
+
+/// A metric query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricExpr {
+    /// `count_over_time({...} |= "x" [5m])`.
+    Range {
+        /// The function.
+        func: RangeFunc,
+        /// The log query selecting lines.
+        query: LogQuery,
+        /// The range in nanoseconds.
+        range_ns: i64,
+        /// The range as written.
+        range_text: String,
+    },
+    /// `sum by (x) (...)`, `topk(3, ...)`.
+    Aggregate {
+        /// The aggregation.
+        op: AggOp,
+        /// `k` of topk/bottomk.
+        param: Option<usize>,
+        /// Grouping, if any.
+        grouping: Option<Grouping>,
+        /// The aggregated expression.
+        inner: Box<MetricExpr>,
+    },
+}
+
+/// A parsed LogQL expression: a log query or a metric query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// Returns log lines (`streams`).
+    Log(LogQuery),
+    /// Returns samples (`vector` / `matrix`).
+    Metric(MetricExpr),
 }
 
 impl fmt::Display for LabelMatcher {
@@ -99,8 +327,85 @@ impl fmt::Display for LogQuery {
         }
         f.write_str("}")?;
         for filter in &self.filters {
-            write!(f, " {} {}", filter.op.as_str(), go_quote(&filter.pattern))?;
+            write!(f, " {filter}")?;
+        }
+        for stage in &self.stages {
+            write!(f, " {stage}")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for LineFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.op.as_str(), go_quote(&self.pattern))
+    }
+}
+
+impl fmt::Display for LabelFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelFilter::Match(m) => write!(f, "{m}"),
+            LabelFilter::Compare { name, op, text, .. } => write!(f, "{name}{}{text}", op.as_str()),
+            LabelFilter::And(a, b) => write!(f, "{a} and {b}"),
+            LabelFilter::Or(a, b) => write!(f, "({a} or {b})"),
+        }
+    }
+}
+
+fn write_names(f: &mut fmt::Formatter<'_>, names: &[String]) -> fmt::Result {
+    f.write_str(&names.join(", "))
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stage::LineFilter(filter) => write!(f, "{filter}"),
+            Stage::Json => f.write_str("| json"),
+            Stage::Logfmt => f.write_str("| logfmt"),
+            Stage::Regexp(re) => write!(f, "| regexp {}", go_quote(re)),
+            Stage::Pattern(p) => write!(f, "| pattern {}", go_quote(p)),
+            Stage::LabelFilter(lf) => write!(f, "| {lf}"),
+            Stage::LineFormat(t) => write!(f, "| line_format {}", go_quote(t)),
+            Stage::Drop(names) => {
+                f.write_str("| drop ")?;
+                write_names(f, names)
+            }
+            Stage::Keep(names) => {
+                f.write_str("| keep ")?;
+                write_names(f, names)
+            }
+        }
+    }
+}
+
+impl fmt::Display for MetricExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricExpr::Range { func, query, range_text, .. } => {
+                write!(f, "{}({query} [{range_text}])", func.as_str())
+            }
+            MetricExpr::Aggregate { op, param, grouping, inner } => {
+                f.write_str(op.as_str())?;
+                if let Some(g) = grouping {
+                    write!(f, " {} (", if g.without { "without" } else { "by" })?;
+                    write_names(f, &g.labels)?;
+                    f.write_str(")")?;
+                }
+                match param {
+                    Some(k) => write!(f, " ({k}, {inner})"),
+                    None => write!(f, " ({inner})"),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Log(q) => write!(f, "{q}"),
+            Expr::Metric(m) => write!(f, "{m}"),
+        }
     }
 }

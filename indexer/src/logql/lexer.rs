@@ -11,7 +11,10 @@ pub(crate) enum Tok {
     LParen,
     RParen,
     LBracket,
+    RBracket,
     Comma,
+    /// A comparison: `==`, `>`, `>=`, `<`, `<=`.
+    Cmp(&'static str),
     /// `=`
     Eq,
     /// `!=`
@@ -42,6 +45,8 @@ impl Tok {
             Tok::LParen => "'('".into(),
             Tok::RParen => "')'".into(),
             Tok::LBracket => "'['".into(),
+            Tok::RBracket => "']'".into(),
+            Tok::Cmp(s) => format!("'{s}'"),
             Tok::Comma => "','".into(),
             Tok::Eq => "'='".into(),
             Tok::Neq => "'!='".into(),
@@ -94,11 +99,17 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Spanned>, String> {
             (_, b"|~") => (Tok::PipeRe, 2),
             (_, b"|>") => (Tok::PatternFilter("|>"), 2),
             (_, b"!>") => (Tok::PatternFilter("!>"), 2),
+            (_, b"==") => (Tok::Cmp("=="), 2),
+            (_, b">=") => (Tok::Cmp(">="), 2),
+            (_, b"<=") => (Tok::Cmp("<="), 2),
+            (b'>', _) => (Tok::Cmp(">"), 1),
+            (b'<', _) => (Tok::Cmp("<"), 1),
             (b'{', _) => (Tok::LBrace, 1),
             (b'}', _) => (Tok::RBrace, 1),
             (b'(', _) => (Tok::LParen, 1),
             (b')', _) => (Tok::RParen, 1),
             (b'[', _) => (Tok::LBracket, 1),
+            (b']', _) => (Tok::RBracket, 1),
             (b',', _) => (Tok::Comma, 1),
             (b'=', _) => (Tok::Eq, 1),
             (b'|', _) => (Tok::Pipe, 1),
@@ -117,7 +128,7 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Spanned>, String> {
             _ => {
                 let end = input[pos..]
                     .char_indices()
-                    .find(|(_, ch)| ch.is_whitespace() || "{}()[],|\"`".contains(*ch))
+                    .find(|(_, ch)| ch.is_whitespace() || "{}()[],|\"`=!<>~".contains(*ch))
                     .map_or(input.len(), |(n, _)| pos + n)
                     .max(pos + input[pos..].chars().next().map_or(1, char::len_utf8));
                 (Tok::Other(input[pos..end].to_string()), end - pos)

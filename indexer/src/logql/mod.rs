@@ -1,21 +1,34 @@
-//! LogQL, the query language of Loki, as far as the indexer executes it today: stream selectors
-//! and chained line filters. [`parse`] gives the syntax tree; [`CompiledQuery`] holds compiled
-//! regexes and answers "does this stream / line match" for the executor.
+//! LogQL, the query language of Loki, as far as the indexer executes it: stream selectors,
+//! chained line filters, parser / label-filter / formatting stages, and metric queries (range and
+//! vector aggregations). [`parse`] and [`parse_expr`] give the syntax tree; [`CompiledQuery`]
+//! holds compiled regexes and the [`Pipeline`] and answers "does this stream / line match".
 
 pub mod ast;
 mod lexer;
 mod parser;
+mod parser_metric;
+mod pipeline;
+pub mod values;
 
 use regex::Regex;
 
-pub use ast::{LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp};
+pub use ast::{
+    AggOp, CmpOp, Expr, Grouping, LabelFilter, LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp, MetricExpr,
+    RangeFunc, Stage, ValueKind,
+};
 use model::Labels;
+pub use pipeline::Pipeline;
 
 use crate::error::Error;
 
-/// Parses a LogQL log query (selector and line filters).
+/// Parses a LogQL log query (selector, line filters, stages).
 pub fn parse(query: &str) -> Result<LogQuery, Error> {
     parser::parse_log_query(query).map_err(Error::BadQuery)
+}
+
+/// Parses any LogQL expression the indexer executes: a log query or a metric query.
+pub fn parse_expr(query: &str) -> Result<Expr, Error> {
+    parser::parse_expr(query).map_err(Error::BadQuery)
 }
 
 /// Parses a bare stream selector (`{job="x"}`), as the series API takes them.
@@ -76,6 +89,18 @@ pub struct CompiledFilter {
 }
 
 impl CompiledFilter {
+    /// Compiles one line filter; regexes are unanchored as in Loki.
+    pub fn new(f: &LineFilter) -> Result<Self, Error> {
+        let regex = match f.op {
+            LineFilterOp::Matches | LineFilterOp::NotMatches => Some(
+                Regex::new(&f.pattern)
+                    .map_err(|e| Error::BadQuery(format!("invalid regex in line filter {:?}: {e}", f.pattern)))?,
+            ),
+            _ => None,
+        };
+        Ok(CompiledFilter { op: f.op, pattern: f.pattern.clone(), regex })
+    }
+
     /// Whether `line` passes this filter.
     pub fn matches(&self, line: &str) -> bool {
         match (self.op, &self.regex) {
@@ -122,6 +147,8 @@ pub struct CompiledQuery {
     pub selector: CompiledSelector,
     /// Line filters, all of which must pass.
     pub filters: Vec<CompiledFilter>,
+    /// The stages after the line filters.
+    pub pipeline: Pipeline,
 }
 
 impl CompiledQuery {
@@ -133,22 +160,9 @@ impl CompiledQuery {
     /// Compiles a parsed query.
     pub fn compile(query: &LogQuery) -> Result<Self, Error> {
         let selector = CompiledSelector::new(&query.matchers)?;
-        let filters = query
-            .filters
-            .iter()
-            .map(|f| {
-                let regex = match f.op {
-                    LineFilterOp::Matches | LineFilterOp::NotMatches => {
-                        Some(Regex::new(&f.pattern).map_err(|e| {
-                            Error::BadQuery(format!("invalid regex in line filter {:?}: {e}", f.pattern))
-                        })?)
-                    }
-                    _ => None,
-                };
-                Ok(CompiledFilter { op: f.op, pattern: f.pattern.clone(), regex })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok(Self { selector, filters })
+        let filters = query.filters.iter().map(CompiledFilter::new).collect::<Result<Vec<_>, Error>>()?;
+        let pipeline = Pipeline::compile(&query.stages)?;
+        Ok(Self { selector, filters, pipeline })
     }
 
     /// Whether `line` passes every line filter.
@@ -195,11 +209,11 @@ mod tests {
     #[test]
     fn unsupported_constructs_are_named() {
         let cases = [
-            (r#"{job="a"} | json"#, "`| json` is not supported yet"),
-            (r#"{job="a"} |= "x" | logfmt | level="error""#, "`| logfmt` is not supported yet"),
-            (r#"rate({job="a"}[5m])"#, "metric queries (`rate(...)`) are not supported yet"),
-            (r#"sum by (x) (count_over_time({job="a"}[1m]))"#, "metric queries (`sum(...)`) are not supported yet"),
-            (r#"{job="a"}[5m]"#, "range vectors"),
+            (r#"{job="a"} | json foo="bar""#, "`| json` with parameters"),
+            (r#"{job="a"} |= "x" | unwrap latency"#, "`| unwrap` is not supported yet"),
+            (r#"quantile_over_time(0.9, {job="a"}[5m])"#, "`quantile_over_time` is not supported yet"),
+            (r#"sum by (x) (count_over_time({job="a"}[1m])) > 2"#, "binary operator `>`"),
+            (r#"{job="a"}[5m]"#, "unexpected '['"),
             (r#"{job="a"} |> "<_> x""#, "pattern line filters (`|>`)"),
             (r#"{job="a"} |= "x" or "y""#, "`or` in line filters"),
             (r#"{job="a"} |= ip("10.0.0.1")"#, "ip() line filters"),
@@ -208,6 +222,84 @@ mod tests {
             let err = parse(q).unwrap_err().to_string();
             assert!(err.contains(want), "{q}: {err}");
             assert!(err.starts_with("parse error at line 1, col "), "{q}: {err}");
+        }
+    }
+
+    #[test]
+    fn parses_stages_and_prints_them_back() {
+        let text = r#"{job="api"} |= "GET" | json | status >= 500 and latency > 250ms, size <= 1KiB or level=~"err.*" != "x" | logfmt | regexp "(?P<a>\\d+)" | pattern "<ip> <_>" | line_format "{{.a}}" | drop a, b | keep c"#;
+        let q = parse(text).unwrap();
+        assert_eq!(q.filters.len(), 1);
+        assert_eq!(q.stages.len(), 9, "{:?}", q.stages);
+        assert_eq!(q.stages[0], Stage::Json);
+        let Stage::LabelFilter(LabelFilter::Or(left, right)) = &q.stages[1] else { panic!("{:?}", q.stages[1]) };
+        assert!(matches!(**right, LabelFilter::Match(LabelMatcher { op: MatchOp::Regex, .. })));
+        let LabelFilter::And(ab, c) = &**left else { panic!("{left:?}") };
+        assert!(matches!(**c, LabelFilter::Compare { kind: ValueKind::Bytes, op: CmpOp::Le, value: 1024.0, .. }));
+        let LabelFilter::And(a, b) = &**ab else { panic!("{ab:?}") };
+        assert!(matches!(**a, LabelFilter::Compare { kind: ValueKind::Number, op: CmpOp::Ge, value: 500.0, .. }));
+        assert!(matches!(**b, LabelFilter::Compare { kind: ValueKind::Duration, op: CmpOp::Gt, value: 0.25, .. }));
+        assert_eq!(q.stages[2], Stage::LineFilter(LineFilter { op: LineFilterOp::NotContains, pattern: "x".into() }));
+        assert_eq!(q.stages[7], Stage::Drop(vec!["a".into(), "b".into()]));
+        let printed = q.to_string();
+        assert_eq!(parse(&printed).unwrap(), q, "{printed}");
+    }
+
+    #[test]
+    fn parses_metric_queries() {
+        let Expr::Metric(MetricExpr::Aggregate { op, param, grouping, inner }) =
+            parse_expr(r#"topk by (job) (3, rate({job="a"} |= "x" | json [5m]))"#).unwrap()
+        else {
+            panic!("not an aggregate")
+        };
+        assert_eq!((op, param), (AggOp::Topk, Some(3)));
+        assert_eq!(grouping, Some(Grouping { without: false, labels: vec!["job".into()] }));
+        let MetricExpr::Range { func, query, range_ns, .. } = *inner else { panic!("not a range") };
+        assert_eq!((func, range_ns), (RangeFunc::Rate, 300_000_000_000));
+        assert_eq!(query.filters.len(), 1);
+        assert_eq!(query.stages, vec![Stage::Json]);
+        for text in [
+            r#"sum(count_over_time({job="a"}[1m])) without (pod, ns)"#,
+            r#"bytes_rate({job="a"}[30s])"#,
+            r#"max by (level) (bytes_over_time({job="a"} | logfmt [1h]))"#,
+            r#"avg(min(count_over_time({job="a"}[1m])))"#,
+            r#"count(bottomk(2, count_over_time({job="a"}[1m])))"#,
+        ] {
+            let e = parse_expr(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(parse_expr(&e.to_string()).unwrap(), e, "{text} -> {e}");
+        }
+        assert!(matches!(parse_expr(r#"{job="a"} | json"#).unwrap(), Expr::Log(_)));
+    }
+
+    #[test]
+    fn new_constructs_report_positions() {
+        let cases = [
+            (r#"{job="a"} | status >= "x""#, "col 23", "a number, duration or byte size"),
+            (r#"{job="a"} | status >= 5xyz"#, "col 23", "invalid value"),
+            (r#"{job="a"} | status"#, "col 19", "label filter operator"),
+            (r#"{job="a"} | (a="b""#, "col 19", "')'"),
+            (r#"{job="a"} | regexp"#, "col 19", "quoted string after `regexp`"),
+            (r#"{job="a"} | line_format 3"#, "col 25", "quoted string after `line_format`"),
+            (r#"{job="a"} | drop 1"#, "col 18", "label name after `drop`"),
+            (r#"{job="a"} | drop a="b""#, "col 19", "matchers in `| drop`"),
+            (r#"{job="a"} |"#, "col 12", "pipeline stage"),
+            (r#"count_over_time({job="a"})"#, "col 26", "'['"),
+            (r#"count_over_time({job="a"}[5x])"#, "col 27", "invalid range"),
+            (r#"rate({job="a"}[5m] offset 1m)"#, "col 20", "`offset`"),
+            (r#"topk(x, rate({job="a"}[5m]))"#, "col 6", "number of series"),
+            (r#"topk(0, rate({job="a"}[5m]))"#, "col 6", "positive integer"),
+            (r#"sum by job (rate({job="a"}[5m]))"#, "col 8", "'('"),
+            (r#"sum(rate({job="a"}[5m])"#, "col 24", "')' closing sum"),
+            (r#"sum({job="a"})"#, "col 5", "metric expression"),
+            (r#"rate({job="a"}[5m]) or rate({job="b"}[5m])"#, "col 21", "binary operator `or`"),
+            (r#"sum(rate({job="a"}[5m])) by (x) without (y)"#, "col 33", "end of query"),
+        ];
+        for (q, col, want) in cases {
+            let err = parse_expr(q).unwrap_err().to_string();
+            assert!(
+                err.starts_with("parse error at line 1, ") && err.contains(col) && err.contains(want),
+                "{q}: {err}"
+            );
         }
     }
 
@@ -246,7 +338,7 @@ mod tests {
         #[test]
         fn print_parse_round_trips(matchers in proptest::collection::vec(matcher(), 0..4),
                                    filters in proptest::collection::vec(filter(), 0..4)) {
-            let query = LogQuery { matchers, filters };
+            let query = LogQuery { matchers, filters, stages: Vec::new() };
             let printed = query.to_string();
             let reparsed = parse(&printed).map_err(|e| TestCaseError::fail(format!("{printed}: {e}")))?;
             prop_assert_eq!(&reparsed, &query);

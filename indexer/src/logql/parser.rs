@@ -1,12 +1,16 @@
-//! Recursive-descent parser for `selector line-filter*`. Constructs of full LogQL that the
-//! indexer does not execute yet (parsers, formatting stages, metric queries) are recognised and
-//! rejected by name, so users learn what is missing instead of seeing a generic syntax error.
+//! Recursive-descent parser for LogQL log queries: `selector line-filter* stage*`. Constructs of
+//! full LogQL the indexer does not execute (some stages, binary expressions) are recognised and
+//! rejected by name with their position, so users learn what is missing instead of seeing a
+//! generic syntax error. Metric queries are parsed in `parser_metric.rs` on the same [`Parser`].
 
-use super::ast::{LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp};
+use super::ast::{
+    CmpOp, Expr, LabelFilter, LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp, Stage, ValueKind,
+};
 use super::lexer::{Spanned, Tok, error_at, tokenize};
+use super::values::{parse_bytes, parse_go_duration};
 
 /// Names that start a metric query in LogQL.
-const METRIC_FUNCTIONS: &[&str] = &[
+pub(super) const METRIC_FUNCTIONS: &[&str] = &[
     "rate",
     "count_over_time",
     "bytes_rate",
@@ -37,105 +41,349 @@ const METRIC_FUNCTIONS: &[&str] = &[
     "vector",
 ];
 
-struct Parser<'a> {
-    input: &'a str,
-    tokens: Vec<Spanned>,
-    pos: usize,
+/// Stages of full LogQL the indexer does not run yet.
+const UNSUPPORTED_STAGES: &[&str] = &["unpack", "label_format", "unwrap", "decolorize", "distinct"];
+
+pub(super) struct Parser<'a> {
+    pub(super) input: &'a str,
+    pub(super) tokens: Vec<Spanned>,
+    pub(super) pos: usize,
 }
 
-/// Parses a log query (selector plus line filters).
+/// Parses any LogQL expression the indexer executes: a log query or a metric query.
+pub(crate) fn parse_expr(input: &str) -> Result<Expr, String> {
+    let mut p = Parser::new(input)?;
+    let expr = match p.peek().cloned() {
+        Some(Spanned { tok: Tok::Ident(name), at }) => {
+            if METRIC_FUNCTIONS.contains(&name.as_str()) {
+                Expr::Metric(p.metric()?)
+            } else {
+                return Err(error_at(input, at, &format!("unexpected identifier {name:?}, expected '{{'")));
+            }
+        }
+        Some(Spanned { tok: Tok::LParen, at }) => {
+            return Err(error_at(input, at, "parenthesised and binary expressions are not supported yet"));
+        }
+        _ => Expr::Log(p.log_query()?),
+    };
+    p.expect_end()?;
+    Ok(expr)
+}
+
+/// Parses a log query (selector plus pipeline); a metric query is an error naming what to use.
 pub(crate) fn parse_log_query(input: &str) -> Result<LogQuery, String> {
-    let tokens = tokenize(input)?;
-    let mut p = Parser { input, tokens, pos: 0 };
-    if p.tokens.is_empty() {
-        return Err(error_at(input, 0, "empty query, expected a stream selector like {job=\"x\"}"));
+    match parse_expr(input)? {
+        Expr::Log(q) => Ok(q),
+        Expr::Metric(_) => Err(error_at(input, 0, "expected a log query, got a metric query")),
     }
-    if let Some(Spanned { tok: Tok::Ident(name), at }) = p.peek().cloned() {
-        if METRIC_FUNCTIONS.contains(&name.as_str()) {
-            return Err(error_at(input, at, &format!("metric queries (`{name}(...)`) are not supported yet")));
-        }
-        return Err(error_at(input, at, &format!("unexpected identifier {name:?}, expected '{{'")));
-    }
-    if let Some(Spanned { tok: Tok::LParen, at }) = p.peek().cloned() {
-        return Err(error_at(input, at, "parenthesised and binary expressions are not supported yet"));
-    }
-    let matchers = p.selector()?;
-    let mut filters = Vec::new();
-    while let Some(Spanned { tok, at }) = p.next() {
-        let op = match tok {
-            Tok::PipeEq => LineFilterOp::Contains,
-            Tok::Neq => LineFilterOp::NotContains,
-            Tok::PipeRe => LineFilterOp::Matches,
-            Tok::Nre => LineFilterOp::NotMatches,
-            Tok::PatternFilter(op) => {
-                return Err(error_at(input, at, &format!("pattern line filters (`{op}`) are not supported yet")));
-            }
-            Tok::Pipe => {
-                let what = match p.peek() {
-                    Some(Spanned { tok: Tok::Ident(stage), .. }) => format!("pipeline stage `| {stage}`"),
-                    _ => "pipeline stages after '|'".to_string(),
-                };
-                return Err(error_at(input, at, &format!("{what} is not supported yet (only line filters are)")));
-            }
-            Tok::LBracket => return Err(error_at(input, at, "range vectors (metric queries) are not supported yet")),
-            other => {
-                return Err(error_at(
-                    input,
-                    at,
-                    &format!("unexpected {}, expected a line filter (|=, !=, |~, !~)", other.describe()),
-                ));
-            }
-        };
-        let pattern = match p.next() {
-            Some(Spanned { tok: Tok::Str(s), .. }) => s,
-            Some(Spanned { tok: Tok::Ident(f), at }) if f == "ip" => {
-                return Err(error_at(input, at, "ip() line filters are not supported yet"));
-            }
-            Some(Spanned { tok, at }) => {
-                return Err(error_at(input, at, &format!("unexpected {}, expected a string", tok.describe())));
-            }
-            None => return Err(error_at(input, input.len(), "unexpected end of query, expected a string")),
-        };
-        if let Some(Spanned { tok: Tok::Ident(word), at }) = p.peek().cloned()
-            && word == "or"
-        {
-            return Err(error_at(input, at, "`or` in line filters is not supported yet"));
-        }
-        filters.push(LineFilter { op, pattern });
-    }
-    Ok(LogQuery { matchers, filters })
 }
 
 /// Parses a bare stream selector such as a `match[]` of the series API.
 pub(crate) fn parse_selector(input: &str) -> Result<Vec<LabelMatcher>, String> {
     let query = parse_log_query(input)?;
-    if !query.filters.is_empty() {
+    if !query.filters.is_empty() || !query.stages.is_empty() {
         return Err(error_at(input, input.len(), "expected a stream selector without line filters"));
     }
     Ok(query.matchers)
 }
 
-impl Parser<'_> {
-    fn peek(&self) -> Option<&Spanned> {
+fn line_filter_op(tok: &Tok) -> Option<LineFilterOp> {
+    Some(match tok {
+        Tok::PipeEq => LineFilterOp::Contains,
+        Tok::Neq => LineFilterOp::NotContains,
+        Tok::PipeRe => LineFilterOp::Matches,
+        Tok::Nre => LineFilterOp::NotMatches,
+        _ => return None,
+    })
+}
+
+impl<'a> Parser<'a> {
+    pub(super) fn new(input: &'a str) -> Result<Self, String> {
+        let tokens = tokenize(input)?;
+        if tokens.is_empty() {
+            return Err(error_at(input, 0, "empty query, expected a stream selector like {job=\"x\"}"));
+        }
+        Ok(Parser { input, tokens, pos: 0 })
+    }
+
+    pub(super) fn peek(&self) -> Option<&Spanned> {
         self.tokens.get(self.pos)
     }
 
-    fn next(&mut self) -> Option<Spanned> {
+    pub(super) fn peek_tok(&self) -> Option<&Tok> {
+        self.tokens.get(self.pos).map(|t| &t.tok)
+    }
+
+    pub(super) fn next(&mut self) -> Option<Spanned> {
         let t = self.tokens.get(self.pos).cloned();
         self.pos += 1;
         t
     }
 
-    fn expect_end_or(&self, what: &str) -> String {
+    /// An error at the current token (or the end of the query).
+    pub(super) fn err_here(&self, what: &str) -> String {
+        match self.tokens.get(self.pos) {
+            Some(t) => error_at(self.input, t.at, &format!("unexpected {}, expected {what}", t.tok.describe())),
+            None => error_at(self.input, self.input.len(), &format!("unexpected end of query, expected {what}")),
+        }
+    }
+
+    /// An error at the token just consumed.
+    pub(super) fn expect_end_or(&self, what: &str) -> String {
         match self.tokens.get(self.pos.saturating_sub(1)) {
             Some(t) => error_at(self.input, t.at, &format!("unexpected {}, expected {what}", t.tok.describe())),
             None => error_at(self.input, self.input.len(), &format!("unexpected end of query, expected {what}")),
         }
     }
 
-    fn selector(&mut self) -> Result<Vec<LabelMatcher>, String> {
+    fn expect_end(&self) -> Result<(), String> {
+        match self.peek() {
+            None => Ok(()),
+            Some(Spanned { tok: Tok::Ident(word), at })
+                if ["or", "and", "unless"].contains(&word.as_str()) || word == "on" || word == "ignoring" =>
+            {
+                Err(error_at(self.input, *at, &format!("binary operator `{word}` is not supported yet")))
+            }
+            Some(Spanned { tok: Tok::Other(op), at }) if ["+", "-", "*", "/", "%", "^"].contains(&op.as_str()) => {
+                Err(error_at(self.input, *at, &format!("binary operator `{op}` is not supported yet")))
+            }
+            Some(Spanned { tok: Tok::Cmp(op), at }) => {
+                Err(error_at(self.input, *at, &format!("binary operator `{op}` is not supported yet")))
+            }
+            Some(_) => Err(self.err_here("end of query")),
+        }
+    }
+
+    /// `selector filter* stage*`, stopping before a token that cannot continue a pipeline
+    /// (`[` or `)` in a metric query).
+    pub(super) fn log_query(&mut self) -> Result<LogQuery, String> {
+        let matchers = self.selector()?;
+        let mut filters = Vec::new();
+        let mut stages = Vec::new();
+        while let Some(Spanned { tok, at }) = self.peek().cloned() {
+            if let Some(op) = line_filter_op(&tok) {
+                self.pos += 1;
+                let filter = self.line_filter(op)?;
+                if stages.is_empty() {
+                    filters.push(filter);
+                } else {
+                    stages.push(Stage::LineFilter(filter));
+                }
+                continue;
+            }
+            match tok {
+                Tok::Pipe => {
+                    self.pos += 1;
+                    stages.push(self.stage()?);
+                }
+                Tok::PatternFilter(op) => {
+                    return Err(error_at(
+                        self.input,
+                        at,
+                        &format!("pattern line filters (`{op}`) are not supported yet"),
+                    ));
+                }
+                Tok::LBracket | Tok::RParen => break,
+                other => {
+                    return Err(error_at(
+                        self.input,
+                        at,
+                        &format!("unexpected {}, expected a line filter (|=, !=, |~, !~) or '|'", other.describe()),
+                    ));
+                }
+            }
+        }
+        Ok(LogQuery { matchers, filters, stages })
+    }
+
+    fn line_filter(&mut self, op: LineFilterOp) -> Result<LineFilter, String> {
+        let pattern = match self.next() {
+            Some(Spanned { tok: Tok::Str(s), .. }) => s,
+            Some(Spanned { tok: Tok::Ident(f), at }) if f == "ip" => {
+                return Err(error_at(self.input, at, "ip() line filters are not supported yet"));
+            }
+            Some(Spanned { tok, at }) => {
+                return Err(error_at(self.input, at, &format!("unexpected {}, expected a string", tok.describe())));
+            }
+            None => return Err(error_at(self.input, self.input.len(), "unexpected end of query, expected a string")),
+        };
+        if let Some(Spanned { tok: Tok::Ident(word), at }) = self.peek().cloned()
+            && word == "or"
+        {
+            return Err(error_at(self.input, at, "`or` in line filters is not supported yet"));
+        }
+        Ok(LineFilter { op, pattern })
+    }
+
+    fn string_arg(&mut self, stage: &str) -> Result<String, String> {
+        match self.next() {
+            Some(Spanned { tok: Tok::Str(s), .. }) => Ok(s),
+            _ => Err(self.expect_end_or(&format!("a quoted string after `{stage}`"))),
+        }
+    }
+
+    /// One stage after `|`.
+    fn stage(&mut self) -> Result<Stage, String> {
+        let Some(Spanned { tok, at }) = self.peek().cloned() else {
+            return Err(self.err_here("a pipeline stage after '|'"));
+        };
+        let name = match tok {
+            Tok::Ident(name) => name,
+            Tok::LParen => return Ok(Stage::LabelFilter(self.label_filter_or()?)),
+            _ => return Err(self.err_here("a pipeline stage after '|'")),
+        };
+        let stage = match name.as_str() {
+            "json" | "logfmt" => {
+                self.pos += 1;
+                if let Some(Spanned { tok: Tok::Ident(_) | Tok::Other(_), at }) = self.peek() {
+                    return Err(error_at(
+                        self.input,
+                        *at,
+                        &format!("`| {name}` with parameters or flags is not supported yet"),
+                    ));
+                }
+                if name == "json" { Stage::Json } else { Stage::Logfmt }
+            }
+            "regexp" => {
+                self.pos += 1;
+                Stage::Regexp(self.string_arg("regexp")?)
+            }
+            "pattern" => {
+                self.pos += 1;
+                Stage::Pattern(self.string_arg("pattern")?)
+            }
+            "line_format" => {
+                self.pos += 1;
+                Stage::LineFormat(self.string_arg("line_format")?)
+            }
+            "drop" | "keep" => {
+                self.pos += 1;
+                let names = self.name_list(&name)?;
+                if name == "drop" { Stage::Drop(names) } else { Stage::Keep(names) }
+            }
+            n if UNSUPPORTED_STAGES.contains(&n) => {
+                return Err(error_at(self.input, at, &format!("pipeline stage `| {n}` is not supported yet")));
+            }
+            _ => Stage::LabelFilter(self.label_filter_or()?),
+        };
+        Ok(stage)
+    }
+
+    fn name_list(&mut self, stage: &str) -> Result<Vec<String>, String> {
+        let mut names = Vec::new();
+        loop {
+            match self.next() {
+                Some(Spanned { tok: Tok::Ident(n), .. }) => names.push(n),
+                _ => return Err(self.expect_end_or(&format!("a label name after `{stage}`"))),
+            }
+            match self.peek_tok() {
+                Some(Tok::Comma) => self.pos += 1,
+                Some(Tok::Eq | Tok::Neq | Tok::Re | Tok::Nre) => {
+                    let at = self.peek().map_or(0, |t| t.at);
+                    return Err(error_at(
+                        self.input,
+                        at,
+                        &format!("matchers in `| {stage}` are not supported yet, only label names"),
+                    ));
+                }
+                _ => return Ok(names),
+            }
+        }
+    }
+
+    fn label_filter_or(&mut self) -> Result<LabelFilter, String> {
+        let mut left = self.label_filter_and()?;
+        while matches!(self.peek_tok(), Some(Tok::Ident(w)) if w == "or") {
+            self.pos += 1;
+            let right = self.label_filter_and()?;
+            left = LabelFilter::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn label_filter_and(&mut self) -> Result<LabelFilter, String> {
+        let mut left = self.label_filter_primary()?;
+        loop {
+            match self.peek_tok() {
+                Some(Tok::Ident(w)) if w == "and" => self.pos += 1,
+                Some(Tok::Comma) => self.pos += 1,
+                Some(Tok::Ident(w)) if w != "or" => {}
+                Some(Tok::LParen) => {}
+                _ => return Ok(left),
+            }
+            let right = self.label_filter_primary()?;
+            left = LabelFilter::And(Box::new(left), Box::new(right));
+        }
+    }
+
+    fn label_filter_primary(&mut self) -> Result<LabelFilter, String> {
+        let name = match self.next() {
+            Some(Spanned { tok: Tok::LParen, .. }) => {
+                let inner = self.label_filter_or()?;
+                return match self.next() {
+                    Some(Spanned { tok: Tok::RParen, .. }) => Ok(inner),
+                    _ => Err(self.expect_end_or("')' closing the label filter")),
+                };
+            }
+            Some(Spanned { tok: Tok::Ident(name), .. }) => name,
+            _ => return Err(self.expect_end_or("a label filter like `level=\"error\"` or `status >= 500`")),
+        };
+        let op_tok = self.next().map(|t| t.tok);
+        let value = self.next();
+        match (op_tok, value) {
+            (Some(op @ (Tok::Eq | Tok::Neq | Tok::Re | Tok::Nre)), Some(Spanned { tok: Tok::Str(value), .. })) => {
+                let op = match op {
+                    Tok::Eq => MatchOp::Equal,
+                    Tok::Neq => MatchOp::NotEqual,
+                    Tok::Re => MatchOp::Regex,
+                    _ => MatchOp::NotRegex,
+                };
+                Ok(LabelFilter::Match(LabelMatcher { name, op, value }))
+            }
+            (Some(op @ (Tok::Eq | Tok::Neq | Tok::Cmp(_))), Some(Spanned { tok: Tok::Other(text), at })) => {
+                let op = match op {
+                    Tok::Eq | Tok::Cmp("==") => CmpOp::Eq,
+                    Tok::Neq => CmpOp::Ne,
+                    Tok::Cmp(">") => CmpOp::Gt,
+                    Tok::Cmp(">=") => CmpOp::Ge,
+                    Tok::Cmp("<") => CmpOp::Lt,
+                    _ => CmpOp::Le,
+                };
+                let (kind, value) = if let Ok(v) = text.parse::<f64>() {
+                    (ValueKind::Number, v)
+                } else if let Some(v) = parse_go_duration(&text) {
+                    (ValueKind::Duration, v)
+                } else if let Some(v) = parse_bytes(&text) {
+                    (ValueKind::Bytes, v)
+                } else {
+                    return Err(error_at(
+                        self.input,
+                        at,
+                        &format!("invalid value {text:?} in label filter, expected a number, duration or byte size"),
+                    ));
+                };
+                Ok(LabelFilter::Compare { name, op, kind, value, text })
+            }
+            (Some(Tok::Cmp(_)), Some(_)) => {
+                Err(self.expect_end_or("a number, duration or byte size after a comparison"))
+            }
+            (Some(Tok::Eq | Tok::Neq | Tok::Re | Tok::Nre), Some(_)) => {
+                Err(self.expect_end_or("a quoted string or a number after the operator"))
+            }
+            (Some(_), _) => {
+                self.pos -= 1;
+                Err(self.expect_end_or("a label filter operator (=, !=, =~, !~, ==, >, >=, <, <=)"))
+            }
+            (None, _) => Err(self.expect_end_or("a label filter operator")),
+        }
+    }
+
+    pub(super) fn selector(&mut self) -> Result<Vec<LabelMatcher>, String> {
         match self.next() {
             Some(Spanned { tok: Tok::LBrace, .. }) => {}
+            Some(Spanned { tok: Tok::LBracket, at }) => {
+                return Err(error_at(self.input, at, "range vectors (metric queries) need a range function"));
+            }
             _ => return Err(self.expect_end_or("'{'")),
         }
         let mut matchers = Vec::new();
