@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::relabel::RelabelConfig;
+
 /// Top-level collector configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -194,6 +196,22 @@ pub struct ScrapeConfig {
     pub params: BTreeMap<String, Vec<String>>,
     /// Fixed target lists.
     pub static_configs: Vec<StaticConfig>,
+    /// Relabeling of each discovered target before it is scraped (Prometheus semantics).
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Relabeling of each scraped series before it is shipped (Prometheus semantics).
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// Most samples a scrape may have after metric relabeling; more fails the scrape (0 = no limit).
+    pub sample_limit: usize,
+    /// Most labels a series may have after metric relabeling; more fails the scrape (0 = no limit).
+    pub label_limit: usize,
+    /// Longest label name after metric relabeling; longer fails the scrape (0 = no limit).
+    pub label_name_length_limit: usize,
+    /// Longest label value after metric relabeling; longer fails the scrape (0 = no limit).
+    pub label_value_length_limit: usize,
+    /// Largest uncompressed response body in bytes (`1048576` or `"1MB"`); larger fails the scrape
+    /// (0 = no limit).
+    #[serde(deserialize_with = "deserialize_bytes")]
+    pub body_size_limit: u64,
 }
 
 impl Default for ScrapeConfig {
@@ -207,12 +225,51 @@ impl Default for ScrapeConfig {
             honor_labels: false,
             params: BTreeMap::new(),
             static_configs: Vec::new(),
+            relabel_configs: Vec::new(),
+            metric_relabel_configs: Vec::new(),
+            sample_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+            body_size_limit: 0,
         }
     }
 }
 
 fn default_metrics_path() -> String {
     "/metrics".to_string()
+}
+
+/// A byte size as a number or as Prometheus's units string (`512`, `10KB`, `1MB`, `2GiB`; the
+/// units are powers of 1024, as in Prometheus's `units.Base2Bytes`).
+fn deserialize_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Number(n) => Ok(n),
+        Raw::Text(text) => parse_bytes(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| format!("invalid byte size {text:?}"))?;
+    let shift = match unit.trim_end_matches("iB").trim_end_matches('B') {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        "P" => 50,
+        _ => return Err(format!("invalid byte size {text:?}: unknown unit {unit:?}")),
+    };
+    number.checked_mul(1u64 << shift).ok_or_else(|| format!("byte size {text:?} is too large"))
 }
 
 /// A fixed list of `host:port` targets sharing labels.
@@ -337,6 +394,9 @@ impl CollectorConfig {
             if job.scheme == Scheme::Https {
                 return Err(format!("{key}.scheme: https targets are not supported yet (no TLS in this build)"));
             }
+            crate::relabel::compile_all(&job.relabel_configs).map_err(|e| format!("{key}.relabel_configs{e}"))?;
+            crate::relabel::compile_all(&job.metric_relabel_configs)
+                .map_err(|e| format!("{key}.metric_relabel_configs{e}"))?;
             for (j, static_config) in job.static_configs.iter().enumerate() {
                 for (k, target) in static_config.targets.iter().enumerate() {
                     if target.is_empty() || target.contains('/') || target.contains(char::is_whitespace) {
@@ -413,10 +473,10 @@ mod tests {
     #[test]
     fn unknown_keys_are_named() {
         let err =
-            serde_json::from_str::<CollectorConfig>(r#"{"scrape_configs":[{"job_name":"a","relabel_configs":[]}]}"#)
+            serde_json::from_str::<CollectorConfig>(r#"{"scrape_configs":[{"job_name":"a","relabel_config":[]}]}"#)
                 .unwrap_err()
                 .to_string();
-        assert!(err.contains("relabel_configs"), "{err}");
+        assert!(err.contains("relabel_config"), "{err}");
     }
 
     #[test]
@@ -430,5 +490,25 @@ mod tests {
         let mut c = CollectorConfig::default();
         c.tail.include.push("/var/log/[".into());
         assert!(c.validate().unwrap_err().contains("collector.tail.include[0]"));
+        let c: CollectorConfig = serde_json::from_str(
+            r#"{"scrape_configs":[{"job_name":"a","metric_relabel_configs":[{"action":"keep","source_labels":["a"]},
+            {"action":"hashmod","target_label":"shard"}]}]}"#,
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err();
+        assert!(err.starts_with("collector.scrape_configs[0].metric_relabel_configs[1].modulus"), "{err}");
+    }
+
+    #[test]
+    fn body_size_limit_takes_numbers_and_units() {
+        let c: CollectorConfig = serde_json::from_str(
+            r#"{"scrape_configs":[{"job_name":"a","body_size_limit":"10MB"},{"job_name":"b","body_size_limit":512}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.scrape_configs[0].body_size_limit, 10 << 20);
+        assert_eq!(c.scrape_configs[1].body_size_limit, 512);
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert!(parse_bytes("10XB").unwrap_err().contains("unknown unit"));
+        assert!(serde_json::from_str::<CollectorConfig>(r#"{"scrape_configs":[{"body_size_limit":"lots"}]}"#).is_err());
     }
 }

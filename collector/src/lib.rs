@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 mod metrics;
 mod parse;
+pub mod relabel;
 pub mod scrape;
 mod ship;
 pub mod sink;
@@ -27,11 +28,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    CollectorConfig, GlobalScrapeConfig, LogFormat, Scheme, ScrapeConfig, ShippingConfig, StartAt, StaticConfig,
-    TailConfig,
+    CollectorConfig, GlobalScrapeConfig, LogFormat, RelabelConfig, Scheme, ScrapeConfig, ShippingConfig, StartAt,
+    StaticConfig, TailConfig,
 };
 pub use error::{Error, ErrorKind};
-pub use scrape::{TargetHealth, TargetStatus};
+pub use scrape::{DroppedTarget, TargetHealth, TargetStatus};
 pub use sink::{HttpSink, LogSink, MetricSink, SinkError};
 
 use crate::metrics::CollectorMetrics;
@@ -50,6 +51,7 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 pub struct Collector {
     metrics: CollectorMetrics,
     targets: Vec<Arc<Mutex<TargetStatus>>>,
+    dropped_targets: Vec<DroppedTarget>,
     stop: Arc<AtomicBool>,
     wake: std::sync::mpsc::SyncSender<()>,
     tailer: Option<std::thread::JoinHandle<()>>,
@@ -76,7 +78,7 @@ impl Collector {
         config.validate().map_err(Error::Config)?;
         let tenant = TenantId::new(&config.tenant).map_err(|e| Error::Config(format!("collector.tenant: {e}")))?;
         let discovery = tail::discovery::Discovery::new(&config.tail)?;
-        let targets = scrape::target::build_targets(&config)?;
+        let (targets, dropped_targets) = scrape::target::build_targets(&config)?;
 
         let dir = state_dir.to_path_buf();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -156,6 +158,8 @@ impl Collector {
                     sample_tx.clone(),
                     metrics.clone(),
                     scrape_cancel.clone(),
+                    // Static targets never go away; discovery will cancel this when one does.
+                    CancellationToken::new(),
                 ))
             })
             .collect();
@@ -164,6 +168,7 @@ impl Collector {
         Ok(Collector {
             metrics,
             targets: statuses,
+            dropped_targets,
             stop,
             wake,
             tailer: Some(tailer),
@@ -215,6 +220,11 @@ impl Collector {
     /// Registers the collector's self-metrics (`tarsier_collector_*`).
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.metrics.register(registry);
+    }
+
+    /// The targets `relabel_configs` dropped, with their labels before relabeling.
+    pub fn dropped_targets(&self) -> Vec<DroppedTarget> {
+        self.dropped_targets.clone()
     }
 
     /// The scrape targets and their health.

@@ -1,8 +1,10 @@
 //! Prometheus-style scraping: every static target of every job is fetched on its own schedule,
-//! parsed, labelled (`job`, `instance`, static labels, honor_labels semantics) and shipped with the
-//! synthetic series Prometheus adds (`up`, `scrape_duration_seconds`, ...).
+//! relabeled (`relabel_configs` per target, `metric_relabel_configs` per series), parsed, labelled
+//! (`job`, `instance`, static labels, honor_labels semantics) and shipped with the synthetic series
+//! Prometheus adds (`up`, `scrape_duration_seconds`, ...) and stale markers for vanished series.
 
 pub mod exposition;
+pub(crate) mod populate;
 pub(crate) mod target;
 
 use std::time::Duration;
@@ -25,12 +27,24 @@ pub enum TargetHealth {
 pub struct TargetStatus {
     pub job: String,
     pub scrape_url: String,
-    /// Target labels attached to every scraped series (`job`, `instance`, static labels).
+    /// Target labels attached to every scraped series (`job`, `instance`, static labels), after
+    /// `relabel_configs`.
     pub labels: Labels,
+    /// The labels discovery produced plus the job's defaults (`__address__`, `__scheme__`, ...),
+    /// before relabeling.
+    pub discovered_labels: Labels,
     pub health: TargetHealth,
     pub last_error: Option<String>,
     /// Start of the last scrape, Unix milliseconds.
     pub last_scrape: Option<i64>,
     #[serde(with = "humantime_serde")]
     pub last_duration: Option<Duration>,
+}
+
+/// A discovered target that `relabel_configs` dropped (Prometheus's `droppedTargets`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DroppedTarget {
+    pub job: String,
+    /// Its labels before relabeling.
+    pub discovered_labels: Labels,
 }

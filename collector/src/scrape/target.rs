@@ -2,7 +2,7 @@
 //! interval derived from a hash of their URL, so a job's targets spread out instead of all being
 //! fetched at the same instant.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,13 +12,72 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{CollectorConfig, ScrapeConfig};
 use crate::metrics::CollectorMetrics;
+use crate::relabel::{self, Relabeler};
 use crate::scrape::exposition::{self, ScrapedSample};
-use crate::scrape::{TargetHealth, TargetStatus};
+use crate::scrape::populate::{self, JobDefaults, Outcome};
+use crate::scrape::{DroppedTarget, TargetHealth, TargetStatus};
 use crate::ship::Chunk;
 use crate::tail::file::fnv1a;
 
 /// The exposition format asked for (text 0.0.4, which every exporter serves).
-const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
+pub(crate) const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
+
+/// Per-scrape limits of a job (0 = no limit); exceeding one fails the scrape.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Limits {
+    pub sample: usize,
+    pub label: usize,
+    pub label_name_length: usize,
+    pub label_value_length: usize,
+    pub body_size: u64,
+}
+
+impl Limits {
+    fn of(job: &ScrapeConfig) -> Self {
+        Limits {
+            sample: job.sample_limit,
+            label: job.label_limit,
+            label_name_length: job.label_name_length_limit,
+            label_value_length: job.label_value_length_limit,
+            body_size: job.body_size_limit,
+        }
+    }
+
+    /// Prometheus's `verifyLabelLimits`, with its error texts.
+    fn check_labels(&self, labels: &Labels) -> Result<(), String> {
+        let metric: String = labels.metric_name().unwrap_or("").chars().take(50).collect();
+        if self.label > 0 && labels.len() > self.label {
+            return Err(format!(
+                "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
+                labels.len(),
+                self.label
+            ));
+        }
+        if self.label_name_length == 0 && self.label_value_length == 0 {
+            return Ok(());
+        }
+        for label in labels.iter() {
+            let name: String = label.name.chars().take(50).collect();
+            if self.label_name_length > 0 && label.name.len() > self.label_name_length {
+                return Err(format!(
+                    "label_name_length_limit exceeded (metric: {metric}, label name: {name}, length: {}, limit: {})",
+                    label.name.len(),
+                    self.label_name_length
+                ));
+            }
+            if self.label_value_length > 0 && label.value.len() > self.label_value_length {
+                let value: String = label.value.chars().take(50).collect();
+                return Err(format!(
+                    "label_value_length_limit exceeded (metric: {metric}, label name: {name}, value: {value:?}, \
+                     length: {}, limit: {})",
+                    label.value.len(),
+                    self.label_value_length
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// A configured target, ready to be scraped.
 pub(crate) struct Target {
@@ -29,27 +88,57 @@ pub(crate) struct Target {
     pub interval: Duration,
     pub timeout: Duration,
     pub external_labels: Vec<(String, String)>,
+    pub metric_relabel: Arc<Vec<Relabeler>>,
+    pub limits: Limits,
     pub status: Arc<Mutex<TargetStatus>>,
 }
 
-/// Expands every job's static targets.
-pub(crate) fn build_targets(config: &CollectorConfig) -> Result<Vec<Target>, crate::Error> {
+/// Every job's static targets after `relabel_configs`: the active ones, and the dropped ones
+/// (with their labels before relabeling). A target whose relabeled labels are unusable (no
+/// address, bad interval, ...) is logged and skipped, as Prometheus does.
+pub(crate) fn build_targets(config: &CollectorConfig) -> Result<(Vec<Target>, Vec<DroppedTarget>), crate::Error> {
     let mut targets = Vec::new();
-    for job in &config.scrape_configs {
+    let mut dropped = Vec::new();
+    for (i, job) in config.scrape_configs.iter().enumerate() {
         let (interval, timeout) = job.timing(&config.global);
+        let key = format!("collector.scrape_configs[{i}]");
+        let target_relabel = relabel::compile_all(&job.relabel_configs)
+            .map_err(|e| crate::Error::Config(format!("{key}.relabel_configs{e}")))?;
+        let metric_relabel = Arc::new(
+            relabel::compile_all(&job.metric_relabel_configs)
+                .map_err(|e| crate::Error::Config(format!("{key}.metric_relabel_configs{e}")))?,
+        );
+        let defaults = JobDefaults {
+            job_name: &job.job_name,
+            scheme: job.scheme.as_str(),
+            metrics_path: &job.metrics_path,
+            interval,
+            timeout,
+            params: &job.params,
+        };
         for static_config in &job.static_configs {
             for address in &static_config.targets {
-                let url = scrape_url(job, address)?;
-                let mut labels = LabelsBuilder::default();
+                let mut discovered = LabelsBuilder::default();
                 for (name, value) in &static_config.labels {
-                    labels.set(name, value);
+                    discovered.set(name, value);
                 }
-                labels.set("job", &job.job_name).set("instance", address);
-                let target_labels = labels.build();
+                discovered.set(populate::ADDRESS, address);
+                let populated = match populate::populate(&discovered.build(), &defaults, &target_relabel) {
+                    Ok(Outcome::Active(p)) => p,
+                    Ok(Outcome::Dropped(labels)) => {
+                        dropped.push(DroppedTarget { job: job.job_name.clone(), discovered_labels: labels });
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(job = %job.job_name, target = %address, %error, "creating target failed");
+                        continue;
+                    }
+                };
                 let status = TargetStatus {
                     job: job.job_name.clone(),
-                    scrape_url: url.to_string(),
-                    labels: target_labels.clone(),
+                    scrape_url: populated.url.to_string(),
+                    labels: populated.labels.clone(),
+                    discovered_labels: populated.discovered.clone(),
                     health: TargetHealth::Unknown,
                     last_error: None,
                     last_scrape: None,
@@ -57,110 +146,163 @@ pub(crate) fn build_targets(config: &CollectorConfig) -> Result<Vec<Target>, cra
                 };
                 targets.push(Target {
                     job: job.job_name.clone(),
-                    url,
-                    target_labels,
+                    url: populated.url,
+                    target_labels: populated.labels,
                     honor_labels: job.honor_labels,
-                    interval,
-                    timeout,
+                    interval: populated.interval,
+                    timeout: populated.timeout,
                     external_labels: config.global.external_labels.clone().into_iter().collect(),
+                    metric_relabel: metric_relabel.clone(),
+                    limits: Limits::of(job),
                     status: Arc::new(Mutex::new(status)),
                 });
             }
         }
     }
-    Ok(targets)
+    Ok((targets, dropped))
 }
 
-fn scrape_url(job: &ScrapeConfig, address: &str) -> Result<reqwest::Url, crate::Error> {
-    let text = format!("{}://{address}{}", job.scheme.as_str(), job.metrics_path);
-    let mut url = reqwest::Url::parse(&text)
-        .map_err(|e| crate::Error::Config(format!("scrape_configs {:?}: target {address:?}: {e}", job.job_name)))?;
-    if !job.params.is_empty() {
-        let mut query = url.query_pairs_mut();
-        for (name, values) in &job.params {
-            for value in values {
-                query.append_pair(name, value);
-            }
-        }
-    }
-    Ok(url)
-}
+/// The series of a target's last successful scrape, by label hash; the labels are kept only for
+/// series without a timestamp of their own, the ones Prometheus tracks for staleness.
+pub(crate) type SeenSeries = HashMap<u64, Option<Labels>>;
 
-/// Scrapes `target` every interval until cancelled.
+/// Scrapes `target` every interval until `cancel` (collector shutdown: no stale markers, as in
+/// Prometheus) or `removed` (the target went away: stale markers for every series it had).
 pub(crate) async fn run(
     target: Target,
     client: reqwest::Client,
     tx: mpsc::Sender<Chunk<TimeSeries>>,
     metrics: CollectorMetrics,
     cancel: CancellationToken,
+    removed: CancellationToken,
 ) {
     let order_key = fnv1a(target.url.as_str().as_bytes());
     let interval_ms = target.interval.as_millis().max(1) as u64;
     let offset = Duration::from_millis(order_key % interval_ms);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, target.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut previous: HashSet<u64> = HashSet::new();
+    let mut previous = SeenSeries::new();
     loop {
-        tokio::select! {
+        let series = tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let series = scrape_once(&target, &client, &metrics, &mut previous).await;
+            _ = removed.cancelled() => end_of_run_staleness(&target, &previous, model::time::now_ms()),
+            _ = ticker.tick() => scrape_once(&target, &client, &metrics, &mut previous).await,
+        };
         let chunk = Chunk { bytes: 0, items: series, order_key, ack: None };
         tokio::select! {
             _ = cancel.cancelled() => return,
             sent = tx.send(chunk) => if sent.is_err() { return },
         }
+        if removed.is_cancelled() {
+            return;
+        }
     }
 }
 
-/// One scrape, returning the labelled samples and synthetic series (also when it failed).
+/// Stale markers for everything a vanished target had: its scraped series and its synthetic ones.
+pub(crate) fn end_of_run_staleness(target: &Target, previous: &SeenSeries, ts_ms: i64) -> Vec<TimeSeries> {
+    let mut series: Vec<TimeSeries> = previous
+        .values()
+        .flatten()
+        .map(|l| TimeSeries::new(l.clone(), vec![Sample::new(ts_ms, model::stale_nan())]))
+        .collect();
+    for name in REPORT_SERIES {
+        series.push(TimeSeries::new(report_labels(target, name), vec![Sample::new(ts_ms, model::stale_nan())]));
+    }
+    series
+}
+
+const REPORT_SERIES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+fn report_labels(target: &Target, name: &str) -> Labels {
+    let mut labels = target.target_labels.to_builder();
+    labels.set(model::METRIC_NAME, name);
+    add_external(&mut labels, &target.external_labels);
+    labels.build()
+}
+
+/// What one scrape's samples became after labelling, metric relabeling and the limits.
+struct Appended {
+    series: Vec<TimeSeries>,
+    current: SeenSeries,
+    post_relabel: usize,
+}
+
+fn append(target: &Target, samples: Vec<ScrapedSample>, start_ms: i64) -> Result<Appended, (String, usize)> {
+    let mut series = Vec::with_capacity(samples.len());
+    let mut current = SeenSeries::with_capacity(samples.len());
+    for sample in samples {
+        let Some(labels) = relabel::process(&label_sample(target, &sample), &target.metric_relabel) else {
+            continue;
+        };
+        if labels.is_empty() {
+            continue;
+        }
+        let post = series.len() + 1;
+        if target.limits.sample > 0 && post > target.limits.sample {
+            return Err(("sample limit exceeded".to_string(), post));
+        }
+        target.limits.check_labels(&labels).map_err(|e| (e, post))?;
+        let mut builder = labels.to_builder();
+        add_external(&mut builder, &target.external_labels);
+        let labels = builder.build();
+        let tracked = sample.timestamp_ms.is_none().then(|| labels.clone());
+        current.insert(labels.stable_hash(), tracked);
+        let ts = sample.timestamp_ms.unwrap_or(start_ms);
+        series.push(TimeSeries::new(labels, vec![Sample::new(ts, sample.value)]));
+    }
+    let post_relabel = series.len();
+    Ok(Appended { series, current, post_relabel })
+}
+
+/// One scrape, returning the labelled samples, stale markers for series that disappeared since the
+/// last scrape (all of them if this one failed), and the synthetic series.
 pub(crate) async fn scrape_once(
     target: &Target,
     client: &reqwest::Client,
     metrics: &CollectorMetrics,
-    previous: &mut HashSet<u64>,
+    previous: &mut SeenSeries,
 ) -> Vec<TimeSeries> {
     let start_ms = model::time::now_ms();
     let started = Instant::now();
-    let result = fetch(target, client).await;
+    let fetched = fetch(target, client).await;
     let duration = started.elapsed();
-    let result_label = if result.is_ok() { "success" } else { "failure" };
+    let (scraped, outcome) = match fetched {
+        Ok(samples) => (samples.len(), append(target, samples, start_ms)),
+        Err(e) => (0, Err((e, 0))),
+    };
+    let result_label = if outcome.is_ok() { "success" } else { "failure" };
     metrics
         .scrapes
         .get_or_create(&vec![("job".to_string(), target.job.clone()), ("result".to_string(), result_label.to_string())])
         .inc();
-    let mut series = Vec::new();
-    let mut current = HashSet::new();
-    let (scraped, error) = match result {
-        Ok(samples) => {
-            let n = samples.len();
-            for sample in samples {
-                let labels = label_sample(target, &sample);
-                current.insert(labels.stable_hash());
-                let ts = sample.timestamp_ms.unwrap_or(start_ms);
-                series.push(TimeSeries::new(labels, vec![Sample::new(ts, sample.value)]));
-            }
-            (n, None)
+    let (mut series, current, post_relabel, added, error) = match outcome {
+        Ok(a) => {
+            let added = a.current.keys().filter(|h| !previous.contains_key(h)).count();
+            (a.series, a.current, a.post_relabel, added, None)
         }
-        Err(e) => (0, Some(e)),
+        Err((e, post)) => (Vec::new(), SeenSeries::new(), post, 0, Some(e)),
     };
-    let added = if error.is_none() { current.difference(previous).count() } else { 0 };
-    if error.is_none() {
-        *previous = current;
+    for (hash, labels) in previous.iter() {
+        if let Some(labels) = labels
+            && !current.contains_key(hash)
+        {
+            series.push(TimeSeries::new(labels.clone(), vec![Sample::new(start_ms, model::stale_nan())]));
+        }
     }
+    *previous = current;
     let up = if error.is_none() { 1.0 } else { 0.0 };
-    for (name, value) in [
-        ("up", up),
-        ("scrape_duration_seconds", duration.as_secs_f64()),
-        ("scrape_samples_scraped", scraped as f64),
-        ("scrape_samples_post_metric_relabeling", scraped as f64),
-        ("scrape_series_added", added as f64),
-    ] {
-        let mut labels = target.target_labels.to_builder();
-        labels.set(model::METRIC_NAME, name);
-        add_external(&mut labels, &target.external_labels);
-        series.push(TimeSeries::new(labels.build(), vec![Sample::new(start_ms, value)]));
+    for (name, value) in
+        REPORT_SERIES.into_iter().zip([up, duration.as_secs_f64(), scraped as f64, post_relabel as f64, added as f64])
+    {
+        series.push(TimeSeries::new(report_labels(target, name), vec![Sample::new(start_ms, value)]));
     }
     let mut status = target.status.lock().unwrap_or_else(|e| e.into_inner());
     status.health = if error.is_none() { TargetHealth::Up } else { TargetHealth::Down };
@@ -193,7 +335,6 @@ fn label_sample(target: &Target, sample: &ScrapedSample) -> Labels {
             }
         }
     }
-    add_external(&mut builder, &target.external_labels);
     builder.build()
 }
 
@@ -206,7 +347,7 @@ fn add_external(builder: &mut LabelsBuilder, external: &[(String, String)]) {
 }
 
 async fn fetch(target: &Target, client: &reqwest::Client) -> Result<Vec<ScrapedSample>, String> {
-    let response = client
+    let mut response = client
         .get(target.url.clone())
         .header("Accept", ACCEPT)
         .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", target.timeout.as_secs_f64()))
@@ -218,7 +359,15 @@ async fn fetch(target: &Target, client: &reqwest::Client) -> Result<Vec<ScrapedS
     if !status.is_success() {
         return Err(format!("server returned HTTP status {status}"));
     }
-    let body = response.text().await.map_err(|e| format!("reading body: {e}"))?;
+    let limit = target.limits.body_size;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading body: {e}"))? {
+        body.extend_from_slice(&chunk);
+        if limit > 0 && body.len() as u64 > limit {
+            return Err(format!("body size limit exceeded: exceeded body size limit of {limit} bytes"));
+        }
+    }
+    let body = String::from_utf8(body).map_err(|e| format!("response body is not UTF-8: {e}"))?;
     exposition::parse(&body).map_err(|e| e.to_string())
 }
 
@@ -239,7 +388,7 @@ mod tests {
             }],
             ..Default::default()
         });
-        build_targets(&config).unwrap().remove(0)
+        build_targets(&config).unwrap().0.remove(0)
     }
 
     fn sample(labels: &[(&str, &str)]) -> ScrapedSample {
@@ -270,5 +419,66 @@ mod tests {
         assert_eq!(honored.get("job"), Some("inner"));
         assert_eq!(honored.get("exported_job"), None);
         assert_eq!(honored.get("instance"), Some("h:9100"));
+    }
+
+    #[test]
+    fn label_limits_use_prometheus_messages() {
+        let labels = Labels::from_pairs([("__name__", "m"), ("a", "xyz"), ("long_name", "v")]);
+        let limits = |label, name, value| Limits {
+            label,
+            label_name_length: name,
+            label_value_length: value,
+            ..Default::default()
+        };
+        assert!(limits(3, 9, 3).check_labels(&labels).is_ok());
+        assert_eq!(
+            limits(2, 0, 0).check_labels(&labels).unwrap_err(),
+            "label_limit exceeded (metric: m, number of labels: 3, limit: 2)"
+        );
+        assert_eq!(
+            limits(0, 8, 0).check_labels(&labels).unwrap_err(),
+            "label_name_length_limit exceeded (metric: m, label name: long_name, length: 9, limit: 8)"
+        );
+        assert_eq!(
+            limits(0, 0, 2).check_labels(&labels).unwrap_err(),
+            "label_value_length_limit exceeded (metric: m, label name: a, value: \"xyz\", length: 3, limit: 2)"
+        );
+    }
+
+    #[test]
+    fn metric_relabeling_runs_before_external_labels_and_limits() {
+        let mut t = target(false);
+        t.metric_relabel = Arc::new(
+            relabel::compile_all(
+                &serde_json::from_str::<Vec<crate::relabel::RelabelConfig>>(
+                    r#"[{"source_labels":["kind"],"regex":"skip","action":"drop"},{"regex":"kind","action":"labeldrop"}]"#,
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+        );
+        let samples = vec![sample(&[("kind", "skip")]), sample(&[("kind", "keep")]), sample(&[])];
+        let appended = append(&t, samples.clone(), 5).unwrap();
+        assert_eq!(appended.post_relabel, 2);
+        assert_eq!(appended.current.len(), 1, "kind=keep and no labels collapse into one series once kind is dropped");
+        assert!(
+            appended.series.iter().all(|s| s.labels.get("kind").is_none() && s.labels.get("cluster") == Some("c1"))
+        );
+        t.limits.sample = 1;
+        assert_eq!(append(&t, samples, 5).err(), Some(("sample limit exceeded".to_string(), 2)));
+    }
+
+    #[test]
+    fn end_of_run_marks_tracked_and_synthetic_series_stale() {
+        let t = target(false);
+        let tracked = Labels::from_pairs([("__name__", "m"), ("job", "node")]);
+        let previous = SeenSeries::from([(1, Some(tracked.clone())), (2, None)]);
+        let series = end_of_run_staleness(&t, &previous, 42);
+        assert_eq!(series.len(), 1 + REPORT_SERIES.len());
+        assert!(series.iter().all(|s| model::is_stale_nan(s.samples[0].value) && s.samples[0].timestamp_ms == 42));
+        assert!(series.iter().any(|s| s.labels == tracked));
+        assert!(
+            series.iter().any(|s| s.labels.metric_name() == Some("up") && s.labels.get("instance") == Some("h:9100"))
+        );
     }
 }

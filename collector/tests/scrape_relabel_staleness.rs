@@ -1,0 +1,123 @@
+//! Relabeling, stale markers and scrape limits end to end: a local server whose page changes
+//! from one scrape to the next, scraped through the collector's public API.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use collector::{Collector, CollectorConfig, RelabelConfig, ScrapeConfig, StaticConfig, TargetHealth};
+use common::{RecordingSink, wait_for};
+use model::TimeSeries;
+
+/// Serves `pages[i]` on the i-th request, then HTTP 500 forever.
+async fn serve_pages(pages: &'static [&'static str]) -> String {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let n = hits.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match pages.get(n) {
+                    Some(page) => (StatusCode::OK, page.to_string()),
+                    None => (StatusCode::INTERNAL_SERVER_ERROR, "gone".to_string()),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+fn rules(json: &str) -> Vec<RelabelConfig> {
+    serde_json::from_str(json).unwrap()
+}
+
+fn find(sink: &RecordingSink, name: &str, pred: impl Fn(&TimeSeries) -> bool) -> Vec<TimeSeries> {
+    sink.series.lock().unwrap().iter().filter(|s| s.labels.metric_name() == Some(name) && pred(s)).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relabels_marks_stale_and_enforces_limits() {
+    static PAGES: &[&str] = &["a 1\nb{x=\"1\"} 2\ndropme 3\n", "a 1\ndropme 3\n"];
+    static BIG: &[&str] = &["a 1\nb 2\n"; 100];
+    let changing = serve_pages(PAGES).await;
+    let limited = serve_pages(BIG).await;
+    let mut config = CollectorConfig::default();
+    config.shipping.batch_max_wait = Duration::from_millis(20);
+    config.scrape_configs.push(ScrapeConfig {
+        job_name: "app".into(),
+        scrape_interval: Some(Duration::from_millis(100)),
+        static_configs: vec![StaticConfig {
+            targets: vec![changing.clone(), "skip.me:1".into()],
+            labels: [("__meta_team".to_string(), "core".to_string())].into(),
+        }],
+        relabel_configs: rules(
+            r#"[{"source_labels":["__address__"],"regex":"skip\\..*","action":"drop"},
+                {"source_labels":["__meta_team"],"target_label":"team"}]"#,
+        ),
+        metric_relabel_configs: rules(r#"[{"source_labels":["__name__"],"regex":"dropme","action":"drop"}]"#),
+        ..Default::default()
+    });
+    config.scrape_configs.push(ScrapeConfig {
+        job_name: "limited".into(),
+        scrape_interval: Some(Duration::from_millis(100)),
+        sample_limit: 1,
+        static_configs: vec![StaticConfig { targets: vec![limited.clone()], labels: Default::default() }],
+        ..Default::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
+
+    let of = |instance: &str| {
+        let instance = instance.to_string();
+        move |s: &TimeSeries| s.labels.get("instance") == Some(instance.as_str())
+    };
+    let (changing_ref, limited_ref) = (changing.as_str(), limited.as_str());
+    let is_stale = |s: &TimeSeries| model::is_stale_nan(s.samples[0].value);
+    wait_for("the vanished series and then everything marked stale", || {
+        find(&sink, "a", |s| of(changing_ref)(s) && is_stale(s)).len() == 1
+            && find(&sink, "up", |s| of(limited_ref)(s)).len() >= 2
+    })
+    .await;
+
+    // Target relabeling: the team label from a meta label; no __ labels on series; one dropped target.
+    let a = find(&sink, "a", of(changing_ref));
+    assert_eq!(a[0].labels.get("team"), Some("core"));
+    assert!(a[0].labels.iter().all(|l| !l.name.starts_with("__") || l.name == "__name__"));
+    let dropped = collector.dropped_targets();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].discovered_labels.get("__address__"), Some("skip.me:1"));
+    assert_eq!(collector.targets().iter().filter(|t| t.job == "app").count(), 1);
+
+    // Metric relabeling dropped `dropme`; the synthetic series count before and after.
+    assert!(find(&sink, "dropme", |_| true).is_empty());
+    let first = |name: &str| find(&sink, name, of(changing_ref))[0].samples[0].value;
+    assert_eq!(first("scrape_samples_scraped"), 3.0);
+    assert_eq!(first("scrape_samples_post_metric_relabeling"), 2.0);
+
+    // Staleness: b vanished in scrape 2, a when scrape 3 failed; each marked exactly once, after
+    // its last real sample.
+    let b = find(&sink, "b", of(changing_ref));
+    assert_eq!(b.len(), 2, "{b:?}");
+    assert!(!is_stale(&b[0]) && is_stale(&b[1]) && b[1].samples[0].timestamp_ms > b[0].samples[0].timestamp_ms);
+    let a_values: Vec<f64> = a.iter().map(|s| s.samples[0].value).collect();
+    assert_eq!(a_values.len(), 3, "{a_values:?}");
+    assert!(model::is_stale_nan(a_values[2]) && a_values[..2] == [1.0, 1.0]);
+    let ups: Vec<f64> = find(&sink, "up", of(changing_ref)).iter().map(|s| s.samples[0].value).collect();
+    assert_eq!(ups[..3], [1.0, 1.0, 0.0]);
+    assert!(ups.iter().all(|v| !v.is_nan()), "synthetic series are not marked stale while the target exists");
+
+    // sample_limit: the scrape fails with Prometheus's error, up 0, and nothing is shipped.
+    assert!(find(&sink, "up", of(limited_ref)).iter().all(|s| s.samples[0].value == 0.0));
+    assert!(find(&sink, "b", of(limited_ref)).is_empty() && find(&sink, "a", of(limited_ref)).is_empty());
+    let limited_status = collector.targets().into_iter().find(|t| t.job == "limited").unwrap();
+    assert_eq!(limited_status.health, TargetHealth::Down);
+    assert_eq!(limited_status.last_error.as_deref(), Some("sample limit exceeded"));
+    collector.shutdown().await.unwrap();
+}
