@@ -227,7 +227,9 @@ impl Runner {
     /// histogram as a native one under its base name; those series are recorded as histogram
     /// series so cases reading them are skipped.
     fn load(&mut self, step: i64, lines: &[&str], nhcb: bool) -> Result<(), String> {
-        let mut batch = Vec::new();
+        // A series written twice in one block: the later line replaces the earlier (upstream
+        // keeps the definitions in a map keyed by the label set).
+        let mut batch: BTreeMap<Labels, TimeSeries> = BTreeMap::new();
         for line in lines {
             let (series, items) = split_series_line(line);
             if series.ends_with("@st") {
@@ -251,8 +253,9 @@ impl Runner {
             let values = expand_items(&items, true)?;
             let samples =
                 values.iter().enumerate().filter_map(|(i, v)| v.map(|v| Sample::new(i as i64 * step, v))).collect();
-            batch.push(TimeSeries::new(labels, samples));
+            batch.insert(labels.clone(), TimeSeries::new(labels, samples));
         }
+        let batch: Vec<TimeSeries> = batch.into_values().collect();
         self.db.append(&self.tenant, &batch).map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -297,6 +300,10 @@ const EXPERIMENTAL_FUNCTIONS: &[&str] = &[
     "ts_of_min_over_time",
     "limitk",
     "limit_ratio",
+    // Newer than that functions.go snapshot; promql-parser 0.11 marks them experimental too.
+    "min_of",
+    "max_of",
+    "start_timestamp",
 ];
 
 /// Experimental syntax behind feature flags upstream: extended range selectors

@@ -92,10 +92,12 @@ proptest! {
                 let labels = up(&format!("j{series}"));
                 let key = labels.to_string();
                 let stats = db.append(&tenant, &[TimeSeries::new(labels, vec![Sample::new(*t, *v)])]).unwrap();
-                // The model: accept if newer, or within the window and not conflicting.
+                // The model: accept if newer, or within the window and not conflicting. Older than
+                // the window is rejected even when it repeats a stored sample, as in Prometheus.
                 let last = newest.get(&key).copied();
                 let existing = model.get(&(key.clone(), *t)).copied();
                 let accept = match (last, existing) {
+                    (Some(l), _) if l - *t > 500 => false,
                     (_, Some(bits)) => bits == v.to_bits(),
                     (None, None) => true,
                     (Some(l), None) => *t > l || l - *t <= 500,

@@ -42,7 +42,13 @@ pub(super) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| a.total_cmp(b));
+    // NaN sorts as the smallest value, as in Prometheus.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        (false, false) => a.total_cmp(b),
+    });
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0) as usize;
@@ -82,13 +88,20 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
             });
             *c += 1.0;
         }
-        return Ok(Value::Vector(order.into_iter().map(|l| VSample { v: counts[&l], labels: l, t }).collect()));
+        return Ok(Value::Vector(
+            order.into_iter().map(|l| VSample { v: counts[&l], labels: l, t, drop_name: false }).collect(),
+        ));
     }
 
     let mut groups: HashMap<Labels, Vec<f64>> = HashMap::new();
+    // Groups keyed by a `__name__` some input was to lose keep that pending removal.
+    let mut drops: HashMap<Labels, bool> = HashMap::new();
     let mut order: Vec<Labels> = Vec::new();
     for s in input {
         let key = group_labels(&s.labels, modifier);
+        if s.drop_name && key.get(METRIC_NAME).is_some() {
+            drops.insert(key.clone(), true);
+        }
         groups
             .entry(key.clone())
             .or_insert_with(|| {
@@ -106,7 +119,7 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
         let mut values = groups.remove(&labels).unwrap_or_default();
         let v = match op.id() {
             token::T_SUM => kahan_sum(&values),
-            token::T_AVG => average(&values),
+            token::T_AVG => aggregate_average(&values),
             token::T_COUNT => values.len() as f64,
             token::T_GROUP => 1.0,
             token::T_MIN => {
@@ -120,7 +133,8 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
             token::T_QUANTILE => quantile(q, &mut values),
             _ => return Err(Error::BadData(format!("aggregation {op} is not supported"))),
         };
-        out.push(VSample { labels, t, v });
+        let drop_name = drops.contains_key(&labels);
+        out.push(VSample { labels, t, v, drop_name });
     }
     Ok(Value::Vector(out))
 }
@@ -160,6 +174,53 @@ pub(super) fn average(values: &[f64]) -> f64 {
         mean += (v - mean) / (i as f64 + 1.0);
     }
     mean
+}
+
+/// One step of Kahan-Neumaier summation: the new sum and compensation.
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    if t.is_infinite() {
+        (t, 0.0)
+    } else if sum.abs() >= inc.abs() {
+        (t, c + ((sum - t) + inc))
+    } else {
+        (t, c + ((inc - t) + sum))
+    }
+}
+
+/// The `avg` aggregation as Prometheus computes it: a compensated sum divided at the end, and
+/// once that sum overflows, an incremental mean whose steps are divided before they are
+/// subtracted (so `avg(-big, -big, big, big)` is 0, not NaN).
+pub(super) fn aggregate_average(values: &[f64]) -> f64 {
+    let Some((&first, rest)) = values.split_first() else { return f64::NAN };
+    let (mut sum, mut c) = (first, 0.0f64);
+    let (mut mean, mut mean_c) = (0.0f64, 0.0f64);
+    let mut incremental = false;
+    for (i, &v) in rest.iter().enumerate() {
+        let count = (i + 2) as f64;
+        if !incremental {
+            let (new_sum, new_c) = kahan_inc(v, sum, c);
+            if !new_sum.is_infinite() {
+                (sum, c) = (new_sum, new_c);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            mean_c = c / (count - 1.0);
+        }
+        if mean.is_infinite() {
+            if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                continue;
+            }
+            if !v.is_infinite() && !v.is_nan() {
+                continue;
+            }
+        }
+        let current = mean + mean_c;
+        (mean, mean_c) = kahan_inc(v / count - current / count, mean, mean_c);
+    }
+    let n = values.len() as f64;
+    if incremental { mean + mean_c } else { sum / n + c / n }
 }
 
 /// Population variance (Welford), as `stdvar`.

@@ -9,7 +9,7 @@ use promql_parser::parser::token::{self, TokenType};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::eval::Evaluator;
-use super::value::{VSample, Value, drop_name};
+use super::value::{VSample, Value};
 use crate::error::{Error, Result};
 
 /// Arithmetic operators drop the metric name: the result is no longer that metric.
@@ -83,8 +83,8 @@ fn vector_scalar(op: TokenType, v: Vec<VSample>, s: f64, swap: bool, return_bool
         } else if !keep {
             continue;
         }
-        let labels = if drops_name(op) || return_bool { drop_name(&sample.labels) } else { sample.labels };
-        out.push(VSample { labels, t, v: value });
+        let drop_name = sample.drop_name || drops_name(op) || return_bool;
+        out.push(VSample { labels: sample.labels, t, v: value, drop_name });
     }
     Ok(Value::Vector(out))
 }
@@ -165,30 +165,27 @@ fn vector_vector(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>, return_bo
         } else if !keep {
             continue;
         }
-        let labels = result_metric(&m.labels, &o.labels, b.op, return_bool, one_to_one, matching, &include);
+        let labels = result_metric(&m.labels, &o.labels, one_to_one, matching, &include);
         if !one_to_one && !result_labels.insert(labels.clone()) {
             return Err(Error::Execution(
                 "multiple matches for labels: grouping labels must ensure unique matches".into(),
             ));
         }
-        out.push(VSample { labels, t, v: value });
+        let drop_name = m.drop_name || drops_name(b.op) || return_bool;
+        out.push(VSample { labels, t, v: value, drop_name });
     }
     Ok(Value::Vector(out))
 }
 
+/// The labels of a vector-matching result; `__name__` stays (delayed removal, see `VSample`).
 fn result_metric(
     many: &Labels,
     one: &Labels,
-    op: TokenType,
-    return_bool: bool,
     one_to_one: bool,
     matching: Option<&LabelModifier>,
     include: &[String],
 ) -> Labels {
     let mut b = many.to_builder();
-    if drops_name(op) || return_bool {
-        b.remove(METRIC_NAME);
-    }
     if one_to_one {
         match matching {
             Some(LabelModifier::Include(on)) => {

@@ -11,7 +11,7 @@ use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::token;
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
-use super::value::{RSeries, VSample, Value, drop_name};
+use super::value::{RSeries, VSample, Value, without_name};
 use super::{EngineOptions, QueryResult, Queryable};
 use crate::error::{Error, Result};
 
@@ -109,11 +109,19 @@ impl<'a> Evaluator<'a> {
             Value::String(s) => QueryResult::String { t_ms: t, s },
             Value::Vector(v) => {
                 check_unique_labels(&v)?;
+                let v = finish_names(v);
+                check_unique_labels(&v)?;
                 QueryResult::Vector(v.into_iter().map(|s| (s.labels, t, s.v)).collect())
             }
             Value::Matrix(m) => {
-                let mut out: Vec<(Labels, Vec<Sample>)> = m.into_iter().map(|s| (s.labels, s.samples)).collect();
+                let mut out: Vec<(Labels, Vec<Sample>)> = m
+                    .into_iter()
+                    .map(|s| (if s.drop_name { without_name(&s.labels) } else { s.labels }, s.samples))
+                    .collect();
                 out.sort_by(|a, b| a.0.cmp(&b.0));
+                if out.windows(2).any(|w| w[0].0 == w[1].0) {
+                    return Err(Error::Execution("vector cannot contain metrics with the same labelset".into()));
+                }
                 QueryResult::Matrix(out)
             }
         })
@@ -127,6 +135,10 @@ impl<'a> Evaluator<'a> {
             match self.eval(expr, t)? {
                 Value::Scalar(v) => series.entry(Labels::empty()).or_default().push(Sample::new(t, v)),
                 Value::Vector(v) => {
+                    check_unique_labels(&v)?;
+                    // Series that end up alike once their names are removed merge, unless they
+                    // collide at one step.
+                    let v = finish_names(v);
                     check_unique_labels(&v)?;
                     for s in v {
                         series.entry(s.labels).or_default().push(Sample::new(t, s.v));
@@ -190,7 +202,7 @@ impl<'a> Evaluator<'a> {
             if s.timestamp_ms <= reference - self.opts.lookback_delta_ms || is_stale_nan(s.value) {
                 continue;
             }
-            out.push(VSample { labels: labels.clone(), t: s.timestamp_ms, v: s.value });
+            out.push(VSample { labels: labels.clone(), t: s.timestamp_ms, v: s.value, drop_name: false });
         }
         self.count_samples(out.len())?;
         Ok(out)
@@ -211,7 +223,7 @@ impl<'a> Evaluator<'a> {
                 continue;
             }
             loaded += points.len();
-            out.push(RSeries { labels: labels.clone(), samples: points });
+            out.push(RSeries { labels: labels.clone(), samples: points, drop_name: false });
         }
         self.count_samples(loaded)?;
         Ok(out)
@@ -228,11 +240,15 @@ impl<'a> Evaluator<'a> {
             ts += step;
         }
         let mut series: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        let mut drops: std::collections::HashSet<Labels> = std::collections::HashSet::new();
         let mut order: Vec<Labels> = Vec::new();
         while ts <= reference {
             match self.eval(&sq.expr, ts)? {
                 Value::Vector(v) => {
                     for s in v {
+                        if s.drop_name {
+                            drops.insert(s.labels.clone());
+                        }
                         let entry = series.entry(s.labels.clone()).or_insert_with(|| {
                             order.push(s.labels.clone());
                             Vec::new()
@@ -255,7 +271,13 @@ impl<'a> Evaluator<'a> {
             }
             ts += step;
         }
-        Ok(order.into_iter().filter_map(|l| series.remove(&l).map(|samples| RSeries { labels: l, samples })).collect())
+        Ok(order
+            .into_iter()
+            .filter_map(|l| {
+                let drop_name = drops.contains(&l);
+                series.remove(&l).map(|samples| RSeries { labels: l, samples, drop_name })
+            })
+            .collect())
     }
 
     pub fn eval(&self, expr: &Expr, t: i64) -> Result<Value> {
@@ -266,7 +288,7 @@ impl<'a> Evaluator<'a> {
             Expr::Unary(u) => match self.eval(&u.expr, t)? {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
                 Value::Vector(v) => Ok(Value::Vector(
-                    v.into_iter().map(|s| VSample { labels: drop_name(&s.labels), t, v: -s.v }).collect(),
+                    v.into_iter().map(|s| VSample { labels: s.labels, t, v: -s.v, drop_name: true }).collect(),
                 )),
                 other => Err(Error::BadData(format!("unary minus on {}", other.type_name()))),
             },
@@ -309,6 +331,13 @@ impl<'a> Evaluator<'a> {
             other => Err(Error::BadData(format!("expected string, got {}", other.type_name()))),
         }
     }
+}
+
+/// Applies the delayed `__name__` removal to a result vector.
+fn finish_names(v: Vec<VSample>) -> Vec<VSample> {
+    v.into_iter()
+        .map(|s| if s.drop_name { VSample { labels: without_name(&s.labels), drop_name: false, ..s } } else { s })
+        .collect()
 }
 
 /// Prometheus refuses results where two elements end up with the same labels (typically after

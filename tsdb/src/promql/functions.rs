@@ -8,7 +8,7 @@ use promql_parser::parser::{Call, Expr};
 
 use super::aggregations::{average, kahan_sum, quantile, variance};
 use super::eval::{Evaluator, duration_ms, selector_matchers};
-use super::value::{RSeries, VSample, Value, drop_name};
+use super::value::{RSeries, VSample, Value};
 use crate::error::{Error, Result};
 
 /// A range-vector argument with the window it was read over.
@@ -246,7 +246,7 @@ fn arg(call: &Call, i: usize) -> Result<&Expr> {
 }
 
 fn map_vector(v: Vec<VSample>, t: i64, f: impl Fn(f64) -> f64) -> Value {
-    Value::Vector(v.into_iter().map(|s| VSample { labels: drop_name(&s.labels), t, v: f(s.v) }).collect())
+    Value::Vector(v.into_iter().map(|s| VSample { labels: s.labels, t, v: f(s.v), drop_name: true }).collect())
 }
 
 pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
@@ -264,7 +264,7 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
                     _ => instant_delta(&s.samples, false),
                 };
                 if let Some(v) = v {
-                    out.push(VSample { labels: drop_name(&s.labels), t, v });
+                    out.push(VSample { labels: s.labels.clone(), t, v, drop_name: true });
                 }
             }
             Ok(Value::Vector(out))
@@ -280,7 +280,7 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
                     let (slope, intercept) = linear_regression(&s.samples, t);
                     slope * horizon + intercept
                 };
-                out.push(VSample { labels: drop_name(&s.labels), t, v });
+                out.push(VSample { labels: s.labels.clone(), t, v, drop_name: true });
             }
             Ok(Value::Vector(out))
         }
@@ -297,8 +297,8 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
             let mut out = Vec::new();
             for s in &range.series {
                 if let Some(v) = over_time(name, &s.samples, param) {
-                    let labels = if keep_name { s.labels.clone() } else { drop_name(&s.labels) };
-                    out.push(VSample { labels, t, v });
+                    let drop_name = s.drop_name || !keep_name;
+                    out.push(VSample { labels: s.labels.clone(), t, v, drop_name });
                 }
             }
             Ok(Value::Vector(out))
@@ -308,20 +308,20 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
             if !range.series.is_empty() {
                 return Ok(Value::Vector(Vec::new()));
             }
-            Ok(Value::Vector(vec![VSample { labels: absent_labels(arg(call, 0)?), t, v: 1.0 }]))
+            Ok(Value::Vector(vec![VSample { labels: absent_labels(arg(call, 0)?), t, v: 1.0, drop_name: false }]))
         }
         "absent" => {
             let v = ev.eval_vector(arg(call, 0)?, t)?;
             if !v.is_empty() {
                 return Ok(Value::Vector(Vec::new()));
             }
-            Ok(Value::Vector(vec![VSample { labels: absent_labels(arg(call, 0)?), t, v: 1.0 }]))
+            Ok(Value::Vector(vec![VSample { labels: absent_labels(arg(call, 0)?), t, v: 1.0, drop_name: false }]))
         }
         "time" => Ok(Value::Scalar(t as f64 / 1000.0)),
         "pi" => Ok(Value::Scalar(std::f64::consts::PI)),
         "vector" => {
             let v = ev.eval_scalar(arg(call, 0)?, t)?;
-            Ok(Value::Vector(vec![VSample { labels: Labels::empty(), t, v }]))
+            Ok(Value::Vector(vec![VSample { labels: Labels::empty(), t, v, drop_name: false }]))
         }
         "scalar" => {
             let v = ev.eval_vector(arg(call, 0)?, t)?;
@@ -330,7 +330,9 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
         "timestamp" => {
             let v = ev.eval_vector(arg(call, 0)?, t)?;
             Ok(Value::Vector(
-                v.into_iter().map(|s| VSample { labels: drop_name(&s.labels), t, v: s.t as f64 / 1000.0 }).collect(),
+                v.into_iter()
+                    .map(|s| VSample { labels: s.labels, t, v: s.t as f64 / 1000.0, drop_name: true })
+                    .collect(),
             ))
         }
         "sort" | "sort_desc" => {
@@ -372,7 +374,7 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month" | "year" => {
             let v = match call.args.args.first() {
                 Some(e) => ev.eval_vector(e, t)?,
-                None => vec![VSample { labels: Labels::empty(), t, v: t as f64 / 1000.0 }],
+                None => vec![VSample { labels: Labels::empty(), t, v: t as f64 / 1000.0, drop_name: false }],
             };
             Ok(map_vector(v, t, |x| time_fn(name, x).unwrap_or(f64::NAN)))
         }
@@ -389,7 +391,8 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
     }
 }
 
-/// `absent()` reports the labels its selector pinned with equality matchers.
+/// `absent()` reports the labels its selector pinned with equality matchers; a label named by
+/// more than one matcher (of any kind) is left out, as in Prometheus.
 fn absent_labels(expr: &Expr) -> Labels {
     let vs = match expr {
         Expr::VectorSelector(vs) => vs,
@@ -400,11 +403,12 @@ fn absent_labels(expr: &Expr) -> Labels {
     let Some(matchers) = groups.first() else { return Labels::empty() };
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut duplicated = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::new();
     for m in matchers.iter().filter(|m| m.name != METRIC_NAME) {
+        if !seen.insert(m.name.clone()) {
+            duplicated.insert(m.name.clone());
+        }
         if matches!(m.op, promql_parser::label::MatchOp::Equal) {
-            if pairs.iter().any(|(n, _)| *n == m.name) {
-                duplicated.insert(m.name.clone());
-            }
             pairs.push((m.name.clone(), m.value.clone()));
         }
     }
@@ -435,7 +439,9 @@ fn label_replace(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
             }
             None => s.labels,
         };
-        out.push(VSample { labels, t: s.t, v: s.v });
+        // Writing `__name__` makes it the result's name: no longer removed.
+        let drop_name = s.drop_name && dst != METRIC_NAME;
+        out.push(VSample { labels, t: s.t, v: s.v, drop_name });
     }
     Ok(Value::Vector(out))
 }
@@ -457,7 +463,7 @@ fn label_join(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
                 let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
                 let mut b = s.labels.to_builder();
                 b.set(dst.clone(), joined.join(&sep));
-                VSample { labels: b.build(), t: s.t, v: s.v }
+                VSample { labels: b.build(), t: s.t, v: s.v, drop_name: s.drop_name && dst != METRIC_NAME }
             })
             .collect(),
     ))
@@ -487,7 +493,7 @@ fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> 
     let mut out = Vec::new();
     for key in order {
         let buckets = groups.remove(&key).unwrap_or_default();
-        out.push(VSample { labels: key, t, v: bucket_quantile(q, buckets) });
+        out.push(VSample { labels: key, t, v: bucket_quantile(q, buckets), drop_name: false });
     }
     Ok(Value::Vector(out))
 }

@@ -121,3 +121,43 @@ fn limits_are_enforced() {
     let err = range_query(&store, &opts, "http_requests", 0, 600_000, 60_000).unwrap_err();
     assert_eq!(err.kind(), crate::ErrorKind::Timeout);
 }
+
+#[test]
+fn name_removal_is_delayed_to_the_result() {
+    let store = Mem(vec![
+        series(&[("__name__", "a_total"), ("env", "1")], 60_000, &[0.0, 60.0, 120.0]),
+        series(&[("__name__", "b_total"), ("env", "1")], 60_000, &[0.0, 60.0, 120.0]),
+    ]);
+    // Two rates with equal labels but for their names can still be summed by `env`.
+    assert_eq!(vector(&store, r#"sum by (env) (rate({env="1"}[2m]))"#, 120_000), vec![(r#"{env="1"}"#.into(), 2.0)]);
+    // label_replace still sees the name; writing `__name__` keeps it.
+    let got = vector(&store, r#"label_replace(rate({env="1"}[2m]), "__name__", "r_$1", "__name__", "(.+)")"#, 120_000);
+    let names: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(names, vec![r#"r_a_total{env="1"}"#, r#"r_b_total{env="1"}"#]);
+    // Without that, both lose their names at the end and collide.
+    assert!(instant_query(&store, &EngineOptions::default(), r#"rate({env="1"}[2m])"#, 120_000).is_err());
+    // A range query merges series that only differ by a removed name at different steps.
+    let store =
+        Mem(vec![series(&[("__name__", "a")], 600_000, &[1.0]), series(&[("__name__", "b")], 600_000, &[3.0, 4.0])]);
+    match range_query(&store, &EngineOptions::default(), "-a or -b", 0, 1_200_000, 600_000).unwrap() {
+        QueryResult::Matrix(m) => {
+            assert_eq!(m.len(), 1, "{m:?}");
+            let values: Vec<f64> = m[0].1.iter().map(|s| s.value).collect();
+            assert_eq!(values, vec![-1.0, -4.0]);
+        }
+        other => panic!("expected matrix, got {other:?}"),
+    }
+}
+
+#[test]
+fn avg_survives_overflow_and_quantile_ranks_nan_lowest() {
+    let big = 9.988_465_674_311_58e307;
+    assert_eq!(aggregations::aggregate_average(&[-big, -big, big, big]), 0.0);
+    assert!(aggregations::aggregate_average(&[f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY]).is_nan());
+    assert_eq!(aggregations::aggregate_average(&[big, big]), big);
+    assert_eq!(aggregations::aggregate_average(&[1.0, 2.0, 3.0]), 2.0);
+    let mut values = [0.0, 1.0, f64::NAN];
+    assert!((aggregations::quantile(0.8, &mut values) - 0.6).abs() < 1e-12);
+    let mut values = [0.0, 1.0, f64::NAN];
+    assert!(aggregations::quantile(0.2, &mut values).is_nan());
+}

@@ -4,11 +4,17 @@ use model::{Labels, METRIC_NAME, Sample};
 
 /// One element of an instant vector. `t` is the sample's own timestamp for selector output (the
 /// `timestamp()` function reads it) and the evaluation time otherwise.
+///
+/// `drop_name`: Prometheus 3's delayed `__name__` removal. An operator or function that changes
+/// what the value means keeps `__name__` in `labels` (so matching, grouping by `__name__` and
+/// `label_replace` still see it) and sets this flag; the name is removed when the query's result
+/// is assembled.
 #[derive(Clone, Debug)]
 pub struct VSample {
     pub labels: Labels,
     pub t: i64,
     pub v: f64,
+    pub drop_name: bool,
 }
 
 /// One series of a range vector.
@@ -16,6 +22,8 @@ pub struct VSample {
 pub struct RSeries {
     pub labels: Labels,
     pub samples: Vec<Sample>,
+    /// As [`VSample::drop_name`] (set for subqueries over name-dropping expressions).
+    pub drop_name: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -37,7 +45,7 @@ impl Value {
     }
 }
 
-pub fn drop_name(labels: &Labels) -> Labels {
+pub fn without_name(labels: &Labels) -> Labels {
     if labels.get(METRIC_NAME).is_none() {
         return labels.clone();
     }
