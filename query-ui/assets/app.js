@@ -129,6 +129,10 @@ document.addEventListener('DOMContentLoaded', () => {
   const params = new URLSearchParams(location.hash.slice(1));
   if (params.get('logql')) $('logql').value = params.get('logql');
   if (params.get('promql')) $('promql').value = params.get('promql');
+  const range = params.get('range');
+  for (const select of [$('logs-range'), $('metrics-range')]) {
+    if (range && [...select.options].some((o) => o.value === range)) select.value = range;
+  }
   showTab(params.get('tab') || 'logs');
   showLabels();
   if (params.get('tab') === 'metrics') runMetrics(); else runLogs();
