@@ -57,6 +57,12 @@ fn parse_duration(s: &str) -> Option<i64> {
     num.is_empty().then_some(total)
 }
 
+/// A value inside a series line: no hex (`0x59` is `0` repeated 60 times there).
+fn parse_item_value(s: &str) -> Option<f64> {
+    if s.starts_with("0x") { None } else { parse_float(s) }
+}
+
+/// A number as an expected scalar line (Go's `ParseInt(s, 0, 64)` then `ParseFloat`: hex allowed).
 fn parse_float(s: &str) -> Option<f64> {
     match s {
         "stale" => Some(model::stale_nan()),
@@ -121,13 +127,13 @@ fn expand_items(items: &[&str], histograms_as_gaps: bool) -> Result<Vec<Option<f
             out.extend(std::iter::repeat_n(None, n));
             continue;
         }
-        if let Some(v) = parse_float(item) {
+        if let Some(v) = parse_item_value(item) {
             out.push(Some(v));
             continue;
         }
         let (head, times) = item.rsplit_once('x').ok_or_else(|| format!("bad item {item}"))?;
         let n: usize = times.parse().map_err(|_| format!("bad item {item}"))?;
-        if let Some(v) = parse_float(head) {
+        if let Some(v) = parse_item_value(head) {
             out.extend(std::iter::repeat_n(Some(v), n + 1));
             continue;
         }
@@ -135,8 +141,8 @@ fn expand_items(items: &[&str], histograms_as_gaps: bool) -> Result<Vec<Option<f
         let split = (1..bytes.len())
             .find(|&i| (bytes[i] == b'+' || bytes[i] == b'-') && !matches!(bytes[i - 1], b'e' | b'E'))
             .ok_or_else(|| format!("bad item {item}"))?;
-        let start = parse_float(&head[..split]).ok_or_else(|| format!("bad item {item}"))?;
-        let mut inc = parse_float(&head[split + 1..]).ok_or_else(|| format!("bad item {item}"))?;
+        let start = parse_item_value(&head[..split]).ok_or_else(|| format!("bad item {item}"))?;
+        let mut inc = parse_item_value(&head[split + 1..]).ok_or_else(|| format!("bad item {item}"))?;
         if bytes[split] == b'-' {
             inc = -inc;
         }

@@ -381,6 +381,7 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
         "label_replace" => label_replace(ev, call, t),
         "label_join" => label_join(ev, call, t),
         "histogram_quantile" => histogram_quantile(ev, call, t),
+        "histogram_fraction" => histogram_fraction(ev, call, t),
         _ => {
             if math(name, 0.0).is_some() {
                 let v = ev.eval_vector(arg(call, 0)?, t)?;
@@ -469,10 +470,10 @@ fn label_join(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
     ))
 }
 
-/// Classic-histogram quantile over `le` buckets (Prometheus's `BucketQuantile`).
-fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
-    let q = ev.eval_scalar(arg(call, 0)?, t)?;
-    let v = ev.eval_vector(arg(call, 1)?, t)?;
+/// Groups a vector of classic-histogram buckets by their labels without `le` (`__name__` goes
+/// at the end, delayed: two histograms alike but for their names then collide, as upstream);
+/// series without a parsable `le` are left out.
+fn classic_histograms(v: Vec<VSample>) -> Vec<(Labels, Vec<(f64, f64)>)> {
     let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
     let mut order = Vec::new();
     for s in v {
@@ -480,7 +481,6 @@ fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> 
         let Ok(upper) = parse_go_float(le) else { continue };
         let mut b = s.labels.to_builder();
         b.remove("le");
-        b.remove(METRIC_NAME);
         let key = b.build();
         groups
             .entry(key.clone())
@@ -490,37 +490,39 @@ fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> 
             })
             .push((upper, s.v));
     }
-    let mut out = Vec::new();
-    for key in order {
-        let buckets = groups.remove(&key).unwrap_or_default();
-        out.push(VSample { labels: key, t, v: bucket_quantile(q, buckets), drop_name: false });
-    }
+    order.into_iter().map(|key| (key.clone(), groups.remove(&key).unwrap_or_default())).collect()
+}
+
+/// Classic-histogram quantile over `le` buckets (Prometheus's `BucketQuantile`).
+fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
+    let q = ev.eval_scalar(arg(call, 0)?, t)?;
+    let v = ev.eval_vector(arg(call, 1)?, t)?;
+    let out = classic_histograms(v)
+        .into_iter()
+        .map(|(key, buckets)| VSample { labels: key, t, v: bucket_quantile(q, buckets), drop_name: true })
+        .collect();
     Ok(Value::Vector(out))
 }
 
-fn parse_go_float(s: &str) -> std::result::Result<f64, ()> {
-    match s.trim() {
-        "+Inf" | "Inf" | "+inf" | "inf" => Ok(f64::INFINITY),
-        "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
-        other => other.parse::<f64>().map_err(|_| ()),
-    }
+/// `histogram_fraction(lower, upper, buckets)` on classic buckets.
+fn histogram_fraction(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
+    let lower = ev.eval_scalar(arg(call, 0)?, t)?;
+    let upper = ev.eval_scalar(arg(call, 1)?, t)?;
+    let v = ev.eval_vector(arg(call, 2)?, t)?;
+    let out = classic_histograms(v)
+        .into_iter()
+        .map(|(key, buckets)| VSample { labels: key, t, v: bucket_fraction(lower, upper, buckets), drop_name: true })
+        .collect();
+    Ok(Value::Vector(out))
 }
 
-fn bucket_quantile(q: f64, mut buckets: Vec<(f64, f64)>) -> f64 {
-    if q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
+/// Sorts buckets by bound, merges equal bounds and forces counts to be monotonic; None when the
+/// highest bucket is not `+Inf`.
+fn normalize_buckets(mut buckets: Vec<(f64, f64)>) -> Option<Vec<(f64, f64)>> {
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
-        return f64::NAN;
+        return None;
     }
-    // Coalesce buckets with the same bound, then force monotonic counts.
     let mut merged: Vec<(f64, f64)> = Vec::new();
     for (upper, count) in buckets {
         match merged.last_mut() {
@@ -536,6 +538,70 @@ fn bucket_quantile(q: f64, mut buckets: Vec<(f64, f64)>) -> f64 {
             max = b.1;
         }
     }
+    Some(merged)
+}
+
+/// The share of observations in `(lower, upper]`, the way Prometheus reads classic buckets as a
+/// histogram with custom bounds: the first bucket starts at 0 when its bound is positive (else
+/// at -Inf); inside a finite bucket the count is interpolated linearly; a bound inside a bucket
+/// of infinite width counts at that bucket's finite edge.
+fn bucket_fraction(lower: f64, upper: f64, buckets: Vec<(f64, f64)>) -> f64 {
+    let Some(buckets) = normalize_buckets(buckets) else { return f64::NAN };
+    let total = buckets[buckets.len() - 1].1;
+    if total == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    // Rank (cumulative count) at value `x`.
+    let rank_at = |x: f64| -> f64 {
+        let mut below = 0.0;
+        for (i, &(bucket_upper, cumulative)) in buckets.iter().enumerate() {
+            let bucket_lower = match i {
+                0 if bucket_upper > 0.0 => 0.0,
+                0 => f64::NEG_INFINITY,
+                _ => buckets[i - 1].0,
+            };
+            let count = cumulative - below;
+            if x <= bucket_lower {
+                return below;
+            }
+            if x < bucket_upper {
+                return if bucket_lower == f64::NEG_INFINITY {
+                    cumulative
+                } else if bucket_upper == f64::INFINITY {
+                    below
+                } else {
+                    below + count * (x - bucket_lower) / (bucket_upper - bucket_lower)
+                };
+            }
+            below = cumulative;
+        }
+        total
+    };
+    (rank_at(upper).min(total) - rank_at(lower).min(total)) / total
+}
+
+fn parse_go_float(s: &str) -> std::result::Result<f64, ()> {
+    match s.trim() {
+        "+Inf" | "Inf" | "+inf" | "inf" => Ok(f64::INFINITY),
+        "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
+        other => other.parse::<f64>().map_err(|_| ()),
+    }
+}
+
+fn bucket_quantile(q: f64, buckets: Vec<(f64, f64)>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    let Some(merged) = normalize_buckets(buckets) else { return f64::NAN };
     if merged.len() < 2 {
         return f64::NAN;
     }
@@ -578,5 +644,25 @@ mod tests {
         let buckets = vec![(0.1, 10.0), (0.5, 20.0), (f64::INFINITY, 20.0)];
         assert!((bucket_quantile(0.75, buckets.clone()) - 0.3).abs() < 1e-9);
         assert_eq!(bucket_quantile(1.0, buckets), 0.5);
+    }
+
+    #[test]
+    fn bucket_fraction_interpolates_finite_buckets_only() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        let positive = vec![(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (f64::INFINITY, 100.0)];
+        // [0, 1] whole plus half of (1, 2].
+        assert!(close(bucket_fraction(0.0, 1.5, positive.clone()), 0.02));
+        // Inside the +Inf bucket a bound sits at its finite edge.
+        assert!(close(bucket_fraction(400.0, f64::INFINITY, positive.clone()), 0.94));
+        assert!(close(bucket_fraction(4.0, 5.0, positive.clone()), 0.0));
+        assert!(close(bucket_fraction(3.0, 2.0, positive.clone()), 0.0));
+        assert!(bucket_fraction(f64::NAN, 1.0, positive).is_nan());
+        let negative = vec![(-3.0, 10.0), (-2.0, 12.0), (-1.0, 15.0), (f64::INFINITY, 100.0)];
+        // The first bucket reaches down to -Inf: nothing of it is counted from inside.
+        assert!(close(bucket_fraction(-4.0, -2.0, negative.clone()), 0.02));
+        assert!(close(bucket_fraction(f64::NEG_INFINITY, -1.5, negative), 0.135));
+        // No +Inf bucket or no observations: NaN.
+        assert!(bucket_fraction(0.0, 1.0, vec![(1.0, 1.0)]).is_nan());
+        assert!(bucket_fraction(0.0, 1.0, vec![(1.0, 0.0), (f64::INFINITY, 0.0)]).is_nan());
     }
 }
