@@ -1,5 +1,5 @@
 //! Tarsier's log store: durable per-tenant ingest of log records into tantivy partitions, and
-//! LogQL log queries answered in Loki's response shape.
+//! LogQL log and metric queries answered in Loki's response shapes.
 //!
 //! An append is fsync'ed to the write-ahead log before it is acknowledged, then handed to the
 //! writer of its (tenant, time partition) index; a background thread commits every
@@ -8,6 +8,7 @@
 pub mod config;
 pub mod error;
 pub mod logql;
+pub mod metric;
 mod metrics;
 mod partition;
 pub mod query;
@@ -16,5 +17,6 @@ mod wal;
 
 pub use config::IndexerConfig;
 pub use error::Error;
+pub use metric::{MetricData, MetricQueryRequest, MetricQueryResponse, MetricSeries};
 pub use query::{Direction, LogQueryRequest, LogQueryResponse, QueryStats, StreamResult};
 pub use store::{AppendReceipt, Indexer, RejectedEntry};

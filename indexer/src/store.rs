@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::IndexerConfig;
 use crate::error::Error;
-use crate::logql::{CompiledQuery, CompiledSelector, parse_selector};
+use crate::logql::{CompiledQuery, CompiledSelector, Expr, parse_expr, parse_selector};
+use crate::metric::{MetricQueryRequest, MetricQueryResponse, execute_metric};
 use crate::metrics::Metrics;
 use crate::partition::Partition;
 use crate::query::{LogQueryRequest, LogQueryResponse, Plan, execute};
@@ -227,6 +228,27 @@ impl Indexer {
             direction: req.direction,
         };
         execute(&partitions, &plan)
+    }
+
+    /// Runs a metric query (instant or range) and answers Loki's `vector` / `matrix`.
+    pub fn metric_query(&self, tenant: &TenantId, req: &MetricQueryRequest) -> Result<MetricQueryResponse, Error> {
+        let started = Instant::now();
+        self.inner.metrics.queries.inc();
+        let result = match parse_expr(&req.query) {
+            Ok(Expr::Metric(expr)) => {
+                execute_metric(|lo, hi| self.inner.partitions_in(tenant, lo, hi), &expr, req)
+            }
+            Ok(Expr::Log(_)) => Err(Error::BadQuery(
+                "log queries are not supported as an instant query type, please change your query to a range query type"
+                    .into(),
+            )),
+            Err(e) => Err(e),
+        };
+        self.inner.metrics.query_duration.observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.inner.metrics.query_errors.inc();
+        }
+        result
     }
 
     /// Label names of streams in partitions overlapping `[start_ns, end_ns)`, sorted.

@@ -1,0 +1,405 @@
+//! Metric queries over logs (`count_over_time`, `rate`, `bytes_over_time`, `bytes_rate` and the
+//! `sum`/`avg`/`min`/`max`/`count`/`topk`/`bottomk` aggregations), evaluated at one instant or at
+//! every step of a range, answered in Loki's `vector` / `matrix` shapes. Selector-only counting
+//! reads timestamps from tantivy's fast fields without loading a single line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use model::Labels;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+use crate::error::Error;
+use crate::logql::{AggOp, CompiledQuery, Grouping, MetricExpr, RangeFunc};
+use crate::partition::Partition;
+use crate::query::{QueryStats, load_line, partition_candidates};
+
+/// Loki's limit on points per series of a range query.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// A metric query: evaluated at `start_ns`, `start_ns + step_ns`, ... up to `end_ns` inclusive
+/// (an instant query has `start_ns == end_ns`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricQueryRequest {
+    /// LogQL metric expression.
+    pub query: String,
+    /// First evaluation time, unix nanoseconds.
+    pub start_ns: i64,
+    /// Last evaluation time (inclusive), unix nanoseconds.
+    pub end_ns: i64,
+    /// Step between evaluations in nanoseconds (ignored for instant queries).
+    pub step_ns: i64,
+    /// Answer a `vector` at `end_ns` rather than a `matrix`.
+    pub instant: bool,
+}
+
+/// One series of a matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricSeries {
+    /// The series labels.
+    pub labels: Labels,
+    /// `(unix ns, value)`, ascending.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// The result of a metric query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricData {
+    /// Instant query: one sample per series at the evaluation time.
+    Vector(Vec<(Labels, i64, f64)>),
+    /// Range query: a series of points per label set.
+    Matrix(Vec<MetricSeries>),
+}
+
+/// The answer to a metric query; serializes as the `data` object of Loki's query responses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricQueryResponse {
+    /// Samples.
+    pub data: MetricData,
+    /// Statistics.
+    pub stats: QueryStats,
+}
+
+/// Unix seconds as Loki prints them: an integer when whole, else milliseconds as a fraction.
+fn timestamp_json(ts_ns: i64) -> serde_json::Value {
+    let ms = ts_ns.div_euclid(1_000_000);
+    if ms % 1000 == 0 { serde_json::Value::from(ms / 1000) } else { serde_json::Value::from(ms as f64 / 1000.0) }
+}
+
+/// A sample value as Go's `strconv.FormatFloat(v, 'f', -1, 64)` prints it.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        v.to_string()
+    }
+}
+
+struct LabelsAsMap<'a>(&'a Labels);
+impl Serialize for LabelsAsMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for label in self.0 {
+            map.serialize_entry(&label.name, &label.value)?;
+        }
+        map.end()
+    }
+}
+
+struct Points<'a>(&'a [(i64, f64)]);
+impl Serialize for Points<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (ts, v) in self.0 {
+            seq.serialize_element(&(timestamp_json(*ts), format_value(*v)))?;
+        }
+        seq.end()
+    }
+}
+
+struct VectorSample<'a>(&'a Labels, i64, f64);
+impl Serialize for VectorSample<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("metric", &LabelsAsMap(self.0))?;
+        map.serialize_entry("value", &(timestamp_json(self.1), format_value(self.2)))?;
+        map.end()
+    }
+}
+
+impl Serialize for MetricSeries {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("metric", &LabelsAsMap(&self.labels))?;
+        map.serialize_entry("values", &Points(&self.points))?;
+        map.end()
+    }
+}
+
+impl Serialize for MetricQueryResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        match &self.data {
+            MetricData::Vector(samples) => {
+                map.serialize_entry("resultType", "vector")?;
+                let samples: Vec<VectorSample<'_>> = samples.iter().map(|(l, t, v)| VectorSample(l, *t, *v)).collect();
+                map.serialize_entry("result", &samples)?;
+            }
+            MetricData::Matrix(series) => {
+                map.serialize_entry("resultType", "matrix")?;
+                map.serialize_entry("result", series)?;
+            }
+        }
+        map.serialize_entry("stats", &self.stats)?;
+        map.end()
+    }
+}
+
+/// The evaluation times of a request.
+pub(crate) fn steps(req: &MetricQueryRequest) -> Result<Vec<i64>, Error> {
+    if req.end_ns < req.start_ns {
+        return Err(Error::InvalidRequest("end must not be before start".into()));
+    }
+    if req.instant {
+        return Ok(vec![req.end_ns]);
+    }
+    if req.step_ns <= 0 {
+        return Err(Error::InvalidRequest(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        ));
+    }
+    let count = (req.end_ns - req.start_ns) / req.step_ns + 1;
+    if count > MAX_POINTS_PER_SERIES {
+        return Err(Error::InvalidRequest(format!(
+            "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries. Try decreasing the query resolution (?step=XX)"
+        )));
+    }
+    Ok((0..count).map(|i| req.start_ns + i * req.step_ns).collect())
+}
+
+/// The one range aggregation at the bottom of a metric expression.
+fn leaf(expr: &MetricExpr) -> (RangeFunc, &crate::logql::LogQuery, i64) {
+    match expr {
+        MetricExpr::Range { func, query, range_ns, .. } => (*func, query, *range_ns),
+        MetricExpr::Aggregate { inner, .. } => leaf(inner),
+    }
+}
+
+/// Per result series: sorted `(ts, bytes)` of its lines.
+type Samples = HashMap<Labels, Vec<(i64, u64)>>;
+
+/// Reads the lines in `[start_ns, end_ns)` that pass the query, keyed by their result labels.
+fn collect_samples(
+    partitions: &[Arc<Partition>],
+    query: &CompiledQuery,
+    need_bytes: bool,
+    start_ns: i64,
+    end_ns: i64,
+    stats: &mut QueryStats,
+) -> Result<Samples, Error> {
+    let mut samples: Samples = HashMap::new();
+    // Fast path: no line to check and no pipeline, so counting needs only the fast fields.
+    let counts_only = query.filters.is_empty() && query.pipeline.is_empty() && !need_bytes;
+    for partition in partitions {
+        let (candidates, streams) = partition_candidates(partition, query, start_ns, end_ns)?;
+        let labels_of: HashMap<u64, Labels> = streams.into_iter().collect();
+        if counts_only {
+            stats.total_lines_processed += candidates.len() as u64;
+            stats.total_post_filter_lines += candidates.len() as u64;
+            let mut by_stream: HashMap<u64, Vec<(i64, u64)>> = HashMap::new();
+            for c in candidates {
+                by_stream.entry(c.stream).or_default().push((c.ts, 0));
+            }
+            for (stream, points) in by_stream {
+                if let Some(labels) = labels_of.get(&stream) {
+                    samples.entry(labels.clone()).or_default().extend(points);
+                }
+            }
+            continue;
+        }
+        let searcher = partition.searcher();
+        for c in candidates {
+            let line = load_line(&searcher, partition, c.address)?;
+            stats.total_lines_processed += 1;
+            stats.total_bytes_processed += line.len() as u64;
+            if !query.line_matches(&line) {
+                continue;
+            }
+            let Some(stream) = labels_of.get(&c.stream) else { continue };
+            let (labels, bytes) = if query.pipeline.is_empty() {
+                (stream.clone(), line.len())
+            } else {
+                let Some((new_line, labels)) = query.pipeline.process(stream, &line) else { continue };
+                (labels, new_line.as_ref().map_or(line.len(), String::len))
+            };
+            stats.total_post_filter_lines += 1;
+            samples.entry(labels).or_default().push((c.ts, bytes as u64));
+        }
+    }
+    Ok(samples)
+}
+
+/// One vector per evaluation time.
+type StepVectors = Vec<Vec<(Labels, f64)>>;
+
+fn range_vectors(func: RangeFunc, range_ns: i64, samples: Samples, times: &[i64]) -> StepVectors {
+    let mut out: StepVectors = vec![Vec::new(); times.len()];
+    let range_secs = range_ns as f64 / 1e9;
+    for (labels, mut points) in samples {
+        points.sort_unstable();
+        let mut prefix = Vec::with_capacity(points.len() + 1);
+        prefix.push(0u64);
+        for (_, bytes) in &points {
+            prefix.push(prefix.last().copied().unwrap_or(0) + bytes);
+        }
+        for (i, t) in times.iter().enumerate() {
+            // Loki's window is (t - range, t].
+            let lo = points.partition_point(|(ts, _)| *ts <= t.saturating_sub(range_ns));
+            let hi = points.partition_point(|(ts, _)| ts <= t);
+            if hi <= lo {
+                continue;
+            }
+            let count = (hi - lo) as f64;
+            let bytes = (prefix[hi] - prefix[lo]) as f64;
+            let value = match func {
+                RangeFunc::CountOverTime => count,
+                RangeFunc::Rate => count / range_secs,
+                RangeFunc::BytesOverTime => bytes,
+                RangeFunc::BytesRate => bytes / range_secs,
+            };
+            out[i].push((labels.clone(), value));
+        }
+    }
+    out
+}
+
+fn group_key(labels: &Labels, grouping: Option<&Grouping>) -> Labels {
+    match grouping {
+        None => Labels::default(),
+        Some(g) => Labels::from_pairs(
+            labels
+                .iter()
+                .filter(|l| g.labels.contains(&l.name) != g.without)
+                .map(|l| (l.name.clone(), l.value.clone())),
+        ),
+    }
+}
+
+fn aggregate(
+    op: AggOp,
+    param: Option<usize>,
+    grouping: Option<&Grouping>,
+    input: Vec<(Labels, f64)>,
+) -> Vec<(Labels, f64)> {
+    if let (AggOp::Topk | AggOp::Bottomk, Some(k)) = (op, param) {
+        let mut groups: BTreeMap<Labels, Vec<(Labels, f64)>> = BTreeMap::new();
+        for (labels, v) in input {
+            groups.entry(group_key(&labels, grouping)).or_default().push((labels, v));
+        }
+        let mut out = Vec::new();
+        for (_, mut members) in groups {
+            members.sort_by(|a, b| {
+                let by_value = if op == AggOp::Topk { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) };
+                by_value.then_with(|| a.0.cmp(&b.0))
+            });
+            members.truncate(k);
+            out.extend(members);
+        }
+        return out;
+    }
+    // (sum, count, min, max)
+    let mut groups: BTreeMap<Labels, (f64, f64, f64, f64)> = BTreeMap::new();
+    for (labels, v) in input {
+        let e = groups.entry(group_key(&labels, grouping)).or_insert((0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+        e.0 += v;
+        e.1 += 1.0;
+        e.2 = e.2.min(v);
+        e.3 = e.3.max(v);
+    }
+    groups
+        .into_iter()
+        .map(|(labels, (sum, count, min, max))| {
+            let v = match op {
+                AggOp::Sum => sum,
+                AggOp::Avg => sum / count,
+                AggOp::Min => min,
+                AggOp::Max => max,
+                _ => count,
+            };
+            (labels, v)
+        })
+        .collect()
+}
+
+fn apply_aggregations(expr: &MetricExpr, vectors: StepVectors) -> StepVectors {
+    match expr {
+        MetricExpr::Range { .. } => vectors,
+        MetricExpr::Aggregate { op, param, grouping, inner } => apply_aggregations(inner, vectors)
+            .into_iter()
+            .map(|v| aggregate(*op, *param, grouping.as_ref(), v))
+            .collect(),
+    }
+}
+
+/// Evaluates `expr` over the partitions overlapping the data range (`partitions_for(lo, hi)`).
+pub(crate) fn execute_metric(
+    partitions_for: impl Fn(i64, i64) -> Vec<Arc<Partition>>,
+    expr: &MetricExpr,
+    req: &MetricQueryRequest,
+) -> Result<MetricQueryResponse, Error> {
+    let started = Instant::now();
+    let times = steps(req)?;
+    let (func, log_query, range_ns) = leaf(expr);
+    let query = CompiledQuery::compile(log_query)?;
+    let first = times.first().copied().unwrap_or(req.end_ns);
+    let last = times.last().copied().unwrap_or(req.end_ns);
+    let lo = first.saturating_sub(range_ns).saturating_add(1);
+    let hi = last.saturating_add(1);
+    let mut stats = QueryStats::default();
+    let need_bytes = matches!(func, RangeFunc::BytesOverTime | RangeFunc::BytesRate);
+    let samples = collect_samples(&partitions_for(lo, hi), &query, need_bytes, lo, hi, &mut stats)?;
+    let vectors = apply_aggregations(expr, range_vectors(func, range_ns, samples, &times));
+    let data = if req.instant {
+        let mut v: Vec<(Labels, i64, f64)> =
+            vectors.into_iter().next().unwrap_or_default().into_iter().map(|(l, v)| (l, req.end_ns, v)).collect();
+        if !matches!(expr, MetricExpr::Aggregate { op: AggOp::Topk | AggOp::Bottomk, .. }) {
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        MetricData::Vector(v)
+    } else {
+        let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        for (t, vector) in times.iter().zip(vectors) {
+            for (labels, v) in vector {
+                series.entry(labels).or_default().push((*t, v));
+            }
+        }
+        MetricData::Matrix(series.into_iter().map(|(labels, points)| MetricSeries { labels, points }).collect())
+    };
+    stats.exec_time = started.elapsed();
+    Ok(MetricQueryResponse { data, stats })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_timestamps_print_as_loki() {
+        assert_eq!(format_value(3.0), "3");
+        assert_eq!(format_value(0.1), "0.1");
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(f64::NAN), "NaN");
+        assert_eq!(timestamp_json(1_700_000_000_000_000_000), serde_json::json!(1_700_000_000));
+        assert_eq!(timestamp_json(1_700_000_000_250_000_000), serde_json::json!(1_700_000_000.25));
+    }
+
+    #[test]
+    fn steps_are_inclusive_and_bounded() {
+        let req = MetricQueryRequest { query: String::new(), start_ns: 0, end_ns: 10, step_ns: 5, instant: false };
+        assert_eq!(steps(&req).unwrap(), vec![0, 5, 10]);
+        assert_eq!(steps(&MetricQueryRequest { instant: true, ..req.clone() }).unwrap(), vec![10]);
+        assert!(steps(&MetricQueryRequest { step_ns: 0, ..req.clone() }).is_err());
+        assert!(steps(&MetricQueryRequest { end_ns: -1, ..req }).is_err());
+    }
+
+    #[test]
+    fn aggregations_group_by_and_without() {
+        let l = |job: &str, pod: &str| Labels::from_pairs([("job", job), ("pod", pod)]);
+        let input = vec![(l("a", "1"), 1.0), (l("a", "2"), 3.0), (l("b", "1"), 5.0)];
+        let by_job = Grouping { without: false, labels: vec!["job".into()] };
+        let got = aggregate(AggOp::Sum, None, Some(&by_job), input.clone());
+        assert_eq!(got, vec![(Labels::from_pairs([("job", "a")]), 4.0), (Labels::from_pairs([("job", "b")]), 5.0)]);
+        let without_job = Grouping { without: true, labels: vec!["job".into()] };
+        let got = aggregate(AggOp::Max, None, Some(&without_job), input.clone());
+        assert_eq!(got, vec![(Labels::from_pairs([("pod", "1")]), 5.0), (Labels::from_pairs([("pod", "2")]), 3.0)]);
+        assert_eq!(aggregate(AggOp::Count, None, None, input.clone()), vec![(Labels::default(), 3.0)]);
+        assert_eq!(aggregate(AggOp::Min, None, None, input.clone()), vec![(Labels::default(), 1.0)]);
+        assert_eq!(aggregate(AggOp::Avg, None, None, input.clone()), vec![(Labels::default(), 3.0)]);
+        let top = aggregate(AggOp::Topk, Some(1), Some(&by_job), input);
+        assert_eq!(top, vec![(l("a", "2"), 3.0), (l("b", "1"), 5.0)]);
+    }
+}
