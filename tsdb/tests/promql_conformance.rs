@@ -100,6 +100,13 @@ impl Runner {
     }
 }
 
+/// How an expected failure's error text is checked (`expect fail msg:` / `regex:`, or the legacy
+/// `expected_fail_message` / `expected_fail_regexp` lines): exactly, or by an unanchored regex.
+enum FailCheck {
+    Message(String),
+    Regex(String),
+}
+
 /// Expected series: labels and one slot per step (None = no point).
 type Rows = Vec<(Labels, Vec<Option<f64>>)>;
 
@@ -149,6 +156,7 @@ fn compare_matrix(
 /// Runs one eval block; Ok(true) pass, Ok(false) fail, Err(reason) skipped.
 fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String> {
     let mut expect_fail = header.starts_with("eval_fail");
+    let mut fail_check = None;
     let mut ordered = header.starts_with("eval_ordered");
     let mut scalar = None;
     let mut string = None;
@@ -156,14 +164,26 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
     let mut rows = Vec::new();
     let range_re = regex::Regex::new(r"^\s*from\s+(\S+)\s+to\s+(\S+)\s+step\s+(\S+)\s*$").unwrap();
     for line in body {
-        if line.starts_with("expected_fail_") {
+        if let Some(msg) = line.strip_prefix("expected_fail_message") {
             expect_fail = true;
+            fail_check = Some(FailCheck::Message(msg.trim().to_string()));
+            break;
+        }
+        if let Some(re) = line.strip_prefix("expected_fail_regexp") {
+            expect_fail = true;
+            fail_check = Some(FailCheck::Regex(re.trim().to_string()));
             break;
         }
         if let Some(rest) = line.strip_prefix("expect ") {
             let rest = rest.trim();
-            if rest.starts_with("fail") {
+            if let Some(fail) = rest.strip_prefix("fail") {
                 expect_fail = true;
+                let fail = fail.trim();
+                if let Some(msg) = fail.strip_prefix("msg:") {
+                    fail_check = Some(FailCheck::Message(msg.trim().to_string()));
+                } else if let Some(re) = fail.strip_prefix("regex:") {
+                    fail_check = Some(FailCheck::Regex(re.trim().to_string()));
+                }
             } else if rest.starts_with("ordered") {
                 ordered = true;
             } else if let Some(s) = rest.strip_prefix("string") {
@@ -243,7 +263,15 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
         eprintln!("    got {:?}", result.as_ref().map(|r| format!("{r:?}").chars().take(400).collect::<String>()));
     }
     let result = match result {
-        Err(_) => return Ok(expect_fail),
+        Err(e) => {
+            let message = e.to_string();
+            return Ok(expect_fail
+                && match fail_check {
+                    None => true,
+                    Some(FailCheck::Message(m)) => message == m,
+                    Some(FailCheck::Regex(r)) => regex::Regex::new(&r).is_ok_and(|re| re.is_match(&message)),
+                });
+        }
         Ok(_) if expect_fail => return Ok(false),
         Ok(r) => r,
     };

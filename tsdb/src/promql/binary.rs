@@ -89,6 +89,13 @@ fn vector_scalar(op: TokenType, v: Vec<VSample>, s: f64, swap: bool, return_bool
     Ok(Value::Vector(out))
 }
 
+/// A label set the way Prometheus's `labels.Labels.String()` writes it in error messages:
+/// `{__name__="x", a="b"}`.
+fn go_labels(labels: &Labels) -> String {
+    let pairs: Vec<String> = labels.iter().map(|l| format!("{}={:?}", l.name, l.value)).collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
 /// The part of a label set that decides which samples match.
 fn signature(labels: &Labels, matching: Option<&LabelModifier>) -> Labels {
     let mut b = labels.to_builder();
@@ -141,8 +148,10 @@ fn vector_vector(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>, return_bo
         if let Some(prev) = one_by_sig.insert(sig.clone(), s) {
             let side = if one_to_many { "left" } else { "right" };
             return Err(Error::Execution(format!(
-                "found duplicate series for the match group {sig} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                prev.labels, s.labels
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                go_labels(&sig),
+                go_labels(&prev.labels),
+                go_labels(&s.labels)
             )));
         }
     }
