@@ -23,7 +23,7 @@ use promql_parser::parser::Expr;
 use tsdb::{QueryResult, Tsdb, TsdbConfig};
 
 use script::{almost_equal, expand_items, parse_duration, parse_float, parse_labels, split_series_line};
-use skips::{EXPERIMENTAL_FILES, experimental_reason, reads_histogram_series};
+use skips::{EXPERIMENTAL_FILES, HistogramSeries, experimental_reason, reads_histogram_samples};
 
 fn corpus_dir() -> PathBuf {
     // TSDB_CONFORMANCE_DIR points at another directory of `.test` files (for debugging).
@@ -47,7 +47,7 @@ struct Runner {
     db: Tsdb,
     tenant: TenantId,
     /// Series loaded with native-histogram samples (stored here with only their float samples).
-    histogram_series: Vec<Labels>,
+    histogram_series: Vec<HistogramSeries>,
 }
 
 impl Runner {
@@ -75,8 +75,19 @@ impl Runner {
                 return Err("start timestamps".into());
             }
             let labels = parse_labels(&series)?;
-            if items.iter().any(|i| i.contains("{{")) {
-                self.histogram_series.push(labels.clone());
+            let items: Vec<&str> = items.iter().map(String::as_str).collect();
+            let values = expand_items(&items, true)?;
+            let mut histogram_at = Vec::new();
+            let mut slot = 0i64;
+            for item in &items {
+                let n = expand_items(&[item], true)?.len() as i64;
+                if item.contains("{{") {
+                    histogram_at.extend((slot..slot + n).map(|i| i * step));
+                }
+                slot += n;
+            }
+            if !histogram_at.is_empty() {
+                self.histogram_series.push(HistogramSeries { labels: labels.clone(), timestamps: histogram_at });
             }
             if nhcb && let Some(name) = labels.get("__name__") {
                 for suffix in ["_bucket", "_count", "_sum"] {
@@ -84,12 +95,11 @@ impl Runner {
                         let mut b = labels.to_builder();
                         b.set("__name__", base);
                         b.remove("le");
-                        self.histogram_series.push(b.build());
+                        let timestamps = (0..values.len() as i64).map(|i| i * step).collect();
+                        self.histogram_series.push(HistogramSeries { labels: b.build(), timestamps });
                     }
                 }
             }
-            let items: Vec<&str> = items.iter().map(String::as_str).collect();
-            let values = expand_items(&items, true)?;
             let samples =
                 values.iter().enumerate().filter_map(|(i, v)| v.map(|v| Sample::new(i as i64 * step, v))).collect();
             batch.insert(labels.clone(), TimeSeries::new(labels, samples));
@@ -249,7 +259,14 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
             );
         }
     };
-    if parsed.as_ref().is_some_and(|e| reads_histogram_series(e, &runner.histogram_series)) {
+    // The evaluation times: a range query's span; an instant query's time, with the minute on
+    // either side the range-mode check reads.
+    let (from, to) = match (range, &expected) {
+        (Some((start, end, _)), _) => (start, end),
+        (None, Expect::Range { end, .. }) => (*end, *end),
+        (None, _) => (instant_at - 60_000, instant_at + 60_000),
+    };
+    if parsed.as_ref().is_some_and(|e| reads_histogram_samples(e, &runner.histogram_series, from, to)) {
         return Err("reads native-histogram samples".into());
     }
     let result = match range {
@@ -446,7 +463,12 @@ fn run_file(path: &Path) -> Counts {
                 None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_eval(&runner, line, &body))),
             };
             match outcome {
-                Ok(Ok(true)) => counts.passed += 1,
+                Ok(Ok(true)) => {
+                    counts.passed += 1;
+                    if verbose {
+                        eprintln!("  PASS {}:{}: {line}", path.display(), i + 1);
+                    }
+                }
                 Ok(Ok(false)) => {
                     counts.failed += 1;
                     if verbose {

@@ -1,9 +1,11 @@
 //! What the conformance runner skips, and why: functions, modifiers and files that are
 //! experimental upstream, and queries that read native-histogram series.
 
+use std::time::{Duration, SystemTime};
+
 use model::Labels;
 use promql_parser::label::{MatchOp, Matcher};
-use promql_parser::parser::{Expr, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 
 /// Functions marked `Experimental: true` in Prometheus's `promql/parser/functions.go`, plus the
 /// experimental aggregations `limitk`/`limit_ratio` (rejected by its parser unless
@@ -69,46 +71,98 @@ pub fn experimental_reason(query: &str) -> Option<String> {
     None
 }
 
-pub fn collect_selectors<'e>(expr: &'e Expr, out: &mut Vec<&'e VectorSelector>) {
+/// A series loaded with native-histogram samples (the store keeps only its float samples).
+pub struct HistogramSeries {
+    pub labels: Labels,
+    /// When it has a histogram sample.
+    pub timestamps: Vec<i64>,
+}
+
+/// The lookback delta the scripts assume.
+const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+fn matches_selector(vs: &VectorSelector, labels: &Labels) -> bool {
+    let mut groups: Vec<Vec<Matcher>> = if vs.matchers.or_matchers.is_empty() {
+        vec![vs.matchers.matchers.clone()]
+    } else {
+        vs.matchers.or_matchers.clone()
+    };
+    if let Some(name) = &vs.name {
+        groups.iter_mut().for_each(|g| g.push(Matcher::new(MatchOp::Equal, "__name__", name)));
+    }
+    groups.iter().any(|g| g.iter().all(|m| m.is_match(labels.get(&m.name).unwrap_or(""))))
+}
+
+fn ms(d: &Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The instants a selector or subquery reads at, for evaluation times in `[from, to]`.
+fn reference(at: &Option<AtModifier>, offset: &Option<Offset>, from: i64, to: i64) -> (i64, i64) {
+    let (from, to) = match at {
+        Some(AtModifier::At(time)) => {
+            let t = match time.duration_since(SystemTime::UNIX_EPOCH) {
+                Ok(d) => ms(&d),
+                Err(e) => -ms(&e.duration()),
+            };
+            (t, t)
+        }
+        // start() and end() lie inside the evaluation interval.
+        _ => (from, to),
+    };
+    let shift = match offset {
+        Some(Offset::Pos(d)) => ms(d),
+        Some(Offset::Neg(d)) => -ms(d),
+        None => 0,
+    };
+    (from.saturating_sub(shift), to.saturating_sub(shift))
+}
+
+/// Every selector with the time window `[lo, hi]` it may read, evaluated at times in `[from, to]`.
+fn collect_reads<'e>(expr: &'e Expr, from: i64, to: i64, out: &mut Vec<(&'e VectorSelector, i64, i64)>) {
     match expr {
         Expr::Aggregate(a) => {
-            collect_selectors(&a.expr, out);
+            collect_reads(&a.expr, from, to, out);
             if let Some(p) = &a.param {
-                collect_selectors(p, out);
+                collect_reads(p, from, to, out);
             }
         }
-        Expr::Unary(u) => collect_selectors(&u.expr, out),
+        Expr::Unary(u) => collect_reads(&u.expr, from, to, out),
         Expr::Binary(b) => {
-            collect_selectors(&b.lhs, out);
-            collect_selectors(&b.rhs, out);
+            collect_reads(&b.lhs, from, to, out);
+            collect_reads(&b.rhs, from, to, out);
         }
-        Expr::Paren(p) => collect_selectors(&p.expr, out),
-        Expr::Subquery(s) => collect_selectors(&s.expr, out),
-        Expr::VectorSelector(vs) => out.push(vs),
-        Expr::MatrixSelector(ms) => out.push(&ms.vs),
-        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_selectors(a, out)),
+        Expr::Paren(p) => collect_reads(&p.expr, from, to, out),
+        Expr::Subquery(sq) => {
+            let (lo, hi) = reference(&sq.at, &sq.offset, from, to);
+            collect_reads(&sq.expr, lo.saturating_sub(ms(&sq.range)), hi, out);
+        }
+        Expr::VectorSelector(vs) => {
+            let (lo, hi) = reference(&vs.at, &vs.offset, from, to);
+            out.push((vs, lo.saturating_sub(LOOKBACK_MS), hi));
+        }
+        Expr::MatrixSelector(m) => {
+            let (lo, hi) = reference(&m.vs.at, &m.vs.offset, from, to);
+            out.push((&m.vs, lo.saturating_sub(ms(&m.range)), hi));
+        }
+        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_reads(a, from, to, out)),
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
     }
 }
 
-/// Whether the query reads a series that was loaded with native-histogram samples.
-pub fn reads_histogram_series(expr: &Expr, histogram_series: &[Labels]) -> bool {
-    if histogram_series.is_empty() {
+/// Whether evaluating the query at times in `[from, to]` may read a native-histogram sample
+/// (conservatively: a vector selector is taken to read its whole lookback window). A series
+/// whose histogram samples all lie outside what the query reads is seen exactly as upstream
+/// sees it.
+pub fn reads_histogram_samples(expr: &Expr, histograms: &[HistogramSeries], from: i64, to: i64) -> bool {
+    if histograms.is_empty() {
         return false;
     }
-    let mut selectors = Vec::new();
-    collect_selectors(expr, &mut selectors);
-    selectors.iter().any(|vs| {
-        let mut groups: Vec<Vec<Matcher>> = if vs.matchers.or_matchers.is_empty() {
-            vec![vs.matchers.matchers.clone()]
-        } else {
-            vs.matchers.or_matchers.clone()
-        };
-        if let Some(name) = &vs.name {
-            groups.iter_mut().for_each(|g| g.push(Matcher::new(MatchOp::Equal, "__name__", name)));
-        }
-        histogram_series
+    let mut reads = Vec::new();
+    collect_reads(expr, from, to, &mut reads);
+    reads.iter().any(|(vs, lo, hi)| {
+        histograms
             .iter()
-            .any(|labels| groups.iter().any(|g| g.iter().all(|m| m.is_match(labels.get(&m.name).unwrap_or("")))))
+            .any(|h| matches_selector(vs, &h.labels) && h.timestamps.iter().any(|t| (*lo..=*hi).contains(t)))
     })
 }
