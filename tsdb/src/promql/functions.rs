@@ -665,4 +665,44 @@ mod tests {
         assert!(bucket_fraction(0.0, 1.0, vec![(1.0, 1.0)]).is_nan());
         assert!(bucket_fraction(0.0, 1.0, vec![(1.0, 0.0), (f64::INFINITY, 0.0)]).is_nan());
     }
+
+    /// Buckets with increasing bounds from `first`, cumulative counts, and the `+Inf` bucket.
+    fn buckets_strategy() -> impl proptest::strategy::Strategy<Value = Vec<(f64, f64)>> {
+        use proptest::prelude::*;
+        (-5i32..5, proptest::collection::vec((1u8..4, 0u8..10), 0..6), 0u8..10).prop_map(|(first, steps, tail)| {
+            let (mut bound, mut count) = (f64::from(first), 0.0);
+            let mut out = Vec::new();
+            for (width, n) in steps {
+                bound += f64::from(width);
+                count += f64::from(n);
+                out.push((bound, count));
+            }
+            out.push((f64::INFINITY, count + f64::from(tail)));
+            out
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bucket_fraction_is_a_share_and_adds_up(
+            buckets in buckets_strategy(),
+            a in -10.0f64..10.0,
+            b in -10.0f64..10.0,
+            c in -10.0f64..10.0,
+        ) {
+            let mut xs = [a, b, c];
+            xs.sort_by(f64::total_cmp);
+            let [lo, mid, hi] = xs;
+            let whole = bucket_fraction(lo, hi, buckets.clone());
+            if buckets.last().is_some_and(|b| b.1 == 0.0) {
+                proptest::prop_assert!(whole.is_nan());
+            } else {
+                proptest::prop_assert!((0.0..=1.0).contains(&whole), "{whole}");
+                let parts = bucket_fraction(lo, mid, buckets.clone()) + bucket_fraction(mid, hi, buckets.clone());
+                proptest::prop_assert!((parts - whole).abs() < 1e-9, "{parts} vs {whole}");
+                let all = bucket_fraction(f64::NEG_INFINITY, f64::INFINITY, buckets);
+                proptest::prop_assert!((all - 1.0).abs() < 1e-12, "{all}");
+            }
+        }
+    }
 }
