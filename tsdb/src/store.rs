@@ -285,8 +285,18 @@ impl Tsdb {
 
     /// Evaluates `query` at `time_ms`.
     pub fn instant_query(&self, tenant: &TenantId, query: &str, time_ms: i64) -> Result<QueryResult> {
+        self.instant_query_annotated(tenant, query, time_ms).map(|(result, _)| result)
+    }
+
+    /// Evaluates `query` at `time_ms`, with Prometheus's warn and info annotations.
+    pub fn instant_query_annotated(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        time_ms: i64,
+    ) -> Result<(QueryResult, promql::Annotations)> {
         self.metrics.queries.inc();
-        let result = promql::instant_query(&self.querier(tenant), &self.engine_options(), query, time_ms);
+        let result = promql::instant_query_annotated(&self.querier(tenant), &self.engine_options(), query, time_ms);
         if result.is_err() {
             self.metrics.query_errors.inc();
         }
@@ -302,9 +312,27 @@ impl Tsdb {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryResult> {
+        self.range_query_annotated(tenant, query, start_ms, end_ms, step_ms).map(|(result, _)| result)
+    }
+
+    /// Evaluates `query` over a range, with Prometheus's warn and info annotations.
+    pub fn range_query_annotated(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<(QueryResult, promql::Annotations)> {
         self.metrics.queries.inc();
-        let result =
-            promql::range_query(&self.querier(tenant), &self.engine_options(), query, start_ms, end_ms, step_ms);
+        let result = promql::range_query_annotated(
+            &self.querier(tenant),
+            &self.engine_options(),
+            query,
+            start_ms,
+            end_ms,
+            step_ms,
+        );
         if result.is_err() {
             self.metrics.query_errors.inc();
         }

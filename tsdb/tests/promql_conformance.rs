@@ -8,8 +8,7 @@
 //! histograms (expected histogram values, or a query that reads a series loaded with histogram
 //! samples — the store holds floats only), functions and modifiers marked experimental upstream
 //! (`skips.rs`), whole files that test an experimental feature flag, and experimental syntax
-//! `promql-parser` 0.11 cannot parse, and cases expecting a warn/info annotation (the engine
-//! reports none yet; `expect no_warn`/`no_info` hold trivially).
+//! `promql-parser` 0.11 cannot parse. Warn/info annotations are checked as upstream does.
 
 #[path = "promql_conformance/script.rs"]
 mod script;
@@ -118,6 +117,58 @@ enum FailCheck {
     Regex(String),
 }
 
+/// The `expect warn|info|no_warn|no_info [msg:|regex: ...]` lines of a case.
+#[derive(Default)]
+struct AnnotationChecks {
+    warn: Vec<Option<FailCheck>>,
+    info: Vec<Option<FailCheck>>,
+    no_warn: bool,
+    no_info: bool,
+}
+
+impl AnnotationChecks {
+    fn add(&mut self, kind: &str, tail: &str) {
+        let check = if let Some(m) = tail.strip_prefix("msg:") {
+            Some(FailCheck::Message(m.trim().to_string()))
+        } else {
+            tail.strip_prefix("regex:").map(|r| FailCheck::Regex(r.trim().to_string()))
+        };
+        match kind {
+            "warn" => self.warn.push(check),
+            "info" => self.info.push(check),
+            "no_warn" => self.no_warn = true,
+            _ => self.no_info = true,
+        }
+    }
+
+    /// Upstream's rule: with `expect <kind>` there is at least one annotation of that kind; each
+    /// `msg:`/`regex:` line matches one of them and each of them matches one such line.
+    fn hold(&self, notes: &tsdb::promql::Annotations) -> bool {
+        fn kind_holds(expected: &[Option<FailCheck>], got: &[String]) -> bool {
+            if expected.is_empty() {
+                return true;
+            }
+            let checks: Vec<&FailCheck> = expected.iter().flatten().collect();
+            !got.is_empty()
+                && checks.iter().all(|c| got.iter().any(|g| c.matches(g)))
+                && (checks.is_empty() || got.iter().all(|g| checks.iter().any(|c| c.matches(g))))
+        }
+        (!self.no_warn || notes.warnings.is_empty())
+            && (!self.no_info || notes.infos.is_empty())
+            && kind_holds(&self.warn, &notes.warnings)
+            && kind_holds(&self.info, &notes.infos)
+    }
+}
+
+impl FailCheck {
+    fn matches(&self, text: &str) -> bool {
+        match self {
+            FailCheck::Message(m) => text == m,
+            FailCheck::Regex(r) => regex::Regex::new(r).is_ok_and(|re| re.is_match(text)),
+        }
+    }
+}
+
 /// Expected series: labels and one slot per step (None = no point).
 type Rows = Vec<(Labels, Vec<Option<f64>>)>;
 
@@ -168,7 +219,7 @@ fn compare_matrix(
 fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String> {
     let mut expect_fail = header.starts_with("eval_fail");
     let mut fail_check = None;
-    let mut expects_annotation = false;
+    let mut annotations = AnnotationChecks::default();
     let mut ordered = header.starts_with("eval_ordered");
     let mut scalar = None;
     let mut string = None;
@@ -198,8 +249,11 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
                 }
             } else if rest.starts_with("ordered") {
                 ordered = true;
-            } else if rest.starts_with("warn") || rest.starts_with("info") {
-                expects_annotation = true;
+            } else if let Some(kind) = ["warn", "info", "no_warn", "no_info"]
+                .iter()
+                .find(|k| rest.strip_prefix(**k).is_some_and(|tail| tail.is_empty() || tail.starts_with([' ', '\t'])))
+            {
+                annotations.add(kind, rest[kind.len()..].trim());
             } else if let Some(s) = rest.strip_prefix("string") {
                 let s = s.trim();
                 let unquoted = if s.starts_with('`') {
@@ -273,15 +327,12 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
     if parsed.as_ref().is_some_and(|e| reads_histogram_samples(e, &runner.histogram_series, from, to)) {
         return Err("reads native-histogram samples".into());
     }
-    if expects_annotation {
-        return Err("expects a warn/info annotation (the engine reports none yet)".into());
-    }
     let result = match range {
         None => {
             let t = if let Expect::Range { end, .. } = &expected { *end } else { instant_at };
-            runner.db.instant_query(&runner.tenant, query, t)
+            runner.db.instant_query_annotated(&runner.tenant, query, t)
         }
-        Some((start, end, step)) => runner.db.range_query(&runner.tenant, query, start, end, step),
+        Some((start, end, step)) => runner.db.range_query_annotated(&runner.tenant, query, start, end, step),
     };
     if std::env::var("TSDB_CONFORMANCE_VERBOSE").is_ok() {
         eprintln!("    got {:?}", result.as_ref().map(|r| format!("{r:?}").chars().take(400).collect::<String>()));
@@ -289,15 +340,18 @@ fn run_eval(runner: &Runner, header: &str, body: &[&str]) -> Result<bool, String
     let result = match result {
         Err(e) => {
             let message = e.to_string();
-            return Ok(expect_fail
-                && match fail_check {
-                    None => true,
-                    Some(FailCheck::Message(m)) => message == m,
-                    Some(FailCheck::Regex(r)) => regex::Regex::new(&r).is_ok_and(|re| re.is_match(&message)),
-                });
+            return Ok(expect_fail && fail_check.is_none_or(|c| c.matches(&message)));
         }
         Ok(_) if expect_fail => return Ok(false),
-        Ok(r) => r,
+        Ok((r, notes)) => {
+            if !annotations.hold(&notes) {
+                if std::env::var("TSDB_CONFORMANCE_VERBOSE").is_ok() {
+                    eprintln!("    annotations {notes:?}");
+                }
+                return Ok(false);
+            }
+            r
+        }
     };
     let passed = match (&result, &expected) {
         (QueryResult::Scalar { v, .. }, Expect::Scalar(want)) => almost_equal(*v, *want),

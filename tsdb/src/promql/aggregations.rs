@@ -8,6 +8,7 @@ use model::{Labels, LabelsBuilder, METRIC_NAME};
 use promql_parser::parser::token;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
+use super::annotations::Anchor;
 use super::eval::{Evaluator, is};
 use super::result::format_value;
 use super::value::{VSample, Value};
@@ -64,6 +65,12 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
         Some(p) => Some(Value::Scalar(ev.eval_scalar(p, t)?)),
         None => None,
     };
+    if let (true, Some(Value::Scalar(q))) = (is(op, token::T_QUANTILE), &param)
+        && !(0.0..=1.0).contains(q)
+    {
+        let message = format!("quantile value should be between 0 and 1, got {}", super::histograms::go_float(*q));
+        ev.notes.warn(Anchor::AggParam(a), &message);
+    }
     let input = ev.eval_vector(&a.expr, t)?;
     let modifier = a.modifier.as_ref();
 

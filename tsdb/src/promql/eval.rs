@@ -11,6 +11,7 @@ use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::token;
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
+use super::annotations::Collector;
 use super::value::{RSeries, VSample, Value, without_name};
 use super::{EngineOptions, QueryResult, Queryable};
 use crate::error::{Error, Result};
@@ -30,6 +31,8 @@ pub struct Evaluator<'a> {
     cache: RefCell<HashMap<String, Selected>>,
     /// Samples loaded by selectors during the current step, checked against `max_samples`.
     step_samples: Cell<usize>,
+    /// Warn and info annotations raised so far.
+    pub(super) notes: Collector<'a>,
 }
 
 pub(super) fn duration_ms(d: &Duration) -> i64 {
@@ -70,8 +73,15 @@ pub fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
 }
 
 impl<'a> Evaluator<'a> {
-    pub fn new(store: &'a dyn Queryable, opts: &'a EngineOptions, start: i64, end: i64, step: i64) -> Self {
+    pub fn new(
+        store: &'a dyn Queryable,
+        opts: &'a EngineOptions,
+        query: &'a str,
+        expr: &Expr,
+        (start, end, step): (i64, i64, i64),
+    ) -> Self {
         Self {
+            notes: Collector::new(query, expr),
             store,
             opts,
             start,
@@ -156,6 +166,11 @@ impl<'a> Evaluator<'a> {
         let mut out: Vec<(Labels, Vec<Sample>)> = series.into_iter().collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(QueryResult::Matrix(out))
+    }
+
+    /// Whether this is a range query (several steps): some functions warn then.
+    pub(super) fn is_range_query(&self) -> bool {
+        self.start != self.end
     }
 
     /// The instant a selector or subquery reads at, after `@` and `offset`.

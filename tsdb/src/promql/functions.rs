@@ -1,13 +1,13 @@
 //! The PromQL function library: range-vector functions (with Prometheus's exact rate
 //! extrapolation), math, time, label manipulation and classic-histogram quantiles.
 
-use std::collections::HashMap;
-
 use model::{Labels, METRIC_NAME, Sample};
 use promql_parser::parser::{Call, Expr};
 
 use super::aggregations::{average, kahan_sum, quantile, variance};
+use super::annotations::Anchor;
 use super::eval::{Evaluator, duration_ms, selector_matchers};
+use super::histograms::go_float;
 use super::value::{RSeries, VSample, Value};
 use crate::error::{Error, Result};
 
@@ -237,7 +237,7 @@ fn time_fn(name: &str, v: f64) -> Option<f64> {
     })
 }
 
-fn arg(call: &Call, i: usize) -> Result<&Expr> {
+pub(super) fn arg(call: &Call, i: usize) -> Result<&Expr> {
     call.args
         .args
         .get(i)
@@ -293,6 +293,10 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
                 (0.0, arg(call, 0)?)
             };
             let range = eval_range_arg(ev, range_expr, t)?;
+            if name == "quantile_over_time" && !range.series.is_empty() && !(0.0..=1.0).contains(&param) {
+                let message = format!("quantile value should be between 0 and 1, got {}", go_float(param));
+                ev.notes.warn(Anchor::CallArg(call, 0), &message);
+            }
             let keep_name = name == "last_over_time" || name == "first_over_time";
             let mut out = Vec::new();
             for s in &range.series {
@@ -336,6 +340,10 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
             ))
         }
         "sort" | "sort_desc" => {
+            if ev.is_range_query() {
+                let message = "sort is ineffective for range queries since results are always ordered by labels";
+                ev.notes.warn(Anchor::Call(call), message);
+            }
             let mut v = ev.eval_vector(arg(call, 0)?, t)?;
             // NaN sorts last either way, as in Prometheus.
             v.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
@@ -380,8 +388,8 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
         }
         "label_replace" => label_replace(ev, call, t),
         "label_join" => label_join(ev, call, t),
-        "histogram_quantile" => histogram_quantile(ev, call, t),
-        "histogram_fraction" => histogram_fraction(ev, call, t),
+        "histogram_quantile" => super::histograms::histogram_quantile(ev, call, t),
+        "histogram_fraction" => super::histograms::histogram_fraction(ev, call, t),
         _ => {
             if math(name, 0.0).is_some() {
                 let v = ev.eval_vector(arg(call, 0)?, t)?;
@@ -470,162 +478,6 @@ fn label_join(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
     ))
 }
 
-/// Groups a vector of classic-histogram buckets by their labels without `le` (`__name__` goes
-/// at the end, delayed: two histograms alike but for their names then collide, as upstream);
-/// series without a parsable `le` are left out.
-fn classic_histograms(v: Vec<VSample>) -> Vec<(Labels, Vec<(f64, f64)>)> {
-    let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
-    let mut order = Vec::new();
-    for s in v {
-        let Some(le) = s.labels.get("le") else { continue };
-        let Ok(upper) = parse_go_float(le) else { continue };
-        let mut b = s.labels.to_builder();
-        b.remove("le");
-        let key = b.build();
-        groups
-            .entry(key.clone())
-            .or_insert_with(|| {
-                order.push(key);
-                Vec::new()
-            })
-            .push((upper, s.v));
-    }
-    order.into_iter().map(|key| (key.clone(), groups.remove(&key).unwrap_or_default())).collect()
-}
-
-/// Classic-histogram quantile over `le` buckets (Prometheus's `BucketQuantile`).
-fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
-    let q = ev.eval_scalar(arg(call, 0)?, t)?;
-    let v = ev.eval_vector(arg(call, 1)?, t)?;
-    let out = classic_histograms(v)
-        .into_iter()
-        .map(|(key, buckets)| VSample { labels: key, t, v: bucket_quantile(q, buckets), drop_name: true })
-        .collect();
-    Ok(Value::Vector(out))
-}
-
-/// `histogram_fraction(lower, upper, buckets)` on classic buckets.
-fn histogram_fraction(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
-    let lower = ev.eval_scalar(arg(call, 0)?, t)?;
-    let upper = ev.eval_scalar(arg(call, 1)?, t)?;
-    let v = ev.eval_vector(arg(call, 2)?, t)?;
-    let out = classic_histograms(v)
-        .into_iter()
-        .map(|(key, buckets)| VSample { labels: key, t, v: bucket_fraction(lower, upper, buckets), drop_name: true })
-        .collect();
-    Ok(Value::Vector(out))
-}
-
-/// Sorts buckets by bound, merges equal bounds and forces counts to be monotonic; None when the
-/// highest bucket is not `+Inf`.
-fn normalize_buckets(mut buckets: Vec<(f64, f64)>) -> Option<Vec<(f64, f64)>> {
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
-        return None;
-    }
-    let mut merged: Vec<(f64, f64)> = Vec::new();
-    for (upper, count) in buckets {
-        match merged.last_mut() {
-            Some(last) if last.0 == upper => last.1 += count,
-            _ => merged.push((upper, count)),
-        }
-    }
-    let mut max = f64::NEG_INFINITY;
-    for b in &mut merged {
-        if b.1 < max {
-            b.1 = max;
-        } else {
-            max = b.1;
-        }
-    }
-    Some(merged)
-}
-
-/// The share of observations in `(lower, upper]`, the way Prometheus reads classic buckets as a
-/// histogram with custom bounds: the first bucket starts at 0 when its bound is positive (else
-/// at -Inf); inside a finite bucket the count is interpolated linearly; a bound inside a bucket
-/// of infinite width counts at that bucket's finite edge.
-fn bucket_fraction(lower: f64, upper: f64, buckets: Vec<(f64, f64)>) -> f64 {
-    let Some(buckets) = normalize_buckets(buckets) else { return f64::NAN };
-    let total = buckets[buckets.len() - 1].1;
-    if total == 0.0 || lower.is_nan() || upper.is_nan() {
-        return f64::NAN;
-    }
-    if lower >= upper {
-        return 0.0;
-    }
-    // Rank (cumulative count) at value `x`.
-    let rank_at = |x: f64| -> f64 {
-        let mut below = 0.0;
-        for (i, &(bucket_upper, cumulative)) in buckets.iter().enumerate() {
-            let bucket_lower = match i {
-                0 if bucket_upper > 0.0 => 0.0,
-                0 => f64::NEG_INFINITY,
-                _ => buckets[i - 1].0,
-            };
-            let count = cumulative - below;
-            if x <= bucket_lower {
-                return below;
-            }
-            if x < bucket_upper {
-                return if bucket_lower == f64::NEG_INFINITY {
-                    cumulative
-                } else if bucket_upper == f64::INFINITY {
-                    below
-                } else {
-                    below + count * (x - bucket_lower) / (bucket_upper - bucket_lower)
-                };
-            }
-            below = cumulative;
-        }
-        total
-    };
-    (rank_at(upper).min(total) - rank_at(lower).min(total)) / total
-}
-
-fn parse_go_float(s: &str) -> std::result::Result<f64, ()> {
-    match s.trim() {
-        "+Inf" | "Inf" | "+inf" | "inf" => Ok(f64::INFINITY),
-        "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
-        other => other.parse::<f64>().map_err(|_| ()),
-    }
-}
-
-fn bucket_quantile(q: f64, buckets: Vec<(f64, f64)>) -> f64 {
-    if q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
-    let Some(merged) = normalize_buckets(buckets) else { return f64::NAN };
-    if merged.len() < 2 {
-        return f64::NAN;
-    }
-    let observations = merged[merged.len() - 1].1;
-    if observations == 0.0 {
-        return f64::NAN;
-    }
-    let mut rank = q * observations;
-    let b = merged[..merged.len() - 1].partition_point(|b| b.1 < rank);
-    if b == merged.len() - 1 {
-        return merged[merged.len() - 2].0;
-    }
-    if b == 0 && merged[0].0 <= 0.0 {
-        return merged[0].0;
-    }
-    let (mut start, end, mut count) = (0.0, merged[b].0, merged[b].1);
-    if b > 0 {
-        start = merged[b - 1].0;
-        count -= merged[b - 1].1;
-        rank -= merged[b - 1].1;
-    }
-    start + (end - start) * (rank / count)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,72 +489,5 @@ mod tests {
         assert_eq!((y, m, d, h, min, wd, doy), (2024, 2, 29, 13, 45, 4, 60));
         assert_eq!(civil(0.0).0, 1970);
         assert_eq!(days_in_month(2023, 2), 28);
-    }
-
-    #[test]
-    fn bucket_quantile_interpolates() {
-        let buckets = vec![(0.1, 10.0), (0.5, 20.0), (f64::INFINITY, 20.0)];
-        assert!((bucket_quantile(0.75, buckets.clone()) - 0.3).abs() < 1e-9);
-        assert_eq!(bucket_quantile(1.0, buckets), 0.5);
-    }
-
-    #[test]
-    fn bucket_fraction_interpolates_finite_buckets_only() {
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
-        let positive = vec![(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (f64::INFINITY, 100.0)];
-        // [0, 1] whole plus half of (1, 2].
-        assert!(close(bucket_fraction(0.0, 1.5, positive.clone()), 0.02));
-        // Inside the +Inf bucket a bound sits at its finite edge.
-        assert!(close(bucket_fraction(400.0, f64::INFINITY, positive.clone()), 0.94));
-        assert!(close(bucket_fraction(4.0, 5.0, positive.clone()), 0.0));
-        assert!(close(bucket_fraction(3.0, 2.0, positive.clone()), 0.0));
-        assert!(bucket_fraction(f64::NAN, 1.0, positive).is_nan());
-        let negative = vec![(-3.0, 10.0), (-2.0, 12.0), (-1.0, 15.0), (f64::INFINITY, 100.0)];
-        // The first bucket reaches down to -Inf: nothing of it is counted from inside.
-        assert!(close(bucket_fraction(-4.0, -2.0, negative.clone()), 0.02));
-        assert!(close(bucket_fraction(f64::NEG_INFINITY, -1.5, negative), 0.135));
-        // No +Inf bucket or no observations: NaN.
-        assert!(bucket_fraction(0.0, 1.0, vec![(1.0, 1.0)]).is_nan());
-        assert!(bucket_fraction(0.0, 1.0, vec![(1.0, 0.0), (f64::INFINITY, 0.0)]).is_nan());
-    }
-
-    /// Buckets with increasing bounds from `first`, cumulative counts, and the `+Inf` bucket.
-    fn buckets_strategy() -> impl proptest::strategy::Strategy<Value = Vec<(f64, f64)>> {
-        use proptest::prelude::*;
-        (-5i32..5, proptest::collection::vec((1u8..4, 0u8..10), 0..6), 0u8..10).prop_map(|(first, steps, tail)| {
-            let (mut bound, mut count) = (f64::from(first), 0.0);
-            let mut out = Vec::new();
-            for (width, n) in steps {
-                bound += f64::from(width);
-                count += f64::from(n);
-                out.push((bound, count));
-            }
-            out.push((f64::INFINITY, count + f64::from(tail)));
-            out
-        })
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn bucket_fraction_is_a_share_and_adds_up(
-            buckets in buckets_strategy(),
-            a in -10.0f64..10.0,
-            b in -10.0f64..10.0,
-            c in -10.0f64..10.0,
-        ) {
-            let mut xs = [a, b, c];
-            xs.sort_by(f64::total_cmp);
-            let [lo, mid, hi] = xs;
-            let whole = bucket_fraction(lo, hi, buckets.clone());
-            if buckets.last().is_some_and(|b| b.1 == 0.0) {
-                proptest::prop_assert!(whole.is_nan());
-            } else {
-                proptest::prop_assert!((0.0..=1.0).contains(&whole), "{whole}");
-                let parts = bucket_fraction(lo, mid, buckets.clone()) + bucket_fraction(mid, hi, buckets.clone());
-                proptest::prop_assert!((parts - whole).abs() < 1e-9, "{parts} vs {whole}");
-                let all = bucket_fraction(f64::NEG_INFINITY, f64::INFINITY, buckets);
-                proptest::prop_assert!((all - 1.0).abs() < 1e-12, "{all}");
-            }
-        }
     }
 }

@@ -5,9 +5,11 @@
 //! operators, `functions` the function library, `result` the API's JSON form.
 
 mod aggregations;
+mod annotations;
 mod binary;
 mod eval;
 mod functions;
+mod histograms;
 mod result;
 mod value;
 
@@ -17,6 +19,7 @@ use model::{Labels, Sample};
 use promql_parser::label::Matcher;
 use promql_parser::parser::{self, Expr};
 
+pub use annotations::Annotations;
 pub use result::{QueryResult, format_value};
 
 use crate::error::{Error, Result};
@@ -86,9 +89,20 @@ pub fn parse_series_selector(selector: &str) -> Result<Vec<Matcher>> {
 
 /// Evaluates `query` at `time_ms`.
 pub fn instant_query(store: &dyn Queryable, opts: &EngineOptions, query: &str, time_ms: i64) -> Result<QueryResult> {
+    instant_query_annotated(store, opts, query, time_ms).map(|(result, _)| result)
+}
+
+/// Evaluates `query` at `time_ms`, with the warn and info annotations Prometheus would give.
+pub fn instant_query_annotated(
+    store: &dyn Queryable,
+    opts: &EngineOptions,
+    query: &str,
+    time_ms: i64,
+) -> Result<(QueryResult, Annotations)> {
     let expr = parse(query)?;
-    let ev = eval::Evaluator::new(store, opts, time_ms, time_ms, 0);
-    ev.instant(&expr, time_ms)
+    let ev = eval::Evaluator::new(store, opts, query, &expr, (time_ms, time_ms, 0));
+    let result = ev.instant(&expr, time_ms)?;
+    Ok((result, ev.notes.take()))
 }
 
 /// Evaluates `query` at `start_ms, start_ms + step_ms, ... <= end_ms`.
@@ -100,6 +114,18 @@ pub fn range_query(
     end_ms: i64,
     step_ms: i64,
 ) -> Result<QueryResult> {
+    range_query_annotated(store, opts, query, start_ms, end_ms, step_ms).map(|(result, _)| result)
+}
+
+/// Evaluates `query` over a range, with the warn and info annotations Prometheus would give.
+pub fn range_query_annotated(
+    store: &dyn Queryable,
+    opts: &EngineOptions,
+    query: &str,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+) -> Result<(QueryResult, Annotations)> {
     if step_ms <= 0 {
         return Err(Error::BadData("zero or negative query resolution step widths are not accepted".into()));
     }
@@ -112,8 +138,9 @@ pub fn range_query(
         ));
     }
     let expr = parse(query)?;
-    let ev = eval::Evaluator::new(store, opts, start_ms, end_ms, step_ms);
-    ev.range(&expr)
+    let ev = eval::Evaluator::new(store, opts, query, &expr, (start_ms, end_ms, step_ms));
+    let result = ev.range(&expr)?;
+    Ok((result, ev.notes.take()))
 }
 
 #[cfg(test)]
