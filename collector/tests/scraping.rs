@@ -77,3 +77,49 @@ async fn scrapes_label_and_ship_samples_with_synthetic_series() {
     assert!(down.last_error.is_some());
     collector.shutdown().await.unwrap();
 }
+
+/// Serves OpenMetrics only to a scraper that asks for it, as exporters negotiate.
+async fn serve_openmetrics() -> String {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+            if accept.starts_with("application/openmetrics-text;version=1.0.0") {
+                (
+                    [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    "# TYPE jobs counter\njobs_total 3 1700000000.25\njobs_created 1700000000 1700000000.25\n# EOF\n",
+                )
+            } else {
+                ([("content-type", "text/plain; version=0.0.4")], "negotiation_failed 1\n")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negotiates_and_parses_openmetrics() {
+    let target = serve_openmetrics().await;
+    let mut config = CollectorConfig::default();
+    config.shipping.batch_max_wait = Duration::from_millis(20);
+    config.scrape_configs.push(ScrapeConfig {
+        job_name: "om".into(),
+        scrape_interval: Some(Duration::from_millis(200)),
+        static_configs: vec![StaticConfig { targets: vec![target], labels: Default::default() }],
+        ..Default::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
+    let find = |name: &str| sink.series.lock().unwrap().iter().find(|s| s.labels.metric_name() == Some(name)).cloned();
+    wait_for("the OpenMetrics page scraped", || find("up").is_some()).await;
+    assert_eq!(find("up").unwrap().samples[0].value, 1.0, "{:?}", collector.targets());
+    assert!(find("negotiation_failed").is_none());
+    let jobs = find("jobs_total").unwrap();
+    assert_eq!((jobs.samples[0].value, jobs.samples[0].timestamp_ms), (3.0, 1_700_000_000_250));
+    assert_eq!(find("scrape_samples_scraped").unwrap().samples[0].value, 2.0);
+    collector.shutdown().await.unwrap();
+}

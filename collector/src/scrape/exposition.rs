@@ -1,4 +1,5 @@
-//! A parser for the Prometheus text exposition format 0.0.4, following the reference parser
+//! A parser for the Prometheus text exposition format 0.0.4 (and the content-type switch to the
+//! OpenMetrics parser in `openmetrics.rs`), following the reference parser
 //! (`prometheus/common/expfmt`): `# HELP`/`# TYPE` comments, metric names with colons, label values
 //! with `\\`, `\"` and `\n` escapes, optional millisecond timestamps, `NaN`/`+Inf`/`-Inf`. Errors
 //! name the line. Like the reference parser, the last sample line must end with a newline.
@@ -23,11 +24,14 @@ pub struct ScrapedSample {
 pub struct ExpositionError {
     pub line: usize,
     pub message: String,
+    /// Whether the page was read as OpenMetrics (else as text 0.0.4).
+    pub openmetrics: bool,
 }
 
 impl fmt::Display for ExpositionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "text format parsing error in line {}: {}", self.line, self.message)
+        let format = if self.openmetrics { "openmetrics" } else { "text format" };
+        write!(f, "{format} parsing error in line {}: {}", self.line, self.message)
     }
 }
 
@@ -42,7 +46,18 @@ enum MetricType {
     Untyped,
 }
 
-/// Parses a whole page.
+/// Parses a page by its `Content-Type`, as Prometheus does: OpenMetrics when the media type is
+/// `application/openmetrics-text`, the text format 0.0.4 otherwise (also when it is missing).
+pub fn parse_for_content_type(content_type: Option<&str>, text: &str) -> Result<Vec<ScrapedSample>, ExpositionError> {
+    let media_type = content_type.and_then(|c| c.split(';').next()).map(|m| m.trim().to_ascii_lowercase());
+    if media_type.as_deref() == Some("application/openmetrics-text") {
+        super::openmetrics::parse(text)
+    } else {
+        parse(text)
+    }
+}
+
+/// Parses a whole page of the text format 0.0.4.
 pub fn parse(text: &str) -> Result<Vec<ScrapedSample>, ExpositionError> {
     let mut parser = Parser::default();
     let mut samples = Vec::new();
@@ -50,7 +65,7 @@ pub fn parse(text: &str) -> Result<Vec<ScrapedSample>, ExpositionError> {
     while let Some((index, line)) = lines.next() {
         let number = index + 1;
         let is_last = lines.peek().is_none();
-        let fail = |message: String| ExpositionError { line: number, message };
+        let fail = |message: String| ExpositionError { line: number, message, openmetrics: false };
         let trimmed = line.trim_start_matches([' ', '\t']);
         if trimmed.is_empty() {
             continue;

@@ -4,6 +4,7 @@
 //! Prometheus adds (`up`, `scrape_duration_seconds`, ...) and stale markers for vanished series.
 
 pub mod exposition;
+pub mod openmetrics;
 pub(crate) mod populate;
 pub(crate) mod target;
 

@@ -19,8 +19,9 @@ use crate::scrape::{DroppedTarget, TargetHealth, TargetStatus};
 use crate::ship::Chunk;
 use crate::tail::file::fnv1a;
 
-/// The exposition format asked for (text 0.0.4, which every exporter serves).
-pub(crate) const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
+/// The formats asked for, in Prometheus's order of preference: OpenMetrics 1.0, then text 0.0.4.
+pub(crate) const ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
 
 /// Per-scrape limits of a job (0 = no limit); exceeding one fails the scrape.
 #[derive(Clone, Copy, Debug, Default)]
@@ -359,6 +360,8 @@ async fn fetch(target: &Target, client: &reqwest::Client) -> Result<Vec<ScrapedS
     if !status.is_success() {
         return Err(format!("server returned HTTP status {status}"));
     }
+    let content_type =
+        response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let limit = target.limits.body_size;
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading body: {e}"))? {
@@ -368,7 +371,7 @@ async fn fetch(target: &Target, client: &reqwest::Client) -> Result<Vec<ScrapedS
         }
     }
     let body = String::from_utf8(body).map_err(|e| format!("response body is not UTF-8: {e}"))?;
-    exposition::parse(&body).map_err(|e| e.to_string())
+    exposition::parse_for_content_type(content_type.as_deref(), &body).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
