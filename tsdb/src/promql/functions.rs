@@ -237,6 +237,18 @@ fn time_fn(name: &str, v: f64) -> Option<f64> {
     })
 }
 
+/// Prometheus's info that `rate`/`increase` over a selected series whose name has no counter
+/// suffix may not be reading a counter.
+fn possible_non_counter(ev: &Evaluator<'_>, call: &Call, labels: &Labels) {
+    let Some(Expr::MatrixSelector(_)) = call.args.args.first().map(|a| a.as_ref()) else { return };
+    let Some(name) = labels.get(METRIC_NAME) else { return };
+    if !["_total", "_sum", "_count", "_bucket"].iter().any(|suffix| name.ends_with(suffix)) {
+        let message =
+            format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}");
+        ev.notes.info(Anchor::CallArg(call, 0), &message);
+    }
+}
+
 pub(super) fn arg(call: &Call, i: usize) -> Result<&Expr> {
     call.args
         .args
@@ -264,6 +276,9 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
                     _ => instant_delta(&s.samples, false),
                 };
                 if let Some(v) = v {
+                    if matches!(name, "rate" | "increase") {
+                        possible_non_counter(ev, call, &s.labels);
+                    }
                     out.push(VSample { labels: s.labels.clone(), t, v, drop_name: true });
                 }
             }

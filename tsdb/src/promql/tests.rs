@@ -161,3 +161,27 @@ fn avg_survives_overflow_and_quantile_ranks_nan_lowest() {
     let mut values = [0.0, 1.0, f64::NAN];
     assert!(aggregations::quantile(0.2, &mut values).is_nan());
 }
+
+#[test]
+fn annotations_say_what_and_where() {
+    let store = http_requests();
+    let opts = EngineOptions::default();
+    let (_, notes) = instant_query_annotated(&store, &opts, "rate(http_requests[5m])", 600_000).unwrap();
+    assert_eq!(
+        notes.infos,
+        vec![
+            r#"PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: "http_requests" (1:6)"#
+        ]
+    );
+    assert!(notes.warnings.is_empty());
+    let (_, notes) = instant_query_annotated(&store, &opts, "quantile(1.5, limits)", 600_000).unwrap();
+    assert_eq!(notes.warnings, vec!["PromQL warning: quantile value should be between 0 and 1, got 1.5 (1:10)"]);
+    let (_, notes) = range_query_annotated(&store, &opts, "sort(limits)", 0, 120_000, 60_000).unwrap();
+    assert_eq!(
+        notes.warnings,
+        vec!["PromQL warning: sort is ineffective for range queries since results are always ordered by labels (1:1)"]
+    );
+    // An instant query sorts for real: no warning.
+    let (_, notes) = instant_query_annotated(&store, &opts, "sort(limits)", 0).unwrap();
+    assert!(notes.warnings.is_empty());
+}
