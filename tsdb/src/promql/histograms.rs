@@ -13,12 +13,23 @@ use super::functions::arg;
 use super::value::{VSample, Value};
 use crate::error::Result;
 
-/// Go's `%g` for the numbers annotations quote.
+/// Go's `%g` for the numbers annotations quote: the shortest digits, in exponent form (`1e+06`,
+/// `1.5e-05`) when the exponent is below -4 or at least 6.
 pub(super) fn go_float(v: f64) -> String {
-    match v {
-        f64::INFINITY => "+Inf".into(),
-        f64::NEG_INFINITY => "-Inf".into(),
-        v => format!("{v}"),
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let scientific = format!("{v:e}");
+    let Some((mantissa, exp)) = scientific.split_once('e') else { return format!("{v}") };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if v != 0.0 && !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{v}")
     }
 }
 
@@ -224,6 +235,28 @@ fn bucket_quantile(q: f64, buckets: Vec<(f64, f64)>) -> (f64, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_float_matches_go_percent_g() {
+        let cases = [
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (0.0, "0"),
+            (2.0, "2"),
+            (-0.1, "-0.1"),
+            (1.01, "1.01"),
+            (123_456.0, "123456"),
+            (1e6, "1e+06"),
+            (1_234_567.0, "1.234567e+06"),
+            (0.0001, "0.0001"),
+            (0.000_015, "1.5e-05"),
+            (-2.5e-300, "-2.5e-300"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(go_float(v), want, "{v}");
+        }
+    }
 
     #[test]
     fn bucket_quantile_interpolates() {
