@@ -58,7 +58,9 @@ pub fn experimental_reason(query: &str) -> Option<String> {
             let word = &query[start..i];
             let prev_quote = start > 0 && matches!(bytes[start - 1], b'"' | b'\'');
             let next = query[i..].trim_start();
-            if !prev_quote && EXPERIMENTAL_FUNCTIONS.contains(&word) && next.starts_with('(') {
+            // `@ start()` and `@ end()` are the stable `@` modifier, not the functions.
+            let after_at = query[..start].trim_end().ends_with('@');
+            if !prev_quote && !after_at && EXPERIMENTAL_FUNCTIONS.contains(&word) && next.starts_with('(') {
                 return Some(format!("experimental function {word}()"));
             }
             if !prev_quote && EXPERIMENTAL_KEYWORDS.contains(&word) {
