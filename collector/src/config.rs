@@ -511,4 +511,16 @@ mod tests {
         assert!(parse_bytes("10XB").unwrap_err().contains("unknown unit"));
         assert!(serde_json::from_str::<CollectorConfig>(r#"{"scrape_configs":[{"body_size_limit":"lots"}]}"#).is_err());
     }
+
+    #[test]
+    fn collector_section_of_the_example_config_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tarsier.example.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let file: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let section = file.get("collector").cloned().expect("a collector section");
+        let config: CollectorConfig = serde_yaml_ng::from_value(section).unwrap();
+        config.validate().unwrap();
+        assert!(config.scrape_configs[0].relabel_configs.is_empty());
+        assert_eq!(config.scrape_configs[0].body_size_limit, 0);
+    }
 }

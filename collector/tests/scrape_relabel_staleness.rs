@@ -70,6 +70,14 @@ async fn relabels_marks_stale_and_enforces_limits() {
         static_configs: vec![StaticConfig { targets: vec![limited.clone()], labels: Default::default() }],
         ..Default::default()
     });
+    let too_big = serve_pages(BIG).await;
+    config.scrape_configs.push(ScrapeConfig {
+        job_name: "too_big".into(),
+        scrape_interval: Some(Duration::from_millis(100)),
+        body_size_limit: 8, // the page is 8 bytes: reaching the limit fails, as in Prometheus
+        static_configs: vec![StaticConfig { targets: vec![too_big], labels: Default::default() }],
+        ..Default::default()
+    });
     let state = tempfile::tempdir().unwrap();
     let sink = Arc::new(RecordingSink::default());
     let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
@@ -119,5 +127,12 @@ async fn relabels_marks_stale_and_enforces_limits() {
     let limited_status = collector.targets().into_iter().find(|t| t.job == "limited").unwrap();
     assert_eq!(limited_status.health, TargetHealth::Down);
     assert_eq!(limited_status.last_error.as_deref(), Some("sample limit exceeded"));
+    wait_for("the too-big target scraped", || {
+        collector.targets().iter().any(|t| t.job == "too_big" && t.last_scrape.is_some())
+    })
+    .await;
+    let too_big_status = collector.targets().into_iter().find(|t| t.job == "too_big").unwrap();
+    assert_eq!(too_big_status.health, TargetHealth::Down);
+    assert_eq!(too_big_status.last_error.as_deref(), Some("body size limit exceeded"));
     collector.shutdown().await.unwrap();
 }

@@ -366,8 +366,9 @@ async fn fetch(target: &Target, client: &reqwest::Client) -> Result<Vec<ScrapedS
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading body: {e}"))? {
         body.extend_from_slice(&chunk);
-        if limit > 0 && body.len() as u64 > limit {
-            return Err(format!("body size limit exceeded: exceeded body size limit of {limit} bytes"));
+        // As Prometheus: reading `limit` bytes already counts as exceeding it.
+        if limit > 0 && body.len() as u64 >= limit {
+            return Err("body size limit exceeded".to_string());
         }
     }
     let body = String::from_utf8(body).map_err(|e| format!("response body is not UTF-8: {e}"))?;
