@@ -485,4 +485,56 @@ mod tests {
             series.iter().any(|s| s.labels.metric_name() == Some("up") && s.labels.get("instance") == Some("h:9100"))
         );
     }
+
+    #[tokio::test]
+    async fn a_removed_target_ships_stale_markers_and_a_shutdown_does_not() {
+        let app = axum::Router::new().route("/metrics", axum::routing::get(|| async { "m 1\n" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let make_target = || {
+            let mut config = CollectorConfig::default();
+            config.scrape_configs.push(ScrapeConfig {
+                job_name: "j".into(),
+                scrape_interval: Some(Duration::from_millis(50)),
+                static_configs: vec![crate::config::StaticConfig {
+                    targets: vec![address.clone()],
+                    labels: Default::default(),
+                }],
+                ..Default::default()
+            });
+            build_targets(&config).unwrap().0.remove(0)
+        };
+        for removed_not_shutdown in [true, false] {
+            let (tx, mut rx) = mpsc::channel(4);
+            let (cancel, removed) = (CancellationToken::new(), CancellationToken::new());
+            let task = tokio::spawn(run(
+                make_target(),
+                reqwest::Client::new(),
+                tx,
+                CollectorMetrics::default(),
+                cancel.clone(),
+                removed.clone(),
+            ));
+            let first = rx.recv().await.unwrap();
+            assert!(first.items.iter().any(|s| s.labels.metric_name() == Some("m") && s.samples[0].value == 1.0));
+            if removed_not_shutdown {
+                removed.cancel()
+            } else {
+                cancel.cancel()
+            }
+            task.await.unwrap();
+            let mut last = first;
+            while let Ok(chunk) = rx.try_recv() {
+                last = chunk;
+            }
+            let all_stale = last.items.iter().all(|s| model::is_stale_nan(s.samples[0].value));
+            assert_eq!(all_stale, removed_not_shutdown, "stale markers only when the target went away");
+            if removed_not_shutdown {
+                let names: Vec<_> = last.items.iter().filter_map(|s| s.labels.metric_name()).collect();
+                assert!(names.contains(&"m") && names.contains(&"up"), "{names:?}");
+            }
+            assert!(rx.recv().await.is_none(), "nothing after the end of the run");
+        }
+    }
 }
