@@ -37,7 +37,9 @@ pub fn router(state: AppState) -> Router {
             .route("/loki/api/v1/labels", get(loki_api::labels).post(loki_api::labels))
             .route("/loki/api/v1/label", get(loki_api::labels))
             .route("/loki/api/v1/label/{name}/values", get(loki_api::label_values))
-            .route("/loki/api/v1/series", get(loki_api::series).post(loki_api::series));
+            .route("/loki/api/v1/series", get(loki_api::series).post(loki_api::series))
+            .route("/loki/api/v1/index/volume", get(loki_api::volume).post(loki_api::volume))
+            .route("/loki/api/v1/index/volume_range", get(loki_api::volume_range).post(loki_api::volume_range));
     }
     if state.services().tsdb.is_some() {
         router = router

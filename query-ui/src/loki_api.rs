@@ -1,5 +1,6 @@
 //! The Loki query API (`/loki/api/v1/*`), with Loki's parameter defaults and response shapes, so
-//! Grafana's Loki data source works unchanged.
+//! Grafana's Loki data source works unchanged. `query_range` answers log queries with `streams`
+//! and metric queries with a `matrix`; `query` answers metric queries with a `vector`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -74,19 +75,67 @@ pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): T
             .into());
         }
     };
+    if is_metric_query(&query) {
+        let step_ns = step_param(&params, start_ns, end_ns)?;
+        let request = indexer::MetricQueryRequest { query, start_ns, end_ns, step_ns, instant: false };
+        return success(blocking(move || indexer.metric_query(&tenant, &request)).await?);
+    }
     let request = indexer::LogQueryRequest { query, start_ns, end_ns, limit, direction };
     success(blocking(move || indexer.query(&tenant, &request)).await?)
 }
 
-/// `GET|POST /loki/api/v1/query`: instant queries are for metric queries in Loki; log queries
-/// must use `query_range`, and Loki says so.
-pub(crate) async fn query(State(state): State<AppState>, Tenant(_tenant): Tenant, params: Params) -> LokiResult {
-    let _ = indexer(&state)?;
-    let _ = params.require("query")?;
-    Err(ApiError::BadRequest(
-        "log queries are not supported as an instant query type, please change your query to a range query type".into(),
-    )
-    .into())
+/// Whether `query` parses as a metric query; one that does not parse goes down the log path,
+/// which reports the parse error with its position.
+fn is_metric_query(query: &str) -> bool {
+    matches!(indexer::logql::parse_expr(query), Ok(indexer::logql::Expr::Metric(_)))
+}
+
+/// `step`: a duration (`30s`) or float seconds; by default Loki's `(end - start) / 250`, rounded
+/// up to whole seconds and at least 1 s.
+fn step_param(params: &Params, start_ns: i64, end_ns: i64) -> Result<i64, ApiError> {
+    match params.get("step").filter(|v| !v.is_empty()) {
+        Some(v) => {
+            let step = model::time::parse_duration_or_seconds(v)
+                .map_err(|e| ApiError::BadRequest(format!("invalid parameter \"step\": {e}")))?;
+            let step_ns = i64::try_from(step.as_nanos()).unwrap_or(i64::MAX);
+            if step_ns <= 0 {
+                return Err(ApiError::BadRequest(
+                    "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+                ));
+            }
+            Ok(step_ns)
+        }
+        None => Ok(default_step_ns(start_ns, end_ns)),
+    }
+}
+
+/// Loki's `defaultQueryRangeStep`: `max(ceil((end - start) / 250 / 1s), 1)` seconds.
+fn default_step_ns(start_ns: i64, end_ns: i64) -> i64 {
+    const SEC: i64 = 1_000_000_000;
+    let span = (end_ns - start_ns).max(0);
+    let secs = span / 250 / SEC + i64::from(span % (250 * SEC) != 0);
+    secs.max(1) * SEC
+}
+
+/// `GET|POST /loki/api/v1/query`: a metric query evaluated at `time` (default now), answered as
+/// a `vector`; log queries must use `query_range`, and Loki says so.
+pub(crate) async fn query(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> LokiResult {
+    let indexer = indexer(&state)?;
+    let query = params.require("query")?.to_string();
+    let time = time_param(&params, "time", model::time::now_ns())?;
+    if !is_metric_query(&query) {
+        // A query that does not parse gets its parse error; a log query gets Loki's message.
+        if let Err(e) = indexer::logql::parse_expr(&query) {
+            return Err(ApiError::from(e).into());
+        }
+        return Err(ApiError::BadRequest(
+            "log queries are not supported as an instant query type, please change your query to a range query type"
+                .into(),
+        )
+        .into());
+    }
+    let request = indexer::MetricQueryRequest { query, start_ns: time, end_ns: time, step_ns: 0, instant: true };
+    success(blocking(move || indexer.metric_query(&tenant, &request)).await?)
 }
 
 /// `GET|POST /loki/api/v1/labels` (and the older `/label`).
@@ -123,4 +172,67 @@ pub(crate) async fn series(State(state): State<AppState>, Tenant(tenant): Tenant
         .map(|labels| labels.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect())
         .collect();
     success(data)
+}
+
+/// The `sum by (<labels>) (bytes_over_time(<selector> [<range>]))` a volume request stands for:
+/// grouped by `targetLabels` or else by the selector's label names, as Loki groups volumes.
+fn volume_query(params: &Params, range_ns: i64) -> Result<String, ApiError> {
+    let selector = params.require("query")?;
+    let matchers = indexer::logql::parse_selector(selector).map_err(ApiError::from)?;
+    match params.get("aggregateBy").filter(|v| !v.is_empty()) {
+        None | Some("series") => {}
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid parameter \"aggregateBy\": {other:?} (only \"series\" is supported)"
+            )));
+        }
+    }
+    let mut labels: Vec<String> = match params.get("targetLabels").filter(|v| !v.is_empty()) {
+        Some(list) => list.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
+        None => matchers.iter().map(|m| m.name.clone()).collect(),
+    };
+    labels.sort();
+    labels.dedup();
+    if let Some(bad) = labels.iter().find(|l| !model::labels::is_valid_label_name(l)) {
+        return Err(ApiError::BadRequest(format!("invalid parameter \"targetLabels\": {bad:?} is not a label name")));
+    }
+    let range_ms = (range_ns / 1_000_000).max(1);
+    Ok(format!("sum by ({}) (bytes_over_time({selector} [{range_ms}ms]))", labels.join(", ")))
+}
+
+/// `GET|POST /loki/api/v1/index/volume_range`: bytes per `step` bucket of the streams matching a
+/// selector, grouped by `targetLabels` (default: the selector's label names), as a `matrix`.
+/// Each point covers `(t - step, t]`, so the buckets tile the range.
+pub(crate) async fn volume_range(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> LokiResult {
+    let indexer = indexer(&state)?;
+    let (start_ns, end_ns) = range(&params, HOUR_NS)?;
+    let step_ns = step_param(&params, start_ns, end_ns)?;
+    let query = volume_query(&params, step_ns)?;
+    let request = indexer::MetricQueryRequest { query, start_ns, end_ns, step_ns, instant: false };
+    success(blocking(move || indexer.metric_query(&tenant, &request)).await?)
+}
+
+/// `GET|POST /loki/api/v1/index/volume`: bytes over `[start, end]` of the streams matching a
+/// selector, grouped as in [`volume_range`], as a `vector` at `end`.
+pub(crate) async fn volume(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> LokiResult {
+    let indexer = indexer(&state)?;
+    let (start_ns, end_ns) = range(&params, HOUR_NS)?;
+    let query = volume_query(&params, (end_ns - start_ns).max(1))?;
+    let request = indexer::MetricQueryRequest { query, start_ns: end_ns, end_ns, step_ns: 0, instant: true };
+    success(blocking(move || indexer.metric_query(&tenant, &request)).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_step_is_a_250th_of_the_range_rounded_up_to_seconds() {
+        const SEC: i64 = 1_000_000_000;
+        assert_eq!(default_step_ns(0, 3600 * SEC), 15 * SEC);
+        assert_eq!(default_step_ns(0, 3601 * SEC), 15 * SEC);
+        assert_eq!(default_step_ns(0, 3751 * SEC), 16 * SEC);
+        assert_eq!(default_step_ns(0, 10 * SEC), SEC);
+        assert_eq!(default_step_ns(5, 5), SEC);
+    }
 }
