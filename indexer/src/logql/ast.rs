@@ -347,6 +347,8 @@ impl fmt::Display for LabelFilter {
         match self {
             LabelFilter::Match(m) => write!(f, "{m}"),
             LabelFilter::Compare { name, op, text, .. } => write!(f, "{name}{}{text}", op.as_str()),
+            // `and` is left-associative: a nested `and` on the right needs parentheses.
+            LabelFilter::And(a, b) if matches!(**b, LabelFilter::And(..)) => write!(f, "{a} and ({b})"),
             LabelFilter::And(a, b) => write!(f, "{a} and {b}"),
             LabelFilter::Or(a, b) => write!(f, "({a} or {b})"),
         }

@@ -334,7 +334,117 @@ mod tests {
         (op, "(\\PC|[\t\n\"\\\\`]){0,10}").prop_map(|(op, pattern)| LineFilter { op, pattern })
     }
 
+    fn label_name() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9_]{0,5}".prop_map(|n| format!("l_{n}"))
+    }
+
+    fn label_filter() -> impl Strategy<Value = LabelFilter> {
+        let literal = prop::sample::select(vec!["500", "1.5", "0", "250ms", "1h30m", "1KB", "2MiB"]);
+        let cmp = prop::sample::select(vec![CmpOp::Eq, CmpOp::Ne, CmpOp::Gt, CmpOp::Ge, CmpOp::Lt, CmpOp::Le]);
+        let compare = (label_name(), cmp, literal).prop_map(|(name, op, text)| {
+            let (kind, value) = if let Ok(v) = text.parse::<f64>() {
+                (ValueKind::Number, v)
+            } else if let Some(v) = values::parse_go_duration(text) {
+                (ValueKind::Duration, v)
+            } else {
+                (ValueKind::Bytes, values::parse_bytes(text).unwrap_or_default())
+            };
+            LabelFilter::Compare { name, op, kind, value, text: text.to_string() }
+        });
+        let leaf = prop_oneof![
+            matcher().prop_map(|mut m| {
+                m.name = format!("l_{}", m.name);
+                LabelFilter::Match(m)
+            }),
+            compare
+        ];
+        leaf.prop_recursive(3, 8, 2, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| LabelFilter::And(Box::new(a), Box::new(b))),
+                (inner.clone(), inner).prop_map(|(a, b)| LabelFilter::Or(Box::new(a), Box::new(b))),
+            ]
+        })
+    }
+
+    fn stage() -> impl Strategy<Value = Stage> {
+        let text = "(\\PC|[\t\"\\\\`]){0,10}";
+        prop_oneof![
+            Just(Stage::Json),
+            Just(Stage::Logfmt),
+            filter().prop_map(Stage::LineFilter),
+            text.prop_map(Stage::Regexp),
+            text.prop_map(Stage::Pattern),
+            text.prop_map(Stage::LineFormat),
+            label_filter().prop_map(Stage::LabelFilter),
+        ]
+    }
+
+    fn log_query() -> impl Strategy<Value = LogQuery> {
+        (
+            proptest::collection::vec(matcher(), 0..3),
+            proptest::collection::vec(filter(), 0..3),
+            prop_oneof![Just(Stage::Json), Just(Stage::Logfmt)],
+            proptest::collection::vec(stage(), 0..4),
+            prop::option::of((any::<bool>(), proptest::collection::vec(label_name(), 1..3))),
+        )
+            .prop_map(|(matchers, filters, first, mut stages, last)| {
+                stages.insert(0, first);
+                if let Some((drop, names)) = last {
+                    stages.push(if drop { Stage::Drop(names) } else { Stage::Keep(names) });
+                }
+                LogQuery { matchers, filters, stages }
+            })
+    }
+
+    fn metric_expr() -> impl Strategy<Value = MetricExpr> {
+        let func = prop::sample::select(vec![
+            RangeFunc::CountOverTime,
+            RangeFunc::Rate,
+            RangeFunc::BytesOverTime,
+            RangeFunc::BytesRate,
+        ]);
+        let range =
+            prop::sample::select(vec![("5m", 300_000_000_000i64), ("30s", 30_000_000_000), ("250ms", 250_000_000)]);
+        let leaf = (func, log_query(), range).prop_map(|(func, query, (text, ns))| MetricExpr::Range {
+            func,
+            query,
+            range_ns: ns,
+            range_text: text.to_string(),
+        });
+        let op = prop::sample::select(vec![
+            AggOp::Sum,
+            AggOp::Avg,
+            AggOp::Min,
+            AggOp::Max,
+            AggOp::Count,
+            AggOp::Topk,
+            AggOp::Bottomk,
+        ]);
+        let grouping = || {
+            prop::option::of(
+                (any::<bool>(), proptest::collection::vec(label_name(), 0..3))
+                    .prop_map(|(without, labels)| Grouping { without, labels }),
+            )
+        };
+        leaf.prop_recursive(2, 4, 1, move |inner| {
+            (op.clone(), 1usize..9, grouping(), inner).prop_map(|(op, k, grouping, inner)| {
+                let param = matches!(op, AggOp::Topk | AggOp::Bottomk).then_some(k);
+                MetricExpr::Aggregate { op, param, grouping, inner: Box::new(inner) }
+            })
+        })
+    }
+
     proptest! {
+        #[test]
+        fn pipelines_and_metric_queries_print_and_parse_back(query in log_query(), metric in metric_expr()) {
+            let printed = query.to_string();
+            let reparsed = parse(&printed).map_err(|e| TestCaseError::fail(format!("{printed}: {e}")))?;
+            prop_assert_eq!(&reparsed, &query, "{}", printed);
+            let printed = metric.to_string();
+            let reparsed = parse_expr(&printed).map_err(|e| TestCaseError::fail(format!("{printed}: {e}")))?;
+            prop_assert_eq!(reparsed, Expr::Metric(metric), "{}", printed);
+        }
+
         #[test]
         fn print_parse_round_trips(matchers in proptest::collection::vec(matcher(), 0..4),
                                    filters in proptest::collection::vec(filter(), 0..4)) {
