@@ -214,6 +214,9 @@ fn collect_samples(
                 (stream.clone(), line.len())
             } else {
                 let Some((new_line, labels)) = query.pipeline.process(stream, &line) else { continue };
+                if let Some(kind) = labels.get("__error__") {
+                    return Err(pipeline_error(kind, &labels));
+                }
                 (labels, new_line.as_ref().map_or(line.len(), String::len))
             };
             stats.total_post_filter_lines += 1;
@@ -221,6 +224,16 @@ fn collect_samples(
         }
     }
     Ok(samples)
+}
+
+/// Loki's refusal to turn lines with a parser error into samples, with its advice.
+fn pipeline_error(kind: &str, labels: &Labels) -> Error {
+    Error::BadQuery(format!(
+        "pipeline error: '{kind}' for series: '{labels}'.\n\
+         Use a label filter to intentionally skip this error. (e.g | __error__!=\"{kind}\").\n\
+         To skip all potential errors you can match empty errors.(e.g __error__=\"\")\n\
+         The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )"
+    ))
 }
 
 /// One vector per evaluation time.

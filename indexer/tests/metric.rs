@@ -159,6 +159,21 @@ fn metric_request_errors() {
     assert!(log.to_string().contains("range query type"), "{log}");
     assert_eq!(run(r#"rate({job="api"}[1m])"#, 0, false).http_status(), 400);
     assert!(run(r#"rate({job="api"}[1m])"#, SEC / 10, false).to_string().contains("maximum resolution"));
+    let err = run(r#"count_over_time({job="api"} | json [1m])"#, SEC, false);
+    assert_eq!(err.http_status(), 400);
+    assert!(
+        err.to_string().starts_with("pipeline error: 'JSONParserErr' for series: '{__error__=\"JSONParserErr\", "),
+        "{err}"
+    );
+    assert!(err.to_string().contains(r#"(e.g | __error__!="JSONParserErr")"#), "{err}");
+    let req = MetricQueryRequest {
+        query: r#"count_over_time({job="api"} | json | __error__!="JSONParserErr" [1m])"#.into(),
+        start_ns: BASE,
+        end_ns: BASE + 60 * SEC,
+        step_ns: SEC,
+        instant: false,
+    };
+    assert_eq!(ix.metric_query(&tenant(), &req).unwrap().data, indexer::MetricData::Matrix(Vec::new()));
     let bad = run(r#"rate({job="api"}[1m]"#, SEC, false);
     assert!(bad.to_string().starts_with("parse error at line 1, col 21"), "{bad}");
 }
