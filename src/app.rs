@@ -234,6 +234,7 @@ pub async fn serve(
             .await
             .context("starting the collector")?;
         collector.register_metrics(&mut registry);
+        services.targets = Some(collector.targets_view());
         Some(collector)
     } else {
         None

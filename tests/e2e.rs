@@ -206,6 +206,14 @@ async fn run_round_trip_survives_restart() {
     assert_eq!(body["data"]["resultType"], "matrix");
     assert!(!body["data"]["result"][0]["values"].as_array().unwrap().is_empty());
 
+    // Target health in Prometheus's shape, for the UI and Grafana.
+    let targets = get_json(&client, &format!("{base}/api/v1/targets")).await;
+    let active = targets["data"]["activeTargets"].as_array().unwrap();
+    let app = active.iter().find(|t| t["scrapePool"] == "app").expect("the app target is listed");
+    assert_eq!(app["health"], "up", "{app}");
+    assert_eq!(app["labels"]["instance"], target.as_str());
+    assert_eq!(app["scrapeUrl"], format!("http://{target}/metrics"));
+
     // Operations endpoints.
     let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tarsier_"), "own metrics exposed: {metrics}");

@@ -229,7 +229,32 @@ impl Collector {
 
     /// The scrape targets and their health.
     pub fn targets(&self) -> Vec<TargetStatus> {
-        self.targets.iter().map(|t| t.lock().unwrap_or_else(|e| e.into_inner()).clone()).collect()
+        self.targets_view().active()
+    }
+
+    /// A cheap, cloneable view of the targets for the HTTP layer (`/api/v1/targets`); it stays
+    /// valid while the collector runs and keeps the last state after shutdown.
+    pub fn targets_view(&self) -> TargetsView {
+        TargetsView { active: Arc::new(self.targets.clone()), dropped: Arc::new(self.dropped_targets.clone()) }
+    }
+}
+
+/// Shared read access to the collector's scrape targets.
+#[derive(Clone, Debug)]
+pub struct TargetsView {
+    active: Arc<Vec<Arc<Mutex<TargetStatus>>>>,
+    dropped: Arc<Vec<DroppedTarget>>,
+}
+
+impl TargetsView {
+    /// The scrape targets and their current health.
+    pub fn active(&self) -> Vec<TargetStatus> {
+        self.active.iter().map(|t| t.lock().unwrap_or_else(|e| e.into_inner()).clone()).collect()
+    }
+
+    /// The targets `relabel_configs` dropped.
+    pub fn dropped(&self) -> Vec<DroppedTarget> {
+        self.dropped.as_ref().clone()
     }
 }
 

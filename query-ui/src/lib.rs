@@ -13,6 +13,7 @@ mod ops;
 mod params;
 mod prom_api;
 mod state;
+mod targets;
 mod ui;
 
 use axum::Router;
@@ -50,7 +51,9 @@ pub fn router(state: AppState) -> Router {
             .route("/api/v1/label/{name}/values", get(prom_api::label_values))
             .route("/api/v1/series", get(prom_api::series).post(prom_api::series));
     }
-    router = router.route("/api/v1/status/buildinfo", get(prom_api::buildinfo));
+    router = router
+        .route("/api/v1/status/buildinfo", get(prom_api::buildinfo))
+        .route("/api/v1/targets", get(targets::targets));
     if state.services().indexer.is_some() || state.services().tsdb.is_some() {
         router = ui::routes(router);
     }

@@ -15,6 +15,18 @@ fn success(data: impl serde::Serialize) -> PromResult {
     Ok(Json(json!({"status": "success", "data": data})))
 }
 
+/// A query result with Prometheus's `warnings` and `infos` (present only when non-empty).
+fn success_annotated(data: tsdb::QueryResult, notes: tsdb::promql::Annotations) -> PromResult {
+    let mut body = json!({"status": "success", "data": data});
+    if !notes.warnings.is_empty() {
+        body["warnings"] = json!(notes.warnings);
+    }
+    if !notes.infos.is_empty() {
+        body["infos"] = json!(notes.infos);
+    }
+    Ok(Json(body))
+}
+
 fn tsdb(state: &AppState) -> Result<std::sync::Arc<tsdb::Tsdb>, ApiError> {
     state.services().tsdb.clone().ok_or_else(|| ApiError::Unavailable("no tsdb in this role".into()))
 }
@@ -43,8 +55,8 @@ pub(crate) async fn query(State(state): State<AppState>, Tenant(tenant): Tenant,
     let tsdb = tsdb(&state)?;
     let query = params.require("query")?.to_string();
     let time = time_param(&params, "time", model::time::now_ms())?;
-    let result = blocking(move || tsdb.instant_query(&tenant, &query, time)).await?;
-    success(result)
+    let (result, notes) = blocking(move || tsdb.instant_query_annotated(&tenant, &query, time)).await?;
+    success_annotated(result, notes)
 }
 
 /// `GET|POST /api/v1/query_range`.
@@ -79,8 +91,8 @@ pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): T
         ))
         .into());
     }
-    let result = blocking(move || tsdb.range_query(&tenant, &query, start, end, step_ms)).await?;
-    success(result)
+    let (result, notes) = blocking(move || tsdb.range_query_annotated(&tenant, &query, start, end, step_ms)).await?;
+    success_annotated(result, notes)
 }
 
 /// `GET|POST /api/v1/labels`.

@@ -14,6 +14,8 @@ use crate::metrics::HttpMetrics;
 pub struct Services {
     pub indexer: Option<Arc<indexer::Indexer>>,
     pub tsdb: Option<Arc<tsdb::Tsdb>>,
+    /// The scrape targets of this process's collector (`/api/v1/targets`), when it runs one.
+    pub targets: Option<collector::TargetsView>,
 }
 
 /// Cheap to clone; shared by all handlers.

@@ -22,7 +22,7 @@ fn fixture() -> Fixture {
     let indexer =
         Arc::new(indexer::Indexer::open(&dir.path().join("indexer"), indexer::IndexerConfig::default()).unwrap());
     let tsdb = Arc::new(tsdb::Tsdb::open(&dir.path().join("tsdb"), tsdb::TsdbConfig::default()).unwrap());
-    let services = query_ui::Services { indexer: Some(indexer.clone()), tsdb: Some(tsdb) };
+    let services = query_ui::Services { indexer: Some(indexer.clone()), tsdb: Some(tsdb), targets: None };
     let state = query_ui::AppState::new(services, query_ui::HttpConfig::default(), Default::default());
     state.set_ready(true);
     Fixture { _dir: dir, state, indexer }
@@ -176,6 +176,11 @@ async fn remote_write_then_prometheus_queries() {
     assert_eq!(body["data"]["resultType"], "matrix");
     assert_eq!(body["data"]["result"].as_array().unwrap().len(), 2);
     assert_eq!(body["data"]["result"][0]["values"].as_array().unwrap().len(), 5);
+
+    // Prometheus's annotations travel with the result.
+    let (_, body) = get(&f.state, &format!("/api/v1/query?query=quantile(2%2C%20http_requests_total)&time={at}")).await;
+    assert_eq!(body["status"], "success");
+    assert!(body["warnings"][0].as_str().unwrap().contains("quantile value should be between 0 and 1"), "{body}");
 
     let (_, body) = get(&f.state, "/api/v1/labels").await;
     assert_eq!(body["data"], json!(["__name__", "code", "job"]));

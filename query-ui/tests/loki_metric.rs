@@ -38,7 +38,7 @@ fn fixture() -> Fixture {
         .collect();
     indexer.append(&model::TenantId::default(), records).unwrap();
     indexer.commit().unwrap();
-    let services = query_ui::Services { indexer: Some(indexer), tsdb: None };
+    let services = query_ui::Services { indexer: Some(indexer), ..Default::default() };
     let state = query_ui::AppState::new(services, query_ui::HttpConfig::default(), Default::default());
     state.set_ready(true);
     Fixture { _dir: dir, state, base_s }
