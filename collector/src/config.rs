@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::parse::multiline::{MultilineConfig, MultilineMode, MultilineRule};
 pub use crate::relabel::RelabelConfig;
 
 /// Top-level collector configuration.
@@ -89,6 +90,8 @@ pub struct TailConfig {
     pub format: LogFormat,
     /// Most files held open at once; files beyond are picked up once others are released.
     pub max_open_files: usize,
+    /// Joining of multiline records (stack traces) per stream; mode `none` by default.
+    pub multiline: MultilineConfig,
 }
 
 impl Default for TailConfig {
@@ -102,6 +105,7 @@ impl Default for TailConfig {
             labels: default_tail_labels(),
             format: LogFormat::default(),
             max_open_files: default_max_open_files(),
+            multiline: MultilineConfig::default(),
         }
     }
 }
@@ -357,6 +361,7 @@ impl CollectorConfig {
         if tail.max_open_files == 0 {
             return Err("collector.tail.max_open_files must be > 0".into());
         }
+        tail.multiline.validate("collector.tail.multiline")?;
         for name in tail.labels.keys() {
             if !model::labels::is_valid_label_name(name) {
                 return Err(format!("collector.tail.labels: {name:?} is not a valid label name"));

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 mod metrics;
 mod parse;
+pub use parse::multiline::join_lines;
 pub mod relabel;
 pub mod scrape;
 mod ship;
@@ -28,8 +29,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    CollectorConfig, GlobalScrapeConfig, LogFormat, RelabelConfig, Scheme, ScrapeConfig, ShippingConfig, StartAt,
-    StaticConfig, TailConfig,
+    CollectorConfig, GlobalScrapeConfig, LogFormat, MultilineConfig, MultilineMode, MultilineRule, RelabelConfig,
+    Scheme, ScrapeConfig, ShippingConfig, StartAt, StaticConfig, TailConfig,
 };
 pub use error::{Error, ErrorKind};
 pub use scrape::{DroppedTarget, TargetHealth, TargetStatus};

@@ -4,11 +4,13 @@
 
 mod cri;
 mod docker;
+pub mod multiline;
 
 use crate::config::LogFormat;
 
 pub(crate) use cri::parse_cri;
 pub(crate) use docker::parse_docker;
+pub(crate) use multiline::Joiner;
 
 /// Which output stream of a container a line was written to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,7 +83,7 @@ impl LineParser {
     /// Decodes one raw line (without its `\n`); complete records are appended to `out`.
     /// `read_time_ns` stamps lines that carry no time of their own.
     pub(crate) fn push(&mut self, raw: &str, read_time_ns: i64, out: &mut Vec<ParsedLine>) {
-        if self.format == LogFormat::Auto {
+        if self.format == LogFormat::Auto && !raw.is_empty() {
             self.format = detect(raw);
         }
         let framed = match self.format {

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::parse::{LineParser, ParsedLine};
+use crate::parse::{Joiner, LineParser, ParsedLine};
 use crate::tail::labels::FileLabels;
 
 /// Bytes covered by a complete fingerprint.
@@ -102,7 +102,12 @@ pub(crate) struct TailedFile {
     line_truncated: bool,
     /// End of the last line after which no partial record was pending: safe to checkpoint.
     safe_offset: u64,
+    /// End of the last line after which the line parser held no partial (multiline records that
+    /// complete later start at or after it).
+    parser_idle_offset: u64,
     parser: LineParser,
+    /// Multiline joining, when configured.
+    joiner: Option<Joiner>,
     max_line_bytes: usize,
 }
 
@@ -117,6 +122,7 @@ impl TailedFile {
         labels: FileLabels,
         start_offset: u64,
         parser: LineParser,
+        joiner: Option<Joiner>,
         max_line_bytes: usize,
     ) -> Self {
         TailedFile {
@@ -133,7 +139,9 @@ impl TailedFile {
             line: Vec::new(),
             line_truncated: false,
             safe_offset: start_offset,
+            parser_idle_offset: start_offset,
             parser,
+            joiner,
             max_line_bytes,
         }
     }
@@ -172,8 +180,23 @@ impl TailedFile {
             if !self.line.is_empty() || self.line_truncated {
                 self.finish_line(self.read_offset, now_ns, &mut out);
             }
-            self.parser.flush(&mut out.records);
+            let mut flushed = Vec::new();
+            self.parser.flush(&mut flushed);
+            for rec in flushed {
+                self.emit(rec, now_ns, &mut out);
+            }
+            if let Some(joiner) = self.joiner.as_mut() {
+                let before = out.records.len();
+                joiner.flush_all(&mut out.records);
+                drop_empty_plain(&mut out.records, before);
+            }
             self.safe_offset = self.read_offset;
+            self.parser_idle_offset = self.read_offset;
+        } else if let Some(joiner) = self.joiner.as_mut() {
+            let before = out.records.len();
+            joiner.flush_expired(now_ns, &mut out.records);
+            drop_empty_plain(&mut out.records, before);
+            self.update_safe_offset();
         }
         Ok(out)
     }
@@ -189,9 +212,13 @@ impl TailedFile {
     fn restart_at_zero(&mut self) {
         self.read_offset = 0;
         self.safe_offset = 0;
+        self.parser_idle_offset = 0;
         self.line.clear();
         self.line_truncated = false;
         self.parser.reset();
+        if let Some(joiner) = self.joiner.as_mut() {
+            joiner.reset();
+        }
         self.fingerprint = Fingerprint { len: 0, hash: fnv1a(&[]) };
     }
 
@@ -231,13 +258,112 @@ impl TailedFile {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         };
-        if !text.is_empty() {
-            let before = out.records.len();
-            self.parser.push(&text, now_ns, &mut out.records);
-            out.truncated_lines += out.records[before..].iter().filter(|r| r.truncated).count() as u64;
+        // Empty lines reach the multiline joiner (a Go panic's blank lines belong to it); one
+        // that no record takes is dropped as without joining.
+        if !text.is_empty() || self.joiner.is_some() {
+            let mut parsed = Vec::new();
+            self.parser.push(&text, now_ns, &mut parsed);
+            out.truncated_lines += parsed.iter().filter(|r| r.truncated).count() as u64;
+            for rec in parsed {
+                self.emit(rec, now_ns, out);
+            }
         }
         if !self.parser.has_partial() {
-            self.safe_offset = end_offset;
+            self.parser_idle_offset = end_offset;
         }
+        self.update_safe_offset();
+    }
+
+    /// Hands a complete record to the multiline joiner, or straight out without one.
+    fn emit(&mut self, rec: ParsedLine, now_ns: i64, out: &mut ReadOutcome) {
+        match self.joiner.as_mut() {
+            Some(joiner) => {
+                let before = out.records.len();
+                joiner.push(rec, self.parser_idle_offset, now_ns, &mut out.records);
+                drop_empty_plain(&mut out.records, before);
+            }
+            None => out.records.push(rec),
+        }
+    }
+
+    /// The checkpoint may cover every line up to where the parser was idle, but not the first
+    /// line of a record the joiner still holds: a restart must read that record again.
+    fn update_safe_offset(&mut self) {
+        let pending = self.joiner.as_ref().and_then(Joiner::pending_start);
+        let safe = pending.map_or(self.parser_idle_offset, |p| p.min(self.parser_idle_offset));
+        // Never backwards: the offset acknowledged so far stays valid.
+        self.safe_offset = self.safe_offset.max(safe);
+    }
+}
+
+/// Removes empty plain lines among `records[from..]`: they are passed to the joiner only so a
+/// record can take them, and were never records of their own.
+fn drop_empty_plain(records: &mut Vec<ParsedLine>, from: usize) {
+    if records[from..].iter().any(|r| r.stream.is_none() && r.line.is_empty()) {
+        let mut i = from;
+        while i < records.len() {
+            if records[i].stream.is_none() && records[i].line.is_empty() {
+                records.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::config::{LogFormat, MultilineConfig, MultilineMode};
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn tailed(path: &Path, mode: MultilineMode) -> TailedFile {
+        let file = File::open(path).unwrap();
+        let meta = file.metadata().unwrap();
+        let fingerprint = Fingerprint::read(&file, FINGERPRINT_BYTES).unwrap();
+        let labels = FileLabels::new(path, &Default::default(), None);
+        let config = MultilineConfig { mode, ..Default::default() };
+        let joiner = config.joiner(1 << 16).unwrap();
+        let parser = LineParser::new(LogFormat::Plain, 1 << 16);
+        TailedFile::new(0, path, file, Identity::of(&meta), fingerprint, labels, 0, parser, joiner, 1 << 16)
+    }
+
+    #[test]
+    fn a_pending_multiline_record_holds_the_checkpoint_back_until_emitted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let head = "first\n";
+        let trace = "java.lang.Error: boom\n\tat a.B(C.java:1)\n";
+        std::fs::write(&path, format!("{head}{trace}")).unwrap();
+        let mut f = tailed(&path, MultilineMode::Java);
+        let out = f.read(1 << 20, 0).unwrap();
+        assert_eq!(out.records.iter().map(|r| r.line.as_str()).collect::<Vec<_>>(), ["first"]);
+        assert_eq!(f.safe_offset(), head.len() as u64, "a restart must read the pending trace again");
+
+        // A continuation keeps it pending; a new line closes it.
+        let mut w = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        w.write_all(b"\tat d.E(F.java:2)\nnext\n").unwrap();
+        let out = f.read(1 << 20, SEC / 2).unwrap();
+        let lines: Vec<&str> = out.records.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(lines, ["java.lang.Error: boom\n\tat a.B(C.java:1)\n\tat d.E(F.java:2)", "next"]);
+        assert_eq!(f.safe_offset(), f.read_offset());
+    }
+
+    #[test]
+    fn the_flush_timeout_emits_the_record_and_releases_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "panic: oh no\n\ngoroutine 1 [running]:\nmain.main()\n\t/x.go:3\n").unwrap();
+        let mut f = tailed(&path, MultilineMode::Go);
+        assert!(f.read(1 << 20, 10 * SEC).unwrap().records.is_empty());
+        assert_eq!(f.safe_offset(), 0);
+        assert!(f.read(1 << 20, 10 * SEC + SEC / 2).unwrap().records.is_empty(), "0.5 s: still waiting");
+        let out = f.read(1 << 20, 11 * SEC).unwrap();
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.records[0].line, "panic: oh no\n\ngoroutine 1 [running]:\nmain.main()\n\t/x.go:3");
+        assert_eq!(f.safe_offset(), f.read_offset());
     }
 }

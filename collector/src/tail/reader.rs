@@ -164,6 +164,11 @@ impl Tailer {
         self.next_id += 1;
         let labels = FileLabels::new(path, &self.config.labels, self.node_name.as_deref());
         let parser = LineParser::new(self.format_for(path), self.config.max_line_bytes);
+        // Validated with the configuration; a failure here leaves the file unjoined, not unread.
+        let joiner = self.config.multiline.joiner(self.config.max_line_bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "multiline rules do not compile, lines are not joined");
+            None
+        });
         self.store.register(
             id,
             CheckpointEntry {
@@ -176,8 +181,18 @@ impl Tailer {
             },
         );
         tracing::debug!(path = %path.display(), offset = start, "tailing file");
-        let tailed =
-            TailedFile::new(id, path, file, identity, fingerprint, labels, start, parser, self.config.max_line_bytes);
+        let tailed = TailedFile::new(
+            id,
+            path,
+            file,
+            identity,
+            fingerprint,
+            labels,
+            start,
+            parser,
+            joiner,
+            self.config.max_line_bytes,
+        );
         self.files.insert(id, tailed);
         self.by_identity.insert(identity, id);
         self.metrics.open_files.set(self.files.len() as i64);
