@@ -18,7 +18,7 @@ const MAX_LISTED_REJECTIONS: usize = 10;
 
 /// Reads the body within `server.max_body_bytes` and undoes `Content-Encoding: gzip` within
 /// `server.max_decoded_bytes`.
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.config().max_body_bytes;
     let raw = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::PayloadTooLarge(format!("request body larger than server.max_body_bytes ({limit} bytes)"))

@@ -1,11 +1,12 @@
 //! Tarsier's HTTP surface. One axum [`Router`] serves every API a user or a tool talks to: the
 //! Prometheus query API (Grafana, KEDA), the Loki query API (Grafana's Loki data source), the
-//! ingest endpoints (Loki push, Prometheus remote_write), the operations endpoints (`/metrics`,
+//! ingest endpoints (Loki push, Elasticsearch `_bulk`, Prometheus remote_write), the operations endpoints (`/metrics`,
 //! `/-/healthy`, `/-/ready`) and the web UI. Handlers only translate HTTP to the stores' blocking
 //! APIs (run on the blocking pool) and back; the stores own all logic.
 
 pub mod config;
 pub mod error;
+mod es_api;
 mod ingest;
 mod loki_api;
 mod metrics;
@@ -40,7 +41,13 @@ pub fn router(state: AppState) -> Router {
             .route("/loki/api/v1/label/{name}/values", get(loki_api::label_values))
             .route("/loki/api/v1/series", get(loki_api::series).post(loki_api::series))
             .route("/loki/api/v1/index/volume", get(loki_api::volume).post(loki_api::volume))
-            .route("/loki/api/v1/index/volume_range", get(loki_api::volume_range).post(loki_api::volume_range));
+            .route("/loki/api/v1/index/volume_range", get(loki_api::volume_range).post(loki_api::volume_range))
+            .route("/_bulk", post(es_api::bulk).put(es_api::bulk))
+            .route("/{index}/_bulk", post(es_api::bulk_index).put(es_api::bulk_index))
+            .route("/_license", get(es_api::license))
+            .route("/_template/{name}", get(es_api::not_found).put(es_api::acknowledge))
+            .route("/_index_template/{name}", get(es_api::not_found).put(es_api::acknowledge))
+            .route("/_ilm/policy/{name}", get(es_api::not_found).put(es_api::acknowledge));
     }
     if state.services().tsdb.is_some() {
         router = router

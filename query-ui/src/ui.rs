@@ -3,8 +3,9 @@
 //! APIs Grafana uses; the full explorer comes with the web UI work.
 
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::state::AppState;
@@ -28,9 +29,18 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
+/// `GET /`: the web UI for browsers; for a client that does not accept HTML (an Elasticsearch
+/// shipper probing the server) Elasticsearch's version information when this role stores logs.
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.services().indexer.is_some() && !crate::es_api::wants_html(&headers) {
+        return crate::es_api::root_info();
+    }
+    asset("text/html; charset=utf-8", INDEX_HTML).into_response()
+}
+
 pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     router
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/", get(index))
         .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/ui/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
 }

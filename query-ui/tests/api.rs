@@ -203,7 +203,10 @@ async fn operations_endpoints() {
     let (status, body) = call(&f.state, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("tarsier_http_requests"), "{body}");
-    let (status, body) = call(&f.state, Request::get("/").body(Body::empty()).unwrap()).await;
+    // A browser (Accept: text/html) gets the UI; a client that does not ask for HTML gets
+    // Elasticsearch's version information (see tests/es_bulk.rs).
+    let browser = Request::get("/").header("accept", "text/html").body(Body::empty()).unwrap();
+    let (status, body) = call(&f.state, browser).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("<title>Tarsier</title>"));
 }
