@@ -51,7 +51,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `GET|POST /api/v1/query`.
-pub(crate) async fn query(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> PromResult {
+pub(crate) async fn query(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Result<Params, ApiError>,
+) -> PromResult {
+    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let query = params.require("query")?.to_string();
     let time = time_param(&params, "time", model::time::now_ms())?;
@@ -60,7 +65,12 @@ pub(crate) async fn query(State(state): State<AppState>, Tenant(tenant): Tenant,
 }
 
 /// `GET|POST /api/v1/query_range`.
-pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> PromResult {
+pub(crate) async fn query_range(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Result<Params, ApiError>,
+) -> PromResult {
+    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let query = params.require("query")?.to_string();
     let start = time_param(&params, "start", i64::MIN).and_then(|t| {
@@ -96,7 +106,12 @@ pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): T
 }
 
 /// `GET|POST /api/v1/labels`.
-pub(crate) async fn labels(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> PromResult {
+pub(crate) async fn labels(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Result<Params, ApiError>,
+) -> PromResult {
+    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let matchers = params.get_all("match[]");
     let start = time_param(&params, "start", MIN_TIME_MS)?;
@@ -107,10 +122,11 @@ pub(crate) async fn labels(State(state): State<AppState>, Tenant(tenant): Tenant
 /// `GET /api/v1/label/<name>/values`.
 pub(crate) async fn label_values(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    tenant: Result<Tenant, ApiError>,
     Path(name): Path<String>,
-    params: Params,
+    params: Result<Params, ApiError>,
 ) -> PromResult {
+    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let matchers = params.get_all("match[]");
     let start = time_param(&params, "start", MIN_TIME_MS)?;
@@ -119,7 +135,12 @@ pub(crate) async fn label_values(
 }
 
 /// `GET|POST /api/v1/series`.
-pub(crate) async fn series(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> PromResult {
+pub(crate) async fn series(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Result<Params, ApiError>,
+) -> PromResult {
+    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let matchers = params.get_all("match[]");
     if matchers.is_empty() {

@@ -120,6 +120,14 @@ async fn bad_requests_say_what_is_wrong() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errorType"], "bad_data");
 
+    // A bad tenant header is answered in the Prometheus API's JSON error shape.
+    let request = Request::get("/api/v1/query?query=up").header("X-Scope-OrgID", "a/b").body(Body::empty()).unwrap();
+    let (status, text) = call(&f.state, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    assert_eq!(body["errorType"], "bad_data");
+    assert!(body["error"].as_str().unwrap().contains("tenant"), "{body}");
+
     let (status, _) = get(&f.state, "/loki/api/v1/query_range?query=%7Bjob%3D").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
