@@ -185,7 +185,9 @@ fn collect_samples(
     // Fast path: no line to check and no pipeline, so counting needs only the fast fields.
     let counts_only = query.filters.is_empty() && query.pipeline.is_empty() && !need_bytes;
     for partition in partitions {
-        let (candidates, streams) = partition_candidates(partition, query, start_ns, end_ns)?;
+        // One searcher for candidates and lines: a commit in between would invalidate addresses.
+        let searcher = partition.searcher();
+        let (candidates, streams) = partition_candidates(&searcher, partition, query, start_ns, end_ns)?;
         let labels_of: HashMap<u64, Labels> = streams.into_iter().collect();
         if counts_only {
             stats.total_lines_processed += candidates.len() as u64;
@@ -201,7 +203,6 @@ fn collect_samples(
             }
             continue;
         }
-        let searcher = partition.searcher();
         for c in candidates {
             let line = load_line(&searcher, partition, c.address)?;
             stats.total_lines_processed += 1;

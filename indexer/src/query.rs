@@ -289,8 +289,11 @@ pub(crate) type Candidates = (Vec<Candidate>, Vec<(u64, Labels)>);
 
 /// The documents of `partition` in `[start_ns, end_ns)` whose stream matches the selector and
 /// whose line holds every safe token of the `|=` needles (a superset of the matching lines), and
-/// the matching streams' labels. Nothing is loaded from the doc store.
+/// the matching streams' labels. Nothing is loaded from the doc store. The caller's `searcher`
+/// must be the one it later loads lines with: a commit between two `partition.searcher()` calls
+/// changes the segment list, and addresses from one searcher are invalid in the other.
 pub(crate) fn partition_candidates(
+    searcher: &tantivy::Searcher,
     partition: &Partition,
     query: &CompiledQuery,
     start_ns: i64,
@@ -327,8 +330,7 @@ pub(crate) fn partition_candidates(
             ));
         }
     }
-    let candidates = partition
-        .searcher()
+    let candidates = searcher
         .search(&BooleanQuery::new(clauses), &CandidateCollector)
         .map_err(|e| Error::index("search partition", e))?;
     Ok((candidates, streams))
@@ -352,7 +354,7 @@ fn search_partition(
     stats: &mut QueryStats,
 ) -> Result<(), Error> {
     let searcher = partition.searcher();
-    let (mut candidates, streams) = partition_candidates(partition, plan.query, plan.start_ns, plan.end_ns)?;
+    let (mut candidates, streams) = partition_candidates(&searcher, partition, plan.query, plan.start_ns, plan.end_ns)?;
     let pipeline = &plan.query.pipeline;
     let mut stream_labels: HashMap<u64, Labels> = HashMap::new();
     for (hash, labels) in streams {
