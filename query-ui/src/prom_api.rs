@@ -40,6 +40,21 @@ fn time_param(params: &Params, key: &str, default: i64) -> Result<i64, ApiError>
     }
 }
 
+/// A time parameter that must be present (`start`/`end` of a range query).
+fn required_time_param(params: &Params, key: &str) -> Result<i64, ApiError> {
+    match params.get(key).filter(|v| !v.is_empty()) {
+        None => Err(ApiError::BadRequest(format!("invalid parameter {key:?}: missing"))),
+        Some(_) => time_param(params, key, 0),
+    }
+}
+
+/// The `match[]` selectors and `start`/`end` of a metadata query (all time when absent).
+fn metadata_range(params: &Params) -> Result<(Vec<String>, i64, i64), ApiError> {
+    let start = time_param(params, "start", MIN_TIME_MS)?;
+    let end = time_param(params, "end", MAX_TIME_MS)?;
+    Ok((params.get_all("match[]"), start, end))
+}
+
 /// Prometheus's defaults when `start`/`end` are absent for metadata queries: all time.
 const MIN_TIME_MS: i64 = i64::MIN / 2;
 const MAX_TIME_MS: i64 = i64::MAX / 2;
@@ -73,12 +88,8 @@ pub(crate) async fn query_range(
     let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let query = params.require("query")?.to_string();
-    let start = time_param(&params, "start", i64::MIN).and_then(|t| {
-        if t == i64::MIN { Err(ApiError::BadRequest("invalid parameter \"start\": missing".into())) } else { Ok(t) }
-    })?;
-    let end = time_param(&params, "end", i64::MIN).and_then(|t| {
-        if t == i64::MIN { Err(ApiError::BadRequest("invalid parameter \"end\": missing".into())) } else { Ok(t) }
-    })?;
+    let start = required_time_param(&params, "start")?;
+    let end = required_time_param(&params, "end")?;
     if end < start {
         return Err(ApiError::BadRequest(
             "invalid parameter \"end\": end timestamp must not be before start time".into(),
@@ -113,9 +124,7 @@ pub(crate) async fn labels(
 ) -> PromResult {
     let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
-    let matchers = params.get_all("match[]");
-    let start = time_param(&params, "start", MIN_TIME_MS)?;
-    let end = time_param(&params, "end", MAX_TIME_MS)?;
+    let (matchers, start, end) = metadata_range(&params)?;
     success(blocking(move || tsdb.label_names(&tenant, &matchers, start, end)).await?)
 }
 
@@ -128,9 +137,7 @@ pub(crate) async fn label_values(
 ) -> PromResult {
     let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
-    let matchers = params.get_all("match[]");
-    let start = time_param(&params, "start", MIN_TIME_MS)?;
-    let end = time_param(&params, "end", MAX_TIME_MS)?;
+    let (matchers, start, end) = metadata_range(&params)?;
     success(blocking(move || tsdb.label_values(&tenant, &name, &matchers, start, end)).await?)
 }
 
@@ -142,12 +149,10 @@ pub(crate) async fn series(
 ) -> PromResult {
     let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
-    let matchers = params.get_all("match[]");
-    if matchers.is_empty() {
+    if params.get("match[]").is_none() {
         return Err(ApiError::BadRequest("no match[] parameter provided".into()).into());
     }
-    let start = time_param(&params, "start", MIN_TIME_MS)?;
-    let end = time_param(&params, "end", MAX_TIME_MS)?;
+    let (matchers, start, end) = metadata_range(&params)?;
     let series = blocking(move || tsdb.series(&tenant, &matchers, start, end)).await?;
     let data: Vec<serde_json::Map<String, Value>> = series
         .iter()
