@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod rules;
+pub mod template;
 
 pub use error::Error;
 pub use rules::{NameValidation, Rule, RuleFile, RuleGroup, load_rule_file, parse_rule_file, parse_rule_file_with};

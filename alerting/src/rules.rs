@@ -182,6 +182,13 @@ fn validate_rule(rule: &Rule, names: NameValidation) -> Result<(), String> {
             return Err(format!("invalid annotation name: {name}"));
         }
     }
+    for (kind, map) in [("label", &rule.labels), ("annotation", &rule.annotations)] {
+        for (name, text) in map {
+            if text.contains("{{") {
+                crate::template::Template::parse(text).map_err(|e| format!("{kind} {name:?}: template: {e}"))?;
+            }
+        }
+    }
     for (field, value) in [("for", &rule.for_), ("keep_firing_for", &rule.keep_firing_for)] {
         if let Some(v) = value {
             model::time::parse_duration(v).map_err(|e| format!("{field}: {e}"))?;

@@ -56,3 +56,18 @@ fn rulefmt_testdata_verdicts() {
     }
     assert!(mismatches.is_empty(), "rulefmt verdicts differ from Prometheus's:\n{}", mismatches.join("\n"));
 }
+
+/// `promtool check rules` verdicts for the plain rule files of its test data (the template check
+/// included: `rules-bad.yml` uses the undefined `$label`).
+#[test]
+fn promtool_check_rules_verdicts() {
+    let dir = corpus().join("prometheus-promtool-testdata");
+    for ok in
+        ["rules.yml", "rules_duplicates.yml", "prometheus-rules.lint.yml", "at-modifier.yml", "negative-offset.yml"]
+    {
+        alerting::load_rule_file(&dir.join(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let err = alerting::load_rule_file(&dir.join("rules-bad.yml")).unwrap_err().to_string();
+    assert!(err.contains("undefined variable \"$label\""), "{err}");
+    assert!(alerting::load_rule_file(&dir.join("bad-rules-syntax.yml")).is_err());
+}
