@@ -104,17 +104,33 @@ pub fn parse_rule_file(text: &str, origin: &str) -> Result<RuleFile, Error> {
 
 /// Parses and validates rule-file text. Only the first YAML document is read, as Prometheus does.
 pub fn parse_rule_file_with(text: &str, origin: &str, names: NameValidation) -> Result<RuleFile, Error> {
+    parse_with(text, origin, names, ExprLang::PromQL)
+}
+
+/// Parses and validates a rule file whose expressions are LogQL metric queries (Loki's ruler
+/// format: the same groups and rules).
+pub fn parse_log_rule_file(text: &str, origin: &str) -> Result<RuleFile, Error> {
+    parse_with(text, origin, NameValidation::Utf8, ExprLang::LogQL)
+}
+
+#[derive(Clone, Copy)]
+enum ExprLang {
+    PromQL,
+    LogQL,
+}
+
+fn parse_with(text: &str, origin: &str, names: NameValidation, lang: ExprLang) -> Result<RuleFile, Error> {
     let invalid = |message: String| Error::InvalidRuleFile { path: origin.to_string(), message };
     let first = serde_yaml_ng::Deserializer::from_str(text).next().ok_or_else(|| invalid("empty rule file".into()))?;
     // YAML merge keys (`<<: *defaults`) are common in real rule files; resolve them first.
     let mut value = serde_yaml_ng::Value::deserialize(first).map_err(|e| invalid(e.to_string()))?;
     value.apply_merge().map_err(|e| invalid(e.to_string()))?;
     let file: RuleFile = RuleFile::deserialize(value).map_err(|e| invalid(e.to_string()))?;
-    validate(&file, names).map_err(invalid)?;
+    validate(&file, names, lang).map_err(invalid)?;
     Ok(file)
 }
 
-fn validate(file: &RuleFile, names: NameValidation) -> Result<(), String> {
+fn validate(file: &RuleFile, names: NameValidation, lang: ExprLang) -> Result<(), String> {
     let mut group_names = HashSet::new();
     for group in &file.groups {
         if group.name.is_empty() {
@@ -130,13 +146,13 @@ fn validate(file: &RuleFile, names: NameValidation) -> Result<(), String> {
         }
         for (i, rule) in group.rules.iter().enumerate() {
             let at = format!("group {:?}, rule {}, {:?}", group.name, i + 1, rule.name());
-            validate_rule(rule, names).map_err(|e| format!("{at}: {e}"))?;
+            validate_rule(rule, names, lang).map_err(|e| format!("{at}: {e}"))?;
         }
     }
     Ok(())
 }
 
-fn validate_rule(rule: &Rule, names: NameValidation) -> Result<(), String> {
+fn validate_rule(rule: &Rule, names: NameValidation, lang: ExprLang) -> Result<(), String> {
     match (&rule.record, &rule.alert) {
         (Some(_), Some(_)) => return Err("only one of 'record' and 'alert' must be set".into()),
         (None, None) => return Err("one of 'record' or 'alert' must be set".into()),
@@ -167,7 +183,14 @@ fn validate_rule(rule: &Rule, names: NameValidation) -> Result<(), String> {
     if expr.trim().is_empty() {
         return Err("field 'expr' must be set in rule".into());
     }
-    promql_parser::parser::parse(&expr).map_err(|e| format!("could not parse expression: {e}"))?;
+    match lang {
+        ExprLang::PromQL => {
+            promql_parser::parser::parse(&expr).map_err(|e| format!("could not parse expression: {e}"))?;
+        }
+        ExprLang::LogQL => {
+            indexer::logql::parse_expr(&expr).map_err(|e| format!("could not parse LogQL expression: {e}"))?;
+        }
+    }
     let valid_name = |name: &str| match names {
         NameValidation::Utf8 => !name.is_empty(),
         NameValidation::Legacy => model::labels::is_valid_label_name(name),

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod labels;
 pub mod log;
+pub mod notation;
 pub mod sample;
 pub mod tenant;
 pub mod time;
