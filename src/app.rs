@@ -56,6 +56,20 @@ pub fn check_config(file: &Path) -> ExitCode {
     }
 }
 
+/// `tarsier test-rules`: runs promtool-format rule unit tests, prints promtool's report layout,
+/// fails when any file fails.
+pub fn test_rules(files: &[std::path::PathBuf], options: alerting::promtool::TestOptions) -> ExitCode {
+    let mut failed = 0;
+    for file in files {
+        let verdict = alerting::promtool::run_file(file, &options);
+        print!("{}", verdict.report());
+        if !verdict.passed() {
+            failed += 1;
+        }
+    }
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
 /// Builds the effective configuration: file (or defaults), then flags.
 pub fn effective_config(role: Role, args: &RoleArgs) -> anyhow::Result<Config> {
     let mut config = match &args.config {
@@ -205,6 +219,19 @@ pub async fn serve(
         tsdb.register_metrics(&mut registry);
         services.indexer = Some(Arc::new(indexer));
         services.tsdb = Some(Arc::new(tsdb));
+        let stores = alerting::eval::LocalStores {
+            tsdb: services.tsdb.clone().expect("opened above"),
+            indexer: services.indexer.clone(),
+        };
+        let manager =
+            Arc::new(alerting::manager::RuleManager::new(Arc::new(stores), Arc::new(alerting::manager::LogSink)));
+        let rules = &config.alerting;
+        let loaded = {
+            let (manager, rules) = (manager.clone(), rules.clone());
+            tokio::task::spawn_blocking(move || manager.load(&rules)).await?
+        };
+        loaded.context("loading alerting.rule_files / alerting.log_rule_files")?;
+        services.rules = Some(manager);
     }
 
     let listener = tokio::net::TcpListener::bind(&config.server.listen).await.with_context(|| {
@@ -240,6 +267,9 @@ pub async fn serve(
         None
     };
 
+    let (stop_rules_tx, stop_rules_rx) = tokio::sync::watch::channel(false);
+    let rules_task = services.rules.clone().map(|manager| tokio::spawn(manager.run(stop_rules_rx)));
+
     let state = query_ui::AppState::new(services.clone(), config.server.clone(), registry);
     let app = query_ui::router(state.clone());
     state.set_ready(true);
@@ -256,6 +286,10 @@ pub async fn serve(
 
     shutdown.await;
     state.set_ready(false);
+    let _ = stop_rules_tx.send(true);
+    if let Some(task) = rules_task {
+        let _ = task.await;
+    }
     if let Some(collector) = collector
         && let Err(e) = collector.shutdown().await
     {

@@ -28,6 +28,19 @@ pub enum Command {
         /// The YAML file to check.
         file: PathBuf,
     },
+    /// Runs rule unit tests in promtool's format (`rule_files`, `tests` with `input_series`,
+    /// `alert_rule_test`, `promql_expr_test`); exits 1 when any fails.
+    TestRules {
+        /// Unit-test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only run test groups whose `name` matches this regex (repeatable).
+        #[arg(long)]
+        run: Vec<String>,
+        /// Ignore fields Tarsier does not know in the rule files.
+        #[arg(long)]
+        ignore_unknown_fields: bool,
+    },
 }
 
 /// Flags shared by the roles.

@@ -29,6 +29,8 @@ pub struct Config {
     pub tsdb: tsdb::TsdbConfig,
     /// Where the `agent` role ships what it collects.
     pub agent: AgentConfig,
+    /// Rule files evaluated by the server (PromQL and LogQL alerting and recording rules).
+    pub alerting: alerting::manager::RulesConfig,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             indexer: indexer::IndexerConfig::default(),
             tsdb: tsdb::TsdbConfig::default(),
             agent: AgentConfig::default(),
+            alerting: alerting::manager::RulesConfig::default(),
         }
     }
 }
@@ -170,7 +173,8 @@ impl Config {
             push("log.level", format!("{:?} is not a valid filter: {e}", self.log.level));
         }
         // Each section's validate() names its own keys; prefix-free messages get the section name.
-        let sections: [(&str, Result<(), String>); 4] = [
+        let sections: [(&str, Result<(), String>); 5] = [
+            ("alerting", self.alerting.validate()),
             ("server", self.server.validate()),
             ("collector", self.collector.validate().map_err(|e| e.to_string())),
             ("indexer", self.indexer.validate().map_err(|e| e.to_string())),

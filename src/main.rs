@@ -9,6 +9,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => tarsier::app::check_config(&file),
+        Command::TestRules { files, run, ignore_unknown_fields } => {
+            tarsier::app::test_rules(&files, alerting::promtool::TestOptions { run, ignore_unknown_fields })
+        }
         Command::Run(args) => tarsier::app::main(tarsier::app::Role::Run, args),
         Command::Server(args) => tarsier::app::main(tarsier::app::Role::Server, args),
         Command::Agent(args) => tarsier::app::main(tarsier::app::Role::Agent, args),

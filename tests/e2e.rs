@@ -271,3 +271,89 @@ async fn agent_ships_to_server() {
     agent.stop();
     server.stop();
 }
+
+/// Rules through `tarsier run`: a LogQL recording rule counts ERROR lines of the tailed files, a
+/// PromQL alert on that recording fires, and both show in Prometheus's rules and alerts APIs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_rule_feeds_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append_line(&log, "starting");
+    let target = serve_metrics().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let glob = format!("{}/*.log", dir.path().display());
+    let config = write_config(dir.path(), &listen, &glob, &target, "http://127.0.0.1:1");
+    let log_rules = dir.path().join("log-rules.yml");
+    std::fs::write(
+        &log_rules,
+        "groups:\n- name: logs\n  interval: 1s\n  rules:\n  - record: log:errors:count1m\n    \
+         expr: sum by (filename) (count_over_time({job=\"varlogs\"} |= \"ERROR\" [1m]))\n",
+    )
+    .unwrap();
+    let metric_rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &metric_rules,
+        "groups:\n- name: metrics\n  interval: 1s\n  rules:\n  - alert: LogErrors\n    expr: log:errors:count1m > 2\n    \
+         labels:\n      severity: ticket\n    annotations:\n      summary: '{{ $value }} errors in {{ $labels.filename }}'\n",
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "alerting:\n  rule_files: ['{}']\n  log_rule_files: ['{}']\n",
+        metric_rules.display(),
+        log_rules.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let client = reqwest::Client::new();
+    let mut tarsier = Tarsier::start(&["run", "--config", config.to_str().unwrap()], &listen);
+    tarsier.wait_ready(&client).await;
+    let base = tarsier.base.clone();
+    for i in 0..3 {
+        append_line(&log, &format!("ERROR payment {i} failed"));
+    }
+    let started = Instant::now();
+    let alert = loop {
+        let body = get_json(&client, &format!("{base}/api/v1/alerts")).await;
+        let alerts = body["data"]["alerts"].as_array().unwrap().clone();
+        if let Some(a) = alerts.into_iter().find(|a| a["labels"]["alertname"] == "LogErrors") {
+            break a;
+        }
+        assert!(started.elapsed() < DEADLINE, "LogErrors did not fire within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(alert["state"], "firing", "no `for`: fires at once");
+    assert_eq!(alert["labels"]["filename"], log.display().to_string());
+    assert_eq!(alert["annotations"]["summary"], format!("3 errors in {}", log.display()));
+    let rules = get_json(&client, &format!("{base}/api/v1/rules")).await;
+    let groups = rules["data"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{rules}");
+    for g in groups {
+        assert_eq!(g["rules"][0]["health"], "ok", "{g}");
+    }
+    let alerting_only = get_json(&client, &format!("{base}/api/v1/rules?type=alert")).await;
+    let kinds: Vec<usize> = alerting_only["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["rules"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(kinds.iter().sum::<usize>(), 1);
+    tarsier.stop();
+}
+
+/// `tarsier test-rules` gives promtool's exit codes and report on promtool's own test files.
+#[test]
+fn test_rules_command() {
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/alerts/prometheus-promtool-testdata");
+    let run = |file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tarsier")).arg("test-rules").arg(testdata.join(file)).output().unwrap()
+    };
+    let ok = run("no-test-group-interval.yml");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("SUCCESS"));
+    let failing = run("failing.yml");
+    assert_eq!(failing.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&failing.stdout);
+    assert!(out.contains("FAILED") && out.contains("alertname: Test"), "{out}");
+}

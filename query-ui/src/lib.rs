@@ -13,6 +13,7 @@ mod metrics;
 mod ops;
 mod params;
 mod prom_api;
+mod rules_api;
 mod state;
 mod targets;
 mod ui;
@@ -60,7 +61,9 @@ pub fn router(state: AppState) -> Router {
     }
     router = router
         .route("/api/v1/status/buildinfo", get(prom_api::buildinfo))
-        .route("/api/v1/targets", get(targets::targets));
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/rules", get(rules_api::rules))
+        .route("/api/v1/alerts", get(rules_api::alerts));
     if state.services().indexer.is_some() || state.services().tsdb.is_some() {
         router = ui::routes(router);
     }

@@ -16,6 +16,8 @@ pub struct Services {
     pub tsdb: Option<Arc<tsdb::Tsdb>>,
     /// The scrape targets of this process's collector (`/api/v1/targets`), when it runs one.
     pub targets: Option<collector::TargetsView>,
+    /// The rule manager (`/api/v1/rules`, `/api/v1/alerts`), when this role evaluates rules.
+    pub rules: Option<Arc<alerting::manager::RuleManager>>,
 }
 
 /// Cheap to clone; shared by all handlers.

@@ -22,7 +22,7 @@ fn fixture() -> Fixture {
     let indexer =
         Arc::new(indexer::Indexer::open(&dir.path().join("indexer"), indexer::IndexerConfig::default()).unwrap());
     let tsdb = Arc::new(tsdb::Tsdb::open(&dir.path().join("tsdb"), tsdb::TsdbConfig::default()).unwrap());
-    let services = query_ui::Services { indexer: Some(indexer.clone()), tsdb: Some(tsdb), targets: None };
+    let services = query_ui::Services { indexer: Some(indexer.clone()), tsdb: Some(tsdb), ..Default::default() };
     let state = query_ui::AppState::new(services, query_ui::HttpConfig::default(), Default::default());
     state.set_ready(true);
     Fixture { _dir: dir, state, indexer }

@@ -20,7 +20,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let indexer =
         Arc::new(indexer::Indexer::open(&dir.path().join("indexer"), indexer::IndexerConfig::default()).unwrap());
-    let services = query_ui::Services { indexer: Some(indexer.clone()), tsdb: None, targets: None };
+    let services = query_ui::Services { indexer: Some(indexer.clone()), ..Default::default() };
     let state = query_ui::AppState::new(services, query_ui::HttpConfig::default(), Default::default());
     state.set_ready(true);
     Fixture { _dir: dir, state, indexer }

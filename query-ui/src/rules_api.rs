@@ -1,0 +1,39 @@
+//! `/api/v1/rules` and `/api/v1/alerts` in Prometheus's shape, from the rule manager. A role
+//! without rules (the agent) answers with empty lists, as Prometheus with no rule files does.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::params::Params;
+use crate::state::AppState;
+
+/// `GET /api/v1/rules?type=alert|record`.
+pub(crate) async fn rules(State(state): State<AppState>, params: Params) -> Json<Value> {
+    let mut data = match &state.services().rules {
+        Some(manager) => manager.rules_api(),
+        None => json!({ "groups": [] }),
+    };
+    let wanted = match params.get("type").unwrap_or("") {
+        "alert" => Some("alerting"),
+        "record" => Some("recording"),
+        _ => None,
+    };
+    if let (Some(kind), Some(groups)) = (wanted, data["groups"].as_array_mut()) {
+        for g in groups.iter_mut() {
+            if let Some(rules) = g["rules"].as_array_mut() {
+                rules.retain(|r| r["type"] == kind);
+            }
+        }
+    }
+    Json(json!({ "status": "success", "data": data }))
+}
+
+/// `GET /api/v1/alerts`: every pending and firing alert.
+pub(crate) async fn alerts(State(state): State<AppState>) -> Json<Value> {
+    let data = match &state.services().rules {
+        Some(manager) => manager.alerts_api(),
+        None => json!({ "alerts": [] }),
+    };
+    Json(json!({ "status": "success", "data": data }))
+}
