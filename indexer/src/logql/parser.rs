@@ -42,7 +42,7 @@ pub(super) const METRIC_FUNCTIONS: &[&str] = &[
 ];
 
 /// Stages of full LogQL the indexer does not run yet.
-const UNSUPPORTED_STAGES: &[&str] = &["unpack", "label_format", "unwrap", "decolorize", "distinct"];
+const UNSUPPORTED_STAGES: &[&str] = &["unpack", "label_format", "decolorize", "distinct"];
 
 pub(super) struct Parser<'a> {
     pub(super) input: &'a str,
@@ -136,7 +136,21 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Whether the next tokens are `| unwrap` (which ends the log query of a range aggregation).
+    pub(super) fn unwrap_next(&self) -> bool {
+        matches!(self.peek_tok(), Some(Tok::Pipe))
+            && matches!(self.tokens.get(self.pos + 1).map(|t| &t.tok), Some(Tok::Ident(w)) if w == "unwrap")
+    }
+
     fn expect_end(&self) -> Result<(), String> {
+        if self.unwrap_next() {
+            let at = self.tokens[self.pos + 1].at;
+            return Err(error_at(
+                self.input,
+                at,
+                "`| unwrap` belongs in a range aggregation over values, like sum_over_time({...} | unwrap x [5m])",
+            ));
+        }
         match self.peek() {
             None => Ok(()),
             Some(Spanned { tok: Tok::Ident(word), at })
@@ -173,6 +187,9 @@ impl<'a> Parser<'a> {
             }
             match tok {
                 Tok::Pipe => {
+                    if self.unwrap_next() {
+                        break;
+                    }
                     self.pos += 1;
                     stages.push(self.stage()?);
                 }
@@ -223,7 +240,7 @@ impl<'a> Parser<'a> {
     }
 
     /// One stage after `|`.
-    fn stage(&mut self) -> Result<Stage, String> {
+    pub(super) fn stage(&mut self) -> Result<Stage, String> {
         let Some(Spanned { tok, at }) = self.peek().cloned() else {
             return Err(self.err_here("a pipeline stage after '|'"));
         };
