@@ -183,6 +183,37 @@ pub enum Stage {
     Drop(Vec<String>),
     /// `| keep a, b`.
     Keep(Vec<String>),
+    /// `| label_format dst=src, dst2="{{.a}}-{{.b}}"`.
+    LabelFormat(Vec<LabelFmt>),
+}
+
+/// One assignment of `| label_format`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelFmt {
+    /// `dst=src`: the label moves to a new name.
+    Rename {
+        /// New name.
+        dst: String,
+        /// Old name (removed).
+        src: String,
+    },
+    /// `dst="template"`: the label is set from a line_format-style template over the labels as
+    /// they were before this stage.
+    Template {
+        /// Label set.
+        dst: String,
+        /// The template.
+        template: String,
+    },
+}
+
+impl fmt::Display for LabelFmt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelFmt::Rename { dst, src } => write!(f, "{dst}={src}"),
+            LabelFmt::Template { dst, template } => write!(f, "{dst}={}", go_quote(template)),
+        }
+    }
 }
 
 /// A range aggregation over log lines.
@@ -434,6 +465,16 @@ impl fmt::Display for Stage {
             Stage::Drop(names) => {
                 f.write_str("| drop ")?;
                 write_names(f, names)
+            }
+            Stage::LabelFormat(items) => {
+                f.write_str("| label_format ")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                Ok(())
             }
             Stage::Keep(names) => {
                 f.write_str("| keep ")?;

@@ -13,8 +13,8 @@ pub mod values;
 use regex::Regex;
 
 pub use ast::{
-    AggOp, CmpOp, Expr, Grouping, LabelFilter, LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp, MetricExpr,
-    RangeFunc, Stage, Unwrap, UnwrapConv, ValueKind,
+    AggOp, CmpOp, Expr, Grouping, LabelFilter, LabelFmt, LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp,
+    MetricExpr, RangeFunc, Stage, Unwrap, UnwrapConv, ValueKind,
 };
 use model::Labels;
 pub use pipeline::Pipeline;
@@ -380,6 +380,17 @@ mod tests {
             text.prop_map(Stage::Pattern),
             text.prop_map(Stage::LineFormat),
             label_filter().prop_map(Stage::LabelFilter),
+            proptest::collection::vec((label_name(), label_name(), prop::option::of(text)), 1..3).prop_map(|items| {
+                Stage::LabelFormat(
+                    items
+                        .into_iter()
+                        .map(|(dst, src, template)| match template {
+                            Some(template) => LabelFmt::Template { dst, template },
+                            None => LabelFmt::Rename { dst, src },
+                        })
+                        .collect(),
+                )
+            }),
         ]
     }
 
