@@ -4,6 +4,8 @@
 //! installed here yet, `peer` says so and `ratio` is null. See benches/README.md.
 
 mod e2e_tail;
+mod indexer_ingest;
+mod loggen;
 mod report;
 
 use clap::{Parser, ValueEnum};
@@ -12,6 +14,8 @@ use clap::{Parser, ValueEnum};
 enum Scenario {
     /// Lines appended to a file until all are searchable through the indexer (tail → index).
     E2eTail,
+    /// Concurrent batches pushed straight into the indexer library until committed (WAL + tantivy).
+    IndexerIngest,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -24,6 +28,15 @@ struct Args {
     /// Lines written by the e2e-tail scenario.
     #[arg(long, default_value_t = 1_000_000)]
     lines: usize,
+    /// Concurrent pushers of the indexer-ingest scenario.
+    #[arg(long, default_value_t = 4)]
+    pushers: usize,
+    /// Lines per pushed batch (indexer-ingest).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// indexer.writer_memory_bytes for indexer-ingest (the store's default when absent).
+    #[arg(long)]
+    writer_memory_bytes: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +46,12 @@ fn main() -> anyhow::Result<()> {
     for scenario in scenarios {
         match scenario {
             Scenario::E2eTail => runtime.block_on(e2e_tail::run(args.lines))?,
+            Scenario::IndexerIngest => indexer_ingest::run(&indexer_ingest::Options {
+                lines: args.lines,
+                pushers: args.pushers,
+                batch: args.batch,
+                writer_memory_bytes: args.writer_memory_bytes,
+            })?,
         }
     }
     Ok(())

@@ -11,6 +11,15 @@ use crate::error::Error;
 /// tantivy refuses writer budgets below 15 MB per indexing thread.
 const MIN_WRITER_MEMORY_BYTES: usize = 15_000_000;
 
+/// What a partition writer is opened with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriterSettings {
+    pub memory_bytes: usize,
+    pub threads: usize,
+    pub merge_max_segment_docs: usize,
+    pub merge_min_segments: usize,
+}
+
 /// Settings of the log store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -21,11 +30,27 @@ pub struct IndexerConfig {
     /// Time span of one partition (one tantivy index per tenant per partition). Whole seconds.
     #[serde(with = "humantime_serde")]
     pub partition_duration: Duration,
-    /// Partitions that end before `now - retention` are deleted by the hourly retention pass.
+    /// Partitions that end before `now - retention` are deleted by the retention pass (every minute).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
-    /// tantivy's indexing memory budget per open partition writer.
+    /// Upper bound on one tenant's partitions on disk, in bytes; 0 means none. Past it, the
+    /// retention pass deletes the tenant's oldest whole partitions (never the newest one).
+    pub retention_bytes_per_tenant: u64,
+    /// Segments holding more lines than this are never merged again, so merge work per line
+    /// stays bounded however large a partition grows (tantivy's `max_docs_before_merge`).
+    pub merge_max_segment_docs: usize,
+    /// How many similar-sized segments are merged at once; fewer means fewer segments per query,
+    /// more means less merge work (tantivy's `min_num_segments`).
+    pub merge_min_segments: usize,
+    /// tantivy's indexing memory budget per open partition writer (shared by its threads); a
+    /// writer flushes a segment when its budget fills.
     pub writer_memory_bytes: usize,
+    /// tantivy indexing threads per open partition writer. One keeps a core for the rest of the
+    /// pipeline on small machines; more raise one partition's ingest rate where cores are free.
+    pub writer_threads: usize,
+    /// Bytes of acknowledged batches waiting for the ingest thread (WAL-encoded size). When full,
+    /// appends wait: the backpressure that bounds memory while a commit runs.
+    pub ingest_queue_bytes: usize,
     /// Lines longer than this are truncated (at a character boundary) and counted.
     pub max_line_bytes: usize,
     /// Entries older than `now - out_of_order_window` or newer than `now + out_of_order_window`
@@ -50,7 +75,20 @@ fn default_partition_duration() -> Duration {
 fn default_retention() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }
+/// tantivy's defaults for its log merge policy.
+fn default_merge_max_segment_docs() -> usize {
+    10_000_000
+}
+fn default_merge_min_segments() -> usize {
+    8
+}
 fn default_writer_memory_bytes() -> usize {
+    64 << 20
+}
+fn default_writer_threads() -> usize {
+    1
+}
+fn default_ingest_queue_bytes() -> usize {
     64 << 20
 }
 fn default_max_line_bytes() -> usize {
@@ -77,7 +115,12 @@ impl Default for IndexerConfig {
             commit_interval: default_commit_interval(),
             partition_duration: default_partition_duration(),
             retention: default_retention(),
+            retention_bytes_per_tenant: 0,
+            merge_max_segment_docs: default_merge_max_segment_docs(),
+            merge_min_segments: default_merge_min_segments(),
             writer_memory_bytes: default_writer_memory_bytes(),
+            writer_threads: default_writer_threads(),
+            ingest_queue_bytes: default_ingest_queue_bytes(),
             max_line_bytes: default_max_line_bytes(),
             out_of_order_window: default_out_of_order_window(),
             wal_segment_bytes: default_wal_segment_bytes(),
@@ -100,8 +143,20 @@ impl IndexerConfig {
         if self.retention.is_zero() {
             return fail("retention must be > 0");
         }
-        if self.writer_memory_bytes < MIN_WRITER_MEMORY_BYTES {
-            return fail("writer_memory_bytes must be at least 15000000 (tantivy's minimum)");
+        if self.writer_threads == 0 || self.writer_threads > 64 {
+            return fail("writer_threads must be between 1 and 64");
+        }
+        if self.writer_memory_bytes / self.writer_threads < MIN_WRITER_MEMORY_BYTES {
+            return fail("writer_memory_bytes must be at least 15000000 per writer thread (tantivy's minimum)");
+        }
+        if self.ingest_queue_bytes < 1 << 20 {
+            return fail("ingest_queue_bytes must be at least 1048576");
+        }
+        if self.merge_max_segment_docs == 0 {
+            return fail("merge_max_segment_docs must be > 0");
+        }
+        if self.merge_min_segments < 2 {
+            return fail("merge_min_segments must be at least 2");
         }
         if self.max_line_bytes == 0 {
             return fail("max_line_bytes must be > 0");
@@ -116,6 +171,15 @@ impl IndexerConfig {
             return fail("max_open_writers must be > 0");
         }
         Ok(())
+    }
+
+    pub(crate) fn writer_settings(&self) -> WriterSettings {
+        WriterSettings {
+            memory_bytes: self.writer_memory_bytes,
+            threads: self.writer_threads,
+            merge_max_segment_docs: self.merge_max_segment_docs,
+            merge_min_segments: self.merge_min_segments,
+        }
     }
 
     pub(crate) fn partition_ns(&self) -> i64 {

@@ -40,6 +40,10 @@ pub enum Error {
     /// The indexer is shutting down and takes no more work.
     #[error("indexer is shutting down")]
     ShuttingDown,
+    /// An earlier WAL fsync or indexing failure stopped the store; what was acknowledged is in
+    /// the WAL and replays on the next start.
+    #[error("indexer stopped after an earlier failure: {0}")]
+    Failed(String),
 }
 
 impl Error {
@@ -58,7 +62,9 @@ impl Error {
             Error::ShuttingDown => 503,
             Error::Io { source, .. } if is_resource_exhausted(source) => 503,
             Error::Index { source: tantivy::TantivyError::IoError(source), .. } if is_resource_exhausted(source) => 503,
-            Error::InvalidConfig(_) | Error::Io { .. } | Error::Index { .. } | Error::Corrupt(_) => 500,
+            Error::InvalidConfig(_) | Error::Io { .. } | Error::Index { .. } | Error::Corrupt(_) | Error::Failed(_) => {
+                500
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod error;
+mod ingest;
 pub mod logql;
 pub mod metric;
 mod metrics;
@@ -18,5 +19,6 @@ mod wal;
 pub use config::IndexerConfig;
 pub use error::Error;
 pub use metric::{MetricData, MetricQueryRequest, MetricQueryResponse, MetricSeries};
+pub use partition::PartitionStats;
 pub use query::{Direction, LogQueryRequest, LogQueryResponse, QueryStats, StreamResult};
 pub use store::{AppendReceipt, Indexer, RejectedEntry};

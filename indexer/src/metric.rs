@@ -12,7 +12,8 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use crate::error::Error;
-use crate::logql::{AggOp, CompiledQuery, Grouping, MetricExpr, RangeFunc};
+use crate::logql::values::{parse_bytes, parse_go_duration};
+use crate::logql::{AggOp, CompiledQuery, Grouping, MetricExpr, Pipeline, RangeFunc, Stage, Unwrap, UnwrapConv};
 use crate::partition::Partition;
 use crate::query::{QueryStats, load_line, partition_candidates};
 
@@ -162,28 +163,84 @@ pub(crate) fn steps(req: &MetricQueryRequest) -> Result<Vec<i64>, Error> {
 }
 
 /// The one range aggregation at the bottom of a metric expression.
-fn leaf(expr: &MetricExpr) -> (RangeFunc, &crate::logql::LogQuery, i64) {
+struct Leaf<'a> {
+    func: RangeFunc,
+    param: Option<f64>,
+    query: &'a crate::logql::LogQuery,
+    unwrap: Option<&'a Unwrap>,
+    range_ns: i64,
+    offset_ns: i64,
+}
+
+fn leaf(expr: &MetricExpr) -> Leaf<'_> {
     match expr {
-        MetricExpr::Range { func, query, range_ns, .. } => (*func, query, *range_ns),
+        MetricExpr::Range { func, param, query, unwrap, range_ns, offset_ns, .. } => Leaf {
+            func: *func,
+            param: *param,
+            query,
+            unwrap: unwrap.as_ref(),
+            range_ns: *range_ns,
+            offset_ns: *offset_ns,
+        },
         MetricExpr::Aggregate { inner, .. } => leaf(inner),
     }
 }
 
-/// Per result series: sorted `(ts, bytes)` of its lines.
-type Samples = HashMap<Labels, Vec<(i64, u64)>>;
+/// What a line contributes as a sample value.
+enum Extract<'a> {
+    /// Nothing but its timestamp (counts).
+    Count,
+    /// Its length in bytes.
+    Bytes,
+    /// A label's value; lines failing the post-unwrap label filters are dropped.
+    Unwrap(&'a Unwrap, Pipeline),
+}
+
+/// Per result series: `(ts, value)` of its lines.
+type Samples = HashMap<Labels, Vec<(i64, f64)>>;
+
+/// The unwrapped sample of a line whose pipeline gave `labels`: the value and the series labels
+/// (without the unwrapped label), or `None` when a post-unwrap filter drops it. A value that does
+/// not convert sets `__error__` as Loki does, which fails the query unless filtered out.
+fn unwrap_sample(unwrap: &Unwrap, post: &Pipeline, labels: Labels, line: &str) -> Result<Option<(Labels, f64)>, Error> {
+    let text = labels.get(&unwrap.label).unwrap_or("");
+    let value = match unwrap.conv {
+        UnwrapConv::Number => text.trim().parse::<f64>().ok(),
+        UnwrapConv::Duration => parse_go_duration(text.trim()),
+        UnwrapConv::Bytes => parse_bytes(text.trim()),
+    };
+    let mut pairs: Vec<(String, String)> =
+        labels.iter().filter(|l| l.name != unwrap.label).map(|l| (l.name.clone(), l.value.clone())).collect();
+    if value.is_none() && labels.get("__error__").is_none() {
+        pairs.push(("__error__".into(), "SampleExtractionErr".into()));
+    }
+    let labels = Labels::from_pairs(pairs);
+    let labels = if post.is_empty() {
+        labels
+    } else {
+        match post.process(&labels, line) {
+            Some((_, labels)) => labels,
+            None => return Ok(None),
+        }
+    };
+    if let Some(kind) = labels.get("__error__") {
+        return Err(pipeline_error(kind, &labels));
+    }
+    Ok(value.map(|v| (labels, v)))
+}
 
 /// Reads the lines in `[start_ns, end_ns)` that pass the query, keyed by their result labels.
 fn collect_samples(
     partitions: &[Arc<Partition>],
     query: &CompiledQuery,
-    need_bytes: bool,
+    extract: &Extract<'_>,
     start_ns: i64,
     end_ns: i64,
     stats: &mut QueryStats,
 ) -> Result<Samples, Error> {
     let mut samples: Samples = HashMap::new();
     // Fast path: no line to check and no pipeline, so counting needs only the fast fields.
-    let counts_only = query.filters.is_empty() && query.pipeline.is_empty() && !need_bytes;
+    let counts_only = query.filters.is_empty() && query.pipeline.is_empty() && matches!(extract, Extract::Count);
     for partition in partitions {
         // One searcher for candidates and lines: a commit in between would invalidate addresses.
         let searcher = partition.searcher();
@@ -192,9 +249,9 @@ fn collect_samples(
         if counts_only {
             stats.total_lines_processed += candidates.len() as u64;
             stats.total_post_filter_lines += candidates.len() as u64;
-            let mut by_stream: HashMap<u64, Vec<(i64, u64)>> = HashMap::new();
+            let mut by_stream: HashMap<u64, Vec<(i64, f64)>> = HashMap::new();
             for c in candidates {
-                by_stream.entry(c.stream).or_default().push((c.ts, 0));
+                by_stream.entry(c.stream).or_default().push((c.ts, 0.0));
             }
             for (stream, points) in by_stream {
                 if let Some(labels) = labels_of.get(&stream) {
@@ -215,13 +272,22 @@ fn collect_samples(
                 (stream.clone(), line.len())
             } else {
                 let Some((new_line, labels)) = query.pipeline.process(stream, &line) else { continue };
-                if let Some(kind) = labels.get("__error__") {
+                // Errors may still be filtered out after an unwrap.
+                if let (Some(kind), false) = (labels.get("__error__"), matches!(extract, Extract::Unwrap(..))) {
                     return Err(pipeline_error(kind, &labels));
                 }
                 (labels, new_line.as_ref().map_or(line.len(), String::len))
             };
+            let (labels, value) = match extract {
+                Extract::Count => (labels, 0.0),
+                Extract::Bytes => (labels, bytes as f64),
+                Extract::Unwrap(unwrap, post) => match unwrap_sample(unwrap, post, labels, &line)? {
+                    Some(sample) => sample,
+                    None => continue,
+                },
+            };
             stats.total_post_filter_lines += 1;
-            samples.entry(labels).or_default().push((c.ts, bytes as u64));
+            samples.entry(labels).or_default().push((c.ts, value));
         }
     }
     Ok(samples)
@@ -240,35 +306,106 @@ fn pipeline_error(kind: &str, labels: &Labels) -> Error {
 /// One vector per evaluation time.
 type StepVectors = Vec<Vec<(Labels, f64)>>;
 
-fn range_vectors(func: RangeFunc, range_ns: i64, samples: Samples, times: &[i64]) -> StepVectors {
+fn range_vectors(leaf: &Leaf<'_>, samples: Samples, times: &[i64]) -> StepVectors {
     let mut out: StepVectors = vec![Vec::new(); times.len()];
-    let range_secs = range_ns as f64 / 1e9;
+    let (func, range_ns) = (leaf.func, leaf.range_ns);
     for (labels, mut points) in samples {
-        points.sort_unstable();
-        let mut prefix = Vec::with_capacity(points.len() + 1);
-        prefix.push(0u64);
-        for (_, bytes) in &points {
-            prefix.push(prefix.last().copied().unwrap_or(0) + bytes);
-        }
+        points.sort_by_key(|p| p.0);
         for (i, t) in times.iter().enumerate() {
-            // Loki's window is (t - range, t].
-            let lo = points.partition_point(|(ts, _)| *ts <= t.saturating_sub(range_ns));
-            let hi = points.partition_point(|(ts, _)| ts <= t);
+            // Loki's window is (t - offset - range, t - offset].
+            let end = t.saturating_sub(leaf.offset_ns);
+            let lo = points.partition_point(|(ts, _)| *ts <= end.saturating_sub(range_ns));
+            let hi = points.partition_point(|(ts, _)| *ts <= end);
             if hi <= lo {
                 continue;
             }
-            let count = (hi - lo) as f64;
-            let bytes = (prefix[hi] - prefix[lo]) as f64;
+            let window = &points[lo..hi];
             let value = match func {
-                RangeFunc::CountOverTime => count,
-                RangeFunc::Rate => count / range_secs,
-                RangeFunc::BytesOverTime => bytes,
-                RangeFunc::BytesRate => bytes / range_secs,
+                RangeFunc::CountOverTime => Some(window.len() as f64),
+                RangeFunc::Rate if leaf.unwrap.is_none() => Some(window.len() as f64 / (range_ns as f64 / 1e9)),
+                _ => range_value(func, leaf.param, window, end, range_ns),
             };
-            out[i].push((labels.clone(), value));
+            if let Some(value) = value {
+                out[i].push((labels.clone(), value));
+            }
         }
     }
     out
+}
+
+/// A range function over the `(ts, value)` samples of one window ending at `end`.
+fn range_value(func: RangeFunc, param: Option<f64>, window: &[(i64, f64)], end: i64, range_ns: i64) -> Option<f64> {
+    let values = || window.iter().map(|(_, v)| *v);
+    let n = window.len() as f64;
+    let range_secs = range_ns as f64 / 1e9;
+    Some(match func {
+        RangeFunc::Rate | RangeFunc::BytesRate => values().sum::<f64>() / range_secs,
+        RangeFunc::CountOverTime => n,
+        RangeFunc::BytesOverTime | RangeFunc::SumOverTime => values().sum(),
+        RangeFunc::AvgOverTime => values().sum::<f64>() / n,
+        RangeFunc::MinOverTime => values().fold(f64::INFINITY, f64::min),
+        RangeFunc::MaxOverTime => values().fold(f64::NEG_INFINITY, f64::max),
+        RangeFunc::FirstOverTime => window.first()?.1,
+        RangeFunc::LastOverTime => window.last()?.1,
+        RangeFunc::StdvarOverTime | RangeFunc::StddevOverTime => {
+            let mean = values().sum::<f64>() / n;
+            let var = values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+            if func == RangeFunc::StddevOverTime { var.sqrt() } else { var }
+        }
+        RangeFunc::QuantileOverTime => quantile(param.unwrap_or(f64::NAN), values().collect()),
+        RangeFunc::RateCounter => counter_rate(window, end - range_ns, end)?,
+    })
+}
+
+/// Prometheus's `quantile`: linear interpolation between closest ranks; ±Inf outside [0, 1].
+pub(crate) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = q * (values.len() - 1) as f64;
+    let lower = rank.floor() as usize;
+    let upper = (lower + 1).min(values.len() - 1);
+    let weight = rank - rank.floor();
+    values[lower] * (1.0 - weight) + values[upper] * weight
+}
+
+/// Prometheus's extrapolated counter rate over `(start, end]`: resets add the value before them,
+/// the increase is extrapolated towards the window's edges (never below zero at the start).
+pub(crate) fn counter_rate(window: &[(i64, f64)], start: i64, end: i64) -> Option<f64> {
+    if window.len() < 2 {
+        return None;
+    }
+    let (first_t, first_v) = window[0];
+    let (last_t, last_v) = window[window.len() - 1];
+    let mut increase = last_v - first_v;
+    for pair in window.windows(2) {
+        if pair[1].1 < pair[0].1 {
+            increase += pair[0].1;
+        }
+    }
+    let secs = |ns: i64| ns as f64 / 1e9;
+    let sampled = secs(last_t - first_t);
+    if sampled <= 0.0 {
+        return None;
+    }
+    let mut to_start = secs(first_t - start);
+    let to_end = secs(end - last_t);
+    let average = sampled / (window.len() - 1) as f64;
+    if increase > 0.0 && first_v >= 0.0 {
+        to_start = to_start.min(sampled * (first_v / increase));
+    }
+    let threshold = average * 1.1;
+    let mut interval = sampled;
+    interval += if to_start < threshold { to_start } else { average / 2.0 };
+    interval += if to_end < threshold { to_end } else { average / 2.0 };
+    Some(increase * (interval / sampled) / secs(end - start))
 }
 
 fn group_key(labels: &Labels, grouping: Option<&Grouping>) -> Labels {
@@ -347,16 +484,23 @@ pub(crate) fn execute_metric(
 ) -> Result<MetricQueryResponse, Error> {
     let started = Instant::now();
     let times = steps(req)?;
-    let (func, log_query, range_ns) = leaf(expr);
-    let query = CompiledQuery::compile(log_query)?;
-    let first = times.first().copied().unwrap_or(req.end_ns);
-    let last = times.last().copied().unwrap_or(req.end_ns);
-    let lo = first.saturating_sub(range_ns).saturating_add(1);
+    let leaf = leaf(expr);
+    let query = CompiledQuery::compile(leaf.query)?;
+    let first = times.first().copied().unwrap_or(req.end_ns).saturating_sub(leaf.offset_ns);
+    let last = times.last().copied().unwrap_or(req.end_ns).saturating_sub(leaf.offset_ns);
+    let lo = first.saturating_sub(leaf.range_ns).saturating_add(1);
     let hi = last.saturating_add(1);
     let mut stats = QueryStats::default();
-    let need_bytes = matches!(func, RangeFunc::BytesOverTime | RangeFunc::BytesRate);
-    let samples = collect_samples(&partitions_for(lo, hi), &query, need_bytes, lo, hi, &mut stats)?;
-    let vectors = apply_aggregations(expr, range_vectors(func, range_ns, samples, &times));
+    let extract = match leaf.unwrap {
+        Some(unwrap) => {
+            let post: Vec<Stage> = unwrap.filters.iter().cloned().map(Stage::LabelFilter).collect();
+            Extract::Unwrap(unwrap, Pipeline::compile(&post)?)
+        }
+        None if matches!(leaf.func, RangeFunc::BytesOverTime | RangeFunc::BytesRate) => Extract::Bytes,
+        None => Extract::Count,
+    };
+    let samples = collect_samples(&partitions_for(lo, hi), &query, &extract, lo, hi, &mut stats)?;
+    let vectors = apply_aggregations(expr, range_vectors(&leaf, samples, &times));
     let data = if req.instant {
         let mut v: Vec<(Labels, i64, f64)> =
             vectors.into_iter().next().unwrap_or_default().into_iter().map(|(l, v)| (l, req.end_ns, v)).collect();

@@ -14,6 +14,7 @@ pub(crate) struct Metrics {
     pub lines_rejected: Counter,
     pub lines_truncated: Counter,
     pub wal_bytes_written: Counter,
+    pub wal_fsyncs: Counter,
     pub wal_lines_replayed: Counter,
     pub commits: Counter,
     pub commit_duration: Histogram,
@@ -33,6 +34,7 @@ impl Default for Metrics {
             lines_rejected: Counter::default(),
             lines_truncated: Counter::default(),
             wal_bytes_written: Counter::default(),
+            wal_fsyncs: Counter::default(),
             wal_lines_replayed: Counter::default(),
             commits: Counter::default(),
             // 1 ms .. ~16 s: a commit flushes up to writer_memory_bytes of segments.
@@ -62,6 +64,11 @@ impl Metrics {
             "tarsier_indexer_wal_bytes_written",
             "Bytes written to the write-ahead log",
             self.wal_bytes_written.clone(),
+        );
+        r.register(
+            "tarsier_indexer_wal_fsyncs",
+            "WAL fsyncs; each acknowledges every append written before it (group commit)",
+            self.wal_fsyncs.clone(),
         );
         r.register(
             "tarsier_indexer_wal_lines_replayed",

@@ -17,14 +17,19 @@ use model::wire::selector_text::{format_label_set, parse_label_set};
 use model::{Labels, LogRecord, TenantId};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use tantivy::schema::{FAST, Field, INDEXED, STORED, STRING, Schema, TEXT};
+use tantivy::merge_policy::LogMergePolicy;
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
+use crate::config::WriterSettings;
 use crate::error::Error;
 use crate::wal::sync_dir;
 
-/// Bump when the schema or layout changes.
-pub(crate) const PARTITION_FORMAT_VERSION: u32 = 1;
+/// Bump when the schema or layout changes. 2: `ts` no longer indexed, no `labels` field,
+/// `labels_text` not stored. Format 1 partitions still open (fields are found by name).
+pub(crate) const PARTITION_FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads.
+const OLDEST_READABLE_FORMAT: u32 = 1;
 const META_FILE: &str = "meta.json";
 const INDEX_DIR: &str = "index";
 
@@ -46,21 +51,42 @@ struct CommitPayload {
 pub(crate) struct Fields {
     pub ts: Field,
     pub stream: Field,
-    pub labels: Field,
     pub labels_text: Field,
     pub line: Field,
 }
 
-fn schema() -> (Schema, Fields) {
+/// The schema of new partitions (format 2). Every field is there for a query path; the costs were
+/// measured with `tarsier-bench indexer-ingest` (see docs/ARCHITECTURE.md):
+/// - `ts` is a fast field only: time ranges run on the column, and an indexed `ts` gave every
+///   line its own term, which made the term dictionary the largest cost of a commit.
+/// - `stream` (the label set's hash) is indexed and fast: selectors resolve to stream terms.
+/// - `labels_text` is one raw term per stream, not stored: its term dictionary is the list of
+///   streams the partition holds, which rebuilds the stream map on open; a hit's labels come from
+///   that map by `stream`.
+/// - `line` is tokenized (doc ids only) and stored.
+fn schema() -> Schema {
     let mut b = Schema::builder();
-    let ts = b.add_i64_field("ts", INDEXED | FAST);
-    let stream = b.add_u64_field("stream", INDEXED | FAST);
-    let labels = b.add_text_field("labels", STRING);
-    // Indexed as one raw term as well as stored: the term dictionary doubles as the list of
-    // streams the partition holds, which is how the stream map is rebuilt on open.
-    let labels_text = b.add_text_field("labels_text", STRING | STORED);
-    let line = b.add_text_field("line", TEXT | STORED);
-    (b.build(), Fields { ts, stream, labels, labels_text, line })
+    b.add_i64_field("ts", FAST);
+    b.add_u64_field("stream", INDEXED | FAST);
+    b.add_text_field("labels_text", STRING);
+    // Doc ids only: the pre-filter needs which lines hold a token, never where or how often,
+    // and nothing is scored. Dropping positions and fieldnorms took ingest from 7.6 to 11.4 MB
+    // per CPU-second (`tarsier-bench indexer-ingest --lines 200000`).
+    let line_indexing = TextFieldIndexing::default()
+        .set_tokenizer("default")
+        .set_index_option(IndexRecordOption::Basic)
+        .set_fieldnorms(false);
+    b.add_text_field("line", TextOptions::default().set_indexing_options(line_indexing).set_stored());
+    b.build()
+}
+
+/// Looks the fields up by name, so partitions of format 1 (which also had an indexed `ts` and a
+/// `labels` field) and format 2 read the same way.
+fn fields_of(schema: &Schema, dir: &Path) -> Result<Fields, Error> {
+    let get = |name: &str| {
+        schema.get_field(name).map_err(|_| Error::Corrupt(format!("{}: index has no field {name}", dir.display())))
+    };
+    Ok(Fields { ts: get("ts")?, stream: get("stream")?, labels_text: get("labels_text")?, line: get("line")? })
 }
 
 struct OpenWriter {
@@ -90,8 +116,7 @@ impl Partition {
     pub fn create(dir: &Path, tenant: &TenantId, start_ns: i64, end_ns: i64) -> Result<Partition, Error> {
         let index_dir = dir.join(INDEX_DIR);
         fs::create_dir_all(&index_dir).map_err(|e| Error::io(format!("create {}", index_dir.display()), e))?;
-        let (schema, _) = schema();
-        Index::create_in_dir(&index_dir, schema).map_err(|e| Error::index("create partition index", e))?;
+        Index::create_in_dir(&index_dir, schema()).map_err(|e| Error::index("create partition index", e))?;
         let meta = PartitionMeta { version: PARTITION_FORMAT_VERSION, tenant: tenant.to_string(), start_ns, end_ns };
         let tmp = dir.join("meta.json.tmp");
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -116,7 +141,7 @@ impl Partition {
         let raw = fs::read(&meta_path).map_err(|e| Error::io(format!("read {}", meta_path.display()), e))?;
         let meta: PartitionMeta =
             serde_json::from_slice(&raw).map_err(|e| Error::Corrupt(format!("{}: {e}", meta_path.display())))?;
-        if meta.version != PARTITION_FORMAT_VERSION {
+        if !(OLDEST_READABLE_FORMAT..=PARTITION_FORMAT_VERSION).contains(&meta.version) {
             return Err(Error::Corrupt(format!(
                 "{} has format version {}, this build reads {PARTITION_FORMAT_VERSION}",
                 meta_path.display(),
@@ -124,7 +149,7 @@ impl Partition {
             )));
         }
         let index = Index::open_in_dir(dir.join(INDEX_DIR)).map_err(|e| Error::index("open partition index", e))?;
-        let (_, fields) = schema();
+        let fields = fields_of(&index.schema(), dir)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -212,40 +237,55 @@ impl Partition {
 
     /// Adds records to the writer (opening it if needed). Not searchable until [`Partition::commit`].
     /// Returns whether a writer had to be opened.
-    pub fn add(&self, records: &[LogRecord], memory_bytes: usize) -> Result<bool, Error> {
+    pub fn add(&self, records: Vec<LogRecord>, settings: WriterSettings) -> Result<bool, Error> {
         let mut guard = self.writer.lock();
         let opened = guard.is_none();
         if opened {
-            // One indexing thread per writer: the machine has few cores and several partitions
-            // may be open; tantivy's budget is per thread.
+            // tantivy splits the budget between its indexing threads.
             let writer = self
                 .index
-                .writer_with_num_threads(1, memory_bytes)
+                .writer_with_num_threads(settings.threads, settings.memory_bytes)
                 .map_err(|e| Error::index(format!("open writer for {}", self.dir.display()), e))?;
+            let mut policy = LogMergePolicy::default();
+            policy.set_max_docs_before_merge(settings.merge_max_segment_docs);
+            policy.set_min_num_segments(settings.merge_min_segments);
+            writer.set_merge_policy(Box::new(policy));
             *guard = Some(OpenWriter { writer, pending_docs: 0, last_used: Instant::now() });
         }
         let Some(open) = guard.as_mut() else { return Ok(opened) };
         let mut streams = self.streams.write();
+        let count = records.len();
+        let mut previous: Option<(Labels, u64)> = None;
         for record in records {
-            let hash = record.labels.stable_hash();
-            if let Some(existing) = streams.get(&hash) {
-                if existing != &record.labels {
-                    tracing::warn!(a = %existing, b = %record.labels, "stream hash collision");
+            // Batches usually hold one stream: hash a label set once per run of equal ones.
+            let hash = match &previous {
+                Some((labels, hash)) if *labels == record.labels => *hash,
+                _ => {
+                    let hash = record.labels.stable_hash();
+                    previous = Some((record.labels.clone(), hash));
+                    hash
                 }
-            } else {
-                streams.insert(hash, record.labels.clone());
-            }
+            };
             let mut doc = TantivyDocument::default();
             doc.add_i64(self.fields.ts, record.timestamp_ns);
             doc.add_u64(self.fields.stream, hash);
-            for label in &record.labels {
-                doc.add_text(self.fields.labels, format!("{}={}", label.name, label.value));
+            match streams.get(&hash) {
+                Some(existing) if existing != &record.labels => {
+                    tracing::warn!(a = %existing, b = %record.labels, "stream hash collision");
+                }
+                Some(_) => {}
+                None => {
+                    // The first line of a stream in this partition carries its labels term, which
+                    // is all the stream map needs on reopen (merges keep terms; nothing is deleted
+                    // but whole partitions).
+                    doc.add_text(self.fields.labels_text, format_label_set(&record.labels));
+                    streams.insert(hash, record.labels);
+                }
             }
-            doc.add_text(self.fields.labels_text, format_label_set(&record.labels));
-            doc.add_text(self.fields.line, &record.line);
+            doc.add_text(self.fields.line, record.line);
             open.writer.add_document(doc).map_err(|e| Error::index("add document", e))?;
         }
-        open.pending_docs += records.len();
+        open.pending_docs += count;
         open.last_used = Instant::now();
         Ok(opened)
     }
@@ -280,8 +320,50 @@ impl Partition {
         Ok(false)
     }
 
+    /// Size and shape of the committed index.
+    pub fn stats(&self) -> PartitionStats {
+        let searcher = self.reader.searcher();
+        PartitionStats {
+            tenant: self.tenant.clone(),
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            disk_bytes: dir_bytes(&self.dir),
+            segments: searcher.segment_readers().len(),
+            lines: searcher.num_docs(),
+        }
+    }
+
     /// Drops the writer without committing (crash simulation, retention).
     pub fn abandon_writer(&self) -> bool {
         self.writer.lock().take().is_some()
     }
+}
+
+/// One partition as [`crate::Indexer::partition_stats`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionStats {
+    /// Whose partition.
+    pub tenant: TenantId,
+    /// Time range `[start_ns, end_ns)` it holds.
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// Bytes of its files on disk.
+    pub disk_bytes: u64,
+    /// Committed tantivy segments.
+    pub segments: usize,
+    /// Committed lines.
+    pub lines: u64,
+}
+
+/// Bytes of all files under `dir` (0 for what cannot be read: the directory may be going away).
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -1,32 +1,42 @@
-//! The [`Indexer`]: ties the WAL, the partitions and query execution together, and runs the
-//! background commit and retention work. Appends are serialized by one ingest lock (WAL write +
-//! fsync + hand-off to tantivy writers); commits take the same lock so the WAL position they
-//! record is exact.
+//! The [`Indexer`]: ties the WAL, the partitions and query execution together.
+//!
+//! Ingest is a pipeline so that no append waits behind another's fsync or behind a commit:
+//! 1. appenders validate and encode their batch in parallel, reserve room in the bounded ingest
+//!    queue, then under the short WAL lock write the record (no fsync) and queue the entry;
+//! 2. they wait for a group fsync that covers their record ([`SharedWal::sync_to`]): one fsync
+//!    acknowledges every append written before it;
+//! 3. the one ingest thread hands queued entries to the tantivy writers in WAL order, commits
+//!    every `commit_interval` (recording the WAL position it covers, after syncing the WAL up to
+//!    it) and runs retention. A commit delays appends only once the queue is full.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use model::{Labels, LogRecord, TenantId};
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use crate::config::IndexerConfig;
 use crate::error::Error;
+use crate::ingest::{Job, Queue};
 use crate::logql::{CompiledQuery, CompiledSelector, Expr, parse_expr, parse_selector};
 use crate::metric::{MetricQueryRequest, MetricQueryResponse, execute_metric};
 use crate::metrics::Metrics;
-use crate::partition::Partition;
+use crate::partition::{self, Partition};
 use crate::query::{LogQueryRequest, LogQueryResponse, Plan, execute};
-use crate::wal::{Wal, WalEntry, sync_dir};
+use crate::wal::{SharedWal, Wal, WalEntry, encode_record, sync_dir};
 
 const COMMITTED_FILE: &str = "committed.json";
 const COMMITTED_FORMAT_VERSION: u32 = 1;
-const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Age checks are free and size checks walk partition directories: once a minute keeps a tenant
+/// near its byte limit without measurable cost.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
 /// Writers unused this long are committed and closed to free their memory budget and threads.
 const WRITER_IDLE: Duration = Duration::from_secs(300);
 
@@ -54,19 +64,17 @@ struct Committed {
     wal_position: u64,
 }
 
-struct IngestState {
-    wal: Wal,
-    closed: bool,
-}
-
 struct Inner {
     dir: PathBuf,
     config: IndexerConfig,
     metrics: Metrics,
-    ingest: Mutex<IngestState>,
+    wal: SharedWal,
+    queue: Queue,
+    /// Set under the WAL lock by shutdown: no entry is queued after the shutdown job.
+    closed: AtomicBool,
+    /// Set by the ingest thread when indexing fails; appends are refused from then on.
+    failed: Mutex<Option<String>>,
     partitions: RwLock<BTreeMap<TenantId, Vec<Arc<Partition>>>>,
-    stop: Mutex<bool>,
-    stop_signal: Condvar,
 }
 
 /// The log store. `Send + Sync`; share it as `Arc<Indexer>`. Dropping it without
@@ -74,7 +82,7 @@ struct Inner {
 /// replays on the next open).
 pub struct Indexer {
     inner: Arc<Inner>,
-    background: Mutex<Option<JoinHandle<()>>>,
+    ingest_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Indexer {
@@ -90,31 +98,31 @@ impl Indexer {
         metrics.partitions.set(partitions.values().map(Vec::len).sum::<usize>() as i64);
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
+            wal: SharedWal::new(wal, metrics.wal_fsyncs.clone()),
+            queue: Queue::new(config.ingest_queue_bytes),
             config,
             metrics,
-            ingest: Mutex::new(IngestState { wal, closed: false }),
+            closed: AtomicBool::new(false),
+            failed: Mutex::new(None),
             partitions: RwLock::new(partitions),
-            stop: Mutex::new(false),
-            stop_signal: Condvar::new(),
         });
-        {
-            let ingest = inner.ingest.lock();
-            let end = ingest.wal.end_position();
+        let end = inner.wal.with(|wal| -> Result<u64, Error> {
             let mut lines = 0u64;
-            ingest.wal.replay(committed, &mut |position, entry| {
+            wal.replay(committed, &mut |position, entry| {
                 lines += entry.records.len() as u64;
-                inner.index_entry(&entry.tenant, position, entry.records, true, end)
+                inner.index_entry(&entry.tenant, position, entry.records, true)
             })?;
             inner.metrics.wal_lines_replayed.inc_by(lines);
             tracing::info!(dir = %dir.display(), from = committed, lines, "wal replayed");
-        }
-        inner.commit()?;
+            Ok(wal.end_position())
+        })?;
+        inner.commit(end)?;
         let worker = Arc::clone(&inner);
         let handle = std::thread::Builder::new()
-            .name("indexer-commit".into())
-            .spawn(move || worker.background_loop())
-            .map_err(|e| Error::io("spawn indexer background thread", e))?;
-        Ok(Indexer { inner, background: Mutex::new(Some(handle)) })
+            .name("indexer-ingest".into())
+            .spawn(move || worker.ingest_loop(end))
+            .map_err(|e| Error::io("spawn indexer ingest thread", e))?;
+        Ok(Indexer { inner, ingest_thread: Mutex::new(Some(handle)) })
     }
 
     /// Durably appends a batch: returns once accepted entries are fsync'ed in the WAL.
@@ -159,39 +167,74 @@ impl Indexer {
         if accepted.is_empty() {
             return Ok(receipt);
         }
-        let mut ingest = inner.ingest.lock();
-        if ingest.closed {
+        if inner.closed.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
         }
+        if let Some(failed) = inner.failure() {
+            return Err(Error::Failed(failed));
+        }
+        let count = accepted.len();
+        let line_bytes: usize = accepted.iter().map(|r| r.line.len()).sum();
         let entry = WalEntry { tenant: tenant.clone(), records: accepted };
-        let (position, bytes) = ingest.wal.append(&entry)?;
-        let end = ingest.wal.end_position();
-        receipt.accepted = entry.records.len();
-        inner.metrics.wal_bytes_written.inc_by(bytes as u64);
-        inner.metrics.lines_ingested.inc_by(receipt.accepted as u64);
-        inner.metrics.bytes_ingested.inc_by(entry.records.iter().map(|r| r.line.len() as u64).sum());
-        // The entry is durable; a failure to index it now is repaired by replay on restart.
-        inner.index_entry(tenant, position, entry.records, false, end)?;
+        let record = encode_record(&entry);
+        // Room for the entry until the ingest thread has indexed it; reserved before the WAL
+        // lock, so no one waits for room while holding it.
+        let reserved = record.len();
+        inner.queue.reserve(reserved);
+        let written = inner.wal.with(|wal| {
+            if inner.closed.load(Ordering::Acquire) {
+                return Err(Error::ShuttingDown);
+            }
+            let position = wal.write(&record)?;
+            let end = wal.end_position();
+            let records = entry.records;
+            inner.queue.push(Job::Entry { tenant: entry.tenant, position, end, records, bytes: reserved });
+            Ok(end)
+        });
+        let end = match written {
+            Ok(end) => end,
+            Err(e) => {
+                inner.queue.release(reserved);
+                return Err(e);
+            }
+        };
+        // The acknowledgement: an fsync shared with every append written before it.
+        inner.wal.sync_to(end)?;
+        receipt.accepted = count;
+        inner.metrics.wal_bytes_written.inc_by(record.len() as u64);
+        inner.metrics.lines_ingested.inc_by(count as u64);
+        inner.metrics.bytes_ingested.inc_by(line_bytes as u64);
         Ok(receipt)
     }
 
     /// Makes everything appended so far searchable.
     pub fn commit(&self) -> Result<(), Error> {
-        self.inner.commit()
+        self.ask(Job::Commit)
     }
 
-    /// Stops background work, commits, closes writers and trims the WAL. Idempotent.
+    /// Stops taking appends, indexes and commits what was acknowledged, closes the writers and
+    /// trims the WAL. Idempotent.
     pub fn shutdown(&self) -> Result<(), Error> {
-        self.stop_background();
-        self.inner.commit()?;
-        let mut ingest = self.inner.ingest.lock();
-        ingest.closed = true;
-        let end = ingest.wal.end_position();
-        for partition in self.inner.all_partitions() {
-            partition.close_writer(end)?;
+        let Some(handle) = self.ingest_thread.lock().take() else { return Ok(()) };
+        self.inner.wal.with(|_| self.inner.closed.store(true, Ordering::Release));
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.inner.queue.push(Job::Shutdown(tx));
+        let result = rx.recv().unwrap_or(Err(Error::ShuttingDown));
+        if handle.join().is_err() {
+            tracing::error!("indexer ingest thread panicked");
         }
         self.inner.metrics.open_writers.set(0);
-        Ok(())
+        result
+    }
+
+    /// Sends a job that answers to the ingest thread and waits for the answer.
+    fn ask<T>(&self, job: impl FnOnce(std::sync::mpsc::SyncSender<Result<T, Error>>) -> Job) -> Result<T, Error> {
+        if self.ingest_thread.lock().is_none() {
+            return Err(Error::ShuttingDown);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.inner.queue.push(job(tx));
+        rx.recv().unwrap_or(Err(Error::ShuttingDown))
     }
 
     /// Runs a log query.
@@ -309,35 +352,33 @@ impl Indexer {
         Ok(self.inner.streams_in(tenant, start_ns, end_ns, Some(&compiled)))
     }
 
-    /// Deletes partitions that ended before `now - retention`; returns how many. Also run hourly
-    /// by the background thread.
+    /// Deletes partitions that ended before `now - retention`, then each tenant's oldest
+    /// partitions while it holds more than `retention_bytes_per_tenant`; returns how many. Also
+    /// run every minute by the ingest thread.
     pub fn run_retention(&self) -> Result<usize, Error> {
-        self.inner.run_retention()
+        self.ask(Job::Retention)
+    }
+
+    /// Every partition's size and shape, oldest first per tenant.
+    pub fn partition_stats(&self) -> Vec<crate::PartitionStats> {
+        self.inner.all_partitions().iter().map(|p| p.stats()).collect()
     }
 
     /// Registers the indexer's self-metrics.
     pub fn register_metrics(&self, registry: &mut Registry) {
         self.inner.metrics.register(registry);
     }
-
-    fn stop_background(&self) {
-        *self.inner.stop.lock() = true;
-        self.inner.stop_signal.notify_all();
-        if let Some(handle) = self.background.lock().take()
-            && handle.join().is_err()
-        {
-            tracing::error!("indexer background thread panicked");
-        }
-    }
 }
 
 impl Drop for Indexer {
     fn drop(&mut self) {
-        self.stop_background();
         // Without shutdown this behaves like a crash: uncommitted documents are dropped with the
         // writers and come back from the WAL on the next open.
-        for partition in self.inner.all_partitions() {
-            partition.abandon_writer();
+        if let Some(handle) = self.ingest_thread.lock().take() {
+            self.inner.queue.push(Job::Abort);
+            if handle.join().is_err() {
+                tracing::error!("indexer ingest thread panicked");
+            }
         }
     }
 }
@@ -460,33 +501,37 @@ impl Inner {
         Ok(partition)
     }
 
-    /// Hands one WAL entry to the partition writers. Caller holds the ingest lock.
-    /// On replay, partitions whose last commit already covers `position` are skipped.
+    /// Hands one WAL entry to the partition writers. Only the ingest thread (and replay in
+    /// `open`, before it starts) calls this, in WAL order. On replay, partitions whose last
+    /// commit already covers `position` are skipped.
     fn index_entry(
         &self,
         tenant: &TenantId,
         position: u64,
         records: Vec<LogRecord>,
         replay: bool,
-        wal_end: u64,
     ) -> Result<(), Error> {
         // Group by partition first: a partition evicted below must never hold part of this entry.
         let mut groups: Vec<(Arc<Partition>, Vec<LogRecord>)> = Vec::new();
         for record in records {
-            let partition = self.partition_for(tenant, record.timestamp_ns)?;
+            let partition = match groups.last() {
+                Some((p, _)) if p.contains(record.timestamp_ns) => Arc::clone(p),
+                _ => self.partition_for(tenant, record.timestamp_ns)?,
+            };
             match groups.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &partition)) {
                 Some((_, recs)) => recs.push(record),
                 None => groups.push((partition, vec![record])),
             }
         }
-        for (partition, recs) in &groups {
+        let involved: Vec<Arc<Partition>> = groups.iter().map(|(p, _)| Arc::clone(p)).collect();
+        for (partition, recs) in groups {
             if replay && position < partition.committed_wal_position() {
                 continue;
             }
             if !partition.has_writer() {
-                self.make_room_for_writer(&groups, wal_end)?;
+                self.make_room_for_writer(&involved, position)?;
             }
-            if partition.add(recs, self.config.writer_memory_bytes)? {
+            if partition.add(recs, self.config.writer_settings())? {
                 self.metrics.open_writers.inc();
             }
         }
@@ -494,29 +539,39 @@ impl Inner {
     }
 
     /// Closes the least recently used writer not involved in the current entry when the bound
-    /// on open writers is reached. Its commit covers `wal_end`: it holds nothing of the
-    /// current entry, and everything before.
-    fn make_room_for_writer(&self, current: &[(Arc<Partition>, Vec<LogRecord>)], wal_end: u64) -> Result<(), Error> {
+    /// on open writers is reached. Its commit covers `position`, the current entry's: every
+    /// earlier entry has been handed over, and it holds nothing of this one.
+    fn make_room_for_writer(&self, current: &[Arc<Partition>], position: u64) -> Result<(), Error> {
         let open: Vec<Arc<Partition>> = self.all_partitions().into_iter().filter(|p| p.has_writer()).collect();
         if open.len() < self.config.max_open_writers {
             return Ok(());
         }
         let victim = open
             .into_iter()
-            .filter(|p| !current.iter().any(|(c, _)| Arc::ptr_eq(c, p)))
+            .filter(|p| !current.iter().any(|c| Arc::ptr_eq(c, p)))
             .min_by_key(|p| p.writer_last_used());
-        if let Some(victim) = victim
-            && victim.close_writer(wal_end)?
-        {
-            self.metrics.open_writers.dec();
+        if let Some(victim) = victim {
+            self.wal.sync_to(position)?;
+            if victim.close_writer(position)? {
+                self.metrics.open_writers.dec();
+            }
         }
         Ok(())
     }
 
-    fn commit(&self) -> Result<(), Error> {
+    fn failure(&self) -> Option<String> {
+        self.failed.lock().clone().or_else(|| self.wal.failure())
+    }
+
+    /// Commits every partition with pending documents at `position` (all entries below it have
+    /// been handed to the writers), then trims the WAL. The WAL is synced up to `position`
+    /// first, so a recorded commit position never lies past durable WAL bytes.
+    fn commit(&self, position: u64) -> Result<(), Error> {
+        if let Some(failed) = self.failure() {
+            return Err(Error::Failed(failed));
+        }
         let started = Instant::now();
-        let mut ingest = self.ingest.lock();
-        let position = ingest.wal.end_position();
+        self.wal.sync_to(position)?;
         let mut committed = 0;
         for partition in self.all_partitions() {
             if partition.commit(position)? {
@@ -524,7 +579,7 @@ impl Inner {
             }
         }
         write_committed(&self.dir, position)?;
-        let removed = ingest.wal.remove_segments_below(position)?;
+        let removed = self.wal.with(|wal| wal.remove_segments_below(position))?;
         for partition in self.all_partitions() {
             if partition.writer_last_used().is_some_and(|t| t.elapsed() >= WRITER_IDLE)
                 && partition.close_writer(position)?
@@ -532,7 +587,6 @@ impl Inner {
                 self.metrics.open_writers.dec();
             }
         }
-        drop(ingest);
         if committed > 0 {
             self.metrics.commits.inc();
             self.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
@@ -544,19 +598,42 @@ impl Inner {
     fn run_retention(&self) -> Result<usize, Error> {
         let retention = i64::try_from(self.config.retention.as_nanos()).unwrap_or(i64::MAX);
         let cutoff = model::time::now_ns().saturating_sub(retention);
-        let _ingest = self.ingest.lock();
-        let expired: Vec<Arc<Partition>> = {
+        let mut doomed: Vec<(Arc<Partition>, &str)> = Vec::new();
+        let limit = self.config.retention_bytes_per_tenant;
+        for parts in self.partitions.read().values() {
+            // Oldest first (the map keeps them sorted by start).
+            let mut kept = Vec::new();
+            for p in parts {
+                if p.end_ns <= cutoff {
+                    doomed.push((Arc::clone(p), "age"));
+                } else {
+                    kept.push(p);
+                }
+            }
+            if limit > 0 {
+                let sizes: Vec<u64> = kept.iter().map(|p| partition::dir_bytes(&p.dir)).collect();
+                let mut total: u64 = sizes.iter().sum();
+                // Never the newest: it is where the tenant's lines are arriving.
+                for (p, size) in kept.iter().zip(&sizes).take(kept.len().saturating_sub(1)) {
+                    if total <= limit {
+                        break;
+                    }
+                    total -= size;
+                    doomed.push((Arc::clone(p), "size"));
+                }
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        {
             let mut map = self.partitions.write();
-            let mut expired = Vec::new();
             for parts in map.values_mut() {
-                let (old, keep): (Vec<_>, Vec<_>) = parts.drain(..).partition(|p| p.end_ns <= cutoff);
-                *parts = keep;
-                expired.extend(old);
+                parts.retain(|p| !doomed.iter().any(|(d, _)| Arc::ptr_eq(d, p)));
             }
             map.retain(|_, parts| !parts.is_empty());
-            expired
-        };
-        for partition in &expired {
+        }
+        for (partition, reason) in &doomed {
             if partition.abandon_writer() {
                 self.metrics.open_writers.dec();
             }
@@ -564,32 +641,72 @@ impl Inner {
                 .map_err(|e| Error::io(format!("remove expired partition {}", partition.dir.display()), e))?;
             self.metrics.partitions.dec();
             self.metrics.partitions_deleted.inc();
-            tracing::info!(tenant = %partition.tenant, start_ns = partition.start_ns, "partition deleted by retention");
+            tracing::info!(tenant = %partition.tenant, start_ns = partition.start_ns, reason, "partition deleted by retention");
         }
-        Ok(expired.len())
+        Ok(doomed.len())
     }
 
-    fn background_loop(&self) {
+    /// The ingest thread: indexes queued entries in WAL order, commits every `commit_interval`,
+    /// runs retention hourly, answers commit/retention/shutdown requests. `handed` is the WAL
+    /// position below which every entry has been given to the writers.
+    fn ingest_loop(&self, mut handed: u64) {
+        let interval = self.config.commit_interval;
+        let mut next_commit = Instant::now() + interval;
         let mut last_retention: Option<Instant> = None;
         loop {
-            {
-                let mut stop = self.stop.lock();
-                if !*stop {
-                    self.stop_signal.wait_for(&mut stop, self.config.commit_interval);
+            match self.queue.pop_until(next_commit) {
+                Some(Job::Entry { tenant, position, end, records, bytes }) => {
+                    if self.failure().is_none()
+                        && let Err(e) = self.index_entry(&tenant, position, records, false)
+                    {
+                        // The entry is durable: a restart replays it. Until then, refuse work
+                        // rather than commit past it.
+                        tracing::error!(error = %e, wal_position = position, "indexing failed, the store stops");
+                        *self.failed.lock() = Some(e.to_string());
+                    }
+                    handed = end;
+                    self.queue.release(bytes);
                 }
-                if *stop {
+                Some(Job::Commit(reply)) => {
+                    let _ = reply.send(self.commit(handed));
+                    next_commit = Instant::now() + interval;
+                }
+                Some(Job::Retention(reply)) => {
+                    let _ = reply.send(self.run_retention());
+                }
+                Some(Job::Shutdown(reply)) => {
+                    let _ = reply.send(self.close(handed));
                     return;
                 }
+                Some(Job::Abort) => {
+                    for partition in self.all_partitions() {
+                        partition.abandon_writer();
+                    }
+                    return;
+                }
+                None => {}
             }
-            if let Err(e) = self.commit() {
-                tracing::error!(error = %e, "background commit failed");
-            }
-            if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
-                last_retention = Some(Instant::now());
-                if let Err(e) = self.run_retention() {
-                    tracing::error!(error = %e, "retention pass failed");
+            if Instant::now() >= next_commit {
+                if let Err(e) = self.commit(handed) {
+                    tracing::error!(error = %e, "background commit failed");
+                }
+                next_commit = Instant::now() + interval;
+                if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+                    last_retention = Some(Instant::now());
+                    if let Err(e) = self.run_retention() {
+                        tracing::error!(error = %e, "retention pass failed");
+                    }
                 }
             }
         }
+    }
+
+    /// The final commit and closing of every writer.
+    fn close(&self, handed: u64) -> Result<(), Error> {
+        self.commit(handed)?;
+        for partition in self.all_partitions() {
+            partition.close_writer(handed)?;
+        }
+        Ok(())
     }
 }

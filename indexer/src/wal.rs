@@ -10,6 +10,10 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+use prometheus_client::metrics::counter::Counter;
 
 use model::{Labels, LabelsBuilder, LogRecord, TenantId};
 
@@ -36,7 +40,7 @@ pub(crate) struct Wal {
     segment_bytes: u64,
     /// Start positions of all segments, ascending; the last one is `active`.
     segments: Vec<u64>,
-    active: File,
+    active: Arc<File>,
     active_len: u64,
 }
 
@@ -69,19 +73,26 @@ impl Wal {
                 tracing::warn!(segment = %path.display(), offset = valid, dropped_bytes = len - valid, "truncating torn wal tail");
                 file.set_len(valid).map_err(|e| Error::io("truncate wal segment", e))?;
             }
-            let mut wal = Wal { dir: dir.to_path_buf(), segment_bytes, segments, active: file, active_len: valid };
+            let mut file = file;
+            let mut active_len = valid;
             if valid < HEADER_LEN {
-                wal.active.set_len(0).map_err(|e| Error::io("reset wal segment", e))?;
-                wal.active.write_all(&header()).map_err(|e| Error::io("write wal header", e))?;
-                wal.active.sync_all().map_err(|e| Error::io("fsync wal segment", e))?;
-                wal.active_len = HEADER_LEN;
+                file.set_len(0).map_err(|e| Error::io("reset wal segment", e))?;
+                file.write_all(&header()).map_err(|e| Error::io("write wal header", e))?;
+                file.sync_all().map_err(|e| Error::io("fsync wal segment", e))?;
+                active_len = HEADER_LEN;
             }
             use std::io::Seek;
-            wal.active.seek(std::io::SeekFrom::End(0)).map_err(|e| Error::io("seek wal segment", e))?;
-            Ok(wal)
+            file.seek(std::io::SeekFrom::End(0)).map_err(|e| Error::io("seek wal segment", e))?;
+            Ok(Wal { dir: dir.to_path_buf(), segment_bytes, segments, active: Arc::new(file), active_len })
         } else {
             let (file, len) = create_segment(dir, min_start)?;
-            Ok(Wal { dir: dir.to_path_buf(), segment_bytes, segments: vec![min_start], active: file, active_len: len })
+            Ok(Wal {
+                dir: dir.to_path_buf(),
+                segment_bytes,
+                segments: vec![min_start],
+                active: Arc::new(file),
+                active_len: len,
+            })
         }
     }
 
@@ -104,26 +115,37 @@ impl Wal {
         Ok(count)
     }
 
-    /// Appends one entry and fsyncs it; returns the entry's position.
+    /// Appends one entry and fsyncs it; returns the entry's position and record size.
+    #[cfg(test)]
     pub fn append(&mut self, entry: &WalEntry) -> Result<(u64, usize), Error> {
+        let record = encode_record(entry);
+        let position = self.write(&record)?;
+        self.active.sync_data().map_err(|e| Error::io("wal fsync", e))?;
+        Ok((position, record.len()))
+    }
+
+    /// Writes one encoded record (from [`encode_record`]) without fsync; returns its position.
+    /// It is durable once a later [`Wal::sync_handle`] file has been synced past it.
+    pub fn write(&mut self, record: &[u8]) -> Result<u64, Error> {
         if self.active_len >= self.segment_bytes {
             self.roll()?;
         }
-        let payload = encode_entry(entry);
-        let mut buf = Vec::with_capacity(payload.len() + RECORD_HEADER_LEN);
-        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        buf.extend_from_slice(&payload);
         let position = self.end_position();
-        if let Err(e) = self.active.write_all(&buf).and_then(|_| self.active.sync_data()) {
+        if let Err(e) = (&*self.active).write_all(record) {
             // Leave no half-written record behind the next append: cut back to the last good end.
             let _ = self.active.set_len(self.active_len);
             use std::io::Seek;
-            let _ = self.active.seek(std::io::SeekFrom::Start(self.active_len));
+            let _ = (&*self.active).seek(std::io::SeekFrom::Start(self.active_len));
             return Err(Error::io("wal append", e));
         }
-        self.active_len += buf.len() as u64;
-        Ok((position, buf.len()))
+        self.active_len += record.len() as u64;
+        Ok(position)
+    }
+
+    /// The active segment and the end position an fsync of it makes durable (earlier segments
+    /// were synced when the log rolled past them).
+    pub fn sync_handle(&self) -> (Arc<File>, u64) {
+        (Arc::clone(&self.active), self.end_position())
     }
 
     /// The position the next record will get; everything below it is durable.
@@ -144,9 +166,11 @@ impl Wal {
     }
 
     fn roll(&mut self) -> Result<(), Error> {
+        // A sync of the new segment must imply the old one is durable too.
+        self.active.sync_data().map_err(|e| Error::io("wal fsync before roll", e))?;
         let start = self.end_position();
         let (file, len) = create_segment(&self.dir, start)?;
-        self.active = file;
+        self.active = Arc::new(file);
         self.active_len = len;
         self.segments.push(start);
         Ok(())
@@ -155,6 +179,77 @@ impl Wal {
     #[cfg(test)]
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+}
+
+/// The WAL shared by concurrent appenders, with group commit: appenders write their records under
+/// a short lock, then wait until an fsync covers them. Whoever finds no fsync running starts one
+/// (outside the lock) for everything written so far, so N concurrent pushes share one fsync
+/// instead of queueing N of them behind a lock.
+pub(crate) struct SharedWal {
+    wal: Mutex<Wal>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    fsyncs: Counter,
+}
+
+struct SyncState {
+    /// Everything below this position is fsync'ed.
+    durable: u64,
+    syncing: bool,
+    /// A failed fsync leaves the page cache in an unknown state: stop for good.
+    failed: Option<String>,
+}
+
+impl SharedWal {
+    pub fn new(wal: Wal, fsyncs: Counter) -> SharedWal {
+        let durable = wal.end_position();
+        SharedWal {
+            wal: Mutex::new(wal),
+            sync: Mutex::new(SyncState { durable, syncing: false, failed: None }),
+            synced: Condvar::new(),
+            fsyncs,
+        }
+    }
+
+    /// Runs `f` with the log locked: writes happen in position order, and whatever `f` does
+    /// after a write (queueing the entry for indexing) happens in that order too.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Wal) -> R) -> R {
+        f(&mut self.wal.lock())
+    }
+
+    /// Returns once everything below `position` is fsync'ed.
+    pub fn sync_to(&self, position: u64) -> Result<(), Error> {
+        let mut state = self.sync.lock();
+        loop {
+            if let Some(failed) = &state.failed {
+                return Err(Error::Failed(failed.clone()));
+            }
+            if state.durable >= position {
+                return Ok(());
+            }
+            if state.syncing {
+                self.synced.wait(&mut state);
+                continue;
+            }
+            state.syncing = true;
+            drop(state);
+            let (file, target) = self.wal.lock().sync_handle();
+            let result = file.sync_data();
+            self.fsyncs.inc();
+            state = self.sync.lock();
+            state.syncing = false;
+            match result {
+                Ok(()) => state.durable = state.durable.max(target),
+                Err(e) => state.failed = Some(format!("wal fsync: {e}")),
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    /// Whether an fsync failed (the store then refuses appends).
+    pub fn failure(&self) -> Option<String> {
+        self.sync.lock().failed.clone()
     }
 }
 
@@ -252,14 +347,26 @@ fn scan_segment(
     Ok((count, offset as u64))
 }
 
+/// One entry framed as a record: `len | crc32 | payload`. Done outside any lock by the caller.
+pub(crate) fn encode_record(entry: &WalEntry) -> Vec<u8> {
+    let mut buf = encode_entry(entry, RECORD_HEADER_LEN);
+    let len = (buf.len() - RECORD_HEADER_LEN) as u32;
+    let crc = crc32fast::hash(&buf[RECORD_HEADER_LEN..]);
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    buf
+}
+
 fn put_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
     buf.extend_from_slice(s.as_bytes());
 }
 
-fn encode_entry(entry: &WalEntry) -> Vec<u8> {
+/// The payload, after `reserve` zero bytes the caller fills in.
+fn encode_entry(entry: &WalEntry, reserve: usize) -> Vec<u8> {
     let size: usize = entry.records.iter().map(|r| r.line.len() + 16 + r.labels.len() * 24).sum();
-    let mut buf = Vec::with_capacity(size + 16);
+    let mut buf = Vec::with_capacity(reserve + size + 16);
+    buf.resize(reserve, 0);
     put_str(&mut buf, entry.tenant.as_str());
     buf.extend_from_slice(&(entry.records.len() as u32).to_le_bytes());
     for record in &entry.records {
@@ -421,6 +528,32 @@ mod tests {
         let fresh_dir = tempfile::tempdir().unwrap();
         let wal = Wal::open(fresh_dir.path(), 4096, 12345).unwrap();
         assert_eq!(wal.end_position(), 12345 + HEADER_LEN);
+    }
+
+    #[test]
+    fn one_fsync_acknowledges_every_record_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fsyncs = Counter::default();
+        let shared = SharedWal::new(Wal::open(dir.path(), 1 << 20, 0).unwrap(), fsyncs.clone());
+        let ends: Vec<u64> = (0..3)
+            .map(|i| {
+                shared.with(|wal| {
+                    wal.write(&encode_record(&entry("t1", &[&format!("l{i}")]))).unwrap();
+                    wal.end_position()
+                })
+            })
+            .collect();
+        shared.sync_to(ends[2]).unwrap();
+        shared.sync_to(ends[0]).unwrap();
+        shared.sync_to(ends[1]).unwrap();
+        assert_eq!(fsyncs.get(), 1, "later waiters are covered by the first fsync");
+        let more = shared.with(|wal| {
+            wal.write(&encode_record(&entry("t1", &["l3"]))).unwrap();
+            wal.end_position()
+        });
+        shared.sync_to(more).unwrap();
+        assert_eq!(fsyncs.get(), 2);
+        shared.with(|wal| assert_eq!(replay_all(wal, 0).len(), 4));
     }
 
     #[test]

@@ -183,6 +183,37 @@ pub enum Stage {
     Drop(Vec<String>),
     /// `| keep a, b`.
     Keep(Vec<String>),
+    /// `| label_format dst=src, dst2="{{.a}}-{{.b}}"`.
+    LabelFormat(Vec<LabelFmt>),
+}
+
+/// One assignment of `| label_format`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelFmt {
+    /// `dst=src`: the label moves to a new name.
+    Rename {
+        /// New name.
+        dst: String,
+        /// Old name (removed).
+        src: String,
+    },
+    /// `dst="template"`: the label is set from a line_format-style template over the labels as
+    /// they were before this stage.
+    Template {
+        /// Label set.
+        dst: String,
+        /// The template.
+        template: String,
+    },
+}
+
+impl fmt::Display for LabelFmt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelFmt::Rename { dst, src } => write!(f, "{dst}={src}"),
+            LabelFmt::Template { dst, template } => write!(f, "{dst}={}", go_quote(template)),
+        }
+    }
 }
 
 /// A range aggregation over log lines.
@@ -190,32 +221,86 @@ pub enum Stage {
 pub enum RangeFunc {
     /// Lines in the range.
     CountOverTime,
-    /// Lines per second.
+    /// Lines per second (with `unwrap`: the sum of the values per second).
     Rate,
     /// Bytes of lines in the range.
     BytesOverTime,
     /// Bytes per second.
     BytesRate,
+    /// The following take unwrapped values: their sum, mean, least, greatest, earliest, latest.
+    SumOverTime,
+    AvgOverTime,
+    MinOverTime,
+    MaxOverTime,
+    FirstOverTime,
+    LastOverTime,
+    /// Population standard deviation and variance.
+    StddevOverTime,
+    StdvarOverTime,
+    /// `quantile_over_time(φ, ...)`, Prometheus's interpolation.
+    QuantileOverTime,
+    /// Per-second rate of a counter (resets and extrapolation as Prometheus's `rate`).
+    RateCounter,
 }
+
+/// How `| unwrap` reads the label's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnwrapConv {
+    /// A float.
+    Number,
+    /// `duration(x)` / `duration_seconds(x)`: a Go duration, in seconds.
+    Duration,
+    /// `bytes(x)`: a humanized byte size.
+    Bytes,
+}
+
+/// `| unwrap [conv(]label[)]` and the label filters written after it (`| __error__=""`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unwrap {
+    /// The label whose value becomes the sample.
+    pub label: String,
+    /// How it is read.
+    pub conv: UnwrapConv,
+    /// The conversion as written (`duration`, `duration_seconds`, `bytes`), for printing.
+    pub conv_text: Option<String>,
+    /// Label filters after the unwrap.
+    pub filters: Vec<LabelFilter>,
+}
+
+const RANGE_FUNCS: [(RangeFunc, &str); 14] = [
+    (RangeFunc::CountOverTime, "count_over_time"),
+    (RangeFunc::Rate, "rate"),
+    (RangeFunc::BytesOverTime, "bytes_over_time"),
+    (RangeFunc::BytesRate, "bytes_rate"),
+    (RangeFunc::SumOverTime, "sum_over_time"),
+    (RangeFunc::AvgOverTime, "avg_over_time"),
+    (RangeFunc::MinOverTime, "min_over_time"),
+    (RangeFunc::MaxOverTime, "max_over_time"),
+    (RangeFunc::FirstOverTime, "first_over_time"),
+    (RangeFunc::LastOverTime, "last_over_time"),
+    (RangeFunc::StddevOverTime, "stddev_over_time"),
+    (RangeFunc::StdvarOverTime, "stdvar_over_time"),
+    (RangeFunc::QuantileOverTime, "quantile_over_time"),
+    (RangeFunc::RateCounter, "rate_counter"),
+];
 
 impl RangeFunc {
     pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            RangeFunc::CountOverTime => "count_over_time",
-            RangeFunc::Rate => "rate",
-            RangeFunc::BytesOverTime => "bytes_over_time",
-            RangeFunc::BytesRate => "bytes_rate",
-        }
+        RANGE_FUNCS.iter().find(|(f, _)| *f == self).map_or("", |(_, n)| n)
     }
 
     pub(crate) fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "count_over_time" => RangeFunc::CountOverTime,
-            "rate" => RangeFunc::Rate,
-            "bytes_over_time" => RangeFunc::BytesOverTime,
-            "bytes_rate" => RangeFunc::BytesRate,
-            _ => return None,
-        })
+        RANGE_FUNCS.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+    }
+
+    /// Whether the function works on lines (counts, bytes) rather than unwrapped values.
+    pub fn on_lines(self) -> bool {
+        matches!(self, RangeFunc::CountOverTime | RangeFunc::BytesOverTime | RangeFunc::BytesRate)
+    }
+
+    /// Whether it needs `| unwrap` (rate takes either).
+    pub fn needs_unwrap(self) -> bool {
+        !self.on_lines() && self != RangeFunc::Rate
     }
 }
 
@@ -281,12 +366,20 @@ pub enum MetricExpr {
     Range {
         /// The function.
         func: RangeFunc,
+        /// φ of quantile_over_time.
+        param: Option<f64>,
         /// The log query selecting lines.
         query: LogQuery,
+        /// `| unwrap ...`, for the functions over values.
+        unwrap: Option<Unwrap>,
         /// The range in nanoseconds.
         range_ns: i64,
         /// The range as written.
         range_text: String,
+        /// `offset <duration>`: the window ends this long before each evaluation time.
+        offset_ns: i64,
+        /// The offset as written.
+        offset_text: Option<String>,
     },
     /// `sum by (x) (...)`, `topk(3, ...)`.
     Aggregate {
@@ -373,6 +466,16 @@ impl fmt::Display for Stage {
                 f.write_str("| drop ")?;
                 write_names(f, names)
             }
+            Stage::LabelFormat(items) => {
+                f.write_str("| label_format ")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                Ok(())
+            }
             Stage::Keep(names) => {
                 f.write_str("| keep ")?;
                 write_names(f, names)
@@ -384,8 +487,26 @@ impl fmt::Display for Stage {
 impl fmt::Display for MetricExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MetricExpr::Range { func, query, range_text, .. } => {
-                write!(f, "{}({query} [{range_text}])", func.as_str())
+            MetricExpr::Range { func, param, query, unwrap, range_text, offset_text, .. } => {
+                write!(f, "{}(", func.as_str())?;
+                if let Some(p) = param {
+                    write!(f, "{p}, ")?;
+                }
+                write!(f, "{query}")?;
+                if let Some(u) = unwrap {
+                    match &u.conv_text {
+                        Some(conv) => write!(f, " | unwrap {conv}({})", u.label)?,
+                        None => write!(f, " | unwrap {}", u.label)?,
+                    }
+                    for filter in &u.filters {
+                        write!(f, " | {filter}")?;
+                    }
+                }
+                write!(f, " [{range_text}]")?;
+                if let Some(o) = offset_text {
+                    write!(f, " offset {o}")?;
+                }
+                f.write_str(")")
             }
             MetricExpr::Aggregate { op, param, grouping, inner } => {
                 f.write_str(op.as_str())?;

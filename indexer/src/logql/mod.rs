@@ -13,8 +13,8 @@ pub mod values;
 use regex::Regex;
 
 pub use ast::{
-    AggOp, CmpOp, Expr, Grouping, LabelFilter, LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp, MetricExpr,
-    RangeFunc, Stage, ValueKind,
+    AggOp, CmpOp, Expr, Grouping, LabelFilter, LabelFmt, LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp,
+    MetricExpr, RangeFunc, Stage, Unwrap, UnwrapConv, ValueKind,
 };
 use model::Labels;
 pub use pipeline::Pipeline;
@@ -210,8 +210,7 @@ mod tests {
     fn unsupported_constructs_are_named() {
         let cases = [
             (r#"{job="a"} | json foo="bar""#, "`| json` with parameters"),
-            (r#"{job="a"} |= "x" | unwrap latency"#, "`| unwrap` is not supported yet"),
-            (r#"quantile_over_time(0.9, {job="a"}[5m])"#, "`quantile_over_time` is not supported yet"),
+            (r#"{job="a"} |= "x" | unwrap latency"#, "`| unwrap` belongs in a range aggregation"),
             (r#"sum by (x) (count_over_time({job="a"}[1m])) > 2"#, "binary operator `>`"),
             (r#"{job="a"}[5m]"#, "unexpected '['"),
             (r#"{job="a"} |> "<_> x""#, "pattern line filters (`|>`)"),
@@ -285,7 +284,12 @@ mod tests {
             (r#"{job="a"} |"#, "col 12", "pipeline stage"),
             (r#"count_over_time({job="a"})"#, "col 26", "'['"),
             (r#"count_over_time({job="a"}[5x])"#, "col 27", "invalid range"),
-            (r#"rate({job="a"}[5m] offset 1m)"#, "col 20", "`offset`"),
+            (r#"rate({job="a"}[5m] offset 1x)"#, "col 27", "invalid offset"),
+            (r#"sum_over_time({job="a"}[5m])"#, "col 14", "without unwrap"),
+            (r#"count_over_time({job="a"} | unwrap x [5m])"#, "col 29", "count_over_time with unwrap"),
+            (r#"sum_over_time({job="a"} | unwrap x | json [5m])"#, "col 38", "only label filters"),
+            (r#"sum_over_time({job="a"} | unwrap secs(x) [5m])"#, "col 34", "unknown conversion"),
+            (r#"quantile_over_time(x, {job="a"} | unwrap x [5m])"#, "col 20", "the quantile"),
             (r#"topk(x, rate({job="a"}[5m]))"#, "col 6", "number of series"),
             (r#"topk(0, rate({job="a"}[5m]))"#, "col 6", "positive integer"),
             (r#"sum by job (rate({job="a"}[5m]))"#, "col 8", "'('"),
@@ -376,6 +380,17 @@ mod tests {
             text.prop_map(Stage::Pattern),
             text.prop_map(Stage::LineFormat),
             label_filter().prop_map(Stage::LabelFilter),
+            proptest::collection::vec((label_name(), label_name(), prop::option::of(text)), 1..3).prop_map(|items| {
+                Stage::LabelFormat(
+                    items
+                        .into_iter()
+                        .map(|(dst, src, template)| match template {
+                            Some(template) => LabelFmt::Template { dst, template },
+                            None => LabelFmt::Rename { dst, src },
+                        })
+                        .collect(),
+                )
+            }),
         ]
     }
 
@@ -405,11 +420,37 @@ mod tests {
         ]);
         let range =
             prop::sample::select(vec![("5m", 300_000_000_000i64), ("30s", 30_000_000_000), ("250ms", 250_000_000)]);
-        let leaf = (func, log_query(), range).prop_map(|(func, query, (text, ns))| MetricExpr::Range {
-            func,
-            query,
-            range_ns: ns,
-            range_text: text.to_string(),
+        let unwrap = prop::option::of((
+            label_name(),
+            prop::sample::select(vec![
+                (UnwrapConv::Number, None),
+                (UnwrapConv::Duration, Some("duration")),
+                (UnwrapConv::Bytes, Some("bytes")),
+            ]),
+        ));
+        let offset =
+            prop::option::of(prop::sample::select(vec![("1h", 3_600_000_000_000i64), ("90s", 90_000_000_000)]));
+        let leaf = (func, log_query(), range, unwrap, offset).prop_map(|(func, query, (text, ns), unwrap, offset)| {
+            // An unwrap turns the line functions into their value counterparts.
+            let (func, param, unwrap) = match unwrap {
+                Some((label, (conv, conv_text))) => {
+                    let func = if func == RangeFunc::Rate { RangeFunc::Rate } else { RangeFunc::QuantileOverTime };
+                    let param = (func == RangeFunc::QuantileOverTime).then_some(0.9);
+                    let u = Unwrap { label, conv, conv_text: conv_text.map(str::to_string), filters: Vec::new() };
+                    (func, param, Some(u))
+                }
+                None => (func, None, None),
+            };
+            MetricExpr::Range {
+                func,
+                param,
+                query,
+                unwrap,
+                range_ns: ns,
+                range_text: text.to_string(),
+                offset_ns: offset.map_or(0, |o| o.1),
+                offset_text: offset.map(|o| o.0.to_string()),
+            }
         });
         let op = prop::sample::select(vec![
             AggOp::Sum,

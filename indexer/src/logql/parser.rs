@@ -4,7 +4,7 @@
 //! generic syntax error. Metric queries are parsed in `parser_metric.rs` on the same [`Parser`].
 
 use super::ast::{
-    CmpOp, Expr, LabelFilter, LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp, Stage, ValueKind,
+    CmpOp, Expr, LabelFilter, LabelFmt, LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp, Stage, ValueKind,
 };
 use super::lexer::{Spanned, Tok, error_at, tokenize};
 use super::values::{parse_bytes, parse_go_duration};
@@ -42,7 +42,7 @@ pub(super) const METRIC_FUNCTIONS: &[&str] = &[
 ];
 
 /// Stages of full LogQL the indexer does not run yet.
-const UNSUPPORTED_STAGES: &[&str] = &["unpack", "label_format", "unwrap", "decolorize", "distinct"];
+const UNSUPPORTED_STAGES: &[&str] = &["unpack", "decolorize", "distinct"];
 
 pub(super) struct Parser<'a> {
     pub(super) input: &'a str,
@@ -136,7 +136,21 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Whether the next tokens are `| unwrap` (which ends the log query of a range aggregation).
+    pub(super) fn unwrap_next(&self) -> bool {
+        matches!(self.peek_tok(), Some(Tok::Pipe))
+            && matches!(self.tokens.get(self.pos + 1).map(|t| &t.tok), Some(Tok::Ident(w)) if w == "unwrap")
+    }
+
     fn expect_end(&self) -> Result<(), String> {
+        if self.unwrap_next() {
+            let at = self.tokens[self.pos + 1].at;
+            return Err(error_at(
+                self.input,
+                at,
+                "`| unwrap` belongs in a range aggregation over values, like sum_over_time({...} | unwrap x [5m])",
+            ));
+        }
         match self.peek() {
             None => Ok(()),
             Some(Spanned { tok: Tok::Ident(word), at })
@@ -173,6 +187,9 @@ impl<'a> Parser<'a> {
             }
             match tok {
                 Tok::Pipe => {
+                    if self.unwrap_next() {
+                        break;
+                    }
                     self.pos += 1;
                     stages.push(self.stage()?);
                 }
@@ -223,7 +240,7 @@ impl<'a> Parser<'a> {
     }
 
     /// One stage after `|`.
-    fn stage(&mut self) -> Result<Stage, String> {
+    pub(super) fn stage(&mut self) -> Result<Stage, String> {
         let Some(Spanned { tok, at }) = self.peek().cloned() else {
             return Err(self.err_here("a pipeline stage after '|'"));
         };
@@ -256,6 +273,10 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 Stage::LineFormat(self.string_arg("line_format")?)
             }
+            "label_format" => {
+                self.pos += 1;
+                Stage::LabelFormat(self.label_format_items()?)
+            }
             "drop" | "keep" => {
                 self.pos += 1;
                 let names = self.name_list(&name)?;
@@ -267,6 +288,28 @@ impl<'a> Parser<'a> {
             _ => Stage::LabelFilter(self.label_filter_or()?),
         };
         Ok(stage)
+    }
+
+    /// `dst=src` or `dst="template"`, comma separated.
+    fn label_format_items(&mut self) -> Result<Vec<LabelFmt>, String> {
+        let mut items = Vec::new();
+        loop {
+            let Some(Spanned { tok: Tok::Ident(dst), .. }) = self.next() else {
+                return Err(self.expect_end_or("a label name after `label_format`"));
+            };
+            if !matches!(self.next(), Some(Spanned { tok: Tok::Eq, .. })) {
+                return Err(self.expect_end_or("'=' after the label name"));
+            }
+            items.push(match self.next() {
+                Some(Spanned { tok: Tok::Ident(src), .. }) => LabelFmt::Rename { dst, src },
+                Some(Spanned { tok: Tok::Str(template), .. }) => LabelFmt::Template { dst, template },
+                _ => return Err(self.expect_end_or("a label name or a quoted template")),
+            });
+            if self.peek_tok() != Some(&Tok::Comma) {
+                return Ok(items);
+            }
+            self.pos += 1;
+        }
     }
 
     fn name_list(&mut self, stage: &str) -> Result<Vec<String>, String> {

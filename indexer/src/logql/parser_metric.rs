@@ -2,7 +2,7 @@
 //! and vector aggregations (`sum by (job) (...)`, `topk(3, ...)`), on the same token stream and
 //! with the same positioned errors as log queries.
 
-use super::ast::{AggOp, Grouping, MetricExpr, RangeFunc};
+use super::ast::{AggOp, Grouping, LabelFilter, MetricExpr, RangeFunc, Stage, Unwrap, UnwrapConv};
 use super::lexer::{Spanned, Tok, error_at};
 use super::parser::Parser;
 
@@ -29,27 +29,106 @@ impl Parser<'_> {
     }
 
     fn range_aggregation(&mut self, func: RangeFunc) -> Result<MetricExpr, String> {
+        let open_at = self.peek().map_or(self.input.len(), |t| t.at);
         self.expect(&Tok::LParen, &format!("'(' after {}", func.as_str()))?;
-        let query = self.log_query()?;
-        self.expect(&Tok::LBracket, "'[' and a range like [5m] after the log query")?;
-        let (range_text, at) = match self.next() {
-            Some(Spanned { tok: Tok::Other(text) | Tok::Ident(text), at }) => (text, at),
-            _ => return Err(self.expect_end_or("a range duration like 5m")),
+        let param = if func == RangeFunc::QuantileOverTime {
+            let (text, at) = match self.next() {
+                Some(Spanned { tok: Tok::Other(text), at }) => (text, at),
+                _ => return Err(self.expect_end_or("the quantile (a number) as first argument of quantile_over_time")),
+            };
+            let q = text
+                .parse::<f64>()
+                .map_err(|_| error_at(self.input, at, &format!("invalid quantile {text:?}, expected a number")))?;
+            self.expect(&Tok::Comma, "',' after the quantile")?;
+            Some(q)
+        } else {
+            None
         };
-        let range = model::time::parse_duration(&range_text)
-            .map_err(|e| error_at(self.input, at, &format!("invalid range {range_text:?}: {e}")))?;
-        let range_ns = i64::try_from(range.as_nanos()).unwrap_or(i64::MAX);
+        let query = self.log_query()?;
+        let unwrap = if self.unwrap_next() {
+            let at = self.tokens[self.pos + 1].at;
+            self.pos += 2;
+            if func.on_lines() {
+                return Err(error_at(self.input, at, &format!("invalid aggregation {} with unwrap", func.as_str())));
+            }
+            Some(self.unwrap_clause()?)
+        } else {
+            None
+        };
+        if unwrap.is_none() && func.needs_unwrap() {
+            return Err(error_at(
+                self.input,
+                open_at,
+                &format!("invalid aggregation {} without unwrap", func.as_str()),
+            ));
+        }
+        self.expect(&Tok::LBracket, "'[' and a range like [5m] after the log query")?;
+        let (range_text, range_ns) = self.duration("range")?;
         if range_ns <= 0 {
-            return Err(error_at(self.input, at, "the range must be positive"));
+            return Err(self.err_here("a positive range"));
         }
         self.expect(&Tok::RBracket, "']' closing the range")?;
-        if let Some(Spanned { tok: Tok::Ident(word), at }) = self.peek().cloned()
-            && word == "offset"
-        {
-            return Err(error_at(self.input, at, "`offset` is not supported yet"));
-        }
+        let (offset_text, offset_ns) = match self.peek_tok() {
+            Some(Tok::Ident(word)) if word == "offset" => {
+                self.pos += 1;
+                let (text, ns) = self.duration("offset")?;
+                (Some(text), ns)
+            }
+            _ => (None, 0),
+        };
         self.expect(&Tok::RParen, "')' closing the range aggregation")?;
-        Ok(MetricExpr::Range { func, query, range_ns, range_text })
+        Ok(MetricExpr::Range { func, param, query, unwrap, range_ns, range_text, offset_ns, offset_text })
+    }
+
+    /// A duration token (`5m`, `1h30m`), as written and in nanoseconds.
+    fn duration(&mut self, what: &str) -> Result<(String, i64), String> {
+        let (text, at) = match self.next() {
+            Some(Spanned { tok: Tok::Other(text) | Tok::Ident(text), at }) => (text, at),
+            _ => return Err(self.expect_end_or(&format!("a {what} duration like 5m"))),
+        };
+        let d = model::time::parse_duration(&text)
+            .map_err(|e| error_at(self.input, at, &format!("invalid {what} {text:?}: {e}")))?;
+        Ok((text, i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+    }
+
+    /// After `| unwrap`: `label`, `duration(label)`, `duration_seconds(label)` or `bytes(label)`,
+    /// then any `| <label filter>` stages.
+    fn unwrap_clause(&mut self) -> Result<Unwrap, String> {
+        let Some(Spanned { tok: Tok::Ident(first), .. }) = self.next() else {
+            return Err(self.expect_end_or("a label name after `| unwrap`"));
+        };
+        let (label, conv, conv_text) = if self.peek_tok() == Some(&Tok::LParen) {
+            let conv = match first.as_str() {
+                "duration" | "duration_seconds" => UnwrapConv::Duration,
+                "bytes" => UnwrapConv::Bytes,
+                _ => {
+                    let at = self.tokens[self.pos - 1].at;
+                    return Err(error_at(
+                        self.input,
+                        at,
+                        &format!("unknown conversion `{first}`, expected duration, duration_seconds or bytes"),
+                    ));
+                }
+            };
+            self.pos += 1;
+            let Some(Spanned { tok: Tok::Ident(label), .. }) = self.next() else {
+                return Err(self.expect_end_or("a label name"));
+            };
+            self.expect(&Tok::RParen, "')' after the label name")?;
+            (label, conv, Some(first))
+        } else {
+            (first, UnwrapConv::Number, None)
+        };
+        let mut filters: Vec<LabelFilter> = Vec::new();
+        while self.peek_tok() == Some(&Tok::Pipe) {
+            self.pos += 1;
+            let at = self.peek().map_or(self.input.len(), |t| t.at);
+            match self.stage()? {
+                Stage::LabelFilter(f) => filters.push(f),
+                _ => return Err(error_at(self.input, at, "only label filters may follow `| unwrap`")),
+            }
+        }
+        Ok(Unwrap { label, conv, conv_text, filters })
     }
 
     fn grouping(&mut self) -> Result<Option<Grouping>, String> {

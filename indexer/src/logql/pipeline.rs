@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use model::Labels;
 use regex::Regex;
 
-use super::ast::{LabelFilter, Stage, ValueKind};
+use super::ast::{LabelFilter, LabelFmt, Stage, ValueKind};
 use super::values::{parse_bytes, parse_go_duration};
 use super::{CompiledFilter, CompiledMatcher};
 use crate::error::Error;
@@ -50,6 +50,8 @@ enum CompiledStage {
     Pattern(Vec<PatternPart>),
     LabelFilter(CompiledLabelFilter),
     LineFormat(Vec<TemplatePart>),
+    /// (destination, source label or template).
+    LabelFormat(Vec<(String, Result<String, Vec<TemplatePart>>)>),
     Drop(Vec<String>),
     Keep(Vec<String>),
 }
@@ -170,25 +172,36 @@ impl Pipeline {
                         return None;
                     }
                 }
-                CompiledStage::LineFormat(parts) => {
-                    let mut out = String::new();
-                    for part in parts {
-                        match part {
-                            TemplatePart::Literal(s) => out.push_str(s),
-                            TemplatePart::Field(name) => {
-                                out.push_str(row.labels.get(name).map_or("", String::as_str));
-                            }
-                            TemplatePart::Line => out.push_str(current),
-                        }
-                    }
-                    row.line = Some(out);
-                }
+                CompiledStage::LineFormat(parts) => row.line = Some(render(parts, &row.labels, current)),
                 CompiledStage::Drop(names) => {
                     for n in names {
                         row.labels.remove(n);
                     }
                 }
                 CompiledStage::Keep(names) => row.labels.retain(|k, _| names.contains(k)),
+                CompiledStage::LabelFormat(items) => {
+                    // Every template sees the labels as they were before this stage.
+                    let values: Vec<Option<String>> = items
+                        .iter()
+                        .map(|(_, how)| match how {
+                            Ok(src) => row.labels.get(src).cloned(),
+                            Err(parts) => Some(render(parts, &row.labels, current)),
+                        })
+                        .collect();
+                    for ((dst, how), value) in items.iter().zip(values) {
+                        if let Ok(src) = how {
+                            row.labels.remove(src);
+                        }
+                        match value {
+                            Some(v) => {
+                                row.labels.insert(dst.clone(), v);
+                            }
+                            None => {
+                                row.labels.remove(dst);
+                            }
+                        }
+                    }
+                }
             }
         }
         let labels = Labels::from_pairs(row.labels);
@@ -340,6 +353,19 @@ fn match_pattern(parts: &[PatternPart], line: &str) -> Option<Vec<(String, Strin
     Some(out)
 }
 
+/// A compiled template over the current labels and line.
+fn render(parts: &[TemplatePart], labels: &BTreeMap<String, String>, line: &str) -> String {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            TemplatePart::Literal(s) => out.push_str(s),
+            TemplatePart::Field(name) => out.push_str(labels.get(name).map_or("", String::as_str)),
+            TemplatePart::Line => out.push_str(line),
+        }
+    }
+    out
+}
+
 fn parse_template(template: &str) -> Result<Vec<TemplatePart>, String> {
     let mut parts = Vec::new();
     let mut rest = template;
@@ -409,6 +435,17 @@ fn compile_stage(stage: &Stage) -> Result<CompiledStage, Error> {
         ),
         Stage::Drop(names) => CompiledStage::Drop(names.clone()),
         Stage::Keep(names) => CompiledStage::Keep(names.clone()),
+        Stage::LabelFormat(items) => CompiledStage::LabelFormat(
+            items
+                .iter()
+                .map(|item| match item {
+                    LabelFmt::Rename { dst, src } => Ok((dst.clone(), Ok(src.clone()))),
+                    LabelFmt::Template { dst, template } => parse_template(template)
+                        .map(|parts| (dst.clone(), Err(parts)))
+                        .map_err(|e| Error::BadQuery(format!("invalid `| label_format {dst}={template:?}`: {e}"))),
+                })
+                .collect::<Result<Vec<_>, Error>>()?,
+        ),
     })
 }
 
@@ -425,6 +462,23 @@ mod tests {
 
     fn label(out: &Option<(Option<String>, Labels)>, name: &str) -> Option<String> {
         out.as_ref().and_then(|(_, l)| l.get(name).map(str::to_string))
+    }
+
+    #[test]
+    fn label_format_renames_and_templates_from_the_labels_before_it() {
+        let q = r#"{job="api"} | logfmt | label_format svc=job, desc="{{.level}}:{{.code}}", level="{{.job}}" | label_format code2="{{__line__}}""#;
+        let out = run(q, "code=404");
+        assert_eq!(label(&out, "svc").as_deref(), Some("api"));
+        assert_eq!(label(&out, "job"), None, "a rename moves the label");
+        assert_eq!(label(&out, "desc").as_deref(), Some("info:404"));
+        assert_eq!(label(&out, "level").as_deref(), Some("api"), "templates read the labels before the stage");
+        assert_eq!(label(&out, "code2").as_deref(), Some("code=404"));
+        let parsed = parse(q).unwrap();
+        assert_eq!(parse(&parsed.to_string()).unwrap(), parsed, "{parsed}");
+        let err = parse(r#"{job="api"} | label_format a"#).unwrap_err().to_string();
+        assert!(err.contains("'=' after the label name"), "{err}");
+        let bad = Pipeline::compile(&parse(r#"{job="api"} | label_format a="{{.x""#).unwrap().stages).unwrap_err();
+        assert!(bad.to_string().contains("label_format a="), "{bad}");
     }
 
     #[test]
