@@ -14,6 +14,11 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
+# pyarrow reads a tsdb block in tsdb/tests/blocks.rs (the blocks are standard Parquet).
+if ! python3 -c "import pyarrow" >/dev/null 2>&1; then
+  pip install pyarrow
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 

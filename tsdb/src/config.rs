@@ -11,10 +11,24 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TsdbConfig {
-    /// How far back from a tenant's newest sample queries see data. Older samples are hidden, not
-    /// yet deleted: deletion arrives with on-disk blocks.
+    /// How far back from a tenant's newest sample queries see data; blocks entirely older than
+    /// that are deleted.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// Most bytes all blocks (every tenant) may take on disk; the oldest blocks are deleted first.
+    /// 0 means no size limit.
+    pub retention_size_bytes: u64,
+    /// Time range of the blocks the head is cut into. The head keeps up to 1.5x this in memory.
+    #[serde(with = "humantime_serde")]
+    pub block_duration: Duration,
+    /// Compaction merges adjacent blocks up to this range (in steps of 3x block_duration).
+    #[serde(with = "humantime_serde")]
+    pub max_block_duration: Duration,
+    /// Whether adjacent blocks are merged into larger ones.
+    pub compaction: bool,
+    /// How often the background maintenance (cut blocks, compact, retention) runs.
+    #[serde(with = "humantime_serde")]
+    pub maintenance_interval: Duration,
     /// How far behind a series' newest sample a late sample may land; older samples are rejected
     /// and counted as out of order.
     #[serde(with = "humantime_serde")]
@@ -35,6 +49,15 @@ pub struct TsdbConfig {
 
 fn default_retention() -> Duration {
     Duration::from_secs(15 * 24 * 3600)
+}
+fn default_block_duration() -> Duration {
+    Duration::from_secs(2 * 3600)
+}
+fn default_max_block_duration() -> Duration {
+    Duration::from_secs(54 * 3600)
+}
+fn default_maintenance_interval() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_out_of_order_window() -> Duration {
     Duration::from_secs(10 * 60)
@@ -59,6 +82,11 @@ impl Default for TsdbConfig {
     fn default() -> Self {
         Self {
             retention: default_retention(),
+            retention_size_bytes: 0,
+            block_duration: default_block_duration(),
+            max_block_duration: default_max_block_duration(),
+            compaction: true,
+            maintenance_interval: default_maintenance_interval(),
             out_of_order_window: default_out_of_order_window(),
             max_series_per_tenant: default_max_series_per_tenant(),
             wal_segment_bytes: default_wal_segment_bytes(),
@@ -70,11 +98,35 @@ impl Default for TsdbConfig {
 }
 
 impl TsdbConfig {
+    pub(crate) fn block_ms(&self) -> i64 {
+        self.block_duration.as_millis().min(i64::MAX as u128) as i64
+    }
+
+    pub(crate) fn max_block_ms(&self) -> i64 {
+        self.max_block_duration.as_millis().min(i64::MAX as u128) as i64
+    }
+
+    pub(crate) fn retention_ms(&self) -> i64 {
+        self.retention.as_millis().min(i64::MAX as u128) as i64
+    }
+
     /// Checks every key; the error names the offending one.
     pub fn validate(&self) -> Result<()> {
         let fail = |msg: &str| Err(Error::Config(msg.to_string()));
         if self.retention.is_zero() {
             return fail("tsdb.retention must be > 0");
+        }
+        if self.block_duration.as_millis() < 1 {
+            return fail("tsdb.block_duration must be >= 1ms");
+        }
+        if self.out_of_order_window.as_millis() * 2 > self.block_duration.as_millis() {
+            return fail("tsdb.out_of_order_window must be at most half of tsdb.block_duration");
+        }
+        if self.max_block_duration < self.block_duration {
+            return fail("tsdb.max_block_duration must be >= tsdb.block_duration");
+        }
+        if self.maintenance_interval.is_zero() {
+            return fail("tsdb.maintenance_interval must be > 0");
         }
         if self.max_series_per_tenant == 0 {
             return fail("tsdb.max_series_per_tenant must be > 0");
@@ -113,5 +165,9 @@ mod tests {
         let cfg = TsdbConfig { query_timeout: Duration::ZERO, ..TsdbConfig::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("tsdb.query_timeout"));
         assert!(TsdbConfig::default().validate().is_ok());
+        let cfg = TsdbConfig { block_duration: Duration::from_secs(60), ..TsdbConfig::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("tsdb.out_of_order_window"));
+        let cfg = TsdbConfig { max_block_duration: Duration::from_secs(60), ..TsdbConfig::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("tsdb.max_block_duration"));
     }
 }

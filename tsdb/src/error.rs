@@ -44,6 +44,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A block on disk is unreadable or could not be written.
+    #[error("block: {0}")]
+    Block(String),
     /// The WAL holds data this version cannot read, or is corrupt before its last record.
     #[error("wal corrupt: {0}")]
     WalCorrupt(String),
@@ -61,7 +64,7 @@ impl Error {
             Error::Execution(_) => ErrorKind::Execution,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::SeriesLimit { .. } => ErrorKind::Unavailable,
-            Error::Io { .. } | Error::WalCorrupt(_) => ErrorKind::Internal,
+            Error::Io { .. } | Error::WalCorrupt(_) | Error::Block(_) => ErrorKind::Internal,
         }
     }
 

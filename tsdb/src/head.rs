@@ -16,6 +16,8 @@ pub enum Rejection {
     OutOfOrder { t: i64, newest: i64 },
     /// Same timestamp as a stored sample but a different value.
     Duplicate { t: i64 },
+    /// Older than the head's start: that time range is already in an immutable block.
+    TooOld { t: i64, min_valid: i64 },
 }
 
 impl std::fmt::Display for Rejection {
@@ -28,6 +30,9 @@ impl std::fmt::Display for Rejection {
                 )
             }
             Rejection::Duplicate { t } => write!(f, "duplicate sample for timestamp {t} with a different value"),
+            Rejection::TooOld { t, min_valid } => {
+                write!(f, "out of bounds: timestamp {t} is older than {min_valid}, which is already in a block")
+            }
         }
     }
 }
@@ -141,19 +146,43 @@ impl MemSeries {
         self.chunks().map(Chunk::len).sum::<usize>() + self.out_of_order.len()
     }
 
+    /// Chunks held (closed plus the open one if it has samples).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks().count()
+    }
+
     pub fn chunk_bytes(&self) -> usize {
         self.chunks().map(Chunk::byte_len).sum()
+    }
+
+    /// Drops samples older than `t` (they went into a block), re-encoding what stays.
+    pub fn truncate_before(&mut self, t: i64) {
+        if self.oldest_t().is_none_or(|o| o >= t) {
+            return;
+        }
+        let keep = self.samples(t, i64::MAX);
+        *self = MemSeries::default();
+        for s in keep {
+            self.push_in_order(s.timestamp_ms, s.value);
+        }
     }
 }
 
 /// Everything one tenant has in memory.
-#[derive(Default)]
 pub struct TenantHead {
     pub index: Index,
     pub series: HashMap<SeriesId, MemSeries>,
     /// Newest timestamp of any sample; retention is measured back from it.
     pub max_t: Option<i64>,
     pub samples: u64,
+    /// Samples older than this are refused: their time range is already cut into a block.
+    pub min_valid_t: i64,
+}
+
+impl Default for TenantHead {
+    fn default() -> Self {
+        Self { index: Index::default(), series: HashMap::new(), max_t: None, samples: 0, min_valid_t: i64::MIN }
+    }
 }
 
 impl TenantHead {
@@ -164,6 +193,9 @@ impl TenantHead {
 
     /// Appends to an existing series and keeps the tenant's counters.
     pub fn append(&mut self, id: SeriesId, t: i64, v: f64, window_ms: i64) -> Result<Appended, Rejection> {
+        if t < self.min_valid_t {
+            return Err(Rejection::TooOld { t, min_valid: self.min_valid_t });
+        }
         let series = self.series.entry(id).or_default();
         let result = series.append(t, v, window_ms);
         if result == Ok(Appended::Stored) {
@@ -171,6 +203,31 @@ impl TenantHead {
             self.max_t = Some(self.max_t.map_or(t, |m| m.max(t)));
         }
         result
+    }
+}
+
+impl TenantHead {
+    /// Oldest sample in the head.
+    pub fn min_t(&self) -> Option<i64> {
+        self.series.values().filter_map(MemSeries::oldest_t).min()
+    }
+
+    /// Drops samples older than `t` and series left without samples; returns the dropped series.
+    pub fn truncate_before(&mut self, t: i64) -> usize {
+        let mut emptied = Vec::new();
+        for (id, s) in self.series.iter_mut() {
+            let before = s.sample_count();
+            s.truncate_before(t);
+            self.samples -= (before - s.sample_count()) as u64;
+            if s.sample_count() == 0 {
+                emptied.push(*id);
+            }
+        }
+        for id in &emptied {
+            self.series.remove(id);
+            self.index.remove(*id);
+        }
+        emptied.len()
     }
 }
 
@@ -203,5 +260,24 @@ mod tests {
         let got = s.samples(1195, 1215);
         assert_eq!(got.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(), [1200, 1210]);
         assert_eq!(s.sample_count(), 500);
+    }
+
+    #[test]
+    fn truncation_keeps_newer_samples_and_drops_empty_series() {
+        let mut head = TenantHead::default();
+        head.add_series(1, Labels::from_pairs([("__name__", "a")]));
+        head.add_series(2, Labels::from_pairs([("__name__", "b")]));
+        for t in 0..300 {
+            head.append(1, t * 10, t as f64, 100).unwrap();
+        }
+        head.append(2, 5, 1.0, 100).unwrap();
+        head.append(1, 2985, 9.0, 100).unwrap();
+        assert_eq!(head.truncate_before(1000), 1);
+        head.min_valid_t = 1000;
+        assert_eq!(head.samples, 201);
+        assert_eq!(head.min_t(), Some(1000));
+        assert_eq!(head.series[&1].samples(0, i64::MAX).len(), 201);
+        assert!(head.index.get(&Labels::from_pairs([("__name__", "b")])).is_none());
+        assert!(matches!(head.append(1, 999, 1.0, i64::MAX), Err(Rejection::TooOld { .. })));
     }
 }

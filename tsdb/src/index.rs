@@ -51,6 +51,33 @@ impl Index {
         self.labels_by_id.insert(id, labels);
     }
 
+    /// Removes a series (it has no samples left in the head).
+    pub fn remove(&mut self, id: SeriesId) {
+        let Some(labels) = self.labels_by_id.remove(&id) else { return };
+        self.by_labels.remove(&labels);
+        for label in &labels {
+            let Some(values) = self.postings.get_mut(&label.name) else { continue };
+            if let Some(ids) = values.get_mut(&label.value) {
+                if let Ok(pos) = ids.binary_search(&id) {
+                    ids.remove(pos);
+                }
+                if ids.is_empty() {
+                    values.remove(&label.value);
+                }
+            }
+            if values.is_empty() {
+                self.postings.remove(&label.name);
+            }
+        }
+    }
+
+    /// Every label pair with the number of series carrying it, by name then value.
+    pub fn postings_counts(&self) -> impl Iterator<Item = (&str, &str, usize)> {
+        self.postings
+            .iter()
+            .flat_map(|(n, values)| values.iter().map(move |(v, ids)| (n.as_str(), v.as_str(), ids.len())))
+    }
+
     /// All label names, sorted.
     pub fn label_names(&self) -> impl Iterator<Item = &str> {
         self.postings.keys().map(String::as_str)
@@ -172,6 +199,16 @@ mod tests {
             let ms: Vec<Matcher> = matchers.iter().map(|(n, o, v)| matcher(n, o, v).unwrap()).collect();
             assert_eq!(idx.select(&ms), *want, "{matchers:?}");
         }
+    }
+
+    #[test]
+    fn removed_series_leave_no_postings() {
+        let mut idx = index();
+        idx.remove(3);
+        idx.remove(42);
+        assert_eq!(idx.len(), 3);
+        assert_eq!(idx.label_names().collect::<Vec<_>>(), ["__name__", "instance", "job"]);
+        assert_eq!(idx.select(&[matcher("job", "=", "api").unwrap()]), [0, 1]);
     }
 
     #[test]

@@ -2,26 +2,31 @@
 //! head (series index + Gorilla chunks) after being written and fsync'ed to a WAL; queries are
 //! answered by a PromQL evaluator over the head.
 //!
-//! Foundation milestone limits, on purpose: no on-disk blocks yet, so everything lives in memory
-//! and the WAL grows until blocks and checkpointing arrive; retention hides samples older than
-//! `retention` (measured back from the tenant's newest sample) but does not free them yet.
+//! Background maintenance cuts the head into immutable Parquet blocks (`block`, `blocks`), then
+//! truncates the WAL behind a checkpoint, merges adjacent blocks (compaction) and deletes whole
+//! blocks past the age or size retention. Queries read blocks and head together.
 //!
 //! Concurrency: `Tsdb` is `Send + Sync`. Appends to one tenant are serialised by the tenant's
 //! lock (held across the WAL fsync, so WAL order equals memory order); the WAL itself is one
 //! mutex-guarded file, so appends to different tenants share its fsyncs one after another.
 //! Queries lock a tenant only while copying out the series they select.
 
+pub mod block;
+pub mod blocks;
 pub mod chunk;
 pub mod config;
 pub mod error;
 pub mod head;
 pub mod index;
+mod maintenance;
 pub mod metrics;
 pub mod promql;
+pub mod status;
 mod store;
 pub mod wal;
 
 pub use config::TsdbConfig;
 pub use error::{Error, ErrorKind, Result};
+pub use maintenance::{MaintenanceHandle, MaintenanceStats, spawn_maintenance};
 pub use promql::QueryResult;
 pub use store::{AppendStats, Tsdb, TsdbStats};

@@ -1,21 +1,24 @@
 //! `Tsdb`: the public face of the store, tying tenants' heads, the WAL and the PromQL engine
 //! together.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use model::{Labels, Sample, TenantId, TimeSeries};
 use parking_lot::{Mutex, RwLock};
 use promql_parser::label::Matcher;
 
+use crate::block::Block;
+use crate::blocks::{self, TenantBlocks};
 use crate::config::TsdbConfig;
 use crate::error::{Error, Result};
 use crate::head::{Appended, Rejection, TenantHead};
 use crate::metrics::TsdbMetrics;
 use crate::promql::{self, EngineOptions, QueryResult, Queryable};
+use crate::status::{self, MetadataStore, MetricMetadata, TsdbStatus};
 use crate::wal::{Record, Wal};
 
 /// What one `append` call did. Rejected samples never cause accepted ones to be lost.
@@ -41,25 +44,43 @@ pub struct TsdbStats {
     pub max_time_ms: Option<i64>,
     /// Bytes in all WAL segments (shared by every tenant).
     pub wal_bytes: u64,
+    /// The tenant's blocks on disk.
+    pub blocks: u64,
+    pub block_bytes: u64,
+    pub block_samples: u64,
 }
 
-type SharedHead = Arc<RwLock<TenantHead>>;
+pub(crate) type SharedHead = Arc<RwLock<TenantHead>>;
 
 /// The metric store. Share it as `Arc<Tsdb>`; every method blocks (wrap in `spawn_blocking`).
 pub struct Tsdb {
-    config: TsdbConfig,
-    tenants: RwLock<HashMap<TenantId, SharedHead>>,
-    wal: Mutex<Wal>,
+    pub(crate) config: TsdbConfig,
+    pub(crate) dir: PathBuf,
+    pub(crate) tenants: RwLock<HashMap<TenantId, SharedHead>>,
+    /// Per tenant, the blocks on disk. Lock order: a tenant's head before this map.
+    pub(crate) blocks: RwLock<HashMap<TenantId, TenantBlocks>>,
+    pub(crate) wal: Mutex<Wal>,
     next_series_id: AtomicU64,
-    metrics: TsdbMetrics,
+    pub(crate) metrics: TsdbMetrics,
+    /// Serialises maintenance runs (cutting, compaction, retention).
+    pub(crate) maintenance: Mutex<()>,
+    /// TYPE/HELP/UNIT per tenant, from remote_write metadata (in memory: senders resend it).
+    metadata: RwLock<HashMap<TenantId, MetadataStore>>,
 }
 
 impl Tsdb {
-    /// Opens the store in `dir` (created if missing) and replays its WAL.
+    /// Opens the store in `dir` (created if missing): loads its blocks and replays its WAL.
     pub fn open(dir: &Path, config: TsdbConfig) -> Result<Tsdb> {
         config.validate()?;
         let started = Instant::now();
+        let blocks = blocks::open_all(&dir.join("blocks"))?;
         let mut tenants: HashMap<TenantId, SharedHead> = HashMap::new();
+        // What is in a block must not come back from the WAL into the head.
+        for (tenant, list) in &blocks {
+            let min_valid_t = list.iter().map(|b| b.meta.max_time_ms).max().unwrap_or(i64::MIN);
+            let head = TenantHead { min_valid_t, ..TenantHead::default() };
+            tenants.insert(tenant.clone(), Arc::new(RwLock::new(head)));
+        }
         let mut owner: HashMap<u64, TenantId> = HashMap::new();
         let mut max_id = 0u64;
         let mut samples = 0u64;
@@ -95,6 +116,7 @@ impl Tsdb {
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(
             dir = %dir.display(),
+            blocks = blocks.values().map(Vec::len).sum::<usize>(),
             records = stats.records,
             series,
             samples,
@@ -105,14 +127,18 @@ impl Tsdb {
         );
         Ok(Tsdb {
             config,
+            dir: dir.to_path_buf(),
             tenants: RwLock::new(tenants),
+            blocks: RwLock::new(blocks),
             wal: Mutex::new(wal),
             next_series_id: AtomicU64::new(max_id + 1),
             metrics,
+            maintenance: Mutex::new(()),
+            metadata: RwLock::new(HashMap::new()),
         })
     }
 
-    fn head(&self, tenant: &TenantId) -> Option<SharedHead> {
+    pub(crate) fn head(&self, tenant: &TenantId) -> Option<SharedHead> {
         self.tenants.read().get(tenant).cloned()
     }
 
@@ -174,7 +200,7 @@ impl Tsdb {
                     }
                     Ok(Appended::AlreadyPresent) => stats.samples_appended += 1,
                     Err(rejection) => {
-                        if matches!(rejection, Rejection::OutOfOrder { .. }) {
+                        if matches!(rejection, Rejection::OutOfOrder { .. } | Rejection::TooOld { .. }) {
                             self.metrics.samples_rejected_out_of_order.inc();
                         } else {
                             self.metrics.samples_rejected_other.inc();
@@ -207,35 +233,47 @@ impl Tsdb {
         self.wal.lock().sync()
     }
 
-    fn retention_floor(&self, head: &TenantHead) -> i64 {
-        let retention = self.config.retention.as_millis().min(i64::MAX as u128) as i64;
-        head.max_t.map_or(i64::MIN, |max| max.saturating_sub(retention))
+    pub(crate) fn blocks_of(&self, tenant: &TenantId) -> TenantBlocks {
+        self.blocks.read().get(tenant).cloned().unwrap_or_default()
+    }
+
+    /// Oldest timestamp queries may see: `retention` back from the tenant's newest sample.
+    fn retention_floor(&self, head: Option<&TenantHead>, blocks: &[Arc<Block>]) -> i64 {
+        let newest_block = blocks.last().map(|b| b.meta.max_time_ms - 1);
+        let newest = head.and_then(|h| h.max_t).max(newest_block);
+        newest.map_or(i64::MIN, |max| max.saturating_sub(self.config.retention_ms()))
     }
 
     /// Series matching any of the `match[]` selectors (all series if empty) with samples in
     /// `[start_ms, end_ms]`, sorted.
     pub fn series(&self, tenant: &TenantId, matchers: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<Labels>> {
-        let sets = parse_match_params(matchers)?;
-        let Some(head) = self.head(tenant) else { return Ok(Vec::new()) };
-        let head = head.read();
-        let start = start_ms.max(self.retention_floor(&head));
-        let mut ids: Vec<u64> = if sets.is_empty() {
-            head.index.select(&[])
-        } else {
-            sets.iter().flat_map(|ms| head.index.select(ms)).collect()
-        };
-        ids.sort_unstable();
-        ids.dedup();
-        let mut out: Vec<Labels> = ids
-            .into_iter()
-            .filter(|id| {
-                head.series.get(id).is_some_and(|s| {
-                    s.oldest_t().is_some_and(|o| o <= end_ms) && s.newest_t().is_some_and(|n| n >= start)
-                })
-            })
-            .filter_map(|id| head.index.labels(id).cloned())
-            .collect();
+        let mut sets = parse_match_params(matchers)?;
+        if sets.is_empty() {
+            sets.push(Vec::new());
+        }
+        let head = self.head(tenant);
+        let head = head.as_ref().map(|h| h.read());
+        let mut out: Vec<Labels> = Vec::new();
+        // Blocks are read after the head: a block cut meanwhile is then already listed.
+        let blocks = self.blocks_of(tenant);
+        let start = start_ms.max(self.retention_floor(head.as_deref(), &blocks));
+        if let Some(head) = &head {
+            for ms in &sets {
+                out.extend(head.index.select(ms).into_iter().filter_map(|id| {
+                    let s = head.series.get(&id)?;
+                    let visible = s.oldest_t().is_some_and(|o| o <= end_ms) && s.newest_t().is_some_and(|n| n >= start);
+                    visible.then(|| head.index.labels(id).cloned()).flatten()
+                }));
+            }
+        }
+        drop(head);
+        for block in blocks.iter().filter(|b| b.meta.max_time_ms > start && b.meta.min_time_ms <= end_ms) {
+            for ms in &sets {
+                out.extend(block.select_ids(ms, start, end_ms).into_iter().map(|id| block.labels(id).clone()));
+            }
+        }
         out.sort();
+        out.dedup();
         Ok(out)
     }
 
@@ -279,8 +317,8 @@ impl Tsdb {
         }
     }
 
-    fn querier(&self, tenant: &TenantId) -> HeadQuerier {
-        HeadQuerier { head: self.head(tenant), retention_ms: self.config.retention }
+    fn querier<'a>(&'a self, tenant: &'a TenantId) -> StoreQuerier<'a> {
+        StoreQuerier { db: self, tenant }
     }
 
     /// Evaluates `query` at `time_ms`.
@@ -344,19 +382,55 @@ impl Tsdb {
         self.metrics.register(registry);
     }
 
-    /// Head statistics of one tenant.
+    /// Head and block statistics of one tenant.
     pub fn stats(&self, tenant: &TenantId) -> TsdbStats {
         let wal_bytes = self.wal.lock().total_bytes();
-        let Some(head) = self.head(tenant) else { return TsdbStats { wal_bytes, ..TsdbStats::default() } };
-        let head = head.read();
-        TsdbStats {
-            head_series: head.index.len() as u64,
-            head_samples: head.samples,
-            head_chunk_bytes: head.series.values().map(|s| s.chunk_bytes() as u64).sum(),
-            min_time_ms: head.series.values().filter_map(|s| s.oldest_t()).min(),
-            max_time_ms: head.max_t,
+        let blocks = self.blocks_of(tenant);
+        let mut stats = TsdbStats {
             wal_bytes,
+            blocks: blocks.len() as u64,
+            block_bytes: blocks.iter().map(|b| b.bytes).sum(),
+            block_samples: blocks.iter().map(|b| b.meta.samples).sum(),
+            ..TsdbStats::default()
+        };
+        if let Some(head) = self.head(tenant) {
+            let head = head.read();
+            stats.head_series = head.index.len() as u64;
+            stats.head_samples = head.samples;
+            stats.head_chunk_bytes = head.series.values().map(|s| s.chunk_bytes() as u64).sum();
+            stats.min_time_ms = head.min_t();
+            stats.max_time_ms = head.max_t;
         }
+        stats
+    }
+
+    /// Cardinality statistics of the tenant's head (`/api/v1/status/tsdb`), top `limit` each.
+    pub fn status(&self, tenant: &TenantId, limit: usize) -> TsdbStatus {
+        match self.head(tenant) {
+            Some(head) => status::head_status(&head.read(), limit),
+            None => TsdbStatus::default(),
+        }
+    }
+
+    /// Remembers a metric family's TYPE/HELP/UNIT (from remote_write metadata or a scrape).
+    pub fn record_metadata(&self, tenant: &TenantId, metric: &str, meta: MetricMetadata) {
+        self.metadata.write().entry(tenant.clone()).or_default().record(metric, meta);
+    }
+
+    /// `/api/v1/metadata`: per metric name its metadata entries (limits of 0 mean none).
+    pub fn metadata(
+        &self,
+        tenant: &TenantId,
+        metric: Option<&str>,
+        limit: usize,
+        limit_per_metric: usize,
+    ) -> std::collections::BTreeMap<String, Vec<MetricMetadata>> {
+        self.metadata.read().get(tenant).map(|m| m.query(metric, limit, limit_per_metric)).unwrap_or_default()
+    }
+
+    /// The data directory (blocks/ and wal/ below it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
@@ -365,26 +439,38 @@ fn parse_match_params(params: &[String]) -> Result<Vec<Vec<Matcher>>> {
     params.iter().map(|p| promql::parse_series_selector(p)).collect()
 }
 
-/// Reads a tenant's head for the engine, locking it only while copying samples out.
-struct HeadQuerier {
-    head: Option<SharedHead>,
-    retention_ms: Duration,
+/// Reads a tenant's blocks and head for the engine.
+struct StoreQuerier<'a> {
+    db: &'a Tsdb,
+    tenant: &'a TenantId,
 }
 
-impl Queryable for HeadQuerier {
-    fn select(&self, matchers: &[Matcher]) -> Vec<(Labels, Vec<Sample>)> {
-        let Some(head) = &self.head else { return Vec::new() };
-        let head = head.read();
-        let retention = self.retention_ms.as_millis().min(i64::MAX as u128) as i64;
-        let floor = head.max_t.map_or(i64::MIN, |max| max.saturating_sub(retention));
-        head.index
-            .select(matchers)
-            .into_iter()
-            .filter_map(|id| {
-                let labels = head.index.labels(id)?.clone();
-                let samples = head.series.get(&id)?.samples(floor, i64::MAX);
-                Some((labels, samples))
-            })
-            .collect()
+impl Queryable for StoreQuerier<'_> {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<(Labels, Vec<Sample>)>> {
+        let head = self.db.head(self.tenant);
+        let head = head.as_ref().map(|h| h.read());
+        let mut head_part: Vec<(Labels, Vec<Sample>)> = Vec::new();
+        let blocks = self.db.blocks_of(self.tenant);
+        let floor = self.db.retention_floor(head.as_deref(), &blocks).max(mint);
+        if let Some(head) = &head {
+            for id in head.index.select(matchers) {
+                let (Some(labels), Some(series)) = (head.index.labels(id), head.series.get(&id)) else { continue };
+                head_part.push((labels.clone(), series.samples(floor, maxt)));
+            }
+        }
+        drop(head);
+        // Blocks are listed after the head was read: a block cut meanwhile is then already here.
+        let blocks = self.db.blocks_of(self.tenant);
+        let mut out: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for block in blocks.iter().filter(|b| b.meta.max_time_ms > floor && b.meta.min_time_ms <= maxt) {
+            let ids = block.select_ids(matchers, floor, maxt);
+            for (id, samples) in ids.iter().zip(block.read(&ids, floor, maxt)?) {
+                blocks::append_samples(out.entry(block.labels(*id).clone()).or_default(), samples);
+            }
+        }
+        for (labels, samples) in head_part {
+            blocks::append_samples(out.entry(labels).or_default(), samples);
+        }
+        Ok(out.into_iter().collect())
     }
 }

@@ -4,8 +4,11 @@
 //! `len: u32 LE | crc32(payload): u32 LE | payload`. A torn or corrupt record at the end of the
 //! last segment (a crash mid-write) is cut off at open with a warning.
 //!
-//! The WAL currently grows without bound: truncation and checkpointing arrive together with
-//! on-disk blocks, which will make the older segments unnecessary.
+//! Truncation: once the head has been cut into blocks, the store rotates to a new segment and
+//! writes a checkpoint `checkpoint.N` (same framing) holding what the head still needs from
+//! segments `<= N` (its live series and samples); then those segments are deleted. Open replays
+//! the newest checkpoint, then the segments after it. A checkpoint is written as
+//! `checkpoint.N.tmp` and renamed, so a crash leaves either the old segments or the checkpoint.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -148,6 +151,68 @@ fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:08}"))
 }
 
+fn checkpoint_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("checkpoint.{seq:08}"))
+}
+
+/// The WAL directory's segments and checkpoints, sorted; stale `.tmp` checkpoints are removed.
+fn list(dir: &Path) -> Result<(Vec<u64>, Vec<u64>)> {
+    let (mut segments, mut checkpoints) = (Vec::new(), Vec::new());
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+        if let Ok(seq) = name.parse::<u64>() {
+            segments.push(seq);
+        } else if let Some(rest) = name.strip_prefix("checkpoint.") {
+            if rest.ends_with(".tmp") {
+                fs::remove_file(entry.path()).map_err(|e| Error::io(format!("removing {name}"), e))?;
+            } else if let Ok(seq) = rest.parse::<u64>() {
+                checkpoints.push(seq);
+            }
+        }
+    }
+    segments.sort_unstable();
+    checkpoints.sort_unstable();
+    Ok((segments, checkpoints))
+}
+
+fn frame(records: &[Record], buf: &mut Vec<u8>) {
+    for record in records {
+        let payload = record.encode();
+        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        buf.extend_from_slice(&payload);
+    }
+}
+
+/// Writes `checkpoint.upto` from `records` (pulled until `None`), atomically. Runs without the
+/// WAL's lock: appends go on into the newer segments meanwhile.
+pub fn write_checkpoint(dir: &Path, upto: u64, mut records: impl FnMut() -> Option<Vec<Record>>) -> Result<u64> {
+    let final_path = checkpoint_path(dir, upto);
+    let tmp = dir.join(format!("checkpoint.{upto:08}.tmp"));
+    let mut file = std::io::BufWriter::with_capacity(
+        1 << 20,
+        File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?,
+    );
+    file.write_all(&header()).map_err(|e| Error::io("writing checkpoint", e))?;
+    let mut bytes = HEADER_LEN;
+    let mut buf = Vec::new();
+    while let Some(batch) = records() {
+        buf.clear();
+        frame(&batch, &mut buf);
+        file.write_all(&buf).map_err(|e| Error::io("writing checkpoint", e))?;
+        bytes += buf.len() as u64;
+    }
+    let file = file.into_inner().map_err(|e| Error::io("writing checkpoint", e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io("fsyncing checkpoint", e))?;
+    fs::rename(&tmp, &final_path).map_err(|e| Error::io(format!("renaming {}", tmp.display()), e))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(bytes)
+}
+
 fn header() -> [u8; 8] {
     let mut h = [0u8; 8];
     h[..6].copy_from_slice(MAGIC);
@@ -159,17 +224,16 @@ impl Wal {
     /// Opens (or creates) the WAL in `dir`, feeding every stored record to `apply` in order.
     pub fn open(dir: &Path, segment_bytes: u64, mut apply: impl FnMut(Record)) -> Result<(Wal, ReplayStats)> {
         fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let mut seqs: Vec<u64> = Vec::new();
-        let entries = fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-            if let Some(seq) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) {
-                seqs.push(seq);
-            }
-        }
-        seqs.sort_unstable();
+        let (mut seqs, checkpoints) = list(dir)?;
         let mut stats = ReplayStats::default();
         let mut total_bytes = 0;
+        if let Some(&cp) = checkpoints.last() {
+            // Finish an interrupted truncation: what the checkpoint covers is not needed any more.
+            remove_upto(dir, cp, &mut seqs, &checkpoints)?;
+            let path = checkpoint_path(dir, cp);
+            total_bytes += replay_segment(&path, false, &mut apply, &mut stats)?;
+        }
+        let first_seq = checkpoints.last().map_or(0, |cp| cp + 1);
         for (i, seq) in seqs.iter().enumerate() {
             let is_last = i + 1 == seqs.len();
             let path = segment_path(dir, *seq);
@@ -178,7 +242,7 @@ impl Wal {
         }
         let seq = seqs.last().copied().unwrap_or(0);
         let (file, size) = if seq == 0 {
-            (create_segment(dir, 1)?, HEADER_LEN)
+            (create_segment(dir, first_seq.max(1))?, HEADER_LEN)
         } else {
             let path = segment_path(dir, seq);
             let file = OpenOptions::new()
@@ -188,7 +252,7 @@ impl Wal {
             let size = file.metadata().map_err(|e| Error::io("reading wal segment size", e))?.len();
             (file, size)
         };
-        let seq = seq.max(1);
+        let seq = if seq == 0 { first_seq.max(1) } else { seq };
         let wal = Wal { dir: dir.to_path_buf(), segment_bytes, file, seq, size, total_bytes: total_bytes.max(size) };
         Ok((wal, stats))
     }
@@ -196,12 +260,7 @@ impl Wal {
     /// Writes the records and fsyncs; on return they survive a crash.
     pub fn log(&mut self, records: &[Record]) -> Result<u64> {
         let mut buf = Vec::new();
-        for record in records {
-            let payload = record.encode();
-            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-            buf.extend_from_slice(&payload);
-        }
+        frame(records, &mut buf);
         if buf.is_empty() {
             return Ok(0);
         }
@@ -224,6 +283,31 @@ impl Wal {
         Ok(())
     }
 
+    /// Starts a new segment and returns the last sequence number before it: a checkpoint up to
+    /// that number may then replace the older segments.
+    pub fn cut_segment(&mut self) -> Result<u64> {
+        let upto = self.seq;
+        self.rotate()?;
+        Ok(upto)
+    }
+
+    /// Deletes segments and older checkpoints covered by `checkpoint.upto`.
+    pub fn truncate(&mut self, upto: u64) -> Result<()> {
+        let (mut seqs, checkpoints) = list(&self.dir)?;
+        remove_upto(&self.dir, upto, &mut seqs, &checkpoints)?;
+        self.total_bytes = fs::read_dir(&self.dir)
+            .map_err(|e| Error::io("listing wal", e))?
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(())
+    }
+
+    /// The directory holding the segments.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Fsyncs the current segment (used at shutdown).
     pub fn sync(&mut self) -> Result<()> {
         self.file.sync_all().map_err(|e| Error::io("fsyncing wal", e))
@@ -233,6 +317,23 @@ impl Wal {
     pub fn total_bytes(&self) -> u64 {
         self.total_bytes
     }
+}
+
+/// Removes segments `<= upto` (from `seqs` too) and checkpoints older than `upto`.
+fn remove_upto(dir: &Path, upto: u64, seqs: &mut Vec<u64>, checkpoints: &[u64]) -> Result<()> {
+    for seq in seqs.iter().filter(|s| **s <= upto) {
+        let path = segment_path(dir, *seq);
+        fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    }
+    seqs.retain(|s| *s > upto);
+    for cp in checkpoints.iter().filter(|c| **c < upto) {
+        let path = checkpoint_path(dir, *cp);
+        fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    }
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 fn create_segment(dir: &Path, seq: u64) -> Result<File> {
@@ -364,6 +465,36 @@ mod tests {
             drop(wal);
             assert_eq!(replay(dir.path()).len(), want + 1, "cut {cut}");
         }
+    }
+
+    #[test]
+    fn checkpoints_replace_the_segments_they_cover() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 1 << 20, |_| {}).unwrap();
+        wal.log(&sample_records()).unwrap();
+        let upto = wal.cut_segment().unwrap();
+        wal.log(&sample_records()[1..]).unwrap();
+        let mut batches = vec![sample_records()[..1].to_vec()];
+        // A crash while writing a checkpoint leaves a .tmp file: ignored and removed.
+        fs::write(dir.path().join("checkpoint.00000001.tmp"), b"garbage").unwrap();
+        write_checkpoint(dir.path(), upto, || batches.pop()).unwrap();
+        // Crash before truncation: open finishes it.
+        drop(wal);
+        let got = replay(dir.path());
+        assert_eq!(got.len(), 2, "checkpoint (1 record) then the newer segment (1 record)");
+        let mut names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["00000002", "checkpoint.00000001"]);
+        // The next truncation drops the older checkpoint.
+        let (mut wal, _) = Wal::open(dir.path(), 1 << 20, |_| {}).unwrap();
+        let upto = wal.cut_segment().unwrap();
+        write_checkpoint(dir.path(), upto, || None).unwrap();
+        wal.truncate(upto).unwrap();
+        wal.log(&sample_records()[1..]).unwrap();
+        drop(wal);
+        assert_eq!(replay(dir.path()).len(), 1);
+        assert!(!dir.path().join("checkpoint.00000001").exists());
     }
 
     #[test]

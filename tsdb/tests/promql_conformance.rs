@@ -56,6 +56,9 @@ impl Runner {
         let config = TsdbConfig {
             retention: std::time::Duration::from_secs(100 * 365 * 86400),
             out_of_order_window: std::time::Duration::from_secs(100 * 365 * 86400),
+            // Test files load samples in any order: one head, never cut into blocks.
+            block_duration: std::time::Duration::from_secs(200 * 365 * 86400),
+            max_block_duration: std::time::Duration::from_secs(200 * 365 * 86400),
             ..TsdbConfig::default()
         };
         let db = Tsdb::open(dir.path(), config).expect("open");

@@ -29,8 +29,13 @@ pub struct Evaluator<'a> {
     deadline: Instant,
     /// Selected series per selector text: a query reads each selector's series once.
     cache: RefCell<HashMap<String, Selected>>,
-    /// Samples loaded by selectors during the current step, checked against `max_samples`.
+    /// The time range every selector of the query lies in (a read hint for the store).
+    read_range: (i64, i64),
+    /// Samples loaded by selectors during the current step.
     step_samples: Cell<usize>,
+    /// Points already in a range query's result. With `step_samples`, the samples held at once,
+    /// whose peak Prometheus limits with `--query.max-samples`.
+    result_points: Cell<usize>,
     /// Warn and info annotations raised so far.
     pub(super) notes: Collector<'a>,
 }
@@ -72,6 +77,33 @@ pub fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
     groups
 }
 
+/// How far before the evaluation time `expr` reads (lookback, ranges, offsets, subqueries), or
+/// `None` when it may read anywhere (`@`, negative offsets).
+fn reach(expr: &Expr, opts: &EngineOptions) -> Option<i64> {
+    let offset = |o: &Option<Offset>| match o {
+        Some(Offset::Neg(_)) => None,
+        other => Some(offset_ms(other)),
+    };
+    match expr {
+        Expr::VectorSelector(vs) if vs.at.is_none() => Some(opts.lookback_delta_ms + offset(&vs.offset)?),
+        Expr::MatrixSelector(ms) if ms.vs.at.is_none() => Some(duration_ms(&ms.range) + offset(&ms.vs.offset)?),
+        Expr::Subquery(sq) if sq.at.is_none() => {
+            let step = sq.step.as_ref().map_or(opts.default_subquery_step_ms, duration_ms);
+            Some(reach(&sq.expr, opts)? + duration_ms(&sq.range) + step + offset(&sq.offset)?)
+        }
+        Expr::VectorSelector(_) | Expr::MatrixSelector(_) | Expr::Subquery(_) | Expr::Extension(_) => None,
+        Expr::Aggregate(a) => {
+            let param = a.param.as_ref().map_or(Some(0), |p| reach(p, opts))?;
+            Some(reach(&a.expr, opts)?.max(param))
+        }
+        Expr::Unary(u) => reach(&u.expr, opts),
+        Expr::Paren(p) => reach(&p.expr, opts),
+        Expr::Binary(b) => Some(reach(&b.lhs, opts)?.max(reach(&b.rhs, opts)?)),
+        Expr::Call(c) => c.args.args.iter().try_fold(0, |acc, a| Some(acc.max(reach(a, opts)?))),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Some(0),
+    }
+}
+
 impl<'a> Evaluator<'a> {
     pub fn new(
         store: &'a dyn Queryable,
@@ -88,8 +120,13 @@ impl<'a> Evaluator<'a> {
             end,
             step,
             deadline: Instant::now() + opts.timeout,
+            read_range: match reach(expr, opts) {
+                Some(back) => (start.saturating_sub(back).saturating_sub(1), end),
+                None => (i64::MIN, i64::MAX),
+            },
             cache: RefCell::new(HashMap::new()),
             step_samples: Cell::new(0),
+            result_points: Cell::new(0),
         }
     }
 
@@ -101,13 +138,16 @@ impl<'a> Evaluator<'a> {
     }
 
     fn count_samples(&self, n: usize) -> Result<()> {
-        let total = self.step_samples.get() + n;
-        self.step_samples.set(total);
-        if total > self.opts.max_samples {
-            return Err(Error::Execution(format!(
-                "query processing would load too many samples into memory in query execution (limit max_samples_per_query = {})",
-                self.opts.max_samples
-            )));
+        self.step_samples.set(self.step_samples.get() + n);
+        self.check_peak()
+    }
+
+    /// Prometheus's `ErrTooManySamples`, with its exact text (clients match on it).
+    fn check_peak(&self) -> Result<()> {
+        if self.step_samples.get() + self.result_points.get() > self.opts.max_samples {
+            return Err(Error::Execution(
+                "query processing would load too many samples into memory in query execution".into(),
+            ));
         }
         Ok(())
     }
@@ -161,6 +201,9 @@ impl<'a> Evaluator<'a> {
                     )));
                 }
             }
+            self.result_points.set(series.values().map(Vec::len).sum());
+            self.step_samples.set(0);
+            self.check_peak()?;
             t += self.step;
         }
         let mut out: Vec<(Labels, Vec<Sample>)> = series.into_iter().collect();
@@ -193,7 +236,8 @@ impl<'a> Evaluator<'a> {
         let groups = selector_matchers(vs);
         let mut all: Vec<(Labels, Vec<Sample>)> = Vec::new();
         for group in &groups {
-            for (labels, samples) in self.store.select(group) {
+            let (mint, maxt) = self.read_range;
+            for (labels, samples) in self.store.select(group, mint, maxt)? {
                 if !all.iter().any(|(l, _)| *l == labels) {
                     all.push((labels, samples));
                 }

@@ -26,8 +26,9 @@ use crate::error::{Error, Result};
 
 /// Where the engine reads series from.
 pub trait Queryable {
-    /// All series matching every matcher, with all their samples the store is willing to show.
-    fn select(&self, matchers: &[Matcher]) -> Vec<(Labels, Vec<Sample>)>;
+    /// Series matching every matcher, with their samples in `[mint, maxt]` (a hint: the store may
+    /// return more, never less) that the store is willing to show.
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<(Labels, Vec<Sample>)>>;
 }
 
 /// Engine settings taken from the store's config.

@@ -8,12 +8,13 @@ use super::*;
 struct Mem(Vec<(Labels, Vec<Sample>)>);
 
 impl Queryable for Mem {
-    fn select(&self, matchers: &[Matcher]) -> Vec<(Labels, Vec<Sample>)> {
-        self.0
+    fn select(&self, matchers: &[Matcher], _mint: i64, _maxt: i64) -> Result<Vec<(Labels, Vec<Sample>)>> {
+        Ok(self
+            .0
             .iter()
             .filter(|(l, _)| matchers.iter().all(|m| m.is_match(l.get(&m.name).unwrap_or(""))))
             .cloned()
-            .collect()
+            .collect())
     }
 }
 
@@ -116,6 +117,13 @@ fn limits_are_enforced() {
     let store = http_requests();
     let opts = EngineOptions { max_samples: 2, ..EngineOptions::default() };
     let err = instant_query(&store, &opts, "http_requests", 600_000).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::Execution);
+    assert_eq!(err.to_string(), "query processing would load too many samples into memory in query execution");
+    // The limit is on the peak held at once: a range query's result points count, so a query
+    // that loads few samples per step still fails once its result outgrows the limit.
+    let opts = EngineOptions { max_samples: 9, ..EngineOptions::default() };
+    assert!(range_query(&store, &opts, "http_requests", 0, 120_000, 60_000).is_ok());
+    let err = range_query(&store, &opts, "http_requests", 0, 180_000, 60_000).unwrap_err();
     assert_eq!(err.kind(), crate::ErrorKind::Execution);
     let opts = EngineOptions { timeout: std::time::Duration::ZERO, ..EngineOptions::default() };
     let err = range_query(&store, &opts, "http_requests", 0, 600_000, 60_000).unwrap_err();

@@ -1,0 +1,435 @@
+//! Immutable on-disk blocks: one tenant's samples of one time range as two Parquet files, so that
+//! memory and WAL replay stay bounded by the head and standard tools (pyarrow, DuckDB) can read
+//! the data. The layout is documented in `tsdb/BLOCKS.md`:
+//!
+//! - `series.parquet`: `series_id: uint32` (block-local, rows sorted by labels), `labels:
+//!   map<string,string>` (names sorted, `__name__` included), `first_row: uint64` and
+//!   `rows: uint32` (the series' rows in the samples file), `min_time_ms`/`max_time_ms: int64`.
+//! - `samples.parquet`: `series_id: uint32`, `timestamp_ms: int64`, `value: float64`, sorted by
+//!   series then time. Ids and timestamps are DELTA_BINARY_PACKED, values BYTE_STREAM_SPLIT, all
+//!   zstd-compressed.
+//! - `meta.json`, written last: a block without it is incomplete and removed at open.
+//!
+//! A block is written into `.tmp-<name>` and renamed into place, so a crash never leaves a
+//! half-written block under its real name.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow_array::builder::{MapBuilder, StringBuilder};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, MapArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
+};
+use arrow_schema::{Field, Schema};
+use model::{Labels, Sample};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::arrow::arrow_writer::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use promql_parser::label::Matcher;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::index::Index;
+
+/// Bump when the block layout changes; open refuses versions it does not know.
+pub const BLOCK_FORMAT_VERSION: u32 = 1;
+const SERIES_FILE: &str = "series.parquet";
+const SAMPLES_FILE: &str = "samples.parquet";
+const META_FILE: &str = "meta.json";
+/// Prefix of a block being written; such directories are deleted at open.
+pub const TMP_PREFIX: &str = ".tmp-";
+
+/// `meta.json`: what a block holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    pub version: u32,
+    pub tenant: String,
+    /// Inclusive lower bound of the block's time range (ms).
+    pub min_time_ms: i64,
+    /// Exclusive upper bound of the block's time range (ms).
+    pub max_time_ms: i64,
+    pub series: u64,
+    pub samples: u64,
+    /// Blocks this one replaces (compaction). At open, any of them still on disk is deleted.
+    #[serde(default)]
+    pub compacted_from: Vec<String>,
+}
+
+/// One series' samples, ready to be written.
+pub struct SeriesData {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(context, e)
+}
+
+fn pq(context: &'static str) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
+    move |e| Error::Block(format!("{context}: {e}"))
+}
+
+fn arrow(context: &'static str) -> impl FnOnce(arrow_schema::ArrowError) -> Error {
+    move |e| Error::Block(format!("{context}: {e}"))
+}
+
+fn fsync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Writes `series` (any order; samples in time order) as block `name` under `parent`; returns
+/// the block's directory. Empty series are skipped.
+pub fn write_block(parent: &Path, name: &str, mut meta: BlockMeta, mut series: Vec<SeriesData>) -> Result<PathBuf> {
+    series.retain(|s| !s.samples.is_empty());
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let tmp = parent.join(format!("{TMP_PREFIX}{name}"));
+    let dir = parent.join(name);
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io(format!("removing {}", tmp.display())))?;
+    }
+    fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+    meta.series = series.len() as u64;
+    meta.samples = series.iter().map(|s| s.samples.len() as u64).sum();
+    write_series_file(&tmp.join(SERIES_FILE), &series)?;
+    write_samples_file(&tmp.join(SAMPLES_FILE), &series)?;
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Block(format!("encoding meta.json: {e}")))?;
+    let meta_path = tmp.join(META_FILE);
+    fs::write(&meta_path, json).map_err(io(format!("writing {}", meta_path.display())))?;
+    File::open(&meta_path).and_then(|f| f.sync_all()).map_err(io(format!("fsyncing {}", meta_path.display())))?;
+    fsync_dir(&tmp);
+    fs::rename(&tmp, &dir).map_err(io(format!("renaming {} into place", tmp.display())))?;
+    fsync_dir(parent);
+    Ok(dir)
+}
+
+fn write_series_file(path: &Path, series: &[SeriesData]) -> Result<()> {
+    let mut labels = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    let (mut first_rows, mut rows, mut mins, mut maxs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut next_row = 0u64;
+    for s in series {
+        for l in &s.labels {
+            labels.keys().append_value(&l.name);
+            labels.values().append_value(&l.value);
+        }
+        labels.append(true).map_err(arrow("building labels"))?;
+        first_rows.push(next_row);
+        rows.push(s.samples.len() as u32);
+        next_row += s.samples.len() as u64;
+        mins.push(s.samples[0].timestamp_ms);
+        maxs.push(s.samples[s.samples.len() - 1].timestamp_ms);
+    }
+    let labels = labels.finish();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("series_id", Arc::new(UInt32Array::from_iter_values(0..series.len() as u32))),
+        ("labels", Arc::new(labels)),
+        ("first_row", Arc::new(UInt64Array::from(first_rows))),
+        ("rows", Arc::new(UInt32Array::from(rows))),
+        ("min_time_ms", Arc::new(Int64Array::from(mins))),
+        ("max_time_ms", Arc::new(Int64Array::from(maxs))),
+    ];
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
+        .build();
+    write_parquet(path, columns, props)
+}
+
+fn write_samples_file(path: &Path, series: &[SeriesData]) -> Result<()> {
+    let total: usize = series.iter().map(|s| s.samples.len()).sum();
+    let (mut ids, mut ts, mut vs) = (Vec::with_capacity(total), Vec::with_capacity(total), Vec::with_capacity(total));
+    for (id, s) in series.iter().enumerate() {
+        for sample in &s.samples {
+            ids.push(id as u32);
+            ts.push(sample.timestamp_ms);
+            vs.push(sample.value);
+        }
+    }
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("series_id", Arc::new(UInt32Array::from(ids))),
+        ("timestamp_ms", Arc::new(Int64Array::from(ts))),
+        ("value", Arc::new(Float64Array::from(vs))),
+    ];
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
+        .set_dictionary_enabled(false)
+        .set_column_encoding(ColumnPath::from("series_id"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(ColumnPath::from("timestamp_ms"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_encoding(ColumnPath::from("value"), Encoding::BYTE_STREAM_SPLIT)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .build();
+    write_parquet(path, columns, props)
+}
+
+fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>, props: WriterProperties) -> Result<()> {
+    let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), false)).collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect())
+        .map_err(arrow("building record batch"))?;
+    let file = File::create(path).map_err(io(format!("creating {}", path.display())))?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(pq("opening parquet writer"))?;
+    writer.write(&batch).map_err(pq("writing parquet"))?;
+    let file = writer.into_inner().map_err(pq("closing parquet"))?;
+    file.sync_all().map_err(io(format!("fsyncing {}", path.display())))
+}
+
+/// An open block: its series (labels, row ranges) in memory, samples read on demand.
+pub struct Block {
+    pub name: String,
+    pub dir: PathBuf,
+    pub meta: BlockMeta,
+    /// Bytes of the block's files.
+    pub bytes: u64,
+    index: Index,
+    labels: Vec<Labels>,
+    first_row: Vec<u64>,
+    rows: Vec<u32>,
+    min_t: Vec<i64>,
+    max_t: Vec<i64>,
+    samples_meta: ArrowReaderMetadata,
+    /// Set when the block was replaced or expired: its directory is removed once no query holds it.
+    delete_on_drop: AtomicBool,
+}
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Block").field("name", &self.name).field("meta", &self.meta).finish()
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if self.delete_on_drop.load(Ordering::Acquire) {
+            if let Err(e) = fs::remove_dir_all(&self.dir) {
+                tracing::warn!(block = %self.dir.display(), error = %e, "removing deleted block failed");
+            }
+            if let Some(parent) = self.dir.parent() {
+                fsync_dir(parent);
+            }
+        }
+    }
+}
+
+/// Reads `dir/meta.json` (None if it is missing: an incomplete block).
+pub fn read_meta(dir: &Path) -> Result<Option<BlockMeta>> {
+    let path = dir.join(META_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    let meta: BlockMeta =
+        serde_json::from_slice(&bytes).map_err(|e| Error::Block(format!("{}: {e}", path.display())))?;
+    if meta.version != BLOCK_FORMAT_VERSION {
+        return Err(Error::Block(format!(
+            "{} has format version {}, this build reads {BLOCK_FORMAT_VERSION}",
+            path.display(),
+            meta.version
+        )));
+    }
+    Ok(Some(meta))
+}
+
+impl Block {
+    /// Opens a complete block directory.
+    pub fn open(dir: &Path, meta: BlockMeta) -> Result<Block> {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let series_path = dir.join(SERIES_FILE);
+        let file = File::open(&series_path).map_err(io(format!("opening {}", series_path.display())))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq("reading series.parquet"))?;
+        let (mut labels, mut first_row, mut rows, mut min_t, mut max_t) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for batch in reader.build().map_err(pq("reading series.parquet"))? {
+            let batch = batch.map_err(arrow("reading series.parquet"))?;
+            let map = column::<MapArray>(&batch, "labels")?;
+            let keys = map.keys().as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("labels keys"))?;
+            let values = map.values().as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("labels values"))?;
+            let offsets = map.value_offsets();
+            for i in 0..map.len() {
+                let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+                labels.push(Labels::from_pairs((a..b).map(|j| (keys.value(j), values.value(j)))));
+            }
+            first_row.extend(column::<UInt64Array>(&batch, "first_row")?.values().iter());
+            rows.extend(column::<UInt32Array>(&batch, "rows")?.values().iter());
+            min_t.extend(column::<Int64Array>(&batch, "min_time_ms")?.values().iter());
+            max_t.extend(column::<Int64Array>(&batch, "max_time_ms")?.values().iter());
+        }
+        let mut index = Index::default();
+        for (id, ls) in labels.iter().enumerate() {
+            index.insert(id as u64, ls.clone());
+        }
+        let samples_path = dir.join(SAMPLES_FILE);
+        let file = File::open(&samples_path).map_err(io(format!("opening {}", samples_path.display())))?;
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let samples_meta = ArrowReaderMetadata::load(&file, options).map_err(pq("reading samples.parquet footer"))?;
+        let bytes = [SERIES_FILE, SAMPLES_FILE, META_FILE]
+            .iter()
+            .filter_map(|f| fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(Block {
+            name,
+            dir: dir.to_path_buf(),
+            meta,
+            bytes,
+            index,
+            labels,
+            first_row,
+            rows,
+            min_t,
+            max_t,
+            samples_meta,
+            delete_on_drop: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks the block for removal once the last reference goes away.
+    pub fn delete_when_unused(&self) {
+        self.delete_on_drop.store(true, Ordering::Release);
+    }
+
+    /// Every series label set in the block (sorted).
+    pub fn all_labels(&self) -> &[Labels] {
+        &self.labels
+    }
+
+    /// Series matching `matchers` with samples in `[mint, maxt]`, as (label set, local id).
+    pub fn select_ids(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<u32> {
+        self.index
+            .select(matchers)
+            .into_iter()
+            .map(|id| id as u32)
+            .filter(|&id| self.max_t[id as usize] >= mint && self.min_t[id as usize] <= maxt)
+            .collect()
+    }
+
+    pub fn labels(&self, id: u32) -> &Labels {
+        &self.labels[id as usize]
+    }
+
+    /// The samples of `ids` (sorted ascending), one vector per id, restricted to `[mint, maxt]`.
+    pub fn read(&self, ids: &[u32], mint: i64, maxt: i64) -> Result<Vec<Vec<Sample>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut selectors = Vec::new();
+        let mut pos = 0u64;
+        for &id in ids {
+            let (first, n) = (self.first_row[id as usize], self.rows[id as usize] as u64);
+            if first > pos {
+                selectors.push(RowSelector::skip((first - pos) as usize));
+            }
+            selectors.push(RowSelector::select(n as usize));
+            pos = first + n;
+        }
+        let path = self.dir.join(SAMPLES_FILE);
+        let file = File::open(&path).map_err(io(format!("opening {}", path.display())))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.samples_meta.clone());
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [1, 2]);
+        let reader = builder
+            .with_projection(mask)
+            .with_row_selection(RowSelection::from(selectors))
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(pq("reading samples.parquet"))?;
+        let mut out: Vec<Vec<Sample>> = Vec::with_capacity(ids.len());
+        let mut remaining = ids.iter().map(|&id| self.rows[id as usize] as usize);
+        let mut want = remaining.next().unwrap_or(0);
+        out.push(Vec::with_capacity(want));
+        for batch in reader {
+            let batch = batch.map_err(arrow("reading samples.parquet"))?;
+            let ts = column::<Int64Array>(&batch, "timestamp_ms")?.values();
+            let vs = column::<Float64Array>(&batch, "value")?.values();
+            for (t, v) in ts.iter().zip(vs.iter()) {
+                while want == 0 {
+                    want = remaining.next().ok_or_else(|| bad("more rows than selected"))?;
+                    out.push(Vec::with_capacity(want));
+                }
+                want -= 1;
+                if *t >= mint && *t <= maxt {
+                    out.last_mut().expect("pushed above").push(Sample::new(*t, *v));
+                }
+            }
+        }
+        out.extend(remaining.map(|_| Vec::new()));
+        if out.len() != ids.len() {
+            return Err(bad("fewer rows than selected"));
+        }
+        Ok(out)
+    }
+
+    /// Every series with all its samples (compaction).
+    pub fn read_all(&self) -> Result<Vec<SeriesData>> {
+        let ids: Vec<u32> = (0..self.labels.len() as u32).collect();
+        let samples = self.read(&ids, i64::MIN, i64::MAX)?;
+        Ok(self.labels.iter().cloned().zip(samples).map(|(labels, samples)| SeriesData { labels, samples }).collect())
+    }
+}
+
+fn bad(what: &str) -> Error {
+    Error::Block(format!("unexpected block content: {what}"))
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| bad(&format!("column {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> BlockMeta {
+        BlockMeta {
+            version: BLOCK_FORMAT_VERSION,
+            tenant: "t".into(),
+            min_time_ms: 0,
+            max_time_ms: 1_000_000,
+            series: 0,
+            samples: 0,
+            compacted_from: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn written_blocks_read_back_with_selection() {
+        let dir = tempfile::tempdir().unwrap();
+        let series: Vec<SeriesData> = (0..50)
+            .map(|i| SeriesData {
+                labels: Labels::from_pairs([("__name__", "m"), ("i", &format!("{i:03}"))]),
+                samples: (0..(i * 7 + 1)).map(|j| Sample::new(j * 1000, (i * 1000 + j) as f64)).collect(),
+            })
+            .collect();
+        let path = write_block(dir.path(), "b1", meta(), series).unwrap();
+        assert!(!dir.path().join(".tmp-b1").exists());
+        let m = read_meta(&path).unwrap().unwrap();
+        assert_eq!(m.series, 50);
+        let block = Block::open(&path, m).unwrap();
+        let sel = [crate::index::matcher("i", "=~", "00[37]|049").unwrap()];
+        let ids = block.select_ids(&sel, i64::MIN, i64::MAX);
+        assert_eq!(ids, [3, 7, 49]);
+        let got = block.read(&ids, 5000, 20_000).unwrap();
+        assert_eq!(
+            got[0].iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(),
+            (5..=20).map(|j| j * 1000).collect::<Vec<_>>()
+        );
+        assert_eq!(got[2].len(), 16);
+        assert_eq!(got[2][0].value, 49_005.0);
+        let all = block.read_all().unwrap();
+        assert_eq!(all.iter().map(|s| s.samples.len()).sum::<usize>() as u64, block.meta.samples);
+        // Marked blocks disappear with their last reference.
+        block.delete_when_unused();
+        drop(block);
+        assert!(!path.exists());
+    }
+}

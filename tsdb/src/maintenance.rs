@@ -1,0 +1,284 @@
+//! Background maintenance: cut the head into blocks, checkpoint and truncate the WAL behind them,
+//! compact adjacent blocks, and apply age and size retention. One run at a time; every step is
+//! crash-safe on its own (blocks appear by rename, sources of a compaction are deleted after the
+//! merged block is durable, the WAL is truncated only after a checkpoint is durable).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use model::TenantId;
+
+use crate::block::{BLOCK_FORMAT_VERSION, Block, BlockMeta, SeriesData};
+use crate::blocks;
+use crate::error::Result;
+use crate::store::{SharedHead, Tsdb};
+use crate::wal::{self, Record};
+
+/// What one maintenance run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MaintenanceStats {
+    pub blocks_written: u64,
+    pub samples_moved: u64,
+    pub blocks_compacted: u64,
+    pub blocks_deleted: u64,
+    pub wal_truncated: bool,
+}
+
+/// Samples per WAL record in a checkpoint.
+const CHECKPOINT_BATCH: usize = 64 * 1024;
+
+impl Tsdb {
+    /// Runs one maintenance pass. Blocks: call from a dedicated thread (see [`spawn_maintenance`]).
+    pub fn maintain(&self) -> Result<MaintenanceStats> {
+        let _one_at_a_time = self.maintenance.lock();
+        let started = Instant::now();
+        let mut stats = MaintenanceStats::default();
+        let tenants: Vec<(TenantId, SharedHead)> =
+            self.tenants.read().iter().map(|(t, h)| (t.clone(), h.clone())).collect();
+        for (tenant, head) in &tenants {
+            while let Some(boundary) = self.next_cut(head) {
+                stats.samples_moved += self.cut(tenant, head, boundary)?;
+                stats.blocks_written += 1;
+            }
+        }
+        if stats.blocks_written > 0 {
+            self.checkpoint_wal(&tenants)?;
+            stats.wal_truncated = true;
+        }
+        if self.config.compaction {
+            for (tenant, head) in &tenants {
+                let floor = head.read().min_valid_t;
+                loop {
+                    let list = self.blocks_of(tenant);
+                    let plan =
+                        blocks::plan_compaction(&list, self.config.block_ms(), self.config.max_block_ms(), floor);
+                    let Some(group) = plan else { break };
+                    self.compact(tenant, &group)?;
+                    stats.blocks_compacted += group.len() as u64;
+                }
+            }
+        }
+        stats.blocks_deleted = self.apply_retention();
+        if stats != MaintenanceStats::default() {
+            tracing::info!(
+                blocks_written = stats.blocks_written,
+                samples_moved = stats.samples_moved,
+                blocks_compacted = stats.blocks_compacted,
+                blocks_deleted = stats.blocks_deleted,
+                seconds = started.elapsed().as_secs_f64(),
+                "tsdb maintenance done"
+            );
+        }
+        Ok(stats)
+    }
+
+    /// The end of the next block to cut, once the head spans 1.5 block durations (so late samples
+    /// inside the out-of-order window still land in the head).
+    fn next_cut(&self, head: &SharedHead) -> Option<i64> {
+        let head = head.read();
+        let (min, max) = (head.min_t()?, head.max_t?);
+        let block = self.config.block_ms();
+        (max.saturating_sub(min) >= block.saturating_add(block / 2))
+            .then(|| min.div_euclid(block).saturating_mul(block).saturating_add(block))
+    }
+
+    /// Writes the head's samples older than `boundary` as a block, then drops them from the head.
+    fn cut(&self, tenant: &TenantId, head: &SharedHead, boundary: i64) -> Result<u64> {
+        // From here on the head refuses samples for the block's range, so none can be lost.
+        {
+            let mut head = head.write();
+            head.min_valid_t = head.min_valid_t.max(boundary);
+        }
+        let series: Vec<SeriesData> = {
+            let head = head.read();
+            head.series
+                .iter()
+                .filter(|(_, s)| s.oldest_t().is_some_and(|t| t < boundary))
+                .filter_map(|(id, s)| {
+                    Some(SeriesData {
+                        labels: head.index.labels(*id)?.clone(),
+                        samples: s.samples(i64::MIN, boundary - 1),
+                    })
+                })
+                .collect()
+        };
+        let min_t = boundary - self.config.block_ms();
+        let block = self.write_block(tenant, (min_t, boundary), Vec::new(), series)?;
+        let moved = block.meta.samples;
+        let mut head = head.write();
+        {
+            let mut all = self.blocks.write();
+            let list = all.entry(tenant.clone()).or_default();
+            list.push(block);
+            list.sort_by_key(|b| b.meta.min_time_ms);
+        }
+        let dropped = head.truncate_before(boundary);
+        self.metrics.head_series.dec_by(dropped as i64);
+        tracing::info!(tenant = %tenant, min_time_ms = min_t, max_time_ms = boundary, samples = moved, "head cut into a block");
+        Ok(moved)
+    }
+
+    /// Rotates the WAL, writes what the head still holds as a checkpoint, and deletes the older
+    /// segments.
+    fn checkpoint_wal(&self, tenants: &[(TenantId, SharedHead)]) -> Result<()> {
+        let upto = self.wal.lock().cut_segment()?;
+        let dir = self.wal.lock().dir().to_path_buf();
+        let mut next = 0;
+        let bytes = wal::write_checkpoint(&dir, upto, || {
+            let (tenant, head) = tenants.get(next)?;
+            next += 1;
+            Some(snapshot(tenant, head))
+        })?;
+        self.wal.lock().truncate(upto)?;
+        tracing::info!(checkpoint_bytes = bytes, upto_segment = upto, "wal truncated behind a checkpoint");
+        Ok(())
+    }
+
+    /// Writes a block of `tenant` covering `[min_t, max_t)` and opens it.
+    fn write_block(
+        &self,
+        tenant: &TenantId,
+        (min_t, max_t): (i64, i64),
+        compacted_from: Vec<String>,
+        series: Vec<SeriesData>,
+    ) -> Result<Arc<Block>> {
+        let meta = BlockMeta {
+            version: BLOCK_FORMAT_VERSION,
+            tenant: tenant.as_str().to_string(),
+            min_time_ms: min_t,
+            max_time_ms: max_t,
+            series: 0,
+            samples: 0,
+            compacted_from,
+        };
+        let parent = self.dir.join("blocks").join(tenant.as_str());
+        let dir = crate::block::write_block(&parent, &blocks::new_name(min_t, max_t), meta.clone(), series)?;
+        let meta = crate::block::read_meta(&dir)?.unwrap_or(meta);
+        Ok(Arc::new(Block::open(&dir, meta)?))
+    }
+
+    /// Merges `group` (adjacent blocks of one tenant) into one block, then retires the sources.
+    fn compact(&self, tenant: &TenantId, group: &[Arc<Block>]) -> Result<()> {
+        let parts = group.iter().map(|b| b.read_all()).collect::<Result<Vec<_>>>()?;
+        let min_t = group.iter().map(|b| b.meta.min_time_ms).min().unwrap_or_default();
+        let max_t = group.iter().map(|b| b.meta.max_time_ms).max().unwrap_or_default();
+        let sources = group.iter().map(|b| b.name.clone()).collect();
+        let merged = self.write_block(tenant, (min_t, max_t), sources, blocks::merge(parts))?;
+        let mut all = self.blocks.write();
+        let list = all.entry(tenant.clone()).or_default();
+        list.retain(|b| !group.iter().any(|g| Arc::ptr_eq(b, g)));
+        list.push(merged);
+        list.sort_by_key(|b| b.meta.min_time_ms);
+        for b in group {
+            b.delete_when_unused();
+        }
+        tracing::info!(tenant = %tenant, sources = group.len(), min_time_ms = min_t, max_time_ms = max_t, "blocks compacted");
+        Ok(())
+    }
+
+    /// Deletes whole blocks older than `retention` (per tenant, from its newest sample) and, over
+    /// `retention_size_bytes`, the oldest blocks of any tenant. Returns how many went.
+    fn apply_retention(&self) -> u64 {
+        let newest: Vec<(TenantId, Option<i64>)> =
+            self.tenants.read().iter().map(|(t, h)| (t.clone(), h.read().max_t)).collect();
+        let mut all = self.blocks.write();
+        let mut deleted = 0;
+        for (tenant, list) in all.iter_mut() {
+            let head_max = newest.iter().find(|(t, _)| t == tenant).and_then(|(_, m)| *m);
+            let newest = head_max.max(list.last().map(|b| b.meta.max_time_ms - 1));
+            let Some(newest) = newest else { continue };
+            let floor = newest.saturating_sub(self.config.retention_ms());
+            list.retain(|b| {
+                let keep = b.meta.max_time_ms > floor;
+                if !keep {
+                    b.delete_when_unused();
+                    deleted += 1;
+                }
+                keep
+            });
+        }
+        if self.config.retention_size_bytes > 0 {
+            let mut total: u64 = all.values().flatten().map(|b| b.bytes).sum();
+            while total > self.config.retention_size_bytes {
+                let oldest = all
+                    .iter()
+                    .filter_map(|(t, list)| list.first().map(|b| (t.clone(), b.meta.max_time_ms)))
+                    .min_by_key(|(_, max)| *max);
+                let Some((tenant, _)) = oldest else { break };
+                let list = all.get_mut(&tenant).expect("found above");
+                let b = list.remove(0);
+                total -= b.bytes;
+                b.delete_when_unused();
+                deleted += 1;
+            }
+        }
+        all.retain(|_, list| !list.is_empty());
+        if deleted > 0 {
+            tracing::info!(blocks = deleted, "blocks deleted by retention");
+        }
+        deleted
+    }
+}
+
+/// The head of one tenant as WAL records: its series, then its samples.
+fn snapshot(tenant: &TenantId, head: &SharedHead) -> Vec<Record> {
+    let head = head.read();
+    let series = head.series.keys().filter_map(|id| Some((*id, head.index.labels(*id)?.clone()))).collect();
+    let mut records = vec![Record::Series { tenant: tenant.as_str().to_string(), series }];
+    let mut batch = Vec::new();
+    for (id, s) in head.series.iter() {
+        for sample in s.samples(i64::MIN, i64::MAX) {
+            batch.push((*id, sample.timestamp_ms, sample.value));
+            if batch.len() >= CHECKPOINT_BATCH {
+                records.push(Record::Samples(std::mem::take(&mut batch)));
+            }
+        }
+    }
+    if !batch.is_empty() {
+        records.push(Record::Samples(batch));
+    }
+    records
+}
+
+/// Stops the maintenance thread when dropped.
+pub struct MaintenanceHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for MaintenanceHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs [`Tsdb::maintain`] every `config.maintenance_interval` on a dedicated thread until the
+/// handle is dropped or the store is gone.
+pub fn spawn_maintenance(db: &Arc<Tsdb>) -> std::io::Result<MaintenanceHandle> {
+    let weak: Weak<Tsdb> = Arc::downgrade(db);
+    let every: Duration = db.config.maintenance_interval;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new().name("tsdb-maintenance".into()).spawn(move || {
+        loop {
+            let deadline = Instant::now() + every;
+            while !flag.load(Ordering::Acquire) && Instant::now() < deadline {
+                std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
+            }
+            if flag.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(db) = weak.upgrade() else { return };
+            if let Err(e) = db.maintain() {
+                tracing::error!(error = %e, "tsdb maintenance failed");
+            }
+        }
+    })?;
+    Ok(MaintenanceHandle { stop, thread: Some(thread) })
+}

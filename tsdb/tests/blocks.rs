@@ -1,0 +1,305 @@
+//! Blocks on disk: the head is cut into Parquet blocks that standard tools read, the WAL is
+//! truncated behind them, compaction merges blocks crash-safely, retention deletes whole blocks,
+//! and a random mix of append/maintain/reopen matches a simple model.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use model::{Labels, Sample, TenantId, TimeSeries};
+use proptest::prelude::*;
+use tsdb::{QueryResult, Tsdb, TsdbConfig};
+
+const HOUR: i64 = 3_600_000;
+
+fn series(n: usize, from: i64, to: i64, step: i64) -> Vec<TimeSeries> {
+    (0..n)
+        .map(|i| {
+            let labels = Labels::from_pairs([
+                ("__name__", if i % 2 == 0 { "http_requests_total" } else { "node_load1" }),
+                ("instance", &format!("host-{i:02}")),
+            ]);
+            let samples =
+                (from / step..to / step).map(|k| Sample::new(k * step, (k * (i as i64 + 1)) as f64)).collect();
+            TimeSeries::new(labels, samples)
+        })
+        .collect()
+}
+
+/// Every sample the store shows, keyed by series and timestamp.
+fn dump(db: &Tsdb, tenant: &TenantId) -> BTreeMap<(String, i64), u64> {
+    let mut out = BTreeMap::new();
+    if let QueryResult::Matrix(m) = db.instant_query(tenant, "{__name__=~\".+\"}[100d]", 50 * 24 * HOUR).unwrap() {
+        for (labels, samples) in m {
+            for s in samples {
+                out.insert((labels.to_string(), s.timestamp_ms), s.value.to_bits());
+            }
+        }
+    }
+    out
+}
+
+fn block_dirs(dir: &Path, tenant: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join("blocks").join(tenant))
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    walk(dir).iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+fn min_time(block: &Path) -> i64 {
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(block.join("meta.json")).unwrap()).unwrap();
+    meta["min_time_ms"].as_i64().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn head_is_cut_into_parquet_blocks_and_the_wal_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+    db.append(&tenant, &series(6, 0, 6 * HOUR, 15_000)).unwrap();
+    let before = dump(&db, &tenant);
+    let rate_q = "sum by (__name__) (rate(http_requests_total[5m]))";
+    let rate_before = db.range_query(&tenant, rate_q, HOUR, 5 * HOUR, 60_000).unwrap();
+    let wal_before = db.stats(&tenant).wal_bytes;
+    let stats = db.maintain().unwrap();
+    assert_eq!(stats.blocks_written, 2, "6 h of head with 2 h blocks: [0,2h) and [2h,4h) are cut");
+    assert!(stats.wal_truncated);
+    let s = db.stats(&tenant);
+    assert_eq!(s.blocks, 2);
+    assert_eq!(s.block_samples + s.head_samples, 6 * 1440);
+    assert_eq!(s.min_time_ms, Some(4 * HOUR));
+    assert!(s.wal_bytes < wal_before / 2, "wal {} -> {}", wal_before, s.wal_bytes);
+    assert_eq!(dump(&db, &tenant), before);
+    assert_eq!(db.range_query(&tenant, rate_q, HOUR, 5 * HOUR, 60_000).unwrap(), rate_before);
+    assert_eq!(db.series(&tenant, &["node_load1".into()], 0, HOUR).unwrap().len(), 3);
+    assert_eq!(db.label_values(&tenant, "instance", &[], 0, HOUR).unwrap().len(), 6);
+    // Samples for a range already in a block are refused, not lost silently.
+    let late = db.append(&tenant, &series(1, HOUR, HOUR + 15_000, 15_000)).unwrap();
+    assert_eq!(late.samples_rejected, 1);
+    assert!(late.first_error.unwrap().contains("out of bounds"));
+    drop(db);
+    let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+    assert_eq!(db.stats(&tenant).head_samples, 6 * 480, "restart replays only the head");
+    assert_eq!(dump(&db, &tenant), before);
+}
+
+#[test]
+fn blocks_are_readable_by_pyarrow() {
+    let probe = Command::new("python3").args(["-c", "import pyarrow"]).status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "pyarrow is missing: install it with `pip install pyarrow` (scripts/test.sh does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+    db.append(&tenant, &series(4, 0, 4 * HOUR, 60_000)).unwrap();
+    db.maintain().unwrap();
+    let blocks = block_dirs(dir.path(), "acme");
+    assert_eq!(blocks.len(), 1);
+    let script = r#"
+import json, sys
+import pyarrow.parquet as pq
+d = sys.argv[1]
+series = pq.read_table(d + "/series.parquet").to_pylist()
+samples = pq.read_table(d + "/samples.parquet")
+meta = pq.ParquetFile(d + "/samples.parquet").metadata.row_group(0)
+encodings = {meta.column(i).path_in_schema: sorted(meta.column(i).encodings) for i in range(meta.num_columns)}
+ids = samples.column("series_id").to_pylist()
+ts = samples.column("timestamp_ms").to_pylist()
+vs = samples.column("value").to_pylist()
+out = {}
+for s in series:
+    labels = dict(s["labels"])
+    rows = range(s["first_row"], s["first_row"] + s["rows"])
+    assert all(ids[r] == s["series_id"] for r in rows)
+    out[labels["instance"]] = {"name": labels["__name__"], "n": len(rows), "t0": ts[rows[0]], "v_last": vs[rows[-1]],
+                               "sum": sum(vs[r] for r in rows)}
+print(json.dumps({"series": out, "encodings": encodings}))
+"#;
+    let out = Command::new("python3").args(["-c", script]).arg(&blocks[0]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for i in 0..4i64 {
+        let s = &got["series"][format!("host-{i:02}")];
+        assert_eq!(s["n"], 120, "{got}");
+        assert_eq!(s["t0"], 0);
+        assert_eq!(s["v_last"].as_f64().unwrap(), (119 * (i + 1)) as f64);
+        assert_eq!(s["sum"].as_f64().unwrap(), ((0..120).sum::<i64>() * (i + 1)) as f64);
+        assert_eq!(s["name"], if i % 2 == 0 { "http_requests_total" } else { "node_load1" });
+    }
+    let enc = got["encodings"].to_string();
+    assert!(enc.contains("DELTA_BINARY_PACKED") && enc.contains("BYTE_STREAM_SPLIT"), "{enc}");
+}
+
+fn small_blocks() -> TsdbConfig {
+    TsdbConfig {
+        block_duration: Duration::from_secs(3600),
+        max_block_duration: Duration::from_secs(9 * 3600),
+        ..TsdbConfig::default()
+    }
+}
+
+#[test]
+fn compaction_merges_adjacent_blocks_and_survives_crashes_between_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let no_compaction = TsdbConfig { compaction: false, ..small_blocks() };
+    let db = Tsdb::open(dir.path(), no_compaction.clone()).unwrap();
+    db.append(&tenant, &series(3, 0, 8 * HOUR, 30_000)).unwrap();
+    let before = dump(&db, &tenant);
+    db.maintain().unwrap();
+    assert_eq!(db.stats(&tenant).blocks, 7, "1 h blocks [0,7h); the head keeps [7h,8h)");
+    let small: Vec<PathBuf> = block_dirs(dir.path(), "acme");
+    let saved = tempfile::tempdir().unwrap();
+    for b in &small {
+        copy_dir(b, &saved.path().join(b.file_name().unwrap()));
+    }
+    drop(db);
+
+    // Crash before the merged block was renamed into place: a partial .tmp dir is ignored.
+    let partial = dir.path().join("blocks/acme/.tmp-b0_10800000_dead");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("samples.parquet"), b"half a file").unwrap();
+    let db = Tsdb::open(dir.path(), no_compaction).unwrap();
+    assert!(!partial.exists());
+    assert_eq!(db.stats(&tenant).blocks, 7);
+    assert_eq!(dump(&db, &tenant), before);
+    drop(db);
+
+    let db = Tsdb::open(dir.path(), small_blocks()).unwrap();
+    let stats = db.maintain().unwrap();
+    assert_eq!(stats.blocks_compacted, 6, "[0,3h) and [3h,6h) each merge three blocks");
+    let s = db.stats(&tenant);
+    assert_eq!(s.blocks, 3, "[0,3h), [3h,6h) and [6h,7h), which waits for its window to fill");
+    assert_eq!(dump(&db, &tenant), before);
+    drop(db);
+    let small: Vec<PathBuf> = small.into_iter().filter(|b| !b.exists()).collect();
+    assert_eq!(small.len(), 6, "sources are deleted");
+
+    // Crash after the merged blocks were durable but before the sources were deleted.
+    for b in &small {
+        copy_dir(&saved.path().join(b.file_name().unwrap()), b);
+    }
+    assert_eq!(block_dirs(dir.path(), "acme").len(), 9);
+    let db = Tsdb::open(dir.path(), small_blocks()).unwrap();
+    assert_eq!(db.stats(&tenant).blocks, 3);
+    assert_eq!(block_dirs(dir.path(), "acme").len(), 3);
+    assert_eq!(dump(&db, &tenant), before);
+}
+
+#[test]
+fn retention_deletes_whole_blocks_by_age_and_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let config = TsdbConfig { retention: Duration::from_secs(4 * 3600), compaction: false, ..small_blocks() };
+    let db = Tsdb::open(dir.path(), config).unwrap();
+    db.append(&tenant, &series(3, 0, 10 * HOUR, 30_000)).unwrap();
+    let stats = db.maintain().unwrap();
+    assert_eq!(stats.blocks_written, 9, "[0,9h) in 1 h blocks; the head keeps [9h,10h)");
+    // The newest sample is 10h-30s, so 4 h retention starts at 6h-30s: blocks ending by 5 h go.
+    assert_eq!(stats.blocks_deleted, 5);
+    let blocks = block_dirs(dir.path(), "acme");
+    assert_eq!(blocks.len(), 4);
+    let d = dump(&db, &tenant);
+    assert!(d.keys().all(|(_, t)| *t >= 6 * HOUR - 30_000));
+    assert!(d.keys().any(|(_, t)| *t == 6 * HOUR - 30_000));
+    drop(db);
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(dir.path(), TsdbConfig { compaction: false, ..small_blocks() }).unwrap();
+    db.append(&tenant, &series(3, 0, 10 * HOUR, 30_000)).unwrap();
+    db.maintain().unwrap();
+    let mut sizes: Vec<(i64, u64)> =
+        block_dirs(dir.path(), "acme").iter().map(|b| (min_time(b), dir_bytes(b))).collect();
+    sizes.sort();
+    assert_eq!(sizes.len(), 9);
+    drop(db);
+    let limit = sizes[6..].iter().map(|(_, b)| b).sum::<u64>() + sizes[5].1 / 2;
+    let config = TsdbConfig { retention_size_bytes: limit, compaction: false, ..small_blocks() };
+    let db = Tsdb::open(dir.path(), config).unwrap();
+    assert_eq!(db.maintain().unwrap().blocks_deleted, 6);
+    drop(db);
+    assert!(dir_bytes(&dir.path().join("blocks")) <= limit);
+    let left = block_dirs(dir.path(), "acme");
+    assert_eq!(left.len(), 3);
+    let mut kept: Vec<i64> = left.iter().map(|b| min_time(b)).collect();
+    kept.sort();
+    assert_eq!(kept, [6 * HOUR, 7 * HOUR, 8 * HOUR], "the newest stay");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append { series: usize, step_s: i64, late_s: i64 },
+    Maintain,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..3usize, 1..400i64, 0..40i64).prop_map(|(series, step_s, late_s)| Op::Append { series, step_s, late_s }),
+        2 => Just(Op::Maintain),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    #[test]
+    fn append_maintain_reopen_matches_a_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let config = TsdbConfig {
+            block_duration: Duration::from_secs(600),
+            max_block_duration: Duration::from_secs(5400),
+            out_of_order_window: Duration::from_secs(60),
+            ..TsdbConfig::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::new("p").unwrap();
+        let mut db = Tsdb::open(dir.path(), config.clone()).unwrap();
+        let mut model: BTreeMap<(String, i64), u64> = BTreeMap::new();
+        let mut now = 0i64;
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                Op::Append { series, step_s, late_s } => {
+                    now += step_s * 1000;
+                    let t = now - late_s * 1000;
+                    let labels = Labels::from_pairs([("__name__", "m"), ("s", &series.to_string())]);
+                    let v = (i * 7) as f64;
+                    let stats = db.append(&tenant, &[TimeSeries::new(labels.clone(), vec![Sample::new(t, v)])]).unwrap();
+                    if stats.samples_appended == 1 {
+                        model.entry((labels.to_string(), t)).or_insert(v.to_bits());
+                    }
+                }
+                Op::Maintain => { db.maintain().unwrap(); }
+                Op::Reopen => {
+                    drop(db);
+                    db = Tsdb::open(dir.path(), config.clone()).unwrap();
+                }
+            }
+            prop_assert_eq!(&dump(&db, &tenant), &model, "after op {} {:?}", i, op);
+        }
+    }
+}
