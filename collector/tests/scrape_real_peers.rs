@@ -1,7 +1,8 @@
 //! Real peers: Debian's `prometheus-node-exporter` as the target, scraped by Tarsier's collector and
 //! by a real Prometheus 2.42 (Debian's `prometheus`) at the same time. Every metric family the
 //! exporter writes must parse, and both scrapers must see the same series names and, for a sample
-//! of families, the same label sets; constant gauges must have the same values.
+//! of families, the same label sets; constant gauges must have the same values. And Prometheus as
+//! a remote_write receiver for what the collector ships.
 
 mod common;
 
@@ -193,5 +194,75 @@ async fn node_exporter_scraped_by_tarsier_and_prometheus_gives_the_same_series()
                 [0]
             .value;
         assert_eq!(our_value, their_value, "{gauge}");
+    }
+}
+
+/// Prometheus 2.42 as a remote_write receiver: what the collector scrapes and ships with its
+/// HTTP sink (protobuf + snappy) is queryable there with the same labels and values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_into_a_real_prometheus() {
+    let prometheus_bin = binary("prometheus", "prometheus");
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async { "rw_requests_total{path=\"/a\",code=\"200\"} 42\nrw_temperature 21.5\n" }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus = format!("127.0.0.1:{}", free_port());
+    let config_file = dir.path().join("prometheus.yml");
+    std::fs::write(&config_file, "scrape_configs: []\n").unwrap();
+    let _prometheus = Peer(
+        Command::new(prometheus_bin)
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={prometheus}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let ready = format!("http://{prometheus}/-/ready");
+    poll("Prometheus to be ready", || get_ok(&client, &ready)).await;
+
+    let mut config = CollectorConfig::default();
+    config.shipping.batch_max_wait = Duration::from_millis(50);
+    config.scrape_configs.push(ScrapeConfig {
+        job_name: "rw".into(),
+        scrape_interval: Some(Duration::from_millis(500)),
+        static_configs: vec![StaticConfig { targets: vec![target.clone()], labels: Default::default() }],
+        ..Default::default()
+    });
+    let sink = Arc::new(collector::HttpSink::new(&format!("http://{prometheus}"), Duration::from_secs(5)).unwrap());
+    let logs = Arc::new(RecordingSink::default());
+    let state = tempfile::tempdir().unwrap();
+    let collector = Collector::start(config, state.path(), logs, sink).await.unwrap();
+
+    let query = |q: &'static str| prometheus_value(&client, &prometheus, q);
+    let requests = poll("the shipped counter in Prometheus", || query("rw_requests_total{job=\"rw\"}")).await;
+    assert_eq!(requests, 42.0);
+    assert_eq!(poll("up", || query("up{job=\"rw\"}")).await, 1.0);
+    assert_eq!(poll("the gauge", || query("rw_temperature{job=\"rw\"}")).await, 21.5);
+    collector.shutdown().await.unwrap();
+
+    let series = prometheus_series(&client, &prometheus, "rw").await;
+    let requests = series["rw_requests_total"].iter().next().unwrap().clone();
+    let expected: LabelSet = [
+        ("__name__", "rw_requests_total"),
+        ("code", "200"),
+        ("instance", target.as_str()),
+        ("job", "rw"),
+        ("path", "/a"),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(requests, expected);
+    for synthetic in ["up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added"] {
+        assert!(series.contains_key(synthetic), "{synthetic} missing from {:?}", series.keys());
     }
 }
