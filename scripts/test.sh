@@ -18,6 +18,15 @@ fi
 if ! python3 -c "import pyarrow" >/dev/null 2>&1; then
   pip install pyarrow
 fi
+# Real peers of the scraping tests (collector/tests/scrape_*.rs): a DNS server for dns_sd_configs,
+# node_exporter as a target and Prometheus 2.42 as the reference scraper.
+scrape_peers=()
+command -v dnsmasq >/dev/null 2>&1 || scrape_peers+=(dnsmasq-base)
+command -v prometheus-node-exporter >/dev/null 2>&1 || scrape_peers+=(prometheus-node-exporter)
+command -v prometheus >/dev/null 2>&1 || scrape_peers+=(prometheus)
+if [ ${#scrape_peers[@]} -gt 0 ]; then
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${scrape_peers[@]}"
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -3,12 +3,16 @@
 //! subset supported so far, unknown keys are errors that name the key rather than being ignored).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::parse::multiline::{MultilineConfig, MultilineMode, MultilineRule};
 pub use crate::relabel::RelabelConfig;
+use crate::scrape::http::HttpSettings;
+pub use crate::scrape::http::{Authorization, BasicAuth, TlsConfig};
+pub use crate::scrape::sd::{DnsRecordType, DnsSdConfig, FileSdConfig};
 
 /// Top-level collector configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -216,6 +220,21 @@ pub struct ScrapeConfig {
     /// (0 = no limit).
     #[serde(deserialize_with = "deserialize_bytes")]
     pub body_size_limit: u64,
+    /// Use the timestamps the target exposes (default); when false every sample gets the scrape
+    /// time, as Prometheus's `honor_timestamps: false`.
+    pub honor_timestamps: bool,
+    /// HTTP basic authentication sent with every scrape.
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization: <type> <credentials>` header sent with every scrape.
+    pub authorization: Option<Authorization>,
+    /// File holding a bearer token (Prometheus's older spelling of `authorization.credentials_file`).
+    pub bearer_token_file: Option<PathBuf>,
+    /// TLS settings for `https` targets.
+    pub tls_config: TlsConfig,
+    /// Targets listed in JSON/YAML files, re-read on change.
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Targets from DNS SRV/A/AAAA/MX records, re-resolved periodically.
+    pub dns_sd_configs: Vec<DnsSdConfig>,
 }
 
 impl Default for ScrapeConfig {
@@ -236,6 +255,13 @@ impl Default for ScrapeConfig {
             label_name_length_limit: 0,
             label_value_length_limit: 0,
             body_size_limit: 0,
+            honor_timestamps: true,
+            basic_auth: None,
+            authorization: None,
+            bearer_token_file: None,
+            tls_config: TlsConfig::default(),
+            file_sd_configs: Vec::new(),
+            dns_sd_configs: Vec::new(),
         }
     }
 }
@@ -396,8 +422,12 @@ impl CollectorConfig {
             if !job.metrics_path.starts_with('/') {
                 return Err(format!("{key}.metrics_path must start with '/'"));
             }
-            if job.scheme == Scheme::Https {
-                return Err(format!("{key}.scheme: https targets are not supported yet (no TLS in this build)"));
+            job.http().validate(&key)?;
+            for (j, sd) in job.file_sd_configs.iter().enumerate() {
+                sd.validate(&format!("{key}.file_sd_configs[{j}]"))?;
+            }
+            for (j, sd) in job.dns_sd_configs.iter().enumerate() {
+                sd.validate(&format!("{key}.dns_sd_configs[{j}]"))?;
             }
             crate::relabel::compile_all(&job.relabel_configs).map_err(|e| format!("{key}.relabel_configs{e}"))?;
             crate::relabel::compile_all(&job.metric_relabel_configs)
@@ -444,6 +474,16 @@ impl ScrapeConfig {
         let interval = self.scrape_interval.unwrap_or(global.scrape_interval);
         let timeout = self.scrape_timeout.unwrap_or(global.scrape_timeout).min(interval);
         (interval, timeout)
+    }
+
+    /// The job's HTTP settings (auth, TLS).
+    pub(crate) fn http(&self) -> HttpSettings<'_> {
+        HttpSettings {
+            basic_auth: self.basic_auth.as_ref(),
+            authorization: self.authorization.as_ref(),
+            bearer_token_file: self.bearer_token_file.as_deref(),
+            tls: &self.tls_config,
+        }
     }
 }
 

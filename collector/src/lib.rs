@@ -4,8 +4,8 @@
 //! acknowledged, so a crash can repeat lines but never lose them.
 //!
 //! Threads and tasks started by [`Collector::start`]: one std thread `tarsier-tailer` (blocking
-//! file reads), a notify watcher thread, one tokio task per shipper (logs, samples), one per scrape
-//! target, and one checkpoint saver (disk work in `spawn_blocking`).
+//! file reads), a notify watcher thread, one tokio task per shipper (logs, samples), a scrape manager with
+//! one task per discovery provider and per scrape target, and one checkpoint saver (disk work in `spawn_blocking`).
 
 pub mod config;
 pub mod error;
@@ -20,7 +20,7 @@ mod tail;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use model::{LogRecord, TenantId, TimeSeries};
@@ -33,6 +33,8 @@ pub use config::{
     Scheme, ScrapeConfig, ShippingConfig, StartAt, StaticConfig, TailConfig,
 };
 pub use error::{Error, ErrorKind};
+pub use scrape::http::{Authorization, BasicAuth, TlsConfig};
+pub use scrape::sd::{DnsRecordType, DnsSdConfig, FileSdConfig};
 pub use scrape::{DroppedTarget, TargetHealth, TargetStatus};
 pub use sink::{HttpSink, LogSink, MetricSink, SinkError};
 
@@ -51,15 +53,14 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// A running collector. Call [`Collector::shutdown`] to stop it cleanly.
 pub struct Collector {
     metrics: CollectorMetrics,
-    targets: Vec<Arc<Mutex<TargetStatus>>>,
-    dropped_targets: Vec<DroppedTarget>,
+    targets: TargetsView,
     stop: Arc<AtomicBool>,
     wake: std::sync::mpsc::SyncSender<()>,
     tailer: Option<std::thread::JoinHandle<()>>,
     watcher: Option<notify::RecommendedWatcher>,
     log_shipper: Option<JoinHandle<()>>,
     metric_shipper: Option<JoinHandle<()>>,
-    scrapers: Vec<JoinHandle<()>>,
+    scrape_manager: Option<JoinHandle<()>>,
     scrape_cancel: CancellationToken,
     saver: Option<JoinHandle<()>>,
     saver_cancel: CancellationToken,
@@ -79,7 +80,6 @@ impl Collector {
         config.validate().map_err(Error::Config)?;
         let tenant = TenantId::new(&config.tenant).map_err(|e| Error::Config(format!("collector.tenant: {e}")))?;
         let discovery = tail::discovery::Discovery::new(&config.tail)?;
-        let (targets, dropped_targets) = scrape::target::build_targets(&config)?;
 
         let dir = state_dir.to_path_buf();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -144,39 +144,20 @@ impl Collector {
         let saver_cancel = CancellationToken::new();
         let saver = tokio::spawn(save_periodically(store.clone(), saver_cancel.clone()));
 
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("tarsier-collector/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Http(format!("building scrape client: {e}")))?;
         let scrape_cancel = CancellationToken::new();
-        let statuses = targets.iter().map(|t| t.status.clone()).collect();
-        let scrapers = targets
-            .into_iter()
-            .map(|t| {
-                tokio::spawn(scrape::target::run(
-                    t,
-                    client.clone(),
-                    sample_tx.clone(),
-                    metrics.clone(),
-                    scrape_cancel.clone(),
-                    // Static targets never go away; discovery will cancel this when one does.
-                    CancellationToken::new(),
-                ))
-            })
-            .collect();
-        drop(sample_tx);
+        let (scrape_manager, registry) =
+            scrape::manager::start(&config, sample_tx, metrics.clone(), scrape_cancel.clone())?;
 
         Ok(Collector {
             metrics,
-            targets: statuses,
-            dropped_targets,
+            targets: TargetsView { registry },
             stop,
             wake,
             tailer: Some(tailer),
             watcher,
             log_shipper: Some(log_shipper),
             metric_shipper: Some(metric_shipper),
-            scrapers,
+            scrape_manager: Some(scrape_manager),
             scrape_cancel,
             saver: Some(saver),
             saver_cancel,
@@ -198,8 +179,8 @@ impl Collector {
                 .map_err(|e| Error::Task(e.to_string()))?
                 .map_err(|_| Error::Task("tailer thread panicked".into()))?;
         }
-        for scraper in std::mem::take(&mut self.scrapers) {
-            scraper.await.map_err(|e| Error::Task(e.to_string()))?;
+        if let Some(manager) = self.scrape_manager.take() {
+            manager.await.map_err(|e| Error::Task(e.to_string()))?;
         }
         // The readers are gone, so the channels close and the shippers drain and finish.
         let logs = self.log_shipper.take();
@@ -225,7 +206,7 @@ impl Collector {
 
     /// The targets `relabel_configs` dropped, with their labels before relabeling.
     pub fn dropped_targets(&self) -> Vec<DroppedTarget> {
-        self.dropped_targets.clone()
+        self.targets.dropped()
     }
 
     /// The scrape targets and their health.
@@ -236,26 +217,25 @@ impl Collector {
     /// A cheap, cloneable view of the targets for the HTTP layer (`/api/v1/targets`); it stays
     /// valid while the collector runs and keeps the last state after shutdown.
     pub fn targets_view(&self) -> TargetsView {
-        TargetsView { active: Arc::new(self.targets.clone()), dropped: Arc::new(self.dropped_targets.clone()) }
+        self.targets.clone()
     }
 }
 
 /// Shared read access to the collector's scrape targets.
 #[derive(Clone, Debug)]
 pub struct TargetsView {
-    active: Arc<Vec<Arc<Mutex<TargetStatus>>>>,
-    dropped: Arc<Vec<DroppedTarget>>,
+    registry: Arc<RwLock<scrape::manager::Registry>>,
 }
 
 impl TargetsView {
-    /// The scrape targets and their current health.
+    /// The scrape targets (as discovery currently sees them) and their health.
     pub fn active(&self) -> Vec<TargetStatus> {
-        self.active.iter().map(|t| t.lock().unwrap_or_else(|e| e.into_inner()).clone()).collect()
+        self.registry.read().unwrap_or_else(|e| e.into_inner()).active()
     }
 
     /// The targets `relabel_configs` dropped.
     pub fn dropped(&self) -> Vec<DroppedTarget> {
-        self.dropped.as_ref().clone()
+        self.registry.read().unwrap_or_else(|e| e.into_inner()).dropped()
     }
 }
 

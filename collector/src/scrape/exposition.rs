@@ -4,8 +4,11 @@
 //! with `\\`, `\"` and `\n` escapes, optional millisecond timestamps, `NaN`/`+Inf`/`-Inf`. Errors
 //! name the line. Like the reference parser, the last sample line must end with a newline.
 //!
-//! Allocation-light rather than zero-copy: names and label pairs are owned per sample.
+//! Zero-copy on the hot path: [`parse_each`] hands out samples that borrow the page (names, label
+//! names, unescaped label values), so the scraper copies only what it keeps; [`parse`] is the
+//! owned convenience on top.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -46,26 +49,60 @@ enum MetricType {
     Untyped,
 }
 
+/// Whether a `Content-Type` says OpenMetrics (`application/openmetrics-text`).
+pub fn is_openmetrics(content_type: Option<&str>) -> bool {
+    let media_type = content_type.and_then(|c| c.split(';').next()).map(|m| m.trim());
+    media_type.is_some_and(|m| m.eq_ignore_ascii_case("application/openmetrics-text"))
+}
+
 /// Parses a page by its `Content-Type`, as Prometheus does: OpenMetrics when the media type is
 /// `application/openmetrics-text`, the text format 0.0.4 otherwise (also when it is missing).
 pub fn parse_for_content_type(content_type: Option<&str>, text: &str) -> Result<Vec<ScrapedSample>, ExpositionError> {
-    let media_type = content_type.and_then(|c| c.split(';').next()).map(|m| m.trim().to_ascii_lowercase());
-    if media_type.as_deref() == Some("application/openmetrics-text") {
-        super::openmetrics::parse(text)
-    } else {
-        parse(text)
+    if is_openmetrics(content_type) { super::openmetrics::parse(text) } else { parse(text) }
+}
+
+/// One sample as it sits in the page: the name and label names borrow the page, label values
+/// too unless they contained escapes. Passed to the callback of [`parse_each`].
+#[derive(Clone, Copy, Debug)]
+pub struct SampleRef<'a, 'b> {
+    pub name: &'a str,
+    /// Label pairs in page order (without `__name__`).
+    pub labels: &'b [(&'a str, Cow<'a, str>)],
+    pub value: f64,
+    pub timestamp_ms: Option<i64>,
+}
+
+impl SampleRef<'_, '_> {
+    /// An owned copy.
+    pub fn to_owned_sample(&self) -> ScrapedSample {
+        ScrapedSample {
+            name: self.name.to_string(),
+            labels: self.labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            value: self.value,
+            timestamp_ms: self.timestamp_ms,
+        }
     }
 }
 
 /// Parses a whole page of the text format 0.0.4.
 pub fn parse(text: &str) -> Result<Vec<ScrapedSample>, ExpositionError> {
-    let mut parser = Parser::default();
     let mut samples = Vec::new();
+    parse_each(text, |s| samples.push(s.to_owned_sample()))?;
+    Ok(samples)
+}
+
+/// Parses a page of the text format 0.0.4 without copying it: `each` sees every sample in page
+/// order, borrowing the page (one label buffer is reused across lines, so a scrape allocates only
+/// for escaped label values and the per-family bookkeeping). Returns the number of samples; on an
+/// error, the samples before the bad line have already been passed to `each`.
+pub fn parse_each<'a>(text: &'a str, mut each: impl FnMut(SampleRef<'a, '_>)) -> Result<usize, ExpositionError> {
+    let mut parser = Parser::default();
+    let mut labels: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
+    let mut count = 0;
     let mut lines = text.split('\n').enumerate().peekable();
     while let Some((index, line)) = lines.next() {
-        let number = index + 1;
         let is_last = lines.peek().is_none();
-        let fail = |message: String| ExpositionError { line: number, message, openmetrics: false };
+        let fail = |message: String| ExpositionError { line: index + 1, message, openmetrics: false };
         let trimmed = line.trim_start_matches([' ', '\t']);
         if trimmed.is_empty() {
             continue;
@@ -74,21 +111,26 @@ pub fn parse(text: &str) -> Result<Vec<ScrapedSample>, ExpositionError> {
             parser.comment(comment).map_err(fail)?;
             continue;
         }
-        let sample = parser.sample(trimmed, is_last).map_err(fail)?;
+        labels.clear();
+        let (name, value, timestamp_ms) = parser.sample(trimmed, &mut labels, is_last).map_err(fail)?;
         if is_last {
             // The line was complete but the stream ended without its newline.
             return Err(fail("unexpected end of input stream".into()));
         }
-        samples.push(sample);
+        each(SampleRef { name, labels: &labels, value, timestamp_ms });
+        count += 1;
     }
-    Ok(samples)
+    Ok(count)
 }
 
 #[derive(Default)]
-struct Parser {
-    types: HashMap<String, MetricType>,
-    helps: HashSet<String>,
-    sampled: HashSet<String>,
+struct Parser<'a> {
+    types: HashMap<&'a str, MetricType>,
+    helps: HashSet<&'a str>,
+    /// Names that had samples; only consulted when the name differs from the previous line's,
+    /// since a family's samples are contiguous in practice.
+    sampled: HashSet<&'a str>,
+    last_name: &'a str,
 }
 
 fn is_ws(c: char) -> bool {
@@ -102,8 +144,9 @@ fn skip_ws(s: &str) -> &str {
 /// Splits a leading metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`) off `s`.
 fn split_metric_name(s: &str) -> (&str, &str) {
     let end = s
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())))
+        .bytes()
+        .enumerate()
+        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == b'_' || c == b':' || (i > 0 && c.is_ascii_digit())))
         .map_or(s.len(), |(i, _)| i);
     s.split_at(end)
 }
@@ -111,14 +154,15 @@ fn split_metric_name(s: &str) -> (&str, &str) {
 /// Splits a leading label name (`[a-zA-Z_][a-zA-Z0-9_]*`) off `s`.
 fn split_label_name(s: &str) -> (&str, &str) {
     let end = s
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit())))
+        .bytes()
+        .enumerate()
+        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == b'_' || (i > 0 && c.is_ascii_digit())))
         .map_or(s.len(), |(i, _)| i);
     s.split_at(end)
 }
 
-impl Parser {
-    fn comment(&mut self, rest: &str) -> Result<(), String> {
+impl<'a> Parser<'a> {
+    fn comment(&mut self, rest: &'a str) -> Result<(), String> {
         let rest = skip_ws(rest);
         let (keyword, rest) = rest.split_once(is_ws).unwrap_or((rest, ""));
         if keyword != "HELP" && keyword != "TYPE" {
@@ -137,7 +181,7 @@ impl Parser {
         }
         if keyword == "HELP" {
             // As in the reference parser, a name with nothing after it is not a HELP line.
-            if separated && !self.helps.insert(name.to_string()) {
+            if separated && !self.helps.insert(name) {
                 return Err(format!("second HELP line for metric name {name:?}"));
             }
             return Ok(());
@@ -153,7 +197,7 @@ impl Parser {
         if self.types.contains_key(name) || self.sampled.contains(name) {
             return Err(format!("second TYPE line for metric name {name:?}, or TYPE reported after samples"));
         }
-        self.types.insert(name.to_string(), kind);
+        self.types.insert(name, kind);
         Ok(())
     }
 
@@ -174,27 +218,35 @@ impl Parser {
         None
     }
 
-    fn sample(&mut self, line: &str, is_last: bool) -> Result<ScrapedSample, String> {
+    /// Parses one sample line into `labels` and returns its name, value and timestamp.
+    fn sample(
+        &mut self,
+        line: &'a str,
+        labels: &mut Vec<(&'a str, Cow<'a, str>)>,
+        is_last: bool,
+    ) -> Result<(&'a str, f64, Option<i64>), String> {
         let (name, mut rest) = split_metric_name(line);
         if name.is_empty() {
             return Err("invalid metric name".into());
         }
-        let mut labels: Vec<(String, String)> = Vec::new();
         rest = skip_ws(rest);
         if let Some(after_brace) = rest.strip_prefix('{') {
-            rest = self.labels(after_brace, &mut labels, is_last)?;
+            rest = labels_of(after_brace, labels, is_last)?;
         }
-        let family = self.family_type(name);
-        for (label, value) in &labels {
-            let checked = match family {
-                Some(MetricType::Summary) if label == "quantile" => Some("quantile"),
-                Some(MetricType::Histogram) if label == "le" && name.ends_with("_bucket") => Some("le"),
-                _ => None,
-            };
-            if let Some(which) = checked
-                && parse_float(value).is_none()
-            {
-                return Err(format!("expected float as value for '{which}' label"));
+        // Only `quantile` of summaries and `le` of histogram buckets must be numbers.
+        if labels.iter().any(|(n, _)| *n == "le" || *n == "quantile") {
+            let family = self.family_type(name);
+            for (label, value) in labels.iter() {
+                let checked = match family {
+                    Some(MetricType::Summary) if *label == "quantile" => Some("quantile"),
+                    Some(MetricType::Histogram) if *label == "le" && name.ends_with("_bucket") => Some("le"),
+                    _ => None,
+                };
+                if let Some(which) = checked
+                    && parse_float(value).is_none()
+                {
+                    return Err(format!("expected float as value for '{which}' label"));
+                }
             }
         }
         rest = skip_ws(rest);
@@ -211,62 +263,69 @@ impl Parser {
             }
             Some(ts)
         };
-        if !self.sampled.contains(name) {
-            self.sampled.insert(name.to_string());
+        if name != self.last_name {
+            self.sampled.insert(name);
+            self.last_name = name;
         }
-        Ok(ScrapedSample { name: name.to_string(), labels, value, timestamp_ms })
+        Ok((name, value, timestamp_ms))
     }
+}
 
-    /// Parses `name="value",...}` and returns what follows the closing brace.
-    fn labels<'a>(
-        &self,
-        mut rest: &'a str,
-        labels: &mut Vec<(String, String)>,
-        is_last: bool,
-    ) -> Result<&'a str, String> {
-        loop {
-            rest = skip_ws(rest);
-            if let Some(after) = rest.strip_prefix('}') {
-                return Ok(after);
-            }
-            let (label, after_name) = split_label_name(rest);
-            if label.is_empty() {
-                return Err("invalid label name for metric".into());
-            }
-            if label == "__name__" {
-                return Err("label name \"__name__\" is reserved".into());
-            }
-            rest = skip_ws(after_name);
-            rest = rest.strip_prefix('=').ok_or_else(|| "expected '=' after label name".to_string())?;
-            rest = skip_ws(rest);
-            rest = rest.strip_prefix('"').ok_or_else(|| "expected '\"' at start of label value".to_string())?;
-            let (value, after_value) = unescape_value(rest).map_err(|partial| match partial {
-                Some(v) if !is_last => format!("label value {v:?} contains unescaped new-line"),
-                Some(_) => "unexpected end of label value".to_string(),
-                None => "invalid escape sequence".to_string(),
-            })?;
-            if labels.iter().any(|(n, _)| n == label) {
-                return Err(format!("duplicate label name {label:?}"));
-            }
-            labels.push((label.to_string(), value));
-            rest = skip_ws(after_value);
-            if let Some(after) = rest.strip_prefix(',') {
-                rest = after;
-            } else if !rest.starts_with('}') {
-                return Err("unexpected end of label value".into());
-            }
+/// Parses `name="value",...}` into `labels` and returns what follows the closing brace.
+fn labels_of<'a>(
+    mut rest: &'a str,
+    labels: &mut Vec<(&'a str, Cow<'a, str>)>,
+    is_last: bool,
+) -> Result<&'a str, String> {
+    loop {
+        rest = skip_ws(rest);
+        if let Some(after) = rest.strip_prefix('}') {
+            return Ok(after);
+        }
+        let (label, after_name) = split_label_name(rest);
+        if label.is_empty() {
+            return Err("invalid label name for metric".into());
+        }
+        if label == "__name__" {
+            return Err("label name \"__name__\" is reserved".into());
+        }
+        rest = skip_ws(after_name);
+        rest = rest.strip_prefix('=').ok_or_else(|| "expected '=' after label name".to_string())?;
+        rest = skip_ws(rest);
+        rest = rest.strip_prefix('"').ok_or_else(|| "expected '\"' at start of label value".to_string())?;
+        let (value, after_value) = unescape_value(rest).map_err(|partial| match partial {
+            Some(v) if !is_last => format!("label value {v:?} contains unescaped new-line"),
+            Some(_) => "unexpected end of label value".to_string(),
+            None => "invalid escape sequence".to_string(),
+        })?;
+        if labels.iter().any(|(n, _)| *n == label) {
+            return Err(format!("duplicate label name {label:?}"));
+        }
+        labels.push((label, value));
+        rest = skip_ws(after_value);
+        if let Some(after) = rest.strip_prefix(',') {
+            rest = after;
+        } else if !rest.starts_with('}') {
+            return Err("unexpected end of label value".into());
         }
     }
 }
 
-/// Reads a label value up to its closing quote. `Err(Some(partial))` if the line ends first,
-/// `Err(None)` on a bad escape.
-fn unescape_value(s: &str) -> Result<(String, &str), Option<String>> {
-    let mut value = String::new();
-    let mut chars = s.char_indices();
+/// Reads a label value up to its closing quote, borrowing it when it has no escapes.
+/// `Err(Some(partial))` if the line ends first, `Err(None)` on a bad escape.
+fn unescape_value(s: &str) -> Result<(Cow<'_, str>, &str), Option<String>> {
+    let bytes = s.as_bytes();
+    let Some(stop) = bytes.iter().position(|&b| b == b'"' || b == b'\\') else {
+        return Err(Some(s.to_string()));
+    };
+    if bytes[stop] == b'"' {
+        return Ok((Cow::Borrowed(&s[..stop]), &s[stop + 1..]));
+    }
+    let mut value = String::from(&s[..stop]);
+    let mut chars = s[stop..].char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return Ok((value, &s[i + 1..])),
+            '"' => return Ok((Cow::Owned(value), &s[stop + i + 1..])),
             '\\' => match chars.next() {
                 Some((_, '\\')) => value.push('\\'),
                 Some((_, '"')) => value.push('"'),

@@ -1,11 +1,15 @@
-//! Prometheus-style scraping: every static target of every job is fetched on its own schedule,
+//! Prometheus-style scraping: every target of every job (static or discovered by `sd/`, managed by
+//! `manager.rs`) is fetched on its own schedule (`target.rs`, over `http.rs`'s auth and TLS),
 //! relabeled (`relabel_configs` per target, `metric_relabel_configs` per series), parsed, labelled
 //! (`job`, `instance`, static labels, honor_labels semantics) and shipped with the synthetic series
 //! Prometheus adds (`up`, `scrape_duration_seconds`, ...) and stale markers for vanished series.
 
 pub mod exposition;
+pub mod http;
+pub(crate) mod manager;
 pub mod openmetrics;
 pub(crate) mod populate;
+pub mod sd;
 pub(crate) mod target;
 
 use std::time::Duration;

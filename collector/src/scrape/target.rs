@@ -2,7 +2,7 @@
 //! interval derived from a hash of their URL, so a job's targets spread out instead of all being
 //! fetched at the same instant.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{CollectorConfig, ScrapeConfig};
 use crate::metrics::CollectorMetrics;
 use crate::relabel::{self, Relabeler};
-use crate::scrape::exposition::{self, ScrapedSample};
+use crate::scrape::exposition;
+#[cfg(test)]
+use crate::scrape::exposition::ScrapedSample;
+use crate::scrape::http::{AuthSource, error_chain};
 use crate::scrape::populate::{self, JobDefaults, Outcome};
+use crate::scrape::sd::TargetGroup;
 use crate::scrape::{DroppedTarget, TargetHealth, TargetStatus};
 use crate::ship::Chunk;
 use crate::tail::file::fnv1a;
@@ -91,52 +95,100 @@ pub(crate) struct Target {
     pub external_labels: Vec<(String, String)>,
     pub metric_relabel: Arc<Vec<Relabeler>>,
     pub limits: Limits,
+    pub honor_timestamps: bool,
+    /// The job's client (its TLS settings) and where its `Authorization` header comes from.
+    pub client: reqwest::Client,
+    pub auth: Option<AuthSource>,
     pub status: Arc<Mutex<TargetStatus>>,
 }
 
-/// Every job's static targets after `relabel_configs`: the active ones, and the dropped ones
-/// (with their labels before relabeling). A target whose relabeled labels are unusable (no
-/// address, bad interval, ...) is logged and skipped, as Prometheus does.
-pub(crate) fn build_targets(config: &CollectorConfig) -> Result<(Vec<Target>, Vec<DroppedTarget>), crate::Error> {
-    let mut targets = Vec::new();
-    let mut dropped = Vec::new();
-    for (i, job) in config.scrape_configs.iter().enumerate() {
+/// A job's settings compiled once (relabel rules, HTTP client), from which targets are made
+/// whenever its discovered groups change.
+pub(crate) struct JobPlan {
+    pub name: String,
+    scheme: &'static str,
+    metrics_path: String,
+    params: BTreeMap<String, Vec<String>>,
+    interval: Duration,
+    timeout: Duration,
+    target_relabel: Vec<Relabeler>,
+    metric_relabel: Arc<Vec<Relabeler>>,
+    honor_labels: bool,
+    honor_timestamps: bool,
+    limits: Limits,
+    external_labels: Vec<(String, String)>,
+    client: reqwest::Client,
+    auth: Option<AuthSource>,
+}
+
+impl JobPlan {
+    /// Compiles job `index` of `config`; errors name the offending key.
+    pub(crate) fn new(index: usize, config: &CollectorConfig) -> Result<Self, crate::Error> {
+        let job = &config.scrape_configs[index];
         let (interval, timeout) = job.timing(&config.global);
-        let key = format!("collector.scrape_configs[{i}]");
+        let key = format!("collector.scrape_configs[{index}]");
         let target_relabel = relabel::compile_all(&job.relabel_configs)
             .map_err(|e| crate::Error::Config(format!("{key}.relabel_configs{e}")))?;
         let metric_relabel = Arc::new(
             relabel::compile_all(&job.metric_relabel_configs)
                 .map_err(|e| crate::Error::Config(format!("{key}.metric_relabel_configs{e}")))?,
         );
-        let defaults = JobDefaults {
-            job_name: &job.job_name,
+        Ok(JobPlan {
+            name: job.job_name.clone(),
             scheme: job.scheme.as_str(),
-            metrics_path: &job.metrics_path,
+            metrics_path: job.metrics_path.clone(),
+            params: job.params.clone(),
             interval,
             timeout,
-            params: &job.params,
+            target_relabel,
+            metric_relabel,
+            honor_labels: job.honor_labels,
+            honor_timestamps: job.honor_timestamps,
+            limits: Limits::of(job),
+            external_labels: config.global.external_labels.clone().into_iter().collect(),
+            client: job.http().client(&key).map_err(crate::Error::Config)?,
+            auth: job.http().auth(),
+        })
+    }
+
+    /// The targets of `groups` after `relabel_configs`: the active ones and the dropped ones (with
+    /// their labels before relabeling). A target whose relabeled labels are unusable (no address,
+    /// bad interval, ...) is logged and skipped, as Prometheus does.
+    pub(crate) fn targets<'g>(
+        &self,
+        groups: impl IntoIterator<Item = &'g TargetGroup>,
+    ) -> (Vec<Target>, Vec<DroppedTarget>) {
+        let defaults = JobDefaults {
+            job_name: &self.name,
+            scheme: self.scheme,
+            metrics_path: &self.metrics_path,
+            interval: self.interval,
+            timeout: self.timeout,
+            params: &self.params,
         };
-        for static_config in &job.static_configs {
-            for address in &static_config.targets {
-                let mut discovered = LabelsBuilder::default();
-                for (name, value) in &static_config.labels {
-                    discovered.set(name, value);
+        let (mut targets, mut dropped) = (Vec::new(), Vec::new());
+        for group in groups {
+            for target_labels in &group.targets {
+                let mut discovered = target_labels.to_builder();
+                for label in group.labels.iter() {
+                    if discovered.get(&label.name).is_none() {
+                        discovered.set(&label.name, &label.value);
+                    }
                 }
-                discovered.set(populate::ADDRESS, address);
-                let populated = match populate::populate(&discovered.build(), &defaults, &target_relabel) {
+                let populated = match populate::populate(&discovered.build(), &defaults, &self.target_relabel) {
                     Ok(Outcome::Active(p)) => p,
                     Ok(Outcome::Dropped(labels)) => {
-                        dropped.push(DroppedTarget { job: job.job_name.clone(), discovered_labels: labels });
+                        dropped.push(DroppedTarget { job: self.name.clone(), discovered_labels: labels });
                         continue;
                     }
                     Err(error) => {
-                        tracing::warn!(job = %job.job_name, target = %address, %error, "creating target failed");
+                        let address = target_labels.get(populate::ADDRESS).unwrap_or("");
+                        tracing::warn!(job = %self.name, target = %address, %error, "creating target failed");
                         continue;
                     }
                 };
                 let status = TargetStatus {
-                    job: job.job_name.clone(),
+                    job: self.name.clone(),
                     scrape_url: populated.url.to_string(),
                     labels: populated.labels.clone(),
                     discovered_labels: populated.discovered.clone(),
@@ -146,19 +198,41 @@ pub(crate) fn build_targets(config: &CollectorConfig) -> Result<(Vec<Target>, Ve
                     last_duration: None,
                 };
                 targets.push(Target {
-                    job: job.job_name.clone(),
+                    job: self.name.clone(),
                     url: populated.url,
                     target_labels: populated.labels,
-                    honor_labels: job.honor_labels,
+                    honor_labels: self.honor_labels,
                     interval: populated.interval,
                     timeout: populated.timeout,
-                    external_labels: config.global.external_labels.clone().into_iter().collect(),
-                    metric_relabel: metric_relabel.clone(),
-                    limits: Limits::of(job),
+                    external_labels: self.external_labels.clone(),
+                    metric_relabel: self.metric_relabel.clone(),
+                    limits: self.limits,
+                    honor_timestamps: self.honor_timestamps,
+                    client: self.client.clone(),
+                    auth: self.auth.clone(),
                     status: Arc::new(Mutex::new(status)),
                 });
             }
         }
+        (targets, dropped)
+    }
+}
+
+impl Target {
+    /// Identity across discovery updates, as Prometheus's target hash: labels and URL.
+    pub(crate) fn key(&self) -> (String, u64) {
+        (self.url.to_string(), self.target_labels.stable_hash())
+    }
+}
+
+/// Every job's static targets after `relabel_configs` (see [`JobPlan::targets`]).
+#[cfg(test)]
+pub(crate) fn build_targets(config: &CollectorConfig) -> Result<(Vec<Target>, Vec<DroppedTarget>), crate::Error> {
+    let (mut targets, mut dropped) = (Vec::new(), Vec::new());
+    for (i, job) in config.scrape_configs.iter().enumerate() {
+        let (t, d) = JobPlan::new(i, config)?.targets(&crate::scrape::sd::static_groups(job));
+        targets.extend(t);
+        dropped.extend(d);
     }
     Ok((targets, dropped))
 }
@@ -171,7 +245,6 @@ pub(crate) type SeenSeries = HashMap<u64, Option<Labels>>;
 /// Prometheus) or `removed` (the target went away: stale markers for every series it had).
 pub(crate) async fn run(
     target: Target,
-    client: reqwest::Client,
     tx: mpsc::Sender<Chunk<TimeSeries>>,
     metrics: CollectorMetrics,
     cancel: CancellationToken,
@@ -188,7 +261,7 @@ pub(crate) async fn run(
             biased;
             _ = cancel.cancelled() => return,
             _ = removed.cancelled() => end_of_run_staleness(&target, &previous, model::time::now_ms()),
-            _ = ticker.tick() => scrape_once(&target, &client, &metrics, &mut previous).await,
+            _ = ticker.tick() => scrape_once(&target, &metrics, &mut previous).await,
         };
         let chunk = Chunk { bytes: 0, items: series, order_key, ack: None };
         tokio::select! {
@@ -236,47 +309,109 @@ struct Appended {
     post_relabel: usize,
 }
 
-fn append(target: &Target, samples: Vec<ScrapedSample>, start_ms: i64) -> Result<Appended, (String, usize)> {
-    let mut series = Vec::with_capacity(samples.len());
-    let mut current = SeenSeries::with_capacity(samples.len());
-    for sample in samples {
-        let Some(labels) = relabel::process(&label_sample(target, &sample), &target.metric_relabel) else {
-            continue;
+/// Labels, relabels and checks samples one at a time as the parser hands them out; the first
+/// limit exceeded is kept as the scrape's error (with the sample count at that point).
+struct Appender<'t> {
+    target: &'t Target,
+    start_ms: i64,
+    series: Vec<TimeSeries>,
+    current: SeenSeries,
+    error: Option<(String, usize)>,
+}
+
+impl<'t> Appender<'t> {
+    fn new(target: &'t Target, start_ms: i64) -> Self {
+        Appender { target, start_ms, series: Vec::new(), current: SeenSeries::new(), error: None }
+    }
+
+    fn add<N: AsRef<str>, V: AsRef<str>>(&mut self, name: &str, labels: &[(N, V)], value: f64, ts: Option<i64>) {
+        if self.error.is_some() {
+            return;
+        }
+        let target = self.target;
+        let Some(labels) = relabel::process(&label_sample(target, name, labels), &target.metric_relabel) else {
+            return;
         };
         if labels.is_empty() {
-            continue;
+            return;
         }
-        let post = series.len() + 1;
+        let post = self.series.len() + 1;
         if target.limits.sample > 0 && post > target.limits.sample {
-            return Err(("sample limit exceeded".to_string(), post));
+            self.error = Some(("sample limit exceeded".to_string(), post));
+            return;
         }
-        target.limits.check_labels(&labels).map_err(|e| (e, post))?;
+        if let Err(e) = target.limits.check_labels(&labels) {
+            self.error = Some((e, post));
+            return;
+        }
         let mut builder = labels.to_builder();
         add_external(&mut builder, &target.external_labels);
         let labels = builder.build();
-        let tracked = sample.timestamp_ms.is_none().then(|| labels.clone());
-        current.insert(labels.stable_hash(), tracked);
-        let ts = sample.timestamp_ms.unwrap_or(start_ms);
-        series.push(TimeSeries::new(labels, vec![Sample::new(ts, sample.value)]));
+        let own_timestamp = ts.filter(|_| target.honor_timestamps);
+        let tracked = own_timestamp.is_none().then(|| labels.clone());
+        self.current.insert(labels.stable_hash(), tracked);
+        let ts = own_timestamp.unwrap_or(self.start_ms);
+        self.series.push(TimeSeries::new(labels, vec![Sample::new(ts, value)]));
     }
-    let post_relabel = series.len();
-    Ok(Appended { series, current, post_relabel })
+
+    fn finish(self) -> Result<Appended, (String, usize)> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let post_relabel = self.series.len();
+        Ok(Appended { series: self.series, current: self.current, post_relabel })
+    }
+}
+
+#[cfg(test)]
+fn append(target: &Target, samples: Vec<ScrapedSample>, start_ms: i64) -> Result<Appended, (String, usize)> {
+    let mut appender = Appender::new(target, start_ms);
+    for s in &samples {
+        appender.add(&s.name, &s.labels, s.value, s.timestamp_ms);
+    }
+    appender.finish()
+}
+
+/// Parses a page by its content type and appends its samples: the text format without copying
+/// the page (`parse_each`), OpenMetrics through its owned parser. Returns the number of samples
+/// scraped (0 when the page does not parse: a parse error fails the whole scrape, as in
+/// Prometheus) and what they became.
+fn parse_and_append(
+    target: &Target,
+    content_type: Option<&str>,
+    body: &str,
+    start_ms: i64,
+) -> (usize, Result<Appended, (String, usize)>) {
+    let mut appender = Appender::new(target, start_ms);
+    let parsed = if exposition::is_openmetrics(content_type) {
+        crate::scrape::openmetrics::parse(body).map(|samples| {
+            for s in &samples {
+                appender.add(&s.name, &s.labels, s.value, s.timestamp_ms);
+            }
+            samples.len()
+        })
+    } else {
+        exposition::parse_each(body, |s| appender.add(s.name, s.labels, s.value, s.timestamp_ms))
+    };
+    match parsed {
+        Ok(scraped) => (scraped, appender.finish()),
+        Err(e) => (0, Err((e.to_string(), 0))),
+    }
 }
 
 /// One scrape, returning the labelled samples, stale markers for series that disappeared since the
 /// last scrape (all of them if this one failed), and the synthetic series.
 pub(crate) async fn scrape_once(
     target: &Target,
-    client: &reqwest::Client,
     metrics: &CollectorMetrics,
     previous: &mut SeenSeries,
 ) -> Vec<TimeSeries> {
     let start_ms = model::time::now_ms();
     let started = Instant::now();
-    let fetched = fetch(target, client).await;
+    let fetched = fetch(target).await;
     let duration = started.elapsed();
     let (scraped, outcome) = match fetched {
-        Ok(samples) => (samples.len(), append(target, samples, start_ms)),
+        Ok((content_type, body)) => parse_and_append(target, content_type.as_deref(), &body, start_ms),
         Err(e) => (0, Err((e, 0))),
     };
     let result_label = if outcome.is_ok() { "success" } else { "failure" };
@@ -318,17 +453,17 @@ pub(crate) async fn scrape_once(
 
 /// Scraped labels plus target labels. On a conflict the target's value wins and the scraped one
 /// is kept as `exported_<name>`, unless `honor_labels` (then the scraped value wins).
-fn label_sample(target: &Target, sample: &ScrapedSample) -> Labels {
+fn label_sample<N: AsRef<str>, V: AsRef<str>>(target: &Target, name: &str, labels: &[(N, V)]) -> Labels {
     let mut builder = LabelsBuilder::default();
-    for (name, value) in &sample.labels {
-        builder.set(name, value);
+    for (name, value) in labels {
+        builder.set(name.as_ref(), value.as_ref());
     }
-    builder.set(model::METRIC_NAME, &sample.name);
+    builder.set(model::METRIC_NAME, name);
     for label in target.target_labels.iter() {
-        match sample.labels.iter().find(|(n, v)| n == &label.name && !v.is_empty()) {
+        match labels.iter().find(|(n, v)| n.as_ref() == label.name && !v.as_ref().is_empty()) {
             Some(_) if target.honor_labels => {}
             Some((_, scraped)) => {
-                builder.set(format!("exported_{}", label.name), scraped);
+                builder.set(format!("exported_{}", label.name), scraped.as_ref());
                 builder.set(&label.name, &label.value);
             }
             None => {
@@ -347,15 +482,18 @@ fn add_external(builder: &mut LabelsBuilder, external: &[(String, String)]) {
     }
 }
 
-async fn fetch(target: &Target, client: &reqwest::Client) -> Result<Vec<ScrapedSample>, String> {
-    let mut response = client
+/// The page of one scrape with its content type.
+async fn fetch(target: &Target) -> Result<(Option<String>, String), String> {
+    let mut request = target
+        .client
         .get(target.url.clone())
         .header("Accept", ACCEPT)
         .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", target.timeout.as_secs_f64()))
-        .timeout(target.timeout)
-        .send()
-        .await
-        .map_err(|e| format!("{e}"))?;
+        .timeout(target.timeout);
+    if let Some(auth) = &target.auth {
+        request = auth.apply(request).await?;
+    }
+    let mut response = request.send().await.map_err(|e| error_chain(&e))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("server returned HTTP status {status}"));
@@ -364,7 +502,7 @@ async fn fetch(target: &Target, client: &reqwest::Client) -> Result<Vec<ScrapedS
         response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let limit = target.limits.body_size;
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading body: {e}"))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading body: {}", error_chain(&e)))? {
         body.extend_from_slice(&chunk);
         // As Prometheus: reading `limit` bytes already counts as exceeding it.
         if limit > 0 && body.len() as u64 >= limit {
@@ -372,7 +510,7 @@ async fn fetch(target: &Target, client: &reqwest::Client) -> Result<Vec<ScrapedS
         }
     }
     let body = String::from_utf8(body).map_err(|e| format!("response body is not UTF-8: {e}"))?;
-    exposition::parse_for_content_type(content_type.as_deref(), &body).map_err(|e| e.to_string())
+    Ok((content_type, body))
 }
 
 #[cfg(test)]
@@ -412,14 +550,14 @@ mod tests {
     #[test]
     fn conflicting_labels_are_exported_unless_honored() {
         let s = sample(&[("job", "inner"), ("cluster", "mine")]);
-        let labels = label_sample(&target(false), &s);
+        let labels = label_sample(&target(false), &s.name, &s.labels);
         assert_eq!(labels.get("job"), Some("node"));
         assert_eq!(labels.get("exported_job"), Some("inner"));
         assert_eq!(labels.get("instance"), Some("h:9100"));
         assert_eq!(labels.get("env"), Some("dev"));
         assert_eq!(labels.get("cluster"), Some("mine"), "external labels never override");
         assert_eq!(labels.metric_name(), Some("m"));
-        let honored = label_sample(&target(true), &s);
+        let honored = label_sample(&target(true), &s.name, &s.labels);
         assert_eq!(honored.get("job"), Some("inner"));
         assert_eq!(honored.get("exported_job"), None);
         assert_eq!(honored.get("instance"), Some("h:9100"));
@@ -508,14 +646,8 @@ mod tests {
         for removed_not_shutdown in [true, false] {
             let (tx, mut rx) = mpsc::channel(4);
             let (cancel, removed) = (CancellationToken::new(), CancellationToken::new());
-            let task = tokio::spawn(run(
-                make_target(),
-                reqwest::Client::new(),
-                tx,
-                CollectorMetrics::default(),
-                cancel.clone(),
-                removed.clone(),
-            ));
+            let task =
+                tokio::spawn(run(make_target(), tx, CollectorMetrics::default(), cancel.clone(), removed.clone()));
             let first = rx.recv().await.unwrap();
             assert!(first.items.iter().any(|s| s.labels.metric_name() == Some("m") && s.samples[0].value == 1.0));
             if removed_not_shutdown {

@@ -1,0 +1,224 @@
+//! Scraping over HTTPS with Prometheus's auth and TLS keys, against a local rustls server with
+//! certificates made for the test: the headers and client certificate arrive, `server_name`
+//! replaces the address's host in the certificate check, and a wrong CA fails the scrape with the
+//! TLS reason in the target's `lastError`.
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use collector::{
+    Authorization, BasicAuth, Collector, CollectorConfig, Scheme, ScrapeConfig, StaticConfig, TargetHealth, TlsConfig,
+};
+use common::{RecordingSink, wait_for};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PAGE: &str = "tls_metric{a=\"b\"} 7 1395066363000\n";
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn ca(name: &str) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    Ca { cert: params.self_signed(&key).unwrap(), key }
+}
+
+/// A certificate for `names` signed by `ca`, as (cert PEM, key PEM).
+fn leaf(ca: &Ca, names: &[&str]) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// One request as the server saw it: its head (request line and headers, lowercased) and whether
+/// the client presented a certificate.
+#[derive(Clone, Debug)]
+struct Seen {
+    head: String,
+    client_cert: bool,
+}
+
+/// An HTTPS server answering every request with `PAGE`; client certificates signed by `ca` are
+/// accepted but optional.
+async fn serve_tls(ca: &Ca, cert_pem: &str, key_pem: &str) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let client_verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .unwrap();
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let client_cert = tls.get_ref().1.peer_certificates().is_some();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_lowercase();
+                log.lock().unwrap().push(Seen { head, client_cert });
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{PAGE}",
+                    PAGE.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn https_job(name: &str, address: &str, tls: TlsConfig) -> ScrapeConfig {
+    ScrapeConfig {
+        job_name: name.into(),
+        scheme: Scheme::Https,
+        scrape_interval: Some(Duration::from_millis(200)),
+        static_configs: vec![StaticConfig { targets: vec![address.to_string()], labels: Default::default() }],
+        tls_config: tls,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_scrapes_send_auth_and_client_certs_and_a_wrong_ca_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good_ca, other_ca) = (ca("tarsier test ca"), ca("some other ca"));
+    // The certificate is only valid for this name, never for 127.0.0.1: server_name must be used.
+    let (server_cert, server_key) = leaf(&good_ca, &["scrape.tarsier.test"]);
+    let (client_cert, client_key) = leaf(&good_ca, &["collector.tarsier.test"]);
+    let (address, seen) = serve_tls(&good_ca, &server_cert, &server_key).await;
+    let ca_file = write(dir.path(), "ca.pem", &good_ca.cert.pem());
+    let other_ca_file = write(dir.path(), "other-ca.pem", &other_ca.cert.pem());
+    let tls = TlsConfig {
+        ca_file: Some(ca_file.clone()),
+        server_name: Some("scrape.tarsier.test".into()),
+        ..Default::default()
+    };
+
+    let mut config = CollectorConfig::default();
+    config.shipping.batch_max_wait = Duration::from_millis(20);
+    let mut bearer = https_job(
+        "bearer",
+        &address,
+        TlsConfig {
+            cert_file: Some(write(dir.path(), "client.pem", &client_cert)),
+            key_file: Some(write(dir.path(), "client-key.pem", &client_key)),
+            ..tls.clone()
+        },
+    );
+    bearer.bearer_token_file = Some(write(dir.path(), "token", "s3cr3t-token\n"));
+    bearer.params = [("module".to_string(), vec!["http_2xx".to_string()])].into();
+    bearer.metrics_path = "/probe".into();
+    let mut basic = https_job("basic", &address, tls.clone());
+    basic.basic_auth = Some(BasicAuth {
+        username: "scraper".into(),
+        password: None,
+        password_file: Some(write(dir.path(), "password", "pa55word")),
+    });
+    basic.honor_timestamps = false;
+    let mut custom = https_job("custom", &address, tls.clone());
+    custom.authorization =
+        Some(Authorization { kind: "Token".into(), credentials: Some("abc".into()), credentials_file: None });
+    let wrong_ca = https_job("wrong_ca", &address, TlsConfig { ca_file: Some(other_ca_file), ..tls.clone() });
+    let no_server_name = https_job("no_server_name", &address, TlsConfig { server_name: None, ..tls.clone() });
+    let insecure = https_job(
+        "insecure",
+        &address,
+        TlsConfig { insecure_skip_verify: true, ca_file: None, server_name: None, ..Default::default() },
+    );
+    config.scrape_configs = vec![bearer, basic, custom, wrong_ca, no_server_name, insecure];
+    config.validate().unwrap();
+
+    let state = tempfile::tempdir().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
+    let all_scraped = || collector.targets().iter().all(|t| t.health != TargetHealth::Unknown);
+    wait_for("every job scraped once", all_scraped).await;
+
+    let targets = collector.targets();
+    let status = |job: &str| targets.iter().find(|t| t.job == job).unwrap().clone();
+    for job in ["bearer", "basic", "custom", "insecure"] {
+        let t = status(job);
+        assert_eq!(t.health, TargetHealth::Up, "{job}: {:?}", t.last_error);
+        assert!(t.scrape_url.starts_with("https://127.0.0.1:"), "{}", t.scrape_url);
+    }
+    let wrong = status("wrong_ca");
+    assert_eq!(wrong.health, TargetHealth::Down);
+    let error = wrong.last_error.unwrap();
+    assert!(error.contains("invalid peer certificate: UnknownIssuer"), "{error}");
+    let error = status("no_server_name").last_error.unwrap();
+    assert!(error.contains("invalid peer certificate: certificate not valid for name \"127.0.0.1\""), "{error}");
+
+    let seen = seen.lock().unwrap().clone();
+    let bearer_request = seen.iter().find(|s| s.head.contains("authorization: bearer s3cr3t-token")).unwrap();
+    assert!(bearer_request.head.starts_with("get /probe?module=http_2xx http/1.1"), "{}", bearer_request.head);
+    assert!(bearer_request.client_cert, "cert_file/key_file present a client certificate");
+    assert!(bearer_request.head.contains("x-prometheus-scrape-timeout-seconds: 0.2"), "{}", bearer_request.head);
+    // base64("scraper:pa55word"), lowercased as the whole head is.
+    let basic_header = "authorization: basic c2NyYXBlcjpwYTU1d29yZA==".to_lowercase();
+    let basic_request = seen.iter().find(|s| s.head.contains(&basic_header)).unwrap();
+    assert!(!basic_request.client_cert);
+    assert!(seen.iter().any(|s| s.head.contains("authorization: token abc")));
+
+    let shipped = |job: &str| {
+        sink.series
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.labels.metric_name() == Some("tls_metric") && s.labels.get("job") == Some(job))
+    };
+    wait_for("the pages are shipped", || shipped("bearer") && shipped("basic")).await;
+    let series = sink.series.lock().unwrap().clone();
+    let sample_of = |job: &str| {
+        series
+            .iter()
+            .find(|s| s.labels.metric_name() == Some("tls_metric") && s.labels.get("job") == Some(job))
+            .unwrap()
+            .samples[0]
+    };
+    assert_eq!(sample_of("bearer").timestamp_ms, 1395066363000, "honor_timestamps defaults to true");
+    assert!(sample_of("basic").timestamp_ms > 1395066363000, "honor_timestamps: false uses the scrape time");
+    collector.shutdown().await.unwrap();
+}
