@@ -14,6 +14,14 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
+# Real peers of the alerting tests: an Alertmanager to forward to, an SMTP server to mail to.
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  apt-get install -y prometheus-alertmanager || { apt-get update && apt-get install -y prometheus-alertmanager; }
+fi
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  pip install aiosmtpd || pip install --break-system-packages aiosmtpd
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 

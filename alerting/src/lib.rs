@@ -6,6 +6,7 @@
 //! This first part loads and validates rule files; evaluation and notification build on it.
 
 pub mod error;
+pub mod notify;
 pub mod rules;
 
 pub use error::Error;
