@@ -237,6 +237,28 @@ mod tests {
         assert!(!ne.matches(&labels(&[("team", "ab")])));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn display_then_parse_round_trips(
+            name in "[a-zA-Z_][a-zA-Z0-9_]{0,8}",
+            value in "[ -~é告\n\t]{0,12}",
+            op in 0..4usize,
+        ) {
+            let op = [MatchOp::Equal, MatchOp::NotEqual, MatchOp::Regex, MatchOp::NotRegex][op];
+            // Regex values must compile; escape them so any text is a valid regex.
+            let value = if matches!(op, MatchOp::Regex | MatchOp::NotRegex) { regex::escape(&value) } else { value };
+            let m = Matcher::new(&name, op, &value).unwrap();
+            let two = format!("{m}, {m}");
+            let parsed = parse_matchers(&two).unwrap();
+            proptest::prop_assert_eq!(parsed, vec![m.clone(), m]);
+        }
+
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,40}") {
+            let _ = parse_matchers(&s);
+        }
+    }
+
     #[test]
     fn api_shape_round_trips() {
         for src in [r#"a="b""#, r#"a!="b""#, r#"a=~"b.*""#, r#"a!~"b""#] {
