@@ -27,6 +27,13 @@ command -v prometheus >/dev/null 2>&1 || scrape_peers+=(prometheus)
 if [ ${#scrape_peers[@]} -gt 0 ]; then
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${scrape_peers[@]}"
 fi
+# Real peers of the alerting tests: an Alertmanager to forward to, an SMTP server to mail to.
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  apt-get install -y prometheus-alertmanager || { apt-get update && apt-get install -y prometheus-alertmanager; }
+fi
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  pip install aiosmtpd || pip install --break-system-packages aiosmtpd
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod eval;
 pub mod manager;
+pub mod notify;
 pub mod promtool;
 pub mod rules;
 pub mod template;
