@@ -206,6 +206,7 @@ pub async fn serve(
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let mut registry = Registry::default();
     let mut services = query_ui::Services::default();
+    let mut notifier_handle: Option<Arc<alerting::notify::Notifier>> = None;
 
     if role.runs_stores() {
         let (dir, cfg) = (data_dir.join("indexer"), config.indexer.clone());
@@ -223,8 +224,27 @@ pub async fn serve(
             tsdb: services.tsdb.clone().expect("opened above"),
             indexer: services.indexer.clone(),
         };
-        let manager =
-            Arc::new(alerting::manager::RuleManager::new(Arc::new(stores), Arc::new(alerting::manager::LogSink)));
+        let sink: Arc<dyn alerting::manager::AlertSink> = match &config.alerting.notifications_file {
+            Some(path) => {
+                let notify_config = config
+                    .alerting
+                    .notify_config(path)
+                    .with_context(|| format!("alerting.notifications_file {}", path.display()))?;
+                let options = alerting::notify::NotifierOptions::new(
+                    data_dir.join("alerting"),
+                    config.alerting.external_url.clone(),
+                );
+                let notifier = Arc::new(
+                    alerting::notify::Notifier::start(&notify_config, options)
+                        .await
+                        .context("starting the notifier")?,
+                );
+                notifier_handle = Some(notifier.clone());
+                Arc::new(alerting::manager::NotifierSink { notifier, runtime: tokio::runtime::Handle::current() })
+            }
+            None => Arc::new(alerting::manager::LogSink),
+        };
+        let manager = Arc::new(alerting::manager::RuleManager::new(Arc::new(stores), sink));
         let rules = &config.alerting;
         let loaded = {
             let (manager, rules) = (manager.clone(), rules.clone());
@@ -301,6 +321,11 @@ pub async fn serve(
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "http server failed"),
         Ok(Err(e)) => tracing::error!(error = %e, "http server task failed"),
         Err(_) => tracing::warn!("http connections still open after 10s; closing them"),
+    }
+    if let Some(notifier) = notifier_handle.take()
+        && let Err(e) = notifier.shutdown().await
+    {
+        tracing::error!(error = %e, "notifier shutdown failed; unsent notifications are re-sent on start");
     }
     if let Some(indexer) = services.indexer.take() {
         tokio::task::spawn_blocking(move || indexer.shutdown()).await?.context("committing the log index")?;

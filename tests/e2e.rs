@@ -272,36 +272,80 @@ async fn agent_ships_to_server() {
     server.stop();
 }
 
+/// A webhook receiver like a chat bot's: collects the JSON bodies it is sent.
+async fn serve_webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), received)
+}
+
+/// Polls the webhook's bodies until one has `status`; returns it.
+async fn await_webhook(received: &std::sync::Mutex<Vec<Value>>, status: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        if let Some(body) = received.lock().unwrap().iter().find(|b| b["status"] == status) {
+            return body.clone();
+        }
+        assert!(started.elapsed() < DEADLINE, "no {status} notification within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Rules through `tarsier run`: a LogQL recording rule counts ERROR lines of the tailed files, a
-/// PromQL alert on that recording fires, and both show in Prometheus's rules and alerts APIs.
+/// PromQL alert on that recording fires, shows in Prometheus's rules and alerts APIs, reaches a
+/// webhook in Alertmanager's payload, and resolves (and is notified resolved) when errors stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_rule_feeds_an_alert() {
+async fn log_rule_fires_and_resolves_through_a_webhook() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     append_line(&log, "starting");
     let target = serve_metrics().await;
+    let (hook_url, received) = serve_webhook().await;
     let listen = format!("127.0.0.1:{}", free_port());
     let glob = format!("{}/*.log", dir.path().display());
     let config = write_config(dir.path(), &listen, &glob, &target, "http://127.0.0.1:1");
     let log_rules = dir.path().join("log-rules.yml");
     std::fs::write(
         &log_rules,
-        "groups:\n- name: logs\n  interval: 1s\n  rules:\n  - record: log:errors:count1m\n    \
-         expr: sum by (filename) (count_over_time({job=\"varlogs\"} |= \"ERROR\" [1m]))\n",
+        "groups:\n- name: logs\n  interval: 1s\n  rules:\n  - record: log:errors:count5s\n    \
+         expr: sum by (filename) (count_over_time({job=\"varlogs\"} |= \"ERROR\" [5s]))\n",
     )
     .unwrap();
     let metric_rules = dir.path().join("rules.yml");
     std::fs::write(
         &metric_rules,
-        "groups:\n- name: metrics\n  interval: 1s\n  rules:\n  - alert: LogErrors\n    expr: log:errors:count1m > 2\n    \
+        "groups:\n- name: metrics\n  interval: 1s\n  rules:\n  - alert: LogErrors\n    expr: log:errors:count5s > 2\n    \
          labels:\n      severity: ticket\n    annotations:\n      summary: '{{ $value }} errors in {{ $labels.filename }}'\n",
+    )
+    .unwrap();
+    let notify = dir.path().join("notify.yml");
+    std::fs::write(
+        &notify,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  \
+             repeat_interval: 1h\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: {hook_url}\n    send_resolved: true\n"
+        ),
     )
     .unwrap();
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(
-        "alerting:\n  rule_files: ['{}']\n  log_rule_files: ['{}']\n",
+        "alerting:\n  rule_files: ['{}']\n  log_rule_files: ['{}']\n  notifications_file: {}\n",
         metric_rules.display(),
-        log_rules.display()
+        log_rules.display(),
+        notify.display()
     ));
     std::fs::write(&config, text).unwrap();
 
@@ -339,6 +383,16 @@ async fn log_rule_feeds_an_alert() {
         .map(|g| g["rules"].as_array().unwrap().len())
         .collect();
     assert_eq!(kinds.iter().sum::<usize>(), 1);
+
+    let firing = await_webhook(&received, "firing").await;
+    assert_eq!(firing["version"], "4");
+    assert_eq!(firing["receiver"], "hook");
+    assert_eq!(firing["alerts"][0]["labels"]["alertname"], "LogErrors");
+    assert_eq!(firing["alerts"][0]["labels"]["severity"], "ticket");
+    assert_eq!(firing["commonAnnotations"]["summary"], format!("3 errors in {}", log.display()));
+    // No more errors: the 5 s window empties, the alert resolves and the resolution is sent.
+    let resolved = await_webhook(&received, "resolved").await;
+    assert_eq!(resolved["alerts"][0]["status"], "resolved");
     tarsier.stop();
 }
 

@@ -32,6 +32,9 @@ pub struct RulesConfig {
     pub external_labels: BTreeMap<String, String>,
     /// Base URL of this Tarsier for links in notifications.
     pub external_url: String,
+    /// Routing and receivers in Alertmanager's format (`route`, `receivers`, `inhibit_rules`,
+    /// `time_intervals`); without it alerts are only logged and shown in the API.
+    pub notifications_file: Option<PathBuf>,
 }
 
 impl Default for RulesConfig {
@@ -43,6 +46,7 @@ impl Default for RulesConfig {
             tenant: "default".into(),
             external_labels: BTreeMap::new(),
             external_url: "http://localhost:9470".into(),
+            notifications_file: None,
         }
     }
 }
@@ -59,7 +63,19 @@ impl RulesConfig {
                 glob::Pattern::new(g).map_err(|e| format!("{key}: {g:?}: {e}"))?;
             }
         }
+        if let Some(path) = &self.notifications_file {
+            self.notify_config(path).map_err(|e| format!("notifications_file: {}: {e}", path.display()))?;
+        }
         Ok(())
+    }
+
+    /// Reads and checks the Alertmanager-format notification file.
+    pub fn notify_config(&self, path: &std::path::Path) -> Result<crate::notify::NotifyConfig, Error> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let config = crate::notify::NotifyConfig::from_yaml(&text)?;
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -77,6 +93,35 @@ impl AlertSink for LogSink {
             let name = a.labels.get("alertname").cloned().unwrap_or_default();
             tracing::info!(tenant = %tenant, alert = %name, resolved = a.resolved, "alert notification");
         }
+    }
+}
+
+/// Hands the rule engine's alerts to the notification pipeline. Evaluation runs on a blocking
+/// thread, so this waits while the pipeline's queue is full: rule evaluation slows down rather than
+/// dropping a resolved notification.
+pub struct NotifierSink {
+    pub notifier: Arc<crate::notify::Notifier>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl AlertSink for NotifierSink {
+    fn send(&self, tenant: &TenantId, alerts: Vec<OutgoingAlert>) {
+        let alerts: Vec<crate::notify::Alert> = alerts.into_iter().map(to_notify_alert).collect();
+        if let Err(e) = self.runtime.block_on(self.notifier.send(tenant, alerts)) {
+            tracing::error!(tenant = %tenant, error = %e, "handing alerts to the notifier failed");
+        }
+    }
+}
+
+/// The rule engine's alert as Alertmanager's API v2 postable alert.
+pub fn to_notify_alert(a: OutgoingAlert) -> crate::notify::Alert {
+    let time = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    crate::notify::Alert {
+        labels: a.labels,
+        annotations: a.annotations,
+        starts_at: time(a.starts_at_ms),
+        ends_at: Some(time(a.ends_at_ms)),
+        generator_url: a.generator_url,
     }
 }
 
