@@ -10,6 +10,7 @@ pub mod error;
 mod ingest;
 pub mod logql;
 pub mod metric;
+mod metric_binary;
 mod metrics;
 mod partition;
 pub mod query;
