@@ -2,9 +2,10 @@
 //! combined by hand, in instant and range queries.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use indexer::{Indexer, IndexerConfig, MetricQueryRequest};
+mod common;
+
+use indexer::{Indexer, MetricQueryRequest};
 use model::{Labels, LogRecord, TenantId};
 
 const BASE: i64 = 1_700_000_000_000_000_000;
@@ -17,15 +18,7 @@ fn tenant() -> TenantId {
 /// api: 5 lines in the minute before BASE+60s, web: 3.
 fn fixture() -> (tempfile::TempDir, Indexer) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = IndexerConfig {
-        commit_interval: Duration::from_secs(3600),
-        partition_duration: Duration::from_secs(3600),
-        writer_memory_bytes: 15_000_000,
-        out_of_order_window: Duration::from_secs(100 * 365 * 86400),
-        retention: Duration::from_secs(100 * 365 * 86400),
-        ..IndexerConfig::default()
-    };
-    let ix = Indexer::open(dir.path(), cfg).unwrap();
+    let ix = Indexer::open(dir.path(), common::test_config()).unwrap();
     let rec = |s: i64, job: &str| LogRecord {
         timestamp_ns: BASE + s * SEC,
         labels: Labels::from_pairs([("job", job), ("team", "t")]),

@@ -284,13 +284,23 @@ const RANGE_FUNCS: [(RangeFunc, &str); 14] = [
     (RangeFunc::RateCounter, "rate_counter"),
 ];
 
+/// The name of `value` in a (value, name) table.
+fn name_in<T: PartialEq>(table: &[(T, &'static str)], value: &T) -> &'static str {
+    table.iter().find(|(v, _)| v == value).map_or("", |(_, n)| n)
+}
+
+/// The value named `name` in a (value, name) table.
+fn value_in<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
+    table.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+}
+
 impl RangeFunc {
     pub(crate) fn as_str(self) -> &'static str {
-        RANGE_FUNCS.iter().find(|(f, _)| *f == self).map_or("", |(_, n)| n)
+        name_in(&RANGE_FUNCS, &self)
     }
 
     pub(crate) fn from_name(name: &str) -> Option<Self> {
-        RANGE_FUNCS.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+        value_in(&RANGE_FUNCS, name)
     }
 
     /// Whether the function works on lines (counts, bytes) rather than unwrapped values.
@@ -449,11 +459,11 @@ const BIN_OPS: [(BinOp, &str); 15] = [
 
 impl BinOp {
     pub(crate) fn as_str(self) -> &'static str {
-        BIN_OPS.iter().find(|(o, _)| *o == self).map_or("", |(_, s)| s)
+        name_in(&BIN_OPS, &self)
     }
 
     pub(crate) fn from_str(s: &str) -> Option<Self> {
-        BIN_OPS.iter().find(|(_, t)| *t == s).map(|(o, _)| *o)
+        value_in(&BIN_OPS, s)
     }
 
     /// PromQL's precedence: `or` < `and unless` < comparisons < `+ -` < `* / %` < `^`.
