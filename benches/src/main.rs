@@ -6,6 +6,7 @@
 mod e2e_tail;
 mod indexer_ingest;
 mod loggen;
+mod needle;
 mod report;
 
 use clap::{Parser, ValueEnum};
@@ -16,6 +17,8 @@ enum Scenario {
     E2eTail,
     /// Concurrent batches pushed straight into the indexer library until committed (WAL + tantivy).
     IndexerIngest,
+    /// A rare token found by the indexer, by ripgrep over the raw file and by SQLite FTS5.
+    Needle,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
                 batch: args.batch,
                 writer_memory_bytes: args.writer_memory_bytes,
             })?,
+            Scenario::Needle => needle::run(args.lines)?,
         }
     }
     Ok(())

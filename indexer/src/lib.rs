@@ -6,10 +6,12 @@
 //! `commit_interval` and deletes expired partitions hourly. See [`Indexer`].
 
 pub mod config;
+mod context;
 pub mod error;
 mod ingest;
 pub mod logql;
 pub mod metric;
+mod metric_binary;
 mod metrics;
 mod partition;
 pub mod query;
@@ -17,6 +19,7 @@ mod store;
 mod wal;
 
 pub use config::IndexerConfig;
+pub use context::{ContextRequest, ContextResponse};
 pub use error::Error;
 pub use metric::{MetricData, MetricQueryRequest, MetricQueryResponse, MetricSeries};
 pub use partition::PartitionStats;

@@ -14,6 +14,7 @@ use serde::{Serialize, Serializer};
 use crate::error::Error;
 use crate::logql::values::{parse_bytes, parse_go_duration};
 use crate::logql::{AggOp, CompiledQuery, Grouping, MetricExpr, Pipeline, RangeFunc, Stage, Unwrap, UnwrapConv};
+use crate::metric_binary;
 use crate::partition::Partition;
 use crate::query::{QueryStats, load_line, partition_candidates};
 
@@ -172,18 +173,84 @@ struct Leaf<'a> {
     offset_ns: i64,
 }
 
-fn leaf(expr: &MetricExpr) -> Leaf<'_> {
-    match expr {
-        MetricExpr::Range { func, param, query, unwrap, range_ns, offset_ns, .. } => Leaf {
-            func: *func,
-            param: *param,
-            query,
-            unwrap: unwrap.as_ref(),
-            range_ns: *range_ns,
-            offset_ns: *offset_ns,
+/// Every range aggregation reads its own lines: leaves of one expression may select different
+/// streams, ranges and offsets.
+fn eval_leaf(
+    partitions_for: &dyn Fn(i64, i64) -> Vec<Arc<Partition>>,
+    leaf: &Leaf<'_>,
+    times: &[i64],
+    stats: &mut QueryStats,
+) -> Result<StepVectors, Error> {
+    let query = CompiledQuery::compile(leaf.query)?;
+    let first = times.first().copied().unwrap_or(0).saturating_sub(leaf.offset_ns);
+    let last = times.last().copied().unwrap_or(0).saturating_sub(leaf.offset_ns);
+    let lo = first.saturating_sub(leaf.range_ns).saturating_add(1);
+    let hi = last.saturating_add(1);
+    let extract = match leaf.unwrap {
+        Some(unwrap) => {
+            let post: Vec<Stage> = unwrap.filters.iter().cloned().map(Stage::LabelFilter).collect();
+            Extract::Unwrap(unwrap, Pipeline::compile(&post)?)
+        }
+        None if matches!(leaf.func, RangeFunc::BytesOverTime | RangeFunc::BytesRate) => Extract::Bytes,
+        None => Extract::Count,
+    };
+    let samples = collect_samples(&partitions_for(lo, hi), &query, &extract, lo, hi, stats)?;
+    Ok(range_vectors(leaf, samples, times))
+}
+
+/// A subexpression's value at every step.
+enum Value {
+    Number(f64),
+    Vectors(StepVectors),
+}
+
+fn eval(
+    partitions_for: &dyn Fn(i64, i64) -> Vec<Arc<Partition>>,
+    expr: &MetricExpr,
+    times: &[i64],
+    stats: &mut QueryStats,
+) -> Result<Value, Error> {
+    Ok(match expr {
+        MetricExpr::Number(v) => Value::Number(*v),
+        MetricExpr::Range { func, param, query, unwrap, range_ns, offset_ns, .. } => {
+            let leaf = Leaf {
+                func: *func,
+                param: *param,
+                query,
+                unwrap: unwrap.as_ref(),
+                range_ns: *range_ns,
+                offset_ns: *offset_ns,
+            };
+            Value::Vectors(eval_leaf(partitions_for, &leaf, times, stats)?)
+        }
+        MetricExpr::Aggregate { op, param, grouping, inner } => match eval(partitions_for, inner, times, stats)? {
+            Value::Vectors(vectors) => {
+                Value::Vectors(vectors.into_iter().map(|v| aggregate(*op, *param, grouping.as_ref(), v)).collect())
+            }
+            Value::Number(_) => {
+                return Err(Error::BadQuery(format!("{} expects a vector, not a number", op.as_str())));
+            }
         },
-        MetricExpr::Aggregate { inner, .. } => leaf(inner),
-    }
+        MetricExpr::Binary { op, lhs, rhs, return_bool, matching } => {
+            let l = eval(partitions_for, lhs, times, stats)?;
+            let r = eval(partitions_for, rhs, times, stats)?;
+            match (l, r) {
+                (Value::Number(a), Value::Number(b)) => Value::Number(metric_binary::scalar_scalar(*op, a, b)),
+                (Value::Vectors(v), Value::Number(n)) => Value::Vectors(
+                    v.into_iter().map(|v| metric_binary::vector_scalar(*op, *return_bool, v, n, false)).collect(),
+                ),
+                (Value::Number(n), Value::Vectors(v)) => Value::Vectors(
+                    v.into_iter().map(|v| metric_binary::vector_scalar(*op, *return_bool, v, n, true)).collect(),
+                ),
+                (Value::Vectors(l), Value::Vectors(r)) => Value::Vectors(
+                    l.into_iter()
+                        .zip(r)
+                        .map(|(l, r)| metric_binary::vector_vector(*op, *return_bool, matching.as_ref(), l, r))
+                        .collect::<Result<_, _>>()?,
+                ),
+            }
+        }
+    })
 }
 
 /// What a line contributes as a sample value.
@@ -466,16 +533,6 @@ fn aggregate(
         .collect()
 }
 
-fn apply_aggregations(expr: &MetricExpr, vectors: StepVectors) -> StepVectors {
-    match expr {
-        MetricExpr::Range { .. } => vectors,
-        MetricExpr::Aggregate { op, param, grouping, inner } => apply_aggregations(inner, vectors)
-            .into_iter()
-            .map(|v| aggregate(*op, *param, grouping.as_ref(), v))
-            .collect(),
-    }
-}
-
 /// Evaluates `expr` over the partitions overlapping the data range (`partitions_for(lo, hi)`).
 pub(crate) fn execute_metric(
     partitions_for: impl Fn(i64, i64) -> Vec<Arc<Partition>>,
@@ -484,23 +541,13 @@ pub(crate) fn execute_metric(
 ) -> Result<MetricQueryResponse, Error> {
     let started = Instant::now();
     let times = steps(req)?;
-    let leaf = leaf(expr);
-    let query = CompiledQuery::compile(leaf.query)?;
-    let first = times.first().copied().unwrap_or(req.end_ns).saturating_sub(leaf.offset_ns);
-    let last = times.last().copied().unwrap_or(req.end_ns).saturating_sub(leaf.offset_ns);
-    let lo = first.saturating_sub(leaf.range_ns).saturating_add(1);
-    let hi = last.saturating_add(1);
     let mut stats = QueryStats::default();
-    let extract = match leaf.unwrap {
-        Some(unwrap) => {
-            let post: Vec<Stage> = unwrap.filters.iter().cloned().map(Stage::LabelFilter).collect();
-            Extract::Unwrap(unwrap, Pipeline::compile(&post)?)
+    let vectors = match eval(&partitions_for, expr, &times, &mut stats)? {
+        Value::Vectors(v) => v,
+        Value::Number(_) => {
+            return Err(Error::BadQuery("a metric query needs at least one range aggregation over a log query".into()));
         }
-        None if matches!(leaf.func, RangeFunc::BytesOverTime | RangeFunc::BytesRate) => Extract::Bytes,
-        None => Extract::Count,
     };
-    let samples = collect_samples(&partitions_for(lo, hi), &query, &extract, lo, hi, &mut stats)?;
-    let vectors = apply_aggregations(expr, range_vectors(&leaf, samples, &times));
     let data = if req.instant {
         let mut v: Vec<(Labels, i64, f64)> =
             vectors.into_iter().next().unwrap_or_default().into_iter().map(|(l, v)| (l, req.end_ns, v)).collect();

@@ -359,6 +359,11 @@ impl Indexer {
         self.ask(Job::Retention)
     }
 
+    /// Upper bound on `limit` of one log query.
+    pub fn max_query_lines(&self) -> usize {
+        self.inner.config.max_query_lines
+    }
+
     /// Every partition's size and shape, oldest first per tenant.
     pub fn partition_stats(&self) -> Vec<crate::PartitionStats> {
         self.inner.all_partitions().iter().map(|p| p.stats()).collect()

@@ -3,9 +3,10 @@
 //! follow Loki, `offset` moves the window, `rate_counter` extrapolates as Prometheus's `rate`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use indexer::{Indexer, IndexerConfig, MetricQueryRequest};
+mod common;
+
+use indexer::{Indexer, MetricQueryRequest};
 use model::{Labels, LogRecord, TenantId};
 use proptest::prelude::*;
 use serde_json::json;
@@ -15,15 +16,7 @@ const SEC: i64 = 1_000_000_000;
 
 fn open(records: Vec<LogRecord>) -> (tempfile::TempDir, Indexer) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = IndexerConfig {
-        commit_interval: Duration::from_secs(3600),
-        partition_duration: Duration::from_secs(3600),
-        writer_memory_bytes: 15_000_000,
-        out_of_order_window: Duration::from_secs(100 * 365 * 86400),
-        retention: Duration::from_secs(100 * 365 * 86400),
-        ..IndexerConfig::default()
-    };
-    let ix = Indexer::open(dir.path(), cfg).unwrap();
+    let ix = Indexer::open(dir.path(), common::test_config()).unwrap();
     ix.append(&tenant(), records).unwrap();
     ix.commit().unwrap();
     (dir, ix)

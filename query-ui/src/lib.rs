@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
             .route("/loki/api/v1/series", get(loki_api::series).post(loki_api::series))
             .route("/loki/api/v1/index/volume", get(loki_api::volume).post(loki_api::volume))
             .route("/loki/api/v1/index/volume_range", get(loki_api::volume_range).post(loki_api::volume_range))
+            .route("/api/v1/logs/context", get(loki_api::context))
             .route("/_bulk", post(es_api::bulk).put(es_api::bulk))
             .route("/{index}/_bulk", post(es_api::bulk_index).put(es_api::bulk_index))
             .route("/_license", get(es_api::license))

@@ -222,6 +222,46 @@ pub(crate) async fn volume(State(state): State<AppState>, Tenant(tenant): Tenant
     success(blocking(move || indexer.metric_query(&tenant, &request)).await?)
 }
 
+/// `GET /api/v1/logs/context?stream={job="app"}&time=<ts>&before=N&after=N`: Tarsier's own
+/// endpoint (Loki has none) for the lines around one line of a stream. `stream` is the exact label
+/// set, `time` the line's timestamp in any Loki time format; `before`/`after` default to 10.
+/// Answers `{"stream": {...}, "before": [[ns, line]...], "at": [...], "after": [...]}`, oldest
+/// first in each list.
+pub(crate) async fn context(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> LokiResult {
+    let indexer = indexer(&state)?;
+    let stream_text = params.require("stream")?;
+    let stream = model::wire::selector_text::parse_label_set(stream_text)
+        .map_err(|e| ApiError::BadRequest(format!("invalid parameter \"stream\": {e}")))?;
+    let timestamp_ns = model::time::parse_loki_time(params.require("time")?)
+        .map_err(|e| ApiError::BadRequest(format!("invalid parameter \"time\": {e}")))?;
+    let max = state.config().max_log_query_limit;
+    let count = |key: &str| -> Result<usize, ApiError> {
+        let n = match params.get(key).filter(|v| !v.is_empty()) {
+            None => 10,
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid parameter {key:?}: {v:?} is not a number")))?,
+        };
+        if n > max {
+            return Err(ApiError::BadRequest(format!("{key} {n} is above the limit of {max} lines")));
+        }
+        Ok(n)
+    };
+    let req = indexer::ContextRequest { stream, timestamp_ns, before: count("before")?, after: count("after")? };
+    let resp = blocking(move || indexer.context(&tenant, &req)).await?;
+    let entries = |v: &[model::LogEntry]| -> Vec<Value> {
+        v.iter().map(|e| json!([e.timestamp_ns.to_string(), e.line])).collect()
+    };
+    let stream: serde_json::Map<String, Value> =
+        resp.stream.iter().map(|l| (l.name.clone(), Value::from(l.value.clone()))).collect();
+    success(json!({
+        "stream": stream,
+        "before": entries(&resp.before),
+        "at": entries(&resp.at),
+        "after": entries(&resp.after),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

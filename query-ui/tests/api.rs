@@ -218,3 +218,33 @@ async fn operations_endpoints() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("<title>Tarsier</title>"));
 }
+
+#[tokio::test]
+async fn context_returns_lines_around_a_line_of_one_stream() {
+    let f = fixture();
+    let ts = now_ns();
+    let tenant = model::TenantId::default_tenant();
+    let labels = Labels::from_pairs([("job", "ctx")]);
+    let records: Vec<model::LogRecord> = (0..6)
+        .map(|i| model::LogRecord { timestamp_ns: ts + i, labels: labels.clone(), line: format!("line {i}") })
+        .collect();
+    f.indexer.append(&tenant, records).unwrap();
+    f.indexer.commit().unwrap();
+    let stream = "%7Bjob%3D%22ctx%22%7D";
+    let uri = format!("/api/v1/logs/context?stream={stream}&time={}&before=2&after=1", ts + 3);
+    let (status, body) = get(&f.state, &uri).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({
+            "stream": {"job": "ctx"},
+            "before": [[(ts + 1).to_string(), "line 1"], [(ts + 2).to_string(), "line 2"]],
+            "at": [[(ts + 3).to_string(), "line 3"]],
+            "after": [[(ts + 4).to_string(), "line 4"]],
+        })
+    );
+    let (status, _) = get(&f.state, &format!("/api/v1/logs/context?stream={stream}&time=x")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = get(&f.state, &format!("/api/v1/logs/context?time={ts}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -284,13 +284,23 @@ const RANGE_FUNCS: [(RangeFunc, &str); 14] = [
     (RangeFunc::RateCounter, "rate_counter"),
 ];
 
+/// The name of `value` in a (value, name) table.
+fn name_in<T: PartialEq>(table: &[(T, &'static str)], value: &T) -> &'static str {
+    table.iter().find(|(v, _)| v == value).map_or("", |(_, n)| n)
+}
+
+/// The value named `name` in a (value, name) table.
+fn value_in<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
+    table.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+}
+
 impl RangeFunc {
     pub(crate) fn as_str(self) -> &'static str {
-        RANGE_FUNCS.iter().find(|(f, _)| *f == self).map_or("", |(_, n)| n)
+        name_in(&RANGE_FUNCS, &self)
     }
 
     pub(crate) fn from_name(name: &str) -> Option<Self> {
-        RANGE_FUNCS.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+        value_in(&RANGE_FUNCS, name)
     }
 
     /// Whether the function works on lines (counts, bytes) rather than unwrapped values.
@@ -392,6 +402,111 @@ pub enum MetricExpr {
         /// The aggregated expression.
         inner: Box<MetricExpr>,
     },
+    /// `lhs op [bool] [on/ignoring(...) [group_x(...)]] rhs`.
+    Binary {
+        /// The operator.
+        op: BinOp,
+        /// Left operand.
+        lhs: Box<MetricExpr>,
+        /// Right operand.
+        rhs: Box<MetricExpr>,
+        /// `bool`: comparisons answer 1/0 instead of filtering.
+        return_bool: bool,
+        /// Vector matching, when written.
+        matching: Option<VectorMatching>,
+    },
+    /// A number literal.
+    Number(f64),
+}
+
+/// A binary operator between metric expressions and numbers, PromQL's set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Or,
+    And,
+    Unless,
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+}
+
+const BIN_OPS: [(BinOp, &str); 15] = [
+    (BinOp::Or, "or"),
+    (BinOp::And, "and"),
+    (BinOp::Unless, "unless"),
+    (BinOp::Eq, "=="),
+    (BinOp::Ne, "!="),
+    (BinOp::Gt, ">"),
+    (BinOp::Ge, ">="),
+    (BinOp::Lt, "<"),
+    (BinOp::Le, "<="),
+    (BinOp::Add, "+"),
+    (BinOp::Sub, "-"),
+    (BinOp::Mul, "*"),
+    (BinOp::Div, "/"),
+    (BinOp::Mod, "%"),
+    (BinOp::Pow, "^"),
+];
+
+impl BinOp {
+    pub(crate) fn as_str(self) -> &'static str {
+        name_in(&BIN_OPS, &self)
+    }
+
+    pub(crate) fn from_str(s: &str) -> Option<Self> {
+        value_in(&BIN_OPS, s)
+    }
+
+    /// PromQL's precedence: `or` < `and unless` < comparisons < `+ -` < `* / %` < `^`.
+    pub(crate) fn precedence(self) -> u8 {
+        match self {
+            BinOp::Or => 1,
+            BinOp::And | BinOp::Unless => 2,
+            BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Ge | BinOp::Lt | BinOp::Le => 3,
+            BinOp::Add | BinOp::Sub => 4,
+            BinOp::Mul | BinOp::Div | BinOp::Mod => 5,
+            BinOp::Pow => 6,
+        }
+    }
+
+    /// `==`, `!=`, `>`, `>=`, `<`, `<=`.
+    pub fn is_comparison(self) -> bool {
+        self.precedence() == 3
+    }
+
+    /// `and`, `or`, `unless`.
+    pub fn is_set(self) -> bool {
+        self.precedence() <= 2
+    }
+}
+
+/// Which side of a many-to-one match has the many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupSide {
+    /// `group_left`: many on the left.
+    Left,
+    /// `group_right`: many on the right.
+    Right,
+}
+
+/// `on(...)` / `ignoring(...)` and an optional `group_left(...)` / `group_right(...)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VectorMatching {
+    /// `on` rather than `ignoring`.
+    pub on: bool,
+    /// The labels matched on or ignored.
+    pub labels: Vec<String>,
+    /// Many-to-one matching and the labels copied from the "one" side.
+    pub group: Option<(GroupSide, Vec<String>)>,
 }
 
 /// A parsed LogQL expression: a log query or a metric query.
@@ -507,6 +622,24 @@ impl fmt::Display for MetricExpr {
                     write!(f, " offset {o}")?;
                 }
                 f.write_str(")")
+            }
+            MetricExpr::Number(v) => write!(f, "{v}"),
+            MetricExpr::Binary { op, lhs, rhs, return_bool, matching } => {
+                write!(f, "({lhs} {}", op.as_str())?;
+                if *return_bool {
+                    f.write_str(" bool")?;
+                }
+                if let Some(m) = matching {
+                    write!(f, " {}(", if m.on { "on" } else { "ignoring" })?;
+                    write_names(f, &m.labels)?;
+                    f.write_str(")")?;
+                    if let Some((side, include)) = &m.group {
+                        write!(f, " {}(", if *side == GroupSide::Left { "group_left" } else { "group_right" })?;
+                        write_names(f, include)?;
+                        f.write_str(")")?;
+                    }
+                }
+                write!(f, " {rhs})")
             }
             MetricExpr::Aggregate { op, param, grouping, inner } => {
                 f.write_str(op.as_str())?;

@@ -111,6 +111,9 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Spanned>, String> {
             (b'[', _) => (Tok::LBracket, 1),
             (b']', _) => (Tok::RBracket, 1),
             (b',', _) => (Tok::Comma, 1),
+            // Arithmetic operators stand alone so `rate(..)*2` splits; `-` stays in numbers and
+            // durations (`-1s`) and needs spaces around it as an operator.
+            (b'+' | b'*' | b'/' | b'%' | b'^', _) => (Tok::Other((c as char).to_string()), 1),
             (b'=', _) => (Tok::Eq, 1),
             (b'|', _) => (Tok::Pipe, 1),
             (b'"' | b'`', _) => {
@@ -128,7 +131,7 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Spanned>, String> {
             _ => {
                 let end = input[pos..]
                     .char_indices()
-                    .find(|(_, ch)| ch.is_whitespace() || "{}()[],|\"`=!<>~".contains(*ch))
+                    .find(|(_, ch)| ch.is_whitespace() || "{}()[],|\"`=!<>~+*/%^".contains(*ch))
                     .map_or(input.len(), |(n, _)| pos + n)
                     .max(pos + input[pos..].chars().next().map_or(1, char::len_utf8));
                 (Tok::Other(input[pos..end].to_string()), end - pos)

@@ -13,8 +13,8 @@ pub mod values;
 use regex::Regex;
 
 pub use ast::{
-    AggOp, CmpOp, Expr, Grouping, LabelFilter, LabelFmt, LabelMatcher, LineFilter, LineFilterOp, LogQuery, MatchOp,
-    MetricExpr, RangeFunc, Stage, Unwrap, UnwrapConv, ValueKind,
+    AggOp, BinOp, CmpOp, Expr, GroupSide, Grouping, LabelFilter, LabelFmt, LabelMatcher, LineFilter, LineFilterOp,
+    LogQuery, MatchOp, MetricExpr, RangeFunc, Stage, Unwrap, UnwrapConv, ValueKind, VectorMatching,
 };
 use model::Labels;
 pub use pipeline::Pipeline;
@@ -211,7 +211,7 @@ mod tests {
         let cases = [
             (r#"{job="a"} | json foo="bar""#, "`| json` with parameters"),
             (r#"{job="a"} |= "x" | unwrap latency"#, "`| unwrap` belongs in a range aggregation"),
-            (r#"sum by (x) (count_over_time({job="a"}[1m])) > 2"#, "binary operator `>`"),
+            (r#"sum(rate({job="a"}[1m])) + on(x) 2"#, "vector matching only allowed between vectors"),
             (r#"{job="a"}[5m]"#, "unexpected '['"),
             (r#"{job="a"} |> "<_> x""#, "pattern line filters (`|>`)"),
             (r#"{job="a"} |= "x" or "y""#, "`or` in line filters"),
@@ -263,6 +263,9 @@ mod tests {
             r#"max by (level) (bytes_over_time({job="a"} | logfmt [1h]))"#,
             r#"avg(min(count_over_time({job="a"}[1m])))"#,
             r#"count(bottomk(2, count_over_time({job="a"}[1m])))"#,
+            r#"sum(rate({job="a"}[1m])) / on(job) group_left(team) sum by (job, team) (rate({job="b"}[1m])) > bool 0.5"#,
+            r#"2 ^ 3 ^ count_over_time({job="a"}[1m]) - 1 * 4 or rate({job="b"}[1m]) unless rate({job="c"}[1m])"#,
+            r#"(rate({job="a"}[1m]) + ignoring(pod) rate({job="b"}[1m])) % 3"#,
         ] {
             let e = parse_expr(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(parse_expr(&e.to_string()).unwrap(), e, "{text} -> {e}");
@@ -295,7 +298,10 @@ mod tests {
             (r#"sum by job (rate({job="a"}[5m]))"#, "col 8", "'('"),
             (r#"sum(rate({job="a"}[5m])"#, "col 24", "')' closing sum"),
             (r#"sum({job="a"})"#, "col 5", "metric expression"),
-            (r#"rate({job="a"}[5m]) or rate({job="b"}[5m])"#, "col 21", "binary operator `or`"),
+            (r#"1 > 2"#, "col 3", "must use the bool modifier"),
+            (r#"rate({job="a"}[5m]) + bool 2"#, "col 21", "bool modifier can only be used on comparison"),
+            (r#"rate({job="a"}[5m]) and 2"#, "col 21", "set operator `and` not allowed with a number"),
+            (r#"rate({job="a"}[5m]) * on(x) group_left(y rate({job="a"}[5m])"#, "col 42", "',' or ')'"),
             (r#"sum(rate({job="a"}[5m])) by (x) without (y)"#, "col 33", "end of query"),
         ];
         for (q, col, want) in cases {
@@ -467,11 +473,60 @@ mod tests {
                     .prop_map(|(without, labels)| Grouping { without, labels }),
             )
         };
-        leaf.prop_recursive(2, 4, 1, move |inner| {
-            (op.clone(), 1usize..9, grouping(), inner).prop_map(|(op, k, grouping, inner)| {
-                let param = matches!(op, AggOp::Topk | AggOp::Bottomk).then_some(k);
-                MetricExpr::Aggregate { op, param, grouping, inner: Box::new(inner) }
-            })
+        let bin_op = prop::sample::select(vec![
+            BinOp::Or,
+            BinOp::And,
+            BinOp::Unless,
+            BinOp::Eq,
+            BinOp::Ne,
+            BinOp::Gt,
+            BinOp::Le,
+            BinOp::Add,
+            BinOp::Sub,
+            BinOp::Mul,
+            BinOp::Div,
+            BinOp::Mod,
+            BinOp::Pow,
+        ]);
+        let matching = || {
+            prop::option::of((
+                any::<bool>(),
+                proptest::collection::vec(label_name(), 0..3),
+                prop::option::of((any::<bool>(), proptest::collection::vec(label_name(), 0..2))),
+            ))
+        };
+        leaf.prop_recursive(2, 4, 2, move |inner| {
+            prop_oneof![
+                (op.clone(), 1usize..9, grouping(), inner.clone()).prop_map(|(op, k, grouping, inner)| {
+                    let param = matches!(op, AggOp::Topk | AggOp::Bottomk).then_some(k);
+                    MetricExpr::Aggregate { op, param, grouping, inner: Box::new(inner) }
+                }),
+                (
+                    bin_op.clone(),
+                    any::<bool>(),
+                    matching(),
+                    inner.clone(),
+                    prop_oneof![inner, (0u32..100).prop_map(|n| MetricExpr::Number(f64::from(n) / 4.0))]
+                )
+                    .prop_map(|(op, want_bool, matching, lhs, rhs)| {
+                        let number = matches!(rhs, MetricExpr::Number(_));
+                        let matching = matching.filter(|_| !number).map(|(on, labels, group)| VectorMatching {
+                            on,
+                            labels,
+                            group: group.filter(|_| !op.is_set()).map(|(left, include)| {
+                                (if left { GroupSide::Left } else { GroupSide::Right }, include)
+                            }),
+                        });
+                        let op = if number && op.is_set() { BinOp::Add } else { op };
+                        MetricExpr::Binary {
+                            op,
+                            lhs: Box::new(lhs),
+                            rhs: Box::new(rhs),
+                            return_bool: want_bool && op.is_comparison(),
+                            matching,
+                        }
+                    }),
+            ]
         })
     }
 

@@ -56,14 +56,12 @@ pub(crate) fn parse_expr(input: &str) -> Result<Expr, String> {
     let expr = match p.peek().cloned() {
         Some(Spanned { tok: Tok::Ident(name), at }) => {
             if METRIC_FUNCTIONS.contains(&name.as_str()) {
-                Expr::Metric(p.metric()?)
+                Expr::Metric(p.binary_expr(0)?)
             } else {
                 return Err(error_at(input, at, &format!("unexpected identifier {name:?}, expected '{{'")));
             }
         }
-        Some(Spanned { tok: Tok::LParen, at }) => {
-            return Err(error_at(input, at, "parenthesised and binary expressions are not supported yet"));
-        }
+        Some(Spanned { tok: Tok::LParen | Tok::Other(_), .. }) => Expr::Metric(p.binary_expr(0)?),
         _ => Expr::Log(p.log_query()?),
     };
     p.expect_end()?;

@@ -2,7 +2,9 @@
 //! and vector aggregations (`sum by (job) (...)`, `topk(3, ...)`), on the same token stream and
 //! with the same positioned errors as log queries.
 
-use super::ast::{AggOp, Grouping, LabelFilter, MetricExpr, RangeFunc, Stage, Unwrap, UnwrapConv};
+use super::ast::{
+    AggOp, BinOp, GroupSide, Grouping, LabelFilter, MetricExpr, RangeFunc, Stage, Unwrap, UnwrapConv, VectorMatching,
+};
 use super::lexer::{Spanned, Tok, error_at};
 use super::parser::Parser;
 
@@ -19,6 +21,132 @@ impl Parser<'_> {
             return self.vector_aggregation(op);
         }
         Err(error_at(self.input, at, &format!("metric function `{name}` is not supported yet")))
+    }
+
+    /// A metric expression with binary operators, by precedence climbing: operands are range and
+    /// vector aggregations, numbers and parenthesised expressions.
+    pub(super) fn binary_expr(&mut self, min_prec: u8) -> Result<MetricExpr, String> {
+        let mut lhs = self.operand()?;
+        while let Some((op, at)) = self.peek_binop() {
+            let prec = op.precedence();
+            if prec < min_prec {
+                break;
+            }
+            self.pos += 1;
+            let return_bool = matches!(self.peek_tok(), Some(Tok::Ident(w)) if w == "bool");
+            if return_bool {
+                if !op.is_comparison() {
+                    return Err(error_at(self.input, at, "bool modifier can only be used on comparison operators"));
+                }
+                self.pos += 1;
+            }
+            let matching = self.vector_matching()?;
+            // `^` is right-associative, the others left.
+            let rhs = self.binary_expr(if op == BinOp::Pow { prec } else { prec + 1 })?;
+            let scalar = |e: &MetricExpr| matches!(e, MetricExpr::Number(_));
+            if op.is_set() && (scalar(&lhs) || scalar(&rhs)) {
+                return Err(error_at(
+                    self.input,
+                    at,
+                    &format!("set operator `{}` not allowed with a number", op.as_str()),
+                ));
+            }
+            if matching.is_some() && (scalar(&lhs) || scalar(&rhs)) {
+                return Err(error_at(self.input, at, "vector matching only allowed between vectors"));
+            }
+            if op.is_comparison() && !return_bool && scalar(&lhs) && scalar(&rhs) {
+                return Err(error_at(self.input, at, "comparisons between numbers must use the bool modifier"));
+            }
+            if op.is_set() && matching.as_ref().is_some_and(|m| m.group.is_some()) {
+                return Err(error_at(self.input, at, "no grouping allowed for set operations"));
+            }
+            lhs = MetricExpr::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs), return_bool, matching };
+        }
+        Ok(lhs)
+    }
+
+    fn peek_binop(&self) -> Option<(BinOp, usize)> {
+        let Spanned { tok, at } = self.peek()?;
+        let op = match tok {
+            Tok::Ident(w) => BinOp::from_str(w).filter(|o| o.is_set()),
+            Tok::Cmp(s) => BinOp::from_str(s),
+            Tok::Neq => Some(BinOp::Ne),
+            Tok::Other(s) => BinOp::from_str(s).filter(|o| !o.is_set()),
+            _ => None,
+        }?;
+        Some((op, *at))
+    }
+
+    fn operand(&mut self) -> Result<MetricExpr, String> {
+        match self.peek().cloned() {
+            Some(Spanned { tok: Tok::LParen, .. }) => {
+                self.pos += 1;
+                let inner = self.binary_expr(0)?;
+                self.expect(&Tok::RParen, "')' closing the parenthesised expression")?;
+                Ok(inner)
+            }
+            Some(Spanned { tok: Tok::Other(text), at }) => match text.parse::<f64>() {
+                Ok(v) => {
+                    self.pos += 1;
+                    Ok(MetricExpr::Number(v))
+                }
+                Err(_) => Err(error_at(self.input, at, &format!("unexpected {text:?}, expected a number"))),
+            },
+            Some(Spanned { tok: Tok::Ident(name), at }) => {
+                if RangeFunc::from_name(&name).is_some() || AggOp::from_name(&name).is_some() {
+                    self.metric()
+                } else if super::parser::METRIC_FUNCTIONS.contains(&name.as_str()) {
+                    Err(error_at(self.input, at, &format!("metric function `{name}` is not supported yet")))
+                } else {
+                    Err(self.err_here("a metric expression like count_over_time({...}[5m])"))
+                }
+            }
+            _ => Err(self.err_here("a metric expression like count_over_time({...}[5m])")),
+        }
+    }
+
+    /// `on(a, b)` / `ignoring(a)`, then `group_left(c)` / `group_right`.
+    fn vector_matching(&mut self) -> Result<Option<VectorMatching>, String> {
+        let on = match self.peek_tok() {
+            Some(Tok::Ident(w)) if w == "on" => true,
+            Some(Tok::Ident(w)) if w == "ignoring" => false,
+            _ => return Ok(None),
+        };
+        self.pos += 1;
+        let labels = self.label_list()?;
+        let side = match self.peek_tok() {
+            Some(Tok::Ident(w)) if w == "group_left" => Some(GroupSide::Left),
+            Some(Tok::Ident(w)) if w == "group_right" => Some(GroupSide::Right),
+            _ => None,
+        };
+        let group = match side {
+            Some(side) => {
+                self.pos += 1;
+                let include = if self.peek_tok() == Some(&Tok::LParen) { self.label_list()? } else { Vec::new() };
+                Some((side, include))
+            }
+            None => None,
+        };
+        Ok(Some(VectorMatching { on, labels, group }))
+    }
+
+    /// `(a, b)`, possibly empty.
+    fn label_list(&mut self) -> Result<Vec<String>, String> {
+        self.expect(&Tok::LParen, "'(' and label names")?;
+        let mut labels = Vec::new();
+        loop {
+            match self.next() {
+                Some(Spanned { tok: Tok::RParen, .. }) if labels.is_empty() => break,
+                Some(Spanned { tok: Tok::Ident(n), .. }) => labels.push(n),
+                _ => return Err(self.expect_end_or("a label name")),
+            }
+            match self.next() {
+                Some(Spanned { tok: Tok::Comma, .. }) => {}
+                Some(Spanned { tok: Tok::RParen, .. }) => break,
+                _ => return Err(self.expect_end_or("',' or ')'")),
+            }
+        }
+        Ok(labels)
     }
 
     fn expect(&mut self, want: &Tok, what: &str) -> Result<(), String> {
@@ -138,20 +266,10 @@ impl Parser<'_> {
             _ => return Ok(None),
         };
         self.pos += 1;
-        self.expect(&Tok::LParen, "'(' and label names after by/without")?;
-        let mut labels = Vec::new();
-        loop {
-            match self.next() {
-                Some(Spanned { tok: Tok::RParen, .. }) if labels.is_empty() => break,
-                Some(Spanned { tok: Tok::Ident(n), .. }) => labels.push(n),
-                _ => return Err(self.expect_end_or("a label name")),
-            }
-            match self.next() {
-                Some(Spanned { tok: Tok::Comma, .. }) => {}
-                Some(Spanned { tok: Tok::RParen, .. }) => break,
-                _ => return Err(self.expect_end_or("',' or ')'")),
-            }
+        if self.peek_tok() != Some(&Tok::LParen) {
+            return Err(self.err_here("'(' and label names after by/without"));
         }
+        let labels = self.label_list()?;
         Ok(Some(Grouping { without, labels }))
     }
 
@@ -175,17 +293,7 @@ impl Parser<'_> {
         } else {
             None
         };
-        let inner = match self.peek() {
-            Some(Spanned { tok: Tok::Ident(name), .. })
-                if RangeFunc::from_name(name).is_some() || AggOp::from_name(name).is_some() =>
-            {
-                self.metric()?
-            }
-            Some(Spanned { tok: Tok::Ident(name), at }) if super::parser::METRIC_FUNCTIONS.contains(&name.as_str()) => {
-                return Err(error_at(self.input, *at, &format!("metric function `{name}` is not supported yet")));
-            }
-            _ => return Err(self.err_here("a metric expression like count_over_time({...}[5m])")),
-        };
+        let inner = self.binary_expr(0)?;
         self.expect(&Tok::RParen, &format!("')' closing {}", op.as_str()))?;
         let after = self.grouping()?;
         let grouping = match (before, after) {
