@@ -35,7 +35,17 @@ async fn an_outage_fills_the_bounded_buffer_then_everything_arrives_once_in_orde
     let sink = Arc::new(RecordingSink::failing(usize::MAX));
     let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
 
-    append(&path, numbered(0..3000));
+    // Written in steps so batches stay small (one read pass of everything would be one batch,
+    // and an empty buffer takes one batch of any size).
+    for step in 0..120 {
+        append(&path, numbered(step * 100..(step + 1) * 100));
+        wait_for("the step to be read, or the buffer to fill", || {
+            let text = metrics_text(&collector);
+            metric(&text, "tarsier_collector_lines_read_total") >= ((step + 1) * 100) as f64
+                || metric(&text, "tarsier_collector_buffer_full") == 1.0
+        })
+        .await;
+    }
     wait_for("the buffer to fill up", || metric(&metrics_text(&collector), "tarsier_collector_buffer_full") == 1.0)
         .await;
     let text = metrics_text(&collector);
@@ -45,12 +55,14 @@ async fn an_outage_fills_the_bounded_buffer_then_everything_arrives_once_in_orde
     assert!(on_disk <= 16 * 1024, "the buffer stays within max_bytes: {on_disk}");
     assert!(sink.lines().is_empty(), "nothing was acknowledged");
     assert!(metric(&text, "tarsier_collector_buffered_batches_total") >= 2.0, "{text}");
-    let read = metric(&text, "tarsier_collector_lines_read_total");
-    assert!(read < 3000.0, "reading paused behind the full buffer: {read} lines read");
+    // Behind the full buffer, the shipping slots and then the reader's channel fill up.
+    wait_for("reading to pause", || metric(&metrics_text(&collector), "tarsier_collector_read_paused") == 1.0).await;
+    let read = metric(&metrics_text(&collector), "tarsier_collector_lines_read_total");
+    assert!(read < 12_000.0, "reading paused behind the full buffer: {read} lines read");
 
     sink.fail_first.store(0, Ordering::SeqCst);
-    wait_for("every line after the outage", || sink.lines().len() >= 3000).await;
-    assert_eq!(sink.lines(), numbered(0..3000), "once each, in order");
+    wait_for("every line after the outage", || sink.lines().len() >= 12_000).await;
+    assert_eq!(sink.lines(), numbered(0..12_000), "once each, in order");
     wait_for("the buffer to drain", || {
         let text = metrics_text(&collector);
         metric(&text, "tarsier_collector_buffer_bytes") == 0.0 && metric(&text, "tarsier_collector_buffer_full") == 0.0
