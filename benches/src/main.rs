@@ -3,6 +3,7 @@
 //! Where a peer exists on this machine kind it runs in the same invocation; where none can be
 //! installed here yet, `peer` says so and `ratio` is null. See benches/README.md.
 
+mod collector_tail;
 mod e2e_tail;
 mod report;
 
@@ -12,6 +13,9 @@ use clap::{Parser, ValueEnum};
 enum Scenario {
     /// Lines appended to a file until all are searchable through the indexer (tail → index).
     E2eTail,
+    /// CRI files tailed, parsed and partials joined into a sink that acknowledges at once: the
+    /// CPU of the tail path alone (peer: Fluent Bit when installed).
+    CollectorTail,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -24,6 +28,12 @@ struct Args {
     /// Lines written by the e2e-tail scenario.
     #[arg(long, default_value_t = 1_000_000)]
     lines: usize,
+    /// Megabytes of CRI lines written by the collector-tail scenario.
+    #[arg(long, default_value_t = 1000)]
+    tail_mb: usize,
+    /// The shared conformance corpora (collector-tail takes its messages from there).
+    #[arg(long, default_value = "../shared/corpora")]
+    corpora: std::path::PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +43,7 @@ fn main() -> anyhow::Result<()> {
     for scenario in scenarios {
         match scenario {
             Scenario::E2eTail => runtime.block_on(e2e_tail::run(args.lines))?,
+            Scenario::CollectorTail => runtime.block_on(collector_tail::run(args.tail_mb, &args.corpora))?,
         }
     }
     Ok(())
