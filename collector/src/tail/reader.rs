@@ -365,3 +365,49 @@ fn count_lines(file: &File, from: u64, to: u64) -> std::io::Result<u64> {
     }
     Ok(lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::body::{BodyFormat, ParseConfig};
+
+    fn rec(stream: Option<Stream>, line: &str) -> ParsedLine {
+        ParsedLine { timestamp_ns: 1, stream, line: line.into(), truncated: false }
+    }
+
+    #[test]
+    fn records_group_by_stream_level_and_promoted_fields_keeping_order() {
+        let labels = FileLabels::new(Path::new("/var/log/app.log"), &Default::default(), None);
+        let config = ParseConfig {
+            body: BodyFormat::Logfmt,
+            detect_level: true,
+            field_labels: vec!["component".into()],
+            ..Default::default()
+        };
+        let body = config.for_path(Path::new("/var/log/app.log"));
+        let records = vec![
+            rec(None, "level=info component=db msg=a"),
+            rec(None, "level=error component=db msg=b"),
+            rec(None, "level=info component=db msg=c"),
+            rec(None, "plain words"),
+        ];
+        let streams = group_records(records, &labels, Some(&body));
+        let got: Vec<(Option<&str>, Option<&str>, Vec<&str>)> = streams
+            .iter()
+            .map(|s| {
+                (s.labels.get("level"), s.labels.get("component"), s.entries.iter().map(|e| e.line.as_str()).collect())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("info"), Some("db"), vec!["level=info component=db msg=a", "level=info component=db msg=c"]),
+                (Some("error"), Some("db"), vec!["level=error component=db msg=b"]),
+                (None, None, vec!["plain words"]),
+            ]
+        );
+        let plain = group_records(vec![rec(Some(Stream::Stdout), "x"), rec(Some(Stream::Stderr), "y")], &labels, None);
+        assert_eq!(plain.len(), 2);
+        assert_eq!(plain[1].labels.get("stream"), Some("stderr"));
+    }
+}
