@@ -3,6 +3,7 @@
 //! Where a peer exists on this machine kind it runs in the same invocation; where none can be
 //! installed here yet, `peer` says so and `ratio` is null. See benches/README.md.
 
+mod collector_tail;
 mod e2e_tail;
 mod indexer_ingest;
 mod loggen;
@@ -19,6 +20,9 @@ enum Scenario {
     IndexerIngest,
     /// A rare token found by the indexer, by ripgrep over the raw file and by SQLite FTS5.
     Needle,
+    /// CRI files tailed, parsed and partials joined into a sink that acknowledges at once: the
+    /// CPU of the tail path alone (peer: Fluent Bit when installed).
+    CollectorTail,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -40,6 +44,12 @@ struct Args {
     /// indexer.writer_memory_bytes for indexer-ingest (the store's default when absent).
     #[arg(long)]
     writer_memory_bytes: Option<usize>,
+    /// Megabytes of CRI lines written by the collector-tail scenario.
+    #[arg(long, default_value_t = 1000)]
+    tail_mb: usize,
+    /// The shared conformance corpora (collector-tail takes its messages from there).
+    #[arg(long, default_value = "../shared/corpora")]
+    corpora: std::path::PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +66,7 @@ fn main() -> anyhow::Result<()> {
                 writer_memory_bytes: args.writer_memory_bytes,
             })?,
             Scenario::Needle => needle::run(args.lines)?,
+            Scenario::CollectorTail => runtime.block_on(collector_tail::run(args.tail_mb, &args.corpora))?,
         }
     }
     Ok(())

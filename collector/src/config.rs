@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::parse::body::{BodyFormat, ParseConfig, ParseRule};
 pub use crate::parse::multiline::{MultilineConfig, MultilineMode, MultilineRule};
 pub use crate::relabel::RelabelConfig;
 use crate::scrape::http::HttpSettings;
@@ -96,6 +97,8 @@ pub struct TailConfig {
     pub max_open_files: usize,
     /// Joining of multiline records (stack traces) per stream; mode `none` by default.
     pub multiline: MultilineConfig,
+    /// Body parsing (JSON, logfmt) and level detection.
+    pub parse: ParseConfig,
 }
 
 impl Default for TailConfig {
@@ -110,6 +113,7 @@ impl Default for TailConfig {
             format: LogFormat::default(),
             max_open_files: default_max_open_files(),
             multiline: MultilineConfig::default(),
+            parse: ParseConfig::default(),
         }
     }
 }
@@ -331,6 +335,32 @@ pub struct ShippingConfig {
     pub retry_max_backoff: Duration,
     /// Batches being sent (or retried) at once; reading pauses when all are busy.
     pub max_in_flight_batches: usize,
+    /// Where log batches wait on disk while the sink fails.
+    pub disk_buffer: DiskBufferConfig,
+}
+
+/// `collector.shipping.disk_buffer`: log batches the sink refused with a retryable error wait
+/// here, and later batches queue behind them, until the sink is back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskBufferConfig {
+    /// Without it, failed batches are retried in memory (reading pauses once all
+    /// `max_in_flight_batches` are retrying).
+    pub enabled: bool,
+    /// Directory of the segment files (default: `buffer` under the collector's state directory).
+    pub path: Option<std::path::PathBuf>,
+    /// Most bytes on disk (`268435456` or `"256MiB"`); when full, reading pauses, nothing is dropped.
+    #[serde(deserialize_with = "deserialize_bytes")]
+    pub max_bytes: u64,
+    /// Size at which a new segment file is started.
+    #[serde(deserialize_with = "deserialize_bytes")]
+    pub segment_bytes: u64,
+}
+
+impl Default for DiskBufferConfig {
+    fn default() -> Self {
+        Self { enabled: true, path: None, max_bytes: 256 << 20, segment_bytes: 8 << 20 }
+    }
 }
 
 impl Default for ShippingConfig {
@@ -342,6 +372,7 @@ impl Default for ShippingConfig {
             retry_initial_backoff: default_retry_initial_backoff(),
             retry_max_backoff: default_retry_max_backoff(),
             max_in_flight_batches: default_max_in_flight_batches(),
+            disk_buffer: DiskBufferConfig::default(),
         }
     }
 }
@@ -388,6 +419,7 @@ impl CollectorConfig {
             return Err("collector.tail.max_open_files must be > 0".into());
         }
         tail.multiline.validate("collector.tail.multiline")?;
+        tail.parse.validate("collector.tail.parse")?;
         for name in tail.labels.keys() {
             if !model::labels::is_valid_label_name(name) {
                 return Err(format!("collector.tail.labels: {name:?} is not a valid label name"));
@@ -463,6 +495,12 @@ impl CollectorConfig {
         }
         if ship.max_in_flight_batches == 0 {
             return Err("collector.shipping.max_in_flight_batches must be > 0".into());
+        }
+        if ship.disk_buffer.enabled && ship.disk_buffer.segment_bytes == 0 {
+            return Err("collector.shipping.disk_buffer.segment_bytes must be > 0".into());
+        }
+        if ship.disk_buffer.enabled && ship.disk_buffer.max_bytes < ship.disk_buffer.segment_bytes {
+            return Err("collector.shipping.disk_buffer.max_bytes must be >= segment_bytes".into());
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! file reads), a notify watcher thread, one tokio task per shipper (logs, samples), a scrape manager with
 //! one task per discovery provider and per scrape target, and one checkpoint saver (disk work in `spawn_blocking`).
 
+mod buffer;
 pub mod config;
 pub mod error;
 mod metrics;
@@ -23,14 +24,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use model::{LogRecord, TenantId, TimeSeries};
+use model::{LogStream, TenantId, TimeSeries};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    CollectorConfig, GlobalScrapeConfig, LogFormat, MultilineConfig, MultilineMode, MultilineRule, RelabelConfig,
-    Scheme, ScrapeConfig, ShippingConfig, StartAt, StaticConfig, TailConfig,
+    BodyFormat, CollectorConfig, DiskBufferConfig, GlobalScrapeConfig, LogFormat, MultilineConfig, MultilineMode,
+    MultilineRule, ParseConfig, ParseRule, RelabelConfig, Scheme, ScrapeConfig, ShippingConfig, StartAt, StaticConfig,
+    TailConfig,
 };
 pub use error::{Error, ErrorKind};
 pub use scrape::http::{Authorization, BasicAuth, TlsConfig};
@@ -90,8 +92,25 @@ impl Collector {
         .map_err(|e| Error::Task(e.to_string()))??;
         let store = Arc::new(CheckpointStore::new(state_dir.to_path_buf(), loaded));
         let metrics = CollectorMetrics::default();
+        let spill = if config.shipping.disk_buffer.enabled {
+            let buffer = &config.shipping.disk_buffer;
+            let dir = buffer.path.clone().unwrap_or_else(|| state_dir.join("buffer"));
+            let (max, segment) = (buffer.max_bytes, buffer.segment_bytes);
+            let (queue, discarded) = tokio::task::spawn_blocking(move || buffer::DiskQueue::open(&dir, max, segment))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+            if discarded > 0 {
+                tracing::info!(
+                    bytes = discarded,
+                    "discarded the previous disk buffer, its lines are read again from their files"
+                );
+            }
+            Some(Arc::new(buffer::Spill::new(queue, metrics.clone())))
+        } else {
+            None
+        };
 
-        let (log_tx, log_rx) = mpsc::channel::<Chunk<LogRecord>>(CHANNEL_CHUNKS);
+        let (log_tx, log_rx) = mpsc::channel::<Chunk<LogStream>>(CHANNEL_CHUNKS);
         let (sample_tx, sample_rx) = mpsc::channel::<Chunk<TimeSeries>>(CHANNEL_CHUNKS);
         let log_shipper = tokio::spawn(
             Shipper {
@@ -102,6 +121,7 @@ impl Collector {
                 acks: Some(store.clone() as Arc<dyn AckTarget>),
                 metrics: metrics.clone(),
                 drain_timeout: SHUTDOWN_DRAIN,
+                spill,
             }
             .run(),
         );
@@ -114,6 +134,7 @@ impl Collector {
                 acks: None,
                 metrics: metrics.clone(),
                 drain_timeout: SHUTDOWN_DRAIN,
+                spill: None,
             }
             .run(),
         );

@@ -25,6 +25,10 @@ pub(crate) struct CollectorMetrics {
     pub file_lag_bytes: Family<LabelPairs, Gauge>,
     pub send_retries: Family<LabelPairs, Counter>,
     pub scrapes: Family<LabelPairs, Counter>,
+    pub buffer_bytes: Gauge,
+    pub buffer_full: Gauge,
+    pub buffered_batches: Counter,
+    pub duplicates_after_restart: Counter,
 }
 
 impl CollectorMetrics {
@@ -71,6 +75,22 @@ impl CollectorMetrics {
             self.send_retries.clone(),
         );
         r.register("tarsier_collector_scrapes", "Scrapes by job and result", self.scrapes.clone());
+        r.register("tarsier_collector_buffer_bytes", "Bytes in the log disk buffer", self.buffer_bytes.clone());
+        r.register(
+            "tarsier_collector_buffer_full",
+            "1 while the log disk buffer is full and reading waits for the sink, else 0",
+            self.buffer_full.clone(),
+        );
+        r.register(
+            "tarsier_collector_buffered_batches",
+            "Log batches written to the disk buffer because the sink failed",
+            self.buffered_batches.clone(),
+        );
+        r.register(
+            "tarsier_collector_duplicates_after_restart",
+            "Lines read again after a restart that had been sent before it without an acknowledgement",
+            self.duplicates_after_restart.clone(),
+        );
     }
 
     pub(crate) fn count_drop(&self, kind: &str, reason: &str, n: u64) {

@@ -19,13 +19,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use model::{LogRecord, TenantId, TimeSeries};
+use model::{LogStream, TenantId, TimeSeries};
 use rand::Rng;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::buffer::Spill;
 use crate::config::ShippingConfig;
 use crate::metrics::CollectorMetrics;
 use crate::sink::{LogSink, MetricSink, SinkError};
@@ -50,33 +54,43 @@ pub(crate) struct Chunk<T> {
 /// Receives acknowledged offsets (the checkpoint store).
 pub(crate) trait AckTarget: Send + Sync + 'static {
     fn apply(&self, acks: &[FileAck]);
+    /// The lines up to these offsets are being handed to the sink (not yet acknowledged).
+    fn sent(&self, _acks: &[FileAck]) {}
 }
 
 /// Adapts a sink trait to the shipper.
 pub(crate) trait Deliver<T>: Send + Sync + 'static {
     /// `logs` or `samples`, for metrics and logs.
     const KIND: &'static str;
-    fn deliver(&self, tenant: TenantId, items: Vec<T>) -> BoxFuture<'static, Result<(), SinkError>>;
+    /// Called again with the same batch on retry, hence shared rather than owned.
+    fn deliver(&self, tenant: TenantId, items: Arc<Vec<T>>) -> BoxFuture<'static, Result<(), SinkError>>;
     fn count_sent(metrics: &CollectorMetrics, n: u64);
+    /// Lines or samples in `items` (what batch limits and metrics count).
+    fn count(items: &[T]) -> usize {
+        items.len()
+    }
 }
 
 pub(crate) struct LogDelivery(pub Arc<dyn LogSink>);
 pub(crate) struct MetricDelivery(pub Arc<dyn MetricSink>);
 
-impl Deliver<LogRecord> for LogDelivery {
+impl Deliver<LogStream> for LogDelivery {
     const KIND: &'static str = "logs";
-    fn deliver(&self, tenant: TenantId, items: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
-        self.0.push_logs(tenant, items)
+    fn deliver(&self, tenant: TenantId, items: Arc<Vec<LogStream>>) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.0.push_streams(tenant, items)
     }
     fn count_sent(metrics: &CollectorMetrics, n: u64) {
         metrics.lines_sent.inc_by(n);
+    }
+    fn count(items: &[LogStream]) -> usize {
+        items.iter().map(|s| s.entries.len()).sum()
     }
 }
 
 impl Deliver<TimeSeries> for MetricDelivery {
     const KIND: &'static str = "samples";
-    fn deliver(&self, tenant: TenantId, items: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>> {
-        self.0.push_samples(tenant, items)
+    fn deliver(&self, tenant: TenantId, items: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.0.push_samples(tenant, Arc::unwrap_or_clone(items))
     }
     fn count_sent(metrics: &CollectorMetrics, n: u64) {
         metrics.samples_sent.inc_by(n);
@@ -91,6 +105,12 @@ struct AckTracker {
 }
 
 impl AckTracker {
+    fn sent(&self, acks: &[FileAck]) {
+        if let Some(target) = &self.target {
+            target.sent(acks);
+        }
+    }
+
     fn complete(&mut self, seq: u64, acks: Vec<FileAck>) {
         self.done.insert(seq, acks);
         while let Some(acks) = self.done.remove(&self.next) {
@@ -112,6 +132,8 @@ pub(crate) struct Shipper<T, D> {
     pub metrics: CollectorMetrics,
     /// How long in-flight batches may still take once the channel closed.
     pub drain_timeout: Duration,
+    /// Where batches go while the sink fails (logs only).
+    pub spill: Option<Arc<Spill>>,
 }
 
 struct InFlight {
@@ -119,7 +141,7 @@ struct InFlight {
     done: CancellationToken,
 }
 
-impl<T: Clone + Send + 'static, D: Deliver<T>> Shipper<T, D> {
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static, D: Deliver<T>> Shipper<T, D> {
     /// Runs until the channel closes and in-flight batches finished (or `drain_timeout` passed).
     pub(crate) async fn run(mut self) {
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight_batches));
@@ -130,12 +152,29 @@ impl<T: Clone + Send + 'static, D: Deliver<T>> Shipper<T, D> {
         let (mut pending_items, mut pending_bytes) = (0usize, 0usize);
         let mut oldest: Option<Instant> = None;
         let mut seq = 0u64;
+        let drainer = self.spill.clone().map(|spill| {
+            let (delivery, tenant, config) = (self.delivery.clone(), self.tenant.clone(), self.config.clone());
+            let (metrics, tracker) = (self.metrics.clone(), tracker.clone());
+            tokio::spawn(async move {
+                spill
+                    .drain::<T, _, _>(move |seq, acks, items| {
+                        let (delivery, tenant, config) = (delivery.clone(), tenant.clone(), config.clone());
+                        let (metrics, tracker) = (metrics.clone(), tracker.clone());
+                        async move {
+                            tracker.lock().unwrap_or_else(|e| e.into_inner()).sent(&acks);
+                            deliver_with_retry(&*delivery, tenant, Arc::new(items), &config, &metrics).await;
+                            tracker.lock().unwrap_or_else(|e| e.into_inner()).complete(seq, acks);
+                        }
+                    })
+                    .await
+            })
+        });
         loop {
             let deadline = oldest.map(|t| t + self.config.batch_max_wait);
             let flush = tokio::select! {
                 maybe = self.rx.recv() => match maybe {
                     Some(chunk) => {
-                        pending_items += chunk.items.len();
+                        pending_items += D::count(&chunk.items);
                         pending_bytes += chunk.bytes;
                         oldest.get_or_insert_with(Instant::now);
                         pending.push(chunk);
@@ -166,6 +205,17 @@ impl<T: Clone + Send + 'static, D: Deliver<T>> Shipper<T, D> {
         if drained.is_err() {
             tracing::warn!(kind = D::KIND, in_flight = tasks.len(), "shutdown: gave up on undelivered batches");
             tasks.abort_all();
+        }
+        if let (Some(spill), Some(drainer)) = (&self.spill, drainer) {
+            let emptied = tokio::time::timeout(self.drain_timeout, spill.wait_empty()).await;
+            if emptied.is_err() {
+                tracing::warn!(
+                    kind = D::KIND,
+                    batches = spill.len(),
+                    "shutdown: disk buffer not delivered, its lines are read again on the next start"
+                );
+            }
+            drainer.abort();
         }
     }
 
@@ -198,6 +248,7 @@ impl<T: Clone + Send + 'static, D: Deliver<T>> Shipper<T, D> {
         let config = self.config.clone();
         let metrics = self.metrics.clone();
         let tracker = tracker.clone();
+        let spill = self.spill.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let _done = done.drop_guard();
@@ -205,7 +256,29 @@ impl<T: Clone + Send + 'static, D: Deliver<T>> Shipper<T, D> {
                 predecessor.cancelled().await;
             }
             if !items.is_empty() {
-                deliver_with_retry(&*delivery, tenant, items, &config, &metrics).await;
+                let items = Arc::new(items);
+                if let Some(spill) = spill {
+                    // Behind buffered batches (or on a failure) the batch queues on disk, in order;
+                    // the drainer delivers it and completes its acknowledgement.
+                    if !spill.is_empty() {
+                        spill.push(seq, &acks, items).await;
+                        return;
+                    }
+                    tracker.lock().unwrap_or_else(|e| e.into_inner()).sent(&acks);
+                    match delivery.deliver(tenant.clone(), items.clone()).await {
+                        Ok(()) => D::count_sent(&metrics, D::count(&items) as u64),
+                        Err(e) if e.retryable => {
+                            tracing::warn!(kind = D::KIND, error = %e.message, "delivery failed, buffering on disk");
+                            metrics.send_retries.get_or_create(&vec![("kind".to_string(), D::KIND.to_string())]).inc();
+                            spill.push(seq, &acks, items).await;
+                            return;
+                        }
+                        Err(e) => reject::<T, D>(&e, D::count(&items) as u64, &metrics),
+                    }
+                } else {
+                    tracker.lock().unwrap_or_else(|e| e.into_inner()).sent(&acks);
+                    deliver_with_retry(&*delivery, tenant, items, &config, &metrics).await;
+                }
             }
             tracker.lock().unwrap_or_else(|e| e.into_inner()).complete(seq, acks);
         });
@@ -220,14 +293,14 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 }
 
 /// Sends one batch until it is acknowledged or permanently rejected.
-async fn deliver_with_retry<T: Clone, D: Deliver<T>>(
+pub(crate) async fn deliver_with_retry<T: Clone, D: Deliver<T>>(
     delivery: &D,
     tenant: TenantId,
-    items: Vec<T>,
+    items: Arc<Vec<T>>,
     config: &ShippingConfig,
     metrics: &CollectorMetrics,
 ) {
-    let n = items.len() as u64;
+    let n = D::count(&items) as u64;
     let mut backoff = config.retry_initial_backoff;
     let mut attempt = 0u32;
     loop {
@@ -244,13 +317,14 @@ async fn deliver_with_retry<T: Clone, D: Deliver<T>>(
                 tokio::time::sleep(delay).await;
                 backoff = (backoff * 2).min(config.retry_max_backoff);
             }
-            Err(e) => {
-                tracing::error!(kind = D::KIND, items = n, error = %e.message, "receiver rejected batch, dropping it");
-                metrics.count_drop(D::KIND, "rejected", n);
-                return;
-            }
+            Err(e) => return reject::<T, D>(&e, n, metrics),
         }
     }
+}
+
+fn reject<T, D: Deliver<T>>(e: &SinkError, n: u64, metrics: &CollectorMetrics) {
+    tracing::error!(kind = D::KIND, items = n, error = %e.message, "receiver rejected batch, dropping it");
+    metrics.count_drop(D::KIND, "rejected", n);
 }
 
 /// A delay between half and all of `backoff`, so many collectors do not retry in lockstep.

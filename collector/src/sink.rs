@@ -3,6 +3,7 @@
 //! against Tarsier's server as well as Loki, Mimir, Prometheus or VictoriaMetrics.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -14,6 +15,17 @@ use crate::error::Error;
 /// file checkpoints forward, so it must only resolve once the data is safe at the receiver.
 pub trait LogSink: Send + Sync + 'static {
     fn push_logs(&self, tenant: TenantId, records: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>>;
+
+    /// What the collector calls: one batch as streams (labels once per stream), shared because a
+    /// failed batch is offered again. The default flattens into [`LogSink::push_logs`]; sinks that
+    /// can take streams as they are (protocol encoders) override it and copy nothing.
+    fn push_streams(
+        &self,
+        tenant: TenantId,
+        streams: Arc<Vec<LogStream>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.push_logs(tenant, LogStream::into_records(Arc::unwrap_or_clone(streams)))
+    }
 }
 
 /// Receives batches of samples (scrape results and synthetic series).
@@ -118,6 +130,15 @@ impl HttpSink {
 impl LogSink for HttpSink {
     fn push_logs(&self, tenant: TenantId, records: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
         let body = model::wire::loki_push::encode_protobuf(&LogStream::group(records));
+        Box::pin(Self::post(self.client.clone(), self.logs_url.clone(), tenant, body, false))
+    }
+
+    fn push_streams(
+        &self,
+        tenant: TenantId,
+        streams: Arc<Vec<LogStream>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        let body = model::wire::loki_push::encode_protobuf(&streams);
         Box::pin(Self::post(self.client.clone(), self.logs_url.clone(), tenant, body, false))
     }
 }

@@ -7,21 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use collector::Collector;
-use common::{RecordingSink, append, numbered, tail_config, wait_for};
+use common::{RecordingSink, append, metrics_text, numbered, tail_config, wait_for};
 
 fn checkpoint_offsets(state: &std::path::Path) -> Vec<u64> {
     let Ok(text) = std::fs::read_to_string(state.join("checkpoints.json")) else { return Vec::new() };
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(value["version"], 1);
     value["files"].as_array().unwrap().iter().map(|f| f["offset"].as_u64().unwrap()).collect()
-}
-
-fn metrics_text(collector: &Collector) -> String {
-    let mut registry = prometheus_client::registry::Registry::default();
-    collector.register_metrics(&mut registry);
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

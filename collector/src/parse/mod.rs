@@ -2,6 +2,7 @@
 //! framing (CRI, docker json-file) that carries a timestamp and a stream, and split long lines
 //! into partials that must be joined again. Plain files carry neither.
 
+pub mod body;
 mod cri;
 mod docker;
 pub mod multiline;
@@ -97,6 +98,22 @@ impl LineParser {
             return;
         };
         let slot = &mut self.partials[framed.stream.index()];
+        if !framed.partial && slot.is_none() {
+            // The common case: a whole line in one framed line, one allocation for its text.
+            let truncated = framed.message.len() > self.max_line_bytes;
+            let line = if truncated {
+                prefix_within(&framed.message, self.max_line_bytes).to_string()
+            } else {
+                framed.message.into_owned()
+            };
+            out.push(ParsedLine {
+                timestamp_ns: framed.timestamp_ns.unwrap_or(read_time_ns),
+                stream: Some(framed.stream),
+                line,
+                truncated,
+            });
+            return;
+        }
         let partial = slot.get_or_insert_with(|| Partial {
             timestamp_ns: framed.timestamp_ns.unwrap_or(read_time_ns),
             text: String::new(),

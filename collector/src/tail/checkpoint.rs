@@ -32,8 +32,16 @@ pub(crate) struct CheckpointEntry {
     pub fingerprint_len: u64,
     pub fingerprint: u64,
     pub offset: u64,
+    /// Highest offset whose lines were handed to a sink, acknowledged or not: after a crash the
+    /// lines between `offset` and this are read again and may be duplicates (counted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sent_offset: u64,
     /// Path when last seen; informational (identity is dev, inode and fingerprint).
     pub path: String,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl CheckpointEntry {
@@ -185,6 +193,18 @@ impl CheckpointStore {
 }
 
 impl AckTarget for CheckpointStore {
+    fn sent(&self, acks: &[FileAck]) {
+        let mut inner = self.lock();
+        for ack in acks {
+            if let Some(t) = inner.open.get_mut(&ack.file)
+                && ack.offset > t.entry.sent_offset
+            {
+                t.entry.sent_offset = ack.offset;
+                self.dirty.store(true, Ordering::Release);
+            }
+        }
+    }
+
     fn apply(&self, acks: &[FileAck]) {
         if acks.is_empty() {
             return;
@@ -194,6 +214,9 @@ impl AckTarget for CheckpointStore {
             let Some(t) = inner.open.get_mut(&ack.file) else { continue };
             // Set, not max: after a copytruncate the offset legitimately goes back.
             t.entry.offset = ack.offset;
+            if t.entry.sent_offset <= ack.offset {
+                t.entry.sent_offset = 0;
+            }
             if t.final_offset.is_some_and(|f| ack.offset >= f) {
                 inner.open.remove(&ack.file);
             }
@@ -207,7 +230,15 @@ mod tests {
     use super::*;
 
     fn entry(ino: u64, offset: u64) -> CheckpointEntry {
-        CheckpointEntry { dev: 1, ino, fingerprint_len: 3, fingerprint: 9, offset, path: format!("/f{ino}") }
+        CheckpointEntry {
+            dev: 1,
+            ino,
+            fingerprint_len: 3,
+            fingerprint: 9,
+            offset,
+            sent_offset: 0,
+            path: format!("/f{ino}"),
+        }
     }
 
     #[test]

@@ -9,13 +9,14 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::parse::body::BodyParser;
 use crate::parse::{Joiner, LineParser, ParsedLine};
 use crate::tail::labels::FileLabels;
 
 /// Bytes covered by a complete fingerprint.
 pub(crate) const FINGERPRINT_BYTES: u64 = 1024;
-/// Size of one read call.
-const READ_CHUNK: usize = 64 * 1024;
+/// Size of one read call (the tailer's shared read buffer).
+pub(crate) const READ_CHUNK: usize = 256 * 1024;
 
 /// Device and inode of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,6 +90,8 @@ pub(crate) struct TailedFile {
     pub labels: FileLabels,
     /// Key that keeps this path's batches in order (old and new file of a rotation share it).
     pub order_key: u64,
+    /// Body parsing and level detection of its records (set by the tailer after opening).
+    pub body: Option<BodyParser>,
     /// No discovered path leads to this file any more (rotated away or deleted).
     pub orphaned: bool,
     /// When it was found orphaned: writers may still append through an old handle for a moment.
@@ -106,6 +109,8 @@ pub(crate) struct TailedFile {
     /// complete later start at or after it).
     parser_idle_offset: u64,
     parser: LineParser,
+    /// Reused output buffer of the line parser (no allocation per line).
+    scratch: Vec<ParsedLine>,
     /// Multiline joining, when configured.
     joiner: Option<Joiner>,
     max_line_bytes: usize,
@@ -132,6 +137,7 @@ impl TailedFile {
             fingerprint,
             labels,
             order_key: fnv1a(path.as_os_str().as_encoded_bytes()),
+            body: None,
             orphaned: false,
             orphaned_since: None,
             file,
@@ -141,6 +147,7 @@ impl TailedFile {
             safe_offset: start_offset,
             parser_idle_offset: start_offset,
             parser,
+            scratch: Vec::new(),
             joiner,
             max_line_bytes,
         }
@@ -157,7 +164,14 @@ impl TailedFile {
 
     /// Reads at most `budget` new bytes. At EOF of an orphaned file the unfinished last line and
     /// any pending partial are emitted too, since nothing will ever complete them.
+    #[cfg(test)]
     pub(crate) fn read(&mut self, budget: usize, now_ns: i64) -> std::io::Result<ReadOutcome> {
+        self.read_with(&mut Vec::new(), budget, now_ns)
+    }
+
+    /// [`TailedFile::read`] through the caller's buffer, which is grown to [`READ_CHUNK`] once and
+    /// reused for every file.
+    pub(crate) fn read_with(&mut self, buf: &mut Vec<u8>, budget: usize, now_ns: i64) -> std::io::Result<ReadOutcome> {
         let mut out = ReadOutcome { size: self.file.metadata()?.len(), ..Default::default() };
         if out.size < self.read_offset || self.content_replaced()? {
             self.restart_at_zero();
@@ -167,9 +181,12 @@ impl TailedFile {
             self.fingerprint = Fingerprint::read(&self.file, FINGERPRINT_BYTES)?;
             out.new_fingerprint = Some(self.fingerprint);
         }
-        let mut buf = vec![0u8; READ_CHUNK.min(budget.max(1))];
+        if buf.len() < READ_CHUNK {
+            buf.resize(READ_CHUNK, 0);
+        }
         while (out.bytes as usize) < budget {
-            let n = self.file.read_at(&mut buf, self.read_offset)?;
+            let want = READ_CHUNK.min(budget - out.bytes as usize).max(1);
+            let n = self.file.read_at(&mut buf[..want], self.read_offset)?;
             if n == 0 {
                 out.at_eof = true;
                 break;
@@ -178,7 +195,8 @@ impl TailedFile {
         }
         if out.at_eof && self.orphaned {
             if !self.line.is_empty() || self.line_truncated {
-                self.finish_line(self.read_offset, now_ns, &mut out);
+                let line = std::mem::take(&mut self.line);
+                self.finish_line(&line, self.read_offset, now_ns, &mut out);
             }
             let mut flushed = Vec::new();
             self.parser.flush(&mut flushed);
@@ -227,10 +245,18 @@ impl TailedFile {
         self.read_offset += data.len() as u64;
         out.bytes += data.len() as u64;
         let mut start = 0;
-        while let Some(pos) = data[start..].iter().position(|b| *b == b'\n') {
-            let end = start + pos;
-            self.append(&data[start..end]);
-            self.finish_line(base + end as u64 + 1, now_ns, out);
+        for end in memchr::memchr_iter(b'\n', data) {
+            let end_offset = base + end as u64 + 1;
+            if self.line.is_empty() && !self.line_truncated && end - start <= self.max_line_bytes {
+                // The whole line is in the buffer: parse it in place, no copy.
+                self.finish_line(&data[start..end], end_offset, now_ns, out);
+            } else {
+                self.append(&data[start..end]);
+                let line = std::mem::take(&mut self.line);
+                self.finish_line(&line, end_offset, now_ns, out);
+                self.line = line;
+                self.line.clear();
+            }
             start = end + 1;
         }
         self.append(&data[start..]);
@@ -246,27 +272,22 @@ impl TailedFile {
         }
     }
 
-    fn finish_line(&mut self, end_offset: u64, now_ns: i64, out: &mut ReadOutcome) {
-        let mut raw = std::mem::take(&mut self.line);
-        if raw.last() == Some(&b'\r') {
-            raw.pop();
-        }
+    fn finish_line(&mut self, raw: &[u8], end_offset: u64, now_ns: i64, out: &mut ReadOutcome) {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if std::mem::take(&mut self.line_truncated) {
             out.truncated_lines += 1;
         }
-        let text = match String::from_utf8(raw) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        };
+        let text = String::from_utf8_lossy(raw);
         // Empty lines reach the multiline joiner (a Go panic's blank lines belong to it); one
         // that no record takes is dropped as without joining.
         if !text.is_empty() || self.joiner.is_some() {
-            let mut parsed = Vec::new();
+            let mut parsed = std::mem::take(&mut self.scratch);
             self.parser.push(&text, now_ns, &mut parsed);
-            out.truncated_lines += parsed.iter().filter(|r| r.truncated).count() as u64;
-            for rec in parsed {
+            for rec in parsed.drain(..) {
+                out.truncated_lines += u64::from(rec.truncated);
                 self.emit(rec, now_ns, out);
             }
+            self.scratch = parsed;
         }
         if !self.parser.has_partial() {
             self.parser_idle_offset = end_offset;

@@ -5,17 +5,19 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use model::LogRecord;
+use model::{LogEntry, LogStream};
 use tokio::sync::mpsc;
 
 use crate::config::{LogFormat, StartAt, TailConfig};
 use crate::metrics::CollectorMetrics;
-use crate::parse::LineParser;
+use crate::parse::body::{BodyParser, Derived};
+use crate::parse::{LineParser, ParsedLine, Stream};
 use crate::ship::{Chunk, FileAck};
 use crate::tail::checkpoint::{CheckpointEntry, CheckpointStore};
 use crate::tail::discovery::Discovery;
@@ -34,13 +36,15 @@ pub(crate) struct Tailer {
     pub config: TailConfig,
     pub discovery: Discovery,
     pub store: Arc<CheckpointStore>,
-    pub tx: mpsc::Sender<Chunk<LogRecord>>,
+    pub tx: mpsc::Sender<Chunk<LogStream>>,
     pub metrics: CollectorMetrics,
     pub stop: Arc<AtomicBool>,
     pub rescan_requested: Arc<AtomicBool>,
     pub wake_rx: std::sync::mpsc::Receiver<()>,
     pub node_name: Option<String>,
     files: HashMap<u64, TailedFile>,
+    /// Read buffer shared by every file.
+    buf: Vec<u8>,
     by_identity: HashMap<Identity, u64>,
     next_id: u64,
     first_scan: bool,
@@ -52,7 +56,7 @@ impl Tailer {
         config: TailConfig,
         discovery: Discovery,
         store: Arc<CheckpointStore>,
-        tx: mpsc::Sender<Chunk<LogRecord>>,
+        tx: mpsc::Sender<Chunk<LogStream>>,
         metrics: CollectorMetrics,
         stop: Arc<AtomicBool>,
         rescan_requested: Arc<AtomicBool>,
@@ -70,6 +74,7 @@ impl Tailer {
             wake_rx,
             node_name,
             files: HashMap::new(),
+            buf: Vec::new(),
             by_identity: HashMap::new(),
             next_id: 0,
             first_scan: true,
@@ -154,6 +159,11 @@ impl Tailer {
             Some(cp)
                 if cp.offset <= meta.len() && Fingerprint::read(&file, cp.fingerprint_len)?.hash == cp.fingerprint =>
             {
+                if cp.sent_offset > cp.offset {
+                    let again = count_lines(&file, cp.offset, cp.sent_offset.min(meta.len()))?;
+                    tracing::info!(path = %path.display(), lines = again, "lines sent before the restart without an acknowledgement are sent again");
+                    self.metrics.duplicates_after_restart.inc_by(again);
+                }
                 cp.offset
             }
             // No checkpoint, or the inode was reused by another file.
@@ -177,11 +187,12 @@ impl Tailer {
                 fingerprint_len: fingerprint.len,
                 fingerprint: fingerprint.hash,
                 offset: start,
+                sent_offset: 0,
                 path: path.to_string_lossy().into_owned(),
             },
         );
         tracing::debug!(path = %path.display(), offset = start, "tailing file");
-        let tailed = TailedFile::new(
+        let mut tailed = TailedFile::new(
             id,
             path,
             file,
@@ -193,6 +204,7 @@ impl Tailer {
             joiner,
             self.config.max_line_bytes,
         );
+        tailed.body = Some(self.config.parse.for_path(path)).filter(BodyParser::is_active);
         self.files.insert(id, tailed);
         self.by_identity.insert(identity, id);
         self.metrics.open_files.set(self.files.len() as i64);
@@ -212,7 +224,7 @@ impl Tailer {
         for (_, id) in ids {
             let now_ns = model::time::now_ns();
             let Some(file) = self.files.get_mut(&id) else { continue };
-            let outcome = match file.read(READ_BUDGET_PER_FILE, now_ns) {
+            let outcome = match file.read_with(&mut self.buf, READ_BUDGET_PER_FILE, now_ns) {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(path = %file.path.display(), error = %e, "read failed, releasing file");
@@ -238,15 +250,7 @@ impl Tailer {
             if outcome.bytes > 0 || !outcome.records.is_empty() || outcome.truncated_file {
                 let chunk = Chunk {
                     bytes: outcome.records.iter().map(|r| r.line.len()).sum(),
-                    items: outcome
-                        .records
-                        .into_iter()
-                        .map(|r| LogRecord {
-                            timestamp_ns: r.timestamp_ns,
-                            labels: file.labels.for_stream(r.stream).clone(),
-                            line: r.line,
-                        })
-                        .collect(),
+                    items: group_records(outcome.records, &file.labels, file.body.as_ref()),
                     order_key: file.order_key,
                     ack: Some(FileAck { file: id, offset: file.safe_offset() }),
                 };
@@ -266,7 +270,7 @@ impl Tailer {
     }
 
     /// Hands a chunk to the shipper, waiting while its channel is full. `false` when stopping.
-    fn send(&self, mut chunk: Chunk<LogRecord>) -> bool {
+    fn send(&self, mut chunk: Chunk<LogStream>) -> bool {
         loop {
             match self.tx.try_send(chunk) {
                 Ok(()) => {
@@ -298,5 +302,112 @@ impl Tailer {
             }
         }
         self.metrics.open_files.set(self.files.len() as i64);
+    }
+}
+
+/// One stream per label set present in `records` (container stream, level, promoted fields),
+/// each keeping its records' order: labels are cloned once per stream, not once per line.
+fn group_records(records: Vec<ParsedLine>, labels: &FileLabels, body: Option<&BodyParser>) -> Vec<LogStream> {
+    let slot = |s: Option<Stream>| match s {
+        None => 0usize,
+        Some(Stream::Stdout) => 1,
+        Some(Stream::Stderr) => 2,
+    };
+    let Some(body) = body else {
+        let mut streams: [Option<LogStream>; 3] = [None, None, None];
+        let mut order = Vec::with_capacity(3);
+        for r in records {
+            let i = slot(r.stream);
+            let stream = streams[i].get_or_insert_with(|| {
+                order.push(i);
+                LogStream { labels: labels.for_stream(r.stream).clone(), entries: Vec::new() }
+            });
+            stream.entries.push(LogEntry { timestamp_ns: r.timestamp_ns, line: r.line });
+        }
+        return order.into_iter().filter_map(|i| streams[i].take()).collect();
+    };
+    let mut groups: Vec<((usize, Derived), LogStream)> = Vec::new();
+    for r in records {
+        let key = (slot(r.stream), body.derive(&r.line));
+        let at = match groups.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                let mut builder = labels.for_stream(r.stream).to_builder();
+                if let Some(level) = key.1.level {
+                    builder.set("level", level.as_str());
+                }
+                for (name, value) in body.field_labels.iter().zip(&key.1.labels) {
+                    if let Some(value) = value {
+                        builder.set(name, value);
+                    }
+                }
+                groups.push((key, LogStream { labels: builder.build(), entries: Vec::new() }));
+                groups.len() - 1
+            }
+        };
+        groups[at].1.entries.push(LogEntry { timestamp_ns: r.timestamp_ns, line: r.line });
+    }
+    groups.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Newlines in `file` between two offsets (the lines a restart reads again).
+fn count_lines(file: &File, from: u64, to: u64) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut at, mut lines) = (from, 0u64);
+    while at < to {
+        let want = buf.len().min((to - at) as usize);
+        let n = file.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        at += n as u64;
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::body::{BodyFormat, ParseConfig};
+
+    fn rec(stream: Option<Stream>, line: &str) -> ParsedLine {
+        ParsedLine { timestamp_ns: 1, stream, line: line.into(), truncated: false }
+    }
+
+    #[test]
+    fn records_group_by_stream_level_and_promoted_fields_keeping_order() {
+        let labels = FileLabels::new(Path::new("/var/log/app.log"), &Default::default(), None);
+        let config = ParseConfig {
+            body: BodyFormat::Logfmt,
+            detect_level: true,
+            field_labels: vec!["component".into()],
+            ..Default::default()
+        };
+        let body = config.for_path(Path::new("/var/log/app.log"));
+        let records = vec![
+            rec(None, "level=info component=db msg=a"),
+            rec(None, "level=error component=db msg=b"),
+            rec(None, "level=info component=db msg=c"),
+            rec(None, "plain words"),
+        ];
+        let streams = group_records(records, &labels, Some(&body));
+        let got: Vec<(Option<&str>, Option<&str>, Vec<&str>)> = streams
+            .iter()
+            .map(|s| {
+                (s.labels.get("level"), s.labels.get("component"), s.entries.iter().map(|e| e.line.as_str()).collect())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("info"), Some("db"), vec!["level=info component=db msg=a", "level=info component=db msg=c"]),
+                (Some("error"), Some("db"), vec!["level=error component=db msg=b"]),
+                (None, None, vec!["plain words"]),
+            ]
+        );
+        let plain = group_records(vec![rec(Some(Stream::Stdout), "x"), rec(Some(Stream::Stderr), "y")], &labels, None);
+        assert_eq!(plain.len(), 2);
+        assert_eq!(plain[1].labels.get("stream"), Some("stderr"));
     }
 }

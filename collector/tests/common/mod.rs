@@ -87,3 +87,12 @@ pub fn append(path: &Path, lines: impl IntoIterator<Item = String>) {
 pub fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("line-{i:05}")).collect()
 }
+
+/// The collector's self-metrics in Prometheus's text format.
+pub fn metrics_text(collector: &collector::Collector) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    collector.register_metrics(&mut registry);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+    out
+}

@@ -1,0 +1,139 @@
+//! Sink outages: batches spill to the bounded disk buffer, reading pauses when it is full, and
+//! everything is delivered once, in order, after the sink comes back. And a kill: lines sent but
+//! never acknowledged are read again after the restart and counted as duplicates.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use collector::{Collector, LogSink, MetricSink, SinkError};
+use common::{RecordingSink, append, metrics_text, numbered, tail_config, wait_for};
+use futures::future::BoxFuture;
+use model::{LogRecord, TenantId, TimeSeries};
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fills_the_bounded_buffer_then_everything_arrives_once_in_order() {
+    let logs = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let path = logs.path().join("app.log");
+    let mut config = tail_config(logs.path());
+    config.shipping.batch_max_lines = 50;
+    config.shipping.disk_buffer.max_bytes = 16 * 1024;
+    config.shipping.disk_buffer.segment_bytes = 4 * 1024;
+    let sink = Arc::new(RecordingSink::failing(usize::MAX));
+    let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
+
+    // Written in steps so batches stay small (one read pass of everything would be one batch,
+    // and an empty buffer takes one batch of any size).
+    for step in 0..120 {
+        append(&path, numbered(step * 100..(step + 1) * 100));
+        wait_for("the step to be read, or the buffer to fill", || {
+            let text = metrics_text(&collector);
+            metric(&text, "tarsier_collector_lines_read_total") >= ((step + 1) * 100) as f64
+                || metric(&text, "tarsier_collector_buffer_full") == 1.0
+        })
+        .await;
+    }
+    wait_for("the buffer to fill up", || metric(&metrics_text(&collector), "tarsier_collector_buffer_full") == 1.0)
+        .await;
+    let text = metrics_text(&collector);
+    let buffered = metric(&text, "tarsier_collector_buffer_bytes");
+    assert!(buffered > 0.0 && buffered <= 16.0 * 1024.0, "{text}");
+    let on_disk = dir_bytes(&state.path().join("buffer"));
+    assert!(on_disk <= 16 * 1024, "the buffer stays within max_bytes: {on_disk}");
+    assert!(sink.lines().is_empty(), "nothing was acknowledged");
+    assert!(metric(&text, "tarsier_collector_buffered_batches_total") >= 2.0, "{text}");
+    // Behind the full buffer, the shipping slots and then the reader's channel fill up.
+    wait_for("reading to pause", || metric(&metrics_text(&collector), "tarsier_collector_read_paused") == 1.0).await;
+    let read = metric(&metrics_text(&collector), "tarsier_collector_lines_read_total");
+    assert!(read < 12_000.0, "reading paused behind the full buffer: {read} lines read");
+
+    sink.fail_first.store(0, Ordering::SeqCst);
+    wait_for("every line after the outage", || sink.lines().len() >= 12_000).await;
+    assert_eq!(sink.lines(), numbered(0..12_000), "once each, in order");
+    wait_for("the buffer to drain", || {
+        let text = metrics_text(&collector);
+        metric(&text, "tarsier_collector_buffer_bytes") == 0.0 && metric(&text, "tarsier_collector_buffer_full") == 0.0
+    })
+    .await;
+    collector.shutdown().await.unwrap();
+    let saved = std::fs::read_to_string(state.path().join("checkpoints.json")).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(saved.contains(&format!("\"offset\":{size}")), "checkpoint at the end after delivery: {saved}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_disk_buffer_an_outage_is_retried_in_memory() {
+    let logs = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut config = tail_config(logs.path());
+    config.shipping.disk_buffer.enabled = false;
+    let sink = Arc::new(RecordingSink::failing(5));
+    let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
+    append(&logs.path().join("app.log"), numbered(0..100));
+    wait_for("every line", || sink.lines().len() >= 100).await;
+    assert_eq!(sink.lines(), numbered(0..100));
+    assert!(!state.path().join("buffer").exists());
+    collector.shutdown().await.unwrap();
+}
+
+/// Takes batches but never acknowledges them while `hang` is set (a server that stored the data
+/// and died before answering).
+#[derive(Default)]
+struct HangingSink {
+    hang: AtomicBool,
+    lines: Mutex<Vec<String>>,
+}
+
+impl LogSink for HangingSink {
+    fn push_logs(&self, _tenant: TenantId, records: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.lines.lock().unwrap().extend(records.into_iter().map(|r| r.line));
+        if self.hang.load(Ordering::SeqCst) { Box::pin(std::future::pending()) } else { Box::pin(async { Ok(()) }) }
+    }
+}
+
+impl MetricSink for HangingSink {
+    fn push_samples(&self, _tenant: TenantId, _series: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_in_flight_at_a_kill_are_read_again_and_counted_as_duplicates() {
+    let logs = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let path = logs.path().join("app.log");
+    append(&path, numbered(0..40));
+    let first = Arc::new(HangingSink::default());
+    first.hang.store(true, Ordering::SeqCst);
+    let collector =
+        Collector::start(tail_config(logs.path()), state.path(), first.clone(), first.clone()).await.unwrap();
+    wait_for("the batch to reach the sink and the sent offset to be saved", || {
+        first.lines.lock().unwrap().len() == 40
+            && std::fs::read_to_string(state.path().join("checkpoints.json")).is_ok_and(|t| t.contains("sent_offset"))
+    })
+    .await;
+    // kill -9: no shutdown, no final checkpoint save.
+    drop(collector);
+
+    let second = Arc::new(RecordingSink::default());
+    let collector =
+        Collector::start(tail_config(logs.path()), state.path(), second.clone(), second.clone()).await.unwrap();
+    wait_for("the lines again", || second.lines().len() >= 40).await;
+    assert_eq!(second.lines(), numbered(0..40));
+    let text = metrics_text(&collector);
+    assert_eq!(metric(&text, "tarsier_collector_duplicates_after_restart_total"), 40.0, "{text}");
+    collector.shutdown().await.unwrap();
+}
