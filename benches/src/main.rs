@@ -4,6 +4,7 @@
 //! installed here yet, `peer` says so and `ratio` is null. See benches/README.md.
 
 mod e2e_tail;
+mod exposition_parse;
 mod report;
 
 use clap::{Parser, ValueEnum};
@@ -12,6 +13,8 @@ use clap::{Parser, ValueEnum};
 enum Scenario {
     /// Lines appended to a file until all are searchable through the indexer (tail → index).
     E2eTail,
+    /// Prometheus text-format parsing throughput on a real node_exporter page, with prometheus-parse.
+    ExpositionParse,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     for scenario in scenarios {
         match scenario {
             Scenario::E2eTail => runtime.block_on(e2e_tail::run(args.lines))?,
+            Scenario::ExpositionParse => exposition_parse::run()?,
         }
     }
     Ok(())
