@@ -8,6 +8,7 @@ mod e2e_tail;
 mod indexer_ingest;
 mod loggen;
 mod needle;
+mod exposition_parse;
 mod report;
 
 use clap::{Parser, ValueEnum};
@@ -23,6 +24,8 @@ enum Scenario {
     /// CRI files tailed, parsed and partials joined into a sink that acknowledges at once: the
     /// CPU of the tail path alone (peer: Fluent Bit when installed).
     CollectorTail,
+    /// Prometheus text-format parsing throughput on a real node_exporter page, with prometheus-parse.
+    ExpositionParse,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             })?,
             Scenario::Needle => needle::run(args.lines)?,
             Scenario::CollectorTail => runtime.block_on(collector_tail::run(args.tail_mb, &args.corpora))?,
+            Scenario::ExpositionParse => exposition_parse::run()?,
         }
     }
     Ok(())

@@ -113,3 +113,13 @@ proptest! {
         let _ = parse(&text);
     }
 }
+
+proptest! {
+    /// The integer fast path of `parse_float` agrees with the general decimal parser, also for
+    /// leading zeros and lengths around its 15-digit limit.
+    #[test]
+    fn integer_fast_path_matches_the_general_parser(n in 0u64..10_000_000_000_000_000u64, zeros in 0usize..3) {
+        let text = format!("{}{n}", "0".repeat(zeros));
+        prop_assert_eq!(parse_float(&text), text.parse::<f64>().ok());
+    }
+}
