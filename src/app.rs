@@ -193,6 +193,7 @@ pub async fn serve(
     let mut registry = Registry::default();
     let mut services = query_ui::Services::default();
 
+    let mut tsdb_maintenance = None;
     if role.runs_stores() {
         let (dir, cfg) = (data_dir.join("indexer"), config.indexer.clone());
         let indexer = tokio::task::spawn_blocking(move || indexer::Indexer::open(&dir, cfg))
@@ -204,7 +205,9 @@ pub async fn serve(
         indexer.register_metrics(&mut registry);
         tsdb.register_metrics(&mut registry);
         services.indexer = Some(Arc::new(indexer));
-        services.tsdb = Some(Arc::new(tsdb));
+        let tsdb = Arc::new(tsdb);
+        tsdb_maintenance = Some(tsdb::spawn_maintenance(&tsdb).context("starting tsdb maintenance")?);
+        services.tsdb = Some(tsdb);
     }
 
     let listener = tokio::net::TcpListener::bind(&config.server.listen).await.with_context(|| {
@@ -270,6 +273,10 @@ pub async fn serve(
     }
     if let Some(indexer) = services.indexer.take() {
         tokio::task::spawn_blocking(move || indexer.shutdown()).await?.context("committing the log index")?;
+    }
+    if let Some(handle) = tsdb_maintenance {
+        // Dropping the handle waits for a running maintenance pass to finish.
+        tokio::task::spawn_blocking(move || drop(handle)).await?;
     }
     if let Some(tsdb) = services.tsdb.take() {
         tokio::task::spawn_blocking(move || tsdb.flush()).await?.context("flushing the tsdb")?;

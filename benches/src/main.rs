@@ -5,6 +5,7 @@
 
 mod e2e_tail;
 mod report;
+mod tsdb_ingest;
 
 use clap::{Parser, ValueEnum};
 
@@ -12,6 +13,8 @@ use clap::{Parser, ValueEnum};
 enum Scenario {
     /// Lines appended to a file until all are searchable through the indexer (tail → index).
     E2eTail,
+    /// remote_write load against a running server, WAL replay time, bytes/sample in blocks.
+    TsdbIngest,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -24,6 +27,15 @@ struct Args {
     /// Lines written by the e2e-tail scenario.
     #[arg(long, default_value_t = 1_000_000)]
     lines: usize,
+    /// Series written by the tsdb-ingest scenario.
+    #[arg(long, default_value_t = 100_000)]
+    series: usize,
+    /// Samples written by the tsdb-ingest scenario.
+    #[arg(long, default_value_t = 10_000_000)]
+    samples: usize,
+    /// Concurrent remote_write connections of the tsdb-ingest scenario.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +45,7 @@ fn main() -> anyhow::Result<()> {
     for scenario in scenarios {
         match scenario {
             Scenario::E2eTail => runtime.block_on(e2e_tail::run(args.lines))?,
+            Scenario::TsdbIngest => runtime.block_on(tsdb_ingest::run(args.series, args.samples, args.connections))?,
         }
     }
     Ok(())
