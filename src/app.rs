@@ -208,6 +208,7 @@ pub async fn serve(
     let mut services = query_ui::Services::default();
     let mut notifier_handle: Option<Arc<alerting::notify::Notifier>> = None;
 
+    let mut tsdb_maintenance = None;
     if role.runs_stores() {
         let (dir, cfg) = (data_dir.join("indexer"), config.indexer.clone());
         let indexer = tokio::task::spawn_blocking(move || indexer::Indexer::open(&dir, cfg))
@@ -219,7 +220,9 @@ pub async fn serve(
         indexer.register_metrics(&mut registry);
         tsdb.register_metrics(&mut registry);
         services.indexer = Some(Arc::new(indexer));
-        services.tsdb = Some(Arc::new(tsdb));
+        let tsdb = Arc::new(tsdb);
+        tsdb_maintenance = Some(tsdb::spawn_maintenance(&tsdb).context("starting tsdb maintenance")?);
+        services.tsdb = Some(tsdb);
         let stores = alerting::eval::LocalStores {
             tsdb: services.tsdb.clone().expect("opened above"),
             indexer: services.indexer.clone(),
@@ -329,6 +332,10 @@ pub async fn serve(
     }
     if let Some(indexer) = services.indexer.take() {
         tokio::task::spawn_blocking(move || indexer.shutdown()).await?.context("committing the log index")?;
+    }
+    if let Some(handle) = tsdb_maintenance {
+        // Dropping the handle waits for a running maintenance pass to finish.
+        tokio::task::spawn_blocking(move || drop(handle)).await?;
     }
     if let Some(tsdb) = services.tsdb.take() {
         tokio::task::spawn_blocking(move || tsdb.flush()).await?.context("flushing the tsdb")?;

@@ -10,6 +10,7 @@ mod loggen;
 mod needle;
 mod exposition_parse;
 mod report;
+mod tsdb_ingest;
 
 use clap::{Parser, ValueEnum};
 
@@ -26,6 +27,8 @@ enum Scenario {
     CollectorTail,
     /// Prometheus text-format parsing throughput on a real node_exporter page, with prometheus-parse.
     ExpositionParse,
+    /// remote_write load against a running server, WAL replay time, bytes/sample in blocks.
+    TsdbIngest,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -53,6 +56,15 @@ struct Args {
     /// The shared conformance corpora (collector-tail takes its messages from there).
     #[arg(long, default_value = "../shared/corpora")]
     corpora: std::path::PathBuf,
+    /// Series written by the tsdb-ingest scenario.
+    #[arg(long, default_value_t = 100_000)]
+    series: usize,
+    /// Samples written by the tsdb-ingest scenario.
+    #[arg(long, default_value_t = 10_000_000)]
+    samples: usize,
+    /// Concurrent remote_write connections of the tsdb-ingest scenario.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Needle => needle::run(args.lines)?,
             Scenario::CollectorTail => runtime.block_on(collector_tail::run(args.tail_mb, &args.corpora))?,
             Scenario::ExpositionParse => exposition_parse::run()?,
+            Scenario::TsdbIngest => runtime.block_on(tsdb_ingest::run(args.series, args.samples, args.connections))?,
         }
     }
     Ok(())

@@ -58,7 +58,9 @@ pub fn router(state: AppState) -> Router {
             .route("/api/v1/query_range", get(prom_api::query_range).post(prom_api::query_range))
             .route("/api/v1/labels", get(prom_api::labels).post(prom_api::labels))
             .route("/api/v1/label/{name}/values", get(prom_api::label_values))
-            .route("/api/v1/series", get(prom_api::series).post(prom_api::series));
+            .route("/api/v1/series", get(prom_api::series).post(prom_api::series))
+            .route("/api/v1/metadata", get(prom_api::metadata))
+            .route("/api/v1/status/tsdb", get(prom_api::status_tsdb));
     }
     router = router
         .route("/api/v1/status/buildinfo", get(prom_api::buildinfo))

@@ -173,3 +173,46 @@ pub(crate) async fn buildinfo() -> PromResult {
         "application": "tarsier",
     }))
 }
+
+/// An integer parameter; absent or negative means "no limit" (0), as in Prometheus.
+fn limit_param(params: &Params, key: &str) -> Result<usize, ApiError> {
+    match params.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(0),
+        Some(v) => v
+            .parse::<i64>()
+            .map(|n| n.max(0) as usize)
+            .map_err(|_| ApiError::BadRequest(format!("invalid parameter {key:?}: {v:?} is not a number"))),
+    }
+}
+
+/// `GET /api/v1/metadata`: TYPE/HELP/UNIT per metric name (`limit`, `limit_per_metric`, `metric`).
+pub(crate) async fn metadata(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Result<Params, ApiError>,
+) -> PromResult {
+    let (Tenant(tenant), params) = (tenant?, params?);
+    let tsdb = tsdb(&state)?;
+    let limit = limit_param(&params, "limit")?;
+    let per_metric = limit_param(&params, "limit_per_metric")?;
+    let metric = params.get("metric").filter(|m| !m.is_empty()).map(str::to_string);
+    success(tsdb.metadata(&tenant, metric.as_deref(), limit, per_metric))
+}
+
+/// `GET /api/v1/status/tsdb`: the head's cardinality statistics (`limit`, default 10).
+pub(crate) async fn status_tsdb(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Result<Params, ApiError>,
+) -> PromResult {
+    let (Tenant(tenant), params) = (tenant?, params?);
+    let tsdb = tsdb(&state)?;
+    let limit = match params.get("limit").filter(|v| !v.is_empty()) {
+        None => 10,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(ApiError::BadRequest("limit must be a positive number".into()).into()),
+        },
+    };
+    success(blocking(move || Ok(tsdb.status(&tenant, limit))).await?)
+}
