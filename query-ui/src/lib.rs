@@ -4,6 +4,7 @@
 //! `/-/healthy`, `/-/ready`) and the web UI. Handlers only translate HTTP to the stores' blocking
 //! APIs (run on the blocking pool) and back; the stores own all logic.
 
+pub mod alertmanager_api;
 pub mod config;
 pub mod error;
 mod es_api;

@@ -103,6 +103,12 @@ pub struct AlertFilter {
     pub receiver: Option<regex::Regex>,
 }
 
+/// The API shape of a stored silence: its state added, its tenant (implied by the request) left out.
+fn gettable(mut s: Silence, now: DateTime<Utc>) -> GettableSilence {
+    s.tenant.clear();
+    GettableSilence { status: SilenceStatus { state: s.state(now) }, silence: s }
+}
+
 /// API operations over a running notifier.
 pub struct Api<'a> {
     inner: &'a Inner,
@@ -208,18 +214,13 @@ impl<'a> Api<'a> {
     /// The tenant's silences.
     pub fn silences(&self, tenant: &str) -> Vec<GettableSilence> {
         let now = Utc::now();
-        self.inner
-            .silences
-            .list(tenant)
-            .into_iter()
-            .map(|s| GettableSilence { status: SilenceStatus { state: s.state(now) }, silence: s })
-            .collect()
+        self.inner.silences.list(tenant).into_iter().map(|s| gettable(s, now)).collect()
     }
 
     /// One silence.
     pub fn silence(&self, tenant: &str, id: &str) -> Result<GettableSilence, Error> {
         let s = self.inner.silences.get(tenant, id).ok_or_else(|| Error::SilenceNotFound(id.to_string()))?;
-        Ok(GettableSilence { status: SilenceStatus { state: s.state(Utc::now()) }, silence: s })
+        Ok(gettable(s, Utc::now()))
     }
 
     /// Creates or updates a silence; returns its id.
@@ -236,6 +237,11 @@ impl<'a> Api<'a> {
     pub fn recent_notifications(&self, tenant: &str) -> Vec<NotificationRecord> {
         let st = self.inner.state.lock();
         st.recent.iter().rev().filter(|r| r.tenant == tenant).cloned().collect()
+    }
+
+    /// When the notifier started (RFC 3339), for `/api/v2/status`'s `uptime`.
+    pub fn started_at(&self) -> String {
+        rfc3339(&self.inner.started_at)
     }
 
     /// Receiver names, for `/api/v2/receivers`.
