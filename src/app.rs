@@ -243,6 +243,7 @@ pub async fn serve(
                         .context("starting the notifier")?,
                 );
                 notifier_handle = Some(notifier.clone());
+                services.notifier = Some(notifier.clone());
                 Arc::new(alerting::manager::NotifierSink { notifier, runtime: tokio::runtime::Handle::current() })
             }
             None => Arc::new(alerting::manager::LogSink),

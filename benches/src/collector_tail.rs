@@ -110,15 +110,15 @@ fn write_files(dir: &Path, messages: &[String], mb: usize) -> anyhow::Result<(Ve
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let message = &messages[(rng % messages.len() as u64) as usize];
-        let stream = if rng % 10 == 0 { "stderr" } else { "stdout" };
+        let stream = if rng.is_multiple_of(10) { "stderr" } else { "stdout" };
         let (secs, nanos) = (i / 10_000, (i % 10_000) * 100_000 + rng % 1000);
         let time = format!("2026-11-27T{:02}:{:02}:{:02}.{nanos:09}Z", (secs / 3600) % 24, (secs / 60) % 60, secs % 60);
         let w = &mut writers[(i % FILES as u64) as usize];
         let before = bytes;
-        if rng % 33 == 0 && message.len() > 8 {
+        if rng.is_multiple_of(33) && message.len() > 8 {
             // The runtime split this one: two partials and the final piece.
-            let (a, rest) = message.split_at(message.floor_char_boundary(message.len() / 3));
-            let (b, c) = rest.split_at(rest.floor_char_boundary(rest.len() / 2));
+            let (a, rest) = message.split_at(char_boundary_at_or_before(message, message.len() / 3));
+            let (b, c) = rest.split_at(char_boundary_at_or_before(rest, rest.len() / 2));
             for (tag, piece) in [("P", a), ("P", b), ("F", c)] {
                 let line = format!("{time} {stream} {tag} {piece}\n");
                 bytes += line.len() as u64;
@@ -239,4 +239,12 @@ fn child_cpu_seconds(pid: u32) -> f64 {
 
 fn round(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
+}
+
+/// The largest char boundary of `s` at or before `i` (`str::floor_char_boundary` needs Rust 1.91).
+fn char_boundary_at_or_before(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }

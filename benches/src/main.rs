@@ -5,10 +5,10 @@
 
 mod collector_tail;
 mod e2e_tail;
+mod exposition_parse;
 mod indexer_ingest;
 mod loggen;
 mod needle;
-mod exposition_parse;
 mod report;
 mod tsdb_ingest;
 

@@ -59,13 +59,12 @@ fn batch(first_series: usize, round: i64, start_ms: i64) -> Vec<TimeSeries> {
 
 pub async fn run(series: usize, samples: usize, connections: usize) -> anyhow::Result<()> {
     anyhow::ensure!(
-        series % (SERIES_PER_REQUEST * connections) == 0,
+        series.is_multiple_of(SERIES_PER_REQUEST * connections),
         "--series must be a multiple of 100 x connections"
     );
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut config = tarsier::config::Config::default();
-    config.data_dir = dir.path().to_path_buf();
+    let mut config = tarsier::config::Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
     config.server.listen = format!("127.0.0.1:{port}");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // The server runs on its own runtime and threads, as it would in its own process.

@@ -68,6 +68,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts));
+    if let Some(notifier) = state.services().notifier.clone() {
+        router = router.merge(alertmanager_api::routes(notifier));
+    }
     if state.services().indexer.is_some() || state.services().tsdb.is_some() {
         router = ui::routes(router);
     }

@@ -18,6 +18,8 @@ pub struct Services {
     pub targets: Option<collector::TargetsView>,
     /// The rule manager (`/api/v1/rules`, `/api/v1/alerts`), when this role evaluates rules.
     pub rules: Option<Arc<alerting::manager::RuleManager>>,
+    /// The notification pipeline (Alertmanager's `/api/v2`), when one is configured.
+    pub notifier: Option<Arc<alerting::notify::Notifier>>,
 }
 
 /// Cheap to clone; shared by all handlers.

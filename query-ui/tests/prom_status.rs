@@ -12,7 +12,7 @@ use tower::ServiceExt;
 fn state() -> (tempfile::TempDir, query_ui::AppState, Arc<tsdb::Tsdb>) {
     let dir = tempfile::tempdir().unwrap();
     let tsdb = Arc::new(tsdb::Tsdb::open(dir.path(), tsdb::TsdbConfig::default()).unwrap());
-    let services = query_ui::Services { indexer: None, tsdb: Some(tsdb.clone()), targets: None };
+    let services = query_ui::Services { tsdb: Some(tsdb.clone()), ..Default::default() };
     let state = query_ui::AppState::new(services, query_ui::HttpConfig::default(), Default::default());
     state.set_ready(true);
     (dir, state, tsdb)
