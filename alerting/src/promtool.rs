@@ -240,6 +240,9 @@ fn run_group(
     let config = tsdb::TsdbConfig {
         retention: std::time::Duration::from_secs(1000 * 365 * 86400),
         out_of_order_window: std::time::Duration::from_secs(1000 * 365 * 86400),
+        // Tests load whole series at once and run for a few simulated days: one head, no blocks.
+        block_duration: std::time::Duration::from_secs(2000 * 365 * 86400),
+        max_block_duration: std::time::Duration::from_secs(2000 * 365 * 86400),
         ..tsdb::TsdbConfig::default()
     };
     let db = std::sync::Arc::new(tsdb::Tsdb::open(dir.path(), config).map_err(|e| one(e.to_string()))?);

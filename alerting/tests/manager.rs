@@ -73,7 +73,9 @@ fn alert_lifecycle_reload_and_restart() {
         evals += m.eval_due(t);
         t += 1000;
     }
-    assert_eq!(evals, 2, "a 10s group runs twice in 20s");
+    // The first call runs the latest slot at once; then one run per 10 s slot (the slots are
+    // offset by a hash of the file path, which is random here).
+    assert!((2..=3).contains(&evals), "a 10s group ran {evals} times in 20s");
     let recorded = query(&db, "job:errors:sum", t);
     assert_eq!(recorded, vec![(Labels::from_pairs([("__name__", "job:errors:sum"), ("job", "api")]), 10.0)]);
     let pending = query(&db, "ALERTS", t);
