@@ -213,10 +213,11 @@ fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
     }
     for (_, _, payload) in DOD_BUCKETS {
         if !r.read_bit()? {
-            let raw = r.read_bits(payload)?;
-            // Sign-extend the payload-bit two's complement number.
-            let shift = 64 - u32::from(payload);
-            return Some(((raw << shift) as i64) >> shift);
+            let raw = r.read_bits(payload)? as i64;
+            // The writer stores dod in (-half, half] (Prometheus's bit ranges), so `half` itself
+            // is positive: values above it are the negative ones.
+            let half = 1i64 << (payload - 1);
+            return Some(if raw > half { raw - (half << 1) } else { raw });
         }
     }
     Some(r.read_bits(64)? as i64)
@@ -237,6 +238,16 @@ mod tests {
         for (a, b) in decoded.iter().zip(samples) {
             assert_eq!(a.0, b.0);
             assert_eq!(a.1.to_bits(), b.1.to_bits(), "value bits differ at t={}", a.0);
+        }
+    }
+
+    #[test]
+    fn delta_of_delta_at_a_bucket_edge_roundtrips() {
+        // dod = 65536 is the top of the 17-bit bucket (found by the proptest below).
+        roundtrip(&[(0, 0.0), (64, 0.0), (65_664, 0.0)]);
+        for payload in [14i64, 17, 20] {
+            let half = 1i64 << (payload - 1);
+            roundtrip(&[(0, 1.0), (10, 1.0), (20 + half, 1.0), (30 + half, 1.0), (40 + 2 * half - half + 1, 1.0)]);
         }
     }
 
