@@ -13,6 +13,7 @@ pub mod logql;
 pub mod metric;
 mod metric_binary;
 mod metrics;
+mod needle;
 mod partition;
 pub mod query;
 mod store;

@@ -23,11 +23,15 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDo
 
 use crate::config::WriterSettings;
 use crate::error::Error;
+use crate::needle::{LINE_TOKENIZER, LineTokenizer};
 use crate::wal::sync_dir;
 
 /// Bump when the schema or layout changes. 2: `ts` no longer indexed, no `labels` field,
-/// `labels_text` not stored. Format 1 partitions still open (fields are found by name).
-pub(crate) const PARTITION_FORMAT_VERSION: u32 = 2;
+/// `labels_text` not stored. 3: `line` uses [`LineTokenizer`] (every word indexed, long words as a
+/// marker), so any `|=` needle pre-filters. Formats 1-2 still open (fields are found by name).
+pub(crate) const PARTITION_FORMAT_VERSION: u32 = 3;
+/// The first format whose `line` field uses [`LineTokenizer`].
+const LINE_TOKENIZER_FORMAT: u32 = 3;
 /// The oldest format this build reads.
 const OLDEST_READABLE_FORMAT: u32 = 1;
 const META_FILE: &str = "meta.json";
@@ -63,7 +67,7 @@ pub(crate) struct Fields {
 /// - `labels_text` is one raw term per stream, not stored: its term dictionary is the list of
 ///   streams the partition holds, which rebuilds the stream map on open; a hit's labels come from
 ///   that map by `stream`.
-/// - `line` is tokenized (doc ids only) and stored.
+/// - `line` is tokenized by [`LineTokenizer`] (doc ids only) and stored.
 fn schema() -> Schema {
     let mut b = Schema::builder();
     b.add_i64_field("ts", FAST);
@@ -73,7 +77,7 @@ fn schema() -> Schema {
     // and nothing is scored. Dropping positions and fieldnorms took ingest from 7.6 to 11.4 MB
     // per CPU-second (`tarsier-bench indexer-ingest --lines 200000`).
     let line_indexing = TextFieldIndexing::default()
-        .set_tokenizer("default")
+        .set_tokenizer(LINE_TOKENIZER)
         .set_index_option(IndexRecordOption::Basic)
         .set_fieldnorms(false);
     b.add_text_field("line", TextOptions::default().set_indexing_options(line_indexing).set_stored());
@@ -102,6 +106,9 @@ pub(crate) struct Partition {
     pub end_ns: i64,
     pub dir: PathBuf,
     pub fields: Fields,
+    /// Whether `line` was tokenized by [`LineTokenizer`] (format 3 on): then every needle word
+    /// can pre-filter, else only interior words shorter than 40 bytes.
+    pub full_word_index: bool,
     index: Index,
     reader: IndexReader,
     streams: RwLock<HashMap<u64, Labels>>,
@@ -149,6 +156,7 @@ impl Partition {
             )));
         }
         let index = Index::open_in_dir(dir.join(INDEX_DIR)).map_err(|e| Error::index("open partition index", e))?;
+        index.tokenizers().register(LINE_TOKENIZER, LineTokenizer::default());
         let fields = fields_of(&index.schema(), dir)?;
         let reader = index
             .reader_builder()
@@ -170,6 +178,7 @@ impl Partition {
             end_ns: meta.end_ns,
             dir: dir.to_path_buf(),
             fields,
+            full_word_index: meta.version >= LINE_TOKENIZER_FORMAT,
             index,
             reader,
             streams: RwLock::new(HashMap::new()),
@@ -220,10 +229,6 @@ impl Partition {
 
     pub fn searcher(&self) -> Searcher {
         self.reader.searcher()
-    }
-
-    pub fn index(&self) -> &Index {
-        &self.index
     }
 
     pub fn has_writer(&self) -> bool {

@@ -1,6 +1,6 @@
 //! Log query execution and Loki's response shape. Streams are chosen from the partitions'
-//! stream maps; tantivy narrows candidates by stream, time and (when safe) tokens of `|=`
-//! needles; every candidate line is then checked exactly, so results equal a plain scan, and
+//! stream maps; tantivy narrows candidates by stream, time and the words of `|=` needles
+//! (`needle.rs`); every candidate line is then checked exactly, so results equal a plain scan, and
 //! run through the pipeline stages (parsers, label filters, formatting) when there are any.
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +19,7 @@ use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDo
 
 use crate::error::Error;
 use crate::logql::{CompiledQuery, LineFilterOp};
+use crate::needle::{legacy_needle_terms, needle_clauses};
 use crate::partition::Partition;
 
 /// Which end of the time range results come from.
@@ -197,26 +198,6 @@ impl SegmentCollector for CandidateSegmentCollector {
     }
 }
 
-/// tantivy's default tokenizer drops tokens longer than this; they cannot be used to pre-filter.
-const MAX_INDEXED_TOKEN_BYTES: usize = 40;
-
-/// Tokens of a `|=` needle that must appear as whole tokens in any line containing the needle:
-/// those bounded by a separator inside the needle on both sides (the first and last token may
-/// be parts of longer words in the line).
-fn safe_needle_tokens(partition: &Partition, needle: &str) -> Vec<String> {
-    let Ok(mut analyzer) = partition.index().tokenizer_for_field(partition.fields.line) else { return Vec::new() };
-    let mut stream = analyzer.token_stream(needle);
-    let mut out = Vec::new();
-    while stream.advance() {
-        let token = stream.token();
-        let interior = token.offset_from > 0 && token.offset_to < needle.len();
-        if interior && token.text.len() < MAX_INDEXED_TOKEN_BYTES {
-            out.push(token.text.clone());
-        }
-    }
-    out
-}
-
 /// Everything a per-partition search needs.
 pub(crate) struct Plan<'a> {
     pub query: &'a CompiledQuery,
@@ -323,11 +304,17 @@ pub(crate) fn partition_candidates(
         .collect();
     clauses.push((Occur::Must, Box::new(BooleanQuery::new(stream_terms))));
     for filter in query.filters.iter().filter(|f| f.op == LineFilterOp::Contains) {
-        for token in safe_needle_tokens(partition, &filter.pattern) {
-            clauses.push((
-                Occur::Must,
-                Box::new(TermQuery::new(Term::from_field_text(fields.line, &token), IndexRecordOption::Basic)),
-            ));
+        if partition.full_word_index {
+            for clause in needle_clauses(searcher, fields.line, &filter.pattern)? {
+                clauses.push((Occur::Must, clause));
+            }
+        } else {
+            for token in legacy_needle_terms(&filter.pattern) {
+                clauses.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(Term::from_field_text(fields.line, &token), IndexRecordOption::Basic)),
+                ));
+            }
         }
     }
     let candidates = searcher

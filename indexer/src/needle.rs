@@ -1,0 +1,337 @@
+//! How `|=` needles reach the index. A needle is a substring of the line, so it need not be made of
+//! whole index terms: its first and last tokens may be the tail or the head of longer words in the
+//! line. This module owns the line tokenizer of format-3 partitions and turns a needle into index
+//! clauses that select a superset of the lines holding it (the query verifies every candidate):
+//!
+//! - a token bounded by separators on both sides inside the needle is a whole word in any matching
+//!   line: one term;
+//! - a token at the needle's start is the end of a line word (suffix), at its end the start of a
+//!   line word (prefix), a needle of one token lies anywhere inside a line word (substring): the
+//!   partition's term dictionary is searched for the words that qualify, and the clause is any of
+//!   them.
+//!
+//! Words longer than [`MAX_WORD_BYTES`] are indexed as one marker term instead of themselves (they
+//! would bloat the dictionary, and tantivy drops terms past 64 KiB): a needle that could sit in such
+//! a word also accepts the marker, so no line is ever lost. Format 1-2 partitions used tantivy's
+//! default tokenizer, which silently drops words of 40 bytes and more; for them only interior
+//! tokens shorter than that can be used, as before.
+
+use std::collections::BTreeSet;
+
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+use tantivy::{Searcher, Term};
+
+use crate::error::Error;
+
+/// Name under which [`LineTokenizer`] is registered on format-3 indexes.
+pub(crate) const LINE_TOKENIZER: &str = "tarsier_line";
+
+/// Longest word indexed as itself; longer words become [`LONG_WORD_MARKER`].
+pub(crate) const MAX_WORD_BYTES: usize = 255;
+
+/// The term standing for every word longer than [`MAX_WORD_BYTES`]. It contains a separator, so
+/// no real word can equal it.
+pub(crate) const LONG_WORD_MARKER: &str = "\u{1}long";
+
+/// Most dictionary words one edge token may expand to; past it the token adds no clause (the
+/// pre-filter gets wider, the result stays exact).
+const MAX_EXPANSION_TERMS: usize = 4096;
+
+/// Words are runs of alphanumeric characters (as tantivy's `SimpleTokenizer`), lowercased one
+/// character at a time (so lowercasing a word's substring gives a substring of the lowercased
+/// word, which the needle expansion relies on). One pass, ASCII fast path.
+#[derive(Clone, Default)]
+pub(crate) struct LineTokenizer {
+    token: Token,
+}
+
+/// The tokens of one text.
+pub(crate) struct LineTokenStream<'a> {
+    text: &'a str,
+    position: usize,
+    token: &'a mut Token,
+}
+
+impl Tokenizer for LineTokenizer {
+    type TokenStream<'a> = LineTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> LineTokenStream<'a> {
+        self.token.reset();
+        LineTokenStream { text, position: 0, token: &mut self.token }
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric()
+}
+
+/// Byte offset of the next word start at or after `from`, and of its end.
+fn next_word(text: &str, from: usize) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut i = from;
+    // Skip separators.
+    loop {
+        let b = *bytes.get(i)?;
+        if b.is_ascii() {
+            if b.is_ascii_alphanumeric() {
+                break;
+            }
+            i += 1;
+        } else {
+            let c = text[i..].chars().next()?;
+            if is_word_char(c) {
+                break;
+            }
+            i += c.len_utf8();
+        }
+    }
+    let start = i;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            if !b.is_ascii_alphanumeric() {
+                break;
+            }
+            i += 1;
+        } else {
+            let Some(c) = text[i..].chars().next() else { break };
+            if !is_word_char(c) {
+                break;
+            }
+            i += c.len_utf8();
+        }
+    }
+    Some((start, i))
+}
+
+/// Appends `word` lowercased character by character (no context rules such as Greek final sigma).
+fn push_lowercase(out: &mut String, word: &str) {
+    if word.is_ascii() {
+        let start = out.len();
+        out.push_str(word);
+        // SAFETY-free: ASCII lowercasing in place keeps UTF-8 valid.
+        out[start..].make_ascii_lowercase();
+    } else {
+        for c in word.chars() {
+            out.extend(c.to_lowercase());
+        }
+    }
+}
+
+impl TokenStream for LineTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        let Some((start, end)) = next_word(self.text, self.position) else {
+            self.position = self.text.len();
+            return false;
+        };
+        self.position = end;
+        self.token.text.clear();
+        self.token.offset_from = start;
+        self.token.offset_to = end;
+        self.token.position = self.token.position.wrapping_add(1);
+        let word = &self.text[start..end];
+        if word.len() > MAX_WORD_BYTES {
+            self.token.text.push_str(LONG_WORD_MARKER);
+        } else {
+            push_lowercase(&mut self.token.text, word);
+        }
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
+/// Where a needle token must appear in a line word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placement {
+    /// The whole word.
+    Whole,
+    /// The start of a word (the token ends the needle).
+    Prefix,
+    /// The end of a word (the token starts the needle).
+    Suffix,
+    /// Anywhere in a word (the needle is this one token).
+    Inside,
+}
+
+/// A needle token and where it must appear.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NeedleWord {
+    text: String,
+    placement: Placement,
+}
+
+fn needle_words(needle: &str) -> Vec<NeedleWord> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some((start, end)) = next_word(needle, from) {
+        from = end;
+        let word = &needle[start..end];
+        let bounded_left = start > 0;
+        let bounded_right = end < needle.len();
+        let placement = match (bounded_left, bounded_right) {
+            (true, true) => Placement::Whole,
+            (true, false) => Placement::Prefix,
+            (false, true) => Placement::Suffix,
+            (false, false) => Placement::Inside,
+        };
+        let mut text = String::new();
+        push_lowercase(&mut text, word);
+        out.push(NeedleWord { text, placement });
+    }
+    out
+}
+
+/// The index clauses (all must hold) that every line containing `needle` satisfies, for a
+/// partition whose `line` field uses [`LineTokenizer`].
+pub(crate) fn needle_clauses(searcher: &Searcher, line: Field, needle: &str) -> Result<Vec<Box<dyn Query>>, Error> {
+    let words = needle_words(needle);
+    let term = |text: &str| -> Box<dyn Query> {
+        Box::new(TermQuery::new(Term::from_field_text(line, text), IndexRecordOption::Basic))
+    };
+    let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+    let has_whole = words.iter().any(|w| w.placement == Placement::Whole);
+    for word in &words {
+        if word.placement == Placement::Whole {
+            // A whole word longer than the limit was indexed as the marker.
+            let text = if word.text.len() > MAX_WORD_BYTES { LONG_WORD_MARKER } else { word.text.as_str() };
+            clauses.push(term(text));
+            continue;
+        }
+        // Edge words cost a dictionary walk (prefix: a range; suffix and inside: every word); a
+        // whole word is selective enough on its own, so edges are only expanded when none exists,
+        // except prefixes, which are cheap.
+        if has_whole && word.placement != Placement::Prefix {
+            continue;
+        }
+        let Some(words) = expand(searcher, line, word)? else { continue };
+        let mut any: Vec<(Occur, Box<dyn Query>)> = words.iter().map(|w| (Occur::Should, term(w))).collect();
+        any.push((Occur::Should, term(LONG_WORD_MARKER)));
+        clauses.push(Box::new(BooleanQuery::new(any)));
+    }
+    Ok(clauses)
+}
+
+/// The dictionary words of every segment that hold `word` where its placement says; `None` when
+/// there are more than [`MAX_EXPANSION_TERMS`].
+fn expand(searcher: &Searcher, line: Field, word: &NeedleWord) -> Result<Option<BTreeSet<String>>, Error> {
+    let needle = word.text.as_bytes();
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut found = BTreeSet::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(line).map_err(|e| Error::index("read line terms", e))?;
+        let dictionary = inverted.terms();
+        let mut stream = if word.placement == Placement::Prefix {
+            let mut end = needle.to_vec();
+            end.push(0xff);
+            dictionary.range().ge(needle).lt(&end).into_stream()
+        } else {
+            dictionary.stream()
+        }
+        .map_err(|e| Error::io("walk line terms", e))?;
+        while stream.advance() {
+            let key = stream.key();
+            let hit = match word.placement {
+                Placement::Prefix => key.starts_with(needle),
+                Placement::Suffix => key.ends_with(needle),
+                Placement::Inside => finder.find(key).is_some(),
+                Placement::Whole => key == needle,
+            };
+            if hit && let Ok(text) = std::str::from_utf8(key) {
+                found.insert(text.to_string());
+                if found.len() > MAX_EXPANSION_TERMS {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    Ok(Some(found))
+}
+
+/// Tokens of a `|=` needle usable on format 1-2 partitions (tantivy's default tokenizer): those
+/// bounded by a separator inside the needle on both sides and shorter than the 40 bytes that
+/// tokenizer keeps.
+pub(crate) fn legacy_needle_terms(needle: &str) -> Vec<String> {
+    const LEGACY_MAX_TOKEN_BYTES: usize = 40;
+    needle_words(needle)
+        .into_iter()
+        .filter(|w| w.placement == Placement::Whole && w.text.len() < LEGACY_MAX_TOKEN_BYTES)
+        .map(|w| w.text)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(text: &str) -> Vec<(String, usize, usize)> {
+        let mut tokenizer = LineTokenizer::default();
+        let mut stream = tokenizer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            let t = stream.token();
+            out.push((t.text.clone(), t.offset_from, t.offset_to));
+        }
+        out
+    }
+
+    #[test]
+    fn words_are_alphanumeric_runs_lowercased() {
+        assert_eq!(
+            tokens("GET /api/v1 200 Größe ÉTÉ_x"),
+            vec![
+                ("get".to_string(), 0, 3),
+                ("api".to_string(), 5, 8),
+                ("v1".to_string(), 9, 11),
+                ("200".to_string(), 12, 15),
+                ("größe".to_string(), 16, 23),
+                ("été".to_string(), 24, 29),
+                ("x".to_string(), 30, 31),
+            ]
+        );
+        assert!(tokens("  ...  ").is_empty());
+    }
+
+    #[test]
+    fn long_words_become_the_marker() {
+        let long = "a".repeat(MAX_WORD_BYTES + 1);
+        let edge = "b".repeat(MAX_WORD_BYTES);
+        let got = tokens(&format!("x {long} {edge}"));
+        assert_eq!(got[1].0, LONG_WORD_MARKER);
+        assert_eq!(got[2].0, edge);
+    }
+
+    #[test]
+    fn matches_tantivy_simple_tokenizer_on_word_boundaries() {
+        use tantivy::tokenizer::SimpleTokenizer;
+        let text = "level=ERROR msg=\"connexion refusée\" id=7f3a-ΣΑΣ ünïcödé 42x";
+        let mut simple = SimpleTokenizer::default();
+        let mut stream = simple.token_stream(text);
+        let mut expected = Vec::new();
+        while stream.advance() {
+            let t = stream.token();
+            expected.push((t.offset_from, t.offset_to));
+        }
+        let got: Vec<(usize, usize)> = tokens(text).into_iter().map(|(_, a, b)| (a, b)).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn needle_word_placements() {
+        let placements = |n: &str| needle_words(n).into_iter().map(|w| (w.text, w.placement)).collect::<Vec<_>>();
+        assert_eq!(placements("Needle42"), vec![("needle42".into(), Placement::Inside)]);
+        assert_eq!(
+            placements("ab cd-ef"),
+            vec![("ab".into(), Placement::Suffix), ("cd".into(), Placement::Whole), ("ef".into(), Placement::Prefix)]
+        );
+        assert_eq!(placements(" ab "), vec![("ab".into(), Placement::Whole)]);
+        assert_eq!(legacy_needle_terms("a bb c"), vec!["bb".to_string()]);
+    }
+}
