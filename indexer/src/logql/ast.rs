@@ -5,29 +5,7 @@ use std::fmt;
 
 use model::wire::selector_text::go_quote;
 
-/// A label matcher operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatchOp {
-    /// `=`
-    Equal,
-    /// `!=`
-    NotEqual,
-    /// `=~` (fully anchored regex)
-    Regex,
-    /// `!~`
-    NotRegex,
-}
-
-impl MatchOp {
-    fn as_str(self) -> &'static str {
-        match self {
-            MatchOp::Equal => "=",
-            MatchOp::NotEqual => "!=",
-            MatchOp::Regex => "=~",
-            MatchOp::NotRegex => "!~",
-        }
-    }
-}
+pub use model::MatchOp;
 
 /// One `name op "value"` matcher of a stream selector.
 #[derive(Clone, Debug, PartialEq, Eq)]
