@@ -19,9 +19,10 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tantivy::merge_policy::LogMergePolicy;
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
-use crate::config::WriterSettings;
+use crate::config::{StoreSettings, WriterSettings};
 use crate::error::Error;
 use crate::needle::{LINE_TOKENIZER, LineTokenizer};
 use crate::wal::sync_dir;
@@ -120,10 +121,27 @@ pub(crate) struct Partition {
 impl Partition {
     /// Creates a new partition directory; `meta.json` is written last, so a directory without it
     /// is an interrupted creation holding no data.
-    pub fn create(dir: &Path, tenant: &TenantId, start_ns: i64, end_ns: i64) -> Result<Partition, Error> {
+    pub fn create(
+        dir: &Path,
+        tenant: &TenantId,
+        start_ns: i64,
+        end_ns: i64,
+        store: StoreSettings,
+    ) -> Result<Partition, Error> {
         let index_dir = dir.join(INDEX_DIR);
         fs::create_dir_all(&index_dir).map_err(|e| Error::io(format!("create {}", index_dir.display()), e))?;
-        Index::create_in_dir(&index_dir, schema()).map_err(|e| Error::index("create partition index", e))?;
+        let docstore_compression = if store.zstd_level == 0 {
+            Compressor::Lz4
+        } else {
+            Compressor::Zstd(ZstdCompressor { compression_level: Some(store.zstd_level) })
+        };
+        let settings =
+            IndexSettings { docstore_compression, docstore_blocksize: store.block_bytes, ..Default::default() };
+        Index::builder()
+            .schema(schema())
+            .settings(settings)
+            .create_in_dir(&index_dir)
+            .map_err(|e| Error::index("create partition index", e))?;
         let meta = PartitionMeta { version: PARTITION_FORMAT_VERSION, tenant: tenant.to_string(), start_ns, end_ns };
         let tmp = dir.join("meta.json.tmp");
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Corrupt(e.to_string()))?;

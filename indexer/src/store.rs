@@ -496,7 +496,7 @@ impl Inner {
         let start = ts.div_euclid(width) * width;
         let end = start.saturating_add(width);
         let dir = self.dir.join("tenants").join(tenant.as_str()).join(start.div_euclid(1_000_000_000).to_string());
-        let partition = Arc::new(Partition::create(&dir, tenant, start, end)?);
+        let partition = Arc::new(Partition::create(&dir, tenant, start, end, self.config.store_settings())?);
         let mut map = self.partitions.write();
         let parts = map.entry(tenant.clone()).or_default();
         parts.push(Arc::clone(&partition));
