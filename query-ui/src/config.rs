@@ -16,6 +16,11 @@ pub struct HttpConfig {
     pub max_log_query_limit: usize,
     /// Most points per series a Prometheus range query may return (Prometheus uses 11,000).
     pub max_points_per_series: i64,
+    /// Most live tail websockets (`/loki/api/v1/tail`) open at once; more are refused with 429.
+    pub max_tail_connections: usize,
+    /// How often a live tail asks the index for new lines.
+    #[serde(with = "humantime_serde")]
+    pub tail_poll_interval: std::time::Duration,
 }
 
 /// The default HTTP port: 9470, not used by Prometheus (9090), Loki (3100), Grafana (3000),
@@ -30,6 +35,8 @@ impl Default for HttpConfig {
             max_decoded_bytes: 64 << 20,
             max_log_query_limit: 5000,
             max_points_per_series: 11_000,
+            max_tail_connections: 64,
+            tail_poll_interval: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -54,6 +61,9 @@ impl HttpConfig {
         }
         if self.max_points_per_series <= 0 {
             return Err("server.max_points_per_series must be greater than 0".into());
+        }
+        if self.tail_poll_interval < std::time::Duration::from_millis(50) {
+            return Err("server.tail_poll_interval must be at least 50ms".into());
         }
         Ok(())
     }

@@ -27,6 +27,9 @@ pub enum ApiError {
     Indexer(#[from] indexer::Error),
     #[error(transparent)]
     Model(#[from] model::Error),
+    /// A configured concurrency limit is reached; the message names it.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The server is not ready or is shutting down.
     #[error("{0}")]
     Unavailable(String),
@@ -44,6 +47,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Tsdb(e) => e.http_status(),
             ApiError::Indexer(e) => e.http_status(),
+            ApiError::TooManyRequests(_) => 429,
             ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
         };
@@ -55,7 +59,7 @@ impl ApiError {
         match self {
             ApiError::Tsdb(e) => e.error_type(),
             ApiError::Indexer(e) => e.error_type(),
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::TooManyRequests(_) => "unavailable",
             ApiError::Internal(_) => "internal",
             _ => "bad_data",
         }

@@ -10,6 +10,7 @@ pub mod error;
 mod es_api;
 mod ingest;
 mod loki_api;
+mod loki_tail;
 mod metrics;
 mod ops;
 mod params;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
             .route("/loki/api/v1/label", get(loki_api::labels))
             .route("/loki/api/v1/label/{name}/values", get(loki_api::label_values))
             .route("/loki/api/v1/series", get(loki_api::series).post(loki_api::series))
+            .route("/loki/api/v1/tail", get(loki_tail::tail))
             .route("/loki/api/v1/index/volume", get(loki_api::volume).post(loki_api::volume))
             .route("/loki/api/v1/index/volume_range", get(loki_api::volume_range).post(loki_api::volume_range))
             .route("/api/v1/logs/context", get(loki_api::context))

@@ -6,6 +6,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,11 +33,17 @@ fn latency_histogram() -> Histogram {
 pub(crate) struct HttpMetrics {
     requests: Family<RouteLabels, Counter>,
     duration: Family<HandlerLabels, Histogram, fn() -> Histogram>,
+    /// Open `/loki/api/v1/tail` websockets.
+    pub(crate) live_tails: Gauge,
 }
 
 impl Default for HttpMetrics {
     fn default() -> Self {
-        Self { requests: Family::default(), duration: Family::new_with_constructor(latency_histogram) }
+        Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            live_tails: Gauge::default(),
+        }
     }
 }
 
@@ -47,6 +54,11 @@ impl HttpMetrics {
             "tarsier_http_request_duration_seconds",
             "HTTP request latency by route",
             self.duration.clone(),
+        );
+        registry.register(
+            "tarsier_http_live_tails",
+            "Open live tail websockets (server.max_tail_connections bounds them)",
+            self.live_tails.clone(),
         );
     }
 }

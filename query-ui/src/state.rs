@@ -34,6 +34,8 @@ struct Inner {
     registry: Registry,
     http_metrics: HttpMetrics,
     ready: AtomicBool,
+    /// One permit per allowed live tail websocket.
+    tail_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -42,7 +44,17 @@ impl AppState {
     pub fn new(services: Services, config: HttpConfig, mut registry: Registry) -> Self {
         let http_metrics = HttpMetrics::default();
         http_metrics.register(&mut registry);
-        Self { inner: Arc::new(Inner { services, config, registry, http_metrics, ready: AtomicBool::new(false) }) }
+        let tail_slots = Arc::new(tokio::sync::Semaphore::new(config.max_tail_connections));
+        Self {
+            inner: Arc::new(Inner {
+                services,
+                config,
+                registry,
+                http_metrics,
+                ready: AtomicBool::new(false),
+                tail_slots,
+            }),
+        }
     }
 
     pub fn services(&self) -> &Services {
@@ -64,6 +76,10 @@ impl AppState {
     /// Marks the server ready (`/-/ready` answers 200) or not (503, e.g. while shutting down).
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub(crate) fn tail_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.inner.tail_slots)
     }
 
     pub fn is_ready(&self) -> bool {

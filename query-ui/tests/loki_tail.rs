@@ -1,0 +1,134 @@
+//! `/loki/api/v1/tail` over a real socket with a websocket client, as Grafana's Live mode and
+//! `logcli --tail` use it: the first frame holds the lines since `start`, later frames only new
+//! lines, each exactly once; bad requests are refused before the upgrade; the connection limit
+//! answers 429.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use model::{Labels, LogRecord, TenantId};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+struct Server {
+    _dir: tempfile::TempDir,
+    addr: std::net::SocketAddr,
+    indexer: Arc<indexer::Indexer>,
+}
+
+async fn server(config: query_ui::HttpConfig) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let indexer_config =
+        indexer::IndexerConfig { commit_interval: Duration::from_millis(50), ..indexer::IndexerConfig::default() };
+    let indexer = Arc::new(indexer::Indexer::open(&dir.path().join("indexer"), indexer_config).unwrap());
+    let services = query_ui::Services { indexer: Some(indexer.clone()), ..Default::default() };
+    let state = query_ui::AppState::new(services, config, Default::default());
+    state.set_ready(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, query_ui::router(state)).await.unwrap() });
+    Server { _dir: dir, addr, indexer }
+}
+
+fn fast() -> query_ui::HttpConfig {
+    query_ui::HttpConfig { tail_poll_interval: Duration::from_millis(100), ..query_ui::HttpConfig::default() }
+}
+
+fn push(indexer: &indexer::Indexer, lines: &[&str]) {
+    let now = model::time::now_ns();
+    let records = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| LogRecord {
+            timestamp_ns: now + i as i64,
+            labels: Labels::from_pairs([("job", "api")]),
+            line: line.to_string(),
+        })
+        .collect();
+    indexer.append(&TenantId::default_tenant(), records).unwrap();
+    indexer.commit().unwrap();
+}
+
+/// Lines of every frame received until `want` lines arrived or the deadline passed.
+async fn receive<S>(socket: &mut S, want: usize) -> Vec<String>
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = Vec::new();
+    while lines.len() < want && Instant::now() < deadline {
+        let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_secs(1), socket.next()).await
+        else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        assert!(frame["dropped_entries"].is_null(), "{frame}");
+        for stream in frame["streams"].as_array().unwrap() {
+            assert_eq!(stream["stream"]["job"], "api", "stream labels are sent: {stream}");
+            for value in stream["values"].as_array().unwrap() {
+                value[0].as_str().unwrap().parse::<i64>().expect("timestamps are nanosecond strings");
+                lines.push(value[1].as_str().unwrap().to_string());
+            }
+        }
+    }
+    lines
+}
+
+#[tokio::test]
+async fn tail_sends_backlog_then_each_new_line_once() {
+    let s = server(fast()).await;
+    push(&s.indexer, &["old ERROR one", "old info two"]);
+    let url = format!("ws://{}/loki/api/v1/tail?query=%7Bjob%3D%22api%22%7D%20%7C%3D%20%22ERROR%22", s.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(receive(&mut socket, 1).await, vec!["old ERROR one"]);
+    push(&s.indexer, &["new ERROR three", "new info four", "new ERROR five"]);
+    let mut got = receive(&mut socket, 2).await;
+    got.sort();
+    assert_eq!(got, vec!["new ERROR five", "new ERROR three"]);
+    // Nothing is sent twice: after more polls, only the next line arrives.
+    push(&s.indexer, &["last ERROR six"]);
+    assert_eq!(receive(&mut socket, 1).await, vec!["last ERROR six"]);
+}
+
+#[tokio::test]
+async fn bad_tails_are_refused_before_the_upgrade() {
+    let s = server(fast()).await;
+    for (query, status) in [
+        ("%7Bjob%3D%22api%22", 400),                                  // unclosed selector
+        ("sum(count_over_time(%7Bjob%3D%22api%22%7D%5B1m%5D))", 400), // metric query
+        ("%7Bjob%3D%22api%22%7D&delay_for=9", 400),                   // delay_for over 5 s
+    ] {
+        let url = format!("ws://{}/loki/api/v1/tail?query={query}", s.addr);
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), status, "{query}");
+            }
+            other => panic!("{query}: expected HTTP {status}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn tails_past_the_limit_get_429() {
+    let s = server(query_ui::HttpConfig { max_tail_connections: 1, ..fast() }).await;
+    let url = format!("ws://{}/loki/api/v1/tail?query=%7Bjob%3D%22api%22%7D", s.addr);
+    let (first, _) = tokio_tungstenite::connect_async(url.clone()).await.unwrap();
+    match tokio_tungstenite::connect_async(url.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 429),
+        other => panic!("expected 429, got {other:?}"),
+    }
+    drop(first);
+    // The slot is released when the first tail closes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio_tungstenite::connect_async(url.clone()).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("slot never released: {e}"),
+        }
+    }
+}
