@@ -27,6 +27,9 @@ pub enum ApiError {
     Indexer(#[from] indexer::Error),
     #[error(transparent)]
     Model(#[from] model::Error),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The server is not ready or is shutting down.
     #[error("{0}")]
     Unavailable(String),
@@ -41,6 +44,7 @@ impl ApiError {
         let code = match self {
             ApiError::BadRequest(_) | ApiError::PartiallyRejected(_) | ApiError::Model(_) => 400,
             ApiError::PayloadTooLarge(_) => 413,
+            ApiError::NotFound(_) => 404,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Tsdb(e) => e.http_status(),
             ApiError::Indexer(e) => e.http_status(),
@@ -56,6 +60,7 @@ impl ApiError {
             ApiError::Tsdb(e) => e.error_type(),
             ApiError::Indexer(e) => e.error_type(),
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::NotFound(_) => "not_found",
             ApiError::Internal(_) => "internal",
             _ => "bad_data",
         }
