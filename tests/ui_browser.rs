@@ -174,6 +174,7 @@ async fn web_ui_in_headless_chromium() {
         .current_dir(&web)
         .env("TARSIER_URL", &base)
         .env("NEEDLE", NEEDLE)
+        .env("LOG_FILE", &log)
         .env("NEEDLE_LINES", NEEDLE_LINES.to_string())
         .env("SERIES_METRIC", "shop_orders_total")
         .env("SERIES_COUNT", "3")

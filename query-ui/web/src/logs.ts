@@ -70,6 +70,8 @@ export class LogsExplorer {
   private selected = -1;
   private appLabel = "app";
   private query = "";
+  /** Resolves once the words mode's pickers know their labels (the query depends on them). */
+  private ready: Promise<void>;
 
   constructor(private host: LogsHost) {
     const p = host.params;
@@ -126,7 +128,7 @@ export class LogsExplorer {
       h("div", { class: "logs-body" }, this.list, this.drawer),
     );
     new ResizeObserver(() => this.renderRows()).observe(this.list);
-    if (mode === "words") void this.fillPickers();
+    this.ready = mode === "words" ? this.fillPickers() : Promise.resolve();
   }
 
   private mode(): "logql" | "words" {
@@ -203,9 +205,12 @@ export class LogsExplorer {
     this.stopLive();
     this.abort?.abort();
     const abort = (this.abort = new AbortController());
+    await this.ready;
+    if (abort.signal.aborted) return;
     this.query = this.currentQuery();
     this.box.clearError();
     this.reset();
+    this.olderBtn.hidden = true;
     this.renderRows();
     if (!this.query || this.query === "{}") {
       this.summary.textContent = "Type a LogQL query (Ctrl+Enter runs it), or switch to Words.";
@@ -232,9 +237,13 @@ export class LogsExplorer {
       this.add(streams, "append");
       this.exhausted = this.lines.length < PAGE;
       this.updateSummary(hist);
+      this.renderRows(true);
     } catch (e) {
       if ((e as Error).name === "AbortError") return;
       this.summary.textContent = "";
+      this.hist?.destroy();
+      this.hist = undefined;
+      this.histEl.hidden = true;
       this.showError(e);
     }
     if (this.host.params.get("live") === "1") this.startLive();
@@ -274,7 +283,7 @@ export class LogsExplorer {
       series: labels.map((label) => ({ label })),
       data,
       kind: metric ? "line" : "bars",
-      height: this.host.compact ? 110 : 140,
+      height: this.host.compact ? 130 : 140,
       legend: metric,
       onSelect: (a, b) => this.host.setRange({ from: String(a), to: String(b) }),
     });

@@ -1,12 +1,13 @@
 // Browser tests of the web UI in headless Chromium, against a running `tarsier run` that
 // tests/ui_browser.rs started and fed (generated log lines, a scraped target, a firing alert).
 // Inputs (environment): TARSIER_URL, NEEDLE (a word in exactly NEEDLE_LINES tailed lines),
-// SERIES_METRIC / SERIES_COUNT (a scraped metric and its series count), SCREENSHOTS (a folder).
+// SERIES_METRIC / SERIES_COUNT (a scraped metric and its series count), LOG_FILE (a tailed file
+// the live-tail case appends to), SCREENSHOTS (a folder).
 // Each case saves a screenshot; a failure names what it expected on the page and shows what
 // the page said instead. Exits 1 if any case failed.
 
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 const base = process.env.TARSIER_URL ?? "http://127.0.0.1:9470";
@@ -14,6 +15,7 @@ const needle = process.env.NEEDLE ?? "needle";
 const needleLines = Number(process.env.NEEDLE_LINES ?? "0");
 const metric = process.env.SERIES_METRIC ?? "up";
 const seriesCount = Number(process.env.SERIES_COUNT ?? "1");
+const logFile = process.env.LOG_FILE;
 const shots = process.env.SCREENSHOTS ?? "target/ui-screenshots";
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT = 20_000;
@@ -85,6 +87,19 @@ const cases = {
     await open(`#/logs?lq=${encodeURIComponent('{job="varlogs" |= "x"')}&from=now-15m&to=now`);
     await expectOn("an inline parse error with a caret", () => page.waitForSelector(".query-error .error-pos", { timeout: TIMEOUT }));
     await shot("logs-error");
+  },
+
+  async "live tail shows a line appended while watching"() {
+    if (!logFile) return;
+    const word = `tailcase${Date.now()}`;
+    await open(`#/logs?lq=${encodeURIComponent(`{job="varlogs"} |= "${word}"`)}&from=now-15m&to=now&live=1`);
+    await expectOn("the Pause button of a running live tail", () => page.waitForSelector(".live-btn.on", { timeout: TIMEOUT }));
+    appendFileSync(logFile, `level=warn msg="live line" id=${word}\n`);
+    await expectOn(`the appended line ${word} in the list without re-running`, () =>
+      page.waitForSelector(`.log-row:has-text("${word}")`, { timeout: TIMEOUT }),
+    );
+    await page.click(".live-btn");
+    await shot("logs-live");
   },
 
   async "PromQL draws a chart with one line per series"() {
