@@ -105,34 +105,21 @@ export async function lokiQueryRange(
   return body.data.result as Stream[];
 }
 
-export async function lokiMetricRange(
-  query: string,
-  startMs: number,
-  endMs: number,
-  stepS: number,
-  signal?: AbortSignal,
-): Promise<MatrixSeries[]> {
-  const body = await request(
-    `/loki/api/v1/query_range?${qs({ query, start: msToNs(startMs), end: msToNs(endMs), step: `${stepS}s` })}`,
-    { signal },
-    query,
-  );
+async function matrix(url: string, query: string, signal?: AbortSignal): Promise<MatrixSeries[]> {
+  const body = await request(url, { signal }, query);
   return body.data.result as MatrixSeries[];
 }
 
-export async function promRange(
-  query: string,
-  startMs: number,
-  endMs: number,
-  stepS: number,
-  signal?: AbortSignal,
-): Promise<MatrixSeries[]> {
-  const body = await request(
-    `/api/v1/query_range?${qs({ query, start: startMs / 1000, end: endMs / 1000, step: stepS })}`,
-    { signal },
-    query,
-  );
-  return body.data.result as MatrixSeries[];
+/** A LogQL metric query over a range (Loki's `query_range` with a step). */
+export function lokiMetricRange(query: string, startMs: number, endMs: number, stepS: number, signal?: AbortSignal) {
+  const params = qs({ query, start: msToNs(startMs), end: msToNs(endMs), step: `${stepS}s` });
+  return matrix(`/loki/api/v1/query_range?${params}`, query, signal);
+}
+
+/** A PromQL range query. */
+export function promRange(query: string, startMs: number, endMs: number, stepS: number, signal?: AbortSignal) {
+  const params = qs({ query, start: startMs / 1000, end: endMs / 1000, step: stepS });
+  return matrix(`/api/v1/query_range?${params}`, query, signal);
 }
 
 export async function promInstant(query: string, timeMs: number, signal?: AbortSignal): Promise<VectorSample[]> {

@@ -93,7 +93,7 @@ export class Chart {
       select: { show: true, left: 0, top: 0, width: 0, height: 0 },
       scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1] } },
       axes: [
-        { stroke: axisColor, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
+        { stroke: axisColor, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, space: 80 },
         {
           stroke: axisColor,
           grid: { stroke: grid, width: 1 },

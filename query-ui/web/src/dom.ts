@@ -79,7 +79,7 @@ export function fmtBytes(v: number): string {
     v /= 1024;
     i++;
   }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+  return i === 0 ? `${fmtNumber(v)} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 export function debounce<A extends unknown[]>(f: (...a: A) => void, ms: number): (...a: A) => void {

@@ -54,7 +54,7 @@ async function shot(name) {
 const cases = {
   async "log query shows matched lines and the histogram"() {
     const q = `{job="varlogs"} |= "${needle}"`;
-    await open(`#/logs?lq=${encodeURIComponent(q)}&from=now-15m&to=now`);
+    await open(`#/logs?lq=${encodeURIComponent(q)}&from=now-1h&to=now`);
     await expectOn(`${needleLines} log lines containing ${needle}`, () =>
       page.waitForFunction(
         (n) => document.querySelector(".logs-summary")?.getAttribute("data-lines") === String(n),
@@ -83,16 +83,45 @@ const cases = {
     await shot("logs-context");
   },
 
+  async "dragging across the histogram zooms the time range"() {
+    const over = page.locator("[data-testid=histogram] .u-over");
+    const box = await expectOn("the histogram's plot area", async () => {
+      await over.waitFor({ timeout: TIMEOUT });
+      return over.boundingBox();
+    });
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2, { steps: 8 });
+    await page.mouse.up();
+    await expectOn("an absolute range (epoch ms) in the URL after the drag", () =>
+      page.waitForFunction(() => /from=\d{13}&to=\d{13}/.test(location.hash), null, { timeout: TIMEOUT }),
+    );
+    await expectOn("the picker showing the absolute range", () =>
+      page.waitForFunction(() => document.querySelector(".picker-btn")?.textContent?.includes("→"), null, { timeout: TIMEOUT }),
+    );
+  },
+
   async "a LogQL error is shown at its position"() {
-    await open(`#/logs?lq=${encodeURIComponent('{job="varlogs" |= "x"')}&from=now-15m&to=now`);
+    await open(`#/logs?lq=${encodeURIComponent('{job="varlogs" |= "x"')}&from=now-1h&to=now`);
     await expectOn("an inline parse error with a caret", () => page.waitForSelector(".query-error .error-pos", { timeout: TIMEOUT }));
     await shot("logs-error");
+    // Keyboard: `/` focuses the query box, Ctrl+Enter runs the fixed query.
+    await page.locator(".page-title").click();
+    await page.keyboard.press("/");
+    const focused = await page.evaluate(() => document.activeElement?.classList.contains("query-input"));
+    if (!focused) throw new Error("expected `/` to focus the query box");
+    await page.fill("textarea.query-input", `{job="varlogs"} |= "${needle}"`);
+    await page.keyboard.press("Control+Enter");
+    await expectOn("the error gone and lines shown after Ctrl+Enter", async () => {
+      await page.waitForSelector(".query-error", { state: "hidden", timeout: TIMEOUT });
+      await page.waitForSelector(".log-row", { timeout: TIMEOUT });
+    });
   },
 
   async "live tail shows a line appended while watching"() {
     if (!logFile) return;
     const word = `tailcase${Date.now()}`;
-    await open(`#/logs?lq=${encodeURIComponent(`{job="varlogs"} |= "${word}"`)}&from=now-15m&to=now&live=1`);
+    await open(`#/logs?lq=${encodeURIComponent(`{job="varlogs"} |= "${word}"`)}&from=now-1h&to=now&live=1`);
     await expectOn("the Pause button of a running live tail", () => page.waitForSelector(".live-btn.on", { timeout: TIMEOUT }));
     appendFileSync(logFile, `level=warn msg="live line" id=${word}\n`);
     await expectOn(`the appended line ${word} in the list without re-running`, () =>
@@ -118,7 +147,7 @@ const cases = {
 
   async "split view shows the chart and the logs on one range"() {
     const q = `{job="varlogs"} |= "${needle}"`;
-    await open(`#/split?lq=${encodeURIComponent(q)}&mq=${encodeURIComponent(metric)}&from=now-15m&to=now`);
+    await open(`#/split?lq=${encodeURIComponent(q)}&mq=${encodeURIComponent(metric)}&from=now-1h&to=now`);
     await expectOn("a chart and log lines side by side", async () => {
       await page.waitForSelector("[data-testid=metrics-chart] canvas", { timeout: TIMEOUT });
       await page.waitForSelector(".log-row", { timeout: TIMEOUT });
@@ -162,9 +191,18 @@ const cases = {
     await open("#/status?tab=targets");
     await expectOn("the scrape targets with their health", () => page.waitForSelector(".badge.health-ok", { timeout: TIMEOUT }));
     await shot("status-targets");
+    await open("#/status?tab=tsdb");
+    await expectOn("head statistics and the top metrics by series", () =>
+      page.waitForSelector(".stat-v >> nth=0", { timeout: TIMEOUT }).then(() => page.waitForSelector("table.data td", { timeout: TIMEOUT })),
+    );
+    await shot("status-tsdb");
+    await open("#/status?tab=config");
+    await expectOn("the effective configuration", () =>
+      page.waitForFunction(() => document.querySelector("pre.config")?.textContent?.includes("data_dir"), null, { timeout: TIMEOUT }),
+    );
     await page.click(".theme-btn");
     await expectOn("the dark theme", () => page.waitForSelector("html[data-theme=dark]", { timeout: TIMEOUT }));
-    await open(`#/logs?lq=${encodeURIComponent(`{job="varlogs"} |= "${needle}"`)}&from=now-15m&to=now`);
+    await open(`#/logs?lq=${encodeURIComponent(`{job="varlogs"} |= "${needle}"`)}&from=now-1h&to=now`);
     await page.waitForSelector(".log-row", { timeout: TIMEOUT });
     await shot("logs-dark");
   },
