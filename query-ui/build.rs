@@ -18,6 +18,13 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=build.rs");
 
+    // `goVersion` of /api/v1/status/buildinfo reports the compiler instead.
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    if let Ok(out) = Command::new(rustc).arg("--version").output() {
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        println!("cargo:rustc-env=TARSIER_RUSTC_VERSION={version}");
+    }
+
     match Command::new("npm").arg("--version").output() {
         Ok(o) if o.status.success() => {}
         _ => panic!("npm not found on PATH; {INSTALL_HINT}"),

@@ -46,6 +46,14 @@ function stack(data: (number | null)[][]): (number | null)[][] {
   return out;
 }
 
+function stackReverse(data: (number | null)[][]): (number | null)[][] {
+  const out: (number | null)[][] = data.map((s) => s.slice());
+  for (let s = data.length - 2; s >= 1; s--) {
+    out[s] = data[s].map((v, i) => (v === null && out[s + 1][i] === null ? null : (v ?? 0) + (out[s + 1][i] ?? 0)));
+  }
+  return out;
+}
+
 export class Chart {
   plot: uPlot;
   private ro: ResizeObserver;
@@ -55,7 +63,9 @@ export class Chart {
     opts: ChartOpts,
   ) {
     const raw = opts.data;
-    const data = opts.kind === "stacked" ? stack(raw) : raw;
+    // Stacked bars: series i stands on i+1..n, drawn first so the later (shorter) ones paint over it.
+    const barsStacked = opts.kind === "bars" && opts.series.length > 1;
+    const data = opts.kind === "stacked" ? stack(raw) : barsStacked ? stackReverse(raw) : raw;
     const axisColor = cssVar("--muted");
     const grid = cssVar("--grid");
     const fmt = opts.unit ?? fmtNumber;

@@ -8,7 +8,7 @@ import { request, promRange, promInstant, lokiMetricRange, lokiQueryRange, msToN
 import { Chart, align } from "./chart";
 import { picker, rangeFrom, resolve, setRange, stepFor } from "./time";
 import { update, go } from "./route";
-import { histogramQuery } from "./logql";
+import { histogramQuery, isMetricQuery } from "./logql";
 import { lokiValues, promValues } from "./complete";
 
 export interface Variable {
@@ -290,7 +290,7 @@ async function renderPanel(p: Panel, query: string, start: number, end: number, 
   const logs = p.datasource === "logs";
   const step = stepFor(start, end, 120);
   if (p.type === "timeseries" || p.type === "histogram") {
-    const q = logs && p.type === "histogram" && !/^\s*\w+\s*\(/.test(query) ? histogramQuery(query, step) : query;
+    const q = logs && p.type === "histogram" && !isMetricQuery(query) ? histogramQuery(query, step) : query;
     const series = logs ? await lokiMetricRange(q, start, end, step) : await promRange(q, start, end, step);
     clear(el);
     if (series.length === 0) return void el.append(h("div", { class: "empty small" }, "No data"));
