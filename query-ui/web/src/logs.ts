@@ -69,6 +69,7 @@ export class LogsExplorer {
   private loadingOlder = false;
   private selected = -1;
   private appLabel = "app";
+  private anyLabel = "job";
   private query = "";
   /** Resolves once the words mode's pickers know their labels (the query depends on them). */
   private ready: Promise<void>;
@@ -146,6 +147,8 @@ export class LogsExplorer {
   private async fillPickers(): Promise<void> {
     const names = await lokiLabels();
     this.appLabel = ["app", "container", "job", "service_name"].find((n) => names.includes(n)) ?? "job";
+    // With nothing picked, match every stream by the label (nearly) all of them carry.
+    this.anyLabel = ["job", "filename", "namespace", "index"].find((n) => names.includes(n)) ?? this.appLabel;
     const appLabelEl = this.el.querySelector(".app-label");
     if (appLabelEl) appLabelEl.textContent = this.appLabel;
     const fill = async (sel: HTMLSelectElement, label: string, key: string) => {
@@ -166,7 +169,7 @@ export class LogsExplorer {
         ["namespace", this.nsSelect.value],
         [this.appLabel, this.appSelect.value],
       ],
-      this.appLabel,
+      this.anyLabel,
     );
   }
 

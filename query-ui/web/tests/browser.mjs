@@ -118,6 +118,23 @@ const cases = {
     });
   },
 
+  async "plain words build the LogQL and find the same lines"() {
+    await open(`#/logs?lmode=words&words=${encodeURIComponent(needle)}&from=now-1h&to=now`);
+    await expectOn(`the generated LogQL with |= "${needle}"`, () =>
+      page.waitForFunction((w) => document.querySelector(".generated code")?.textContent?.includes(`|= "${w}"`), needle, {
+        timeout: TIMEOUT,
+      }),
+    );
+    await expectOn(`${needleLines} lines found from the words`, () =>
+      page.waitForFunction(
+        (n) => document.querySelector(".logs-summary")?.getAttribute("data-lines") === String(n),
+        needleLines,
+        { timeout: TIMEOUT },
+      ),
+    );
+    await shot("logs-words");
+  },
+
   async "live tail shows a line appended while watching"() {
     if (!logFile) return;
     const word = `tailcase${Date.now()}`;
