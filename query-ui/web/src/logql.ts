@@ -80,8 +80,8 @@ export function addFilter(query: string, name: string, value: string, negate: bo
   return `${q} | ${name}${op}${quote(value)}`;
 }
 
-export function histogramQuery(query: string, stepS: number): string {
-  return `sum(count_over_time(${query} [${stepS}s]))`;
+export function histogramQuery(query: string, stepS: number, by?: string): string {
+  return `sum${by ? ` by (${by})` : ""}(count_over_time(${query} [${stepS}s]))`;
 }
 
 /** Fields a line carries: a JSON object's top-level keys, else logfmt pairs. */

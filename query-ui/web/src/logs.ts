@@ -20,6 +20,14 @@ import {
 } from "./logql";
 
 const PAGE = 1000;
+const LEVEL_COLORS: Record<string, string> = {
+  critical: "#a21caf",
+  error: "#e5534b",
+  warn: "#e0a526",
+  info: "#4f8cff",
+  debug: "#8b95a5",
+  trace: "#b8c0cc",
+};
 const MAX_LINES = 100_000;
 const ROW_H = 22;
 
@@ -232,9 +240,13 @@ export class LogsExplorer {
         this.olderBtn.hidden = true;
         return;
       }
+      // Streams carry a `level` label when the collector detects levels: split the bars by it.
+      const byLevel = (await lokiLabels()).includes("level");
       const [streams, hist] = await Promise.all([
         lokiQueryRange(this.query, msToNs(start), msToNs(end), PAGE, "backward", abort.signal),
-        lokiMetricRange(histogramQuery(this.query, step), start, end, step, abort.signal).catch(() => []),
+        lokiMetricRange(histogramQuery(this.query, step, byLevel ? "level" : undefined), start, end, step, abort.signal).catch(
+          () => [],
+        ),
       ]);
       this.drawHistogram(hist, start, end, step, false);
       this.add(streams, "append");
@@ -281,13 +293,19 @@ export class LogsExplorer {
     clear(this.histEl);
     this.histEl.hidden = false;
     const data = align(series.length ? series : [{ values: [] }], start / 1000, end / 1000, step);
-    const labels = series.length ? series.map((s) => (metric ? seriesName(s.metric) : "lines")) : ["lines"];
+    const specs = series.length
+      ? series.map((s) =>
+          metric
+            ? { label: seriesName(s.metric) }
+            : { label: s.metric.level ?? "lines", color: LEVEL_COLORS[s.metric.level ?? ""] },
+        )
+      : [{ label: "lines" }];
     this.hist = new Chart(this.histEl, {
-      series: labels.map((label) => ({ label })),
+      series: specs,
       data,
       kind: metric ? "line" : "bars",
       height: this.host.compact ? 130 : 140,
-      legend: metric,
+      legend: metric || series.length > 1,
       onSelect: (a, b) => this.host.setRange({ from: String(a), to: String(b) }),
     });
   }
