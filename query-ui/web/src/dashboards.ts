@@ -86,7 +86,16 @@ function jsonEditor(title: string, initial: string, onSave: (d: Dashboard, close
     },
     "Save",
   );
-  const close = modal(title, h("div", {}, area, err), [save]);
+  const file = h("input", {
+    type: "file",
+    accept: "application/json,.json",
+    "aria-label": "JSON file",
+    onchange: async (e: Event) => {
+      const f = (e.target as HTMLInputElement).files?.[0];
+      if (f) area.value = await f.text();
+    },
+  });
+  const close = modal(title, h("div", {}, h("label", { class: "field" }, h("span", {}, "From a file"), file), area, err), [save]);
   area.focus();
 }
 

@@ -204,6 +204,28 @@ const cases = {
     await shot("dashboard");
   },
 
+  async "import a dashboard as JSON, open it, delete it"() {
+    await open("#/dashboards");
+    await page.click("text=Import / new");
+    const area = page.locator("textarea.json-edit");
+    await expectOn("the JSON editor", () => area.waitFor({ timeout: TIMEOUT }));
+    const doc = { title: "Browser test", panels: [{ title: "Orders", type: "stat", datasource: "metrics", query: `sum(${metric})` }] };
+    await area.fill(JSON.stringify(doc));
+    await page.click(".modal button.primary");
+    await expectOn("the imported dashboard with its stat panel", () =>
+      page.waitForFunction(() => /id=browser-test/.test(location.hash) && document.querySelector(".stat-big")?.textContent?.match(/\d/), null, {
+        timeout: TIMEOUT,
+      }),
+    );
+    await shot("dashboard-imported");
+    page.once("dialog", (d) => d.accept());
+    await page.click("text=Delete");
+    await expectOn("the dashboard list without the deleted one", async () => {
+      await page.waitForSelector("[data-id=builtin-tarsier]", { timeout: TIMEOUT });
+      if (await page.locator("[data-id=browser-test]").count()) throw new Error("browser-test is still listed");
+    });
+  },
+
   async "status pages and the dark theme render"() {
     await open("#/status?tab=targets");
     await expectOn("the scrape targets with their health", () => page.waitForSelector(".badge.health-ok", { timeout: TIMEOUT }));
