@@ -226,6 +226,7 @@ export class LogsExplorer {
     if (!this.query || this.query === "{}") {
       this.summary.textContent = "Type a LogQL query (Ctrl+Enter runs it), or switch to Words.";
       this.histEl.hidden = true;
+      void this.suggestStreams();
       return;
     }
     this.highlight = highlightRegex(this.query);
@@ -262,6 +263,42 @@ export class LogsExplorer {
       this.showError(e);
     }
     if (this.host.params.get("live") === "1") this.startLive();
+  }
+
+  /** With no query yet: a few streams to start from, one click each. */
+  private async suggestStreams(): Promise<void> {
+    const names = await lokiLabels();
+    const label = ["job", "namespace", "app", "filename"].find((n) => names.includes(n));
+    if (!label) return;
+    const values = (await lokiValues(label)).slice(0, 12);
+    if (this.lines.length || this.query) return;
+    this.rows.replaceChildren(
+      h(
+        "div",
+        { class: "empty start" },
+        h("div", {}, values.length ? `Start from a stream (${label}):` : "No logs stored yet."),
+        h(
+          "div",
+          { class: "chips" },
+          values.map((v) =>
+            h(
+              "button",
+              {
+                type: "button",
+                class: "chip chip-btn",
+                onclick: () => {
+                  this.host.params.set("lq", `{${label}=${JSON.stringify(v)}}`);
+                  this.host.params.set("lmode", "logql");
+                  this.host.save();
+                  window.dispatchEvent(new Event("tarsier:render"));
+                },
+              },
+              v,
+            ),
+          ),
+        ),
+      ),
+    );
   }
 
   private showError(e: unknown): void {
