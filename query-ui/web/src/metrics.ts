@@ -22,6 +22,7 @@ const MAX_SERIES = 200;
 export class MetricsExplorer {
   el: HTMLElement;
   private boxes: QueryBox[] = [];
+  private swatches = new Map<QueryBox, HTMLElement>();
   private boxesEl = h("div", { class: "query-list" });
   private chartEl = h("div", { class: "chart", "data-testid": "metrics-chart" });
   private tableEl = h("div", { class: "table-wrap", "data-testid": "metrics-table" });
@@ -98,6 +99,7 @@ export class MetricsExplorer {
         title: "Remove query",
         onclick: () => {
           this.boxes = this.boxes.filter((b) => b !== box);
+          this.swatches.delete(box);
           row.remove();
           this.submit();
         },
@@ -105,6 +107,7 @@ export class MetricsExplorer {
       "×",
     );
     const row = h("div", { class: "query-row" }, swatch, box.el, i > 0 ? remove : null);
+    this.swatches.set(box, swatch);
     this.boxes.push(box);
     this.boxesEl.append(row);
     if (focus) box.input.focus();
@@ -153,6 +156,9 @@ export class MetricsExplorer {
     }
     const series: { label: string; color: string; s: MatrixSeries }[] = [];
     results.forEach((r, qi) => {
+      // The query's swatch takes the colour of its first series.
+      const swatch = this.swatches.get(active[qi]);
+      if (swatch) swatch.style.background = PALETTE[series.length % PALETTE.length];
       for (const s of (r ?? []) as MatrixSeries[]) {
         series.push({ label: seriesName(s.metric) || active[qi].value(), color: "", s });
       }
