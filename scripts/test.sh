@@ -35,6 +35,16 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   pip install aiosmtpd || pip install --break-system-packages aiosmtpd
 fi
 
+# The web UI (query-ui/web) is built by query-ui's build.rs with npm; the browser tests
+# (tests/ui_browser.rs) drive headless Chromium with playwright-core from web/node_modules.
+ui_tools=()
+command -v npm >/dev/null 2>&1 || ui_tools+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || ui_tools+=(chromium)
+if [ ${#ui_tools[@]} -gt 0 ]; then
+  apt-get install -y "${ui_tools[@]}" || { apt-get update && apt-get install -y "${ui_tools[@]}"; }
+fi
+[ -d query-ui/web/node_modules ] || (cd query-ui/web && npm ci --no-audit --no-fund)
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 

@@ -294,6 +294,10 @@ pub async fn serve(
     let (stop_rules_tx, stop_rules_rx) = tokio::sync::watch::channel(false);
     let rules_task = services.rules.clone().map(|manager| tokio::spawn(manager.run(stop_rules_rx)));
 
+    services.config_yaml = Some(crate::redact::redacted_config_yaml(&config).into());
+    if role.runs_stores() {
+        services.dashboards_dir = Some(data_dir.join("dashboards"));
+    }
     let state = query_ui::AppState::new(services.clone(), config.server.clone(), registry);
     let app = query_ui::router(state.clone());
     state.set_ready(true);

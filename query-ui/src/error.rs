@@ -30,6 +30,9 @@ pub enum ApiError {
     /// A configured concurrency limit is reached; the message names it.
     #[error("{0}")]
     TooManyRequests(String),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The server is not ready or is shutting down.
     #[error("{0}")]
     Unavailable(String),
@@ -44,6 +47,7 @@ impl ApiError {
         let code = match self {
             ApiError::BadRequest(_) | ApiError::PartiallyRejected(_) | ApiError::Model(_) => 400,
             ApiError::PayloadTooLarge(_) => 413,
+            ApiError::NotFound(_) => 404,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Tsdb(e) => e.http_status(),
             ApiError::Indexer(e) => e.http_status(),
@@ -60,6 +64,7 @@ impl ApiError {
             ApiError::Tsdb(e) => e.error_type(),
             ApiError::Indexer(e) => e.error_type(),
             ApiError::Unavailable(_) | ApiError::TooManyRequests(_) => "unavailable",
+            ApiError::NotFound(_) => "not_found",
             ApiError::Internal(_) => "internal",
             _ => "bad_data",
         }

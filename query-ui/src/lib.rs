@@ -6,6 +6,7 @@
 
 pub mod alertmanager_api;
 pub mod config;
+mod dashboards;
 pub mod error;
 mod es_api;
 mod ingest;
@@ -67,6 +68,9 @@ pub fn router(state: AppState) -> Router {
     }
     router = router
         .route("/api/v1/status/buildinfo", get(prom_api::buildinfo))
+        .route("/api/v1/status/config", get(dashboards::status_config))
+        .route("/api/v1/dashboards", get(dashboards::list))
+        .route("/api/v1/dashboards/{id}", get(dashboards::get).put(dashboards::put).delete(dashboards::delete))
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts));

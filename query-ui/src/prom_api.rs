@@ -169,7 +169,7 @@ pub(crate) async fn buildinfo() -> PromResult {
         "branch": "",
         "buildUser": "",
         "buildDate": "",
-        "goVersion": "n/a (Rust)",
+        "goVersion": option_env!("TARSIER_RUSTC_VERSION").unwrap_or("n/a (Rust)"),
         "application": "tarsier",
     }))
 }

@@ -20,6 +20,10 @@ pub struct Services {
     pub rules: Option<Arc<alerting::manager::RuleManager>>,
     /// The notification pipeline (Alertmanager's `/api/v2`), when one is configured.
     pub notifier: Option<Arc<alerting::notify::Notifier>>,
+    /// Where the UI's dashboards are stored (`<data_dir>/dashboards`), when this role keeps them.
+    pub dashboards_dir: Option<std::path::PathBuf>,
+    /// The effective configuration as YAML with secrets redacted (`/api/v1/status/config`).
+    pub config_yaml: Option<Arc<str>>,
 }
 
 /// Cheap to clone; shared by all handlers.

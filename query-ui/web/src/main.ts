@@ -1,0 +1,215 @@
+// The app shell: top navigation, theme (follows prefers-color-scheme until the user picks one),
+// global keys (`/` focuses the query box, `?` lists shortcuts) and the page router reading
+// `#/<page>?<state>` from the URL.
+
+import "./style.css";
+import { h, clear } from "./dom";
+import { current, update, href } from "./route";
+import { picker, rangeFrom, setRange, isRelative, type Range } from "./time";
+import { LogsExplorer } from "./logs";
+import { MetricsExplorer } from "./metrics";
+import { alertsPage } from "./alerts";
+import { statusPage } from "./status";
+import { dashboardsPage } from "./dashboards";
+
+interface Page {
+  destroy?(): void;
+  focus?(): void;
+}
+
+const PAGES: [string, string][] = [
+  ["logs", "Logs"],
+  ["metrics", "Metrics"],
+  ["split", "Split"],
+  ["dashboards", "Dashboards"],
+  ["alerts", "Alerts"],
+  ["status", "Status"],
+];
+
+const app = document.getElementById("app")!;
+let page: Page | undefined;
+
+function theme(): "dark" | "light" {
+  const saved = localStorage.getItem("tarsier-theme");
+  if (saved === "dark" || saved === "light") return saved;
+  return matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+}
+
+function applyTheme(): void {
+  document.documentElement.dataset.theme = theme();
+}
+
+function toggleTheme(): void {
+  localStorage.setItem("tarsier-theme", theme() === "dark" ? "light" : "dark");
+  applyTheme();
+  render();
+}
+
+/** The explorer host: shared URL params and time range for the logs/metrics/split pages. */
+function explorerPage(kind: string, body: HTMLElement): Page {
+  const params = current().params;
+  const host = {
+    params,
+    compact: kind === "split",
+    range: () => rangeFrom(params),
+    setRange: (r: Range) => {
+      setRange(params, r);
+      update(params);
+      render();
+    },
+    save: (push = true) => update(params, push),
+  };
+  const logs = kind !== "metrics" ? new LogsExplorer(host) : undefined;
+  const metrics = kind !== "logs" ? new MetricsExplorer(host) : undefined;
+  const runAll = () => {
+    logs?.submit();
+    metrics?.submit();
+  };
+  const r = host.range();
+  const toolbar = h(
+    "div",
+    { class: "toolbar" },
+    h("h1", { class: "page-title" }, PAGES.find(([p]) => p === kind)?.[1] ?? kind),
+    h("span", { class: "grow" }),
+    picker(r, (nr) => host.setRange(nr)),
+    h(
+      "button",
+      { type: "button", class: "btn", title: "Re-run with the range ending now", hidden: isRelative(r), onclick: () => host.setRange({ from: "now-1h", to: "now" }) },
+      "Now",
+    ),
+    h("button", { type: "button", class: "btn primary run-btn", title: "Run (Ctrl+Enter)", onclick: runAll }, "Run"),
+  );
+  if (kind === "split") {
+    body.append(toolbar, h("div", { class: "split" }, metrics!.el, logs!.el));
+  } else {
+    body.append(toolbar, (logs ?? metrics)!.el);
+  }
+  void logs?.run();
+  void metrics?.run();
+  return {
+    destroy: () => {
+      logs?.destroy();
+      metrics?.destroy();
+    },
+    focus: () => (logs ?? metrics)?.focus(),
+  };
+}
+
+function render(): void {
+  page?.destroy?.();
+  page = undefined;
+  lastHash = location.hash;
+  const route = current();
+  const params = route.params;
+  const keep = new URLSearchParams();
+  for (const k of ["from", "to"]) if (params.get(k)) keep.set(k, params.get(k)!);
+  const nav = h(
+    "nav",
+    { class: "nav" },
+    PAGES.map(([p, label]) => {
+      const link = new URLSearchParams(keep);
+      if (["logs", "metrics", "split"].includes(p) && ["logs", "metrics", "split"].includes(route.page)) {
+        for (const [k, v] of params) if (!link.has(k) || k === "mq") link.append(k, v);
+      }
+      return h("a", { href: href(p, link), class: p === route.page ? "active" : "", "data-page": p }, label);
+    }),
+  );
+  const body = h("main", { class: `page page-${route.page}` });
+  clear(
+    app,
+    h(
+      "header",
+      { class: "topbar" },
+      h("a", { class: "brand", href: "#/logs" }, h("span", { class: "logo" }), "Tarsier"),
+      nav,
+      h("span", { class: "grow" }),
+      h(
+        "button",
+        { type: "button", class: "icon-btn theme-btn", title: "Toggle dark/light theme", "aria-label": "toggle theme", onclick: toggleTheme },
+        theme() === "dark" ? "☀" : "☾",
+      ),
+      h("button", { type: "button", class: "icon-btn", title: "Keyboard shortcuts (?)", onclick: showHelp }, "?"),
+    ),
+    body,
+  );
+  switch (route.page) {
+    case "logs":
+    case "metrics":
+    case "split":
+      page = explorerPage(route.page, body);
+      break;
+    case "alerts":
+      page = alertsPage(body);
+      break;
+    case "status":
+      page = statusPage(body, params);
+      break;
+    case "dashboards":
+      page = dashboardsPage(body, params);
+      break;
+    default:
+      body.append(h("div", { class: "empty" }, `No page "${route.page}".`));
+  }
+}
+
+function showHelp(): void {
+  const close = () => dlg.remove();
+  const dlg = h(
+    "div",
+    { class: "modal-back", onclick: (e: Event) => e.target === dlg && close() },
+    h(
+      "div",
+      { class: "modal", role: "dialog", "aria-label": "Keyboard shortcuts" },
+      h("h3", {}, "Keyboard shortcuts"),
+      h(
+        "table",
+        { class: "kv" },
+        [
+          ["/", "Focus the query box"],
+          ["Ctrl+Enter / Enter", "Run the query (Shift+Enter: new line)"],
+          ["Tab / ↑ ↓", "Accept / move in suggestions"],
+          ["j / k, ↑ ↓", "Next / previous log line (in the list)"],
+          ["Esc", "Close suggestions, details, dialogs"],
+          ["g l / g m / g s / g d / g a", "Go to logs, metrics, split, dashboards, alerts"],
+        ].map(([k, v]) => h("tr", {}, h("th", {}, h("kbd", {}, k)), h("td", {}, v))),
+      ),
+      h("button", { type: "button", class: "btn", onclick: close }, "Close"),
+    ),
+  );
+  document.body.append(dlg);
+}
+
+let pendingG = false;
+document.addEventListener("keydown", (e) => {
+  const t = e.target as HTMLElement;
+  const typing = t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement;
+  if (e.key === "Escape") document.querySelector(".modal-back")?.remove();
+  if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.key === "/") {
+    e.preventDefault();
+    page?.focus?.();
+  } else if (e.key === "?") {
+    showHelp();
+  } else if (pendingG) {
+    pendingG = false;
+    const map: Record<string, string> = { l: "logs", m: "metrics", s: "split", d: "dashboards", a: "alerts" };
+    if (map[e.key]) location.hash = href(map[e.key]);
+  } else if (e.key === "g") {
+    pendingG = true;
+    setTimeout(() => (pendingG = false), 1000);
+  }
+});
+
+matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+  applyTheme();
+  render();
+});
+let lastHash = "";
+const onNavigate = () => {
+  if (location.hash !== lastHash) render();
+};
+window.addEventListener("hashchange", onNavigate);
+window.addEventListener("popstate", onNavigate);
+window.addEventListener("tarsier:render", () => render());
+applyTheme();
+render();

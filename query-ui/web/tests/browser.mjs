@@ -1,0 +1,266 @@
+// Browser tests of the web UI in headless Chromium, against a running `tarsier run` that
+// tests/ui_browser.rs started and fed (generated log lines, a scraped target, a firing alert).
+// Inputs (environment): TARSIER_URL, NEEDLE (a word in exactly NEEDLE_LINES tailed lines),
+// SERIES_METRIC / SERIES_COUNT (a scraped metric and its series count), LOG_FILE (a tailed file
+// the live-tail case appends to), SCREENSHOTS (a folder).
+// Each case saves a screenshot; a failure names what it expected on the page and shows what
+// the page said instead. Exits 1 if any case failed.
+
+import { chromium } from "playwright-core";
+import { appendFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const base = process.env.TARSIER_URL ?? "http://127.0.0.1:9470";
+const needle = process.env.NEEDLE ?? "needle";
+const needleLines = Number(process.env.NEEDLE_LINES ?? "0");
+const metric = process.env.SERIES_METRIC ?? "up";
+const seriesCount = Number(process.env.SERIES_COUNT ?? "1");
+const logFile = process.env.LOG_FILE;
+const shots = process.env.SCREENSHOTS ?? "target/ui-screenshots";
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const TIMEOUT = 20_000;
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu"],
+});
+const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: "light" });
+const page = await context.newPage();
+const consoleErrors = [];
+page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+/** Waits for `selector` (optionally a predicate on the page); on timeout says what was expected. */
+async function expectOn(what, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    const text = (await page.locator("body").innerText().catch(() => "")).replace(/\s+/g, " ").slice(0, 600);
+    throw new Error(`expected ${what} on ${page.url()}\n  page shows: ${text}\n  cause: ${String(e).split("\n")[0]}`);
+  }
+}
+
+async function open(hash) {
+  await page.goto(`${base}/${hash}`);
+  await page.waitForSelector(".topbar", { timeout: TIMEOUT });
+}
+
+async function shot(name) {
+  await page.screenshot({ path: join(shots, `${name}.png`) });
+}
+
+const cases = {
+  async "log query shows matched lines and the histogram"() {
+    const q = `{job="varlogs"} |= "${needle}"`;
+    await open(`#/logs?lq=${encodeURIComponent(q)}&from=now-1h&to=now`);
+    await expectOn(`${needleLines} log lines containing ${needle}`, () =>
+      page.waitForFunction(
+        (n) => document.querySelector(".logs-summary")?.getAttribute("data-lines") === String(n),
+        needleLines,
+        { timeout: TIMEOUT },
+      ),
+    );
+    const first = await page.locator(".log-row").first().innerText();
+    if (!first.includes(needle)) throw new Error(`expected the first line to contain ${needle}, got ${first}`);
+    await expectOn("the needle highlighted in the lines", () => page.waitForSelector(".log-row mark", { timeout: TIMEOUT }));
+    await expectOn("a histogram chart above the lines", () =>
+      page.waitForSelector("[data-testid=histogram] canvas", { state: "visible", timeout: TIMEOUT }),
+    );
+    await shot("logs");
+  },
+
+  async "a line's context shows the lines around it"() {
+    await page.locator(".log-row").first().click();
+    await expectOn("the line detail drawer", () => page.waitForSelector("[data-testid=log-detail]", { state: "visible", timeout: TIMEOUT }));
+    await page.click("[data-testid=show-context]");
+    await expectOn("context lines with the selected line marked", () =>
+      page.waitForSelector("[data-testid=context] .ctx-line.at", { timeout: TIMEOUT }),
+    );
+    const around = await page.locator("[data-testid=context] .ctx-line").count();
+    if (around < 2) throw new Error(`expected lines before/after the selected one in the context, got ${around} line(s)`);
+    await shot("logs-context");
+  },
+
+  async "dragging across the histogram zooms the time range"() {
+    const over = page.locator("[data-testid=histogram] .u-over");
+    const box = await expectOn("the histogram's plot area", async () => {
+      await over.waitFor({ timeout: TIMEOUT });
+      return over.boundingBox();
+    });
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2, { steps: 8 });
+    await page.mouse.up();
+    await expectOn("an absolute range (epoch ms) in the URL after the drag", () =>
+      page.waitForFunction(() => /from=\d{13}&to=\d{13}/.test(location.hash), null, { timeout: TIMEOUT }),
+    );
+    await expectOn("the picker showing the absolute range", () =>
+      page.waitForFunction(() => document.querySelector(".picker-btn")?.textContent?.includes("→"), null, { timeout: TIMEOUT }),
+    );
+  },
+
+  async "a LogQL error is shown at its position"() {
+    await open(`#/logs?lq=${encodeURIComponent('{job="varlogs" |= "x"')}&from=now-1h&to=now`);
+    await expectOn("an inline parse error with a caret", () => page.waitForSelector(".query-error .error-pos", { timeout: TIMEOUT }));
+    await shot("logs-error");
+    // Keyboard: `/` focuses the query box, Ctrl+Enter runs the fixed query.
+    await page.locator(".page-title").click();
+    await page.keyboard.press("/");
+    const focused = await page.evaluate(() => document.activeElement?.classList.contains("query-input"));
+    if (!focused) throw new Error("expected `/` to focus the query box");
+    await page.fill("textarea.query-input", `{job="varlogs"} |= "${needle}"`);
+    await page.keyboard.press("Control+Enter");
+    await expectOn("the error gone and lines shown after Ctrl+Enter", async () => {
+      await page.waitForSelector(".query-error", { state: "hidden", timeout: TIMEOUT });
+      await page.waitForSelector(".log-row", { timeout: TIMEOUT });
+    });
+  },
+
+  async "plain words build the LogQL and find the same lines"() {
+    await open(`#/logs?lmode=words&words=${encodeURIComponent(needle)}&from=now-1h&to=now`);
+    await expectOn(`the generated LogQL with |= "${needle}"`, () =>
+      page.waitForFunction((w) => document.querySelector(".generated code")?.textContent?.includes(`|= "${w}"`), needle, {
+        timeout: TIMEOUT,
+      }),
+    );
+    await expectOn(`${needleLines} lines found from the words`, () =>
+      page.waitForFunction(
+        (n) => document.querySelector(".logs-summary")?.getAttribute("data-lines") === String(n),
+        needleLines,
+        { timeout: TIMEOUT },
+      ),
+    );
+    await shot("logs-words");
+  },
+
+  async "live tail shows a line appended while watching"() {
+    if (!logFile) return;
+    const word = `tailcase${Date.now()}`;
+    await open(`#/logs?lq=${encodeURIComponent(`{job="varlogs"} |= "${word}"`)}&from=now-1h&to=now&live=1`);
+    await expectOn("the Pause button of a running live tail", () => page.waitForSelector(".live-btn.on", { timeout: TIMEOUT }));
+    appendFileSync(logFile, `level=warn msg="live line" id=${word}\n`);
+    await expectOn(`the appended line ${word} in the list without re-running`, () =>
+      page.waitForSelector(`.log-row:has-text("${word}")`, { timeout: TIMEOUT }),
+    );
+    await page.click(".live-btn");
+    await shot("logs-live");
+  },
+
+  async "PromQL draws a chart with one line per series"() {
+    await open(`#/metrics?mq=${encodeURIComponent(metric)}&from=now-5m&to=now`);
+    await expectOn(`a chart with ${seriesCount} series`, () =>
+      page.waitForFunction(
+        (n) => document.querySelector("[data-testid=metrics-chart]")?.getAttribute("data-series-count") === String(n),
+        seriesCount,
+        { timeout: TIMEOUT },
+      ),
+    );
+    const legend = await page.locator("[data-testid=metrics-chart] .u-legend .u-series").count();
+    if (legend !== seriesCount + 1) throw new Error(`expected ${seriesCount} legend entries plus the time, got ${legend - 1}`);
+    await shot("metrics");
+  },
+
+  async "split view shows the chart and the logs on one range"() {
+    const q = `{job="varlogs"} |= "${needle}"`;
+    await open(`#/split?lq=${encodeURIComponent(q)}&mq=${encodeURIComponent(metric)}&from=now-1h&to=now`);
+    await expectOn("a chart and log lines side by side", async () => {
+      await page.waitForSelector("[data-testid=metrics-chart] canvas", { timeout: TIMEOUT });
+      await page.waitForSelector(".log-row", { timeout: TIMEOUT });
+    });
+    await shot("split");
+  },
+
+  async "create a silence from a firing alert, then expire it"() {
+    await open("#/alerts");
+    await expectOn("a firing alert with a Silence button", () => page.waitForSelector("[data-testid=silence-alert]", { timeout: TIMEOUT }));
+    await page.locator("[data-testid=silence-alert]").first().click();
+    const form = page.locator("[data-testid=silence-form]");
+    const matchers = await form.locator("input[name=matchers]").inputValue();
+    if (!matchers.includes("alertname=")) throw new Error(`expected the alert's labels prefilled as matchers, got ${matchers}`);
+    await form.locator("input[name=comment]").fill("browser test");
+    await form.locator("button[type=submit]").click();
+    await expectOn("an active silence in the list", () =>
+      page.waitForSelector("[data-testid=silences] tr[data-state=active]", { timeout: TIMEOUT }),
+    );
+    await shot("alerts-silenced");
+    await page.locator("[data-testid=silences] tr[data-state=active] [data-testid=expire-silence]").first().click();
+    await expectOn("the silence expired", () =>
+      page.waitForSelector("[data-testid=silences] tr[data-state=expired]", { timeout: TIMEOUT }),
+    );
+    await shot("alerts-expired");
+  },
+
+  async "a built-in dashboard loads its panels"() {
+    await open("#/dashboards");
+    await expectOn("the built-in dashboards listed", () => page.waitForSelector("[data-id=builtin-tarsier]", { timeout: TIMEOUT }));
+    await page.click("[data-id=builtin-tarsier]");
+    await expectOn("the Tarsier health dashboard with charts", async () => {
+      await page.waitForSelector("[data-testid=dashboard] .panel", { timeout: TIMEOUT });
+      await page.waitForSelector("[data-testid=dashboard] .panel canvas", { timeout: TIMEOUT });
+    });
+    await page.waitForTimeout(500); // let the remaining panels draw for the screenshot
+    await shot("dashboard");
+  },
+
+  async "import a dashboard as JSON, open it, delete it"() {
+    await open("#/dashboards");
+    await page.click("text=Import / new");
+    const area = page.locator("textarea.json-edit");
+    await expectOn("the JSON editor", () => area.waitFor({ timeout: TIMEOUT }));
+    const doc = { title: "Browser test", panels: [{ title: "Orders", type: "stat", datasource: "metrics", query: `sum(${metric})` }] };
+    await area.fill(JSON.stringify(doc));
+    await page.click(".modal button.primary");
+    await expectOn("the imported dashboard with its stat panel", () =>
+      page.waitForFunction(() => /id=browser-test/.test(location.hash) && document.querySelector(".stat-big")?.textContent?.match(/\d/), null, {
+        timeout: TIMEOUT,
+      }),
+    );
+    await shot("dashboard-imported");
+    page.once("dialog", (d) => d.accept());
+    await page.click("text=Delete");
+    await expectOn("the dashboard list without the deleted one", async () => {
+      await page.waitForSelector("[data-id=builtin-tarsier]", { timeout: TIMEOUT });
+      if (await page.locator("[data-id=browser-test]").count()) throw new Error("browser-test is still listed");
+    });
+  },
+
+  async "status pages and the dark theme render"() {
+    await open("#/status?tab=targets");
+    await expectOn("the scrape targets with their health", () => page.waitForSelector(".badge.health-ok", { timeout: TIMEOUT }));
+    await shot("status-targets");
+    await open("#/status?tab=tsdb");
+    await expectOn("head statistics and the top metrics by series", () =>
+      page.waitForSelector(".stat-v >> nth=0", { timeout: TIMEOUT }).then(() => page.waitForSelector("table.data td", { timeout: TIMEOUT })),
+    );
+    await shot("status-tsdb");
+    await open("#/status?tab=config");
+    await expectOn("the effective configuration", () =>
+      page.waitForFunction(() => document.querySelector("pre.config")?.textContent?.includes("data_dir"), null, { timeout: TIMEOUT }),
+    );
+    await page.click(".theme-btn");
+    await expectOn("the dark theme", () => page.waitForSelector("html[data-theme=dark]", { timeout: TIMEOUT }));
+    await open(`#/logs?lq=${encodeURIComponent(`{job="varlogs"} |= "${needle}"`)}&from=now-1h&to=now`);
+    await page.waitForSelector(".log-row", { timeout: TIMEOUT });
+    await shot("logs-dark");
+  },
+};
+
+const only = process.env.ONLY;
+let failed = 0;
+for (const [name, run] of Object.entries(cases)) {
+  if (only && !name.includes(only)) continue;
+  const started = Date.now();
+  try {
+    await run();
+    console.log(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.message}`);
+    await shot(`FAILED-${name.replace(/\W+/g, "-")}`).catch(() => {});
+  }
+}
+if (consoleErrors.length) console.log(`browser console errors:\n  ${consoleErrors.join("\n  ")}`);
+await browser.close();
+process.exit(failed ? 1 : 0);
