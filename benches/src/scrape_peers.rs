@@ -11,8 +11,8 @@
 //! - Tarsier: stopped (SIGTERM), its tsdb reopened here (the WAL replay is timed), and
 //!   `Tsdb::snapshot` writes the run as one Parquet block; bytes of that block / its samples.
 //!
-//! Peers come from Debian: `apt-get install -y prometheus prometheus-node-exporter
-//! victoria-metrics`. The `tarsier` binary is taken from beside this one (build both with
+//! Peers come from Debian: the scenario runs `apt-get install -y prometheus
+//! prometheus-node-exporter victoria-metrics` for whichever is missing. The `tarsier` binary is taken from beside this one (build both with
 //! `cargo build --release -p tarsier -p tarsier-benches`).
 
 use std::path::{Path, PathBuf};
@@ -75,8 +75,13 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The peer's binary, installed from Debian (`apt-get install -y <package>`) when missing.
 fn need(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
     let path = PathBuf::from("/usr/bin").join(binary);
+    if !path.exists() {
+        eprintln!("scrape-peers: installing {package} (apt-get install -y {package})");
+        let _ = Command::new("apt-get").args(["install", "-y", package]).stdout(Stdio::null()).status();
+    }
     anyhow::ensure!(path.exists(), "{} is missing: apt-get install -y {package}", path.display());
     Ok(path)
 }
