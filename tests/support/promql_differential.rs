@@ -70,7 +70,7 @@ pub fn dataset(pages: &[Page<'_>], start_ms: i64) -> anyhow::Result<Vec<TimeSeri
                             })
                             .unwrap_or(1.0);
                         let rate = ((h >> 8) % 1000) as f64 / 100.0 * le_factor;
-                        let reset = h % 16 == 0 && k >= POINTS / 2;
+                        let reset = h.is_multiple_of(16) && k >= POINTS / 2;
                         let from = if reset { k - POINTS / 2 } else { k };
                         let start = if reset { 0.0 } else { base.max(0.0) };
                         start + rate * from as f64 * (STEP_MS as f64 / 1000.0)
