@@ -9,7 +9,9 @@ mod exposition_parse;
 mod indexer_ingest;
 mod loggen;
 mod needle;
+mod promql_peers;
 mod report;
+mod scrape_peers;
 mod tsdb_ingest;
 
 use clap::{Parser, ValueEnum};
@@ -29,6 +31,11 @@ enum Scenario {
     ExpositionParse,
     /// remote_write load against a running server, WAL replay time, bytes/sample in blocks.
     TsdbIngest,
+    /// Tarsier, Prometheus and VictoriaMetrics scraping the same node_exporters every second:
+    /// CPU-seconds, peak RSS and on-disk bytes per sample of each.
+    ScrapePeers,
+    /// The differential PromQL query set timed in Tarsier and in Prometheus on the same data.
+    PromqlPeers,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -65,6 +72,12 @@ struct Args {
     /// Concurrent remote_write connections of the tsdb-ingest scenario.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// How long the scrape-peers scenario scrapes.
+    #[arg(long, default_value_t = 300)]
+    seconds: u64,
+    /// node_exporter processes started by scrape-peers (each one target).
+    #[arg(long, default_value_t = 10)]
+    exporters: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +96,11 @@ fn main() -> anyhow::Result<()> {
             Scenario::Needle => needle::run(args.lines)?,
             Scenario::CollectorTail => runtime.block_on(collector_tail::run(args.tail_mb, &args.corpora))?,
             Scenario::ExpositionParse => exposition_parse::run()?,
+            Scenario::ScrapePeers => runtime.block_on(scrape_peers::run(&scrape_peers::Options {
+                seconds: args.seconds,
+                exporters: args.exporters,
+            }))?,
+            Scenario::PromqlPeers => runtime.block_on(promql_peers::run(&args.corpora))?,
             Scenario::TsdbIngest => runtime.block_on(tsdb_ingest::run(args.series, args.samples, args.connections))?,
         }
     }

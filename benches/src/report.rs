@@ -25,7 +25,12 @@ pub fn emit(scenario: &str, figures: &[(&str, Value)], peer: Option<(&str, f64, 
 
 /// CPU seconds (user + system) this process has used so far, from /proc/self/stat.
 pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    proc_cpu_seconds("self")
+}
+
+/// CPU seconds (user + system) process `pid` ("self" for this one) has used so far.
+pub fn proc_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -36,16 +41,21 @@ pub fn cpu_seconds() -> f64 {
 
 /// Peak resident set size of this process in MiB, from /proc/self/status.
 pub fn peak_rss_mib() -> f64 {
-    status_mib("VmHWM:")
+    status_mib("self", "VmHWM:")
+}
+
+/// Peak resident set size of process `pid` in MiB.
+pub fn proc_peak_rss_mib(pid: &str) -> f64 {
+    status_mib(pid, "VmHWM:")
 }
 
 /// Current resident set size of this process in MiB.
 pub fn rss_mib() -> f64 {
-    status_mib("VmRSS:")
+    status_mib("self", "VmRSS:")
 }
 
-fn status_mib(key: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+fn status_mib(pid: &str, key: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix(key))

@@ -91,11 +91,18 @@ pub(crate) async fn remote_write(
 ) -> Result<StatusCode, TextError> {
     let tsdb = state.services().tsdb.clone().ok_or_else(|| ApiError::Unavailable("no tsdb in this role".into()))?;
     let body = read_body(&state, &headers, body).await?;
-    let series = remote_write::decode(&body, state.config().max_decoded_bytes)?;
-    let stats = tokio::task::spawn_blocking(move || tsdb.append(&tenant, &series))
-        .await
-        .map_err(ApiError::from_join)?
-        .map_err(ApiError::from)?;
+    let remote_write::Decoded { series, metadata } =
+        remote_write::decode_request(&body, state.config().max_decoded_bytes)?;
+    let stats = tokio::task::spawn_blocking(move || {
+        for m in metadata {
+            let meta = tsdb::status::MetricMetadata { kind: m.kind.to_string(), help: m.help, unit: m.unit };
+            tsdb.record_metadata(&tenant, &m.metric_family_name, meta);
+        }
+        tsdb.append(&tenant, &series)
+    })
+    .await
+    .map_err(ApiError::from_join)?
+    .map_err(ApiError::from)?;
     match stats.first_error {
         None => Ok(StatusCode::NO_CONTENT),
         Some(first) => Err(ApiError::PartiallyRejected(format!(

@@ -91,3 +91,40 @@ async fn metadata_golden() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errorType"], "bad_data");
 }
+
+#[tokio::test]
+async fn remote_write_metadata_reaches_the_metadata_api() {
+    use model::wire::remote_write::{Metadata, encode_request};
+    let (_dir, state, _tsdb) = state();
+    let metadata = [
+        Metadata {
+            metric_family_name: "node_cpu_seconds_total".into(),
+            kind: "counter",
+            help: "Seconds the CPUs spent in each mode.".into(),
+            unit: "seconds".into(),
+        },
+        Metadata {
+            metric_family_name: "node_load1".into(),
+            kind: "gauge",
+            help: "1m load average.".into(),
+            unit: "".into(),
+        },
+    ];
+    // Prometheus sends metadata in requests of their own, without series.
+    let body = encode_request(&[], &metadata);
+    let request = Request::post("/api/v1/write")
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .body(Body::from(body))
+        .unwrap();
+    let response = query_ui::router(state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, body) = get(&state, "/api/v1/metadata").await;
+    assert_eq!(status, StatusCode::OK);
+    let want = json!({"status": "success", "data": {
+        "node_cpu_seconds_total": [
+            {"type": "counter", "help": "Seconds the CPUs spent in each mode.", "unit": "seconds"}],
+        "node_load1": [{"type": "gauge", "help": "1m load average.", "unit": ""}],
+    }});
+    assert_eq!(body, want);
+}

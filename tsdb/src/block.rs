@@ -6,7 +6,7 @@
 //!   map<string,string>` (names sorted, `__name__` included), `first_row: uint64` and
 //!   `rows: uint32` (the series' rows in the samples file), `min_time_ms`/`max_time_ms: int64`.
 //! - `samples.parquet`: `series_id: uint32`, `timestamp_ms: int64`, `value: float64`, sorted by
-//!   series then time. Ids and timestamps are DELTA_BINARY_PACKED, values BYTE_STREAM_SPLIT, all
+//!   series then time. Ids are DELTA_BINARY_PACKED, timestamps and values PLAIN, all
 //!   zstd-compressed.
 //! - `meta.json`, written last: a block without it is incomplete and removed at open.
 //!
@@ -162,8 +162,12 @@ fn write_samples_file(path: &Path, series: &[SeriesData]) -> Result<()> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
         .set_dictionary_enabled(false)
         .set_column_encoding(ColumnPath::from("series_id"), Encoding::DELTA_BINARY_PACKED)
-        .set_column_encoding(ColumnPath::from("timestamp_ms"), Encoding::DELTA_BINARY_PACKED)
-        .set_column_encoding(ColumnPath::from("value"), Encoding::BYTE_STREAM_SPLIT)
+        // Timestamps and values PLAIN: the series of one target share their timestamps and many
+        // values repeat, which zstd finds in plain bytes but not in bit-packed deltas or split
+        // byte streams (measured on node_exporter data: 0.042 vs 0.095 bytes/sample for
+        // timestamps, 0.85 vs 0.94 for values; see tsdb/BLOCKS.md).
+        .set_column_encoding(ColumnPath::from("timestamp_ms"), Encoding::PLAIN)
+        .set_column_encoding(ColumnPath::from("value"), Encoding::PLAIN)
         .set_max_row_group_row_count(Some(1 << 20))
         .build();
     write_parquet(path, columns, props)

@@ -26,10 +26,20 @@ impl BitWriter {
         self.used_in_last = (self.used_in_last + 1) % 8;
     }
 
-    /// Writes the low `nbits` bits of `value`, highest first.
+    /// Writes the low `nbits` bits of `value`, highest first, a byte's worth at a time.
     pub fn write_bits(&mut self, value: u64, nbits: u8) {
-        for i in (0..nbits).rev() {
-            self.write_bit((value >> i) & 1 == 1);
+        let mut remaining = nbits.min(64);
+        while remaining > 0 {
+            if self.used_in_last == 0 {
+                self.bytes.push(0);
+            }
+            let free = 8 - self.used_in_last;
+            let take = free.min(remaining);
+            let chunk = ((value >> (remaining - take)) & ((1u64 << take) - 1)) as u8;
+            let last = self.bytes.len() - 1;
+            self.bytes[last] |= chunk << (free - take);
+            self.used_in_last = (self.used_in_last + take) % 8;
+            remaining -= take;
         }
     }
 
@@ -56,10 +66,21 @@ impl<'a> BitReader<'a> {
         Some(bit)
     }
 
+    /// Reads `nbits` (at most 64) bits, highest first, a byte's worth at a time.
     pub fn read_bits(&mut self, nbits: u8) -> Option<u64> {
+        if self.pos + usize::from(nbits) > self.bytes.len() * 8 {
+            return None;
+        }
         let mut value = 0u64;
-        for _ in 0..nbits {
-            value = (value << 1) | u64::from(self.read_bit()?);
+        let mut remaining = nbits;
+        while remaining > 0 {
+            let byte = self.bytes[self.pos / 8];
+            let avail = 8 - (self.pos % 8) as u8;
+            let take = avail.min(remaining);
+            let bits = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
+            value = (value << take) | bits;
+            self.pos += usize::from(take);
+            remaining -= take;
         }
         Some(value)
     }

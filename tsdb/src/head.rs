@@ -207,6 +207,34 @@ impl TenantHead {
 }
 
 impl TenantHead {
+    /// Appends samples of one existing series (looked up once), reporting each outcome to `each`.
+    pub fn append_all(
+        &mut self,
+        id: SeriesId,
+        samples: &[Sample],
+        window_ms: i64,
+        mut each: impl FnMut(&Sample, Result<Appended, Rejection>),
+    ) {
+        let min_valid = self.min_valid_t;
+        let series = self.series.entry(id).or_default();
+        let (mut stored, mut max_t) = (0u64, self.max_t);
+        for s in samples {
+            let t = s.timestamp_ms;
+            let result = if t < min_valid {
+                Err(Rejection::TooOld { t, min_valid })
+            } else {
+                series.append(t, s.value, window_ms)
+            };
+            if result == Ok(Appended::Stored) {
+                stored += 1;
+                max_t = Some(max_t.map_or(t, |m| m.max(t)));
+            }
+            each(s, result);
+        }
+        self.samples += stored;
+        self.max_t = max_t;
+    }
+
     /// Oldest sample in the head.
     pub fn min_t(&self) -> Option<i64> {
         self.series.values().filter_map(MemSeries::oldest_t).min()

@@ -26,6 +26,19 @@ pub struct MaintenanceStats {
     pub wal_truncated: bool,
 }
 
+/// The meta of a block about to be written (`write_block` fills in the counts).
+fn block_meta(tenant: &TenantId, (min_t, max_t): (i64, i64), compacted_from: Vec<String>) -> BlockMeta {
+    BlockMeta {
+        version: BLOCK_FORMAT_VERSION,
+        tenant: tenant.as_str().to_string(),
+        min_time_ms: min_t,
+        max_time_ms: max_t,
+        series: 0,
+        samples: 0,
+        compacted_from,
+    }
+}
+
 /// Samples per WAL record in a checkpoint.
 const CHECKPOINT_BATCH: usize = 64 * 1024;
 
@@ -136,6 +149,34 @@ impl Tsdb {
         Ok(())
     }
 
+    /// Writes everything `tenant` holds (blocks and head) as one block under `parent`, like
+    /// Prometheus's `/api/v1/admin/tsdb/snapshot` with the head: a consistent copy for backups,
+    /// and the way benchmarks measure bytes per sample of a whole run. The store is unchanged.
+    pub fn snapshot(&self, tenant: &TenantId, parent: &std::path::Path) -> Result<std::path::PathBuf> {
+        let mut parts: Vec<Vec<SeriesData>> =
+            self.blocks_of(tenant).iter().map(|b| b.read_all()).collect::<Result<Vec<_>>>()?;
+        if let Some(head) = self.head(tenant) {
+            let head = head.read();
+            parts.push(
+                head.series
+                    .iter()
+                    .filter_map(|(id, s)| {
+                        Some(SeriesData {
+                            labels: head.index.labels(*id)?.clone(),
+                            samples: s.samples(i64::MIN, i64::MAX),
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        let series = blocks::merge(parts);
+        let min_t = series.iter().filter_map(|s| s.samples.first()).map(|s| s.timestamp_ms).min().unwrap_or(0);
+        let max_t = series.iter().filter_map(|s| s.samples.last()).map(|s| s.timestamp_ms + 1).max().unwrap_or(0);
+        let meta = block_meta(tenant, (min_t, max_t), Vec::new());
+        std::fs::create_dir_all(parent).map_err(|e| crate::Error::io(format!("creating {}", parent.display()), e))?;
+        crate::block::write_block(parent, &blocks::new_name(min_t, max_t), meta, series)
+    }
+
     /// Writes a block of `tenant` covering `[min_t, max_t)` and opens it.
     fn write_block(
         &self,
@@ -144,15 +185,7 @@ impl Tsdb {
         compacted_from: Vec<String>,
         series: Vec<SeriesData>,
     ) -> Result<Arc<Block>> {
-        let meta = BlockMeta {
-            version: BLOCK_FORMAT_VERSION,
-            tenant: tenant.as_str().to_string(),
-            min_time_ms: min_t,
-            max_time_ms: max_t,
-            series: 0,
-            samples: 0,
-            compacted_from,
-        };
+        let meta = block_meta(tenant, (min_t, max_t), compacted_from);
         let parent = self.dir.join("blocks").join(tenant.as_str());
         let dir = crate::block::write_block(&parent, &blocks::new_name(min_t, max_t), meta.clone(), series)?;
         let meta = crate::block::read_meta(&dir)?.unwrap_or(meta);

@@ -192,23 +192,21 @@ impl Tsdb {
                     id
                 }
             };
-            for s in &ts.samples {
-                match head.append(id, s.timestamp_ms, s.value, window_ms) {
-                    Ok(Appended::Stored) => {
-                        logged.push((id, s.timestamp_ms, s.value));
-                        stats.samples_appended += 1;
-                    }
-                    Ok(Appended::AlreadyPresent) => stats.samples_appended += 1,
-                    Err(rejection) => {
-                        if matches!(rejection, Rejection::OutOfOrder { .. } | Rejection::TooOld { .. }) {
-                            self.metrics.samples_rejected_out_of_order.inc();
-                        } else {
-                            self.metrics.samples_rejected_other.inc();
-                        }
-                        reject(&mut stats, 1, format!("series {}: {rejection}", ts.labels));
-                    }
+            head.append_all(id, &ts.samples, window_ms, |s, result| match result {
+                Ok(Appended::Stored) => {
+                    logged.push((id, s.timestamp_ms, s.value));
+                    stats.samples_appended += 1;
                 }
-            }
+                Ok(Appended::AlreadyPresent) => stats.samples_appended += 1,
+                Err(rejection) => {
+                    if matches!(rejection, Rejection::OutOfOrder { .. } | Rejection::TooOld { .. }) {
+                        self.metrics.samples_rejected_out_of_order.inc();
+                    } else {
+                        self.metrics.samples_rejected_other.inc();
+                    }
+                    reject(&mut stats, 1, format!("series {}: {rejection}", ts.labels));
+                }
+            });
         }
         let mut records = Vec::new();
         if !new_series.is_empty() {

@@ -152,7 +152,10 @@ print(json.dumps({"series": out, "encodings": encodings}))
         assert_eq!(s["name"], if i % 2 == 0 { "http_requests_total" } else { "node_load1" });
     }
     let enc = got["encodings"].to_string();
-    assert!(enc.contains("DELTA_BINARY_PACKED") && enc.contains("BYTE_STREAM_SPLIT"), "{enc}");
+    // The documented encodings (tsdb/BLOCKS.md): delta-packed ids, plain timestamps and values.
+    assert_eq!(got["encodings"]["series_id"][0], "DELTA_BINARY_PACKED", "{enc}");
+    assert_eq!(got["encodings"]["timestamp_ms"][0], "PLAIN", "{enc}");
+    assert_eq!(got["encodings"]["value"][0], "PLAIN", "{enc}");
 }
 
 fn small_blocks() -> TsdbConfig {

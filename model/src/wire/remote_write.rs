@@ -63,6 +63,11 @@ pub const CONTENT_TYPE: &str = "application/x-protobuf";
 
 /// Encodes series as a snappy-compressed `WriteRequest` body.
 pub fn encode(series: &[TimeSeries]) -> Vec<u8> {
+    encode_request(series, &[])
+}
+
+/// Encodes series and metric families' metadata as a snappy-compressed `WriteRequest` body.
+pub fn encode_request(series: &[TimeSeries], metadata: &[Metadata]) -> Vec<u8> {
     let request = WriteRequest {
         timeseries: series
             .iter()
@@ -71,7 +76,15 @@ pub fn encode(series: &[TimeSeries]) -> Vec<u8> {
                 samples: s.samples.iter().map(|p| ProtoSample { value: p.value, timestamp: p.timestamp_ms }).collect(),
             })
             .collect(),
-        metadata: Vec::new(),
+        metadata: metadata
+            .iter()
+            .map(|m| MetricMetadata {
+                r#type: (0..8).find(|&c| metric_type_name(c) == m.kind).unwrap_or(0),
+                metric_family_name: m.metric_family_name.clone(),
+                help: m.help.clone(),
+                unit: m.unit.clone(),
+            })
+            .collect(),
     };
     let raw = request.encode_to_vec();
     snap::raw::Encoder::new().compress_vec(&raw).expect("snappy compression of an in-memory buffer cannot fail")
@@ -80,8 +93,56 @@ pub fn encode(series: &[TimeSeries]) -> Vec<u8> {
 /// Decodes a snappy-compressed `WriteRequest` body, refusing to decompress past `max_decoded`
 /// bytes (the declared length is checked before any allocation).
 pub fn decode(body: &[u8], max_decoded: usize) -> Result<Vec<TimeSeries>> {
+    decode_request(body, max_decoded).map(|d| d.series)
+}
+
+/// A decoded `WriteRequest`: the series and the metric families' metadata senders attach
+/// (Prometheus sends TYPE/HELP/UNIT every minute, in requests of their own).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decoded {
+    pub series: Vec<TimeSeries>,
+    pub metadata: Vec<Metadata>,
+}
+
+/// One metric family's metadata, with the type as Prometheus's API spells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    pub metric_family_name: String,
+    /// `counter`, `gauge`, `histogram`, `gaugehistogram`, `summary`, `info`, `stateset` or `unknown`.
+    pub kind: &'static str,
+    pub help: String,
+    pub unit: String,
+}
+
+/// `prometheus.MetricMetadata.MetricType` as the lowercase name `/api/v1/metadata` answers.
+pub fn metric_type_name(code: i32) -> &'static str {
+    match code {
+        1 => "counter",
+        2 => "gauge",
+        3 => "histogram",
+        4 => "gaugehistogram",
+        5 => "summary",
+        6 => "info",
+        7 => "stateset",
+        _ => "unknown",
+    }
+}
+
+/// Decodes a snappy-compressed `WriteRequest` body with its metadata (see [`decode`]).
+pub fn decode_request(body: &[u8], max_decoded: usize) -> Result<Decoded> {
     let raw = super::snappy_decompress_bounded(body, max_decoded)?;
     let request = WriteRequest::decode(raw.as_slice())?;
+    let metadata = request
+        .metadata
+        .into_iter()
+        .filter(|m| !m.metric_family_name.is_empty())
+        .map(|m| Metadata {
+            kind: metric_type_name(m.r#type),
+            metric_family_name: m.metric_family_name,
+            help: m.help,
+            unit: m.unit,
+        })
+        .collect();
     let mut out = Vec::with_capacity(request.timeseries.len());
     for (i, ts) in request.timeseries.into_iter().enumerate() {
         let mut builder = LabelsBuilder::default();
@@ -96,7 +157,7 @@ pub fn decode(body: &[u8], max_decoded: usize) -> Result<Vec<TimeSeries>> {
         let samples = ts.samples.into_iter().map(|s| Sample::new(s.timestamp, s.value)).collect();
         out.push(TimeSeries::new(labels, samples));
     }
-    Ok(out)
+    Ok(Decoded { series: out, metadata })
 }
 
 #[cfg(test)]
@@ -111,6 +172,30 @@ mod tests {
         )];
         let body = encode(&series);
         assert_eq!(decode(&body, 1 << 20).unwrap(), series);
+    }
+
+    #[test]
+    fn metadata_is_decoded_with_prometheus_type_names() {
+        let request = WriteRequest {
+            timeseries: Vec::new(),
+            metadata: vec![
+                MetricMetadata {
+                    r#type: 1,
+                    metric_family_name: "http_requests_total".into(),
+                    help: "Requests.".into(),
+                    unit: String::new(),
+                },
+                MetricMetadata { r#type: 9, metric_family_name: "odd".into(), help: String::new(), unit: "s".into() },
+                MetricMetadata { r#type: 2, metric_family_name: String::new(), help: "x".into(), unit: String::new() },
+            ],
+        };
+        let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap();
+        let decoded = decode_request(&body, 1 << 20).unwrap();
+        assert!(decoded.series.is_empty());
+        let got: Vec<(&str, &str, &str)> =
+            decoded.metadata.iter().map(|m| (m.metric_family_name.as_str(), m.kind, m.unit.as_str())).collect();
+        assert_eq!(got, [("http_requests_total", "counter", ""), ("odd", "unknown", "s")]);
+        assert_eq!(decoded.metadata[0].help, "Requests.");
     }
 
     #[test]
