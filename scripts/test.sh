@@ -34,6 +34,14 @@ fi
 if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   pip install aiosmtpd || pip install --break-system-packages aiosmtpd
 fi
+# The Kubernetes manifests (tests/kubernetes.rs): kubectl renders the kustomize overlays,
+# kubernetes-validate checks them offline against the Kubernetes schemas.
+if ! command -v kubectl >/dev/null 2>&1; then
+  apt-get install -y kubectl || { apt-get update && apt-get install -y kubectl; }
+fi
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  pip install kubernetes-validate || pip install --break-system-packages kubernetes-validate
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

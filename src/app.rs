@@ -256,6 +256,7 @@ pub async fn serve(
         };
         loaded.context("loading alerting.rule_files / alerting.log_rule_files")?;
         services.rules = Some(manager);
+        services.data_dir = Some(data_dir.clone());
     }
 
     let listener = tokio::net::TcpListener::bind(&config.server.listen).await.with_context(|| {

@@ -7,3 +7,4 @@ pub mod cli;
 pub mod config;
 pub mod local_sink;
 pub mod logging;
+pub mod snapshot;

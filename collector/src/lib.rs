@@ -10,6 +10,7 @@
 mod buffer;
 pub mod config;
 pub mod error;
+pub mod kube_access;
 mod metrics;
 mod parse;
 pub use parse::multiline::join_lines;

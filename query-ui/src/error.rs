@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The server is not ready or is shutting down.
     #[error("{0}")]
     Unavailable(String),
+    /// The thing named in the URL does not exist (e.g. a snapshot).
+    #[error("{0}")]
+    NotFound(String),
     /// A bug or an environment failure; details are logged.
     #[error("internal error: {0}")]
     Internal(String),
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::Tsdb(e) => e.http_status(),
             ApiError::Indexer(e) => e.http_status(),
             ApiError::Unavailable(_) => 503,
+            ApiError::NotFound(_) => 404,
             ApiError::Internal(_) => 500,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -56,6 +60,7 @@ impl ApiError {
             ApiError::Tsdb(e) => e.error_type(),
             ApiError::Indexer(e) => e.error_type(),
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::NotFound(_) => "not_found",
             ApiError::Internal(_) => "internal",
             _ => "bad_data",
         }

@@ -15,6 +15,7 @@ mod ops;
 mod params;
 mod prom_api;
 mod rules_api;
+pub mod snapshot;
 mod state;
 mod targets;
 mod ui;
@@ -68,6 +69,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts));
+    if state.services().data_dir.is_some() {
+        router = router
+            .route("/api/v1/admin/snapshot", post(snapshot::create))
+            .route("/api/v1/admin/snapshots/{name}", axum::routing::delete(snapshot::delete))
+            .route("/api/v1/admin/snapshots/{name}/files/{*path}", get(snapshot::file_chunk));
+    }
     if let Some(notifier) = state.services().notifier.clone() {
         router = router.merge(alertmanager_api::routes(notifier));
     }

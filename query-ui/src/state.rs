@@ -20,6 +20,8 @@ pub struct Services {
     pub rules: Option<Arc<alerting::manager::RuleManager>>,
     /// The notification pipeline (Alertmanager's `/api/v2`), when one is configured.
     pub notifier: Option<Arc<alerting::notify::Notifier>>,
+    /// The data directory, when this role owns stores (`POST /api/v1/admin/snapshot` links it).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Cheap to clone; shared by all handlers.
