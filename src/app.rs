@@ -160,7 +160,8 @@ pub fn main(role: Role, args: RoleArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(role, config, shutdown_signal())) {
+    let reload = args.config.clone().map(|path| (args, path));
+    match runtime.block_on(serve_with(role, config, reload, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "tarsier stopped with an error");
@@ -199,6 +200,17 @@ async fn shutdown_signal() {
 pub async fn serve(
     role: Role,
     config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with(role, config, None, shutdown).await
+}
+
+/// [`serve`], reloading the configuration from `reload`'s file (with its flags applied on top) on
+/// file changes, SIGHUP and `POST /-/reload` (see [`crate::reload`]).
+pub async fn serve_with(
+    role: Role,
+    config: Config,
+    reload: Option<(RoleArgs, std::path::PathBuf)>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
@@ -292,7 +304,26 @@ pub async fn serve(
         None
     };
 
+    let reload_metrics = crate::reload::ReloadMetrics::default();
+    reload_metrics.register(&mut registry);
+    let retention = serde_json::to_value(&config.tsdb).ok().and_then(|v| v["retention"].as_str().map(String::from));
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    let runtime = query_ui::runtime::Runtime::new(retention.unwrap_or_default(), reload.as_ref().map(|_| reload_tx));
+    services.runtime = Some(runtime.clone());
+
     let (stop_rules_tx, stop_rules_rx) = tokio::sync::watch::channel(false);
+    let reloader = reload.map(|(args, config_path)| {
+        let reloader = crate::reload::Reloader {
+            role,
+            args,
+            config_path,
+            current: config.clone(),
+            rules: services.rules.clone(),
+            runtime,
+            metrics: reload_metrics,
+        };
+        tokio::spawn(reloader.run(reload_rx, stop_rules_rx.clone()))
+    });
     let rules_task = services.rules.clone().map(|manager| tokio::spawn(manager.run(stop_rules_rx)));
 
     let state = query_ui::AppState::new(services.clone(), config.server.clone(), registry);
@@ -313,6 +344,9 @@ pub async fn serve(
     state.set_ready(false);
     let _ = stop_rules_tx.send(true);
     if let Some(task) = rules_task {
+        let _ = task.await;
+    }
+    if let Some(task) = reloader {
         let _ = task.await;
     }
     if let Some(collector) = collector

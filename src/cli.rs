@@ -60,7 +60,7 @@ pub enum Command {
 }
 
 /// Flags shared by the roles.
-#[derive(Debug, Args, Default)]
+#[derive(Clone, Debug, Args, Default)]
 pub struct RoleArgs {
     /// YAML configuration file (see deploy/tarsier.example.yaml). Flags override it.
     #[arg(long, short = 'c', env = "TARSIER_CONFIG")]

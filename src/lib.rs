@@ -7,4 +7,5 @@ pub mod cli;
 pub mod config;
 pub mod local_sink;
 pub mod logging;
+pub mod reload;
 pub mod snapshot;

@@ -15,6 +15,7 @@ mod ops;
 mod params;
 mod prom_api;
 mod rules_api;
+pub mod runtime;
 pub mod snapshot;
 mod state;
 mod targets;
@@ -33,7 +34,9 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/-/healthy", get(ops::healthy).head(ops::healthy))
         .route("/-/ready", get(ops::ready).head(ops::ready))
-        .route("/metrics", get(ops::metrics));
+        .route("/metrics", get(ops::metrics))
+        .route("/-/reload", post(runtime::reload).put(runtime::reload))
+        .route("/api/v1/status/runtimeinfo", get(runtime::runtimeinfo));
     if state.services().indexer.is_some() {
         router = router
             .route("/loki/api/v1/push", post(ingest::loki_push))

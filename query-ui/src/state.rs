@@ -22,6 +22,8 @@ pub struct Services {
     pub notifier: Option<Arc<alerting::notify::Notifier>>,
     /// The data directory, when this role owns stores (`POST /api/v1/admin/snapshot` links it).
     pub data_dir: Option<std::path::PathBuf>,
+    /// Config reload status and requests (`/-/reload`, `/api/v1/status/runtimeinfo`).
+    pub runtime: Option<crate::runtime::Runtime>,
 }
 
 /// Cheap to clone; shared by all handlers.
