@@ -81,7 +81,8 @@ async fn daemonset_config_ships_every_pod_line_with_its_labels() {
         .replace("/var/lib/tarsier-agent", tmp.path().join("agent").to_str().unwrap())
         .replace("0.0.0.0:9470", &agent_listen)
         .replace("http://tarsier-server.tarsier.svc:9470", &server.base)
-        .replace("format: json", "format: text");
+        .replace("format: json", "format: text")
+        .replace("interval: 15s", "interval: 200ms");
     assert!(agent_yaml.contains(pods.to_str().unwrap()), "the DaemonSet config tails /var/log/pods");
     let config = tmp.path().join("agent.yaml");
     std::fs::write(&config, agent_yaml).unwrap();
@@ -135,6 +136,24 @@ async fn daemonset_config_ships_every_pod_line_with_its_labels() {
             assert!(labels["stream"] == "stdout" || labels["stream"] == "stderr", "{labels}");
         }
     }
+    // The autoscaling signals: per workload (both containers of the api pod), from the same lines.
+    let api_lines = expected.iter().filter(|(j, _)| *j < 2).count() as f64;
+    let query = "sum(tarsier_workload_log_lines_total{namespace=\"shop\", workload=\"api\"})";
+    let started = std::time::Instant::now();
+    loop {
+        let series = await_series(&client, &server.base, query).await;
+        let v: f64 = series[0]["value"][1].as_str().unwrap().parse().unwrap();
+        if v == api_lines {
+            break;
+        }
+        assert!(v < api_lines, "{query} = {v}, more than the {api_lines} lines written");
+        assert!(started.elapsed() < DEADLINE, "{query} = {v}, want {api_lines}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let stderr_errors = "tarsier_workload_log_error_lines_total{workload=\"postgres\"}";
+    let series = await_series(&client, &server.base, stderr_errors).await;
+    assert_eq!(series[0]["value"][1], "0", "no line has an error level");
+    await_series(&client, &server.base, "tarsier_collector_backlog_bytes").await;
     for path in &rotated {
         gzip_and_remove(path);
     }
