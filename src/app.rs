@@ -196,6 +196,40 @@ async fn shutdown_signal() {
     }
 }
 
+/// Serves `external.metrics.k8s.io` on its TLS listener when configured and this role has a tsdb;
+/// stops when `stop` turns true.
+async fn start_external_metrics(
+    config: &Config,
+    services: &query_ui::Services,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let cfg = &config.server.external_metrics;
+    let Some(tsdb) = services.tsdb.clone().filter(|_| cfg.enabled) else { return Ok(None) };
+    let files = cfg.cert_file.as_deref().zip(cfg.key_file.as_deref());
+    if files.is_none() {
+        tracing::warn!("server.external_metrics has no cert_file/key_file: serving a self-signed certificate");
+    }
+    let names = ["localhost".to_string(), "tarsier-server.tarsier.svc".to_string()];
+    let tls = query_ui::tls::server_config(files, &names)
+        .map_err(anyhow::Error::msg)
+        .context("server.external_metrics cert_file/key_file")?;
+    let tcp = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listening on {} (server.external_metrics.listen)", cfg.listen))?;
+    tracing::info!(listen = %tcp.local_addr()?, metrics = cfg.metrics.len(), "serving external.metrics.k8s.io over tls");
+    let state = query_ui::external_metrics::ExternalMetricsState { tsdb, config: Arc::new(cfg.clone()) };
+    let app = query_ui::external_metrics::router(state);
+    let listener = query_ui::tls::TlsListener::new(tcp, tls);
+    Ok(Some(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "external metrics server failed");
+        }
+    })))
+}
+
 /// Runs `role` until `shutdown` resolves, then stops in order.
 pub async fn serve(
     role: Role,
@@ -324,12 +358,14 @@ pub async fn serve_with(
         };
         tokio::spawn(reloader.run(reload_rx, stop_rules_rx.clone()))
     });
-    let rules_task = services.rules.clone().map(|manager| tokio::spawn(manager.run(stop_rules_rx)));
+    let rules_task = services.rules.clone().map(|manager| tokio::spawn(manager.run(stop_rules_rx.clone())));
 
     let state = query_ui::AppState::new(services.clone(), config.server.clone(), registry);
     let app = query_ui::router(state.clone());
     state.set_ready(true);
     tracing::info!(role = ?role, listen = %local_addr, data_dir = %data_dir.display(), "tarsier is ready");
+
+    let external = start_external_metrics(&config, &services, stop_rules_rx.clone()).await?;
 
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -347,6 +383,9 @@ pub async fn serve_with(
         let _ = task.await;
     }
     if let Some(task) = reloader {
+        let _ = task.await;
+    }
+    if let Some(task) = external {
         let _ = task.await;
     }
     if let Some(collector) = collector

@@ -196,6 +196,25 @@ fn rbac_grants_exactly_the_api_calls_the_code_makes() {
     }
 }
 
+/// Examples outside the kustomization that use only built-in kinds validate too (KEDA's CRDs are
+/// not in the schemas; tests/keda.rs checks that example against a real server instead).
+#[test]
+fn builtin_examples_validate() {
+    let file = repo().join("deploy/kubernetes/examples/hpa-error-rate.yaml");
+    let out = run(
+        "kubernetes-validate",
+        &["--strict", "--quiet", file.to_str().unwrap()],
+        "pip install kubernetes-validate || pip install --break-system-packages kubernetes-validate",
+    );
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let server = std::fs::read_to_string(repo().join("deploy/kubernetes/base/config/server.yaml")).unwrap();
+    assert!(
+        text.contains("name: workload-error-lines-per-second")
+            && server.contains("name: workload-error-lines-per-second")
+    );
+}
+
 #[test]
 fn dockerfile_is_multi_stage_and_non_root() {
     let text = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();

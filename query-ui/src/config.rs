@@ -16,6 +16,8 @@ pub struct HttpConfig {
     pub max_log_query_limit: usize,
     /// Most points per series a Prometheus range query may return (Prometheus uses 11,000).
     pub max_points_per_series: i64,
+    /// The Kubernetes external metrics API on its own TLS listener (off by default).
+    pub external_metrics: crate::external_metrics::ExternalMetricsConfig,
 }
 
 /// The default HTTP port: 9470, not used by Prometheus (9090), Loki (3100), Grafana (3000),
@@ -30,6 +32,7 @@ impl Default for HttpConfig {
             max_decoded_bytes: 64 << 20,
             max_log_query_limit: 5000,
             max_points_per_series: 11_000,
+            external_metrics: Default::default(),
         }
     }
 }
@@ -55,7 +58,7 @@ impl HttpConfig {
         if self.max_points_per_series <= 0 {
             return Err("server.max_points_per_series must be greater than 0".into());
         }
-        Ok(())
+        self.external_metrics.validate()
     }
 }
 

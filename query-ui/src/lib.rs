@@ -8,6 +8,7 @@ pub mod alertmanager_api;
 pub mod config;
 pub mod error;
 mod es_api;
+pub mod external_metrics;
 mod ingest;
 mod loki_api;
 mod metrics;
@@ -19,6 +20,7 @@ pub mod runtime;
 pub mod snapshot;
 mod state;
 mod targets;
+pub mod tls;
 mod ui;
 
 use axum::Router;
