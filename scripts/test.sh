@@ -34,6 +34,14 @@ fi
 if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   pip install aiosmtpd || pip install --break-system-packages aiosmtpd
 fi
+# The Kubernetes manifests (tests/kubernetes.rs): kubectl renders the kustomize overlays,
+# kubernetes-validate checks them offline against the Kubernetes schemas.
+if ! command -v kubectl >/dev/null 2>&1; then
+  apt-get install -y kubectl || { apt-get update && apt-get install -y kubectl; }
+fi
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  pip install kubernetes-validate || pip install --break-system-packages kubernetes-validate
+fi
 
 # The web UI (query-ui/web) is built by query-ui's build.rs with npm; the browser tests
 # (tests/ui_browser.rs) drive headless Chromium with playwright-core from web/node_modules.

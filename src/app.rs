@@ -160,7 +160,8 @@ pub fn main(role: Role, args: RoleArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(role, config, shutdown_signal())) {
+    let reload = args.config.clone().map(|path| (args, path));
+    match runtime.block_on(serve_with(role, config, reload, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "tarsier stopped with an error");
@@ -195,10 +196,55 @@ async fn shutdown_signal() {
     }
 }
 
+/// Serves `external.metrics.k8s.io` on its TLS listener when configured and this role has a tsdb;
+/// stops when `stop` turns true.
+async fn start_external_metrics(
+    config: &Config,
+    services: &query_ui::Services,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let cfg = &config.server.external_metrics;
+    let Some(tsdb) = services.tsdb.clone().filter(|_| cfg.enabled) else { return Ok(None) };
+    let files = cfg.cert_file.as_deref().zip(cfg.key_file.as_deref());
+    if files.is_none() {
+        tracing::warn!("server.external_metrics has no cert_file/key_file: serving a self-signed certificate");
+    }
+    let names = ["localhost".to_string(), "tarsier-server.tarsier.svc".to_string()];
+    let tls = query_ui::tls::server_config(files, &names)
+        .map_err(anyhow::Error::msg)
+        .context("server.external_metrics cert_file/key_file")?;
+    let tcp = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listening on {} (server.external_metrics.listen)", cfg.listen))?;
+    tracing::info!(listen = %tcp.local_addr()?, metrics = cfg.metrics.len(), "serving external.metrics.k8s.io over tls");
+    let state = query_ui::external_metrics::ExternalMetricsState { tsdb, config: Arc::new(cfg.clone()) };
+    let app = query_ui::external_metrics::router(state);
+    let listener = query_ui::tls::TlsListener::new(tcp, tls);
+    Ok(Some(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "external metrics server failed");
+        }
+    })))
+}
+
 /// Runs `role` until `shutdown` resolves, then stops in order.
 pub async fn serve(
     role: Role,
     config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with(role, config, None, shutdown).await
+}
+
+/// [`serve`], reloading the configuration from `reload`'s file (with its flags applied on top) on
+/// file changes, SIGHUP and `POST /-/reload` (see [`crate::reload`]).
+pub async fn serve_with(
+    role: Role,
+    config: Config,
+    reload: Option<(RoleArgs, std::path::PathBuf)>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
@@ -256,6 +302,7 @@ pub async fn serve(
         };
         loaded.context("loading alerting.rule_files / alerting.log_rule_files")?;
         services.rules = Some(manager);
+        services.data_dir = Some(data_dir.clone());
     }
 
     let listener = tokio::net::TcpListener::bind(&config.server.listen).await.with_context(|| {
@@ -291,8 +338,27 @@ pub async fn serve(
         None
     };
 
+    let reload_metrics = crate::reload::ReloadMetrics::default();
+    reload_metrics.register(&mut registry);
+    let retention = serde_json::to_value(&config.tsdb).ok().and_then(|v| v["retention"].as_str().map(String::from));
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    let runtime = query_ui::runtime::Runtime::new(retention.unwrap_or_default(), reload.as_ref().map(|_| reload_tx));
+    services.runtime = Some(runtime.clone());
+
     let (stop_rules_tx, stop_rules_rx) = tokio::sync::watch::channel(false);
-    let rules_task = services.rules.clone().map(|manager| tokio::spawn(manager.run(stop_rules_rx)));
+    let reloader = reload.map(|(args, config_path)| {
+        let reloader = crate::reload::Reloader {
+            role,
+            args,
+            config_path,
+            current: config.clone(),
+            rules: services.rules.clone(),
+            runtime,
+            metrics: reload_metrics,
+        };
+        tokio::spawn(reloader.run(reload_rx, stop_rules_rx.clone()))
+    });
+    let rules_task = services.rules.clone().map(|manager| tokio::spawn(manager.run(stop_rules_rx.clone())));
 
     services.config_yaml = Some(crate::redact::redacted_config_yaml(&config).into());
     if role.runs_stores() {
@@ -302,6 +368,8 @@ pub async fn serve(
     let app = query_ui::router(state.clone());
     state.set_ready(true);
     tracing::info!(role = ?role, listen = %local_addr, data_dir = %data_dir.display(), "tarsier is ready");
+
+    let external = start_external_metrics(&config, &services, stop_rules_rx.clone()).await?;
 
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -316,6 +384,12 @@ pub async fn serve(
     state.set_ready(false);
     let _ = stop_rules_tx.send(true);
     if let Some(task) = rules_task {
+        let _ = task.await;
+    }
+    if let Some(task) = reloader {
+        let _ = task.await;
+    }
+    if let Some(task) = external {
         let _ = task.await;
     }
     if let Some(collector) = collector

@@ -28,6 +28,22 @@ pub enum Command {
         /// The YAML file to check.
         file: PathBuf,
     },
+    /// Backs up a running server: asks it for a hard-linked snapshot of its data, downloads it into
+    /// OUT/<name>/ and deletes it on the server (the CronJob in deploy/kubernetes runs this).
+    Snapshot {
+        /// The server to back up, e.g. http://tarsier-server-0.tarsier-server-headless:9470.
+        #[arg(long)]
+        server_url: String,
+        /// Directory the backup goes into (one subdirectory per snapshot).
+        #[arg(long)]
+        out: PathBuf,
+        /// Keep only the newest N backups in OUT (0 = keep all).
+        #[arg(long, default_value_t = 0)]
+        keep: usize,
+        /// Leave the snapshot on the server after downloading it.
+        #[arg(long)]
+        keep_on_server: bool,
+    },
     /// Runs rule unit tests in promtool's format (`rule_files`, `tests` with `input_series`,
     /// `alert_rule_test`, `promql_expr_test`); exits 1 when any fails.
     TestRules {
@@ -44,7 +60,7 @@ pub enum Command {
 }
 
 /// Flags shared by the roles.
-#[derive(Debug, Args, Default)]
+#[derive(Clone, Debug, Args, Default)]
 pub struct RoleArgs {
     /// YAML configuration file (see deploy/tarsier.example.yaml). Flags override it.
     #[arg(long, short = 'c', env = "TARSIER_CONFIG")]

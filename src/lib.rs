@@ -8,3 +8,5 @@ pub mod config;
 pub mod local_sink;
 pub mod logging;
 pub mod redact;
+pub mod reload;
+pub mod snapshot;

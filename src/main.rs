@@ -12,6 +12,9 @@ fn main() -> ExitCode {
         Command::TestRules { files, run, ignore_unknown_fields } => {
             tarsier::app::test_rules(&files, alerting::promtool::TestOptions { run, ignore_unknown_fields })
         }
+        Command::Snapshot { server_url, out, keep, keep_on_server } => {
+            tarsier::snapshot::main(tarsier::snapshot::SnapshotOptions { server_url, out, keep, keep_on_server })
+        }
         Command::Run(args) => tarsier::app::main(tarsier::app::Role::Run, args),
         Command::Server(args) => tarsier::app::main(tarsier::app::Role::Server, args),
         Command::Agent(args) => tarsier::app::main(tarsier::app::Role::Agent, args),

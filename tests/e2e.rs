@@ -2,75 +2,15 @@
 //! a local endpoint both come back through the Loki and Prometheus query APIs, and are still there
 //! after SIGTERM and a restart. Then the same path split over `tarsier agent` + `tarsier server`.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// Generous bound for "eventually": the 2-second freshness goal is measured and printed, and
-/// asserted by the benchmark, not here where a loaded CI machine would make it flaky.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-struct Tarsier {
-    child: Child,
-    base: String,
-}
-
-impl Tarsier {
-    fn start(args: &[&str], listen: &str) -> Tarsier {
-        let child = Command::new(env!("CARGO_BIN_EXE_tarsier"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tarsier");
-        Tarsier { child, base: format!("http://{listen}") }
-    }
-
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("tarsier exited before becoming ready: {status}");
-            }
-            if let Ok(r) = client.get(format!("{}/-/ready", self.base)).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
-            assert!(started.elapsed() < DEADLINE, "tarsier at {} not ready within {DEADLINE:?}", self.base);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status must be success.
-    fn stop(mut self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "tarsier exited with {status} after SIGTERM");
-                return;
-            }
-            assert!(started.elapsed() < DEADLINE, "tarsier did not stop within {DEADLINE:?} of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tarsier {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::Proc as Tarsier;
+use support::*;
 
 /// A Prometheus-format endpoint like an application's.
 async fn serve_metrics() -> String {
@@ -101,14 +41,6 @@ fn write_config(dir: &Path, listen: &str, log_glob: &str, target: &str, server_u
     path
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    let response = client.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "GET {url} answered {status}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"))
-}
-
 /// Polls a Loki query until a line containing `needle` comes back; returns how long it took.
 async fn await_log_line(client: &reqwest::Client, base: &str, selector: &str, needle: &str) -> Duration {
     let started = Instant::now();
@@ -135,28 +67,6 @@ async fn await_log_line(client: &reqwest::Client, base: &str, selector: &str, ne
         assert!(started.elapsed() < DEADLINE, "no line with {needle:?} for {selector} within {DEADLINE:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Polls an instant PromQL query until it returns at least one series; returns the result.
-async fn await_series(client: &reqwest::Client, base: &str, query: &str) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let url = reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), &[("query", query)]).unwrap();
-        let body = get_json(client, url.as_str()).await;
-        assert_eq!(body["status"], "success");
-        let result = body["data"]["result"].as_array().unwrap().clone();
-        if !result.is_empty() {
-            return result;
-        }
-        assert!(started.elapsed() < DEADLINE, "no series for {query} within {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn append_line(path: &Path, line: &str) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-    writeln!(f, "{line}").unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,8 @@ pub struct CollectorConfig {
     pub scrape_configs: Vec<ScrapeConfig>,
     /// Batching and retry of both logs and samples.
     pub shipping: ShippingConfig,
+    /// Per-workload autoscaling signals derived from the tailed pod logs.
+    pub signals: crate::signals::SignalsConfig,
 }
 
 impl Default for CollectorConfig {
@@ -39,6 +41,7 @@ impl Default for CollectorConfig {
             global: GlobalScrapeConfig::default(),
             scrape_configs: Vec::new(),
             shipping: ShippingConfig::default(),
+            signals: crate::signals::SignalsConfig::default(),
         }
     }
 }
@@ -419,6 +422,7 @@ impl CollectorConfig {
             return Err("collector.tail.max_open_files must be > 0".into());
         }
         tail.multiline.validate("collector.tail.multiline")?;
+        self.signals.validate()?;
         tail.parse.validate("collector.tail.parse")?;
         for name in tail.labels.keys() {
             if !model::labels::is_valid_label_name(name) {

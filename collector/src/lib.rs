@@ -10,12 +10,15 @@
 mod buffer;
 pub mod config;
 pub mod error;
+pub mod kube_access;
 mod metrics;
 mod parse;
 pub use parse::multiline::join_lines;
 pub mod relabel;
 pub mod scrape;
 mod ship;
+mod signals;
+pub use signals::{SignalsConfig, workload_of};
 pub mod sink;
 mod tail;
 
@@ -66,6 +69,8 @@ pub struct Collector {
     scrape_cancel: CancellationToken,
     saver: Option<JoinHandle<()>>,
     saver_cancel: CancellationToken,
+    signals_task: Option<JoinHandle<()>>,
+    signals_cancel: CancellationToken,
     store: Arc<CheckpointStore>,
     state_dir: PathBuf,
 }
@@ -146,6 +151,12 @@ impl Collector {
             &discovery.watch_roots(),
             tail::discovery::Wakeup { rescan: rescan.clone(), tx: wake.clone() },
         );
+        let node_name = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
+        let signals = config.signals.enabled.then(|| signals::Signals::new(config.signals.clone(), node_name.clone()));
+        let signals_cancel = CancellationToken::new();
+        let signals_task = signals.clone().map(|s| {
+            tokio::spawn(signals::emit_periodically(s, sample_tx.clone(), metrics.clone(), signals_cancel.clone()))
+        });
         let tailer = tail::reader::Tailer::new(
             config.tail.clone(),
             discovery,
@@ -155,7 +166,8 @@ impl Collector {
             stop.clone(),
             rescan,
             wake_rx,
-            std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()),
+            node_name,
+            signals,
         );
         let tailer = std::thread::Builder::new()
             .name("tarsier-tailer".into())
@@ -182,6 +194,8 @@ impl Collector {
             scrape_cancel,
             saver: Some(saver),
             saver_cancel,
+            signals_task,
+            signals_cancel,
             store,
             state_dir: state_dir.to_path_buf(),
         })
@@ -202,6 +216,10 @@ impl Collector {
         }
         if let Some(manager) = self.scrape_manager.take() {
             manager.await.map_err(|e| Error::Task(e.to_string()))?;
+        }
+        self.signals_cancel.cancel();
+        if let Some(task) = self.signals_task.take() {
+            task.await.map_err(|e| Error::Task(e.to_string()))?;
         }
         // The readers are gone, so the channels close and the shippers drain and finish.
         let logs = self.log_shipper.take();
@@ -268,6 +286,7 @@ impl Drop for Collector {
         let _ = self.wake.try_send(());
         self.scrape_cancel.cancel();
         self.saver_cancel.cancel();
+        self.signals_cancel.cancel();
     }
 }
 

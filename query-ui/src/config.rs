@@ -21,6 +21,8 @@ pub struct HttpConfig {
     /// How often a live tail asks the index for new lines.
     #[serde(with = "humantime_serde")]
     pub tail_poll_interval: std::time::Duration,
+    /// The Kubernetes external metrics API on its own TLS listener (off by default).
+    pub external_metrics: crate::external_metrics::ExternalMetricsConfig,
 }
 
 /// The default HTTP port: 9470, not used by Prometheus (9090), Loki (3100), Grafana (3000),
@@ -37,6 +39,7 @@ impl Default for HttpConfig {
             max_points_per_series: 11_000,
             max_tail_connections: 64,
             tail_poll_interval: std::time::Duration::from_secs(1),
+            external_metrics: Default::default(),
         }
     }
 }
@@ -65,7 +68,7 @@ impl HttpConfig {
         if self.tail_poll_interval < std::time::Duration::from_millis(50) {
             return Err("server.tail_poll_interval must be at least 50ms".into());
         }
-        Ok(())
+        self.external_metrics.validate()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 mod dashboards;
 pub mod error;
 mod es_api;
+pub mod external_metrics;
 mod ingest;
 mod loki_api;
 mod loki_tail;
@@ -17,8 +18,11 @@ mod ops;
 mod params;
 mod prom_api;
 mod rules_api;
+pub mod runtime;
+pub mod snapshot;
 mod state;
 mod targets;
+pub mod tls;
 mod ui;
 
 use axum::Router;
@@ -34,7 +38,9 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/-/healthy", get(ops::healthy).head(ops::healthy))
         .route("/-/ready", get(ops::ready).head(ops::ready))
-        .route("/metrics", get(ops::metrics));
+        .route("/metrics", get(ops::metrics))
+        .route("/-/reload", post(runtime::reload).put(runtime::reload))
+        .route("/api/v1/status/runtimeinfo", get(runtime::runtimeinfo));
     if state.services().indexer.is_some() {
         router = router
             .route("/loki/api/v1/push", post(ingest::loki_push))
@@ -74,6 +80,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts));
+    if state.services().data_dir.is_some() {
+        router = router
+            .route("/api/v1/admin/snapshot", post(snapshot::create))
+            .route("/api/v1/admin/snapshots/{name}", axum::routing::delete(snapshot::delete))
+            .route("/api/v1/admin/snapshots/{name}/files/{*path}", get(snapshot::file_chunk));
+    }
     if let Some(notifier) = state.services().notifier.clone() {
         router = router.merge(alertmanager_api::routes(notifier));
     }

@@ -24,6 +24,10 @@ pub struct Services {
     pub dashboards_dir: Option<std::path::PathBuf>,
     /// The effective configuration as YAML with secrets redacted (`/api/v1/status/config`).
     pub config_yaml: Option<Arc<str>>,
+    /// The data directory, when this role owns stores (`POST /api/v1/admin/snapshot` links it).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Config reload status and requests (`/-/reload`, `/api/v1/status/runtimeinfo`).
+    pub runtime: Option<crate::runtime::Runtime>,
 }
 
 /// Cheap to clone; shared by all handlers.

@@ -1,3 +1,140 @@
-//! Code shared by the root integration tests (and, through `#[path]`, by the benchmarks).
+//! Helpers shared by the root crate's process-level tests: start the real binary, wait for
+//! readiness by polling, stop it with SIGTERM, query it; and the PromQL differential harness
+//! (also used by the benchmarks through `#[path]`).
+#![allow(dead_code)]
 
+/// Remote-write the same data into Tarsier and a real Prometheus and compare query results.
 pub mod promql_differential;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Generous bound for "eventually" on a loaded 2-core CI machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A `tarsier` process, killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Proc {
+    pub fn start(args: &[&str], listen: &str) -> Proc {
+        let child = Command::new(env!("CARGO_BIN_EXE_tarsier"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tarsier");
+        Proc { child, base: format!("http://{listen}") }
+    }
+
+    pub async fn wait_ready(&mut self, client: &reqwest::Client) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("tarsier exited before becoming ready: {status}");
+            }
+            if let Ok(r) = client.get(format!("{}/-/ready", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(started.elapsed() < DEADLINE, "tarsier at {} not ready within {DEADLINE:?}", self.base);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status must be success.
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "tarsier exited with {status} after SIGTERM");
+                return;
+            }
+            assert!(started.elapsed() < DEADLINE, "tarsier did not stop within {DEADLINE:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let response = client.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "GET {url} answered {status}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"))
+}
+
+/// Every log line a Loki selector returns, from the beginning of time.
+pub async fn log_lines(client: &reqwest::Client, base: &str, query: &str) -> Vec<(Value, String)> {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{base}/loki/api/v1/query_range"),
+        &[("query", query), ("limit", "5000"), ("start", "0"), ("direction", "forward")],
+    )
+    .unwrap();
+    let body = get_json(client, url.as_str()).await;
+    let mut out = Vec::new();
+    for stream in body["data"]["result"].as_array().unwrap() {
+        for v in stream["values"].as_array().unwrap() {
+            out.push((stream["stream"].clone(), v[1].as_str().unwrap().to_string()));
+        }
+    }
+    out
+}
+
+/// Polls until `query` returns at least `n` lines.
+pub async fn await_lines(client: &reqwest::Client, base: &str, query: &str, n: usize) -> Vec<(Value, String)> {
+    let started = Instant::now();
+    loop {
+        let lines = log_lines(client, base, query).await;
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(started.elapsed() < DEADLINE, "{query}: {} of {n} lines within {DEADLINE:?}", lines.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls until an instant PromQL query returns at least one series.
+pub async fn await_series(client: &reqwest::Client, base: &str, query: &str) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let url = reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), &[("query", query)]).unwrap();
+        let body = get_json(client, url.as_str()).await;
+        assert_eq!(body["status"], "success");
+        let result = body["data"]["result"].as_array().unwrap().clone();
+        if !result.is_empty() {
+            return result;
+        }
+        assert!(started.elapsed() < DEADLINE, "no series for {query} within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn append_line(path: &std::path::Path, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    writeln!(f, "{line}").unwrap();
+}

@@ -42,6 +42,8 @@ pub(crate) struct Tailer {
     pub rescan_requested: Arc<AtomicBool>,
     pub wake_rx: std::sync::mpsc::Receiver<()>,
     pub node_name: Option<String>,
+    /// Per-workload counters for autoscaling, when `collector.signals.enabled`.
+    signals: Option<Arc<crate::signals::Signals>>,
     files: HashMap<u64, TailedFile>,
     /// Read buffer shared by every file.
     buf: Vec<u8>,
@@ -62,6 +64,7 @@ impl Tailer {
         rescan_requested: Arc<AtomicBool>,
         wake_rx: std::sync::mpsc::Receiver<()>,
         node_name: Option<String>,
+        signals: Option<Arc<crate::signals::Signals>>,
     ) -> Self {
         Tailer {
             config,
@@ -73,6 +76,7 @@ impl Tailer {
             rescan_requested,
             wake_rx,
             node_name,
+            signals,
             files: HashMap::new(),
             buf: Vec::new(),
             by_identity: HashMap::new(),
@@ -246,11 +250,18 @@ impl Tailer {
             let lag = outcome.size.saturating_sub(file.read_offset());
             let lag_labels = vec![("path".to_string(), file.path.to_string_lossy().into_owned())];
             metrics.file_lag_bytes.get_or_create(&lag_labels).set(lag as i64);
+            if let Some(signals) = &self.signals {
+                signals.set_lag(id, Some(lag));
+            }
             more |= !outcome.at_eof;
             if outcome.bytes > 0 || !outcome.records.is_empty() || outcome.truncated_file {
+                let items = group_records(outcome.records, &file.labels, file.body.as_ref());
+                if let Some(signals) = &self.signals {
+                    signals.observe(&items);
+                }
                 let chunk = Chunk {
-                    bytes: outcome.records.iter().map(|r| r.line.len()).sum(),
-                    items: group_records(outcome.records, &file.labels, file.body.as_ref()),
+                    bytes: items.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum(),
+                    items,
                     order_key: file.order_key,
                     ack: Some(FileAck { file: id, offset: file.safe_offset() }),
                 };
@@ -295,6 +306,9 @@ impl Tailer {
             tracing::debug!(path = %file.path.display(), "released file");
             self.by_identity.remove(&file.identity);
             self.store.release(id, file.safe_offset());
+            if let Some(signals) = &self.signals {
+                signals.set_lag(id, None);
+            }
             let lag_labels = vec![("path".to_string(), file.path.to_string_lossy().into_owned())];
             // Another open file may share the path (the new file after a rotation).
             if !self.files.values().any(|f| f.path == file.path) {

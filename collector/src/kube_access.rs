@@ -1,0 +1,61 @@
+//! Every Kubernetes API call Tarsier makes, in one table. The manifests' RBAC
+//! (`deploy/kubernetes/base/rbac.yaml`) grants exactly these and nothing else; `tests/kubernetes.rs`
+//! checks both directions, so adding a call here without the grant (or widening the grant without a
+//! call) fails CI. Kubernetes client code takes its resources and verbs from this table.
+
+/// One resource a role reads through the Kubernetes API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiAccess {
+    /// `agent` (the DaemonSet's ServiceAccount `tarsier-agent`) or `server` (`tarsier-server`).
+    pub role: &'static str,
+    /// API group; `""` is the core group.
+    pub group: &'static str,
+    /// Plural resource name as RBAC spells it.
+    pub resource: &'static str,
+    /// Verbs the client uses.
+    pub verbs: &'static [&'static str],
+    /// What the call is for.
+    pub why: &'static str,
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+
+/// The table. The agent lists and watches the pods of its own node with
+/// `fieldSelector=spec.nodeName=<NODE_NAME>` (RBAC cannot scope by field; the client does).
+pub const API_ACCESS: &[ApiAccess] = &[
+    ApiAccess { role: "agent", group: "", resource: "pods", verbs: READ, why: "pod labels and owners for log streams" },
+    ApiAccess { role: "agent", group: "", resource: "namespaces", verbs: READ, why: "namespace labels for streams" },
+    ApiAccess { role: "server", group: "", resource: "pods", verbs: READ, why: "kubernetes_sd role pod" },
+    ApiAccess { role: "server", group: "", resource: "services", verbs: READ, why: "kubernetes_sd role service" },
+    ApiAccess { role: "server", group: "", resource: "endpoints", verbs: READ, why: "kubernetes_sd role endpoints" },
+    ApiAccess { role: "server", group: "", resource: "nodes", verbs: READ, why: "kubernetes_sd role node" },
+    ApiAccess {
+        role: "server",
+        group: "",
+        resource: "namespaces",
+        verbs: READ,
+        why: "kubernetes_sd namespace metadata",
+    },
+    ApiAccess {
+        role: "server",
+        group: "discovery.k8s.io",
+        resource: "endpointslices",
+        verbs: READ,
+        why: "kubernetes_sd role endpointslice",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_no_duplicates_and_names_known_roles() {
+        let mut seen = std::collections::BTreeSet::new();
+        for a in API_ACCESS {
+            assert!(matches!(a.role, "agent" | "server"), "{a:?}");
+            assert!(seen.insert((a.role, a.group, a.resource)), "duplicate {a:?}");
+            assert!(!a.verbs.is_empty());
+        }
+    }
+}

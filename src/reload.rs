@@ -1,0 +1,298 @@
+//! Configuration hot reload. Three triggers ask for one: a change in the config file's directory
+//! (or a rule file's), SIGHUP, and `POST /-/reload`. A Kubernetes ConfigMap update does not write
+//! the file: kubelet writes a new timestamped directory and renames the `..data` symlink onto it,
+//! so the reloader watches directories (not files) and compares a SHA-256 over the config and the
+//! rule files it names to skip events that changed nothing.
+//!
+//! A new configuration is parsed and validated in full first; a bad one is refused, logged, counted
+//! in `tarsier_config_last_reload_successful` and shown by `/api/v1/status/runtimeinfo`, and the old
+//! one keeps running. A good one applies what can change live — `log.level`, and the whole
+//! `alerting` section but `notifications_file` (rule files are reloaded keeping alert state) — and
+//! names every other changed key as "needs restart" (listen address, data_dir, stores, collector,
+//! agent): the process keeps running with the old values for those.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use notify::Watcher;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use query_ui::runtime::{ReloadRequest, Runtime};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+
+use crate::app::{Role, effective_config};
+use crate::cli::RoleArgs;
+use crate::config::Config;
+
+/// Pause after a file event before reading, so a burst (kubelet's write + symlink swap) is one
+/// reload.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// The reload metrics, Prometheus's names with Tarsier's prefix.
+#[derive(Clone, Default)]
+pub struct ReloadMetrics {
+    successful: Gauge,
+    success_timestamp: Gauge<f64, AtomicU64>,
+}
+
+impl ReloadMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tarsier_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful",
+            self.successful.clone(),
+        );
+        registry.register(
+            "tarsier_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload",
+            self.success_timestamp.clone(),
+        );
+    }
+
+    fn success(&self) {
+        self.successful.set(1);
+        self.success_timestamp.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+    }
+
+    fn failure(&self) {
+        self.successful.set(0);
+    }
+}
+
+/// Keys whose change needs a restart, found by comparing sections. The `alerting` section is live
+/// except `notifications_file`; `log` is live except `format`.
+pub fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
+    fn differs<T: serde::Serialize>(a: &T, b: &T) -> bool {
+        serde_json::to_value(a).ok() != serde_json::to_value(b).ok()
+    }
+    let mut keys = Vec::new();
+    let mut check = |key: &str, changed: bool| {
+        if changed {
+            keys.push(key.to_string());
+        }
+    };
+    check("data_dir", old.data_dir != new.data_dir);
+    check("log.format", old.log.format != new.log.format);
+    let (o, n) = (serde_json::to_value(&old.server).ok(), serde_json::to_value(&new.server).ok());
+    if let (Some(serde_json::Value::Object(o)), Some(serde_json::Value::Object(n))) = (o, n) {
+        for (k, v) in &n {
+            check(&format!("server.{k}"), o.get(k) != Some(v));
+        }
+    }
+    check("collector", differs(&old.collector, &new.collector));
+    check("indexer", differs(&old.indexer, &new.indexer));
+    check("tsdb", differs(&old.tsdb, &new.tsdb));
+    check("agent", differs(&old.agent, &new.agent));
+    check("alerting.notifications_file", old.alerting.notifications_file != new.alerting.notifications_file);
+    keys
+}
+
+/// Hash of the config file and every rule file it names: equal → nothing to reload.
+fn fingerprint(config_path: &Path, config: &Config) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(std::fs::read(config_path).unwrap_or_default());
+    for pattern in config.alerting.rule_files.iter().chain(&config.alerting.log_rule_files) {
+        let mut paths: Vec<PathBuf> = glob::glob(pattern).map(|g| g.flatten().collect()).unwrap_or_default();
+        paths.sort();
+        for p in paths {
+            h.update(p.as_os_str().as_encoded_bytes());
+            h.update(std::fs::read(&p).unwrap_or_default());
+        }
+    }
+    h.finalize().into()
+}
+
+/// Directories to watch: the config file's and each rule glob's fixed prefix.
+fn watch_dirs(config_path: &Path, config: &Config) -> Vec<PathBuf> {
+    let mut dirs = vec![config_path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)];
+    for pattern in config.alerting.rule_files.iter().chain(&config.alerting.log_rule_files) {
+        let fixed: PathBuf = Path::new(pattern)
+            .components()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .collect();
+        let dir = if fixed.is_dir() { fixed } else { fixed.parent().map(Path::to_path_buf).unwrap_or_default() };
+        if !dir.as_os_str().is_empty() && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
+/// The running reloader's inputs and the parts it reconfigures.
+pub struct Reloader {
+    pub role: Role,
+    pub args: RoleArgs,
+    pub config_path: PathBuf,
+    pub current: Config,
+    pub rules: Option<Arc<alerting::manager::RuleManager>>,
+    pub runtime: Runtime,
+    pub metrics: ReloadMetrics,
+}
+
+impl Reloader {
+    /// Serves reload triggers until `stop` fires. File events come from notify's thread through a
+    /// bounded channel of one: a pending trigger already covers later events.
+    pub async fn run(mut self, mut requests: mpsc::Receiver<ReloadRequest>, mut stop: watch::Receiver<bool>) {
+        self.metrics.success();
+        let (file_tx, mut file_rx) = mpsc::channel::<()>(1);
+        let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok() {
+                let _ = file_tx.try_send(());
+            }
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config directory; reload with SIGHUP or POST /-/reload");
+                None
+            }
+        };
+        let mut watched = Vec::new();
+        self.rewatch(&mut watcher, &mut watched);
+        let mut hup = hangup();
+        let mut last = fingerprint(&self.config_path, &self.current);
+        loop {
+            let answer = tokio::select! {
+                _ = stop.changed() => return,
+                Some(answer) = requests.recv() => Some(answer),
+                Some(()) = file_rx.recv() => {
+                    tokio::time::sleep(SETTLE).await;
+                    while file_rx.try_recv().is_ok() {}
+                    let (path, current) = (self.config_path.clone(), self.current.clone());
+                    let now = tokio::task::spawn_blocking(move || fingerprint(&path, &current)).await.unwrap_or(last);
+                    if now == last {
+                        continue;
+                    }
+                    tracing::info!(file = %self.config_path.display(), "configuration files changed; reloading");
+                    None
+                }
+                _ = recv_hangup(&mut hup) => {
+                    tracing::info!(signal = "SIGHUP", "reloading the configuration");
+                    None
+                }
+            };
+            let result = self.reload().await;
+            let (path, current) = (self.config_path.clone(), self.current.clone());
+            last = tokio::task::spawn_blocking(move || fingerprint(&path, &current)).await.unwrap_or(last);
+            self.rewatch(&mut watcher, &mut watched);
+            if let Some(answer) = answer {
+                let _ = answer.send(result);
+            }
+        }
+    }
+
+    fn rewatch(&self, watcher: &mut Option<notify::RecommendedWatcher>, watched: &mut Vec<PathBuf>) {
+        let Some(w) = watcher else { return };
+        for dir in watch_dirs(&self.config_path, &self.current) {
+            if !watched.contains(&dir) {
+                match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => watched.push(dir),
+                    Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory for reloads"),
+                }
+            }
+        }
+    }
+
+    /// Loads, validates and applies the configuration; on error the old one stays.
+    pub async fn reload(&mut self) -> Result<(), String> {
+        let (role, args) = (self.role, self.args.clone());
+        let loaded = tokio::task::spawn_blocking(move || effective_config(role, &args)).await;
+        let new = match loaded {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(self.refuse(format!("{e:#}"))),
+            Err(e) => return Err(self.refuse(format!("reload task failed: {e}"))),
+        };
+        if new.log.level != self.current.log.level
+            && let Err(e) = crate::logging::set_level(&new.log.level)
+        {
+            return Err(self.refuse(e));
+        }
+        if let Some(manager) = self.rules.clone() {
+            let rules = new.alerting.clone();
+            match tokio::task::spawn_blocking(move || manager.load(&rules)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(self.refuse(format!("alerting rules: {e}"))),
+                Err(e) => return Err(self.refuse(format!("reload task failed: {e}"))),
+            }
+        }
+        let needs_restart = restart_keys(&self.current, &new);
+        if !needs_restart.is_empty() {
+            tracing::warn!(keys = ?needs_restart, "configuration changed keys that need a restart; running with the old values until then");
+        }
+        // The live parts are applied; the rest keeps its running values, so remember the new file
+        // only for the live sections and keep comparing restart keys against what runs.
+        let mut applied = self.current.clone();
+        applied.log.level = new.log.level.clone();
+        let notifications_file = applied.alerting.notifications_file.take();
+        applied.alerting = new.alerting.clone();
+        applied.alerting.notifications_file = notifications_file;
+        self.current = applied;
+        self.metrics.success();
+        self.runtime.record_success(needs_restart);
+        tracing::info!(file = %self.config_path.display(), "configuration reloaded");
+        Ok(())
+    }
+
+    fn refuse(&self, error: String) -> String {
+        tracing::error!(file = %self.config_path.display(), error = %error, "configuration refused; the previous one keeps running");
+        self.metrics.failure();
+        self.runtime.record_failure(error.clone());
+        error
+    }
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+#[cfg(unix)]
+fn hangup() -> Hangup {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
+        .ok()
+}
+
+#[cfg(not(unix))]
+fn hangup() -> Hangup {
+    None
+}
+
+async fn recv_hangup(hup: &mut Hangup) {
+    #[cfg(unix)]
+    if let Some(s) = hup {
+        s.recv().await;
+        return;
+    }
+    let _ = hup;
+    std::future::pending::<()>().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_keys_name_what_changed() {
+        let old = Config::default();
+        let mut new = old.clone();
+        assert!(restart_keys(&old, &new).is_empty());
+        new.server.listen = "0.0.0.0:1".into();
+        new.log.level = "debug".into();
+        new.alerting.rule_files = vec!["/x/*.yaml".into()];
+        new.tsdb.retention = Duration::from_secs(3600);
+        assert_eq!(restart_keys(&old, &new), ["server.listen", "tsdb"]);
+    }
+
+    #[test]
+    fn watches_the_config_dir_and_rule_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        let mut c = Config::default();
+        c.alerting.rule_files = vec![format!("{}/rules/*.yaml", dir.path().display())];
+        let dirs = watch_dirs(&dir.path().join("tarsier.yaml"), &c);
+        assert_eq!(dirs, [dir.path().to_path_buf(), dir.path().join("rules")]);
+    }
+}
