@@ -201,7 +201,7 @@ pub fn generated_queries() -> Vec<String> {
     q.push(format!("{g} @ end()"));
     q.push(format!("rate({c}[5m] @ start())"));
     q.push("avg_over_time(node_load1[5m]) - node_load1".into());
-    q.push(format!("sum by (job) (count_over_time({{__name__=~\"node_.*\"}}[5m]))"));
+    q.push("sum by (job) (count_over_time({__name__=~\"node_.*\"}[5m]))".to_string());
     q.push("count by (__name__) ({job=\"prometheus-k8s\", __name__=~\"prometheus_tsdb_.*\"})".into());
     q
 }
@@ -494,10 +494,8 @@ pub async fn setup(client: &reqwest::Client, tarsier_bin: &Path, corpora: &Path)
 
     let end_ms = model::time::now_ms() / STEP_MS * STEP_MS - STEP_MS;
     let start_ms = end_ms - (POINTS - 1) * STEP_MS;
-    let (node_a, node_b): (&[(&str, &str)], &[(&str, &str)]) = (
-        &[("job", "node-exporter"), ("instance", "10.0.0.1:9100")],
-        &[("job", "node-exporter"), ("instance", "10.0.0.2:9100")],
-    );
+    let node_a: &[(&str, &str)] = &[("job", "node-exporter"), ("instance", "10.0.0.1:9100")];
+    let node_b: &[(&str, &str)] = &[("job", "node-exporter"), ("instance", "10.0.0.2:9100")];
     let prom_target: &[(&str, &str)] = &[
         ("job", "prometheus-k8s"),
         ("instance", "10.0.0.3:9090"),
