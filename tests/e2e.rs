@@ -14,19 +14,13 @@ use support::*;
 
 /// A Prometheus-format endpoint like an application's.
 async fn serve_metrics() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(|| async {
-            "# HELP e2e_requests_total Requests served.\n# TYPE e2e_requests_total counter\n\
-             e2e_requests_total{path=\"/api\",code=\"200\"} 1027\n\
-             e2e_requests_total{path=\"/api\",code=\"500\"} 3\n\
-             # TYPE e2e_temperature_celsius gauge\ne2e_temperature_celsius 21.5\n"
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr.to_string()
+    serve_metrics_page(
+        "# HELP e2e_requests_total Requests served.\n# TYPE e2e_requests_total counter\n\
+         e2e_requests_total{path=\"/api\",code=\"200\"} 1027\n\
+         e2e_requests_total{path=\"/api\",code=\"500\"} 3\n\
+         # TYPE e2e_temperature_celsius gauge\ne2e_temperature_celsius 21.5\n",
+    )
+    .await
 }
 
 fn write_config(dir: &Path, listen: &str, log_glob: &str, target: &str, server_url: &str) -> std::path::PathBuf {

@@ -10,16 +10,10 @@ use serde_json::{Value, json};
 use support::*;
 
 async fn serve_app() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(|| async {
-            "# TYPE queue_depth gauge\nqueue_depth{queue=\"orders\",app=\"web\"} 1.5\nqueue_depth{queue=\"mail\",app=\"mailer\"} 7\n"
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr.to_string()
+    serve_metrics_page(
+        "# TYPE queue_depth gauge\nqueue_depth{queue=\"orders\",app=\"web\"} 1.5\nqueue_depth{queue=\"mail\",app=\"mailer\"} 7\n",
+    )
+    .await
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {

@@ -4,6 +4,8 @@
 //! `query-ui/web/tests/browser.mjs` (playwright-core driving headless Chromium) against it.
 //! Screenshots land in `target/ui-screenshots/`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,16 +45,11 @@ fn check_tools(web: &Path) -> PathBuf {
 
 /// A Prometheus-format target with three series of one counter.
 async fn serve_metrics() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(|| async {
-            "# TYPE shop_orders_total counter\nshop_orders_total{status=\"paid\"} 120\n\
-             shop_orders_total{status=\"failed\"} 7\nshop_orders_total{status=\"refunded\"} 3\n"
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = support::serve_metrics_page(
+        "# TYPE shop_orders_total counter\nshop_orders_total{status=\"paid\"} 120\n\
+         shop_orders_total{status=\"failed\"} 7\nshop_orders_total{status=\"refunded\"} 3\n",
+    )
+    .await;
     format!("http://{addr}/metrics")
 }
 

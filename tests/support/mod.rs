@@ -138,3 +138,13 @@ pub fn append_line(path: &std::path::Path, line: &str) {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     writeln!(f, "{line}").unwrap();
 }
+
+/// Serves `body` at `/metrics` on a free local port, like an application a test scrapes;
+/// returns `host:port`.
+pub async fn serve_metrics_page(body: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/metrics", axum::routing::get(move || async move { body }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr.to_string()
+}
