@@ -345,6 +345,9 @@ pub async fn serve_with(
     let runtime = query_ui::runtime::Runtime::new(retention.unwrap_or_default(), reload.as_ref().map(|_| reload_tx));
     services.runtime = Some(runtime.clone());
 
+    let config_yaml: query_ui::SharedText =
+        Arc::new(parking_lot::RwLock::new(crate::redact::redacted_config_yaml(&config).into()));
+    services.config_yaml = Some(Arc::clone(&config_yaml));
     let (stop_rules_tx, stop_rules_rx) = tokio::sync::watch::channel(false);
     let reloader = reload.map(|(args, config_path)| {
         let reloader = crate::reload::Reloader {
@@ -355,12 +358,12 @@ pub async fn serve_with(
             rules: services.rules.clone(),
             runtime,
             metrics: reload_metrics,
+            config_yaml,
         };
         tokio::spawn(reloader.run(reload_rx, stop_rules_rx.clone()))
     });
     let rules_task = services.rules.clone().map(|manager| tokio::spawn(manager.run(stop_rules_rx.clone())));
 
-    services.config_yaml = Some(crate::redact::redacted_config_yaml(&config).into());
     if role.runs_stores() {
         services.dashboards_dir = Some(data_dir.join("dashboards"));
     }

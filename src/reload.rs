@@ -130,6 +130,8 @@ pub struct Reloader {
     pub rules: Option<Arc<alerting::manager::RuleManager>>,
     pub runtime: Runtime,
     pub metrics: ReloadMetrics,
+    /// The redacted configuration `/api/v1/status/config` shows, refreshed on each reload.
+    pub config_yaml: query_ui::SharedText,
 }
 
 impl Reloader {
@@ -229,6 +231,7 @@ impl Reloader {
         applied.alerting = new.alerting.clone();
         applied.alerting.notifications_file = notifications_file;
         self.current = applied;
+        *self.config_yaml.write() = crate::redact::redacted_config_yaml(&self.current).into();
         self.metrics.success();
         self.runtime.record_success(needs_restart);
         tracing::info!(file = %self.config_path.display(), "configuration reloaded");

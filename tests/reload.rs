@@ -104,9 +104,14 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     configmap_update(
         &dir,
         "2026_11_27_10_01_00.2",
-        &[("server.yaml", &server_yaml(&dir, "")), ("rules/a.yaml", RULES_TWO)],
+        &[
+            ("server.yaml", &server_yaml(&dir, "  external_labels:\n    cluster: reloaded-7\n")),
+            ("rules/a.yaml", RULES_TWO),
+        ],
     );
     eventually("the new rule group is loaded", || async { groups(&client, &base).await.len() == 2 }).await;
+    let shown = client.get(format!("{base}/api/v1/status/config")).send().await.unwrap().text().await.unwrap();
+    assert!(shown.contains("reloaded-7"), "/api/v1/status/config shows the reloaded configuration:\n{shown}");
     let body = get_json(&client, &format!("{base}/api/v1/alerts")).await;
     assert_eq!(body["data"]["alerts"][0]["activeAt"], active_at, "alert state survives the reload");
     assert_eq!(metric(&client, &base, "tarsier_config_last_reload_successful").await, 1.0);

@@ -276,8 +276,11 @@ pub(crate) async fn delete(State(state): State<AppState>, UrlPath(id): UrlPath<S
 /// `GET /api/v1/status/config`: the effective configuration with secrets redacted, as YAML.
 pub(crate) async fn status_config(State(state): State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let text = state.services().config_yaml.as_deref().unwrap_or("# the configuration is not available in this role\n");
-    ([(axum::http::header::CONTENT_TYPE, "text/yaml; charset=utf-8")], text.to_string()).into_response()
+    let text = match &state.services().config_yaml {
+        Some(shared) => shared.read().to_string(),
+        None => "# the configuration is not available in this role\n".to_string(),
+    };
+    ([(axum::http::header::CONTENT_TYPE, "text/yaml; charset=utf-8")], text).into_response()
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 
 pub use config::HttpConfig;
 pub use error::ApiError;
-pub use state::{AppState, Services};
+pub use state::{AppState, Services, SharedText};
 
 /// Builds the router for the services present in `state`: a role without a store (the agent)
 /// serves only the operations endpoints.

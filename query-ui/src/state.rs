@@ -22,13 +22,17 @@ pub struct Services {
     pub notifier: Option<Arc<alerting::notify::Notifier>>,
     /// Where the UI's dashboards are stored (`<data_dir>/dashboards`), when this role keeps them.
     pub dashboards_dir: Option<std::path::PathBuf>,
-    /// The effective configuration as YAML with secrets redacted (`/api/v1/status/config`).
-    pub config_yaml: Option<Arc<str>>,
+    /// The running configuration as YAML with secrets redacted (`/api/v1/status/config`);
+    /// replaced by a hot reload.
+    pub config_yaml: Option<SharedText>,
     /// The data directory, when this role owns stores (`POST /api/v1/admin/snapshot` links it).
     pub data_dir: Option<std::path::PathBuf>,
     /// Config reload status and requests (`/-/reload`, `/api/v1/status/runtimeinfo`).
     pub runtime: Option<crate::runtime::Runtime>,
 }
+
+/// Text one task replaces and handlers read, such as the redacted configuration.
+pub type SharedText = Arc<parking_lot::RwLock<Arc<str>>>;
 
 /// Cheap to clone; shared by all handlers.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ fn state(dir: &std::path::Path) -> query_ui::AppState {
     let services = query_ui::Services {
         tsdb: Some(tsdb),
         dashboards_dir: Some(dir.join("dashboards")),
-        config_yaml: Some("server:\n  password: <secret>\n".into()),
+        config_yaml: Some(std::sync::Arc::new(parking_lot::RwLock::new("server:\n  password: <secret>\n".into()))),
         ..Default::default()
     };
     let state = query_ui::AppState::new(services, query_ui::HttpConfig::default(), Default::default());
