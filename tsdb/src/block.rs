@@ -5,8 +5,11 @@
 //! - `series.parquet`: `series_id: uint32` (block-local, rows sorted by labels), `labels:
 //!   map<string,string>` (names sorted, `__name__` included), `first_row: uint64` and
 //!   `rows: uint32` (the series' rows in the samples file), `min_time_ms`/`max_time_ms: int64`.
-//! - `samples.parquet`: `series_id: uint32`, `timestamp_ms: int64`, `value: float64`, sorted by
-//!   series then time. Ids are DELTA_BINARY_PACKED, timestamps and values PLAIN, all
+//!   Format 2 adds `value_exponent: uint8`, the series' decimal exponent.
+//! - `samples.parquet`: `series_id: uint32`, `timestamp_ms: int64`, then the value: format 2 as a
+//!   nullable `mantissa: int64` (value = mantissa / 10^value_exponent, see `decimal.rs`) with a
+//!   nullable `value: float64` for what does not round-trip as a decimal; format 1 as `value`
+//!   only. Sorted by series then time. Ids are DELTA_BINARY_PACKED, the rest PLAIN, all
 //!   zstd-compressed.
 //! - `meta.json`, written last: a block without it is incomplete and removed at open.
 //!
@@ -20,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::builder::{MapBuilder, StringBuilder};
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, MapArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
+    Array, ArrayRef, Float64Array, Int64Array, MapArray, RecordBatch, StringArray, UInt8Array, UInt32Array, UInt64Array,
 };
 use arrow_schema::{Field, Schema};
 use model::{Labels, Sample};
@@ -36,11 +39,14 @@ use parquet::schema::types::ColumnPath;
 use promql_parser::label::Matcher;
 use serde::{Deserialize, Serialize};
 
+use crate::decimal;
 use crate::error::{Error, Result};
 use crate::index::Index;
 
-/// Bump when the block layout changes; open refuses versions it does not know.
-pub const BLOCK_FORMAT_VERSION: u32 = 1;
+/// Bump when the block layout changes; open refuses versions it does not know. Version 2 stores
+/// values as decimal mantissas where exact (`decimal.rs`); version 1 blocks still open.
+pub const BLOCK_FORMAT_VERSION: u32 = 2;
+const OLDEST_READABLE_FORMAT: u32 = 1;
 const SERIES_FILE: &str = "series.parquet";
 const SAMPLES_FILE: &str = "samples.parquet";
 const META_FILE: &str = "meta.json";
@@ -100,6 +106,14 @@ pub fn write_block(parent: &Path, name: &str, mut meta: BlockMeta, mut series: V
     fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
     meta.series = series.len() as u64;
     meta.samples = series.iter().map(|s| s.samples.len() as u64).sum();
+    meta.version = BLOCK_FORMAT_VERSION;
+    let series: Vec<(SeriesData, u8)> = series
+        .into_iter()
+        .map(|s| {
+            let exponent = decimal::series_exponent(s.samples.iter().map(|x| x.value));
+            (s, exponent)
+        })
+        .collect();
     write_series_file(&tmp.join(SERIES_FILE), &series)?;
     write_samples_file(&tmp.join(SAMPLES_FILE), &series)?;
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Block(format!("encoding meta.json: {e}")))?;
@@ -112,11 +126,11 @@ pub fn write_block(parent: &Path, name: &str, mut meta: BlockMeta, mut series: V
     Ok(dir)
 }
 
-fn write_series_file(path: &Path, series: &[SeriesData]) -> Result<()> {
+fn write_series_file(path: &Path, series: &[(SeriesData, u8)]) -> Result<()> {
     let mut labels = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     let (mut first_rows, mut rows, mut mins, mut maxs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut next_row = 0u64;
-    for s in series {
+    for (s, _) in series {
         for l in &s.labels {
             labels.keys().append_value(&l.name);
             labels.values().append_value(&l.value);
@@ -136,6 +150,7 @@ fn write_series_file(path: &Path, series: &[SeriesData]) -> Result<()> {
         ("rows", Arc::new(UInt32Array::from(rows))),
         ("min_time_ms", Arc::new(Int64Array::from(mins))),
         ("max_time_ms", Arc::new(Int64Array::from(maxs))),
+        ("value_exponent", Arc::new(UInt8Array::from_iter_values(series.iter().map(|(_, e)| *e)))),
     ];
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
@@ -143,30 +158,34 @@ fn write_series_file(path: &Path, series: &[SeriesData]) -> Result<()> {
     write_parquet(path, columns, props)
 }
 
-fn write_samples_file(path: &Path, series: &[SeriesData]) -> Result<()> {
-    let total: usize = series.iter().map(|s| s.samples.len()).sum();
-    let (mut ids, mut ts, mut vs) = (Vec::with_capacity(total), Vec::with_capacity(total), Vec::with_capacity(total));
-    for (id, s) in series.iter().enumerate() {
+fn write_samples_file(path: &Path, series: &[(SeriesData, u8)]) -> Result<()> {
+    let total: usize = series.iter().map(|(s, _)| s.samples.len()).sum();
+    let (mut ids, mut ts) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    let (mut mantissas, mut floats) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    for (id, (s, exponent)) in series.iter().enumerate() {
         for sample in &s.samples {
             ids.push(id as u32);
             ts.push(sample.timestamp_ms);
-            vs.push(sample.value);
+            let mantissa = decimal::encode(sample.value, *exponent);
+            floats.push(if mantissa.is_some() { None } else { Some(sample.value) });
+            mantissas.push(mantissa);
         }
     }
     let columns: Vec<(&str, ArrayRef)> = vec![
         ("series_id", Arc::new(UInt32Array::from(ids))),
         ("timestamp_ms", Arc::new(Int64Array::from(ts))),
-        ("value", Arc::new(Float64Array::from(vs))),
+        ("mantissa", Arc::new(Int64Array::from(mantissas))),
+        ("value", Arc::new(Float64Array::from(floats))),
     ];
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
         .set_dictionary_enabled(false)
         .set_column_encoding(ColumnPath::from("series_id"), Encoding::DELTA_BINARY_PACKED)
-        // Timestamps and values PLAIN: the series of one target share their timestamps and many
-        // values repeat, which zstd finds in plain bytes but not in bit-packed deltas or split
-        // byte streams (measured on node_exporter data: 0.042 vs 0.095 bytes/sample for
-        // timestamps, 0.85 vs 0.94 for values; see tsdb/BLOCKS.md).
+        // Timestamps, mantissas and values PLAIN: the series of one target share their timestamps
+        // and many values repeat, which zstd finds in plain bytes but not in bit-packed deltas or
+        // split byte streams (measured on node_exporter data, see tsdb/BLOCKS.md).
         .set_column_encoding(ColumnPath::from("timestamp_ms"), Encoding::PLAIN)
+        .set_column_encoding(ColumnPath::from("mantissa"), Encoding::PLAIN)
         .set_column_encoding(ColumnPath::from("value"), Encoding::PLAIN)
         .set_max_row_group_row_count(Some(1 << 20))
         .build();
@@ -174,7 +193,10 @@ fn write_samples_file(path: &Path, series: &[SeriesData]) -> Result<()> {
 }
 
 fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>, props: WriterProperties) -> Result<()> {
-    let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), false)).collect();
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), matches!(*n, "mantissa" | "value")))
+        .collect();
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect())
         .map_err(arrow("building record batch"))?;
@@ -198,6 +220,8 @@ pub struct Block {
     rows: Vec<u32>,
     min_t: Vec<i64>,
     max_t: Vec<i64>,
+    /// Each series' decimal exponent (format 2; all zero in format 1, which has no mantissas).
+    exponents: Vec<u8>,
     samples_meta: ArrowReaderMetadata,
     /// Set when the block was replaced or expired: its directory is removed once no query holds it.
     delete_on_drop: AtomicBool,
@@ -232,9 +256,9 @@ pub fn read_meta(dir: &Path) -> Result<Option<BlockMeta>> {
     };
     let meta: BlockMeta =
         serde_json::from_slice(&bytes).map_err(|e| Error::Block(format!("{}: {e}", path.display())))?;
-    if meta.version != BLOCK_FORMAT_VERSION {
+    if !(OLDEST_READABLE_FORMAT..=BLOCK_FORMAT_VERSION).contains(&meta.version) {
         return Err(Error::Block(format!(
-            "{} has format version {}, this build reads {BLOCK_FORMAT_VERSION}",
+            "{} has format version {}, this build reads {OLDEST_READABLE_FORMAT} to {BLOCK_FORMAT_VERSION}",
             path.display(),
             meta.version
         )));
@@ -249,8 +273,8 @@ impl Block {
         let series_path = dir.join(SERIES_FILE);
         let file = File::open(&series_path).map_err(io(format!("opening {}", series_path.display())))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq("reading series.parquet"))?;
-        let (mut labels, mut first_row, mut rows, mut min_t, mut max_t) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut labels, mut first_row, mut rows, mut min_t, mut max_t, mut exponents) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for batch in reader.build().map_err(pq("reading series.parquet"))? {
             let batch = batch.map_err(arrow("reading series.parquet"))?;
             let map = column::<MapArray>(&batch, "labels")?;
@@ -265,7 +289,11 @@ impl Block {
             rows.extend(column::<UInt32Array>(&batch, "rows")?.values().iter());
             min_t.extend(column::<Int64Array>(&batch, "min_time_ms")?.values().iter());
             max_t.extend(column::<Int64Array>(&batch, "max_time_ms")?.values().iter());
+            if meta.version >= 2 {
+                exponents.extend(column::<UInt8Array>(&batch, "value_exponent")?.values().iter());
+            }
         }
+        exponents.resize(labels.len(), 0);
         let mut index = Index::default();
         for (id, ls) in labels.iter().enumerate() {
             index.insert(id as u64, ls.clone());
@@ -290,6 +318,7 @@ impl Block {
             rows,
             min_t,
             max_t,
+            exponents,
             samples_meta,
             delete_on_drop: AtomicBool::new(false),
         })
@@ -337,7 +366,8 @@ impl Block {
         let path = self.dir.join(SAMPLES_FILE);
         let file = File::open(&path).map_err(io(format!("opening {}", path.display())))?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.samples_meta.clone());
-        let mask = ProjectionMask::roots(builder.parquet_schema(), [1, 2]);
+        let columns = if self.meta.version >= 2 { vec![1, 2, 3] } else { vec![1, 2] };
+        let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
         let reader = builder
             .with_projection(mask)
             .with_row_selection(RowSelection::from(selectors))
@@ -345,21 +375,26 @@ impl Block {
             .build()
             .map_err(pq("reading samples.parquet"))?;
         let mut out: Vec<Vec<Sample>> = Vec::with_capacity(ids.len());
-        let mut remaining = ids.iter().map(|&id| self.rows[id as usize] as usize);
-        let mut want = remaining.next().unwrap_or(0);
+        let mut remaining = ids.iter().map(|&id| (self.rows[id as usize] as usize, self.exponents[id as usize]));
+        let (mut want, mut exponent) = remaining.next().unwrap_or((0, 0));
         out.push(Vec::with_capacity(want));
         for batch in reader {
             let batch = batch.map_err(arrow("reading samples.parquet"))?;
             let ts = column::<Int64Array>(&batch, "timestamp_ms")?.values();
-            let vs = column::<Float64Array>(&batch, "value")?.values();
-            for (t, v) in ts.iter().zip(vs.iter()) {
+            let floats = column::<Float64Array>(&batch, "value")?;
+            let mantissas = if self.meta.version >= 2 { Some(column::<Int64Array>(&batch, "mantissa")?) } else { None };
+            for (row, t) in ts.iter().enumerate() {
                 while want == 0 {
-                    want = remaining.next().ok_or_else(|| bad("more rows than selected"))?;
+                    (want, exponent) = remaining.next().ok_or_else(|| bad("more rows than selected"))?;
                     out.push(Vec::with_capacity(want));
                 }
                 want -= 1;
                 if *t >= mint && *t <= maxt {
-                    out.last_mut().expect("pushed above").push(Sample::new(*t, *v));
+                    let value = match mantissas {
+                        Some(m) if m.is_valid(row) => decimal::decode(m.value(row), exponent),
+                        _ => floats.value(row),
+                    };
+                    out.last_mut().expect("pushed above").push(Sample::new(*t, value));
                 }
             }
         }
@@ -435,5 +470,49 @@ mod tests {
         block.delete_when_unused();
         drop(block);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn values_round_trip_bit_exactly_through_mantissas_and_floats() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let values = [0.0, 0.125, -3.5, 1e15, 123_456.789, stale, f64::INFINITY, -0.0, std::f64::consts::E, 9.0e300];
+        let series = vec![SeriesData {
+            labels: Labels::from_pairs([("__name__", "m")]),
+            samples: values.iter().enumerate().map(|(i, v)| Sample::new(i as i64, *v)).collect(),
+        }];
+        let path = write_block(dir.path(), "b1", meta(), series).unwrap();
+        let block = Block::open(&path, read_meta(&path).unwrap().unwrap()).unwrap();
+        assert_eq!(block.meta.version, BLOCK_FORMAT_VERSION);
+        let got = block.read(&[0], i64::MIN, i64::MAX).unwrap();
+        let bits: Vec<u64> = got[0].iter().map(|s| s.value.to_bits()).collect();
+        assert_eq!(bits, values.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn format_1_blocks_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let block_dir = dir.path().join("b1");
+        fs::create_dir_all(&block_dir).unwrap();
+        let series = [(
+            SeriesData {
+                labels: Labels::from_pairs([("__name__", "m")]),
+                samples: vec![Sample::new(1, 0.5), Sample::new(2, 7.0)],
+            },
+            0,
+        )];
+        write_series_file(&block_dir.join(SERIES_FILE), &series).unwrap();
+        // Format 1's samples file: plain float values, no mantissa column.
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("series_id", Arc::new(UInt32Array::from(vec![0, 0]))),
+            ("timestamp_ms", Arc::new(Int64Array::from(vec![1, 2]))),
+            ("value", Arc::new(Float64Array::from(vec![0.5, 7.0]))),
+        ];
+        write_parquet(&block_dir.join(SAMPLES_FILE), columns, WriterProperties::builder().build()).unwrap();
+        let old = BlockMeta { version: 1, series: 1, samples: 2, ..meta() };
+        fs::write(block_dir.join(META_FILE), serde_json::to_vec(&old).unwrap()).unwrap();
+        let block = Block::open(&block_dir, read_meta(&block_dir).unwrap().unwrap()).unwrap();
+        let got = block.read(&[0], i64::MIN, i64::MAX).unwrap();
+        assert_eq!(got[0], vec![Sample::new(1, 0.5), Sample::new(2, 7.0)]);
     }
 }

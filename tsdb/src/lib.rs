@@ -15,6 +15,7 @@ pub mod block;
 pub mod blocks;
 pub mod chunk;
 pub mod config;
+mod decimal;
 pub mod error;
 pub mod head;
 pub mod index;

@@ -116,7 +116,13 @@ fn blocks_are_readable_by_pyarrow() {
     let dir = tempfile::tempdir().unwrap();
     let tenant = TenantId::new("acme").unwrap();
     let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
-    db.append(&tenant, &series(4, 0, 4 * HOUR, 60_000)).unwrap();
+    let mut input = series(4, 0, 4 * HOUR, 60_000);
+    // Eighths need three decimal places; 0.1 + 0.2 (17 significant digits) fits none, so it stays
+    // a float beside the mantissas.
+    let ratio: Vec<Sample> =
+        (0..120).map(|k| Sample::new(k * 60_000, if k == 7 { 0.1 + 0.2 } else { k as f64 / 8.0 })).collect();
+    input.push(TimeSeries::new(Labels::from_pairs([("__name__", "ratio"), ("instance", "host-99")]), ratio));
+    db.append(&tenant, &input).unwrap();
     db.maintain().unwrap();
     let blocks = block_dirs(dir.path(), "acme");
     assert_eq!(blocks.len(), 1);
@@ -130,14 +136,19 @@ meta = pq.ParquetFile(d + "/samples.parquet").metadata.row_group(0)
 encodings = {meta.column(i).path_in_schema: sorted(meta.column(i).encodings) for i in range(meta.num_columns)}
 ids = samples.column("series_id").to_pylist()
 ts = samples.column("timestamp_ms").to_pylist()
-vs = samples.column("value").to_pylist()
+floats = samples.column("value").to_pylist()
+mantissas = samples.column("mantissa").to_pylist()
 out = {}
 for s in series:
     labels = dict(s["labels"])
     rows = range(s["first_row"], s["first_row"] + s["rows"])
+    # The documented decoding (tsdb/BLOCKS.md): a float where present, else mantissa / 10^exponent.
+    vs = {r: floats[r] if floats[r] is not None else mantissas[r] / 10 ** s["value_exponent"] for r in rows}
     assert all(ids[r] == s["series_id"] for r in rows)
     out[labels["instance"]] = {"name": labels["__name__"], "n": len(rows), "t0": ts[rows[0]], "v_last": vs[rows[-1]],
                                "sum": sum(vs[r] for r in rows)}
+    out[labels["instance"]]["values"] = [vs[r] for r in rows]
+    out[labels["instance"]]["exponent"] = s["value_exponent"]
 print(json.dumps({"series": out, "encodings": encodings}))
 "#;
     let out = Command::new("python3").args(["-c", script]).arg(&blocks[0]).output().unwrap();
@@ -150,11 +161,21 @@ print(json.dumps({"series": out, "encodings": encodings}))
         assert_eq!(s["v_last"].as_f64().unwrap(), (119 * (i + 1)) as f64);
         assert_eq!(s["sum"].as_f64().unwrap(), ((0..120).sum::<i64>() * (i + 1)) as f64);
         assert_eq!(s["name"], if i % 2 == 0 { "http_requests_total" } else { "node_load1" });
+        assert_eq!(s["exponent"], 0, "integers need no decimal places: {got}");
+    }
+    let ratio = &got["series"]["host-99"];
+    assert_eq!(ratio["exponent"], 3, "{ratio}");
+    let values: Vec<f64> = ratio["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(values.len(), 120);
+    for (k, v) in values.iter().enumerate() {
+        let want = if k == 7 { 0.1 + 0.2 } else { k as f64 / 8.0 };
+        assert_eq!(v.to_bits(), want.to_bits(), "sample {k}: pyarrow read {v}, stored {want}");
     }
     let enc = got["encodings"].to_string();
     // The documented encodings (tsdb/BLOCKS.md): delta-packed ids, plain timestamps and values.
     assert_eq!(got["encodings"]["series_id"][0], "DELTA_BINARY_PACKED", "{enc}");
     assert_eq!(got["encodings"]["timestamp_ms"][0], "PLAIN", "{enc}");
+    assert_eq!(got["encodings"]["mantissa"][0], "PLAIN", "{enc}");
     assert_eq!(got["encodings"]["value"][0], "PLAIN", "{enc}");
 }
 
