@@ -172,6 +172,7 @@ async fn web_ui_in_headless_chromium() {
         .env("TARSIER_URL", &base)
         .env("NEEDLE", NEEDLE)
         .env("LOG_FILE", &log)
+        .env("CONFIG_FILE", &config)
         .env("NEEDLE_LINES", NEEDLE_LINES.to_string())
         .env("SERIES_METRIC", "shop_orders_total")
         .env("SERIES_COUNT", "3")
