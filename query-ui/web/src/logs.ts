@@ -436,6 +436,7 @@ export class LogsExplorer {
     const btn = this.liveBtn;
     btn.classList.add("on");
     btn.classList.toggle("paused", s.kind === "paused" || !!this.live?.isPaused());
+    btn.classList.toggle("waiting", s.kind === "retrying" || s.kind === "connecting");
     if (s.kind === "paused") btn.textContent = `Resume · ${s.buffered.toLocaleString()} buffered`;
     else if (!this.live?.isPaused()) btn.textContent = "Pause";
     this.stopBtn.hidden = false;

@@ -374,10 +374,10 @@ const cases = {
     );
     await expectOn("no team-b line while the default tenant is picked", () => page.waitForSelector(".empty", { timeout: TIMEOUT }));
     await page.selectOption("[data-testid=tenant]", "team-b");
-    await expectOn("tenant=team-b in the URL and team-b's line listed", async () => {
-      await page.waitForFunction(() => /[?&]tenant=team-b/.test(location.hash), null, { timeout: TIMEOUT });
-      await page.waitForSelector(`.log-row:has-text("${word}")`, { timeout: TIMEOUT });
-    });
+    await expectOn("tenant=team-b in the URL", () => page.waitForFunction(() => /[?&]tenant=team-b/.test(location.hash), null, { timeout: TIMEOUT }));
+    // The picker lists a tenant once its partition exists, which can be just before the commit
+    // that makes the line searchable.
+    await expectOn("team-b's line listed with the tenant picked", () => openUntil(new URL(page.url()).hash, `.log-row:has-text("${word}")`));
     await shot("tenant-picker");
     await page.click("[data-page=metrics]");
     await expectOn("the tenant kept when moving to another page", () =>
@@ -424,6 +424,29 @@ const cases = {
     await expectOn("the visual editor on the built-in's panels", () => page.waitForSelector(".modal [data-testid=panel-row]", { timeout: TIMEOUT }));
     await shot("dashboard-editor-dark");
     await page.keyboard.press("Escape");
+  },
+
+  // Last: the server allows one live tail (max_tail_connections: 1), and a closed tail frees its
+  // slot only at the server's next poll.
+  async "a refused live tail says why and connects once the slot frees"() {
+    const q = encodeURIComponent(`{job="varlogs"} |= "${needle}"`);
+    const other = await context.newPage();
+    await other.goto(`${base}/#/logs?lq=${q}&from=now-1h&to=now&live=1`);
+    await expectOn("a first live tail holding the only slot", () =>
+      other.waitForSelector("[data-testid=live-status][data-state=live]", { timeout: TIMEOUT }),
+    );
+    await open(`#/logs?lq=${q}&from=now-1h&to=now&live=1`);
+    await expectOn("the second tail refused with the server's reason", () =>
+      page.waitForFunction(() => /refused by the server: too many live tails/.test(document.querySelector("[data-testid=live-status]")?.textContent ?? ""), null, {
+        timeout: TIMEOUT,
+      }),
+    );
+    await shot("logs-live-refused");
+    await other.close();
+    await expectOn("the second tail connected (with backoff) once the first closed", () =>
+      page.waitForSelector("[data-testid=live-status][data-state=live]", { timeout: TIMEOUT }),
+    );
+    await page.click(".live-stop");
   },
 };
 
