@@ -93,6 +93,7 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     let info = runtimeinfo(&client, &base).await;
     assert_eq!(info["reloadConfigSuccess"], true);
     assert_eq!(info["lastReloadError"], Value::Null);
+    assert_eq!(info["lastReloadTime"], Value::Null, "no reload attempted yet");
     let alerts_url = format!("{base}/api/v1/alerts");
     eventually("the alert goes pending", || async {
         !get_json(&client, &alerts_url).await["data"]["alerts"][0]["activeAt"].is_null()
@@ -126,6 +127,7 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     .await;
     let info = runtimeinfo(&client, &base).await;
     assert!(info["lastReloadError"].as_str().unwrap().contains("lisen"), "{info}");
+    assert!(info["lastReloadTime"].as_str().is_some_and(|t| t > info["lastConfigTime"].as_str().unwrap()), "{info}");
     assert_eq!(metric(&client, &base, "tarsier_config_last_reload_successful").await, 0.0);
     assert_eq!(groups(&client, &base).await.len(), 2, "the old rules keep running");
     let r = client.get(format!("{base}/-/ready")).send().await.unwrap();

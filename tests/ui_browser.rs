@@ -1,6 +1,6 @@
 //! The web UI in a real browser: starts `tarsier run` (temp data dir, `--tail` on a generated log
 //! file, `--scrape` of a local target, an always-firing alert with a notifications file so alerts
-//! group and silences work), waits until the data is queryable, then runs
+//! group and silences work, one live tail slot so a second tail is refused), waits until the data is queryable, then runs
 //! `query-ui/web/tests/browser.mjs` (playwright-core driving headless Chromium) against it.
 //! Screenshots land in `target/ui-screenshots/`.
 
@@ -121,7 +121,7 @@ async fn web_ui_in_headless_chromium() {
     std::fs::write(
         &config,
         format!(
-            "collector:\n  global:\n    scrape_interval: 1s\n    scrape_timeout: 1s\n  shipping:\n    batch_max_wait: 50ms\n\
+            "server:\n  max_tail_connections: 1\ncollector:\n  global:\n    scrape_interval: 1s\n    scrape_timeout: 1s\n  shipping:\n    batch_max_wait: 50ms\n\
              indexer:\n  commit_interval: 200ms\nalerting:\n  rule_files: ['{}']\n  notifications_file: {}\n",
             rules.display(),
             notify.display()
@@ -172,6 +172,7 @@ async fn web_ui_in_headless_chromium() {
         .env("TARSIER_URL", &base)
         .env("NEEDLE", NEEDLE)
         .env("LOG_FILE", &log)
+        .env("CONFIG_FILE", &config)
         .env("NEEDLE_LINES", NEEDLE_LINES.to_string())
         .env("SERIES_METRIC", "shop_orders_total")
         .env("SERIES_COUNT", "3")

@@ -364,6 +364,11 @@ impl Indexer {
         self.inner.config.max_query_lines
     }
 
+    /// The tenants with at least one partition, sorted (the UI's tenant picker).
+    pub fn tenants(&self) -> Vec<TenantId> {
+        self.inner.partitions.read().keys().cloned().collect()
+    }
+
     /// Every partition's size and shape, oldest first per tenant.
     pub fn partition_stats(&self) -> Vec<crate::PartitionStats> {
         self.inner.all_partitions().iter().map(|p| p.stats()).collect()

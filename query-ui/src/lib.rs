@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod snapshot;
 mod state;
 mod targets;
+mod tenants;
 pub mod tls;
 mod ui;
 
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
     router = router
         .route("/api/v1/status/buildinfo", get(prom_api::buildinfo))
         .route("/api/v1/status/config", get(dashboards::status_config))
+        .route("/api/v1/status/tenants", get(tenants::tenants))
         .route("/api/v1/dashboards", get(dashboards::list))
         .route("/api/v1/dashboards/{id}", get(dashboards::get).put(dashboards::put).delete(dashboards::delete))
         .route("/api/v1/targets", get(targets::targets))

@@ -4,14 +4,20 @@
 //! delay_for`), so a line is sent once it is searchable. Lines sharing the cursor's timestamp are
 //! remembered so a line is never sent twice. Connections are bounded by
 //! `server.max_tail_connections`.
+//!
+//! Browsers cannot set headers on a websocket, and see no status when an upgrade is refused, so
+//! for the web UI: the tenant may come as the `tenant` parameter when `X-Scope-OrgID` is absent,
+//! and a plain GET (no upgrade) answers what the upgrade would (400 for a bad query, 429 when the
+//! connections are all taken) instead of tailing, so the UI can say why its socket was refused.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use model::TenantId;
 use serde_json::{Value, json};
 
@@ -34,14 +40,19 @@ struct TailRequest {
     limit: usize,
 }
 
-/// `GET /loki/api/v1/tail?query=&start=&limit=&delay_for=`: upgrades to a websocket that receives
-/// `{"streams":[...],"dropped_entries":null}` frames.
+/// `GET /loki/api/v1/tail?query=&start=&limit=&delay_for=[&tenant=]`: upgrades to a websocket that
+/// receives `{"streams":[...],"dropped_entries":null}` frames.
 pub(crate) async fn tail(
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    headers: axum::http::HeaderMap,
     params: Params,
 ) -> Result<Response, TextError> {
+    let tenant = match params.get("tenant").filter(|t| !t.is_empty()) {
+        Some(t) if !headers.contains_key("x-scope-orgid") => TenantId::new(t).map_err(ApiError::from)?,
+        _ => tenant,
+    };
     let indexer =
         state.services().indexer.clone().ok_or_else(|| ApiError::Unavailable("no indexer in this role".into()))?;
     let query = params.require("query")?.to_string();
@@ -84,6 +95,11 @@ pub(crate) async fn tail(
             state.config().max_tail_connections
         ))
         .into());
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        // A plain GET: the request is acceptable and a slot is free (released again here).
+        Err(rejection) => return Ok(rejection.into_response()),
     };
     let request = TailRequest { query, cursor_ns: start_ns - 1, delay_ns: delay_for as i64 * 1_000_000_000, limit };
     let poll = state.config().tail_poll_interval;

@@ -1,7 +1,8 @@
 //! Configuration reload over HTTP and its status: `POST /-/reload` (Prometheus's endpoint) asks
 //! the process's reloader and answers with its verdict; `GET /api/v1/status/runtimeinfo` has
-//! Prometheus's shape (`reloadConfigSuccess`, `lastConfigTime`, ...) plus `lastReloadError` and
-//! `needsRestart`, for the UI's status page. The reloader itself lives in the binary; this module
+//! Prometheus's shape (`reloadConfigSuccess`, `lastConfigTime`, ...) plus `lastReloadError`,
+//! `lastReloadTime` (the last attempt, applied or refused; null before any) and `needsRestart`,
+//! for the UI's status page. The reloader itself lives in the binary; this module
 //! only holds the shared status and the request channel.
 
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub struct ReloadStatus {
     pub success: bool,
     /// When a configuration was last applied successfully.
     pub last_config_time: DateTime<Utc>,
+    /// When a reload was last attempted, applied or refused (`None` before the first).
+    pub last_reload_time: Option<DateTime<Utc>>,
     /// Why the last reload was refused (the old configuration keeps running).
     pub last_error: Option<String>,
     /// Keys that changed but only take effect after a restart (listen address, data_dir, ...).
@@ -51,6 +54,7 @@ impl Runtime {
             start_time: now,
             success: true,
             last_config_time: now,
+            last_reload_time: None,
             last_error: None,
             needs_restart: Vec::new(),
             storage_retention,
@@ -65,8 +69,10 @@ impl Runtime {
     /// Records an applied configuration.
     pub fn record_success(&self, needs_restart: Vec<String>) {
         let mut s = self.status.write();
+        let now = Utc::now();
         s.success = true;
-        s.last_config_time = Utc::now();
+        s.last_config_time = now;
+        s.last_reload_time = Some(now);
         s.last_error = None;
         s.needs_restart = needs_restart;
     }
@@ -75,6 +81,7 @@ impl Runtime {
     pub fn record_failure(&self, error: String) {
         let mut s = self.status.write();
         s.success = false;
+        s.last_reload_time = Some(Utc::now());
         s.last_error = Some(error);
     }
 }
@@ -98,6 +105,7 @@ pub(crate) async fn runtimeinfo(State(state): State<AppState>) -> Response {
             "reloadConfigSuccess": s.success,
             "lastConfigTime": rfc3339(s.last_config_time),
             "lastReloadError": s.last_error,
+            "lastReloadTime": s.last_reload_time.map(rfc3339),
             "needsRestart": s.needs_restart,
             "storageRetention": s.storage_retention,
             "corruptionCount": 0,

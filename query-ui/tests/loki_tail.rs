@@ -1,7 +1,8 @@
 //! `/loki/api/v1/tail` over a real socket with a websocket client, as Grafana's Live mode and
 //! `logcli --tail` use it: the first frame holds the lines since `start`, later frames only new
 //! lines, each exactly once; bad requests are refused before the upgrade; the connection limit
-//! answers 429.
+//! answers 429, to a plain GET too (how the web UI learns why its socket was refused); a browser
+//! names its tenant with the `tenant` parameter.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,10 @@ fn fast() -> query_ui::HttpConfig {
 }
 
 fn push(indexer: &indexer::Indexer, lines: &[&str]) {
+    push_as(indexer, &TenantId::default_tenant(), lines);
+}
+
+fn push_as(indexer: &indexer::Indexer, tenant: &TenantId, lines: &[&str]) {
     let now = model::time::now_ns();
     let records = lines
         .iter()
@@ -46,7 +51,7 @@ fn push(indexer: &indexer::Indexer, lines: &[&str]) {
             line: line.to_string(),
         })
         .collect();
-    indexer.append(&TenantId::default_tenant(), records).unwrap();
+    indexer.append(tenant, records).unwrap();
     indexer.commit().unwrap();
 }
 
@@ -118,6 +123,7 @@ async fn tails_past_the_limit_get_429() {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 429),
         other => panic!("expected 429, got {other:?}"),
     }
+    assert_eq!(plain_get_status(s.addr).await, 429, "a plain GET says why the upgrade would be refused");
     drop(first);
     // The slot is released when the first tail closes.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -131,4 +137,33 @@ async fn tails_past_the_limit_get_429() {
             Err(e) => panic!("slot never released: {e}"),
         }
     }
+}
+
+/// The status of `GET /loki/api/v1/tail?query={job="api"}` without a websocket upgrade.
+async fn plain_get_status(addr: std::net::SocketAddr) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = "GET /loki/api/v1/tail?query=%7Bjob%3D%22api%22%7D HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {response:?}"))
+}
+
+#[tokio::test]
+async fn plain_get_is_refused_without_taking_a_slot() {
+    let s = server(query_ui::HttpConfig { max_tail_connections: 1, ..fast() }).await;
+    assert_eq!(plain_get_status(s.addr).await, 400, "a free slot: only the missing upgrade is wrong");
+    let url = format!("ws://{}/loki/api/v1/tail?query=%7Bjob%3D%22api%22%7D", s.addr);
+    tokio_tungstenite::connect_async(url).await.expect("the probe released its slot");
+}
+
+#[tokio::test]
+async fn browsers_name_the_tenant_as_a_parameter() {
+    let s = server(fast()).await;
+    push_as(&s.indexer, &TenantId::new("team-a").unwrap(), &["team a line"]);
+    push(&s.indexer, &["default tenant line"]);
+    let url = format!("ws://{}/loki/api/v1/tail?query=%7Bjob%3D%22api%22%7D&tenant=team-a", s.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(receive(&mut socket, 1).await, vec!["team a line"]);
 }

@@ -1,7 +1,7 @@
 //! The web UI's HTTP side through the router: the built bundle is served with the right cache
 //! headers and CSP, `GET /` still answers Elasticsearch probes, dashboards round-trip through
 //! their CRUD API with validation errors naming the field, and the config endpoint serves
-//! what the binary passed in.
+//! what the binary passed in, and the tenant list names every tenant a store knows.
 
 use std::sync::Arc;
 
@@ -113,4 +113,28 @@ async fn status_config_serves_the_redacted_yaml() {
     assert_eq!(status, StatusCode::OK);
     assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/yaml"));
     assert_eq!(String::from_utf8(body).unwrap(), "server:\n  password: <secret>\n");
+}
+
+#[tokio::test]
+async fn tenants_lists_every_tenant_the_stores_know() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let (status, body) = json_req(&state, "GET", "/api/v1/status/tenants", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["data"],
+        json!([{"id": "default", "logs": false, "metrics": false}]),
+        "the default tenant is always there"
+    );
+    let series = model::TimeSeries {
+        labels: model::Labels::from_pairs([("__name__", "up"), ("job", "a")]),
+        samples: vec![model::Sample { timestamp_ms: model::time::now_ns() / 1_000_000, value: 1.0 }],
+    };
+    let tsdb = state.services().tsdb.clone().unwrap();
+    tsdb.append(&model::TenantId::new("team-b").unwrap(), std::slice::from_ref(&series)).unwrap();
+    let (_, body) = json_req(&state, "GET", "/api/v1/status/tenants", None).await;
+    assert_eq!(
+        body["data"],
+        json!([{"id": "default", "logs": false, "metrics": false}, {"id": "team-b", "logs": false, "metrics": true}])
+    );
 }

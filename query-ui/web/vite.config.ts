@@ -5,7 +5,7 @@
 import { defineConfig } from "vite";
 
 const api = process.env.TARSIER_API ?? "http://127.0.0.1:9470";
-const proxy = Object.fromEntries(["/api", "/loki", "/metrics"].map((p) => [p, { target: api, changeOrigin: true }]));
+const proxy = Object.fromEntries(["/api", "/loki", "/metrics"].map((p) => [p, { target: api, changeOrigin: true, ws: p === "/loki" }]));
 
 export default defineConfig({
   base: "/ui/",

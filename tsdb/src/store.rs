@@ -410,6 +410,15 @@ impl Tsdb {
         }
     }
 
+    /// The tenants with series in the head or blocks on disk, sorted (the UI's tenant picker).
+    pub fn tenants(&self) -> Vec<TenantId> {
+        let mut out: Vec<TenantId> = self.tenants.read().keys().cloned().collect();
+        out.extend(self.blocks.read().keys().cloned());
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Remembers a metric family's TYPE/HELP/UNIT (from remote_write metadata or a scrape).
     pub fn record_metadata(&self, tenant: &TenantId, metric: &str, meta: MetricMetadata) {
         self.metadata.write().entry(tenant.clone()).or_default().record(metric, meta);

@@ -2,7 +2,7 @@
 // prefilled), alerting and recording rules with state and last evaluation, silences (create,
 // expire) and the recent notifications with their delivery result.
 
-import { h, clear, fmtTime } from "./dom";
+import { h, clear, fmtTime, tableOr } from "./dom";
 import { request } from "./api";
 
 interface AmAlert {
@@ -202,109 +202,75 @@ export function alertsPage(body: HTMLElement) {
     } else clear(groupsEl, off);
     if (rules.status === "fulfilled") {
       const groupsR = rules.value.data.groups as { name: string; file: string; rules: any[]; lastEvaluation?: string }[];
+      const rows = groupsR.flatMap((g) => g.rules.map((r) => ({ g, r })));
       clear(
         rulesEl,
-        groupsR.length === 0
-          ? h("div", { class: "empty" }, "No rules loaded (alerting.rule_files).")
-          : h(
-              "table",
-              { class: "data" },
-              h("thead", {}, h("tr", {}, ["Rule", "Group", "State", "Health", "Last evaluation", "Took"].map((t) => h("th", {}, t)))),
-              h(
-                "tbody",
-                {},
-                groupsR.flatMap((g) =>
-                  g.rules.map((r) =>
-                    h(
-                      "tr",
-                      {},
-                      h("td", {}, h("div", { class: "strong" }, r.name), h("code", { class: "small muted" }, r.query)),
-                      h("td", {}, g.name),
-                      h("td", {}, h("span", { class: `badge st-${r.state ?? r.type}` }, r.type === "alerting" ? r.state : "recording")),
-                      h("td", {}, h("span", { class: `badge health-${r.health}` }, r.health), r.lastError ? h("div", { class: "query-error small" }, r.lastError) : null),
-                      h("td", { class: "nowrap" }, r.lastEvaluation ? ago(r.lastEvaluation) : "never"),
-                      h("td", { class: "num" }, r.evaluationTime !== undefined ? `${(r.evaluationTime * 1000).toFixed(1)} ms` : ""),
-                    ),
-                  ),
-                ),
-              ),
-            ),
+        tableOr(rows, "No rules loaded (alerting.rule_files).", ["Rule", "Group", "State", "Health", "Last evaluation", "Took"], ({ g, r }) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, h("div", { class: "strong" }, r.name), h("code", { class: "small muted" }, r.query)),
+            h("td", {}, g.name),
+            h("td", {}, h("span", { class: `badge st-${r.state ?? r.type}` }, r.type === "alerting" ? r.state : "recording")),
+            h("td", {}, h("span", { class: `badge health-${r.health}` }, r.health), r.lastError ? h("div", { class: "query-error small" }, r.lastError) : null),
+            h("td", { class: "nowrap" }, r.lastEvaluation ? ago(r.lastEvaluation) : "never"),
+            h("td", { class: "num" }, r.evaluationTime !== undefined ? `${(r.evaluationTime * 1000).toFixed(1)} ms` : ""),
+          ),
+        ),
       );
     }
     if (silences.status === "fulfilled") {
       const ss = (silences.value as Silence[]).sort((a, b) => a.status.state.localeCompare(b.status.state));
       clear(
         silencesEl,
-        ss.length === 0
-          ? h("div", { class: "empty" }, "No silences.")
-          : h(
-              "table",
-              { class: "data" },
-              h("thead", {}, h("tr", {}, ["Matchers", "State", "Ends", "Created by", "Comment", ""].map((t) => h("th", {}, t)))),
-              h(
-                "tbody",
-                {},
-                ss.map((s) =>
-                  h(
-                    "tr",
-                    { "data-silence": s.id, "data-state": s.status.state },
-                    h("td", { class: "mono small" }, matchersText(s.matchers)),
-                    h("td", {}, h("span", { class: `badge sil-${s.status.state}` }, s.status.state)),
-                    h("td", { class: "nowrap" }, fmtTime(Date.parse(s.endsAt))),
-                    h("td", {}, s.createdBy),
-                    h("td", {}, s.comment),
-                    h(
-                      "td",
-                      {},
-                      s.status.state !== "expired"
-                        ? h(
-                            "button",
-                            {
-                              type: "button",
-                              class: "btn small danger",
-                              "data-testid": "expire-silence",
-                              onclick: async () => {
-                                await request(`/api/v2/silence/${encodeURIComponent(s.id)}`, { method: "DELETE" });
-                                await load();
-                              },
-                            },
-                            "Expire",
-                          )
-                        : null,
-                    ),
-                  ),
-                ),
-              ),
+        tableOr(ss, "No silences.", ["Matchers", "State", "Ends", "Created by", "Comment", ""], (s) =>
+          h(
+            "tr",
+            { "data-silence": s.id, "data-state": s.status.state },
+            h("td", { class: "mono small" }, matchersText(s.matchers)),
+            h("td", {}, h("span", { class: `badge sil-${s.status.state}` }, s.status.state)),
+            h("td", { class: "nowrap" }, fmtTime(Date.parse(s.endsAt))),
+            h("td", {}, s.createdBy),
+            h("td", {}, s.comment),
+            h(
+              "td",
+              {},
+              s.status.state !== "expired"
+                ? h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "btn small danger",
+                      "data-testid": "expire-silence",
+                      onclick: async () => {
+                        await request(`/api/v2/silence/${encodeURIComponent(s.id)}`, { method: "DELETE" });
+                        await load();
+                      },
+                    },
+                    "Expire",
+                  )
+                : null,
             ),
+          ),
+        ),
       );
     } else clear(silencesEl, off.cloneNode(true));
     if (notes.status === "fulfilled") {
       const ns = notes.value as any[];
       clear(
         notesEl,
-        ns.length === 0
-          ? h("div", { class: "empty" }, "No notifications sent yet.")
-          : h(
-              "table",
-              { class: "data" },
-              h("thead", {}, h("tr", {}, ["Time", "Receiver", "Integration", "Group", "Alerts", "Result"].map((t) => h("th", {}, t)))),
-              h(
-                "tbody",
-                {},
-                ns.slice(0, 100).map((n) =>
-                  h(
-                    "tr",
-                    {},
-                    h("td", { class: "nowrap" }, fmtTime(Date.parse(n.at))),
-                    h("td", {}, n.receiver),
-                    h("td", {}, n.integration),
-                    h("td", { class: "mono small" }, n.groupKey),
-                    h("td", { class: "num" }, `${n.firing} firing, ${n.resolved} resolved`),
-                    h("td", {}, n.error ? h("span", { class: "badge st-firing", title: n.error }, `failed after ${n.attempts}: ${n.error}`) : h("span", { class: "badge health-ok" }, "delivered")),
-                  ),
-                ),
-              ),
-            ),
+        tableOr(ns.slice(0, 100), "No notifications sent yet.", ["Time", "Receiver", "Integration", "Group", "Alerts", "Result"], (n) =>
+          h(
+            "tr",
+            {},
+            h("td", { class: "nowrap" }, fmtTime(Date.parse(n.at))),
+            h("td", {}, n.receiver),
+            h("td", {}, n.integration),
+            h("td", { class: "mono small" }, n.groupKey),
+            h("td", { class: "num" }, `${n.firing} firing, ${n.resolved} resolved`),
+            h("td", {}, n.error ? h("span", { class: "badge st-firing", title: n.error }, `failed after ${n.attempts}: ${n.error}`) : h("span", { class: "badge health-ok" }, "delivered")),
+          ),
+        ),
       );
     } else clear(notesEl, off.cloneNode(true));
   };

@@ -41,10 +41,23 @@ async function failure(resp: Response): Promise<ApiError> {
   return new ApiError(message || `${resp.status} ${resp.statusText}`, resp.status);
 }
 
+let currentTenant = "";
+
+/** The tenant every request names in `X-Scope-OrgID` ("" = the server's default tenant). */
+export function tenant(): string {
+  return currentTenant;
+}
+
+export function setTenant(t: string): void {
+  currentTenant = t;
+}
+
 export async function request<T = any>(url: string, init?: RequestInit, query?: string): Promise<T> {
   let resp: Response;
+  const headers = new Headers(init?.headers);
+  if (currentTenant) headers.set("X-Scope-OrgID", currentTenant);
   try {
-    resp = await fetch(url, init);
+    resp = await fetch(url, { ...init, headers });
   } catch (e) {
     throw new ApiError(`cannot reach the server: ${(e as Error).message}`, 0);
   }

@@ -3,7 +3,8 @@
 // stat, table, logs, histogram) over logs or metrics, an auto-refresh interval, and can be
 // imported, edited and exported as JSON.
 
-import { h, clear, fmtNumber, fmtBytes, fmtTime, seriesName } from "./dom";
+import { h, clear, fmtNumber, fmtBytes, fmtTime, seriesName, rerender, modal } from "./dom";
+import { panelEditor } from "./panel_editor";
 import { request, promRange, promInstant, lokiMetricRange, lokiQueryRange, msToNs, qs } from "./api";
 import { Chart, align } from "./chart";
 import { picker, rangeFrom, resolve, setRange, stepFor } from "./time";
@@ -52,17 +53,6 @@ function substitute(query: string, vars: Map<string, string>): string {
     const v = vars.get(a ?? b);
     return v === undefined ? m : v === "" ? ".+" : v.replace(/[\\"]/g, "\\$&");
   });
-}
-
-function modal(title: string, content: HTMLElement, actions: HTMLElement[]): () => void {
-  const close = () => back.remove();
-  const back = h(
-    "div",
-    { class: "modal-back", onclick: (e: Event) => e.target === back && close() },
-    h("div", { class: "modal wide", role: "dialog", "aria-label": title }, h("h3", {}, title), content, h("div", { class: "actions" }, actions, h("button", { type: "button", class: "btn", onclick: close }, "Cancel"))),
-  );
-  document.body.append(back);
-  return close;
 }
 
 function jsonEditor(title: string, initial: string, onSave: (d: Dashboard, close: () => void) => Promise<void>): void {
@@ -128,7 +118,22 @@ function listView(body: HTMLElement): { destroy?(): void } {
     },
     "Import / new",
   );
-  body.append(h("div", { class: "toolbar" }, h("h1", { class: "page-title" }, "Dashboards"), h("span", { class: "grow" }), importBtn), list);
+  const newBtn = h(
+    "button",
+    {
+      type: "button",
+      class: "btn primary",
+      "data-testid": "new-dashboard",
+      onclick: () =>
+        panelEditor({ title: "", refresh: "off", variables: [], panels: [] }, "New dashboard", async (d) => {
+          const id = slug(d.title);
+          await saveDashboard(id, { ...d, id });
+          go("dashboards", new URLSearchParams({ id }));
+        }),
+    },
+    "New dashboard",
+  );
+  body.append(h("div", { class: "toolbar" }, h("h1", { class: "page-title" }, "Dashboards"), h("span", { class: "grow" }), importBtn, newBtn), list);
   request("/api/v1/dashboards")
     .then((b) => {
       const items = b.data as { id: string; title: string; builtin: boolean; description?: string }[];
@@ -191,7 +196,7 @@ export function dashboardsPage(body: HTMLElement, params: URLSearchParams): { de
           onchange: (e: Event) => {
             params.set("refresh", (e.target as HTMLSelectElement).value);
             update(params, false);
-            window.dispatchEvent(new Event("tarsier:render"));
+            rerender();
           },
         },
         REFRESH.map((r) => h("option", { value: r, selected: r === refresh }, r === "off" ? "Auto-refresh off" : `Every ${r}`)),
@@ -210,21 +215,31 @@ export function dashboardsPage(body: HTMLElement, params: URLSearchParams): { de
         },
         "Export",
       );
+      // A built-in is read-only: editing it saves a copy.
+      const saveAs = async (nd: Dashboard) => {
+        const target = id.startsWith("builtin-") ? `${id.slice(8)}-copy` : id;
+        await saveDashboard(target, { ...nd, id: target });
+        go("dashboards", new URLSearchParams({ id: target }));
+        rerender();
+      };
       const editBtn = h(
+        "button",
+        { type: "button", class: "btn", "data-testid": "edit-dashboard", onclick: () => panelEditor(d, `Edit ${d.title}`, saveAs) },
+        id.startsWith("builtin-") ? "Copy & edit" : "Edit",
+      );
+      const jsonBtn = h(
         "button",
         {
           type: "button",
           class: "btn",
+          title: "Edit as JSON",
           onclick: () =>
-            jsonEditor(`Edit ${d.title}`, JSON.stringify(d, null, 2), async (nd, close) => {
-              const target = id.startsWith("builtin-") ? `${id.slice(8)}-copy` : id;
-              await saveDashboard(target, { ...nd, id: target });
+            jsonEditor(`Edit ${d.title} as JSON`, JSON.stringify(d, null, 2), async (nd, close) => {
+              await saveAs(nd);
               close();
-              go("dashboards", new URLSearchParams({ id: target }));
-              window.dispatchEvent(new Event("tarsier:render"));
             }),
         },
-        id.startsWith("builtin-") ? "Copy & edit" : "Edit JSON",
+        "JSON",
       );
       const delBtn = id.startsWith("builtin-")
         ? null
@@ -249,11 +264,12 @@ export function dashboardsPage(body: HTMLElement, params: URLSearchParams): { de
         picker(rangeFrom(params), (r) => {
           setRange(params, r);
           update(params);
-          window.dispatchEvent(new Event("tarsier:render"));
+          rerender();
         }),
         refreshSel,
         h("button", { type: "button", class: "btn primary", onclick: run }, "Refresh"),
         editBtn,
+        jsonBtn,
         exportBtn,
         delBtn,
       );

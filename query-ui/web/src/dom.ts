@@ -89,3 +89,46 @@ export function debounce<A extends unknown[]>(f: (...a: A) => void, ms: number):
     t = window.setTimeout(() => f(...a), ms);
   };
 }
+
+/** A segmented control: one button per `[value, label]`, the current one active. */
+export function segmented(options: [string, string][], currentValue: string, pick: (value: string) => void): HTMLElement {
+  return h(
+    "div",
+    { class: "seg" },
+    options.map(([v, label]) =>
+      h("button", { type: "button", class: v === currentValue ? "active" : "", "data-value": v, onclick: () => pick(v) }, label),
+    ),
+  );
+}
+
+/** Re-renders the current page from the URL (main.ts listens). */
+export function rerender(): void {
+  window.dispatchEvent(new Event("tarsier:render"));
+}
+
+/** A dialog over the page with `actions` and a Cancel button; returns its close function. */
+export function modal(title: string, content: HTMLElement, actions: HTMLElement[]): () => void {
+  const close = () => back.remove();
+  const back = h(
+    "div",
+    { class: "modal-back", onclick: (e: Event) => e.target === back && close() },
+    h("div", { class: "modal wide", role: "dialog", "aria-label": title }, h("h3", {}, title), content, h("div", { class: "actions" }, actions, h("button", { type: "button", class: "btn", onclick: close }, "Cancel"))),
+  );
+  document.body.append(back);
+  return close;
+}
+
+/** A `table.data`: a header row (a `num` class right-aligns a column) and the given `tr`s. */
+export function dataTable(head: string[], rows: Child[], numeric: number[] = []): HTMLElement {
+  return h(
+    "table",
+    { class: "data" },
+    h("thead", {}, h("tr", {}, head.map((t, i) => h("th", { class: numeric.includes(i) ? "num" : "" }, t)))),
+    h("tbody", {}, rows),
+  );
+}
+
+/** `dataTable` over `items`, or a muted line saying there are none. */
+export function tableOr<T>(items: T[], none: string, head: string[], row: (item: T) => HTMLElement): HTMLElement {
+  return items.length === 0 ? h("div", { class: "empty" }, none) : dataTable(head, items.map(row));
+}

@@ -3,8 +3,9 @@
 // so 100,000 lines scroll smoothly), paging to older lines, live tail, and a detail drawer with
 // labels, parsed fields (click to filter in or out) and the line's context.
 
-import { h, clear, fmtTime, labelsText, seriesName } from "./dom";
+import { h, clear, fmtTime, labelsText, seriesName, rerender } from "./dom";
 import { lokiQueryRange, lokiMetricRange, request, qs, msToNs, ApiError } from "./api";
+import { LiveTail, MAX_BUFFERED, type LiveState } from "./live";
 import { queryBox, type QueryBox } from "./querybox";
 import { logqlCompleter, lokiLabels, lokiValues } from "./complete";
 import { Chart, align } from "./chart";
@@ -29,6 +30,10 @@ const LEVEL_COLORS: Record<string, string> = {
   trace: "#b8c0cc",
 };
 const MAX_LINES = 100_000;
+/** Context lines on each side at first, and how many each "more" button adds. */
+const CONTEXT_STEP = 10;
+/** The server's default `max_log_query_limit`: the context endpoint refuses more. */
+const CONTEXT_MAX = 5000;
 const ROW_H = 22;
 
 interface Line {
@@ -66,13 +71,15 @@ export class LogsExplorer {
   private rows = h("div", { class: "log-rows" });
   private drawer = h("aside", { class: "drawer", hidden: true, "data-testid": "log-detail" });
   private liveBtn: HTMLButtonElement;
+  private stopBtn: HTMLButtonElement;
+  private liveStatus = h("span", { class: "live-status", "data-testid": "live-status", hidden: true });
   private olderBtn: HTMLButtonElement;
   private lines: Line[] = [];
   private seen = new Set<string>();
   private hist?: Chart;
   private highlight?: RegExp;
   private abort?: AbortController;
-  private liveTimer?: number;
+  private live?: LiveTail;
   private exhausted = false;
   private loadingOlder = false;
   private selected = -1;
@@ -106,6 +113,11 @@ export class LogsExplorer {
     this.appSelect = h("select", { "aria-label": "app", onchange: () => this.submit() });
     this.generated = h("div", { class: "generated" });
     this.liveBtn = h("button", { type: "button", class: "btn live-btn", onclick: () => this.toggleLive() }, "Live");
+    this.stopBtn = h(
+      "button",
+      { type: "button", class: "icon-btn live-stop", title: "Stop live tail", "aria-label": "stop live tail", hidden: true, onclick: () => this.endLive() },
+      "■",
+    );
     this.olderBtn = h("button", { type: "button", class: "btn", onclick: () => this.loadOlder() }, "Load older");
     const mode = p.get("lmode") === "words" ? "words" : "logql";
     const modeSwitch = h(
@@ -130,10 +142,10 @@ export class LogsExplorer {
     this.el = h(
       "section",
       { class: `explorer logs${host.compact ? " compact" : ""}` },
-      h("div", { class: "explorer-head" }, modeSwitch, queryRow, this.liveBtn),
+      h("div", { class: "explorer-head" }, modeSwitch, queryRow, h("div", { class: "live-ctl" }, this.liveBtn, this.stopBtn)),
       mode === "words" ? this.generated : null,
       this.histEl,
-      h("div", { class: "logs-bar" }, this.summary, this.olderBtn),
+      h("div", { class: "logs-bar" }, this.summary, this.liveStatus, this.olderBtn),
       h("div", { class: "logs-body" }, this.list, this.drawer),
     );
     new ResizeObserver(() => this.renderRows()).observe(this.list);
@@ -149,7 +161,7 @@ export class LogsExplorer {
     if (m === "logql" && this.mode() === "words") p.set("lq", this.currentQuery());
     p.set("lmode", m);
     this.host.save();
-    window.dispatchEvent(new Event("tarsier:render"));
+    rerender();
   }
 
   private async fillPickers(): Promise<void> {
@@ -290,7 +302,7 @@ export class LogsExplorer {
                   this.host.params.set("lq", `{${label}=${JSON.stringify(v)}}`);
                   this.host.params.set("lmode", "logql");
                   this.host.save();
-                  window.dispatchEvent(new Event("tarsier:render"));
+                  rerender();
                 },
               },
               v,
@@ -392,40 +404,66 @@ export class LogsExplorer {
     }
   }
 
+  /** Live: off → live → paused (the socket stays, lines buffer) → live; ■ ends it. */
   private toggleLive(): void {
-    const p = this.host.params;
-    if (this.liveTimer !== undefined) {
-      this.stopLive();
-      p.delete("live");
-    } else {
-      p.set("live", "1");
+    if (!this.live) {
+      this.host.params.set("live", "1");
+      this.host.save(false);
       this.startLive();
-    }
+    } else if (this.live.isPaused()) this.live.resume();
+    else this.live.pause();
+  }
+
+  private endLive(): void {
+    this.stopLive();
+    this.host.params.delete("live");
     this.host.save(false);
   }
 
   private startLive(): void {
-    if (this.liveTimer !== undefined || !this.query || isMetricQuery(this.query)) return;
-    this.liveBtn.classList.add("on");
-    this.liveBtn.textContent = "Pause";
-    const tick = async () => {
-      const newest = this.lines[0]?.ns ?? BigInt(Date.now() - 60_000) * 1000000n;
-      try {
-        const streams = await lokiQueryRange(this.query, String(newest), msToNs(Date.now() + 1000), PAGE, "forward");
+    if (this.live || !this.query || isMetricQuery(this.query)) return;
+    this.live = new LiveTail(
+      this.query,
+      () => this.lines[0]?.ns,
+      (streams) => {
         if (this.add(streams, "prepend") > 0) this.updateSummary();
-      } catch {
-        // a failed poll retries on the next tick
-      }
-    };
-    this.liveTimer = window.setInterval(tick, 1500);
-    void tick();
+      },
+      (s) => this.showLive(s),
+    );
   }
 
-  private stopLive(): void {
-    if (this.liveTimer !== undefined) clearInterval(this.liveTimer);
-    this.liveTimer = undefined;
-    this.liveBtn.classList.remove("on");
+  private showLive(s: LiveState): void {
+    const btn = this.liveBtn;
+    btn.classList.add("on");
+    btn.classList.toggle("paused", s.kind === "paused" || !!this.live?.isPaused());
+    btn.classList.toggle("waiting", s.kind === "retrying" || s.kind === "connecting");
+    if (s.kind === "paused") btn.textContent = `Resume · ${s.buffered.toLocaleString()} buffered`;
+    else if (!this.live?.isPaused()) btn.textContent = "Pause";
+    this.stopBtn.hidden = false;
+    const st = this.liveStatus;
+    st.hidden = false;
+    st.dataset.state = s.kind;
+    st.className = `live-status live-${s.kind}`;
+    if (s.kind === "live") st.textContent = "● live";
+    else if (s.kind === "connecting") st.textContent = "connecting…";
+    else if (s.kind === "paused")
+      st.textContent = `paused${s.dropped ? ` · ${s.dropped.toLocaleString()} older dropped (buffer keeps the newest ${MAX_BUFFERED.toLocaleString()})` : ""}`;
+    else if (s.kind === "retrying")
+      st.textContent = `${s.refused ? "refused by the server" : "disconnected"}: ${s.why} · retrying in ${Math.ceil(s.inMs / 1000)} s`;
+    else {
+      st.textContent = `live tail failed: ${s.why}`;
+      this.stopLive(true);
+    }
+  }
+
+  /** Closes the socket; `keepStatus` leaves the failure message visible. */
+  private stopLive(keepStatus = false): void {
+    this.live?.stop();
+    this.live = undefined;
+    this.liveBtn.classList.remove("on", "paused");
     this.liveBtn.textContent = "Live";
+    this.stopBtn.hidden = true;
+    if (!keepStatus) this.liveStatus.hidden = true;
   }
 
   private raf = 0;
@@ -507,7 +545,7 @@ export class LogsExplorer {
     p.set("lq", q);
     p.set("lmode", "logql");
     this.host.save();
-    window.dispatchEvent(new Event("tarsier:render"));
+    rerender();
   }
 
   private select(i: number): void {
@@ -559,27 +597,45 @@ export class LogsExplorer {
     this.drawer.hidden = false;
   }
 
-  private async showContext(l: Line, into: HTMLElement): Promise<void> {
-    clear(into, h("div", { class: "muted" }, "Loading context…"));
+  /** The lines around `l` in its stream; "more before/after" widen the window by CONTEXT_STEP. */
+  private async showContext(l: Line, into: HTMLElement, before = CONTEXT_STEP, after = CONTEXT_STEP, grew?: "before" | "after"): Promise<void> {
+    if (!grew) clear(into, h("div", { class: "muted" }, "Loading context…"));
     try {
-      const body = await request(
-        `/api/v1/logs/context?${qs({ stream: labelsText(l.labels), time: l.ns.toString(), before: 10, after: 10 })}`,
-      );
+      const body = await request(`/api/v1/logs/context?${qs({ stream: labelsText(l.labels), time: l.ns.toString(), before, after })}`);
       const d = body.data as { before: [string, string][]; at: [string, string][]; after: [string, string][] };
       const row = (cls: string) => ([ts, line]: [string, string]) =>
         h("div", { class: `ctx-line ${cls}` }, h("span", { class: "log-ts" }, fmtTime(nsToMs(BigInt(ts)), true).slice(11)), h("span", {}, line));
+      // Fewer lines than asked for: the stream (or the store) ends there.
+      const more = (side: "before" | "after", got: number, asked: number) =>
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn small ctx-more",
+            "data-testid": `context-more-${side}`,
+            disabled: got < asked || asked >= CONTEXT_MAX,
+            onclick: () =>
+              void this.showContext(l, into, side === "before" ? before + CONTEXT_STEP : before, side === "after" ? after + CONTEXT_STEP : after, side),
+          },
+          got < asked ? (side === "before" ? "Start of stream" : "End of stream") : side === "before" ? `▲ ${CONTEXT_STEP} more before` : `▼ ${CONTEXT_STEP} more after`,
+        );
+      const ctx = h(
+        "div",
+        { class: "ctx", "data-testid": "context", "data-before": d.before.length, "data-after": d.after.length },
+        d.before.map(row("before")),
+        d.at.map(row("at")),
+        d.after.map(row("after")),
+      );
       clear(
         into,
-        h("h4", {}, "Context"),
-        h(
-          "div",
-          { class: "ctx", "data-testid": "context" },
-          d.before.map(row("before")),
-          d.at.map(row("at")),
-          d.after.map(row("after")),
-        ),
+        h("div", { class: "ctx-head" }, h("h4", {}, "Context"), h("span", { class: "muted small" }, `${d.before.length} before · ${d.after.length} after`)),
+        more("before", d.before.length, before),
+        ctx,
+        more("after", d.after.length, after),
       );
-      into.querySelector(".ctx-line.at")?.scrollIntoView({ block: "center" });
+      if (grew === "before") ctx.scrollTop = 0;
+      else if (grew === "after") ctx.scrollTop = ctx.scrollHeight;
+      else ctx.querySelector(".ctx-line.at")?.scrollIntoView({ block: "center" });
     } catch (e) {
       clear(into, h("div", { class: "query-error" }, e instanceof ApiError ? e.message : String(e)));
     }

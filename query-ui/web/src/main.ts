@@ -11,6 +11,7 @@ import { MetricsExplorer } from "./metrics";
 import { alertsPage } from "./alerts";
 import { statusPage } from "./status";
 import { dashboardsPage } from "./dashboards";
+import { request, setTenant, tenant } from "./api";
 
 interface Page {
   destroy?(): void;
@@ -101,6 +102,7 @@ function render(): void {
   lastHash = location.hash;
   const route = current();
   const params = route.params;
+  setTenant(params.get("tenant") ?? "");
   const keep = new URLSearchParams();
   for (const k of ["from", "to"]) if (params.get(k)) keep.set(k, params.get(k)!);
   const nav = h(
@@ -123,6 +125,7 @@ function render(): void {
       h("a", { class: "brand", href: "#/logs" }, h("span", { class: "logo" }), "Tarsier"),
       nav,
       h("span", { class: "grow" }),
+      tenantPicker(),
       h(
         "button",
         { type: "button", class: "icon-btn theme-btn", title: "Toggle dark/light theme", "aria-label": "toggle theme", onclick: toggleTheme },
@@ -150,6 +153,34 @@ function render(): void {
     default:
       body.append(h("div", { class: "empty" }, `No page "${route.page}".`));
   }
+}
+
+/** The tenant every request names (`X-Scope-OrgID`), shown once the stores know more than one. */
+function tenantPicker(): HTMLElement {
+  const sel = h("select", {
+    "aria-label": "tenant",
+    "data-testid": "tenant",
+    onchange: () => {
+      const r = current();
+      const t = sel.value === "default" ? "" : sel.value;
+      if (t) r.params.set("tenant", t);
+      else r.params.delete("tenant");
+      setTenant(t);
+      location.hash = href(r.page, r.params);
+    },
+  });
+  const wrap = h("label", { class: "tenant-pick", title: "Tenant: sent as X-Scope-OrgID with every query", hidden: true }, h("span", {}, "Tenant"), sel);
+  const chosen = tenant() || "default";
+  request("/api/v1/status/tenants")
+    .then((body) => {
+      const list = body.data as { id: string; logs: boolean; metrics: boolean }[];
+      if (!list.some((t) => t.id === chosen)) list.push({ id: chosen, logs: false, metrics: false });
+      const what = (t: { logs: boolean; metrics: boolean }) => [t.logs && "logs", t.metrics && "metrics"].filter(Boolean).join(" + ") || "empty";
+      clear(sel, list.map((t) => h("option", { value: t.id, selected: t.id === chosen }, `${t.id} (${what(t)})`)));
+      wrap.hidden = list.length < 2;
+    })
+    .catch(() => {});
+  return wrap;
 }
 
 function showHelp(): void {

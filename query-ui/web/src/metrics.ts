@@ -2,7 +2,7 @@
 // live legend, line or stacked, or shown as a table of the values at the end of the range.
 // Dragging across the chart zooms the shared time range.
 
-import { h, clear, fmtNumber, seriesName } from "./dom";
+import { h, clear, fmtNumber, seriesName, segmented, rerender } from "./dom";
 import { promRange, promInstant, type MatrixSeries } from "./api";
 import { queryBox, type QueryBox } from "./querybox";
 import { promqlCompleter } from "./complete";
@@ -37,26 +37,11 @@ export class MetricsExplorer {
     const kind = p.get("mkind") === "stacked" ? "stacked" : "line";
     const view = p.get("mview") === "table" ? "table" : "chart";
     const seg = (key: string, current: string, options: [string, string][]) =>
-      h(
-        "div",
-        { class: "seg" },
-        options.map(([v, label]) =>
-          h(
-            "button",
-            {
-              type: "button",
-              class: v === current ? "active" : "",
-              "data-value": v,
-              onclick: () => {
-                p.set(key, v);
-                host.save(false);
-                window.dispatchEvent(new Event("tarsier:render"));
-              },
-            },
-            label,
-          ),
-        ),
-      );
+      segmented(options, current, (v) => {
+        p.set(key, v);
+        host.save(false);
+        rerender();
+      });
     this.el = h(
       "section",
       { class: `explorer metrics${host.compact ? " compact" : ""}` },

@@ -1,7 +1,10 @@
 // The whole UI state lives in the URL hash (`#/logs?q=...&from=now-1h&to=now`), so any view can be
 // shared as a link and the browser's back button undoes a query. Pages read their parameters from
 // `current()` and write them with `update()`, which re-renders through the hashchange listener
-// only when the page changes (same-page updates just replace the state).
+// only when the page changes (same-page updates just replace the state). The chosen tenant
+// (`tenant=`) follows every link made with `href()`.
+
+import { tenant } from "./api";
 
 export interface Route {
   page: string;
@@ -17,7 +20,9 @@ export function current(): Route {
 }
 
 export function href(page: string, params?: URLSearchParams): string {
-  const s = params?.toString();
+  const p = new URLSearchParams(params);
+  if (tenant() && !p.has("tenant")) p.set("tenant", tenant());
+  const s = p.toString();
   return `#/${page}${s ? `?${s}` : ""}`;
 }
 

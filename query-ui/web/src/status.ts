@@ -1,7 +1,7 @@
 // The status page: scrape targets with health and last error, TSDB cardinality (top metrics,
 // labels and pairs by series), the effective configuration with secrets redacted, build info.
 
-import { h, clear, fmtBytes, fmtNumber, labelsText } from "./dom";
+import { h, clear, fmtBytes, fmtNumber, labelsText, segmented, rerender, fmtTime, dataTable } from "./dom";
 import { request } from "./api";
 import { update } from "./route";
 
@@ -13,12 +13,8 @@ const TABS: [string, string][] = [
 ];
 
 function table(head: string[], rows: (string | number | HTMLElement)[][], numeric: number[] = []): HTMLElement {
-  return h(
-    "table",
-    { class: "data" },
-    h("thead", {}, h("tr", {}, head.map((t, i) => h("th", { class: numeric.includes(i) ? "num" : "" }, t)))),
-    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: numeric.includes(i) ? "num" : "" }, c))))),
-  );
+  const cells = (r: (string | number | HTMLElement)[]) => h("tr", {}, r.map((c, i) => h("td", { class: numeric.includes(i) ? "num" : "" }, c)));
+  return dataTable(head, rows.map(cells), numeric);
 }
 
 async function targets(el: HTMLElement): Promise<void> {
@@ -92,39 +88,81 @@ async function build(el: HTMLElement): Promise<void> {
   clear(el, h("section", { class: "card" }, table(["Field", "Value"], Object.entries(body.data).map(([k, v]) => [k, String(v)]))));
 }
 
+interface RuntimeInfo {
+  startTime: string;
+  reloadConfigSuccess: boolean;
+  lastConfigTime: string;
+  lastReloadTime?: string | null;
+  lastReloadError?: string | null;
+  needsRestart?: string[];
+}
+
+const when = (iso: string) => fmtTime(Date.parse(iso));
+
+/** The configuration reload state: a banner when the last reload was refused or needs a restart. */
+async function reloadState(el: HTMLElement): Promise<void> {
+  let info: RuntimeInfo;
+  try {
+    info = (await request("/api/v1/status/runtimeinfo")).data;
+  } catch {
+    return clear(el); // a process without runtime information (no config file)
+  }
+  const restart = info.needsRestart ?? [];
+  clear(
+    el,
+    !info.reloadConfigSuccess
+      ? h(
+          "div",
+          { class: "banner banner-error", role: "alert", "data-testid": "reload-error" },
+          h("strong", {}, "Configuration reload failed"),
+          info.lastReloadTime ? ` at ${when(info.lastReloadTime)}` : "",
+          h("span", {}, `: the configuration applied at ${when(info.lastConfigTime)} keeps running. Fix the file and reload (POST /-/reload, SIGHUP, or a ConfigMap update).`),
+          h("pre", { class: "banner-detail" }, info.lastReloadError ?? "no reason given"),
+        )
+      : null,
+    restart.length
+      ? h(
+          "div",
+          { class: "banner banner-warn", "data-testid": "needs-restart" },
+          h("strong", {}, "Restart needed"),
+          `: changed keys keep their running values until a restart: `,
+          restart.map((k, i) => [i ? ", " : "", h("code", {}, k)]),
+        )
+      : null,
+    h(
+      "div",
+      { class: "muted small reload-line", "data-testid": "reload-line" },
+      `Started ${when(info.startTime)} · configuration applied ${when(info.lastConfigTime)}`,
+      info.lastReloadTime ? ` · last reload ${when(info.lastReloadTime)} ${info.reloadConfigSuccess ? "succeeded" : "failed"}` : " · not reloaded since",
+    ),
+  );
+}
+
 export function statusPage(body: HTMLElement, params: URLSearchParams) {
   const tab = TABS.some(([t]) => t === params.get("tab")) ? params.get("tab")! : "targets";
   const content = h("div", { class: "status-body" }, h("div", { class: "muted" }, "Loading…"));
+  const reloadEl = h("div", { class: "reload-state" });
   body.append(
     h(
       "div",
       { class: "toolbar" },
       h("h1", { class: "page-title" }, "Status"),
-      h(
-        "div",
-        { class: "seg" },
-        TABS.map(([t, label]) =>
-          h(
-            "button",
-            {
-              type: "button",
-              class: t === tab ? "active" : "",
-              onclick: () => {
-                params.set("tab", t);
-                update(params);
-                window.dispatchEvent(new Event("tarsier:render"));
-              },
-            },
-            label,
-          ),
-        ),
-      ),
+      segmented(TABS, tab, (t) => {
+        params.set("tab", t);
+        update(params);
+        rerender();
+      }),
     ),
+    reloadEl,
     content,
   );
   const loaders: Record<string, (el: HTMLElement) => Promise<void>> = { targets, tsdb, config, build };
   const load = () => loaders[tab](content).catch((e) => clear(content, h("div", { class: "query-error" }, (e as Error).message)));
-  void load();
-  const timer = tab === "targets" ? window.setInterval(load, 10000) : undefined;
+  const refresh = () => {
+    void load();
+    void reloadState(reloadEl);
+  };
+  refresh();
+  const timer = window.setInterval(tab === "targets" ? refresh : () => void reloadState(reloadEl), 10000);
   return { destroy: () => clearInterval(timer) };
 }

@@ -2,12 +2,13 @@
 // tests/ui_browser.rs started and fed (generated log lines, a scraped target, a firing alert).
 // Inputs (environment): TARSIER_URL, NEEDLE (a word in exactly NEEDLE_LINES tailed lines),
 // SERIES_METRIC / SERIES_COUNT (a scraped metric and its series count), LOG_FILE (a tailed file
-// the live-tail case appends to), SCREENSHOTS (a folder).
+// the live-tail case appends to), CONFIG_FILE (the server's config, which the reload case breaks
+// and restores), SCREENSHOTS (a folder).
 // Each case saves a screenshot; a failure names what it expected on the page and shows what
 // the page said instead. Exits 1 if any case failed.
 
 import { chromium } from "playwright-core";
-import { appendFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const base = process.env.TARSIER_URL ?? "http://127.0.0.1:9470";
@@ -16,6 +17,7 @@ const needleLines = Number(process.env.NEEDLE_LINES ?? "0");
 const metric = process.env.SERIES_METRIC ?? "up";
 const seriesCount = Number(process.env.SERIES_COUNT ?? "1");
 const logFile = process.env.LOG_FILE;
+const configFile = process.env.CONFIG_FILE;
 const shots = process.env.SCREENSHOTS ?? "target/ui-screenshots";
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT = 20_000;
@@ -45,6 +47,19 @@ async function expectOn(what, fn) {
 async function open(hash) {
   await page.goto(`${base}/${hash}`);
   await page.waitForSelector(".topbar", { timeout: TIMEOUT });
+}
+
+/** Opens `hash`, reloading until `selector` shows (data pushed a moment ago is being indexed). */
+async function openUntil(hash, selector) {
+  await open(hash);
+  for (let deadline = Date.now() + TIMEOUT; ; ) {
+    try {
+      return await page.waitForSelector(selector, { state: "attached", timeout: 1000 });
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await page.reload(); // the same URL again: goto would not re-render
+    }
+  }
 }
 
 async function shot(name) {
@@ -81,6 +96,28 @@ const cases = {
     const around = await page.locator("[data-testid=context] .ctx-line").count();
     if (around < 2) throw new Error(`expected lines before/after the selected one in the context, got ${around} line(s)`);
     await shot("logs-context");
+    // The tailed file's lines share one timestamp (read in one pass): push a stream whose lines
+    // are 1 ms apart to widen the window around its middle line.
+    const t0 = BigInt(Date.now() - 60_000) * 1000000n;
+    const values = Array.from({ length: 60 }, (_, i) => [`${t0 + BigInt(i) * 1000000n}`, i === 40 ? `ctx line ${i} ctxneedle` : `ctx line ${i}`]);
+    const push = await page.request.post(`${base}/loki/api/v1/push`, { headers: { "content-type": "application/json" }, data: { streams: [{ stream: { job: "ctxcase" }, values }] } });
+    if (push.status() !== 204) throw new Error(`expected the context stream's push to be accepted (204), got ${push.status()}`);
+    await expectOn("the pushed line with ctxneedle", () =>
+      openUntil(`#/logs?lq=${encodeURIComponent('{job="ctxcase"} |= "ctxneedle"')}&from=now-1h&to=now`, ".log-row"),
+    );
+    await page.locator(".log-row").first().click();
+    await page.click("[data-testid=show-context]");
+    const sides = (b, a) => `[data-testid=context][data-before='${b}'][data-after='${a}']`;
+    await expectOn("10 lines before and 10 after the selected one", () => page.waitForSelector(sides(10, 10), { timeout: TIMEOUT }));
+    await page.click("[data-testid=context-more-before]");
+    await expectOn("20 lines before after “more before”", () => page.waitForSelector(sides(20, 10), { timeout: TIMEOUT }));
+    await page.click("[data-testid=context-more-after]");
+    await expectOn("the 19 lines after (all the stream has) after “more after”", () => page.waitForSelector(sides(20, 19), { timeout: TIMEOUT }));
+    const end = await page.locator("[data-testid=context-more-after]").innerText();
+    if (!(await page.locator("[data-testid=context-more-after]").isDisabled()) || !end.includes("End of stream")) {
+      throw new Error(`expected a disabled “End of stream” once the stream has no more lines, got “${end}”`);
+    }
+    await shot("logs-context-wider");
   },
 
   async "dragging across the histogram zooms the time range"() {
@@ -140,11 +177,41 @@ const cases = {
     const word = `tailcase${Date.now()}`;
     await open(`#/logs?lq=${encodeURIComponent(`{job="varlogs"} |= "${word}"`)}&from=now-1h&to=now&live=1`);
     await expectOn("the Pause button of a running live tail", () => page.waitForSelector(".live-btn.on", { timeout: TIMEOUT }));
+    await expectOn("the live status saying the socket is open", () =>
+      page.waitForSelector("[data-testid=live-status][data-state=live]", { timeout: TIMEOUT }),
+    );
+    for (let deadline = Date.now() + 5000; ; ) {
+      const gauge = await (await page.request.get(`${base}/metrics`)).text();
+      if (/^tarsier_http_live_tails 1$/m.test(gauge)) break;
+      if (Date.now() > deadline) {
+        throw new Error(`expected one websocket tail open on the server (tarsier_http_live_tails 1), got: ${gauge.match(/^tarsier_http_live_tails.*$/m)}`);
+      }
+      await page.waitForTimeout(100);
+    }
     appendFileSync(logFile, `level=warn msg="live line" id=${word}\n`);
     await expectOn(`the appended line ${word} in the list without re-running`, () =>
       page.waitForSelector(`.log-row:has-text("${word}")`, { timeout: TIMEOUT }),
     );
+    // Paused: the socket stays and new lines wait in the buffer, counted on the button.
     await page.click(".live-btn");
+    await expectOn("the Resume button with nothing buffered yet", () =>
+      page.waitForFunction(() => /Resume · 0 buffered/.test(document.querySelector(".live-btn")?.textContent ?? ""), null, { timeout: TIMEOUT }),
+    );
+    const later = `${word}-paused`;
+    appendFileSync(logFile, `level=error msg="while paused" id=${later}\n`);
+    await expectOn("one line buffered while paused", () =>
+      page.waitForFunction(() => /Resume · 1 buffered/.test(document.querySelector(".live-btn")?.textContent ?? ""), null, { timeout: TIMEOUT }),
+    );
+    if (await page.locator(`.log-row:has-text("${later}")`).count()) throw new Error(`expected ${later} held back while paused`);
+    await shot("logs-live-paused");
+    await page.click(".live-btn");
+    await expectOn(`the buffered line ${later} shown after resuming`, () =>
+      page.waitForSelector(`.log-row:has-text("${later}")`, { timeout: TIMEOUT }),
+    );
+    await page.click(".live-stop");
+    await expectOn("the Live button back after stopping", () =>
+      page.waitForFunction(() => document.querySelector(".live-btn")?.textContent === "Live", null, { timeout: TIMEOUT }),
+    );
     await shot("logs-live");
   },
 
@@ -226,6 +293,98 @@ const cases = {
     });
   },
 
+  async "the visual editor adds, reorders and saves panels that survive a reload"() {
+    await open("#/dashboards");
+    await page.click("[data-testid=new-dashboard]");
+    const modal = page.locator(".modal");
+    await expectOn("the visual editor", () => modal.locator("input[name=dashboard-title]").waitFor({ timeout: TIMEOUT }));
+    await modal.locator("input[name=dashboard-title]").fill("Visual test");
+    const addPanel = async (title, type, source, query) => {
+      await modal.locator("[data-testid=add-panel]").click();
+      const row = modal.locator("[data-testid=panel-row]").last();
+      await row.locator("select[name=datasource]").selectOption(source);
+      await row.locator("input[name=panel-title]").fill(title);
+      await row.locator("select[name=type]").selectOption(type);
+      await row.locator("textarea[name=query]").fill(query);
+    };
+    await addPanel("Orders", "stat", "metrics", `sum(${metric})`);
+    await addPanel("Needle lines", "logs", "logs", `{job="varlogs"} |= "${needle}"`);
+    await addPanel("Scratch", "table", "metrics", metric);
+    await modal.locator("[data-testid=panel-row]").nth(1).locator("button[title='Move up']").click();
+    await modal.locator("[data-testid=panel-row]").nth(2).locator("button[title='Remove panel']").click();
+    await shot("dashboard-editor");
+    await page.click("[data-testid=save-dashboard]");
+    const titles = () => page.locator("[data-testid=dashboard] .panel h2").allInnerTexts();
+    const want = ["Needle lines", "Orders"];
+    for (const pass of ["after saving", "after reloading the page"]) {
+      await expectOn(`the saved dashboard (${pass}) with panels ${want.join(", ")} and the stat's number`, async () => {
+        await page.waitForFunction(() => /id=visual-test/.test(location.hash) && document.querySelector(".stat-big")?.textContent?.match(/\d/), null, {
+          timeout: TIMEOUT,
+        });
+        const got = await titles();
+        if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`panels in order ${JSON.stringify(got)}`);
+      });
+      if (pass.startsWith("after saving")) await page.reload();
+    }
+    await page.waitForSelector("[data-testid=dashboard] .panel .ctx-line", { timeout: TIMEOUT }).catch(() => {});
+    await shot("dashboard-visual");
+    page.once("dialog", (d) => d.accept());
+    await page.click("text=Delete");
+    await page.waitForSelector("[data-id=builtin-tarsier]", { timeout: TIMEOUT });
+  },
+
+  async "a refused config reload shows a banner on the status page"() {
+    if (!configFile) return;
+    const good = readFileSync(configFile, "utf8");
+    writeFileSync(configFile, `${good}indexer_typo: 1\n`);
+    try {
+      const r = await page.request.post(`${base}/-/reload`);
+      if (r.status() !== 500) throw new Error(`expected POST /-/reload to refuse the bad file with 500, got ${r.status()}`);
+      await open("#/status?tab=build");
+      await expectOn("a reload error banner naming the bad key", () =>
+        page.waitForFunction(() => document.querySelector("[data-testid=reload-error]")?.textContent?.includes("indexer_typo"), null, { timeout: TIMEOUT }),
+      );
+      await shot("status-reload-failed");
+    } finally {
+      writeFileSync(configFile, good);
+    }
+    const r = await page.request.post(`${base}/-/reload`);
+    if (r.status() !== 200) throw new Error(`expected the restored file to reload with 200, got ${r.status()}: ${await r.text()}`);
+    await page.reload(); // the same URL: open() would not re-render
+    await expectOn("the banner gone and the last reload marked succeeded", () =>
+      page.waitForFunction(
+        () => !document.querySelector("[data-testid=reload-error]") && document.querySelector("[data-testid=reload-line]")?.textContent?.includes("succeeded"),
+        null,
+        { timeout: TIMEOUT },
+      ),
+    );
+  },
+
+  async "the tenant picker switches every query to another tenant"() {
+    const word = `teamb${Date.now()}`;
+    const push = await page.request.post(`${base}/loki/api/v1/push`, {
+      headers: { "X-Scope-OrgID": "team-b", "content-type": "application/json" },
+      data: { streams: [{ stream: { job: "varlogs" }, values: [[`${Date.now()}000000`, `level=info msg="only team b" id=${word}`]] }] },
+    });
+    if (push.status() !== 204) throw new Error(`expected the push for team-b to be accepted (204), got ${push.status()}`);
+    const q = encodeURIComponent(`{job="varlogs"} |= "${word}"`);
+    // The indexer knows the tenant once its first batch is indexed: reopen until the picker lists it.
+    await expectOn("the tenant picker listing team-b", () =>
+      openUntil(`#/logs?lq=${q}&from=now-1h&to=now`, "[data-testid=tenant] option[value=team-b]"),
+    );
+    await expectOn("no team-b line while the default tenant is picked", () => page.waitForSelector(".empty", { timeout: TIMEOUT }));
+    await page.selectOption("[data-testid=tenant]", "team-b");
+    await expectOn("tenant=team-b in the URL", () => page.waitForFunction(() => /[?&]tenant=team-b/.test(location.hash), null, { timeout: TIMEOUT }));
+    // The picker lists a tenant once its partition exists, which can be just before the commit
+    // that makes the line searchable.
+    await expectOn("team-b's line listed with the tenant picked", () => openUntil(new URL(page.url()).hash, `.log-row:has-text("${word}")`));
+    await shot("tenant-picker");
+    await page.click("[data-page=metrics]");
+    await expectOn("the tenant kept when moving to another page", () =>
+      page.waitForFunction(() => location.hash.startsWith("#/metrics") && /tenant=team-b/.test(location.hash), null, { timeout: TIMEOUT }),
+    );
+  },
+
   async "status pages and the dark theme render"() {
     await open("#/status?tab=targets");
     await expectOn("the scrape targets with their health", () => page.waitForSelector(".badge.health-ok", { timeout: TIMEOUT }));
@@ -244,6 +403,50 @@ const cases = {
     await open(`#/logs?lq=${encodeURIComponent(`{job="varlogs"} |= "${needle}"`)}&from=now-1h&to=now`);
     await page.waitForSelector(".log-row", { timeout: TIMEOUT });
     await shot("logs-dark");
+  },
+
+  async "the new views in the dark theme"() {
+    await open(`#/logs?lq=${encodeURIComponent('{job="ctxcase"} |= "ctxneedle"')}&from=now-1h&to=now`);
+    await expectOn("the dark theme kept from the previous case", () => page.waitForSelector("html[data-theme=dark]", { timeout: TIMEOUT }));
+    await page.locator(".log-row").first().click({ timeout: TIMEOUT });
+    await page.click("[data-testid=show-context]");
+    await page.click("[data-testid=context-more-before]");
+    await expectOn("20 context lines before in the dark theme", () =>
+      page.waitForSelector("[data-testid=context][data-before='20']", { timeout: TIMEOUT }),
+    );
+    await page.click(".live-btn");
+    await page.click(".live-btn");
+    await expectOn("a paused live tail", () => page.waitForSelector("[data-testid=live-status][data-state=paused]", { timeout: TIMEOUT }));
+    await shot("logs-context-live-dark");
+    await page.click(".live-stop");
+    await open("#/dashboards?id=builtin-tarsier");
+    await page.click("[data-testid=edit-dashboard]");
+    await expectOn("the visual editor on the built-in's panels", () => page.waitForSelector(".modal [data-testid=panel-row]", { timeout: TIMEOUT }));
+    await shot("dashboard-editor-dark");
+    await page.keyboard.press("Escape");
+  },
+
+  // Last: the server allows one live tail (max_tail_connections: 1), and a closed tail frees its
+  // slot only at the server's next poll.
+  async "a refused live tail says why and connects once the slot frees"() {
+    const q = encodeURIComponent(`{job="varlogs"} |= "${needle}"`);
+    const other = await context.newPage();
+    await other.goto(`${base}/#/logs?lq=${q}&from=now-1h&to=now&live=1`);
+    await expectOn("a first live tail holding the only slot", () =>
+      other.waitForSelector("[data-testid=live-status][data-state=live]", { timeout: TIMEOUT }),
+    );
+    await open(`#/logs?lq=${q}&from=now-1h&to=now&live=1`);
+    await expectOn("the second tail refused with the server's reason", () =>
+      page.waitForFunction(() => /refused by the server: too many live tails/.test(document.querySelector("[data-testid=live-status]")?.textContent ?? ""), null, {
+        timeout: TIMEOUT,
+      }),
+    );
+    await shot("logs-live-refused");
+    await other.close();
+    await expectOn("the second tail connected (with backoff) once the first closed", () =>
+      page.waitForSelector("[data-testid=live-status][data-state=live]", { timeout: TIMEOUT }),
+    );
+    await page.click(".live-stop");
   },
 };
 
