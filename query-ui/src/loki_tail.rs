@@ -10,7 +10,7 @@
 //! and a plain GET (no upgrade) answers what the upgrade would (400 for a bad query, 429 when the
 //! connections are all taken) instead of tailing, so the UI can say why its socket was refused.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,8 +121,7 @@ async fn run(
     catch_up_limit: usize,
 ) {
     let mut cursor = request.cursor_ns;
-    // Lines already sent at timestamps after `cursor`, as (ts, labels, line).
-    let mut seen: HashSet<(i64, String, String)> = HashSet::new();
+    let mut seen = SentLines::default();
     let mut first = true;
     loop {
         let end = model::time::now_ns() - request.delay_ns;
@@ -158,7 +157,7 @@ async fn run(
             let (frame, new_cursor) = frame(&response, cursor, &mut seen);
             if frame.is_none() && full {
                 // A whole batch at timestamps already sent: skip past them rather than loop.
-                cursor = seen.iter().map(|(ts, _, _)| *ts).max().unwrap_or(cursor);
+                cursor = seen.newest().unwrap_or(cursor);
                 seen.clear();
             } else {
                 cursor = new_cursor;
@@ -190,47 +189,79 @@ fn close_frame(reason: &str) -> axum::extract::ws::CloseFrame {
     axum::extract::ws::CloseFrame { code: 1011, reason: Utf8Bytes::from(reason[..cut].to_string()) }
 }
 
+/// Lines already sent at timestamps after the cursor: timestamp → stream labels → lines. Probed
+/// by reference for every entry of every poll, so nothing is cloned unless it is inserted.
+#[derive(Default)]
+struct SentLines(HashMap<i64, HashMap<String, HashSet<String>>>);
+
+impl SentLines {
+    fn contains(&self, timestamp_ns: i64, stream: &str, line: &str) -> bool {
+        self.0.get(&timestamp_ns).and_then(|streams| streams.get(stream)).is_some_and(|lines| lines.contains(line))
+    }
+
+    fn insert(&mut self, timestamp_ns: i64, stream: &str, line: &str) {
+        let streams = self.0.entry(timestamp_ns).or_default();
+        if !streams.contains_key(stream) {
+            streams.insert(stream.to_string(), HashSet::new());
+        }
+        if let Some(lines) = streams.get_mut(stream) {
+            lines.insert(line.to_string());
+        }
+    }
+
+    /// Forgets what was sent at or before `cursor`.
+    fn keep_after(&mut self, cursor: i64) {
+        self.0.retain(|timestamp_ns, _| *timestamp_ns > cursor);
+    }
+
+    fn newest(&self) -> Option<i64> {
+        self.0.keys().max().copied()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// The frame for the lines of `response` not sent yet, and the new cursor: the newest timestamp
 /// sent, minus one, so lines arriving later at that same timestamp are still picked up (`seen`
 /// holds the ones already sent at it).
-fn frame(
-    response: &indexer::LogQueryResponse,
-    cursor: i64,
-    seen: &mut HashSet<(i64, String, String)>,
-) -> (Option<Value>, i64) {
+fn frame(response: &indexer::LogQueryResponse, cursor: i64, seen: &mut SentLines) -> (Option<Value>, i64) {
     let mut newest = cursor;
-    let mut fresh: Vec<(i64, String, &model::Labels, &str)> = Vec::new();
-    for stream in &response.streams {
-        let key = stream.labels.to_string();
+    let keys: Vec<String> = response.streams.iter().map(|stream| stream.labels.to_string()).collect();
+    // (timestamp, index of the stream in `response`, line)
+    let mut fresh: Vec<(i64, usize, &str)> = Vec::new();
+    for (index, stream) in response.streams.iter().enumerate() {
         for entry in &stream.entries {
-            if seen.contains(&(entry.timestamp_ns, key.clone(), entry.line.clone())) {
+            if seen.contains(entry.timestamp_ns, &keys[index], &entry.line) {
                 continue;
             }
             newest = newest.max(entry.timestamp_ns);
-            fresh.push((entry.timestamp_ns, key.clone(), &stream.labels, &entry.line));
+            fresh.push((entry.timestamp_ns, index, &entry.line));
         }
     }
     if fresh.is_empty() {
         return (None, cursor);
     }
     let new_cursor = newest - 1;
-    seen.retain(|(ts, _, _)| *ts > new_cursor);
-    for (ts, key, _, line) in &fresh {
-        if *ts > new_cursor {
-            seen.insert((*ts, key.clone(), line.to_string()));
+    seen.keep_after(new_cursor);
+    for &(ts, index, line) in &fresh {
+        if ts > new_cursor {
+            seen.insert(ts, &keys[index], line);
         }
     }
-    fresh.sort_by(|a, b| (a.1.as_str(), a.0).cmp(&(b.1.as_str(), b.0)));
+    fresh.sort_by(|a, b| (keys[a.1].as_str(), a.0).cmp(&(keys[b.1].as_str(), b.0)));
     let mut streams: Vec<Value> = Vec::new();
-    let mut current: Option<(String, Value, Vec<Value>)> = None;
-    for (ts, key, labels, line) in fresh {
-        if current.as_ref().is_none_or(|(k, _, _)| *k != key) {
+    let mut current: Option<(usize, Value, Vec<Value>)> = None;
+    for (ts, index, line) in fresh {
+        if current.as_ref().is_none_or(|(k, _, _)| keys[*k] != keys[index]) {
             if let Some((_, stream, values)) = current.take() {
                 streams.push(json!({"stream": stream, "values": values}));
             }
+            let labels = &response.streams[index].labels;
             let stream: serde_json::Map<String, Value> =
                 labels.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect();
-            current = Some((key, Value::Object(stream), Vec::new()));
+            current = Some((index, Value::Object(stream), Vec::new()));
         }
         if let Some((_, _, values)) = current.as_mut() {
             values.push(json!([ts.to_string(), line]));
