@@ -288,6 +288,7 @@ pub async fn serve_with(
                         .await
                         .context("starting the notifier")?,
                 );
+                notifier.register_metrics(&mut registry);
                 notifier_handle = Some(notifier.clone());
                 services.notifier = Some(notifier.clone());
                 Arc::new(alerting::manager::NotifierSink { notifier, runtime: tokio::runtime::Handle::current() })

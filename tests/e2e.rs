@@ -208,9 +208,22 @@ async fn await_webhook(received: &std::sync::Mutex<Vec<Value>>, status: &str) ->
     }
 }
 
+/// Polls the SMTP sink until a mail with this subject arrives; returns it.
+async fn await_mail(sink: &support::smtp::SmtpSink, subject: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        if let Some(mail) = sink.mails().into_iter().find(|m| m["subject"] == subject) {
+            return mail;
+        }
+        assert!(started.elapsed() < DEADLINE, "no mail {subject:?} within {DEADLINE:?}: {:?}", sink.mails());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Rules through `tarsier run`: a LogQL recording rule counts ERROR lines of the tailed files, a
 /// PromQL alert on that recording fires, shows in Prometheus's rules and alerts APIs, reaches a
-/// webhook in Alertmanager's payload, and resolves (and is notified resolved) when errors stop.
+/// webhook in Alertmanager's payload and a real SMTP server over STARTTLS, shows in the
+/// notification metrics, and resolves (and is notified resolved, by both) when errors stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_rule_fires_and_resolves_through_a_webhook() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,6 +231,8 @@ async fn log_rule_fires_and_resolves_through_a_webhook() {
     append_line(&log, "starting");
     let target = serve_metrics().await;
     let (hook_url, received) = serve_webhook().await;
+    let (cert, key) = support::smtp::server_certificate(dir.path());
+    let smtp = support::smtp::SmtpSink::start(&["starttls", &cert, &key]);
     let listen = format!("127.0.0.1:{}", free_port());
     let glob = format!("{}/*.log", dir.path().display());
     let config = write_config(dir.path(), &listen, &glob, &target, "http://127.0.0.1:1");
@@ -239,8 +254,12 @@ async fn log_rule_fires_and_resolves_through_a_webhook() {
     std::fs::write(
         &notify,
         format!(
-            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  \
-             repeat_interval: 1h\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: {hook_url}\n    send_resolved: true\n"
+            "global:\n  smtp_smarthost: 127.0.0.1:{port}\n  smtp_from: tarsier@example.com\n  smtp_auth_username: alerts\n  \
+             smtp_auth_password: s3cret\nroute:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  \
+             group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: {hook_url}\n    \
+             send_resolved: true\n  email_configs:\n  - to: oncall@example.com\n    send_resolved: true\n    \
+             tls_config: {{ca_file: '{cert}', server_name: smtp.test}}\n",
+            port = smtp.port,
         ),
     )
     .unwrap();
@@ -294,9 +313,33 @@ async fn log_rule_fires_and_resolves_through_a_webhook() {
     assert_eq!(firing["alerts"][0]["labels"]["alertname"], "LogErrors");
     assert_eq!(firing["alerts"][0]["labels"]["severity"], "ticket");
     assert_eq!(firing["commonAnnotations"]["summary"], format!("3 errors in {}", log.display()));
+    let mail = await_mail(&smtp, "[FIRING:1] LogErrors").await;
+    assert_eq!(
+        (mail["starttls"].as_bool(), mail["rcpt_tos"].clone()),
+        (Some(true), serde_json::json!(["oncall@example.com"]))
+    );
+    let text = mail["text"].as_str().unwrap();
+    assert!(text.contains(&format!("3 errors in {}", log.display())), "{text}");
+    // The deliveries show in the process's /metrics under Alertmanager's names (counted once the
+    // receiver has answered, so poll).
+    let started = Instant::now();
+    loop {
+        let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        let count = |integration: &str| {
+            let series = format!("alertmanager_notifications_total{{integration=\"{integration}\"}} ");
+            metrics.lines().find_map(|l| l.strip_prefix(&series)?.parse::<f64>().ok()).unwrap_or(0.0)
+        };
+        if count("email") >= 1.0 && count("webhook") >= 1.0 {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "notifications not counted in /metrics: {metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // No more errors: the 5 s window empties, the alert resolves and the resolution is sent.
     let resolved = await_webhook(&received, "resolved").await;
     assert_eq!(resolved["alerts"][0]["status"], "resolved");
+    let mail = await_mail(&smtp, "[RESOLVED] LogErrors").await;
+    assert!(mail["html"].as_str().unwrap().contains("LogErrors"), "{mail}");
     tarsier.stop();
 }
 

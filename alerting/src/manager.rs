@@ -73,7 +73,14 @@ impl RulesConfig {
     pub fn notify_config(&self, path: &std::path::Path) -> Result<crate::notify::NotifyConfig, Error> {
         let text =
             std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-        let config = crate::notify::NotifyConfig::from_yaml(&text)?;
+        let mut config = crate::notify::NotifyConfig::from_yaml(&text)?;
+        // Template globs are relative to the config file, as in Alertmanager.
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        for t in &mut config.templates {
+            if std::path::Path::new(t.as_str()).is_relative() {
+                *t = base.join(t.as_str()).display().to_string();
+            }
+        }
         config.validate()?;
         Ok(config)
     }

@@ -1,43 +1,18 @@
 //! The email receiver against a real SMTP server (aiosmtpd from PyPI) on loopback: the message
-//! arrives after AUTH, with the subject, recipients and both the text and the HTML part.
+//! arrives after AUTH, with the subject, recipients and both the text and the HTML part; over
+//! STARTTLS and implicit TLS with a certificate made in the test; and a server without TLS gets
+//! nothing when TLS is required.
 
 mod notify_common;
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
-
 use alerting::notify::Alert;
-use notify_common::{notifier, tenant, wait_until};
-
-struct Sink(std::process::Child);
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_sink(out: &std::path::Path) -> (Sink, u16) {
-    let ok = Command::new("python3").args(["-c", "import aiosmtpd"]).status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "aiosmtpd is missing: install it with `pip install aiosmtpd` (scripts/test.sh does)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
-    let mut child = Command::new("python3")
-        .args([script, &port.to_string(), out.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starting python3");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "smtp sink did not start");
-    (Sink(child), port)
-}
+use notify_common::smtp::{SmtpSink, server_certificate};
+use notify_common::{notifier, sample, scrape, tenant, wait_until};
 
 #[tokio::test]
 async fn email_arrives_with_subject_recipients_and_both_parts() {
-    let mail = tempfile::tempdir().unwrap();
-    let (_sink, port) = start_sink(mail.path());
+    let sink = SmtpSink::start(&[]);
+    let port = sink.port;
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("smtp-password");
     std::fs::write(&pw, "s3cret\n").unwrap();
@@ -61,9 +36,8 @@ receivers:
     a.annotations.insert("summary".into(), "disk /var at 97%".into());
     n.send(&tenant(), vec![a]).await.unwrap();
 
-    let first = mail.path().join("0.json");
-    wait_until("the email", || first.exists()).await;
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    wait_until("the email", || !sink.mails().is_empty()).await;
+    let m = &sink.mails()[0];
     assert_eq!(m["subject"], "[FIRING:1] DiskFull");
     assert_eq!(m["rcpt_tos"], serde_json::json!(["oncall@example.com", "lead@example.com"]));
     assert_eq!(m["mail_from"], "tarsier@example.com");
@@ -79,8 +53,8 @@ receivers:
 
 #[tokio::test]
 async fn wrong_smtp_password_is_reported_not_retried_forever() {
-    let mail = tempfile::tempdir().unwrap();
-    let (_sink, port) = start_sink(mail.path());
+    let sink = SmtpSink::start(&[]);
+    let port = sink.port;
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         r#"
@@ -96,6 +70,85 @@ receivers:
     let rec = &n.api().recent_notifications("team-a")[0];
     assert!(rec.error.as_deref().unwrap_or("").contains("smtp"), "{rec:?}");
     assert_eq!(rec.attempts, 1, "authentication failures are permanent");
-    assert!(std::fs::read_dir(mail.path()).unwrap().next().is_none());
+    let m = scrape(&n);
+    let failed = r#"alertmanager_notifications_failed_total{integration="email",reason="clientError"}"#;
+    assert_eq!(sample(&m, failed), Some(1.0), "{m}");
+    assert_eq!(sample(&m, r#"alertmanager_notification_requests_failed_total{integration="email"}"#), Some(1.0));
+    assert!(sink.mails().is_empty());
+    n.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn email_over_starttls_and_implicit_tls_verifies_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = server_certificate(dir.path());
+    let starttls = SmtpSink::start(&["starttls", &cert, &key]);
+    let implicit = SmtpSink::start(&["tls", &cert, &key]);
+    let lab = SmtpSink::start(&["tls", &cert, &key]);
+    let (starttls_port, implicit_port, lab_port) = (starttls.port, implicit.port, lab.port);
+    // STARTTLS is the default (smtp_require_tls: true); the CA is the test's own certificate.
+    let yaml = format!(
+        r#"
+global:
+  smtp_from: tarsier@example.com
+  smtp_auth_username: alerts
+  smtp_auth_password: s3cret
+route: {{receiver: mail, group_wait: 0s}}
+receivers:
+  - name: mail
+    email_configs:
+      - {{to: a@example.com, smarthost: "127.0.0.1:{starttls_port}", tls_config: {{ca_file: "{cert}", server_name: smtp.test}}}}
+      - {{to: b@example.com, smarthost: "127.0.0.1:{implicit_port}", force_implicit_tls: true, tls_config: {{ca_file: "{cert}", server_name: smtp.test}}}}
+      - {{to: c@example.com, smarthost: "127.0.0.1:{lab_port}", force_implicit_tls: true, tls_config: {{insecure_skip_verify: true}}}}
+"#
+    );
+    let n = notifier(&yaml, dir.path()).await;
+    n.send(&tenant(), vec![Alert::firing([("alertname", "CertExpiry")])]).await.unwrap();
+    for sink in [&starttls, &implicit, &lab] {
+        wait_until("the email over tls", || !sink.mails().is_empty()).await;
+    }
+    let m = &starttls.mails()[0];
+    assert_eq!((m["tls"].as_bool(), m["starttls"].as_bool()), (Some(true), Some(true)), "{m}");
+    assert_eq!((m["subject"].as_str(), m["login"].as_str()), (Some("[FIRING:1] CertExpiry"), Some("alerts")));
+    let m = &implicit.mails()[0];
+    assert_eq!((m["tls"].as_bool(), m["starttls"].as_bool()), (Some(true), Some(false)), "{m}");
+    assert_eq!(m["rcpt_tos"], serde_json::json!(["b@example.com"]));
+    assert_eq!(lab.mails()[0]["tls"], true);
+    n.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls_required_refuses_a_plaintext_or_untrusted_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = server_certificate(dir.path());
+    let plain = SmtpSink::start(&[]);
+    let untrusted = SmtpSink::start(&["starttls", &cert, &key]);
+    let (plain_port, untrusted_port) = (plain.port, untrusted.port);
+    // group_interval bounds the retries of the (retryable) certificate failure.
+    let yaml = format!(
+        r#"
+global: {{smtp_from: tarsier@example.com, smtp_auth_username: alerts, smtp_auth_password: s3cret}}
+route: {{receiver: mail, group_wait: 0s, group_interval: 1s}}
+receivers:
+  - name: mail
+    email_configs:
+      - {{to: a@example.com, smarthost: "127.0.0.1:{plain_port}"}}
+      - {{to: b@example.com, smarthost: "127.0.0.1:{untrusted_port}"}}
+"#
+    );
+    let n = notifier(&yaml, dir.path()).await;
+    n.send(&tenant(), vec![Alert::firing([("alertname", "X")])]).await.unwrap();
+    wait_until("two failed deliveries", || n.api().recent_notifications("team-a").len() >= 2).await;
+    let recs = n.api().recent_notifications("team-a");
+    let errors: Vec<&str> = recs.iter().map(|r| r.error.as_deref().unwrap_or("")).collect();
+    let refused = errors.iter().find(|e| e.contains("STARTTLS")).unwrap_or_else(|| panic!("{recs:?}"));
+    assert!(
+        refused.contains("require_tls is true") && refused.contains(&format!("127.0.0.1:{plain_port}")),
+        "{refused}"
+    );
+    let bad_cert = errors.iter().find(|e| !e.contains("STARTTLS")).unwrap_or_else(|| panic!("{recs:?}"));
+    assert!(bad_cert.to_lowercase().contains("certificate"), "{bad_cert}");
+    assert_eq!(recs.iter().find(|r| r.error.as_deref() == Some(*refused)).unwrap().attempts, 1, "not retried");
+    assert!(plain.mails().is_empty() && untrusted.mails().is_empty(), "nothing was sent");
     n.shutdown().await.unwrap();
 }

@@ -8,7 +8,7 @@ use alerting::notify::Alert;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use notify_common::{Capture, notifier, tenant, wait_until};
+use notify_common::{Capture, notifier, sample, scrape, tenant, wait_until};
 use serde_json::json;
 use sha2::Sha256;
 
@@ -222,11 +222,20 @@ inhibit_rules:
     assert_eq!(suppressed.len(), 2);
     assert!(suppressed.iter().any(|a| a.status.silenced_by == vec![sid.clone()]));
     assert_eq!(n.api().silences("team-a")[0].silence.id, sid);
+    // The same, as Alertmanager's metrics (counted once the webhook's answers are in).
+    let sent = r#"alertmanager_notifications_total{integration="webhook"}"#;
+    wait_until("two notifications counted", || sample(&scrape(&n), sent) == Some(2.0)).await;
+    let m = scrape(&n);
+    assert_eq!(sample(&m, r#"alertmanager_alerts{state="active"}"#), Some(2.0), "{m}");
+    assert_eq!(sample(&m, r#"alertmanager_alerts{state="suppressed"}"#), Some(2.0), "{m}");
+    assert_eq!(sample(&m, r#"alertmanager_silences{state="active"}"#), Some(1.0), "{m}");
+    assert_eq!(sample(&m, r#"alertmanager_notification_latency_seconds_count{integration="webhook"}"#), Some(2.0));
     assert!(n.api().silences("other").is_empty());
 
     // Expire the silence: the next flush notifies about the silenced alert.
     n.api().expire_silence("team-a", &sid).await.unwrap();
     cap.wait_for("webhook", 3).await;
+    assert_eq!(sample(&scrape(&n), r#"alertmanager_silences{state="expired"}"#), Some(1.0));
     assert_eq!(cap.requests("webhook")[2].body["commonLabels"]["alertname"], "NoisyDisk");
     n.shutdown().await.unwrap();
 }
@@ -238,10 +247,15 @@ fn the_example_config_parses_and_its_secrets_resolve() {
     let dir = tempfile::tempdir().unwrap();
     // Point the secret files and variables at temporary values; everything else is checked as is.
     let text = text.replace("/etc/tarsier/", &format!("{}/", dir.path().display()));
-    for f in ["smtp-password", "teams-url", "wecom-url", "feishu-url", "feishu-secret"] {
+    // Template globs are relative to the file (resolved by the loader); here, by hand.
+    let text = text.replace("templates/*.tmpl", concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/templates/*.tmpl"));
+    for f in ["smtp-password", "teams-url", "wecom-url", "feishu-url", "feishu-secret", "bridge-token"] {
         let v = if f.ends_with("url") { "https://bots.example.com/x" } else { "secret" };
         std::fs::write(dir.path().join(f), v).unwrap();
     }
+    let ca = rcgen::generate_simple_self_signed(vec!["smtp.example.com".to_string()]).unwrap();
+    std::fs::write(dir.path().join("smtp-ca.pem"), ca.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("bridge-ca.pem"), ca.cert.pem()).unwrap();
     // SAFETY: this test sets variables no other test reads.
     unsafe {
         std::env::set_var("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/X");
@@ -251,4 +265,156 @@ fn the_example_config_parses_and_its_secrets_resolve() {
     let plan = alerting::notify::NotifyConfig::from_yaml(&text).unwrap().validate().unwrap();
     assert_eq!(plan.receivers.len(), 4);
     assert_eq!(plan.routes.len(), 5);
+}
+
+/// A one-purpose HTTPS endpoint: answers every request `{}` over TLS with `cert`/`key` (PEM) and
+/// counts them.
+async fn https_endpoint(cert: &str, key: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs = vec![rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, count) = (acceptor.clone(), count.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then as many body bytes as Content-Length says.
+                loop {
+                    let Ok(n) = tls.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                            .unwrap_or(0usize);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (format!("https://localhost:{}", addr.port()), served)
+}
+
+#[tokio::test]
+async fn http_config_adds_auth_goes_through_a_proxy_and_verifies_tls() {
+    let cap = Capture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (token, pw) = (dir.path().join("token"), dir.path().join("pw"));
+    std::fs::write(&token, "t0ken\n").unwrap();
+    std::fs::write(&pw, "hunter2").unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (made.cert.pem(), made.key_pair.serialize_pem());
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &cert).unwrap();
+    let (trusted, trusted_hits) = https_endpoint(&cert, &key).await;
+    let (lab, lab_hits) = https_endpoint(&cert, &key).await;
+    let (untrusted, untrusted_hits) = https_endpoint(&cert, &key).await;
+    let b = &cap.base;
+    // The proxied webhook names a host that does not resolve: only the proxy (the capture server,
+    // which sees the absolute-form request) can deliver it.
+    let yaml = format!(
+        r#"
+route: {{receiver: r, group_wait: 0s, group_interval: 1s}}
+receivers:
+  - name: r
+    webhook_configs:
+      - {{url: "{b}/bearer", http_config: {{authorization: {{credentials_file: "{token}"}}}}}}
+      - {{url: "http://tarsier-test.invalid/proxied", http_config: {{proxy_url: "{b}"}}}}
+      - {{url: "{trusted}/tls", http_config: {{tls_config: {{ca_file: "{ca}"}}}}}}
+      - {{url: "{lab}/tls", http_config: {{tls_config: {{insecure_skip_verify: true}}}}}}
+      - {{url: "{untrusted}/tls"}}
+    wecom_configs:
+      - {{webhook_url: "{b}/wecom", http_config: {{basic_auth: {{username: am, password_file: "{pw}"}}}}}}
+"#,
+        token = token.display(),
+        pw = pw.display(),
+        ca = ca.display(),
+    );
+    let n = notifier(&yaml, dir.path()).await;
+    n.send(&tenant(), vec![Alert::firing([("alertname", "Auth")])]).await.unwrap();
+    let bearer = cap.wait_for("bearer", 1).await;
+    assert_eq!(bearer[0].headers.get("authorization").map(String::as_str), Some("Bearer t0ken"));
+    let wecom = cap.wait_for("wecom", 1).await;
+    assert_eq!(wecom[0].headers.get("authorization").map(String::as_str), Some("Basic YW06aHVudGVyMg=="));
+    let proxied = cap.wait_for("proxied", 1).await;
+    assert_eq!(proxied[0].headers.get("host").map(String::as_str), Some("tarsier-test.invalid"));
+    assert_eq!(proxied[0].body["status"], "firing");
+    let hits = |h: &std::sync::Arc<std::sync::atomic::AtomicUsize>| h.load(std::sync::atomic::Ordering::SeqCst);
+    wait_until("both trusted tls deliveries", || hits(&trusted_hits) == 1 && hits(&lab_hits) == 1).await;
+    wait_until("the untrusted delivery to fail", || {
+        n.api()
+            .recent_notifications("team-a")
+            .iter()
+            .any(|r| r.error.as_deref().is_some_and(|e| e.contains("request failed")))
+    })
+    .await;
+    assert_eq!(hits(&untrusted_hits), 0, "no request reached a server with an unknown certificate");
+    assert!(cap.requests("bearer").iter().all(|r| !r.headers.contains_key("proxy-authorization")));
+    n.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn template_files_render_receiver_fields() {
+    let cap = Capture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/templates/*.tmpl");
+    let yaml = format!(
+        r#"
+templates: ["{files}"]
+route: {{receiver: r, group_by: [alertname], group_wait: 0s}}
+receivers:
+  - name: r
+    slack_configs:
+      - {{api_url: "{b}/slack", title: '{{{{ template "chat.title" . }}}}', text: '{{{{ template "chat.text" . }}}}'}}
+    wecom_configs:
+      - {{webhook_url: "{b}/wecom", text: '{{{{ block "wecom.text" . }}}}{{{{ .Alerts.Firing | len }}}} firing{{{{ end }}}}'}}
+"#,
+        b = cap.base
+    );
+    let n = notifier(&yaml, dir.path()).await;
+    let mut a = Alert::firing([("alertname", "HighLatency"), ("severity", "critical"), ("instance", "web-1")]);
+    a.annotations.insert("summary".into(), "p99 above 2s".into());
+    n.send(&tenant(), vec![a]).await.unwrap();
+    let slack = &cap.wait_for("slack", 1).await[0].body;
+    assert_eq!(slack["text"], "[FIRING:1] :fire: HighLatency", "{slack}");
+    let text = slack["attachments"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("*Alert:* p99 above 2s - `critical`\n*Details:*\n"), "{text}");
+    assert!(
+        text.contains(" - *alertname:* `HighLatency`\n - *instance:* `web-1`\n - *severity:* `critical`"),
+        "{text}"
+    );
+    let wecom = cap.wait_for("wecom", 1).await[0].body["markdown"]["content"].as_str().unwrap().to_string();
+    assert!(wecom.ends_with("\n1 firing"), "a block's default body: {wecom}");
+    n.shutdown().await.unwrap();
+
+    // A field calling a template no file defines is a config error naming the field.
+    let bad = yaml.replace("chat.title", "chat.titel");
+    let err = alerting::notify::NotifyConfig::from_yaml(&bad).unwrap().validate().unwrap_err().to_string();
+    assert!(err.contains("slack_configs[0].title") && err.contains("\"chat.titel\" is not defined"), "{err}");
 }

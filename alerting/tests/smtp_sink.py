@@ -1,10 +1,13 @@
 """A real SMTP server for the email receiver's test: aiosmtpd on loopback with PLAIN/LOGIN auth
-(user "alerts", password "s3cret", no TLS), writing each message as JSON (envelope, auth login,
-headers, and the text and HTML parts) to OUT_DIR/N.json. Usage: smtp_sink.py PORT OUT_DIR"""
+(user "alerts", password "s3cret"), writing each message as JSON (envelope, auth login, headers,
+the text and HTML parts, and whether the session was encrypted) to OUT_DIR/N.json.
+Usage: smtp_sink.py PORT OUT_DIR [plain | starttls CERT KEY | tls CERT KEY]
+plain offers no TLS; starttls refuses mail until the client said STARTTLS; tls is implicit TLS."""
 import email
 import email.policy
 import json
 import os
+import ssl
 import sys
 import time
 
@@ -12,6 +15,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 port, out = int(sys.argv[1]), sys.argv[2]
+mode = sys.argv[3] if len(sys.argv) > 3 else "plain"
+tls_context = None
+if mode != "plain":
+    tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_context.load_cert_chain(sys.argv[4], sys.argv[5])
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):
@@ -36,6 +44,8 @@ class Handler:
             "content_type": msg.get_content_type(),
             "text": parts.get("text/plain"),
             "html": parts.get("text/html"),
+            "tls": server.transport.get_extra_info("ssl_object") is not None,
+            "starttls": session.ssl is not None,
         }
         n = len([f for f in os.listdir(out) if f.endswith(".json")])
         tmp = os.path.join(out, f"{n}.tmp")
@@ -45,9 +55,12 @@ class Handler:
         return "250 OK"
 
 
-controller = Controller(
-    Handler(), hostname="127.0.0.1", port=port, authenticator=authenticator, auth_require_tls=False, auth_required=True
-)
+options = dict(authenticator=authenticator, auth_require_tls=False, auth_required=True)
+if mode == "starttls":
+    options.update(tls_context=tls_context, require_starttls=True)
+elif mode == "tls":
+    options.update(ssl_context=tls_context)
+controller = Controller(Handler(), hostname="127.0.0.1", port=port, **options)
 controller.start()
 print("ready", flush=True)
 try:

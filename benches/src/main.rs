@@ -3,6 +3,7 @@
 //! Where a peer exists on this machine kind it runs in the same invocation; where none can be
 //! installed here yet, `peer` says so and `ratio` is null. See benches/README.md.
 
+mod alert_rules;
 mod collector_tail;
 mod e2e_tail;
 mod exposition_parse;
@@ -36,6 +37,8 @@ enum Scenario {
     ScrapePeers,
     /// The differential PromQL query set timed in Tarsier and in Prometheus on the same data.
     PromqlPeers,
+    /// 1,000 kube-prometheus rules over 100,000 series every 15 s: round time, notification latency.
+    AlertRules,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -63,7 +66,13 @@ struct Args {
     /// The shared conformance corpora (collector-tail takes its messages from there).
     #[arg(long, default_value = "../shared/corpora")]
     corpora: std::path::PathBuf,
-    /// Series written by the tsdb-ingest scenario.
+    /// Rules evaluated by alert-rules (the corpus replicated over namespaces).
+    #[arg(long, default_value_t = 1000)]
+    rules: usize,
+    /// Evaluation rounds of alert-rules.
+    #[arg(long, default_value_t = 4)]
+    rounds: usize,
+    /// Series written by the tsdb-ingest and alert-rules scenarios.
     #[arg(long, default_value_t = 100_000)]
     series: usize,
     /// Samples written by the tsdb-ingest scenario.
@@ -101,6 +110,9 @@ fn main() -> anyhow::Result<()> {
                 exporters: args.exporters,
             }))?,
             Scenario::PromqlPeers => runtime.block_on(promql_peers::run(&args.corpora))?,
+            Scenario::AlertRules => {
+                runtime.block_on(alert_rules::run(&args.corpora, args.rules, args.series, args.rounds))?
+            }
             Scenario::TsdbIngest => runtime.block_on(tsdb_ingest::run(args.series, args.samples, args.connections))?,
         }
     }

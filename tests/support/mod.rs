@@ -1,10 +1,13 @@
 //! Helpers shared by the root crate's process-level tests: start the real binary, wait for
-//! readiness by polling, stop it with SIGTERM, query it; and the PromQL differential harness
-//! (also used by the benchmarks through `#[path]`).
+//! readiness by polling, stop it with SIGTERM, query it; the PromQL differential harness (also
+//! used by the benchmarks through `#[path]`); and alerting's SMTP sink.
 #![allow(dead_code)]
 
 /// Remote-write the same data into Tarsier and a real Prometheus and compare query results.
 pub mod promql_differential;
+/// aiosmtpd on loopback, the email receiver's peer (alerting's own test helper).
+#[path = "../../alerting/tests/notify_common/smtp.rs"]
+pub mod smtp;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

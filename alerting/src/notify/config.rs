@@ -14,6 +14,7 @@ use super::matchers::{MatchOp, Matcher, matches_all, parse_matchers};
 use super::receivers::{ChatConfig, EmailConfig, ForwardConfig, Integration, SlackConfig, WebhookConfig};
 use super::timeinterval::{NamedTimeInterval, TimeInterval};
 use crate::Error;
+use crate::template::NotifyTemplates;
 
 /// A secret string (webhook URL, password): `Debug` and logs never show it. A value written as
 /// `${NAME}` is read from the environment variable `NAME`.
@@ -81,7 +82,7 @@ pub struct NotifyConfig {
     /// Alertmanager's older name for `time_intervals`.
     #[serde(default)]
     pub mute_time_intervals: Vec<NamedTimeInterval>,
-    /// Go template files: not supported (use `title`/`text` placeholders); must be empty.
+    /// Go template files (globs) whose `{{ define }}`s receiver fields may call.
     #[serde(default)]
     pub templates: Vec<String>,
 }
@@ -333,11 +334,7 @@ impl NotifyConfig {
 
     /// Checks the config and builds the [`Plan`]; errors name the key path.
     pub fn validate(&self) -> Result<Plan, Error> {
-        if !self.templates.is_empty() {
-            return Err(invalid("templates")(
-                "Go template files are not supported; use title/text with {{ }} placeholders".into(),
-            ));
-        }
+        let templates = NotifyTemplates::load(&self.templates).map_err(invalid("templates"))?;
         let resolve_timeout =
             parse_duration(&self.global.resolve_timeout, "global.resolve_timeout").map_err(invalid("global"))?;
         let mut time_intervals = HashMap::new();
@@ -364,7 +361,8 @@ impl NotifyConfig {
             if r.name.is_empty() {
                 return Err(invalid(key)("name is empty".into()));
             }
-            let integrations = super::receivers::build(r, &self.global).map_err(invalid_under(key.clone()))?;
+            let integrations =
+                super::receivers::build(r, &self.global, &templates).map_err(invalid_under(key.clone()))?;
             if receivers.insert(r.name.clone(), integrations).is_some() {
                 return Err(invalid(key)(format!("receiver {:?} is defined twice", r.name)));
             }

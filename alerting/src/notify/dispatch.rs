@@ -141,6 +141,9 @@ impl Inner {
             save_lock: tokio::sync::Mutex::new(()),
             dirty: tokio::sync::Notify::new(),
         });
+        for integ in inner.plan.receivers.values().flatten() {
+            inner.metrics.init_integration(integ.kind);
+        }
         let path = inner.opts.data_dir.join(STATE_FILE);
         if let Some(bytes) = persist::read(&path).await? {
             let snap: Snapshot = serde_json::from_slice(&bytes)
@@ -531,9 +534,12 @@ async fn deliver(inner: &Inner, integ: &Integration, data: &GroupData, deadline:
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match integ.notify(&inner.http, data, Utc::now()).await {
+        let began = Instant::now();
+        let outcome = integ.notify(&inner.http, data, Utc::now()).await;
+        inner.metrics.attempt(integ.kind, began.elapsed(), outcome.as_ref().map(|_| ()));
+        match outcome {
             Ok(()) => {
-                inner.metrics.notifications_sent.fetch_add(1, Ordering::Relaxed);
+                inner.metrics.finished(integ.kind, None);
                 tracing::debug!(receiver = %data.receiver, integration = integ.kind, group = %data.group_key, "notified");
                 return (attempts, None);
             }
@@ -542,7 +548,7 @@ async fn deliver(inner: &Inner, integ: &Integration, data: &GroupData, deadline:
                     !e.retryable || Instant::now() + delay > deadline || inner.stopped.load(Ordering::Relaxed);
                 tracing::warn!(receiver = %data.receiver, integration = integ.kind, attempt = attempts, error = %e, give_up, "notification failed");
                 if give_up {
-                    inner.metrics.notifications_failed.fetch_add(1, Ordering::Relaxed);
+                    inner.metrics.finished(integ.kind, Some(&e));
                     return (attempts, Some(e.message));
                 }
                 inner.metrics.notification_retries.fetch_add(1, Ordering::Relaxed);

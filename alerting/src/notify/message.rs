@@ -7,13 +7,18 @@
 //! title), `{{ alerts }}` (the default alert list), `{{ group_labels }}`, `{{ group_labels.NAME }}`
 //! (`.GroupLabels.NAME`), `{{ common_labels.NAME }}` (`.CommonLabels.NAME`) and
 //! `{{ common_annotations.NAME }}` (`.CommonAnnotations.NAME`). Unknown placeholders are config errors.
+//!
+//! A field that is more than placeholders is an Alertmanager Go template ([`Field`]): it sees
+//! Alertmanager's `template.Data` (`.Status`, `.Alerts` with `.Firing`/`.Resolved`, `.Labels`,
+//! `.CommonLabels.SortedPairs`, ...) and may call the `templates:` files' `{{ define }}`s.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::data::{AlertData, GroupData};
+use super::data::{AlertData, GroupData, ZERO_TIME, rfc3339};
+use crate::template::{NotifyTemplate, NotifyTemplates, Value};
 
 /// Alerts listed per section before "... and N more": chat messages have size limits.
 const MAX_LISTED: usize = 10;
@@ -157,6 +162,77 @@ fn lookup(name: &str, d: &GroupData, now: DateTime<Utc>) -> Option<String> {
                 "common_annotations" | "CommonAnnotations" => map_get(&d.common_annotations, key),
                 _ => None,
             }
+        }
+    }
+}
+
+/// Alertmanager's `template.Data` for `d`: what a Go notification template sees as `.`.
+pub fn template_data(d: &GroupData) -> Value {
+    let map = |pairs: Vec<(&str, Value)>| Value::Map(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+    let time = |t: &Option<DateTime<Utc>>| Value::Str(t.as_ref().map_or_else(|| ZERO_TIME.to_string(), rfc3339));
+    let alerts = d
+        .alerts
+        .iter()
+        .map(|a| {
+            map(vec![
+                ("Status", Value::Str(a.status.clone())),
+                ("Labels", Value::strings(&a.labels)),
+                ("Annotations", Value::strings(&a.annotations)),
+                ("StartsAt", time(&a.starts_at)),
+                ("EndsAt", time(&a.ends_at)),
+                ("GeneratorURL", Value::Str(a.generator_url.clone())),
+                ("Fingerprint", Value::Str(a.fingerprint.clone())),
+            ])
+        })
+        .collect();
+    map(vec![
+        ("Receiver", Value::Str(d.receiver.clone())),
+        ("Status", Value::Str(d.status.clone())),
+        ("Alerts", Value::List(alerts)),
+        ("GroupLabels", Value::strings(&d.group_labels)),
+        ("CommonLabels", Value::strings(&d.common_labels)),
+        ("CommonAnnotations", Value::strings(&d.common_annotations)),
+        ("ExternalURL", Value::Str(d.external_url.clone())),
+        ("GroupKey", Value::Str(d.group_key.clone())),
+    ])
+}
+
+/// A configured message field: Tarsier's placeholders, or an Alertmanager Go template.
+#[derive(Clone, Debug)]
+pub enum Field {
+    /// Only `{{ }}` placeholders (or plain text).
+    Placeholders(String),
+    /// A Go template, with the `templates:` files' definitions.
+    Go(NotifyTemplate),
+}
+
+impl Field {
+    /// Checks and compiles a field: placeholders when they all are known, else a Go template,
+    /// tried once on a sample so an unknown function or template is a config error.
+    pub fn compile(text: &str, templates: &NotifyTemplates) -> Result<Self, String> {
+        let placeholders = match check(text) {
+            Ok(()) => return Ok(Field::Placeholders(text.to_string())),
+            Err(e) => e,
+        };
+        let t = templates.compile(text).map_err(|e| format!("{placeholders}, and as a Go template: {e}"))?;
+        let mut sample = crate::notify::Alert::firing([("alertname", "Sample")]);
+        sample.annotations.insert("summary".into(), "sample".into());
+        let probe = GroupData::new("r", "{}:{}", &BTreeMap::new(), &[sample], "http://tarsier", Utc::now());
+        match t.execute(&template_data(&probe)) {
+            Err(e) if e.contains("not defined") || e.contains("no such template") => Err(e),
+            _ => Ok(Field::Go(t)),
+        }
+    }
+
+    /// The text for `d`; a template that fails at run time says so in the message, as
+    /// Prometheus does in annotations, rather than dropping the notification.
+    pub fn render(&self, d: &GroupData, now: DateTime<Utc>) -> String {
+        match self {
+            Field::Placeholders(t) => render(t, d, now),
+            Field::Go(t) => t.execute(&template_data(d)).unwrap_or_else(|e| {
+                tracing::warn!(receiver = %d.receiver, error = %e, "notification template failed");
+                format!("<error expanding template: {e}>")
+            }),
         }
     }
 }

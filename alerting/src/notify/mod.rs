@@ -11,17 +11,20 @@ pub mod api;
 pub mod config;
 pub mod data;
 mod dispatch;
+pub mod http;
 pub mod matchers;
 pub mod message;
+mod metrics;
 mod persist;
 pub mod receivers;
 pub mod silence;
 pub mod timeinterval;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,6 +34,7 @@ use tokio::sync::mpsc;
 pub use config::{NotifyConfig, Plan, Secret};
 pub use data::{AlertData, GroupData};
 pub use dispatch::NotificationRecord;
+pub use metrics::NotifyMetrics;
 pub use silence::Silence;
 
 use crate::Error;
@@ -143,23 +147,6 @@ impl NotifierOptions {
     }
 }
 
-/// Counters of the pipeline, exported by the binary.
-#[derive(Debug, Default)]
-pub struct NotifyMetrics {
-    /// Alerts accepted by `send`/`try_send`.
-    pub alerts_received: AtomicU64,
-    /// Alerts dropped because the queue was full.
-    pub alerts_dropped: AtomicU64,
-    /// Notifications delivered.
-    pub notifications_sent: AtomicU64,
-    /// Notifications that failed after their retries.
-    pub notifications_failed: AtomicU64,
-    /// Delivery attempts that were retried.
-    pub notification_retries: AtomicU64,
-    /// Group flushes (each decides whether to notify).
-    pub flushes: AtomicU64,
-}
-
 type Batch = (String, Vec<Alert>);
 
 /// The running pipeline. Cheap to share behind an `Arc`.
@@ -209,6 +196,11 @@ impl Notifier {
     /// The pipeline's counters.
     pub fn metrics(&self) -> &NotifyMetrics {
         &self.inner.metrics
+    }
+
+    /// Exports the pipeline's metrics (Alertmanager's names) in the process's `/metrics`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        metrics::register(&self.inner, registry);
     }
 
     /// The library half of the Alertmanager-style API.

@@ -209,6 +209,11 @@ impl Silences {
         out
     }
 
+    /// Every tenant's silences (for the metrics).
+    pub(crate) fn all(&self) -> Vec<Silence> {
+        self.entries.lock().iter().map(|e| e.silence.clone()).collect()
+    }
+
     /// One silence.
     pub(crate) fn get(&self, tenant: &str, id: &str) -> Option<Silence> {
         self.entries.lock().iter().find(|e| e.silence.id == id && e.silence.tenant == tenant).map(|e| e.silence.clone())

@@ -1,9 +1,11 @@
 //! Alertmanager's `time_intervals`: named sets of times of day, weekdays, days of month, months
 //! and years, used to mute routes (`mute_time_intervals`) or to limit them (`active_time_intervals`).
-//! Locations are UTC, fixed offsets (`+08:00`) or zones without daylight saving, since Tarsier
-//! carries no tz database; anything else is rejected by `validate()` rather than guessed.
+//! `location` is an IANA zone (`Europe/Berlin`, `America/New_York`) from the tz database compiled in
+//! by `chrono-tz`, with daylight saving as Alertmanager (Go's `time.LoadLocation`) applies it: the
+//! instant is converted to the zone's wall clock, then compared, so a skipped hour never matches
+//! and a repeated one matches twice; or a fixed offset (`+08:00`, Tarsier's addition).
 
-use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A named time interval as written in the config.
@@ -36,7 +38,8 @@ pub struct TimeIntervalSpec {
     /// `2024`, `2024:2026`.
     #[serde(default)]
     pub years: Vec<String>,
-    /// `UTC` (default), `+08:00`, or a zone without daylight saving such as `Asia/Shanghai`.
+    /// `UTC` (default), an IANA zone such as `Europe/Berlin` (daylight saving applied), or a fixed
+    /// offset such as `+08:00`.
     #[serde(default)]
     pub location: Option<String>,
 }
@@ -51,20 +54,21 @@ pub struct TimeRange {
     pub end_time: String,
 }
 
-/// Zones Tarsier knows without a tz database: they have had one fixed offset for years.
-const FIXED_ZONES: &[(&str, i32)] = &[
-    ("UTC", 0),
-    ("Etc/UTC", 0),
-    ("GMT", 0),
-    ("Asia/Shanghai", 8 * 3600),
-    ("Asia/Hong_Kong", 8 * 3600),
-    ("Asia/Taipei", 8 * 3600),
-    ("Asia/Singapore", 8 * 3600),
-    ("Asia/Tokyo", 9 * 3600),
-    ("Asia/Seoul", 9 * 3600),
-    ("Asia/Kolkata", 5 * 3600 + 1800),
-    ("Asia/Dubai", 4 * 3600),
-];
+/// Where wall-clock fields are read.
+#[derive(Clone, Copy, Debug)]
+enum Location {
+    Fixed(FixedOffset),
+    Zone(chrono_tz::Tz),
+}
+
+impl Location {
+    fn wall_clock(self, t: DateTime<Utc>) -> NaiveDateTime {
+        match self {
+            Location::Fixed(o) => t.with_timezone(&o).naive_local(),
+            Location::Zone(z) => t.with_timezone(&z).naive_local(),
+        }
+    }
+}
 
 /// A checked interval, ready to test instants against.
 #[derive(Clone, Debug)]
@@ -74,7 +78,7 @@ pub struct TimeInterval {
     days_of_month: Vec<(i32, i32)>,
     months: Vec<(u32, u32)>,
     years: Vec<(i32, i32)>,
-    offset: FixedOffset,
+    location: Location,
 }
 
 impl TimeInterval {
@@ -122,16 +126,16 @@ impl TimeInterval {
             s.parse::<i32>().ok().filter(|d| *d != 0 && (-31..=31).contains(d))
         })?;
         let years = ranges(&spec.years, "years", |s| s.parse::<i32>().ok().filter(|y| *y > 0))?;
-        let offset = match spec.location.as_deref() {
-            None | Some("") => FixedOffset::east_opt(0).expect("zero offset"),
+        let location = match spec.location.as_deref() {
+            None | Some("") => Location::Zone(chrono_tz::UTC),
             Some(loc) => parse_location(loc)?,
         };
-        Ok(Self { times, weekdays, days_of_month, months, years, offset })
+        Ok(Self { times, weekdays, days_of_month, months, years, location })
     }
 
     /// Whether `t` falls inside the interval.
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
-        let local = t.with_timezone(&self.offset);
+        let local = self.location.wall_clock(t);
         let minute = local.hour() * 60 + local.minute();
         let in_range = |v: u32, rs: &[(u32, u32)]| rs.is_empty() || rs.iter().any(|(a, b)| (*a..=*b).contains(&v));
         if !self.times.is_empty() && !self.times.iter().any(|(s, e)| minute >= *s && minute < *e) {
@@ -196,15 +200,13 @@ fn ranges<T: PartialOrd + Copy>(
         .collect()
 }
 
-fn parse_location(loc: &str) -> Result<FixedOffset, String> {
-    if let Some((_, secs)) = FIXED_ZONES.iter().find(|(n, _)| *n == loc) {
-        return Ok(FixedOffset::east_opt(*secs).expect("offset in range"));
+fn parse_location(loc: &str) -> Result<Location, String> {
+    if let Ok(zone) = loc.parse::<chrono_tz::Tz>() {
+        return Ok(Location::Zone(zone));
     }
     let bad = || {
-        let names: Vec<&str> = FIXED_ZONES.iter().map(|(n, _)| *n).collect();
         format!(
-            "location: {loc:?} is not supported: use UTC, a fixed offset such as +08:00, or one of {}",
-            names.join(", ")
+            "location: {loc:?} is not supported: use UTC, an IANA zone such as Europe/Berlin, or an offset such as +08:00"
         )
     };
     let sign = match loc.chars().next() {
@@ -214,7 +216,7 @@ fn parse_location(loc: &str) -> Result<FixedOffset, String> {
     };
     let (h, m) = loc[1..].split_once(':').unwrap_or((&loc[1..], "0"));
     let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).filter(|_| h <= 14 && m < 60).ok_or_else(bad)
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).filter(|_| h <= 14 && m < 60).map(Location::Fixed).ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -256,7 +258,8 @@ mod tests {
         let ti = spec("times: [{start_time: '00:00', end_time: '01:00'}]\nlocation: '-05:00'");
         assert!(ti.contains(at("2026-01-01T05:30:00Z")));
         for bad in [
-            "location: Europe/Berlin",
+            "location: Europe/Atlantis",
+            "location: Local",
             "weekdays: [funday]",
             "times: [{start_time: '10:00', end_time: '09:00'}]",
             "days_of_month: ['0']",
@@ -265,5 +268,28 @@ mod tests {
             let s: TimeIntervalSpec = serde_yaml_ng::from_str(bad).unwrap();
             assert!(TimeInterval::from_spec(&s).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn daylight_saving_moves_the_interval_in_utc() {
+        // Business hours in Berlin: 09:00 is 08:00 UTC in winter (CET) and 07:00 UTC in summer
+        // (CEST). The switch was on Sunday 2026-03-29 at 02:00 local.
+        let berlin = spec("times: [{start_time: '09:00', end_time: '17:00'}]\nlocation: Europe/Berlin");
+        assert!(berlin.contains(at("2026-03-27T08:00:00Z")) && !berlin.contains(at("2026-03-27T07:59:00Z")), "CET");
+        assert!(berlin.contains(at("2026-03-30T07:00:00Z")) && !berlin.contains(at("2026-03-30T06:59:00Z")), "CEST");
+        assert!(!berlin.contains(at("2026-03-30T15:00:00Z")), "17:00 CEST is 15:00 UTC");
+        // The skipped hour (02:00-03:00 on the switch day) never matches; the hour around it does.
+        let skipped = spec("times: [{start_time: '02:00', end_time: '03:00'}]\nlocation: Europe/Berlin");
+        let day = (0..24 * 60).map(|m| at("2026-03-29T00:00:00Z") + chrono::Duration::minutes(m));
+        assert_eq!(day.filter(|t| skipped.contains(*t)).count(), 0);
+        // New York falls back on 2026-11-01: 01:00-02:00 happens twice, so it matches for two hours.
+        let repeated = spec("times: [{start_time: '01:00', end_time: '02:00'}]\nlocation: America/New_York");
+        let day = (0..24 * 60).map(|m| at("2026-11-01T00:00:00Z") + chrono::Duration::minutes(m));
+        let matched: Vec<DateTime<Utc>> = day.filter(|t| repeated.contains(*t)).collect();
+        assert_eq!(matched.len(), 120);
+        assert_eq!((matched[0], matched[119]), (at("2026-11-01T05:00:00Z"), at("2026-11-01T06:59:00Z")));
+        // Weekdays are the zone's: Monday 00:30 in Shanghai is still Sunday in UTC.
+        let monday = spec("weekdays: [monday]\nlocation: Asia/Shanghai");
+        assert!(monday.contains(at("2026-11-29T16:30:00Z")) && !monday.contains(at("2026-11-29T15:30:00Z")));
     }
 }

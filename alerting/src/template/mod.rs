@@ -4,12 +4,14 @@
 //! `$value`, `$externalLabels` and `$externalURL` (and `.Labels`, `.Value`, ...) as in Prometheus.
 
 mod format;
+mod notify;
 mod parse;
 
 use std::collections::BTreeMap;
 
 pub use format::{format_float_v, format_g, humanize, humanize_duration, humanize_percentage, sprintf};
-use parse::{Arg, Node, Pipeline};
+pub use notify::{NotifyTemplate, NotifyTemplates};
+use parse::{Arg, Defines, Node, Pipeline};
 
 /// The variables every rule template may use.
 const RULE_VARIABLES: [&str; 4] = ["$labels", "$value", "$externalLabels", "$externalURL"];
@@ -91,7 +93,7 @@ impl Value {
         }
     }
 
-    fn strings(map: &BTreeMap<String, String>) -> Value {
+    pub(crate) fn strings(map: &BTreeMap<String, String>) -> Value {
         Value::Map(map.iter().map(|(k, v)| (k.clone(), Value::Str(v.clone()))).collect())
     }
 }
@@ -140,6 +142,7 @@ impl Template {
             ],
             data,
             query,
+            defines: None,
             out: String::new(),
             steps: 0,
         };
@@ -167,6 +170,8 @@ struct Exec<'a, 'q> {
     vars: Vec<(String, Value)>,
     data: &'a TemplateData,
     query: Option<&'a QueryFn<'q>>,
+    /// Named templates (notification templates only).
+    defines: Option<&'a Defines>,
     out: String,
     steps: usize,
 }
@@ -210,6 +215,19 @@ impl Exec<'_, '_> {
                         self.nodes(otherwise, dot)?
                     }
                     self.vars.truncate(mark);
+                }
+                Node::Template { name, pipe } => {
+                    let body =
+                        self.defines.and_then(|d| d.get(name)).ok_or_else(|| format!("no such template {name:?}"))?;
+                    let v = match pipe {
+                        Some(p) => self.pipeline_value(p, dot)?,
+                        None => Value::Nil,
+                    };
+                    // The named template sees its argument as both `.` and `$`, nothing else.
+                    let outer = std::mem::replace(&mut self.vars, vec![("$".to_string(), v.clone())]);
+                    let run = self.nodes(body, &v);
+                    self.vars = outer;
+                    run?;
                 }
                 Node::Range { pipe, body, otherwise } => {
                     let mark = self.vars.len();
@@ -381,6 +399,19 @@ impl Exec<'_, '_> {
                 arity(1)?;
                 Value::Str(text(&args[0])?.to_lowercase())
             }
+            // Alertmanager's additions for notification templates.
+            "trimSpace" => {
+                arity(1)?;
+                Value::Str(text(&args[0])?.trim().to_string())
+            }
+            "join" => {
+                arity(2)?;
+                let Value::List(items) = &args[1] else {
+                    return Err(format!("join: expected a list, got {}", args[1].go_type()));
+                };
+                Value::Str(items.iter().map(Value::to_text).collect::<Vec<_>>().join(&text(&args[0])?))
+            }
+            "stringSlice" => Value::List(args),
             "stripPort" => {
                 arity(1)?;
                 let s = text(&args[0])?;
@@ -520,7 +551,30 @@ impl Exec<'_, '_> {
 fn fields_of(mut v: Value, fields: &[String]) -> Result<Value, String> {
     for f in fields {
         v = match (&v, f.as_str()) {
-            (Value::Map(m), key) => m.get(key).cloned().unwrap_or(Value::Str(String::new())),
+            (Value::Map(m), key) if m.contains_key(key) => m[key].clone(),
+            // Alertmanager's methods on its KV maps and alert lists.
+            (Value::Map(m), "SortedPairs") => Value::List(
+                m.iter()
+                    .map(|(k, v)| {
+                        Value::Map(BTreeMap::from([
+                            ("Name".to_string(), Value::Str(k.clone())),
+                            ("Value".to_string(), v.clone()),
+                        ]))
+                    })
+                    .collect(),
+            ),
+            (Value::Map(m), "Names") => Value::List(m.keys().cloned().map(Value::Str).collect()),
+            (Value::Map(m), "Values") => Value::List(m.values().cloned().collect()),
+            (Value::Map(_), _) => Value::Str(String::new()),
+            (Value::List(l), status @ ("Firing" | "Resolved")) => {
+                let want = Value::Str(status.to_lowercase());
+                Value::List(
+                    l.iter()
+                        .filter(|a| matches!(a, Value::Map(m) if m.get("Status") == Some(&want)))
+                        .cloned()
+                        .collect(),
+                )
+            }
             (Value::Sample(s), "Labels") => Value::strings(&s.labels),
             (Value::Sample(s), "Value") => Value::Float(s.value),
             (Value::Nil, _) => Value::Nil,

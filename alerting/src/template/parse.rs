@@ -1,21 +1,42 @@
 //! Parser for the subset of Go's `text/template` that Prometheus rule annotations and labels use:
 //! text with `{{ }}` actions (trim markers `{{-`/`-}}`, comments), pipelines with `|`, variables
 //! (`$x := ...`, `$x = ...`), field chains (`.Labels.job`, `$labels.job`), string/number/bool
-//! literals, parenthesised sub-pipelines, and `if`/`else if`/`else`, `range`, `with`, `end`.
+//! literals, parenthesised sub-pipelines, and `if`/`else if`/`else`, `range`, `with`, `end`; and,
+//! for notification templates only (Alertmanager's `templates:` files), `define`, `template` and
+//! `block`.
 //! Undefined variables are rejected at parse time, as Go's parser does, so `promtool check rules`
 //! style validation catches `$label` typos before a rule ever fires.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// A parsed template: a list of nodes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
     Text(String),
     Action(Pipeline),
-    If { branches: Vec<(Pipeline, Vec<Node>)>, otherwise: Vec<Node> },
-    Range { pipe: Pipeline, body: Vec<Node>, otherwise: Vec<Node> },
-    With { pipe: Pipeline, body: Vec<Node>, otherwise: Vec<Node> },
+    If {
+        branches: Vec<(Pipeline, Vec<Node>)>,
+        otherwise: Vec<Node>,
+    },
+    Range {
+        pipe: Pipeline,
+        body: Vec<Node>,
+        otherwise: Vec<Node>,
+    },
+    With {
+        pipe: Pipeline,
+        body: Vec<Node>,
+        otherwise: Vec<Node>,
+    },
+    /// `{{ template "name" pipeline }}` (also where a `block` stood).
+    Template {
+        name: String,
+        pipe: Option<Pipeline>,
+    },
 }
+
+/// Named templates from `{{ define }}` and `{{ block }}`.
+pub type Defines = BTreeMap<String, Vec<Node>>;
 
 /// `$a, $b := cmd | cmd ...`
 #[derive(Clone, Debug, PartialEq)]
@@ -46,14 +67,33 @@ pub enum Arg {
 
 /// Parses `text`; `predefined` are the variables the caller defines before the text runs.
 pub fn parse(text: &str, predefined: &[&str]) -> Result<Vec<Node>, String> {
+    parse_inner(text, predefined, None)
+}
+
+/// Parses a notification template: `define`/`block` bodies go into `defines` (a `block` only when
+/// the name is not defined yet, so template files override a field's default), `template` is
+/// allowed.
+pub fn parse_with_defines(text: &str, defines: &mut Defines) -> Result<Vec<Node>, String> {
+    parse_inner(text, &[], Some(defines))
+}
+
+fn parse_inner(text: &str, predefined: &[&str], defines: Option<&mut Defines>) -> Result<Vec<Node>, String> {
     let tokens = split_actions(text)?;
-    let mut parser = Parser { tokens, pos: 0, scopes: vec![predefined.iter().map(|s| s.to_string()).collect()] };
-    parser.scopes[0].insert("$".to_string());
+    let scopes = vec![predefined.iter().map(|s| s.to_string()).chain(["$".to_string()]).collect()];
+    let mut parser = Parser { tokens, pos: 0, scopes, defines, depth: 0 };
     let (nodes, end) = parser.nodes()?;
     match end {
         None => Ok(nodes),
         Some(word) => Err(format!("unexpected {{{{{word}}}}}")),
     }
+}
+
+/// The quoted name opening `define`/`template`/`block` and what follows it.
+fn template_name(rest: &str) -> Result<(String, &str), String> {
+    let rest = rest.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '`').ok_or("expected a quoted template name")?;
+    let end = rest[1..].find(quote).ok_or("unterminated template name")? + 1;
+    Ok((rest[1..end].to_string(), &rest[end + 1..]))
 }
 
 enum Piece {
@@ -133,15 +173,26 @@ fn find_action_end(s: &str) -> Option<usize> {
     None
 }
 
-struct Parser {
+struct Parser<'d> {
     tokens: Vec<Piece>,
     pos: usize,
     scopes: Vec<HashSet<String>>,
+    /// Where `define`s go; `None` in rule templates, which reject them.
+    defines: Option<&'d mut Defines>,
+    /// Nesting of `if`/`range`/... (`define` is only allowed at the top).
+    depth: usize,
 }
 
-impl Parser {
+impl Parser<'_> {
     /// Parses nodes up to a closing keyword (`end`, `else ...`), returned as the second value.
     fn nodes(&mut self) -> Result<(Vec<Node>, Option<String>), String> {
+        self.depth += 1;
+        let out = self.nodes_here();
+        self.depth -= 1;
+        out
+    }
+
+    fn nodes_here(&mut self) -> Result<(Vec<Node>, Option<String>), String> {
         let mut nodes = Vec::new();
         while self.pos < self.tokens.len() {
             let piece = &self.tokens[self.pos];
@@ -169,6 +220,7 @@ impl Parser {
                         Node::With { pipe, body, otherwise }
                     });
                 }
+                "define" | "template" | "block" if self.defines.is_some() => nodes.extend(self.named(keyword, rest)?),
                 "define" | "template" | "block" | "break" | "continue" => {
                     return Err(format!("{{{{{keyword}}}}} is not supported in rule templates"));
                 }
@@ -176,6 +228,33 @@ impl Parser {
             }
         }
         Ok((nodes, None))
+    }
+
+    /// `define`, `template` or `block`: the node to put in place (none for `define`).
+    fn named(&mut self, keyword: &str, rest: &str) -> Result<Option<Node>, String> {
+        let (name, rest) = template_name(rest).map_err(|e| format!("{{{{{keyword}}}}}: {e}"))?;
+        let pipe = if rest.trim().is_empty() { None } else { Some(self.pipeline(rest)?) };
+        if keyword == "template" {
+            return Ok(Some(Node::Template { name, pipe }));
+        }
+        if keyword == "define" && (self.depth > 1 || pipe.is_some()) {
+            return Err(format!("{{{{define \"{name}\"}}}} must stand alone at the top level"));
+        }
+        // A body sees only `$` (its own dot), as in Go.
+        let outer = std::mem::replace(&mut self.scopes, vec![HashSet::from(["$".to_string()])]);
+        let body = self.nodes();
+        self.scopes = outer;
+        let (body, end) = body?;
+        if end.as_deref().map(split_keyword).map(|(k, _)| k) != Some("end") {
+            return Err(format!("missing {{{{end}}}} after {{{{{keyword} \"{name}\"}}}}"));
+        }
+        let defines = self.defines.as_deref_mut().expect("checked by the caller");
+        if keyword == "define" {
+            defines.insert(name, body);
+            return Ok(None);
+        }
+        defines.entry(name.clone()).or_insert(body);
+        Ok(Some(Node::Template { name, pipe }))
     }
 
     fn if_node(&mut self, cond: &str) -> Result<Node, String> {

@@ -3,6 +3,8 @@
 //! deadline, and a notifier with fast retries.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,8 @@ pub struct Request {
     pub path: String,
     pub query: HashMap<String, String>,
     pub body: Value,
+    /// Lower-case header names.
+    pub headers: HashMap<String, String>,
 }
 
 /// A running capture server.
@@ -32,9 +36,12 @@ async fn hook(
     State(seen): State<Arc<parking_lot::Mutex<Vec<Request>>>>,
     Path(kind): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
 ) -> Json<Value> {
-    seen.lock().push(Request { path: kind.clone(), query, body });
+    let headers =
+        headers.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())).collect();
+    seen.lock().push(Request { path: kind.clone(), query, body, headers });
     Json(match kind.as_str() {
         "feishu" => json!({"code": 0, "msg": "success"}),
         "dingtalk" | "wecom" => json!({"errcode": 0, "errmsg": "ok"}),
@@ -84,4 +91,18 @@ pub async fn notifier(yaml: &str, dir: &std::path::Path) -> Notifier {
 
 pub fn tenant() -> model::TenantId {
     model::TenantId::new("team-a").unwrap()
+}
+
+/// The notifier's metrics as `/metrics` shows them (Prometheus text format).
+pub fn scrape(n: &Notifier) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    n.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text
+}
+
+/// The value of the sample `series` (name and labels exactly as printed) in `text`.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{DeliveryError, check_url, post_json};
 use crate::notify::config::yes;
 use crate::notify::data::{GroupData, rfc3339};
+use crate::notify::http::HttpConfig;
 
 /// `alertmanager_configs` entry.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -19,6 +20,9 @@ pub struct ForwardConfig {
     /// Forward resolved alerts (default true).
     #[serde(default = "yes")]
     pub send_resolved: bool,
+    /// Authorization, TLS and proxy for this receiver's requests.
+    #[serde(default)]
+    pub http_config: Option<HttpConfig>,
 }
 
 /// A checked forwarding integration.

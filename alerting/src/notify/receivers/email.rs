@@ -1,6 +1,8 @@
-//! Email over SMTP with `lettre` (rustls, no OpenSSL): implicit TLS on port 465, STARTTLS when
-//! `require_tls` (Alertmanager's default), plain otherwise; PLAIN/LOGIN auth; a multipart message
-//! with a text and an HTML part.
+//! Email over SMTP with `lettre` (rustls, no OpenSSL): implicit TLS on port 465 (or with
+//! `force_implicit_tls`), STARTTLS when `require_tls` (Alertmanager's default), plain otherwise;
+//! `tls_config` picks the CA, the name to verify and a client certificate. A server that does not
+//! offer STARTTLS while it is required gets nothing, not even the credentials: the delivery fails
+//! and says why. PLAIN/LOGIN auth; a multipart message with a text and an HTML part.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,14 +10,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::Tls;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
-use super::DeliveryError;
+use super::{DeliveryError, field};
 use crate::notify::config::{GlobalConfig, Secret, resolve_secret};
 use crate::notify::data::GroupData;
-use crate::notify::message;
+use crate::notify::message::{self, Field};
+use crate::notify::tls::TlsConfig;
+use crate::template::NotifyTemplates;
 
 /// `email_configs` entry, as in Alertmanager.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -47,6 +52,12 @@ pub struct EmailConfig {
     /// Require STARTTLS (default `global.smtp_require_tls`, true).
     #[serde(default)]
     pub require_tls: Option<bool>,
+    /// Implicit TLS (SMTPS) on a port other than 465 (default: only on 465).
+    #[serde(default)]
+    pub force_implicit_tls: Option<bool>,
+    /// CA, server name and client certificate for STARTTLS and implicit TLS.
+    #[serde(default)]
+    pub tls_config: TlsConfig,
     /// `Subject`, `To` or `From` overrides (templates allowed).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -64,11 +75,13 @@ pub struct EmailConfig {
 /// A checked email integration.
 pub struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    smarthost: String,
+    require_starttls: bool,
     from: String,
     to: String,
-    headers: BTreeMap<String, String>,
-    html: Option<String>,
-    text: Option<String>,
+    headers: BTreeMap<String, Field>,
+    html: Option<Field>,
+    text: Option<Field>,
 }
 
 impl std::fmt::Debug for Email {
@@ -78,7 +91,7 @@ impl std::fmt::Debug for Email {
 }
 
 impl Email {
-    pub(super) fn new(c: &EmailConfig, g: &GlobalConfig) -> Result<Self, String> {
+    pub(super) fn new(c: &EmailConfig, g: &GlobalConfig, templates: &NotifyTemplates) -> Result<Self, String> {
         let smarthost = c.smarthost.clone().or_else(|| g.smtp_smarthost.clone()).ok_or("smarthost: missing")?;
         let (host, port) = smarthost.rsplit_once(':').ok_or("smarthost: expected host:port")?;
         let port: u16 = port.parse().map_err(|_| format!("smarthost: bad port in {smarthost:?}"))?;
@@ -87,26 +100,28 @@ impl Email {
         for (i, to) in c.to.split(',').enumerate() {
             to.trim().parse::<Mailbox>().map_err(|e| format!("to: address {i}: {e}"))?;
         }
+        let mut headers = BTreeMap::new();
         for (k, v) in &c.headers {
             if !["Subject", "To", "From"].contains(&k.as_str()) {
                 return Err(format!("headers.{k}: only Subject, To and From can be set"));
             }
-            message::check(v).map_err(|e| format!("headers.{k}: {e}"))?;
+            headers.insert(k.clone(), Field::compile(v, templates).map_err(|e| format!("headers.{k}: {e}"))?);
         }
-        for (k, v) in [("html", &c.html), ("text", &c.text)] {
-            if let Some(v) = v {
-                message::check(v).map_err(|e| format!("{k}: {e}"))?;
-            }
-        }
+        let (html, text) = (field(&c.html, "html", templates)?, field(&c.text, "text", templates)?);
         let require_tls = c.require_tls.unwrap_or(g.smtp_require_tls);
-        let mut b = if port == 465 {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| format!("smarthost: {e}"))?
+        let implicit_tls = c.force_implicit_tls.unwrap_or(port == 465);
+        let tls = c.tls_config.load().map_err(|e| format!("tls_config.{e}"))?;
+        let tls = if implicit_tls {
+            Tls::Wrapper(tls.smtp(host)?)
         } else if require_tls {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| format!("smarthost: {e}"))?
+            Tls::Required(tls.smtp(host)?)
         } else {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            Tls::None
         };
-        b = b.port(port).timeout(Some(Duration::from_secs(30)));
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .tls(tls)
+            .port(port)
+            .timeout(Some(Duration::from_secs(30)));
         let hello = c.hello.clone().or_else(|| g.smtp_hello.clone()).unwrap_or_else(|| "localhost".into());
         b = b.hello_name(ClientId::Domain(hello));
         let user = c.auth_username.clone().or_else(|| g.smtp_auth_username.clone());
@@ -120,18 +135,20 @@ impl Email {
         }
         Ok(Self {
             transport: b.build(),
+            smarthost,
+            require_starttls: require_tls && !implicit_tls,
             from,
             to: c.to.clone(),
-            headers: c.headers.clone(),
-            html: c.html.clone(),
-            text: c.text.clone(),
+            headers,
+            html,
+            text,
         })
     }
 
     /// The message for `d` (exposed for tests).
     pub fn message(&self, d: &GroupData, now: DateTime<Utc>) -> Result<Message, DeliveryError> {
         let header = |k: &str, default: String| match self.headers.get(k) {
-            Some(t) => message::render(t, d, now),
+            Some(t) => t.render(d, now),
             None => default,
         };
         let bad = |e: String| DeliveryError::new(e, false);
@@ -141,18 +158,28 @@ impl Email {
         for to in header("To", self.to.clone()).split(',') {
             b = b.to(to.trim().parse::<Mailbox>().map_err(|e| bad(format!("to: {e}")))?);
         }
-        let text = self.text.as_ref().map_or_else(|| message::default_text(d, now), |t| message::render(t, d, now));
-        let html = self.html.as_ref().map_or_else(|| message::default_html(d, now), |t| message::render(t, d, now));
+        let text = self.text.as_ref().map_or_else(|| message::default_text(d, now), |t| t.render(d, now));
+        let html = self.html.as_ref().map_or_else(|| message::default_html(d, now), |t| t.render(d, now));
         b.multipart(MultiPart::alternative_plain_html(text, html))
             .map_err(|e| bad(format!("building the message: {e}")))
     }
 
     pub(super) async fn notify(&self, d: &GroupData, now: DateTime<Utc>) -> Result<(), DeliveryError> {
         let msg = self.message(d, now)?;
-        self.transport
-            .send(msg)
-            .await
-            .map(|_| ())
-            .map_err(|e| DeliveryError::new(format!("smtp: {e}"), !e.is_permanent()))
+        self.transport.send(msg).await.map(|_| ()).map_err(|e| {
+            // lettre reports a missing STARTTLS as a client error before anything was sent; say
+            // which setting refused the plaintext session, and do not retry a server that cannot
+            // change its mind.
+            if self.require_starttls && e.is_client() && e.to_string().contains("STARTTLS") {
+                return DeliveryError::new(
+                    format!(
+                        "smtp: {} does not offer STARTTLS and require_tls is true: nothing was sent in clear",
+                        self.smarthost
+                    ),
+                    false,
+                );
+            }
+            DeliveryError::new(format!("smtp: {e}"), !e.is_permanent())
+        })
     }
 }

@@ -28,7 +28,9 @@ pub use wecom::truncate_utf8;
 
 use super::config::{GlobalConfig, ReceiverConfig, Secret, resolve_secret, yes};
 use super::data::GroupData;
-use super::message;
+use super::http::HttpConfig;
+use super::message::{self, Field};
+use crate::template::NotifyTemplates;
 
 /// The settings shared by the chat receivers (Teams, Feishu, DingTalk, WeCom).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -58,6 +60,9 @@ pub struct ChatConfig {
     /// Messages per minute (DingTalk and WeCom default to their documented limit, 20).
     #[serde(default)]
     pub rate_limit_per_minute: Option<u32>,
+    /// Authorization, TLS and proxy for this receiver's requests.
+    #[serde(default)]
+    pub http_config: Option<HttpConfig>,
 }
 
 /// A failed delivery.
@@ -87,7 +92,7 @@ pub enum Sender {
     /// Alertmanager webhook.
     Webhook(webhook::Webhook),
     /// Slack.
-    Slack(slack::Slack),
+    Slack(Box<slack::Slack>),
     /// Teams Workflows.
     Teams(teams::Teams),
     /// Feishu/Lark.
@@ -97,7 +102,7 @@ pub enum Sender {
     /// WeCom.
     WeCom(wecom::WeCom),
     /// Email.
-    Email(email::Email),
+    Email(Box<email::Email>),
     /// Forwarding to an Alertmanager.
     Alertmanager(alertmanager::Forward),
 }
@@ -113,6 +118,8 @@ pub struct Integration {
     pub send_resolved: bool,
     /// Rate limit, if any.
     pub rate_limit: Option<RateLimiter>,
+    /// The client of its `http_config`, if it has one (else the notifier's).
+    pub http: Option<reqwest::Client>,
     /// The service-specific sender.
     pub sender: Sender,
 }
@@ -134,6 +141,7 @@ impl Integration {
         if let Some(rl) = &self.rate_limit {
             rl.acquire().await;
         }
+        let http = self.http.as_ref().unwrap_or(http);
         // The Chinese bots answer HTTP 200 with an error code; the listed codes mean "too fast"
         // (Feishu 11232, DingTalk 130101, WeCom 45009) and are worth a retry.
         match &self.sender {
@@ -156,34 +164,33 @@ impl Integration {
     }
 }
 
+/// Compiles an optional message field; errors name `key`.
+pub(crate) fn field(text: &Option<String>, key: &str, templates: &NotifyTemplates) -> Result<Option<Field>, String> {
+    text.as_deref().map(|t| Field::compile(t, templates).map_err(|e| format!("{key}: {e}"))).transpose()
+}
+
 /// Title and text of a chat message: the configured templates or the defaults.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Texts {
-    title: Option<String>,
-    text: Option<String>,
+    title: Option<Field>,
+    text: Option<Field>,
 }
 
 impl Texts {
-    fn new(title: &Option<String>, text: &Option<String>) -> Result<Self, String> {
-        if let Some(t) = title {
-            message::check(t).map_err(|e| format!("title: {e}"))?;
-        }
-        if let Some(t) = text {
-            message::check(t).map_err(|e| format!("text: {e}"))?;
-        }
-        Ok(Self { title: title.clone(), text: text.clone() })
+    fn new(title: &Option<String>, text: &Option<String>, templates: &NotifyTemplates) -> Result<Self, String> {
+        Ok(Self { title: field(title, "title", templates)?, text: field(text, "text", templates)? })
     }
 
     pub(crate) fn title(&self, d: &GroupData, now: DateTime<Utc>) -> String {
         match &self.title {
-            Some(t) => message::render(t, d, now),
+            Some(t) => t.render(d, now),
             None => message::default_title(d),
         }
     }
 
     pub(crate) fn text(&self, d: &GroupData, now: DateTime<Utc>) -> String {
         match &self.text {
-            Some(t) => message::render(t, d, now),
+            Some(t) => t.render(d, now),
             None => message::default_markdown(d, now),
         }
     }
@@ -197,7 +204,7 @@ pub(crate) struct Chat {
     pub(crate) texts: Texts,
 }
 
-fn chat(c: &ChatConfig, signed: bool) -> Result<Chat, String> {
+fn chat(c: &ChatConfig, signed: bool, templates: &NotifyTemplates) -> Result<Chat, String> {
     let url = resolve_secret(&c.webhook_url, &c.webhook_url_file, "webhook_url")?
         .ok_or("webhook_url: missing (set webhook_url or webhook_url_file)")?;
     check_url(url.expose(), "webhook_url")?;
@@ -205,7 +212,7 @@ fn chat(c: &ChatConfig, signed: bool) -> Result<Chat, String> {
     if secret.is_some() && !signed {
         return Err("secret: this receiver does not sign its requests".into());
     }
-    Ok(Chat { url, secret, texts: Texts::new(&c.title, &c.text)? })
+    Ok(Chat { url, secret, texts: Texts::new(&c.title, &c.text, templates)? })
 }
 
 pub(crate) fn check_url(url: &str, key: &str) -> Result<(), String> {
@@ -217,50 +224,64 @@ pub(crate) fn check_url(url: &str, key: &str) -> Result<(), String> {
 }
 
 /// Builds every integration of a receiver; errors name the key below `receivers[i]`.
-pub fn build(r: &ReceiverConfig, global: &GlobalConfig) -> Result<Vec<Integration>, String> {
+pub fn build(
+    r: &ReceiverConfig,
+    global: &GlobalConfig,
+    templates: &NotifyTemplates,
+) -> Result<Vec<Integration>, String> {
     let mut out = Vec::new();
-    let mut push = |kind: &'static str, index: usize, send_resolved: bool, per_min: Option<u32>, sender: Sender| {
+    // `key` names the entry in errors; `http` is its `http_config`.
+    let mut push = |kind: &'static str,
+                    key: String,
+                    send_resolved: bool,
+                    per_min: Option<u32>,
+                    http: &Option<HttpConfig>,
+                    sender: Result<Sender, String>| {
+        let sender = sender.map_err(|e| format!("{key}.{e}"))?;
+        let http = http.as_ref().map(HttpConfig::client).transpose().map_err(|e| format!("{key}.{e}"))?;
         let rate_limit = per_min.filter(|n| *n > 0).map(RateLimiter::per_minute);
-        out.push(Integration { kind, index, send_resolved, rate_limit, sender });
+        let index = out.iter().filter(|i: &&Integration| i.kind == kind).count();
+        out.push(Integration { kind, index, send_resolved, rate_limit, http, sender });
+        Ok::<(), String>(())
     };
     for (i, c) in r.webhook_configs.iter().enumerate() {
-        let key = format!("webhook_configs[{i}]");
-        let s = webhook::Webhook::new(c).map_err(|e| format!("{key}.{e}"))?;
-        push("webhook", i, c.send_resolved, None, Sender::Webhook(s));
+        let s = webhook::Webhook::new(c).map(Sender::Webhook);
+        push("webhook", format!("webhook_configs[{i}]"), c.send_resolved, None, &c.http_config, s)?;
     }
     for (i, c) in r.slack_configs.iter().enumerate() {
-        let s = slack::Slack::new(c, global).map_err(|e| format!("slack_configs[{i}].{e}"))?;
-        push("slack", i, c.send_resolved, None, Sender::Slack(s));
+        let s = slack::Slack::new(c, global, templates).map(|s| Sender::Slack(Box::new(s)));
+        push("slack", format!("slack_configs[{i}]"), c.send_resolved, None, &c.http_config, s)?;
     }
     for (i, c) in r.msteamsv2_configs.iter().enumerate() {
-        let s = chat(c, false).map_err(|e| format!("msteamsv2_configs[{i}].{e}"))?;
-        push("msteamsv2", i, c.send_resolved, c.rate_limit_per_minute, Sender::Teams(teams::Teams(s)));
+        let s = chat(c, false, templates).map(|s| Sender::Teams(teams::Teams(s)));
+        let rl = c.rate_limit_per_minute;
+        push("msteamsv2", format!("msteamsv2_configs[{i}]"), c.send_resolved, rl, &c.http_config, s)?;
     }
     for (i, c) in r.feishu_configs.iter().enumerate() {
-        let s = chat(c, true).map_err(|e| format!("feishu_configs[{i}].{e}"))?;
+        let s = chat(c, true, templates).map(|s| Sender::Feishu(feishu::Feishu(s)));
         // Feishu documents 100 requests a minute per bot.
         let rl = c.rate_limit_per_minute.or(Some(100));
-        push("feishu", i, c.send_resolved, rl, Sender::Feishu(feishu::Feishu(s)));
+        push("feishu", format!("feishu_configs[{i}]"), c.send_resolved, rl, &c.http_config, s)?;
     }
     for (i, c) in r.dingtalk_configs.iter().enumerate() {
-        let s = chat(c, true).map_err(|e| format!("dingtalk_configs[{i}].{e}"))?;
+        let s = chat(c, true, templates).map(|s| Sender::DingTalk(dingtalk::DingTalk(s)));
         // DingTalk's documented limit: 20 messages a minute per robot, then 10 minutes throttled.
         let rl = c.rate_limit_per_minute.or(Some(20));
-        push("dingtalk", i, c.send_resolved, rl, Sender::DingTalk(dingtalk::DingTalk(s)));
+        push("dingtalk", format!("dingtalk_configs[{i}]"), c.send_resolved, rl, &c.http_config, s)?;
     }
     for (i, c) in r.wecom_configs.iter().enumerate() {
-        let s = chat(c, false).map_err(|e| format!("wecom_configs[{i}].{e}"))?;
+        let s = chat(c, false, templates).map(|s| Sender::WeCom(wecom::WeCom(s)));
         // WeCom's documented limit: 20 messages a minute per robot.
         let rl = c.rate_limit_per_minute.or(Some(20));
-        push("wecom", i, c.send_resolved, rl, Sender::WeCom(wecom::WeCom(s)));
+        push("wecom", format!("wecom_configs[{i}]"), c.send_resolved, rl, &c.http_config, s)?;
     }
     for (i, c) in r.email_configs.iter().enumerate() {
-        let s = email::Email::new(c, global).map_err(|e| format!("email_configs[{i}].{e}"))?;
-        push("email", i, c.send_resolved, None, Sender::Email(s));
+        let s = email::Email::new(c, global, templates).map(|s| Sender::Email(Box::new(s)));
+        push("email", format!("email_configs[{i}]"), c.send_resolved, None, &None, s)?;
     }
     for (i, c) in r.alertmanager_configs.iter().enumerate() {
-        let s = alertmanager::Forward::new(c).map_err(|e| format!("alertmanager_configs[{i}].{e}"))?;
-        push("alertmanager", i, c.send_resolved, None, Sender::Alertmanager(s));
+        let s = alertmanager::Forward::new(c).map(Sender::Alertmanager);
+        push("alertmanager", format!("alertmanager_configs[{i}]"), c.send_resolved, None, &c.http_config, s)?;
     }
     Ok(out)
 }

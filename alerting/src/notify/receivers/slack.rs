@@ -8,6 +8,8 @@ use serde_json::json;
 use super::{Texts, check_url};
 use crate::notify::config::{GlobalConfig, Secret, resolve_secret};
 use crate::notify::data::GroupData;
+use crate::notify::http::HttpConfig;
+use crate::template::NotifyTemplates;
 
 /// `slack_configs` entry (the subset of Alertmanager's keys that incoming webhooks honour).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -43,6 +45,9 @@ pub struct SlackConfig {
     /// Notify about resolved alerts (default false, as Alertmanager).
     #[serde(default)]
     pub send_resolved: bool,
+    /// Authorization, TLS and proxy for this receiver's requests.
+    #[serde(default)]
+    pub http_config: Option<HttpConfig>,
 }
 
 /// A checked Slack integration.
@@ -54,14 +59,14 @@ pub struct Slack {
 }
 
 impl Slack {
-    pub(super) fn new(c: &SlackConfig, g: &GlobalConfig) -> Result<Self, String> {
+    pub(super) fn new(c: &SlackConfig, g: &GlobalConfig, templates: &NotifyTemplates) -> Result<Self, String> {
         let url = match resolve_secret(&c.api_url, &c.api_url_file, "api_url")? {
             Some(u) => u,
             None => resolve_secret(&g.slack_api_url, &g.slack_api_url_file, "global.slack_api_url")?
                 .ok_or("api_url: missing (set api_url, api_url_file or global.slack_api_url)")?,
         };
         check_url(url.expose(), "api_url")?;
-        Ok(Self { url, cfg: c.clone(), texts: Texts::new(&c.title, &c.text)? })
+        Ok(Self { url, cfg: c.clone(), texts: Texts::new(&c.title, &c.text, templates)? })
     }
 
     /// The webhook URL.

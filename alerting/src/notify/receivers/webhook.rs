@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{DeliveryError, check_url, post_json};
 use crate::notify::config::{Secret, resolve_secret, yes};
 use crate::notify::data::GroupData;
+use crate::notify::http::HttpConfig;
 
 /// `webhook_configs` entry, as in Alertmanager.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -23,6 +24,9 @@ pub struct WebhookConfig {
     /// At most this many alerts per payload (0: all); the rest count in `truncatedAlerts`.
     #[serde(default)]
     pub max_alerts: u64,
+    /// Authorization, TLS and proxy for this receiver's requests.
+    #[serde(default)]
+    pub http_config: Option<HttpConfig>,
 }
 
 /// A checked webhook integration.
