@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::kubernetes::KubernetesConfig;
 pub use crate::parse::body::{BodyFormat, ParseConfig, ParseRule};
 pub use crate::parse::multiline::{MultilineConfig, MultilineMode, MultilineRule};
 pub use crate::relabel::RelabelConfig;
 use crate::scrape::http::HttpSettings;
 pub use crate::scrape::http::{Authorization, BasicAuth, TlsConfig};
-pub use crate::scrape::sd::{DnsRecordType, DnsSdConfig, FileSdConfig};
+pub use crate::scrape::sd::{DnsRecordType, DnsSdConfig, FileSdConfig, KubernetesSdConfig};
 
 /// Top-level collector configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,8 @@ pub struct CollectorConfig {
     pub shipping: ShippingConfig,
     /// Per-workload autoscaling signals derived from the tailed pod logs.
     pub signals: crate::signals::SignalsConfig,
+    /// Pod metadata from the Kubernetes API on pod log streams.
+    pub kubernetes: crate::kubernetes::KubernetesConfig,
 }
 
 impl Default for CollectorConfig {
@@ -42,6 +45,7 @@ impl Default for CollectorConfig {
             scrape_configs: Vec::new(),
             shipping: ShippingConfig::default(),
             signals: crate::signals::SignalsConfig::default(),
+            kubernetes: crate::kubernetes::KubernetesConfig::default(),
         }
     }
 }
@@ -242,6 +246,8 @@ pub struct ScrapeConfig {
     pub file_sd_configs: Vec<FileSdConfig>,
     /// Targets from DNS SRV/A/AAAA/MX records, re-resolved periodically.
     pub dns_sd_configs: Vec<DnsSdConfig>,
+    /// Targets from the Kubernetes API (pods, endpoints, services, nodes), watched.
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
 }
 
 impl Default for ScrapeConfig {
@@ -269,6 +275,7 @@ impl Default for ScrapeConfig {
             tls_config: TlsConfig::default(),
             file_sd_configs: Vec::new(),
             dns_sd_configs: Vec::new(),
+            kubernetes_sd_configs: Vec::new(),
         }
     }
 }
@@ -423,6 +430,7 @@ impl CollectorConfig {
         }
         tail.multiline.validate("collector.tail.multiline")?;
         self.signals.validate()?;
+        self.kubernetes.validate()?;
         tail.parse.validate("collector.tail.parse")?;
         for name in tail.labels.keys() {
             if !model::labels::is_valid_label_name(name) {
@@ -464,6 +472,9 @@ impl CollectorConfig {
             }
             for (j, sd) in job.dns_sd_configs.iter().enumerate() {
                 sd.validate(&format!("{key}.dns_sd_configs[{j}]"))?;
+            }
+            for (j, sd) in job.kubernetes_sd_configs.iter().enumerate() {
+                sd.validate(&format!("{key}.kubernetes_sd_configs[{j}]"))?;
             }
             crate::relabel::compile_all(&job.relabel_configs).map_err(|e| format!("{key}.relabel_configs{e}"))?;
             crate::relabel::compile_all(&job.metric_relabel_configs)

@@ -5,12 +5,14 @@
 //!
 //! Threads and tasks started by [`Collector::start`]: one std thread `tarsier-tailer` (blocking
 //! file reads), a notify watcher thread, one tokio task per shipper (logs, samples), a scrape manager with
-//! one task per discovery provider and per scrape target, and one checkpoint saver (disk work in `spawn_blocking`).
+//! one task per discovery provider and per scrape target, one checkpoint saver (disk work in `spawn_blocking`),
+//! and, in a cluster, a Kubernetes watch task keeping pod metadata (`kubernetes/`).
 
 mod buffer;
 pub mod config;
 pub mod error;
 pub mod kube_access;
+pub mod kubernetes;
 mod metrics;
 mod parse;
 pub use parse::multiline::join_lines;
@@ -33,13 +35,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    BodyFormat, CollectorConfig, DiskBufferConfig, GlobalScrapeConfig, LogFormat, MultilineConfig, MultilineMode,
-    MultilineRule, ParseConfig, ParseRule, RelabelConfig, Scheme, ScrapeConfig, ShippingConfig, StartAt, StaticConfig,
-    TailConfig,
+    BodyFormat, CollectorConfig, DiskBufferConfig, GlobalScrapeConfig, KubernetesConfig, LogFormat, MultilineConfig,
+    MultilineMode, MultilineRule, ParseConfig, ParseRule, RelabelConfig, Scheme, ScrapeConfig, ShippingConfig, StartAt,
+    StaticConfig, TailConfig,
 };
 pub use error::{Error, ErrorKind};
 pub use scrape::http::{Authorization, BasicAuth, TlsConfig};
-pub use scrape::sd::{DnsRecordType, DnsSdConfig, FileSdConfig};
+pub use scrape::sd::{
+    DnsRecordType, DnsSdConfig, FileSdConfig, KubernetesRole, KubernetesSdConfig, NamespaceDiscovery, RoleSelector,
+};
 pub use scrape::{DroppedTarget, TargetHealth, TargetStatus};
 pub use sink::{HttpSink, LogSink, MetricSink, SinkError};
 
@@ -71,6 +75,8 @@ pub struct Collector {
     saver_cancel: CancellationToken,
     signals_task: Option<JoinHandle<()>>,
     signals_cancel: CancellationToken,
+    kube_task: Option<JoinHandle<()>>,
+    kube_cancel: CancellationToken,
     store: Arc<CheckpointStore>,
     state_dir: PathBuf,
 }
@@ -152,6 +158,19 @@ impl Collector {
             tail::discovery::Wakeup { rescan: rescan.clone(), tx: wake.clone() },
         );
         let node_name = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
+        let kube_cancel = CancellationToken::new();
+        let (metadata, kube_task) = if config.kubernetes.active(!config.tail.include.is_empty()) {
+            // Logs flow without metadata rather than not at all: a failure here is a warning.
+            match kubernetes::PodMetadata::start(&config.kubernetes, kube_cancel.clone()).await {
+                Ok((metadata, task)) => (Some(metadata), Some(task)),
+                Err(error) => {
+                    tracing::warn!(%error, "kubernetes pod metadata unavailable, pod streams keep their path labels");
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
         let signals = config.signals.enabled.then(|| signals::Signals::new(config.signals.clone(), node_name.clone()));
         let signals_cancel = CancellationToken::new();
         let signals_task = signals.clone().map(|s| {
@@ -168,6 +187,7 @@ impl Collector {
             wake_rx,
             node_name,
             signals,
+            metadata,
         );
         let tailer = std::thread::Builder::new()
             .name("tarsier-tailer".into())
@@ -196,6 +216,8 @@ impl Collector {
             saver_cancel,
             signals_task,
             signals_cancel,
+            kube_task,
+            kube_cancel,
             store,
             state_dir: state_dir.to_path_buf(),
         })
@@ -219,6 +241,10 @@ impl Collector {
         }
         self.signals_cancel.cancel();
         if let Some(task) = self.signals_task.take() {
+            task.await.map_err(|e| Error::Task(e.to_string()))?;
+        }
+        self.kube_cancel.cancel();
+        if let Some(task) = self.kube_task.take() {
             task.await.map_err(|e| Error::Task(e.to_string()))?;
         }
         // The readers are gone, so the channels close and the shippers drain and finish.
@@ -287,6 +313,7 @@ impl Drop for Collector {
         self.scrape_cancel.cancel();
         self.saver_cancel.cancel();
         self.signals_cancel.cancel();
+        self.kube_cancel.cancel();
     }
 }
 

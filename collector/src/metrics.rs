@@ -29,6 +29,7 @@ pub(crate) struct CollectorMetrics {
     pub buffer_full: Gauge,
     pub buffered_batches: Counter,
     pub duplicates_after_restart: Counter,
+    pub metadata_missing: Counter,
 }
 
 impl CollectorMetrics {
@@ -90,6 +91,11 @@ impl CollectorMetrics {
             "tarsier_collector_duplicates_after_restart",
             "Lines read again after a restart that had been sent before it without an acknowledgement",
             self.duplicates_after_restart.clone(),
+        );
+        r.register(
+            "tarsier_collector_kubernetes_metadata_missing",
+            "Pod log files shipped with their path's labels only: the pod's API metadata did not arrive in time",
+            self.metadata_missing.clone(),
         );
     }
 

@@ -10,6 +10,8 @@
 //! - `tarsier_collector_signals_dropped_total{node}`: lines not counted because `max_workloads`
 //!   distinct pods were already tracked.
 //!
+//! The workload is the pod's owner from the Kubernetes API (the stream's `workload` label, see
+//! `kubernetes/metadata.rs`) when known, else guessed from the pod name ([`workload_of`]).
 //! Rates are PromQL's job (`rate(...[2m])`); counters survive missed intervals. Only Kubernetes pod
 //! files (with `namespace` and `pod` labels) count. A line is an error when its stream has a
 //! `level` label of `error`/`critical` (`tail.parse.detect_level` on); otherwise the parse stage's
@@ -101,6 +103,8 @@ pub fn workload_of(pod: &str) -> &str {
 
 #[derive(Default)]
 struct Counts {
+    /// The owner from the API's pod metadata (the stream's `workload` label), when known.
+    workload: Option<String>,
     lines: u64,
     errors: u64,
     bytes: u64,
@@ -144,6 +148,11 @@ impl Signals {
             }
             let c = state.pods.entry(key).or_default();
             c.last_seen = Some(now);
+            if let Some(workload) = stream.labels.get(crate::kubernetes::metadata::WORKLOAD_LABEL)
+                && c.workload.as_deref() != Some(workload)
+            {
+                c.workload = Some(workload.to_string());
+            }
             for e in &stream.entries {
                 c.lines += 1;
                 c.bytes += e.line.len() as u64;
@@ -175,7 +184,7 @@ impl Signals {
                 Labels::from_pairs([
                     ("__name__", name),
                     ("namespace", ns.as_str()),
-                    ("workload", workload_of(pod)),
+                    ("workload", c.workload.as_deref().unwrap_or_else(|| workload_of(pod))),
                     ("pod", pod.as_str()),
                     ("node", self.node.as_str()),
                     ("job", "tarsier-signals"),
@@ -265,7 +274,10 @@ mod tests {
             &pod,
             &["ERROR payment failed", "ok", "E1127 10:00:00.000000 1 x.go:1] boom", "an error here"],
         )]);
-        s.observe(&[stream(&[("namespace", "shop"), ("pod", "db-0"), ("level", "error")], &["x", "y"])]);
+        s.observe(&[stream(
+            &[("namespace", "shop"), ("pod", "db-0"), ("level", "error"), ("workload", "pg")],
+            &["x", "y"],
+        )]);
         s.observe(&[stream(&[("filename", "/var/log/syslog")], &["ERROR host file"])]);
         s.observe(&[stream(&[("namespace", "shop"), ("pod", "third-0")], &["a", "b", "c"])]);
         s.set_lag(1, Some(100));
@@ -281,6 +293,8 @@ mod tests {
         let api_series = series.iter().find(|s| s.labels.get("pod") == Some(api)).unwrap();
         assert_eq!(api_series.labels.get("workload"), Some("api"));
         assert_eq!(api_series.labels.get("node"), Some("node-1"));
+        let db = series.iter().find(|s| s.labels.get("pod") == Some("db-0")).unwrap();
+        assert_eq!(db.labels.get("workload"), Some("pg"), "the API's owner beats the name heuristic");
         s.set_lag(1, None);
         assert_eq!(value(&s.series(2_000, 0), "tarsier_collector_backlog_bytes", ""), Some(0.0));
     }

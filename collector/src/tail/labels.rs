@@ -53,8 +53,7 @@ pub(crate) struct FileLabels {
     no_stream: Labels,
     stdout: Labels,
     stderr: Labels,
-    /// Kept for enrichment; the uid and restart count are fields, not labels (cardinality).
-    #[allow(dead_code)]
+    /// The uid finds the pod's API metadata; uid and restart count are not labels (cardinality).
     pub pod: Option<PodLogPath>,
 }
 
@@ -86,6 +85,25 @@ impl FileLabels {
         FileLabels { no_stream, stdout, stderr, pod }
     }
 
+    /// These labels plus `extra` (pod metadata), never replacing a label the path gave.
+    pub(crate) fn with_extra(&self, extra: &[(String, String)]) -> FileLabels {
+        let add = |labels: &Labels| {
+            let mut builder = labels.to_builder();
+            for (name, value) in extra {
+                if builder.get(name).is_none() && model::labels::is_valid_label_name(name) {
+                    builder.set(name, value);
+                }
+            }
+            builder.build()
+        };
+        FileLabels {
+            no_stream: add(&self.no_stream),
+            stdout: add(&self.stdout),
+            stderr: add(&self.stderr),
+            pod: self.pod.clone(),
+        }
+    }
+
     pub(crate) fn for_stream(&self, stream: Option<Stream>) -> &Labels {
         match stream {
             None => &self.no_stream,
@@ -114,6 +132,16 @@ mod tests {
         assert_eq!(l.get("stream"), Some("stderr"));
         assert_eq!(l.get("filename"), Some(path.to_str().unwrap()));
         assert_eq!(l.get("uid"), None);
+    }
+
+    #[test]
+    fn metadata_adds_labels_but_never_replaces_path_labels() {
+        let path = Path::new("/var/log/pods/shop_api-1_uid1/api/0.log");
+        let labels = FileLabels::new(path, &BTreeMap::new(), None);
+        let extra = [("app".to_string(), "api".to_string()), ("pod".to_string(), "other".to_string())];
+        let enriched = labels.with_extra(&extra);
+        let l = enriched.for_stream(Some(Stream::Stdout));
+        assert_eq!((l.get("app"), l.get("pod"), l.get("stream")), (Some("api"), Some("api-1"), Some("stdout")));
     }
 
     #[test]

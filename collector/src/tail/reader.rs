@@ -15,6 +15,7 @@ use model::{LogEntry, LogStream};
 use tokio::sync::mpsc;
 
 use crate::config::{LogFormat, StartAt, TailConfig};
+use crate::kubernetes::PodMetadata;
 use crate::metrics::CollectorMetrics;
 use crate::parse::body::{BodyParser, Derived};
 use crate::parse::{LineParser, ParsedLine, Stream};
@@ -44,6 +45,10 @@ pub(crate) struct Tailer {
     pub node_name: Option<String>,
     /// Per-workload counters for autoscaling, when `collector.signals.enabled`.
     signals: Option<Arc<crate::signals::Signals>>,
+    /// Pod metadata from the Kubernetes API, when `collector.kubernetes` is active.
+    metadata: Option<Arc<PodMetadata>>,
+    /// Pod files whose metadata has not arrived, and until when their reading waits for it.
+    awaiting_metadata: HashMap<u64, Instant>,
     files: HashMap<u64, TailedFile>,
     /// Read buffer shared by every file.
     buf: Vec<u8>,
@@ -65,6 +70,7 @@ impl Tailer {
         wake_rx: std::sync::mpsc::Receiver<()>,
         node_name: Option<String>,
         signals: Option<Arc<crate::signals::Signals>>,
+        metadata: Option<Arc<PodMetadata>>,
     ) -> Self {
         Tailer {
             config,
@@ -77,6 +83,8 @@ impl Tailer {
             wake_rx,
             node_name,
             signals,
+            metadata,
+            awaiting_metadata: HashMap::new(),
             files: HashMap::new(),
             buf: Vec::new(),
             by_identity: HashMap::new(),
@@ -176,7 +184,18 @@ impl Tailer {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let labels = FileLabels::new(path, &self.config.labels, self.node_name.as_deref());
+        let mut labels = FileLabels::new(path, &self.config.labels, self.node_name.as_deref());
+        if let (Some(metadata), Some(uid)) = (&self.metadata, labels.pod.as_ref().map(|p| p.uid.clone())) {
+            match metadata.stream_labels(&uid) {
+                Some(extra) => labels = labels.with_extra(&extra),
+                None if !metadata.wait().is_zero() => {
+                    self.awaiting_metadata.insert(id, Instant::now() + metadata.wait());
+                }
+                None => {
+                    self.metrics.metadata_missing.inc();
+                }
+            }
+        }
         let parser = LineParser::new(self.format_for(path), self.config.max_line_bytes);
         // Validated with the configuration; a failure here leaves the file unjoined, not unread.
         let joiner = self.config.multiline.joiner(self.config.max_line_bytes).unwrap_or_else(|e| {
@@ -227,6 +246,9 @@ impl Tailer {
         let mut more = false;
         for (_, id) in ids {
             let now_ns = model::time::now_ns();
+            if !self.metadata_ready(id) {
+                continue;
+            }
             let Some(file) = self.files.get_mut(&id) else { continue };
             let outcome = match file.read_with(&mut self.buf, READ_BUDGET_PER_FILE, now_ns) {
                 Ok(o) => o,
@@ -280,6 +302,24 @@ impl Tailer {
         Some(more)
     }
 
+    /// Whether file `id` may be read: its pod's metadata arrived (its labels are completed now) or
+    /// the wait for it is over (its lines go out with the path's labels: late, never dropped).
+    fn metadata_ready(&mut self, id: u64) -> bool {
+        let Some(deadline) = self.awaiting_metadata.get(&id).copied() else { return true };
+        let Some(file) = self.files.get_mut(&id) else { return true };
+        let extra = file.labels.pod.as_ref().zip(self.metadata.as_ref()).and_then(|(p, m)| m.stream_labels(&p.uid));
+        if let Some(extra) = extra {
+            file.labels = file.labels.with_extra(&extra);
+        } else if Instant::now() < deadline {
+            return false;
+        } else {
+            tracing::debug!(path = %file.path.display(), "no pod metadata in time, shipping with path labels");
+            self.metrics.metadata_missing.inc();
+        }
+        self.awaiting_metadata.remove(&id);
+        true
+    }
+
     /// Hands a chunk to the shipper, waiting while its channel is full. `false` when stopping.
     fn send(&self, mut chunk: Chunk<LogStream>) -> bool {
         loop {
@@ -302,6 +342,7 @@ impl Tailer {
     }
 
     fn release(&mut self, id: u64) {
+        self.awaiting_metadata.remove(&id);
         if let Some(file) = self.files.remove(&id) {
             tracing::debug!(path = %file.path.display(), "released file");
             self.by_identity.remove(&file.identity);

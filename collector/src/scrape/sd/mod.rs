@@ -1,12 +1,14 @@
 //! Service discovery: where a job's targets come from. Each mechanism (`static_configs`,
-//! `file_sd_configs`, `dns_sd_configs`) is a provider that sends the full list of its target groups
+//! `file_sd_configs`, `dns_sd_configs`, `kubernetes_sd_configs`) is a provider that sends the full list of its target groups
 //! whenever it changes; the scrape manager (`scrape/manager.rs`) turns groups into targets with
 //! relabeling and starts or stops their scrape loops. Labels follow Prometheus's names
-//! (`__address__`, `__meta_filepath`, `__meta_dns_*`), so `relabel_configs` written for Prometheus
+//! (`__address__`, `__meta_filepath`, `__meta_dns_*`, `__meta_kubernetes_*`), so `relabel_configs` written for Prometheus
 //! work unchanged.
 
 pub(crate) mod dns;
 pub(crate) mod file;
+pub(crate) mod kubernetes;
+pub(crate) mod kubernetes_roles;
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use dns::{DnsRecordType, DnsSdConfig};
 pub use file::FileSdConfig;
+pub use kubernetes::{KubernetesRole, KubernetesSdConfig, NamespaceDiscovery, RoleSelector};
 
 use crate::config::ScrapeConfig;
 
@@ -56,7 +59,8 @@ pub(crate) fn static_groups(job: &ScrapeConfig) -> Vec<TargetGroup> {
         .collect()
 }
 
-/// Starts the job's dynamic providers: file_sd configs are providers `1..`, then dns_sd configs.
+/// Starts the job's dynamic providers: file_sd configs are providers `1..`, then dns_sd configs,
+/// then kubernetes_sd configs.
 /// They stop when `cancel` fires.
 pub(crate) fn spawn_providers(
     job_index: usize,
@@ -71,6 +75,11 @@ pub(crate) fn spawn_providers(
     }
     for config in &job.dns_sd_configs {
         tokio::spawn(dns::run(config.clone(), Sink { job: job_index, provider, tx: tx.clone() }, cancel.clone()));
+        provider += 1;
+    }
+    for config in &job.kubernetes_sd_configs {
+        let sink = Sink { job: job_index, provider, tx: tx.clone() };
+        tokio::spawn(kubernetes::run(config.clone(), sink, cancel.clone()));
         provider += 1;
     }
 }
