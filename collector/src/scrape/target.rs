@@ -256,12 +256,13 @@ pub(crate) async fn run(
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, target.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut previous = SeenSeries::new();
+    let mut cache = LabelCache::default();
     loop {
         let series = tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
             _ = removed.cancelled() => end_of_run_staleness(&target, &previous, model::time::now_ms()),
-            _ = ticker.tick() => scrape_once(&target, &metrics, &mut previous).await,
+            _ = ticker.tick() => scrape_once(&target, &metrics, &mut previous, &mut cache).await,
         };
         let chunk = Chunk { bytes: 0, items: series, order_key, ack: None };
         tokio::select! {
@@ -313,48 +314,123 @@ struct Appended {
 /// limit exceeded is kept as the scrape's error (with the sample count at that point).
 struct Appender<'t> {
     target: &'t Target,
+    cache: &'t mut LabelCache,
     start_ms: i64,
     series: Vec<TimeSeries>,
     current: SeenSeries,
     error: Option<(String, usize)>,
 }
 
+/// The final label set (after target labels, metric relabeling, external labels and the label
+/// limits) of every series a target exposed in its recent scrapes, keyed by the series as the
+/// page spells it. A steady target's samples then skip labelling and relabeling: the label-set
+/// copies those make per sample dominated a profile of scraping node_exporter (Prometheus keeps
+/// the same kind of per-target cache). Entries not seen in the last scrape are dropped once they
+/// outnumber the live ones, so the cache stays about the size of the target's series.
+#[derive(Default)]
+pub(crate) struct LabelCache {
+    entries: HashMap<String, CachedLabels>,
+    key: String,
+    scrape: u64,
+    looked_up: usize,
+}
+
+struct CachedLabels {
+    /// `None`: metric relabeling dropped the series.
+    labels: Option<(Labels, u64)>,
+    last_scrape: u64,
+}
+
+impl LabelCache {
+    /// The page's identity of a series: the name, then each label name and its value (length-
+    /// prefixed, since a value may hold any character).
+    fn set_key<N: AsRef<str>, V: AsRef<str>>(&mut self, name: &str, labels: &[(N, V)]) {
+        use std::fmt::Write;
+        self.key.clear();
+        self.key.push_str(name);
+        for (n, v) in labels {
+            let (n, v) = (n.as_ref(), v.as_ref());
+            let _ = write!(self.key, "\0{n}={}:{v}", v.len());
+        }
+    }
+
+    fn start_scrape(&mut self) {
+        self.scrape += 1;
+        self.looked_up = 0;
+    }
+
+    fn end_scrape(&mut self) {
+        if self.entries.len() > 2 * self.looked_up + 64 {
+            let scrape = self.scrape;
+            self.entries.retain(|_, e| e.last_scrape == scrape);
+        }
+    }
+}
+
 impl<'t> Appender<'t> {
-    fn new(target: &'t Target, start_ms: i64) -> Self {
-        Appender { target, start_ms, series: Vec::new(), current: SeenSeries::new(), error: None }
+    fn new(target: &'t Target, cache: &'t mut LabelCache, start_ms: i64) -> Self {
+        cache.start_scrape();
+        Appender { target, cache, start_ms, series: Vec::new(), current: SeenSeries::new(), error: None }
+    }
+
+    /// The final labels of a scraped series and their hash, from the cache or computed (and then
+    /// cached); `Ok(None)` when metric relabeling drops it, `Err` when it breaks a label limit.
+    fn final_labels<N: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        name: &str,
+        labels: &[(N, V)],
+    ) -> Result<Option<(Labels, u64)>, String> {
+        let scrape = self.cache.scrape;
+        self.cache.looked_up += 1;
+        self.cache.set_key(name, labels);
+        if let Some(entry) = self.cache.entries.get_mut(self.cache.key.as_str()) {
+            entry.last_scrape = scrape;
+            return Ok(entry.labels.clone());
+        }
+        let target = self.target;
+        let computed = match relabel::process(&label_sample(target, name, labels), &target.metric_relabel) {
+            Some(labels) if !labels.is_empty() => {
+                target.limits.check_labels(&labels)?;
+                let mut builder = labels.to_builder();
+                add_external(&mut builder, &target.external_labels);
+                let labels = builder.build();
+                let hash = labels.stable_hash();
+                Some((labels, hash))
+            }
+            _ => None,
+        };
+        let key = self.cache.key.clone();
+        self.cache.entries.insert(key, CachedLabels { labels: computed.clone(), last_scrape: scrape });
+        Ok(computed)
     }
 
     fn add<N: AsRef<str>, V: AsRef<str>>(&mut self, name: &str, labels: &[(N, V)], value: f64, ts: Option<i64>) {
         if self.error.is_some() {
             return;
         }
-        let target = self.target;
-        let Some(labels) = relabel::process(&label_sample(target, name, labels), &target.metric_relabel) else {
-            return;
-        };
-        if labels.is_empty() {
-            return;
-        }
         let post = self.series.len() + 1;
+        let (labels, hash) = match self.final_labels(name, labels) {
+            Ok(Some(found)) => found,
+            Ok(None) => return,
+            Err(e) => {
+                self.error = Some((e, post));
+                return;
+            }
+        };
+        let target = self.target;
         if target.limits.sample > 0 && post > target.limits.sample {
             self.error = Some(("sample limit exceeded".to_string(), post));
             return;
         }
-        if let Err(e) = target.limits.check_labels(&labels) {
-            self.error = Some((e, post));
-            return;
-        }
-        let mut builder = labels.to_builder();
-        add_external(&mut builder, &target.external_labels);
-        let labels = builder.build();
         let own_timestamp = ts.filter(|_| target.honor_timestamps);
         let tracked = own_timestamp.is_none().then(|| labels.clone());
-        self.current.insert(labels.stable_hash(), tracked);
+        self.current.insert(hash, tracked);
         let ts = own_timestamp.unwrap_or(self.start_ms);
         self.series.push(TimeSeries::new(labels, vec![Sample::new(ts, value)]));
     }
 
     fn finish(self) -> Result<Appended, (String, usize)> {
+        self.cache.end_scrape();
         if let Some(error) = self.error {
             return Err(error);
         }
@@ -365,7 +441,8 @@ impl<'t> Appender<'t> {
 
 #[cfg(test)]
 fn append(target: &Target, samples: Vec<ScrapedSample>, start_ms: i64) -> Result<Appended, (String, usize)> {
-    let mut appender = Appender::new(target, start_ms);
+    let mut cache = LabelCache::default();
+    let mut appender = Appender::new(target, &mut cache, start_ms);
     for s in &samples {
         appender.add(&s.name, &s.labels, s.value, s.timestamp_ms);
     }
@@ -378,11 +455,12 @@ fn append(target: &Target, samples: Vec<ScrapedSample>, start_ms: i64) -> Result
 /// Prometheus) and what they became.
 fn parse_and_append(
     target: &Target,
+    cache: &mut LabelCache,
     content_type: Option<&str>,
     body: &str,
     start_ms: i64,
 ) -> (usize, Result<Appended, (String, usize)>) {
-    let mut appender = Appender::new(target, start_ms);
+    let mut appender = Appender::new(target, cache, start_ms);
     let parsed = if exposition::is_openmetrics(content_type) {
         crate::scrape::openmetrics::parse(body).map(|samples| {
             for s in &samples {
@@ -395,7 +473,10 @@ fn parse_and_append(
     };
     match parsed {
         Ok(scraped) => (scraped, appender.finish()),
-        Err(e) => (0, Err((e.to_string(), 0))),
+        Err(e) => {
+            appender.cache.end_scrape();
+            (0, Err((e.to_string(), 0)))
+        }
     }
 }
 
@@ -405,13 +486,14 @@ pub(crate) async fn scrape_once(
     target: &Target,
     metrics: &CollectorMetrics,
     previous: &mut SeenSeries,
+    cache: &mut LabelCache,
 ) -> Vec<TimeSeries> {
     let start_ms = model::time::now_ms();
     let started = Instant::now();
     let fetched = fetch(target).await;
     let duration = started.elapsed();
     let (scraped, outcome) = match fetched {
-        Ok((content_type, body)) => parse_and_append(target, content_type.as_deref(), &body, start_ms),
+        Ok((content_type, body)) => parse_and_append(target, cache, content_type.as_deref(), &body, start_ms),
         Err(e) => (0, Err((e, 0))),
     };
     let result_label = if outcome.is_ok() { "success" } else { "failure" };
@@ -608,6 +690,50 @@ mod tests {
         );
         t.limits.sample = 1;
         assert_eq!(append(&t, samples, 5).err(), Some(("sample limit exceeded".to_string(), 2)));
+    }
+
+    #[test]
+    fn cached_labels_equal_computed_ones_and_stale_entries_go() {
+        let mut t = target(false);
+        t.metric_relabel = Arc::new(
+            relabel::compile_all(
+                &serde_json::from_str::<Vec<crate::relabel::RelabelConfig>>(
+                    r#"[{"source_labels":["kind"],"regex":"skip","action":"drop"}]"#,
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+        );
+        // Label values that would collide if the key were not length-prefixed.
+        let page = vec![
+            sample(&[("kind", "skip")]),
+            sample(&[("kind", "keep")]),
+            sample(&[("a", "1\0b=1:2")]),
+            sample(&[("a", "1"), ("b", "2")]),
+        ];
+        let uncached = append(&t, page.clone(), 5).unwrap();
+        let mut cache = LabelCache::default();
+        for round in 0..3 {
+            let mut appender = Appender::new(&t, &mut cache, 5);
+            for s in &page {
+                appender.add(&s.name, &s.labels, s.value, s.timestamp_ms);
+            }
+            let cached = appender.finish().unwrap();
+            assert_eq!(cached.series, uncached.series, "round {round}");
+            assert_eq!(cached.current, uncached.current, "round {round}");
+        }
+        assert_eq!(cache.entries.len(), 4, "the dropped series is cached as dropped");
+        // A page without those series: their entries go once they outnumber the live ones.
+        for round in 0..3 {
+            let mut appender = Appender::new(&t, &mut cache, 5);
+            for i in 0..100 {
+                let labels = [("i".to_string(), format!("{round}-{i}"))];
+                appender.add("m", &labels, 1.0, None);
+            }
+            appender.finish().unwrap();
+        }
+        assert!(cache.entries.len() <= 2 * 100 + 64, "{}", cache.entries.len());
+        assert!(!cache.entries.keys().any(|k| k.contains("keep")));
     }
 
     #[test]
