@@ -19,7 +19,7 @@ use crate::head::{Appended, Rejection, TenantHead};
 use crate::metrics::TsdbMetrics;
 use crate::promql::{self, EngineOptions, QueryResult, Queryable};
 use crate::status::{self, MetadataStore, MetricMetadata, TsdbStatus};
-use crate::wal::{Record, Wal};
+use crate::wal::{GroupSync, Record, Wal};
 
 /// What one `append` call did. Rejected samples never cause accepted ones to be lost.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,6 +60,7 @@ pub struct Tsdb {
     /// Per tenant, the blocks on disk. Lock order: a tenant's head before this map.
     pub(crate) blocks: RwLock<HashMap<TenantId, TenantBlocks>>,
     pub(crate) wal: Mutex<Wal>,
+    wal_sync: GroupSync,
     next_series_id: AtomicU64,
     pub(crate) metrics: TsdbMetrics,
     /// Serialises maintenance runs (cutting, compaction, retention).
@@ -131,6 +132,7 @@ impl Tsdb {
             tenants: RwLock::new(tenants),
             blocks: RwLock::new(blocks),
             wal: Mutex::new(wal),
+            wal_sync: GroupSync::default(),
             next_series_id: AtomicU64::new(max_id + 1),
             metrics,
             maintenance: Mutex::new(()),
@@ -153,8 +155,8 @@ impl Tsdb {
     /// and described in `first_error` without failing the call. On `Err` (I/O) the samples may be
     /// visible to queries but are not durable; the client should retry (retries are idempotent).
     pub fn append(&self, tenant: &TenantId, series: &[TimeSeries]) -> Result<AppendStats> {
-        let head = self.head_or_create(tenant);
-        let mut head = head.write();
+        let shared_head = self.head_or_create(tenant);
+        let mut head = shared_head.write();
         let window_ms = self.config.out_of_order_window.as_millis().min(i64::MAX as u128) as i64;
         let mut stats = AppendStats::default();
         let mut new_series = Vec::new();
@@ -216,9 +218,14 @@ impl Tsdb {
             records.push(Record::Samples(logged));
         }
         if !records.is_empty() {
-            let written = self.wal.lock().log(&records)?;
+            // Written in head order under the head's lock; made durable after it is released, by
+            // a group fsync shared with the other writers.
+            let (written, position) = self.wal.lock().write(&records)?;
+            drop(head);
             self.metrics.wal_bytes_written.inc_by(written);
-            self.metrics.wal_fsyncs.inc();
+            if self.wal_sync.wait_durable(&self.wal, position)? {
+                self.metrics.wal_fsyncs.inc();
+            }
         }
         self.metrics.samples_appended.inc_by(stats.samples_appended);
         self.metrics.series_created.inc_by(stats.series_created);
