@@ -9,6 +9,7 @@ pub mod manager;
 pub mod notify;
 pub mod promtool;
 pub mod rules;
+mod rules_position;
 pub mod template;
 
 pub use error::Error;

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::rules_position::{Step, position};
 
 /// A whole rule file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -45,6 +46,8 @@ pub struct Rule {
     pub record: Option<String>,
     #[serde(default)]
     pub alert: Option<String>,
+    /// Absent is reported by validation, in rulefmt's words, with the rule's position.
+    #[serde(default)]
     pub expr: ExprText,
     #[serde(default, rename = "for")]
     pub for_: Option<String>,
@@ -62,6 +65,12 @@ pub struct Rule {
 pub enum ExprText {
     Text(String),
     Number(f64),
+}
+
+impl Default for ExprText {
+    fn default() -> Self {
+        ExprText::Text(String::new())
+    }
 }
 
 impl ExprText {
@@ -125,70 +134,141 @@ fn parse_with(text: &str, origin: &str, names: NameValidation, lang: ExprLang) -
     // YAML merge keys (`<<: *defaults`) are common in real rule files; resolve them first.
     let mut value = serde_yaml_ng::Value::deserialize(first).map_err(|e| invalid(e.to_string()))?;
     value.apply_merge().map_err(|e| invalid(e.to_string()))?;
-    let file: RuleFile = RuleFile::deserialize(value).map_err(|e| invalid(e.to_string()))?;
-    validate(&file, names, lang).map_err(invalid)?;
+    let file: RuleFile = RuleFile::deserialize(value).map_err(|e| invalid(shape_error(text, e)))?;
+    validate(&file, names, lang).map_err(|e| invalid(e.located_in(text)))?;
     Ok(file)
 }
 
-fn validate(file: &RuleFile, names: NameValidation, lang: ExprLang) -> Result<(), String> {
+/// A file whose shape is wrong (unknown field, wrong type): the merged tree has no positions, so
+/// the text is read again without merging for the error's line and column (when the error is
+/// there too), and serde's "unknown field" is said as Prometheus's rulefmt says it.
+fn shape_error(text: &str, merged: serde_yaml_ng::Error) -> String {
+    let located = serde_yaml_ng::Deserializer::from_str(text).next().and_then(|d| RuleFile::deserialize(d).err());
+    let (error, at) = match located {
+        Some(e) if e.location().is_some() => {
+            let at = e.location().map(|l| format!("{}:{}: ", l.line(), l.column())).unwrap_or_default();
+            (e, at)
+        }
+        _ => (merged, String::new()),
+    };
+    let mut message = error.to_string();
+    if let Some(cut) = message.find(" at line ") {
+        message.truncate(cut);
+    }
+    if let Some((before, rest)) = message.split_once("unknown field `")
+        && let Some((name, expected)) = rest.split_once("`, ")
+    {
+        message = format!("{before}field {name} not found ({expected})");
+    }
+    format!("{at}{message}")
+}
+
+/// A validation failure and the value it is about, as a path into the file (for its position).
+struct Invalid {
+    path: Vec<Step<'static>>,
+    field: Vec<String>,
+    message: String,
+}
+
+impl Invalid {
+    /// `L:C: message`, as Prometheus's rulefmt, with the position of the field the error is
+    /// about (or of its rule or group when the field is not written there, e.g. merged in).
+    fn located_in(self, text: &str) -> String {
+        let mut path: Vec<Step> = self.path.clone();
+        let mut at = position(text, &path);
+        for key in &self.field {
+            path.push(Step::Key(key));
+            match position(text, &path) {
+                Some(found) => at = Some(found),
+                None => break,
+            }
+        }
+        match at {
+            Some((line, column)) => format!("{line}:{column}: {}", self.message),
+            None => self.message,
+        }
+    }
+}
+
+/// Which field of a rule an error is about (`labels.team` is `["labels", "team"]`).
+type RuleError = (Vec<String>, String);
+
+fn field(name: &str) -> Vec<String> {
+    vec![name.to_string()]
+}
+
+fn validate(file: &RuleFile, names: NameValidation, lang: ExprLang) -> Result<(), Invalid> {
     let mut group_names = HashSet::new();
-    for group in &file.groups {
+    for (g, group) in file.groups.iter().enumerate() {
+        let at_group = |field: Vec<String>, message: String| Invalid {
+            path: vec![Step::Key("groups"), Step::Index(g)],
+            field,
+            message,
+        };
         if group.name.is_empty() {
-            return Err("groupname must not be empty".into());
+            return Err(at_group(field("name"), "groupname must not be empty".into()));
         }
         if !group_names.insert(group.name.as_str()) {
-            return Err(format!("{}: repeated in the same file", group.name));
+            return Err(at_group(field("name"), format!("groupname: {:?} is repeated in the same file", group.name)));
         }
-        for (field, value) in [("interval", &group.interval), ("query_offset", &group.query_offset)] {
+        for (name, value) in [("interval", &group.interval), ("query_offset", &group.query_offset)] {
             if let Some(v) = value {
-                model::time::parse_duration(v).map_err(|e| format!("group {:?}: {field}: {e}", group.name))?;
+                model::time::parse_duration(v)
+                    .map_err(|e| at_group(field(name), format!("group {:?}: {name}: {e}", group.name)))?;
             }
         }
         for (i, rule) in group.rules.iter().enumerate() {
-            let at = format!("group {:?}, rule {}, {:?}", group.name, i + 1, rule.name());
-            validate_rule(rule, names, lang).map_err(|e| format!("{at}: {e}"))?;
+            validate_rule(rule, names, lang).map_err(|(field, e)| Invalid {
+                path: vec![Step::Key("groups"), Step::Index(g), Step::Key("rules"), Step::Index(i)],
+                field,
+                message: format!("group {:?}, rule {}, {:?}: {e}", group.name, i + 1, rule.name()),
+            })?;
         }
     }
     Ok(())
 }
 
-fn validate_rule(rule: &Rule, names: NameValidation, lang: ExprLang) -> Result<(), String> {
+fn validate_rule(rule: &Rule, names: NameValidation, lang: ExprLang) -> Result<(), RuleError> {
     match (&rule.record, &rule.alert) {
-        (Some(_), Some(_)) => return Err("only one of 'record' and 'alert' must be set".into()),
-        (None, None) => return Err("one of 'record' or 'alert' must be set".into()),
+        (Some(_), Some(_)) => return Err((Vec::new(), "only one of 'record' and 'alert' must be set".into())),
+        (None, None) => return Err((Vec::new(), "one of 'record' or 'alert' must be set".into())),
         (Some(record), None) => {
             if record.is_empty() {
-                return Err("field 'record' must be set in rule".into());
+                return Err((field("record"), "field 'record' must be set in rule".into()));
+            }
+            if record.contains(['{', '}']) {
+                let message = format!("braces present in the recording rule name; should it be in expr?: {record}");
+                return Err((field("record"), message));
             }
             if !model::labels::is_valid_metric_name(record) {
-                return Err(format!("invalid recording rule name: {record}"));
+                return Err((field("record"), format!("invalid recording rule name: {record}")));
             }
-            if !rule.annotations.is_empty() {
-                return Err("invalid field 'annotations' in recording rule".into());
-            }
-            if rule.for_.is_some() {
-                return Err("invalid field 'for' in recording rule".into());
-            }
-            if rule.keep_firing_for.is_some() {
-                return Err("invalid field 'keep_firing_for' in recording rule".into());
+            for (name, set) in [("annotations", !rule.annotations.is_empty()), ("for", rule.for_.is_some())]
+                .into_iter()
+                .chain([("keep_firing_for", rule.keep_firing_for.is_some())])
+            {
+                if set {
+                    return Err((field(name), format!("invalid field '{name}' in recording rule")));
+                }
             }
         }
         (None, Some(alert)) => {
             if alert.is_empty() {
-                return Err("field 'alert' must be set in rule".into());
+                return Err((field("alert"), "field 'alert' must be set in rule".into()));
             }
         }
     }
     let expr = rule.expr.as_string();
     if expr.trim().is_empty() {
-        return Err("field 'expr' must be set in rule".into());
+        return Err((field("expr"), "field 'expr' must be set in rule".into()));
     }
     match lang {
         ExprLang::PromQL => {
-            promql_parser::parser::parse(&expr).map_err(|e| format!("could not parse expression: {e}"))?;
+            tsdb::promql::parse(&expr).map_err(|e| (field("expr"), format!("could not parse expression: {e}")))?;
         }
         ExprLang::LogQL => {
-            indexer::logql::parse_expr(&expr).map_err(|e| format!("could not parse LogQL expression: {e}"))?;
+            indexer::logql::parse_expr(&expr)
+                .map_err(|e| (field("expr"), format!("could not parse LogQL expression: {e}")))?;
         }
     }
     let valid_name = |name: &str| match names {
@@ -197,24 +277,25 @@ fn validate_rule(rule: &Rule, names: NameValidation, lang: ExprLang) -> Result<(
     };
     for name in rule.labels.keys() {
         if !valid_name(name) || name == "__name__" {
-            return Err(format!("invalid label name: {name}"));
+            return Err((vec!["labels".into(), name.clone()], format!("invalid label name: {name}")));
         }
     }
     for name in rule.annotations.keys() {
         if !valid_name(name) {
-            return Err(format!("invalid annotation name: {name}"));
+            return Err((vec!["annotations".into(), name.clone()], format!("invalid annotation name: {name}")));
         }
     }
-    for (kind, map) in [("label", &rule.labels), ("annotation", &rule.annotations)] {
+    for (kind, key, map) in [("label", "labels", &rule.labels), ("annotation", "annotations", &rule.annotations)] {
         for (name, text) in map {
             if text.contains("{{") {
-                crate::template::Template::parse(text).map_err(|e| format!("{kind} {name:?}: template: {e}"))?;
+                crate::template::Template::parse(text)
+                    .map_err(|e| (vec![key.into(), name.clone()], format!("{kind} {name:?}: template: {e}")))?;
             }
         }
     }
-    for (field, value) in [("for", &rule.for_), ("keep_firing_for", &rule.keep_firing_for)] {
+    for (name, value) in [("for", &rule.for_), ("keep_firing_for", &rule.keep_firing_for)] {
         if let Some(v) = value {
-            model::time::parse_duration(v).map_err(|e| format!("{field}: {e}"))?;
+            model::time::parse_duration(v).map_err(|e| (field(name), format!("{name}: {e}")))?;
         }
     }
     Ok(())
@@ -234,5 +315,29 @@ mod tests {
         assert!(err.contains("rule 1") && err.contains("'for'"), "{err}");
         let unknown = "groups:\n- name: g\n  rulez: []\n";
         assert!(parse_rule_file(unknown, "u.yml").unwrap_err().to_string().contains("rulez"));
+    }
+
+    #[test]
+    fn errors_say_where_in_the_file() {
+        let promql = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up ==\n  - alert: B\n    expr: sum(rate(x[5m]) by (job)\n";
+        let err = parse_rule_file(promql, "p.yml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("p.yml: 5:11: group \"g\", rule 1, \"A\": could not parse expression: parse error at char"),
+            "{err}"
+        );
+
+        let logql =
+            "groups:\n- name: logs\n  rules:\n  - alert: Errors\n    expr: |\n      sum(rate({job=\"x\"} |= [1m]))\n";
+        let err = parse_log_rule_file(logql, "l.yml").unwrap_err().to_string();
+        assert!(err.starts_with("l.yml: 5:11: group \"logs\", rule 1, \"Errors\": could not parse LogQL expression: parse error at line 1, col"), "{err}");
+
+        let label =
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    labels:\n      ok: x\n      __name__: y\n";
+        let err = parse_rule_file(label, "n.yml").unwrap_err().to_string();
+        assert!(err.starts_with("n.yml: 8:17: group \"g\", rule 1, \"A\": invalid label name: __name__"), "{err}");
+
+        let unknown = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    annotation: {}\n";
+        let err = parse_rule_file(unknown, "u.yml").unwrap_err().to_string();
+        assert!(err.starts_with("u.yml: 6:5: groups[0].rules[0]: field annotation not found"), "{err}");
     }
 }

@@ -46,6 +46,17 @@ fn rulefmt_testdata_verdicts() {
         let valid = verdict.eq_ignore_ascii_case("valid") || verdict.eq_ignore_ascii_case("ok");
         if result.is_ok() != valid {
             mismatches.push(format!("{file}: expected {verdict}, got {result:?}"));
+        } else if let Err(e) = &result {
+            // Prometheus's expected message, and where: `file: L:C: ...` (a position in the file).
+            let message = e.to_string();
+            let wanted = cols.get(3).copied().filter(|w| !w.is_empty() && !w.starts_with('('));
+            let located =
+                message.strip_prefix(&format!("{file}: ")).and_then(|m| m.split_once(": ")).is_some_and(|(at, _)| {
+                    at.split_once(':').is_some_and(|(l, c)| l.parse::<u32>().is_ok() && c.parse::<u32>().is_ok())
+                });
+            if wanted.is_some_and(|w| !message.contains(w)) || !located {
+                mismatches.push(format!("{file}: error {message:?} lacks {wanted:?} or a line:column"));
+            }
         }
         checked += 1;
     }
