@@ -180,7 +180,7 @@ async fn notifications(State(n): State<Arc<Notifier>>, headers: HeaderMap) -> Re
 async fn status(State(n): State<Arc<Notifier>>) -> Response {
     Json(json!({
         "cluster": {"status": "disabled", "peers": []},
-        "config": {"original": ""},
+        "config": {"original": n.api().config_yaml()},
         "uptime": n.api().started_at(),
         "versionInfo": {
             "version": env!("CARGO_PKG_VERSION"),

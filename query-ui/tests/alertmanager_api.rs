@@ -130,3 +130,94 @@ async fn alerts_and_silences_round_trip_in_alertmanagers_shapes() {
     assert_eq!(call(&app, "GET", "/api/v2/notifications", "t1", None).await.1, json!([]));
     n.shutdown().await.unwrap();
 }
+
+/// Runs the real `amtool` (Alertmanager 0.25's client) against `url`; its stdout, or a panic
+/// with its stderr.
+async fn amtool(url: &str, args: &[&str]) -> String {
+    let mut command = tokio::process::Command::new("amtool");
+    command.arg(format!("--alertmanager.url={url}")).args(args);
+    let out = match command.output().await {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("amtool not found: install it with `apt-get install -y prometheus-alertmanager`")
+        }
+        Err(e) => panic!("running amtool: {e}"),
+    };
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "amtool {args:?} failed: {stderr}{stdout}");
+    stdout.into_owned()
+}
+
+/// The first column of each table row after the header (amtool's `simple` output).
+fn first_column(table: &str) -> Vec<String> {
+    table.lines().skip(1).filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn amtool_adds_queries_and_expires_through_the_v2_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "route: {receiver: team, group_wait: 1h, group_by: [alertname]}\nreceivers: [{name: team}]";
+    let cfg = NotifyConfig::from_yaml(yaml).unwrap();
+    let n = Arc::new(Notifier::start(&cfg, NotifierOptions::new(dir.path(), "http://tarsier")).await.unwrap());
+    let app: axum::Router = query_ui::alertmanager_api::routes(n.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    amtool(&url, &["alert", "add", "alertname=DiskFull", "instance=db-1", "--annotation=summary=disk at 97%"]).await;
+    amtool(&url, &["alert", "add", "alertname=CpuHot", "instance=web-1"]).await;
+    let table = amtool(&url, &["alert", "query"]).await;
+    assert_eq!(
+        table.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["Alertname", "Starts", "At", "Summary", "State"]
+    );
+    let mut names = first_column(&table);
+    names.sort();
+    assert_eq!(names, ["CpuHot", "DiskFull"], "{table}");
+    let json: Value =
+        serde_json::from_str(&amtool(&url, &["alert", "query", "-o", "json", "alertname=DiskFull"]).await).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json[0]["labels"], json!({"alertname": "DiskFull", "instance": "db-1"}));
+    assert_eq!(json[0]["annotations"], json!({"summary": "disk at 97%"}));
+    assert_eq!(json[0]["status"]["state"], "active");
+
+    let id =
+        amtool(&url, &["silence", "add", "instance=~db-.*", "--comment=disk swap", "--author=ops", "--duration=1h"])
+            .await
+            .trim()
+            .to_string();
+    assert_eq!(id.len(), 36, "amtool prints the new silence's id: {id:?}");
+    assert_eq!(amtool(&url, &["silence", "query", "-q"]).await.trim(), id);
+    let silences: Value = serde_json::from_str(&amtool(&url, &["silence", "query", "-o", "json"]).await).unwrap();
+    assert_eq!(
+        silences[0]["matchers"],
+        json!([{"name": "instance", "value": "db-.*", "isRegex": true, "isEqual": true}])
+    );
+    assert_eq!((silences[0]["createdBy"].as_str(), silences[0]["comment"].as_str()), (Some("ops"), Some("disk swap")));
+    let table = amtool(&url, &["silence", "query"]).await;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "Matchers", "Ends", "At", "Created", "By", "Comment"], "{table}");
+    assert!(table.contains("instance=~\"db-.*\"") || table.contains("instance=~db-.*"), "{table}");
+
+    // A silenced alert leaves the default (active) query; --silenced shows only it, and with
+    // --active both.
+    assert_eq!(first_column(&amtool(&url, &["alert", "query"]).await), ["CpuHot"]);
+    let silenced = amtool(&url, &["alert", "query", "--silenced"]).await;
+    assert_eq!(first_column(&silenced), ["DiskFull"], "{silenced}");
+    assert!(silenced.lines().nth(1).unwrap().trim_end().ends_with("suppressed"), "{silenced}");
+    let mut names = first_column(&amtool(&url, &["alert", "query", "--silenced", "--active"]).await);
+    names.sort();
+    assert_eq!(names, ["CpuHot", "DiskFull"]);
+
+    amtool(&url, &["silence", "expire", &id]).await;
+    assert_eq!(amtool(&url, &["silence", "query", "-q"]).await.trim(), "");
+    assert_eq!(amtool(&url, &["silence", "query", "-q", "--expired"]).await.trim(), id);
+    assert_eq!(first_column(&amtool(&url, &["alert", "query"]).await).len(), 2, "expired: both alerts active again");
+
+    // `amtool config show` prints the configuration from /api/v2/status; `config routes` its tree.
+    let config = amtool(&url, &["config", "show"]).await;
+    assert!(config.contains("receiver: team"), "{config}");
+    let routes = amtool(&url, &["config", "routes", "show"]).await;
+    assert!(routes.contains("team"), "{routes}");
+    n.shutdown().await.unwrap();
+}

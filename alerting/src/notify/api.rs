@@ -198,8 +198,18 @@ impl<'a> Api<'a> {
     }
 
     /// Accepts alerts as `POST /api/v2/alerts` does (through the same queue as the engine).
-    pub fn post_alerts(&self, tenant: &str, alerts: Vec<Alert>) -> Result<(), Error> {
-        for a in &alerts {
+    /// Go's zero time (`0001-01-01T00:00:00Z`, what `amtool alert add` sends for a time it was not
+    /// given) means "not set", as in Alertmanager: no start is now (or the end, if one is given),
+    /// no end means resolve by timeout.
+    pub fn post_alerts(&self, tenant: &str, mut alerts: Vec<Alert>) -> Result<(), Error> {
+        let unset = |t: &chrono::DateTime<Utc>| chrono::Datelike::year(t) <= 1;
+        for a in &mut alerts {
+            if a.ends_at.as_ref().is_some_and(unset) {
+                a.ends_at = None;
+            }
+            if unset(&a.starts_at) {
+                a.starts_at = a.ends_at.unwrap_or_else(Utc::now);
+            }
             if a.labels.is_empty() {
                 return Err(Error::InvalidAlert("an alert needs at least one label".into()));
             }
@@ -242,6 +252,11 @@ impl<'a> Api<'a> {
     /// When the notifier started (RFC 3339), for `/api/v2/status`'s `uptime`.
     pub fn started_at(&self) -> String {
         rfc3339(&self.inner.started_at)
+    }
+
+    /// The configuration with secrets redacted, for `/api/v2/status`'s `config.original`.
+    pub fn config_yaml(&self) -> String {
+        self.inner.plan.redacted_yaml.clone()
     }
 
     /// Receiver names, for `/api/v2/receivers`.

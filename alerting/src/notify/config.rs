@@ -18,9 +18,20 @@ use crate::template::NotifyTemplates;
 
 /// A secret string (webhook URL, password): `Debug` and logs never show it. A value written as
 /// `${NAME}` is read from the environment variable `NAME`.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+thread_local! {
+    /// Set while [`NotifyConfig::redacted_yaml`] serializes: secrets then render as `<secret>`.
+    static REDACTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if REDACTING.get() { serializer.serialize_str("<secret>") } else { serializer.serialize_str(&self.0) }
+    }
+}
 
 impl Secret {
     /// Wraps a value.
@@ -189,28 +200,28 @@ pub struct ReceiverConfig {
     /// The name routes refer to.
     pub name: String,
     /// Alertmanager webhook (payload version 4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhook_configs: Vec<WebhookConfig>,
     /// Slack incoming webhooks.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slack_configs: Vec<SlackConfig>,
     /// Microsoft Teams through Workflows (Adaptive Card).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub msteamsv2_configs: Vec<ChatConfig>,
     /// Email over SMTP.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub email_configs: Vec<EmailConfig>,
     /// Feishu/Lark custom bot (Tarsier extension).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feishu_configs: Vec<ChatConfig>,
     /// DingTalk robot (Tarsier extension).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dingtalk_configs: Vec<ChatConfig>,
     /// WeCom group robot (Tarsier extension).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wecom_configs: Vec<ChatConfig>,
     /// Forwarding to another Alertmanager's `/api/v2/alerts` (Tarsier extension).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alertmanager_configs: Vec<ForwardConfig>,
 }
 
@@ -301,6 +312,8 @@ pub struct Plan {
     pub time_intervals: HashMap<String, Vec<TimeInterval>>,
     /// `global.resolve_timeout`.
     pub resolve_timeout: Duration,
+    /// The config as YAML with every secret as `<secret>` (`/api/v2/status`'s `config.original`).
+    pub redacted_yaml: String,
 }
 
 /// Parses a Prometheus-style duration (`30s`, `5m`, `1h30m`, `1d`, `100ms`).
@@ -330,6 +343,15 @@ impl NotifyConfig {
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
         serde_yaml_ng::from_str(text)
             .map_err(|e| Error::InvalidNotifyConfig { key: "config".into(), message: e.to_string() })
+    }
+
+    /// The config as YAML, every [`Secret`] (URLs with tokens, passwords, signing keys) rendered
+    /// as `<secret>`: what Alertmanager shows as its `config.original`.
+    pub fn redacted_yaml(&self) -> String {
+        REDACTING.set(true);
+        let yaml = serde_yaml_ng::to_string(self);
+        REDACTING.set(false);
+        yaml.unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
     }
 
     /// Checks the config and builds the [`Plan`]; errors name the key path.
@@ -412,7 +434,8 @@ impl NotifyConfig {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        Ok(Plan { routes, receivers, inhibit_rules, time_intervals, resolve_timeout })
+        let redacted_yaml = self.redacted_yaml();
+        Ok(Plan { routes, receivers, inhibit_rules, time_intervals, resolve_timeout, redacted_yaml })
     }
 }
 
@@ -641,9 +664,11 @@ receivers:
         )
         .unwrap();
         let plan = cfg.validate().unwrap();
-        for shown in [format!("{cfg:?}"), format!("{plan:?}")] {
+        for shown in [format!("{cfg:?}"), format!("{plan:?}"), cfg.redacted_yaml()] {
             assert!(!shown.contains("TOPSECRET") && !shown.contains("SEC123"), "{shown}");
         }
+        assert!(cfg.redacted_yaml().contains("webhook_url: <secret>"), "{}", cfg.redacted_yaml());
+        assert!(serde_yaml_ng::to_string(&cfg).unwrap().contains("SEC123"), "plain serialization keeps secrets");
     }
 
     #[test]
