@@ -170,17 +170,19 @@ pub(crate) fn service_group(service: &Service) -> TargetGroup {
     group
 }
 
-/// The node an endpoint address runs on, for `attach_metadata.node`: the referenced Node, else the
-/// address's `nodeName` (Prometheus's order).
+/// The node an endpoint address runs on, for `attach_metadata.node`: its `nodeName` or the
+/// referenced Node. Prometheus asks endpoints for `nodeName` first (`name_first`) and
+/// endpointslices for the reference first.
 fn endpoint_node<'a>(
     target: Option<&ObjectReference>,
     node_name: Option<&String>,
+    name_first: bool,
     node: &impl Fn(&str) -> Option<&'a Node>,
 ) -> Option<&'a Node> {
-    match target.filter(|r| r.kind.as_deref() == Some("Node")) {
-        Some(r) => node(r.name.as_deref()?),
-        None => node(node_name?),
-    }
+    let referenced = target.filter(|r| r.kind.as_deref() == Some("Node")).and_then(|r| r.name.as_deref());
+    let own = node_name.map(String::as_str);
+    let name = if name_first { own.or(referenced) } else { referenced.or(own) };
+    node(name?)
 }
 
 /// The pod an endpoint address points at, when it is a Pod the pod watch knows.
@@ -275,7 +277,7 @@ pub(crate) fn endpoints_group<'a>(
                 if let Some(hostname) = &address.hostname {
                     t.set("__meta_kubernetes_endpoint_hostname", hostname);
                 }
-                if let Some(n) = endpoint_node(address.target_ref.as_ref(), address.node_name.as_ref(), &node) {
+                if let Some(n) = endpoint_node(address.target_ref.as_ref(), address.node_name.as_ref(), true, &node) {
                     node_meta(&mut t, n);
                 }
                 if let Some(p) = endpoint_pod(address.target_ref.as_ref(), &pod) {
@@ -366,7 +368,8 @@ pub(crate) fn endpointslice_group<'a>(
                     t.set(format!("{ES}endpoint_topology_{key}"), value)
                         .set(format!("{ES}endpoint_topology_present_{key}"), "true");
                 }
-                if let Some(n) = endpoint_node(endpoint.target_ref.as_ref(), endpoint.node_name.as_ref(), &node) {
+                if let Some(n) = endpoint_node(endpoint.target_ref.as_ref(), endpoint.node_name.as_ref(), false, &node)
+                {
                     node_meta(&mut t, n);
                 }
                 if let Some(p) = endpoint_pod(endpoint.target_ref.as_ref(), &pod) {
@@ -562,6 +565,11 @@ mod tests {
         );
         assert_eq!(group.targets[0].get("__meta_kubernetes_pod_name"), Some("web-1"));
         assert_eq!(group.targets[0].get("__meta_kubernetes_endpoint_node_name"), Some("node-1"));
+        assert_eq!(group.targets[0].get("__meta_kubernetes_node_name"), None, "no attach_metadata, no node labels");
+        let node = node_1();
+        let attached = endpoints_group(&endpoints, None, |_| None, |n| (n == "node-1").then_some(&node));
+        assert_eq!(attached.targets[0].get("__meta_kubernetes_node_label_topology_kubernetes_io_zone"), Some("z1"));
+        assert_eq!(attached.targets[1].get("__meta_kubernetes_node_name"), None, "an address without a node");
         let svc = service_group(&service);
         assert_eq!(svc.targets[0].get(ADDRESS), Some("web.shop.svc:80"));
         assert_eq!(svc.targets[0].get("__meta_kubernetes_service_cluster_ip"), Some("127.0.2.1"));
