@@ -136,8 +136,10 @@ fn mounted_configs_pass_check_config() {
         std::fs::write(etc.join("secrets").join(key), value).unwrap();
     }
     for file in ["agent.yaml", "server.yaml"] {
+        // The DaemonSet sets NODE_NAME from the downward API; the agent's scrape job selects by it.
         let out = Command::new(env!("CARGO_BIN_EXE_tarsier"))
             .args(["check-config", etc.join(file).to_str().unwrap()])
+            .env("NODE_NAME", "node-1")
             .output()
             .unwrap();
         assert!(
@@ -146,6 +148,18 @@ fn mounted_configs_pass_check_config() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Without NODE_NAME the agent's config is refused, naming the selector.
+    let out = Command::new(env!("CARGO_BIN_EXE_tarsier"))
+        .args(["check-config", etc.join("agent.yaml").to_str().unwrap()])
+        .env_remove("NODE_NAME")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "agent.yaml passed without NODE_NAME");
+    assert!(
+        stderr.contains("kubernetes_sd_configs[0].selectors[0].field: environment variable NODE_NAME is not set"),
+        "{stderr}"
+    );
     // The server's rule glob finds the mounted rule file, and its rules parse.
     let rules = etc.join("rules/tarsier.yaml");
     assert!(rules.is_file(), "the StatefulSet's items mount the rules under rules/");

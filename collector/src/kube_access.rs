@@ -23,7 +23,13 @@ const READ: &[&str] = &["get", "list", "watch"];
 /// The table. The agent lists and watches the pods of its own node with
 /// `fieldSelector=spec.nodeName=<NODE_NAME>` (RBAC cannot scope by field; the client does).
 pub const API_ACCESS: &[ApiAccess] = &[
-    ApiAccess { role: "agent", group: "", resource: "pods", verbs: READ, why: "pod labels and owners for log streams" },
+    ApiAccess {
+        role: "agent",
+        group: "",
+        resource: "pods",
+        verbs: READ,
+        why: "pod labels and owners for log streams; kubernetes_sd role pod of its node",
+    },
     ApiAccess { role: "agent", group: "", resource: "namespaces", verbs: READ, why: "namespace labels for streams" },
     ApiAccess { role: "server", group: "", resource: "pods", verbs: READ, why: "kubernetes_sd role pod" },
     ApiAccess { role: "server", group: "", resource: "services", verbs: READ, why: "kubernetes_sd role service" },
@@ -42,6 +48,13 @@ pub const API_ACCESS: &[ApiAccess] = &[
         resource: "endpointslices",
         verbs: READ,
         why: "kubernetes_sd role endpointslice",
+    },
+    ApiAccess {
+        role: "server",
+        group: "networking.k8s.io",
+        resource: "ingresses",
+        verbs: READ,
+        why: "kubernetes_sd role ingress",
     },
 ];
 

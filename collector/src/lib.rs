@@ -42,7 +42,8 @@ pub use config::{
 pub use error::{Error, ErrorKind};
 pub use scrape::http::{Authorization, BasicAuth, TlsConfig};
 pub use scrape::sd::{
-    DnsRecordType, DnsSdConfig, FileSdConfig, KubernetesRole, KubernetesSdConfig, NamespaceDiscovery, RoleSelector,
+    AttachMetadata, DnsRecordType, DnsSdConfig, FileSdConfig, KubernetesRole, KubernetesSdConfig, NamespaceDiscovery,
+    RoleSelector,
 };
 pub use scrape::{DroppedTarget, TargetHealth, TargetStatus};
 pub use sink::{HttpSink, LogSink, MetricSink, SinkError};

@@ -18,7 +18,8 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use collector::kubernetes::PodMetadata;
 use collector::{
-    Collector, CollectorConfig, KubernetesConfig, KubernetesRole, KubernetesSdConfig, RelabelConfig, ScrapeConfig,
+    AttachMetadata, Collector, CollectorConfig, KubernetesConfig, KubernetesRole, KubernetesSdConfig, RelabelConfig,
+    ScrapeConfig, TlsConfig,
 };
 use common::{RecordingSink, wait_for};
 use futures::StreamExt;
@@ -53,6 +54,12 @@ struct ApiServer {
     scripts: Mutex<HashMap<String, Script>>,
     /// `<verb> <resource> <query>` of every request, in order.
     requests: Mutex<Vec<String>>,
+    /// The `Authorization` header every request must carry (else 401), when set.
+    authorization: Option<String>,
+    /// Requests refused for a missing or wrong `Authorization`.
+    unauthorized: Mutex<usize>,
+    /// Watches of these resources send their events only once the gate is opened.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
 }
 
 impl ApiServer {
@@ -72,6 +79,18 @@ impl ApiServer {
 }
 
 async fn handle(State(server): State<Arc<ApiServer>>, request: Request) -> Response {
+    if let Some(want) = &server.authorization {
+        let got = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+        if got != Some(want.as_str()) {
+            *server.unauthorized.lock().unwrap() += 1;
+            let status = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
+            return Response::builder()
+                .status(401)
+                .header("content-type", "application/json")
+                .body(Body::from(status))
+                .unwrap();
+        }
+    }
     let resource = request.uri().path().rsplit('/').next().unwrap_or_default().to_string();
     let query = request.uri().query().unwrap_or_default().to_string();
     let watch = query.split('&').any(|p| p == "watch=true");
@@ -89,9 +108,17 @@ async fn handle(State(server): State<Arc<ApiServer>>, request: Request) -> Respo
         return json(Body::from(script.last_list.clone().expect("a list fixture")));
     }
     let (events, end) = script.watches.pop_front().unwrap_or_default();
+    let gate = server.gates.lock().unwrap().get(&resource).cloned();
     let lines = futures::stream::iter(
         events.lines().map(|l| Ok::<_, std::io::Error>(Bytes::from(format!("{l}\n")))).collect::<Vec<_>>(),
     );
+    let lines = futures::stream::once(async move {
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
+        lines
+    })
+    .flatten();
     let body = match end {
         End::Close => lines.boxed(),
         End::Hang => lines.chain(futures::stream::pending()).boxed(),
@@ -117,6 +144,58 @@ async fn start(server: Arc<ApiServer>) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
+}
+
+/// A TLS listener for `axum::serve`: each accepted connection is handshaken before it is served
+/// (a failed handshake is dropped and the next connection accepted).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else { continue };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Serves `server` over HTTPS with a certificate for `name` from a fresh CA; returns the URL and
+/// the CA's PEM.
+async fn start_tls(server: Arc<ApiServer>, name: &str) -> (String, String) {
+    use rustls::pki_types::pem::PemObject;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", tcp.local_addr().unwrap());
+    let listener = TlsListener { tcp, acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)) };
+    let app = axum::Router::new().fallback(handle).with_state(server);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, ca.pem())
 }
 
 /// The pod script: list, watch (event + bookmark, closed), watch → 410, relist (changed), watch
@@ -200,16 +279,23 @@ async fn sd_collector(
     role: KubernetesRole,
     relabel_configs: Vec<RelabelConfig>,
 ) -> (Collector, tempfile::TempDir) {
+    sd_collector_with(
+        KubernetesSdConfig { role, api_server: Some(url.to_string()), ..Default::default() },
+        relabel_configs,
+    )
+    .await
+}
+
+async fn sd_collector_with(
+    sd: KubernetesSdConfig,
+    relabel_configs: Vec<RelabelConfig>,
+) -> (Collector, tempfile::TempDir) {
     let mut config = CollectorConfig::default();
     config.scrape_configs.push(ScrapeConfig {
-        job_name: format!("kubernetes-{role:?}").to_lowercase(),
+        job_name: format!("kubernetes-{:?}", sd.role).to_lowercase(),
         // Long enough that no target is scraped during the test.
         scrape_interval: Some(Duration::from_secs(3600)),
-        kubernetes_sd_configs: vec![KubernetesSdConfig {
-            role,
-            api_server: Some(url.to_string()),
-            ..Default::default()
-        }],
+        kubernetes_sd_configs: vec![sd],
         relabel_configs,
         ..Default::default()
     });
@@ -325,6 +411,140 @@ async fn endpoints_sd_targets_follow_a_relist() {
     collector.shutdown().await.unwrap();
 }
 
+/// `api_server` over HTTPS with Prometheus's keys: the CA from `ca_file`, the certificate checked
+/// for `server_name` (not the URL's IP), and the token from `bearer_token_file` on every request;
+/// the server refuses requests without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sd_reaches_an_https_api_server_with_a_bearer_token() {
+    let server = Arc::new(ApiServer { authorization: Some("Bearer s3cret-token".into()), ..Default::default() });
+    server.script("pods", &["pods-list-2.json"], vec![]);
+    let (url, ca_pem) = start_tls(server.clone(), "kubernetes.default.svc").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, token_file) = (dir.path().join("ca.pem"), dir.path().join("token"));
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    // A trailing newline, as `echo` leaves it: trimmed, as Prometheus does (kube alone would send it).
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let sd = KubernetesSdConfig {
+        role: KubernetesRole::Pod,
+        api_server: Some(url.clone()),
+        bearer_token_file: Some(token_file),
+        tls_config: TlsConfig {
+            ca_file: Some(ca_file),
+            server_name: Some("kubernetes.default.svc".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let relabel_configs = relabel("- source_labels: [__meta_kubernetes_pod_name]\n  target_label: pod\n");
+    let (collector, _state) = sd_collector_with(sd, relabel_configs).await;
+    wait_for("pod targets through TLS and the token", || {
+        targets(&collector).iter().any(|(_, pod)| pod == "api-7d9f8b6c5d-q4w5e")
+    })
+    .await;
+    assert_eq!(*server.unauthorized.lock().unwrap(), 0, "every request carried the token");
+    collector.shutdown().await.unwrap();
+    // Without the token: refused, no targets.
+    let sd = KubernetesSdConfig {
+        role: KubernetesRole::Pod,
+        api_server: Some(url),
+        tls_config: TlsConfig { insecure_skip_verify: true, ..Default::default() },
+        ..Default::default()
+    };
+    let (collector, _state) = sd_collector_with(sd, Vec::new()).await;
+    wait_for("a refused request", || *server.unauthorized.lock().unwrap() > 0).await;
+    assert!(collector.targets().is_empty());
+    collector.shutdown().await.unwrap();
+}
+
+/// Role endpointslice joins the slice's service (by `kubernetes.io/service-name`), its pods and,
+/// with `attach_metadata.node`, their node; a MODIFIED slice adds a not-ready endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpointslice_sd_joins_services_pods_and_nodes() {
+    let server = Arc::new(ApiServer::default());
+    server.script("pods", &["pods-list-2.json"], vec![]);
+    server.script("services", &["services-list.json"], vec![]);
+    server.script("nodes", &["nodes-list.json"], vec![]);
+    server.script("endpointslices", &["endpointslices-list.json"], vec![("endpointslices-watch-1.jsonl", End::Hang)]);
+    let url = start(server.clone()).await;
+    let relabel_configs = relabel(
+        r#"
+- source_labels: [__meta_kubernetes_service_annotation_prometheus_io_scrape]
+  action: keep
+  regex: "true"
+- source_labels: [__meta_kubernetes_pod_name]
+  target_label: pod
+- source_labels: [__meta_kubernetes_node_label_topology_kubernetes_io_zone]
+  target_label: zone
+"#,
+    );
+    let sd = KubernetesSdConfig {
+        role: KubernetesRole::Endpointslice,
+        api_server: Some(url),
+        attach_metadata: AttachMetadata { node: true },
+        ..Default::default()
+    };
+    let (collector, _state) = sd_collector_with(sd, relabel_configs).await;
+    let want = vec![
+        ("127.0.0.11:8080".to_string(), "api-7d9f8b6c5d-x2x9z".to_string()),
+        ("127.0.0.15:8080".to_string(), "api-7d9f8b6c5d-q4w5e".to_string()),
+    ];
+    wait_for("endpointslice targets after the MODIFIED slice", || targets(&collector) == want).await;
+    let all = collector.targets();
+    let new = all.iter().find(|t| t.labels.get("instance") == Some("127.0.0.15:8080")).unwrap();
+    let d = &new.discovered_labels;
+    assert_eq!(d.get("__meta_kubernetes_endpointslice_endpoint_conditions_ready"), Some("false"));
+    assert_eq!(d.get("__meta_kubernetes_endpointslice_name"), Some("api-7xk2p"));
+    assert_eq!(d.get("__meta_kubernetes_endpointslice_address_type"), Some("IPv4"));
+    assert_eq!(d.get("__meta_kubernetes_endpointslice_port_app_protocol"), Some("http"));
+    assert_eq!(d.get("__meta_kubernetes_service_name"), Some("api"));
+    assert_eq!(d.get("__meta_kubernetes_pod_container_port_name"), Some("http"));
+    assert_eq!(d.get("__meta_kubernetes_node_label_node_kubernetes_io_instance_type"), Some("m5.large"));
+    assert!(all.iter().all(|t| t.labels.get("zone") == Some("zone-a")), "node labels on every target");
+    assert_eq!(server.requests("list", "nodes").len(), 1, "attach_metadata watches nodes");
+    collector.shutdown().await.unwrap();
+}
+
+/// Role ingress: a target per rule and path, https where TLS covers the host; the usual
+/// blackbox relabeling turns them into probe URLs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_sd_targets_per_rule_and_path() {
+    let server = Arc::new(ApiServer::default());
+    server.script("ingresses", &["ingresses-list.json"], vec![]);
+    let url = start(server.clone()).await;
+    let relabel_configs = relabel(
+        r#"
+- source_labels: [__meta_kubernetes_ingress_annotation_prometheus_io_probe]
+  action: keep
+  regex: "true"
+- source_labels: [__meta_kubernetes_ingress_scheme, __address__, __meta_kubernetes_ingress_path]
+  regex: (.+);(.+);(.+)
+  replacement: ${1}://${2}${3}
+  target_label: __param_target
+- target_label: __address__
+  replacement: 127.0.0.1:9
+- source_labels: [__param_target]
+  target_label: instance
+- source_labels: [__meta_kubernetes_ingress_name]
+  target_label: ingress
+"#,
+    );
+    let (collector, _state) = sd_collector(&url, KubernetesRole::Ingress, relabel_configs).await;
+    let instances = || {
+        let mut i: Vec<String> =
+            collector.targets().iter().map(|t| t.labels.get("instance").unwrap_or("").to_string()).collect();
+        i.sort();
+        i
+    };
+    let want = ["http://admin.example.test/", "https://shop.example.test/", "https://shop.example.test/metrics"];
+    wait_for("ingress targets", || instances() == want).await;
+    let t = collector.targets().into_iter().next().unwrap();
+    assert_eq!(t.labels.get("ingress"), Some("shop"));
+    assert_eq!(t.discovered_labels.get("__meta_kubernetes_ingress_class_name"), Some("nginx"));
+    let lists = server.requests("list", "ingresses");
+    assert!(!lists.is_empty());
+    collector.shutdown().await.unwrap();
+}
+
 /// The agent labels the lines of a simulated pod with its API metadata, and the lines of a pod
 /// the API does not know go out after `metadata_wait` with their path labels.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,5 +598,56 @@ async fn agent_lines_carry_pod_metadata() {
         })
     };
     wait_for("signals under the API's workload", workload_series).await;
+    collector.shutdown().await.unwrap();
+}
+
+/// A pod relabelled while its log file is open: lines read after the watch's MODIFIED carry the
+/// new label, lines before it the old one, and no line goes back to the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_files_get_new_pod_labels_after_a_modified_pod() {
+    let server = Arc::new(ApiServer::default());
+    server.script("pods", &["pods-list-2.json"], vec![("pods-watch-5.jsonl", End::Hang)]);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    server.gates.lock().unwrap().insert("pods".into(), gate.clone());
+    let url = start(server.clone()).await;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(format!("pods/shop_api-7d9f8b6c5d-q4w5e_{UID_API_2}/api"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("0.log");
+    let cri = |msg: &str| format!("2026-12-06T18:00:10.000000000Z stdout F {msg}");
+    common::append(&log, [cri("before")]);
+    let mut config = common::tail_config(root.path());
+    config.tail.include = vec![format!("{}/pods/*/*/*.log", root.path().display())];
+    config.kubernetes = KubernetesConfig {
+        api_url: Some(url),
+        node_name: Some("node-1".into()),
+        pod_labels: vec!["app.kubernetes.io/version".into()],
+        ..Default::default()
+    };
+    let state = tempfile::tempdir().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
+    let versions = || -> Vec<(String, String)> {
+        let logs = sink.logs.lock().unwrap();
+        logs.iter()
+            .map(|r| (r.line.clone(), r.labels.get("app_kubernetes_io_version").unwrap_or("").to_string()))
+            .collect()
+    };
+    wait_for("the first line", || !versions().is_empty()).await;
+    assert_eq!(versions(), [("before".to_string(), "2.0.0".to_string())]);
+    gate.notify_one();
+    // The watch event and the next read race; keep writing until a line shows the new label.
+    let mut n = 0;
+    wait_for("a line with the new label", || {
+        n += 1;
+        common::append(&log, [cri(&format!("after-{n}"))]);
+        versions().iter().any(|(_, v)| v == "2.1.0")
+    })
+    .await;
+    let seen = versions();
+    let first_new = seen.iter().position(|(_, v)| v == "2.1.0").unwrap();
+    assert!(seen[..first_new].iter().all(|(_, v)| v == "2.0.0"), "{seen:?}");
+    assert!(seen[first_new..].iter().all(|(_, v)| v == "2.1.0"), "never back to the old labels: {seen:?}");
+    assert_eq!(seen[0].0, "before");
     collector.shutdown().await.unwrap();
 }

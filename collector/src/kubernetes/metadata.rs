@@ -4,9 +4,12 @@
 //! and namespace labels and the owning workload (ReplicaSet → Deployment, StatefulSet, DaemonSet,
 //! Job → CronJob), which the autoscaling signals use instead of guessing from the pod name.
 //! The tailer thread reads it without waiting on the watch task (one short read lock per lookup).
+//! A generation counter moves whenever what a stream would get changes (a pod's labels or owner,
+//! a namespace's labels, a relist), so the tailer refreshes the labels of files it already has
+//! open with one atomic load per file and read pass.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -40,6 +43,8 @@ pub struct PodMetadata {
     pods: RwLock<HashMap<String, Arc<PodInfo>>>,
     namespaces: RwLock<HashMap<String, Vec<(String, String)>>>,
     synced: AtomicBool,
+    /// Moves on every change of what `stream_labels` answers.
+    generation: AtomicU64,
     wait: Duration,
 }
 
@@ -49,7 +54,7 @@ impl PodMetadata {
         config: &KubernetesConfig,
         cancel: CancellationToken,
     ) -> Result<(Arc<PodMetadata>, JoinHandle<()>), String> {
-        let client = super::client(config.api_url.as_deref(), config.kubeconfig.as_deref()).await?;
+        let client = super::client(config.api_url.as_deref(), config.kubeconfig.as_deref(), None).await?;
         let node = config.node_name.clone().or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()));
         let metadata = Arc::new(PodMetadata { wait: config.metadata_wait, ..Default::default() });
         let task = tokio::spawn(run(client, node, config.clone(), metadata.clone(), cancel));
@@ -73,6 +78,16 @@ impl PodMetadata {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A number that changes whenever some pod's `stream_labels` may have changed: a file opened
+    /// at generation `g` needs no new lookup while this still says `g`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether the first complete pod list has arrived.
@@ -199,8 +214,17 @@ async fn run(
                         tracing::debug!(pods = listed.len(), "pod metadata listed");
                         *pods() = listed;
                         metadata.synced.store(true, Ordering::Release);
+                        metadata.changed();
                     }
-                    Event::Apply(pod) => pods().extend(info(&pod, &config)),
+                    Event::Apply(pod) => {
+                        if let Some((uid, info)) = info(&pod, &config) {
+                            // Status updates (most MODIFIED events) leave the info as it was.
+                            let old = pods().insert(uid, info.clone());
+                            if old.is_none_or(|old| old != info) {
+                                metadata.changed();
+                            }
+                        }
+                    }
                     Event::Delete(pod) => {
                         if let Some(uid) = pod.uid() {
                             pods().remove(&uid);
@@ -216,8 +240,16 @@ async fn run(
                     Event::InitApply(ns) => {
                         relisted_namespaces.get_or_insert_with(HashMap::new).extend([entry(&ns)]);
                     }
-                    Event::InitDone => *namespaces() = relisted_namespaces.take().unwrap_or_default(),
-                    Event::Apply(ns) => namespaces().extend([entry(&ns)]),
+                    Event::InitDone => {
+                        *namespaces() = relisted_namespaces.take().unwrap_or_default();
+                        metadata.changed();
+                    }
+                    Event::Apply(ns) => {
+                        let (name, labels) = entry(&ns);
+                        if namespaces().insert(name, labels.clone()).is_none_or(|old| old != labels) {
+                            metadata.changed();
+                        }
+                    }
                     Event::Delete(ns) => {
                         namespaces().remove(&ns.name_any());
                     }

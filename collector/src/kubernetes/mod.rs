@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 pub use metadata::{PodInfo, PodMetadata};
 
+use crate::scrape::http::{HttpSettings, read_ca_file};
+
 /// Where the service account's files are mounted in a pod.
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// First wait after a failed list or watch; doubles up to [`BACKOFF_MAX`].
@@ -124,8 +126,13 @@ pub(crate) fn validate_source(
     Ok(())
 }
 
-/// Builds a client: a kubeconfig file, else a plain API URL, else the in-cluster service account.
-pub(crate) async fn client(api_url: Option<&str>, kubeconfig: Option<&Path>) -> Result<kube::Client, String> {
+/// Builds a client: a kubeconfig file, else a plain API URL (with `http`: kubernetes_sd's TLS and
+/// credential keys), else the in-cluster service account.
+pub(crate) async fn client(
+    api_url: Option<&str>,
+    kubeconfig: Option<&Path>,
+    http: Option<HttpSettings<'_>>,
+) -> Result<kube::Client, String> {
     // kube's rustls uses the process-wide provider; ring is the one this workspace builds.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match (kubeconfig, api_url) {
@@ -135,10 +142,59 @@ pub(crate) async fn client(api_url: Option<&str>, kubeconfig: Option<&Path>) -> 
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?
         }
-        (None, Some(url)) => kube::Config::new(url.parse().map_err(|e| format!("{url:?}: {e}"))?),
+        (None, Some(url)) => {
+            let mut config = kube::Config::new(url.parse().map_err(|e| format!("{url:?}: {e}"))?);
+            if let Some(http) = http {
+                apply_http(&mut config, &http)?;
+            }
+            config
+        }
         (None, None) => kube::Config::incluster().map_err(|e| format!("in-cluster config: {e}"))?,
     };
     kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Puts Prometheus's HTTP client keys on a kube config. Credentials become a fixed
+/// `Authorization` header, their files read (and trimmed, as Prometheus does) once here: kube's own
+/// `token_file` does not trim, so a token file ending in a newline would be an invalid header.
+fn apply_http(config: &mut kube::Config, http: &HttpSettings<'_>) -> Result<(), String> {
+    let tls = http.tls;
+    if let Some(path) = &tls.ca_file {
+        config.root_cert = Some(read_ca_file(path)?.into_iter().map(|c| c.to_vec()).collect());
+    }
+    let path_string = |p: &PathBuf| p.to_string_lossy().into_owned();
+    config.auth_info.client_certificate = tls.cert_file.as_ref().map(path_string);
+    config.auth_info.client_key = tls.key_file.as_ref().map(path_string);
+    config.tls_server_name = tls.server_name.clone();
+    config.accept_invalid_certs = tls.insecure_skip_verify;
+    let read = |secret: Option<&String>, file: Option<&Path>| -> Result<String, String> {
+        match (secret, file) {
+            (_, Some(file)) => std::fs::read_to_string(file)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("reading {}: {e}", file.display())),
+            (Some(secret), None) => Ok(secret.clone()),
+            (None, None) => Ok(String::new()),
+        }
+    };
+    let header = if let Some(file) = http.bearer_token_file {
+        Some(format!("Bearer {}", read(None, Some(file))?))
+    } else if let Some(auth) = http.authorization {
+        Some(format!("{} {}", auth.kind, read(auth.credentials.as_ref(), auth.credentials_file.as_deref())?))
+    } else if let Some(basic) = http.basic_auth {
+        use base64::Engine as _;
+        let password = read(basic.password.as_ref(), basic.password_file.as_deref())?;
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", basic.username));
+        Some(format!("Basic {pair}"))
+    } else {
+        None
+    };
+    if let Some(value) = header {
+        let mut value = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|_| "credentials are not a valid header value".to_string())?;
+        value.set_sensitive(true);
+        config.headers.push((reqwest::header::AUTHORIZATION, value));
+    }
+    Ok(())
 }
 
 /// The namespace this pod runs in, from its service account mount.
@@ -342,7 +398,17 @@ mod tests {
         for resource in [Pod::plural(&()), Namespace::plural(&())] {
             assert!(granted("agent", &resource), "agent {resource}");
         }
-        for resource in [Pod::plural(&()), Service::plural(&()), Endpoints::plural(&()), Node::plural(&())] {
+        use k8s_openapi::api::discovery::v1::EndpointSlice;
+        use k8s_openapi::api::networking::v1::Ingress;
+        let server = [
+            Pod::plural(&()),
+            Service::plural(&()),
+            Endpoints::plural(&()),
+            Node::plural(&()),
+            EndpointSlice::plural(&()),
+            Ingress::plural(&()),
+        ];
+        for resource in server {
             assert!(granted("server", &resource), "server {resource}");
         }
     }

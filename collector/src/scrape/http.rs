@@ -191,19 +191,24 @@ fn read_pem_file(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
 }
 
+/// The certificates of a PEM `ca_file` (at least one).
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = read_pem_file(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("ca_file {}: no PEM certificate found", path.display()));
+    }
+    Ok(certs)
+}
+
 fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
     let mut roots = rustls::RootCertStore::empty();
     match &tls.ca_file {
         Some(path) => {
-            let pem = read_pem_file(path)?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!("ca_file {}: no PEM certificate found", path.display()));
-            }
-            for cert in certs {
+            for cert in read_ca_file(path)? {
                 roots.add(cert).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
             }
         }

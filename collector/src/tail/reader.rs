@@ -49,12 +49,23 @@ pub(crate) struct Tailer {
     metadata: Option<Arc<PodMetadata>>,
     /// Pod files whose metadata has not arrived, and until when their reading waits for it.
     awaiting_metadata: HashMap<u64, Instant>,
+    /// Open pod files' path labels and the metadata they carry, to refresh them when the pod
+    /// changes (only with `metadata`).
+    pod_files: HashMap<u64, PodFileLabels>,
     files: HashMap<u64, TailedFile>,
     /// Read buffer shared by every file.
     buf: Vec<u8>,
     by_identity: HashMap<Identity, u64>,
     next_id: u64,
     first_scan: bool,
+}
+
+/// A pod file's labels before metadata, the metadata they carry now, and the metadata generation
+/// that was checked last.
+struct PodFileLabels {
+    path_only: FileLabels,
+    extra: Vec<(String, String)>,
+    generation: u64,
 }
 
 impl Tailer {
@@ -85,6 +96,7 @@ impl Tailer {
             signals,
             metadata,
             awaiting_metadata: HashMap::new(),
+            pod_files: HashMap::new(),
             files: HashMap::new(),
             buf: Vec::new(),
             by_identity: HashMap::new(),
@@ -186,7 +198,14 @@ impl Tailer {
         self.next_id += 1;
         let mut labels = FileLabels::new(path, &self.config.labels, self.node_name.as_deref());
         if let (Some(metadata), Some(uid)) = (&self.metadata, labels.pod.as_ref().map(|p| p.uid.clone())) {
-            match metadata.stream_labels(&uid) {
+            // Read before the lookup: a change between the two is seen at the next read pass.
+            let generation = metadata.generation();
+            let extra = metadata.stream_labels(&uid);
+            self.pod_files.insert(
+                id,
+                PodFileLabels { path_only: labels.clone(), extra: extra.clone().unwrap_or_default(), generation },
+            );
+            match extra {
                 Some(extra) => labels = labels.with_extra(&extra),
                 None if !metadata.wait().is_zero() => {
                     self.awaiting_metadata.insert(id, Instant::now() + metadata.wait());
@@ -249,6 +268,7 @@ impl Tailer {
             if !self.metadata_ready(id) {
                 continue;
             }
+            self.refresh_labels(id);
             let Some(file) = self.files.get_mut(&id) else { continue };
             let outcome = match file.read_with(&mut self.buf, READ_BUDGET_PER_FILE, now_ns) {
                 Ok(o) => o,
@@ -310,6 +330,9 @@ impl Tailer {
         let extra = file.labels.pod.as_ref().zip(self.metadata.as_ref()).and_then(|(p, m)| m.stream_labels(&p.uid));
         if let Some(extra) = extra {
             file.labels = file.labels.with_extra(&extra);
+            if let Some(state) = self.pod_files.get_mut(&id) {
+                state.extra = extra;
+            }
         } else if Instant::now() < deadline {
             return false;
         } else {
@@ -318,6 +341,27 @@ impl Tailer {
         }
         self.awaiting_metadata.remove(&id);
         true
+    }
+
+    /// Gives file `id` its pod's current metadata labels when the metadata changed since they were
+    /// made (a pod relabelled while its file is open): lines read from now on carry them. A pod
+    /// the API no longer knows keeps its last labels.
+    fn refresh_labels(&mut self, id: u64) {
+        let (Some(metadata), Some(state)) = (&self.metadata, self.pod_files.get_mut(&id)) else { return };
+        let generation = metadata.generation();
+        if generation == state.generation {
+            return;
+        }
+        state.generation = generation;
+        let Some(uid) = state.path_only.pod.as_ref().map(|p| p.uid.as_str()) else { return };
+        let Some(extra) = metadata.stream_labels(uid) else { return };
+        if extra == state.extra {
+            return;
+        }
+        let Some(file) = self.files.get_mut(&id) else { return };
+        tracing::debug!(path = %file.path.display(), "pod metadata changed, new labels for the file's next lines");
+        file.labels = state.path_only.with_extra(&extra);
+        state.extra = extra;
     }
 
     /// Hands a chunk to the shipper, waiting while its channel is full. `false` when stopping.
@@ -343,6 +387,7 @@ impl Tailer {
 
     fn release(&mut self, id: u64) {
         self.awaiting_metadata.remove(&id);
+        self.pod_files.remove(&id);
         if let Some(file) = self.files.remove(&id) {
             tracing::debug!(path = %file.path.display(), "released file");
             self.by_identity.remove(&file.identity);

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use dns::{DnsRecordType, DnsSdConfig};
 pub use file::FileSdConfig;
-pub use kubernetes::{KubernetesRole, KubernetesSdConfig, NamespaceDiscovery, RoleSelector};
+pub use kubernetes::{AttachMetadata, KubernetesRole, KubernetesSdConfig, NamespaceDiscovery, RoleSelector};
 
 use crate::config::ScrapeConfig;
 
