@@ -357,6 +357,8 @@ pub async fn serve_with(
             config_path,
             current: config.clone(),
             rules: services.rules.clone(),
+            notifier: notifier_handle.clone(),
+            collector: collector.as_ref().map(collector::Collector::reloader),
             runtime,
             metrics: reload_metrics,
             config_yaml,
