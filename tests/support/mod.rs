@@ -3,6 +3,9 @@
 //! used by the benchmarks through `#[path]`); and alerting's SMTP sink.
 #![allow(dead_code)]
 
+/// rcgen CA and leaf certificates (the collector's TLS test helper).
+#[path = "../../collector/tests/common/certs.rs"]
+pub mod certs;
 /// Remote-write the same data into Tarsier and a real Prometheus and compare query results.
 pub mod promql_differential;
 /// aiosmtpd on loopback, the email receiver's peer (alerting's own test helper).
