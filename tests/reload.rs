@@ -3,7 +3,8 @@
 //! update writes a new data directory and renames a fresh symlink onto `..data`. A valid change
 //! applies live (new rule group, alert state kept), an invalid one is refused and the old config
 //! keeps running (metric, runtimeinfo, `POST /-/reload` say why), a restart-only change is named,
-//! and SIGHUP reloads too.
+//! and SIGHUP reloads too. The collector (`run` and `agent`) takes new scrape jobs and tail globs
+//! live, and the notifications file re-routes alerts keeping silences.
 
 mod support;
 
@@ -340,5 +341,39 @@ async fn notifications_file_reload_reroutes_and_keeps_silences() {
     let receivers = get_json(&client, &format!("{base}/api/v2/alerts")).await;
     let second = receivers.as_array().unwrap().iter().find(|a| a["labels"]["alertname"] == "Second").unwrap().clone();
     assert_eq!(second["receivers"][0]["name"], "b", "{second}");
+    server.stop();
+}
+
+/// The same live collector reload in the `agent` role, shipping to a server: a job and a tail
+/// glob added by a ConfigMap update reach the server without restarting the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_reload_adds_scrape_jobs_and_tail_globs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server_dir, agent_dir, logs) = (tmp.path().join("server"), tmp.path().join("agent"), tmp.path().join("logs"));
+    for d in [&server_dir, &agent_dir, &logs] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(server_dir.join("server.yaml"), "log:\n  level: info\n").unwrap();
+    let client = reqwest::Client::new();
+    let server = start("server", &server_dir.join("server.yaml"), &server_dir, &client).await;
+    let (a, b) = (logs.join("a.log"), logs.join("b.log"));
+    append_line(&a, "a1");
+    append_line(&b, "b1");
+    let one = serve_metrics_page("agent_probe_one 1\n").await;
+    let two = serve_metrics_page("agent_probe_two 2\n").await;
+    let agent_yaml = |scrape: &[(&str, &str)], include: &[&Path]| {
+        format!("agent:\n  server_url: {}\n{}", server.base, run_yaml(scrape, include))
+    };
+    configmap_update(&agent_dir, "v1", &[("agent.yaml", &agent_yaml(&[("one", &one)], &[&a]))]);
+    symlink("..data/agent.yaml", agent_dir.join("agent.yaml")).unwrap();
+    let agent = start("agent", &agent_dir.join("agent.yaml"), &agent_dir, &client).await;
+    await_series(&client, &server.base, "agent_probe_one").await;
+    await_lines(&client, &server.base, &format!("{{filename=\"{}\"}}", a.display()), 1).await;
+
+    configmap_update(&agent_dir, "v2", &[("agent.yaml", &agent_yaml(&[("one", &one), ("two", &two)], &[&a, &b]))]);
+    await_series(&client, &server.base, "agent_probe_two").await;
+    await_lines(&client, &server.base, &format!("{{filename=\"{}\"}}", b.display()), 1).await;
+    assert_eq!(runtimeinfo(&client, &agent.base).await["needsRestart"], serde_json::json!([]));
+    agent.stop();
     server.stop();
 }
