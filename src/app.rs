@@ -210,9 +210,9 @@ async fn start_external_metrics(
         tracing::warn!("server.external_metrics has no cert_file/key_file: serving a self-signed certificate");
     }
     let names = ["localhost".to_string(), "tarsier-server.tarsier.svc".to_string()];
-    let tls = query_ui::tls::server_config(files, &names)
+    let tls = query_ui::tls::server_config(files, &names, cfg.client_ca_file.as_deref())
         .map_err(anyhow::Error::msg)
-        .context("server.external_metrics cert_file/key_file")?;
+        .context("server.external_metrics cert_file/key_file/client_ca_file")?;
     let tcp = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("listening on {} (server.external_metrics.listen)", cfg.listen))?;
@@ -224,6 +224,7 @@ async fn start_external_metrics(
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
+        let app = app.into_make_service_with_connect_info::<query_ui::tls::TlsPeer>();
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!(error = %e, "external metrics server failed");
         }
@@ -357,6 +358,8 @@ pub async fn serve_with(
             config_path,
             current: config.clone(),
             rules: services.rules.clone(),
+            notifier: notifier_handle.clone(),
+            collector: collector.as_ref().map(collector::Collector::reloader),
             runtime,
             metrics: reload_metrics,
             config_yaml,

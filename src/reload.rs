@@ -6,10 +6,13 @@
 //!
 //! A new configuration is parsed and validated in full first; a bad one is refused, logged, counted
 //! in `tarsier_config_last_reload_successful` and shown by `/api/v1/status/runtimeinfo`, and the old
-//! one keeps running. A good one applies what can change live — `log.level`, and the whole
-//! `alerting` section but `notifications_file` (rule files are reloaded keeping alert state) — and
-//! names every other changed key as "needs restart" (listen address, data_dir, stores, collector,
-//! agent): the process keeps running with the old values for those.
+//! one keeps running. A good one applies what can change live — `log.level`; the `alerting`
+//! section (rule files are reloaded keeping alert state; the notifications file's routes,
+//! receivers, inhibit rules and time intervals are swapped keeping alerts, groups, silences and
+//! the notification log); the collector's scrape jobs and tail globs (`Collector::reload`) — and
+//! names every other changed key as "needs restart" (listen address, data_dir, stores, the other
+//! collector keys such as `collector.shipping.disk_buffer`, agent): the process keeps running with
+//! the old values for those.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,11 +65,24 @@ impl ReloadMetrics {
     }
 }
 
-/// Keys whose change needs a restart, found by comparing sections. The `alerting` section is live
-/// except `notifications_file`; `log` is live except `format`.
+/// Keys whose change needs a restart, found by comparing sections. Live: `log.level`, the
+/// `alerting` section (`notifications_file` too, unless it is added or removed: the notifier is
+/// started or not at startup), `collector.scrape_configs`, `collector.global`,
+/// `collector.tail.include` and `collector.tail.exclude`.
 pub fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
     fn differs<T: serde::Serialize>(a: &T, b: &T) -> bool {
         serde_json::to_value(a).ok() != serde_json::to_value(b).ok()
+    }
+    /// `prefix.<field>` for each changed field of a section but the `live` ones.
+    fn fields<T: serde::Serialize>(keys: &mut Vec<String>, prefix: &str, old: &T, new: &T, live: &[&str]) {
+        let (o, n) = (serde_json::to_value(old).ok(), serde_json::to_value(new).ok());
+        if let (Some(serde_json::Value::Object(o)), Some(serde_json::Value::Object(n))) = (o, n) {
+            for (k, v) in &n {
+                if !live.contains(&k.as_str()) && o.get(k) != Some(v) {
+                    keys.push(format!("{prefix}.{k}"));
+                }
+            }
+        }
     }
     let mut keys = Vec::new();
     let mut check = |key: &str, changed: bool| {
@@ -76,24 +92,45 @@ pub fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
     };
     check("data_dir", old.data_dir != new.data_dir);
     check("log.format", old.log.format != new.log.format);
-    let (o, n) = (serde_json::to_value(&old.server).ok(), serde_json::to_value(&new.server).ok());
-    if let (Some(serde_json::Value::Object(o)), Some(serde_json::Value::Object(n))) = (o, n) {
-        for (k, v) in &n {
-            check(&format!("server.{k}"), o.get(k) != Some(v));
-        }
-    }
-    check("collector", differs(&old.collector, &new.collector));
     check("indexer", differs(&old.indexer, &new.indexer));
     check("tsdb", differs(&old.tsdb, &new.tsdb));
     check("agent", differs(&old.agent, &new.agent));
-    check("alerting.notifications_file", old.alerting.notifications_file != new.alerting.notifications_file);
+    check(
+        "alerting.notifications_file",
+        old.alerting.notifications_file.is_some() != new.alerting.notifications_file.is_some(),
+    );
+    fields(&mut keys, "server", &old.server, &new.server, &[]);
+    fields(&mut keys, "collector", &old.collector, &new.collector, &["tail", "global", "scrape_configs"]);
+    fields(&mut keys, "collector.tail", &old.collector.tail, &new.collector.tail, &["include", "exclude"]);
+    keys.sort();
     keys
 }
 
-/// Hash of the config file and every rule file it names: equal → nothing to reload.
+/// What of `new` runs after a reload of `current`: the live keys from `new`, the rest as before.
+fn applied(current: &Config, new: &Config) -> Config {
+    let mut applied = current.clone();
+    applied.log.level = new.log.level.clone();
+    let notifications_file = applied.alerting.notifications_file.take();
+    applied.alerting = new.alerting.clone();
+    if notifications_file.is_some() != new.alerting.notifications_file.is_some() {
+        applied.alerting.notifications_file = notifications_file;
+    }
+    applied.collector.scrape_configs = new.collector.scrape_configs.clone();
+    applied.collector.global = new.collector.global.clone();
+    applied.collector.tail.include = new.collector.tail.include.clone();
+    applied.collector.tail.exclude = new.collector.tail.exclude.clone();
+    applied
+}
+
+/// Hash of the config file, every rule file it names and the notifications file: equal →
+/// nothing to reload.
 fn fingerprint(config_path: &Path, config: &Config) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(std::fs::read(config_path).unwrap_or_default());
+    if let Some(path) = &config.alerting.notifications_file {
+        h.update(path.as_os_str().as_encoded_bytes());
+        h.update(std::fs::read(path).unwrap_or_default());
+    }
     for pattern in config.alerting.rule_files.iter().chain(&config.alerting.log_rule_files) {
         let mut paths: Vec<PathBuf> = glob::glob(pattern).map(|g| g.flatten().collect()).unwrap_or_default();
         paths.sort();
@@ -105,9 +142,16 @@ fn fingerprint(config_path: &Path, config: &Config) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Directories to watch: the config file's and each rule glob's fixed prefix.
+/// Directories to watch: the config file's, the notifications file's and each rule glob's fixed
+/// prefix.
 fn watch_dirs(config_path: &Path, config: &Config) -> Vec<PathBuf> {
     let mut dirs = vec![config_path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)];
+    if let Some(dir) = config.alerting.notifications_file.as_deref().and_then(Path::parent)
+        && !dir.as_os_str().is_empty()
+        && !dirs.iter().any(|d| d == dir)
+    {
+        dirs.push(dir.to_path_buf());
+    }
     for pattern in config.alerting.rule_files.iter().chain(&config.alerting.log_rule_files) {
         let fixed: PathBuf = Path::new(pattern)
             .components()
@@ -128,6 +172,10 @@ pub struct Reloader {
     pub config_path: PathBuf,
     pub current: Config,
     pub rules: Option<Arc<alerting::manager::RuleManager>>,
+    /// The notifier, when `alerting.notifications_file` was set at startup.
+    pub notifier: Option<Arc<alerting::notify::Notifier>>,
+    /// The collector, in the roles that run one.
+    pub collector: Option<collector::Reloader>,
     pub runtime: Runtime,
     pub metrics: ReloadMetrics,
     /// The redacted configuration `/api/v1/status/config` shows, refreshed on each reload.
@@ -206,6 +254,23 @@ impl Reloader {
             Ok(Err(e)) => return Err(self.refuse(format!("{e:#}"))),
             Err(e) => return Err(self.refuse(format!("reload task failed: {e}"))),
         };
+        // Everything that can be refused is checked before anything is applied.
+        let notify = match (&self.notifier, new.alerting.notifications_file.clone()) {
+            (Some(_), Some(path)) => {
+                let alerting = new.alerting.clone();
+                match tokio::task::spawn_blocking(move || alerting.notify_config(&path)).await {
+                    Ok(Ok(c)) => Some(c),
+                    Ok(Err(e)) => return Err(self.refuse(format!("alerting.notifications_file: {e}"))),
+                    Err(e) => return Err(self.refuse(format!("reload task failed: {e}"))),
+                }
+            }
+            _ => None,
+        };
+        if let Some(collector) = &self.collector
+            && let Err(e) = collector.check(&new.collector)
+        {
+            return Err(self.refuse(format!("{e}")));
+        }
         if new.log.level != self.current.log.level
             && let Err(e) = crate::logging::set_level(&new.log.level)
         {
@@ -219,18 +284,23 @@ impl Reloader {
                 Err(e) => return Err(self.refuse(format!("reload task failed: {e}"))),
             }
         }
+        if let Some(collector) = &self.collector
+            && let Err(e) = collector.reload(&new.collector).await
+        {
+            return Err(self.refuse(format!("{e}")));
+        }
+        if let (Some(notifier), Some(notify)) = (&self.notifier, notify)
+            && let Err(e) = notifier.reload(&notify)
+        {
+            return Err(self.refuse(format!("alerting.notifications_file: {e}")));
+        }
         let needs_restart = restart_keys(&self.current, &new);
         if !needs_restart.is_empty() {
             tracing::warn!(keys = ?needs_restart, "configuration changed keys that need a restart; running with the old values until then");
         }
         // The live parts are applied; the rest keeps its running values, so remember the new file
         // only for the live sections and keep comparing restart keys against what runs.
-        let mut applied = self.current.clone();
-        applied.log.level = new.log.level.clone();
-        let notifications_file = applied.alerting.notifications_file.take();
-        applied.alerting = new.alerting.clone();
-        applied.alerting.notifications_file = notifications_file;
-        self.current = applied;
+        self.current = applied(&self.current, &new);
         *self.config_yaml.write() = crate::redact::redacted_config_yaml(&self.current).into();
         self.metrics.success();
         self.runtime.record_success(needs_restart);
@@ -287,6 +357,26 @@ mod tests {
         new.alerting.rule_files = vec!["/x/*.yaml".into()];
         new.tsdb.retention = Duration::from_secs(3600);
         assert_eq!(restart_keys(&old, &new), ["server.listen", "tsdb"]);
+
+        let mut new = old.clone();
+        new.collector.tail.include = vec!["/var/log/*.log".into()];
+        new.collector.tail.exclude = vec![];
+        new.collector.scrape_configs = vec![serde_yaml_ng::from_str("job_name: x").unwrap()];
+        new.collector.global.scrape_interval = Duration::from_secs(5);
+        assert!(restart_keys(&old, &new).is_empty(), "scrape jobs and tail globs are live");
+        assert_eq!(applied(&old, &new).collector, new.collector);
+        new.collector.tail.start_at = collector::StartAt::End;
+        new.collector.shipping.disk_buffer.enabled = !old.collector.shipping.disk_buffer.enabled;
+        assert_eq!(restart_keys(&old, &new), ["collector.shipping", "collector.tail.start_at"]);
+        assert_ne!(applied(&old, &new).collector, new.collector);
+
+        let mut new = old.clone();
+        new.alerting.notifications_file = Some("/a.yaml".into());
+        assert_eq!(restart_keys(&old, &new), ["alerting.notifications_file"], "a notifier starts only at startup");
+        let old = new.clone();
+        new.alerting.notifications_file = Some("/b.yaml".into());
+        assert!(restart_keys(&old, &new).is_empty(), "another path is live");
+        assert_eq!(applied(&old, &new).alerting.notifications_file, new.alerting.notifications_file);
     }
 
     #[test]

@@ -176,38 +176,6 @@ async fn agent_ships_to_server() {
     server.stop();
 }
 
-/// A webhook receiver like a chat bot's: collects the JSON bodies it is sent.
-async fn serve_webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sink = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook"), received)
-}
-
-/// Polls the webhook's bodies until one has `status`; returns it.
-async fn await_webhook(received: &std::sync::Mutex<Vec<Value>>, status: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        if let Some(body) = received.lock().unwrap().iter().find(|b| b["status"] == status) {
-            return body.clone();
-        }
-        assert!(started.elapsed() < DEADLINE, "no {status} notification within {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Polls the SMTP sink until a mail with this subject arrives; returns it.
 async fn await_mail(sink: &support::smtp::SmtpSink, subject: &str) -> Value {
     let started = Instant::now();

@@ -2,7 +2,9 @@
 //! application: discovery documents, an ExternalMetricValueList for a rule with the namespace and
 //! label selector substituted (Quantity strings, `window`), and Kubernetes Status errors for an
 //! unknown metric, an empty result and a bad selector. Expected JSON is written out in full (golden)
-//! with the shapes of k8s.io/metrics' external/v1beta1 types.
+//! with the shapes of k8s.io/metrics' external/v1beta1 types. Clients authenticate as the API
+//! server's aggregator does, with a front-proxy client certificate (`client_ca_file`,
+//! `allowed_names`).
 
 mod support;
 
@@ -28,6 +30,14 @@ async fn external_metrics_api_over_tls() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.path().join("tls.crt"), cert.cert.pem()).unwrap();
     std::fs::write(dir.path().join("tls.key"), cert.key_pair.serialize_pem()).unwrap();
+    // The API server's front-proxy CA and client certificates it and another CA signed.
+    let front_proxy_ca = certs::ca("front-proxy-ca");
+    std::fs::write(dir.path().join("front-proxy-ca.crt"), front_proxy_ca.cert.pem()).unwrap();
+    let identity =
+        |(cert, key): (String, String)| reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap();
+    let aggregator = identity(certs::leaf_with_cn(&front_proxy_ca, &[], Some("front-proxy-client")));
+    let intruder = identity(certs::leaf_with_cn(&front_proxy_ca, &[], Some("someone-else")));
+    let stranger = identity(certs::leaf_with_cn(&certs::ca("other-ca"), &[], Some("front-proxy-client")));
     let app = serve_app().await;
     let listen = format!("127.0.0.1:{}", free_port());
     let tls_port = free_port();
@@ -40,6 +50,8 @@ server:
     listen: 127.0.0.1:{tls_port}
     cert_file: {d}/tls.crt
     key_file: {d}/tls.key
+    client_ca_file: {d}/front-proxy-ca.crt
+    allowed_names: [front-proxy-client]
     metrics:
       - name: queue-depth
         query: 'sum(queue_depth{{job="{{{{namespace}}}}"{{{{selector}}}}}})'
@@ -65,11 +77,35 @@ collector:
     tarsier.wait_ready(&plain).await;
     await_series(&plain, &tarsier.base, "queue_depth").await;
 
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+    let server_ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
+    let client_as = |identity: Option<reqwest::Identity>| {
+        let builder = reqwest::Client::builder().add_root_certificate(server_ca.clone());
+        match identity {
+            Some(identity) => builder.identity(identity),
+            None => builder,
+        }
         .build()
-        .unwrap();
+        .unwrap()
+    };
+    let client = client_as(Some(aggregator));
     let base = format!("https://localhost:{tls_port}");
+
+    // Authentication: no client certificate, or one from another CA, fails the TLS handshake; a
+    // name outside allowed_names gets a Kubernetes Status 403.
+    let discovery = format!("{base}/apis/external.metrics.k8s.io/v1beta1");
+    for (who, anonymous) in [("no certificate", client_as(None)), ("another CA", client_as(Some(stranger)))] {
+        let refused = anonymous.get(&discovery).send().await;
+        assert!(refused.is_err(), "{who}: refused at the TLS layer, got {refused:?}");
+    }
+    let (code, body) = get(&client_as(Some(intruder)), &discovery).await;
+    assert_eq!(
+        (code, body),
+        (
+            403,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 403,
+                   "reason": "Forbidden", "message": "\"someone-else\" is not in server.external_metrics.allowed_names"})
+        )
+    );
 
     let (code, body) = get(&client, &format!("{base}/apis")).await;
     assert_eq!(code, 200);

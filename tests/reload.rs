@@ -3,7 +3,8 @@
 //! update writes a new data directory and renames a fresh symlink onto `..data`. A valid change
 //! applies live (new rule group, alert state kept), an invalid one is refused and the old config
 //! keeps running (metric, runtimeinfo, `POST /-/reload` say why), a restart-only change is named,
-//! and SIGHUP reloads too.
+//! and SIGHUP reloads too. The collector (`run` and `agent`) takes new scrape jobs and tail globs
+//! live, and the notifications file re-routes alerts keeping silences.
 
 mod support;
 
@@ -66,6 +67,18 @@ where
     }
 }
 
+/// Starts `role` with `config` (its data under `tmp/data`) and waits until it is ready.
+async fn start(role: &str, config: &Path, tmp: &Path, client: &reqwest::Client) -> Proc {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let data = tmp.join("data");
+    let mut process = Proc::start(
+        &[role, "--config", config.to_str().unwrap(), "--listen", &listen, "--data-dir", data.to_str().unwrap()],
+        &listen,
+    );
+    process.wait_ready(client).await;
+    process
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -79,15 +92,8 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     symlink("..data/server.yaml", dir.join("server.yaml")).unwrap();
     symlink("..data/rules", dir.join("rules")).unwrap();
 
-    let listen = format!("127.0.0.1:{}", free_port());
-    let data = tmp.path().join("data");
-    let config = dir.join("server.yaml");
     let client = reqwest::Client::new();
-    let mut server = Proc::start(
-        &["server", "--config", config.to_str().unwrap(), "--listen", &listen, "--data-dir", data.to_str().unwrap()],
-        &listen,
-    );
-    server.wait_ready(&client).await;
+    let server = start("server", &dir.join("server.yaml"), tmp.path(), &client).await;
     let base = server.base.clone();
     assert_eq!(groups(&client, &base).await, ["g1"]);
     let info = runtimeinfo(&client, &base).await;
@@ -157,5 +163,217 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     .await;
     let r = client.post(format!("{base}/-/reload")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    server.stop();
+}
+
+fn run_yaml(scrape: &[(&str, &str)], include: &[&Path]) -> String {
+    let mut text = String::from("collector:\n  global:\n    scrape_interval: 1s\n  scrape_configs:\n");
+    for (job, address) in scrape {
+        text.push_str(&format!("  - job_name: {job}\n    static_configs:\n    - targets: ['{address}']\n"));
+    }
+    text.push_str("  tail:\n    rescan_interval: 200ms\n    include:\n");
+    for path in include {
+        text.push_str(&format!("    - '{}'\n", path.display()));
+    }
+    text
+}
+
+/// Instant query result count.
+async fn series_count(client: &reqwest::Client, base: &str, query: &str) -> usize {
+    let url = reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), &[("query", query)]).unwrap();
+    get_json(client, url.as_str()).await["data"]["result"].as_array().unwrap().len()
+}
+
+async fn lines_of(client: &reqwest::Client, base: &str, path: &Path) -> Vec<String> {
+    let query = format!("{{filename=\"{}\"}}", path.display());
+    log_lines(client, base, &query).await.into_iter().map(|(_, line)| line).collect()
+}
+
+/// `Collector::reload` through `tarsier run`: a scrape job added by a ConfigMap update is scraped,
+/// a removed one's series end with staleness markers at once (not after the 5 m lookback), and tail
+/// globs change live: a file matched again resumes at its checkpoint (no line twice, none lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_reload_changes_scrape_jobs_and_tail_globs_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("etc");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    let (a, b) = (logs.join("a.log"), logs.join("b.log"));
+    append_line(&a, "a1");
+    append_line(&a, "a2");
+    let one = serve_metrics_page("reload_probe_one 1\n").await;
+    let two = serve_metrics_page("reload_probe_two 2\n").await;
+    configmap_update(&dir, "v1", &[("tarsier.yaml", &run_yaml(&[("one", &one)], &[&a]))]);
+    symlink("..data/tarsier.yaml", dir.join("tarsier.yaml")).unwrap();
+
+    let client = reqwest::Client::new();
+    let run = start("run", &dir.join("tarsier.yaml"), tmp.path(), &client).await;
+    let base = run.base.clone();
+    await_series(&client, &base, "reload_probe_one").await;
+    await_lines(&client, &base, &format!("{{filename=\"{}\"}}", a.display()), 2).await;
+
+    // Job `two` added, a.log no longer matched, b.log matched.
+    configmap_update(&dir, "v2", &[("tarsier.yaml", &run_yaml(&[("one", &one), ("two", &two)], &[&b]))]);
+    append_line(&b, "b1");
+    await_series(&client, &base, "reload_probe_two").await;
+    await_lines(&client, &base, &format!("{{filename=\"{}\"}}", b.display()), 1).await;
+    assert_eq!(series_count(&client, &base, "reload_probe_one").await, 1, "an unchanged job keeps scraping");
+    let info = runtimeinfo(&client, &base).await;
+    assert_eq!(info["needsRestart"], serde_json::json!([]), "{info}");
+    // Written while a.log is not selected: read when it is selected again, from its checkpoint.
+    append_line(&a, "a3");
+
+    // Job `one` removed; a.log matched again.
+    configmap_update(&dir, "v3", &[("tarsier.yaml", &run_yaml(&[("two", &two)], &[&a, &b]))]);
+    eventually("the removed job's series go stale", || async {
+        series_count(&client, &base, "reload_probe_one").await == 0
+    })
+    .await;
+    assert_eq!(series_count(&client, &base, "reload_probe_two").await, 1);
+    append_line(&a, "a4");
+    eventually("a.log resumes", || async { lines_of(&client, &base, &a).await.len() >= 4 }).await;
+    append_line(&b, "b2");
+    await_lines(&client, &base, &format!("{{filename=\"{}\"}}", b.display()), 2).await;
+    assert_eq!(lines_of(&client, &base, &a).await, ["a1", "a2", "a3", "a4"], "no line twice, none lost");
+    assert_eq!(lines_of(&client, &base, &b).await, ["b1", "b2"]);
+    run.stop();
+}
+
+fn notify_yaml(receiver: &str, hook_a: &str, hook_b: &str) -> String {
+    format!(
+        "route:\n  receiver: {receiver}\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  \
+         repeat_interval: 1h\nreceivers:\n- name: a\n  webhook_configs:\n  - url: {hook_a}\n- name: b\n  \
+         webhook_configs:\n  - url: {hook_b}\n"
+    )
+}
+
+const RULES_FIRST: &str = "groups:\n- name: g\n  rules:\n  - alert: First\n    expr: vector(1)\n";
+const RULES_MORE: &str = "groups:\n- name: g\n  rules:\n  - alert: First\n    expr: vector(1)\n  \
+                          - alert: Second\n    expr: vector(1)\n  - alert: Muted\n    expr: vector(1)\n";
+
+fn alert_names(received: &std::sync::Mutex<Vec<Value>>) -> Vec<String> {
+    let bodies = received.lock().unwrap();
+    bodies
+        .iter()
+        .flat_map(|b| {
+            b["alerts"].as_array().unwrap().iter().map(|a| a["labels"]["alertname"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// `Notifier::reload`: a changed notifications file routes the next alert to the new receiver, an
+/// active silence survives (the silenced alert stays suppressed and unsent), and a broken file is
+/// refused with the old routing still in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_file_reload_reroutes_and_keeps_silences() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("etc");
+    std::fs::create_dir(&dir).unwrap();
+    let (hook_a, received_a) = serve_webhook().await;
+    let (hook_b, received_b) = serve_webhook().await;
+    let notify = dir.join("notify.yaml");
+    let server_config = server_yaml(&dir, &format!("  notifications_file: {}\n", notify.display()));
+    configmap_update(
+        &dir,
+        "v1",
+        &[
+            ("server.yaml", &server_config),
+            ("notify.yaml", &notify_yaml("a", &hook_a, &hook_b)),
+            ("rules/a.yaml", RULES_FIRST),
+        ],
+    );
+    for name in ["server.yaml", "notify.yaml", "rules"] {
+        symlink(format!("..data/{name}"), dir.join(name)).unwrap();
+    }
+    let client = reqwest::Client::new();
+    let server = start("server", &dir.join("server.yaml"), tmp.path(), &client).await;
+    let base = server.base.clone();
+    await_webhook(&received_a, "firing").await;
+    let silence = serde_json::json!({
+        "matchers": [{"name": "alertname", "value": "Muted", "isRegex": false, "isEqual": true}],
+        "startsAt": chrono::Utc::now().to_rfc3339(),
+        "endsAt": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        "createdBy": "test",
+        "comment": "kept across reloads",
+    });
+    let r = client.post(format!("{base}/api/v2/silences")).json(&silence).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let silence_id = r.json::<Value>().await.unwrap()["silenceID"].as_str().unwrap().to_string();
+
+    // Only the notifications file changes (and two rules are added): receiver b from now on.
+    configmap_update(
+        &dir,
+        "v2",
+        &[
+            ("server.yaml", &server_config),
+            ("notify.yaml", &notify_yaml("b", &hook_a, &hook_b)),
+            ("rules/a.yaml", RULES_MORE),
+        ],
+    );
+    eventually("Second reaches the new receiver", || async {
+        alert_names(&received_b).contains(&"Second".to_string())
+    })
+    .await;
+    let alerts = get_json(&client, &format!("{base}/api/v2/alerts")).await;
+    let muted = alerts.as_array().unwrap().iter().find(|a| a["labels"]["alertname"] == "Muted").expect("Muted stored");
+    assert_eq!(muted["status"]["state"], "suppressed", "{muted}");
+    assert_eq!(muted["status"]["silencedBy"], serde_json::json!([silence_id]));
+    let silences = get_json(&client, &format!("{base}/api/v2/silences")).await;
+    assert_eq!(silences[0]["status"]["state"], "active", "{silences}");
+    assert!(!alert_names(&received_a).contains(&"Second".to_string()), "the old receiver is not used");
+    assert!(!alert_names(&received_b).contains(&"Muted".to_string()), "the silence holds");
+    assert_eq!(runtimeinfo(&client, &base).await["needsRestart"], serde_json::json!([]));
+
+    // A broken notifications file is refused; routing stays with receiver b.
+    let broken = notify_yaml("nobody", &hook_a, &hook_b);
+    configmap_update(
+        &dir,
+        "v3",
+        &[("server.yaml", &server_config), ("notify.yaml", &broken), ("rules/a.yaml", RULES_MORE)],
+    );
+    eventually("the broken file is refused", || async {
+        runtimeinfo(&client, &base).await["reloadConfigSuccess"] == false
+    })
+    .await;
+    let info = runtimeinfo(&client, &base).await;
+    assert!(info["lastReloadError"].as_str().unwrap().contains("notifications_file"), "{info}");
+    let receivers = get_json(&client, &format!("{base}/api/v2/alerts")).await;
+    let second = receivers.as_array().unwrap().iter().find(|a| a["labels"]["alertname"] == "Second").unwrap().clone();
+    assert_eq!(second["receivers"][0]["name"], "b", "{second}");
+    server.stop();
+}
+
+/// The same live collector reload in the `agent` role, shipping to a server: a job and a tail
+/// glob added by a ConfigMap update reach the server without restarting the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_reload_adds_scrape_jobs_and_tail_globs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server_dir, agent_dir, logs) = (tmp.path().join("server"), tmp.path().join("agent"), tmp.path().join("logs"));
+    for d in [&server_dir, &agent_dir, &logs] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(server_dir.join("server.yaml"), "log:\n  level: info\n").unwrap();
+    let client = reqwest::Client::new();
+    let server = start("server", &server_dir.join("server.yaml"), &server_dir, &client).await;
+    let (a, b) = (logs.join("a.log"), logs.join("b.log"));
+    append_line(&a, "a1");
+    append_line(&b, "b1");
+    let one = serve_metrics_page("agent_probe_one 1\n").await;
+    let two = serve_metrics_page("agent_probe_two 2\n").await;
+    let agent_yaml = |scrape: &[(&str, &str)], include: &[&Path]| {
+        format!("agent:\n  server_url: {}\n{}", server.base, run_yaml(scrape, include))
+    };
+    configmap_update(&agent_dir, "v1", &[("agent.yaml", &agent_yaml(&[("one", &one)], &[&a]))]);
+    symlink("..data/agent.yaml", agent_dir.join("agent.yaml")).unwrap();
+    let agent = start("agent", &agent_dir.join("agent.yaml"), &agent_dir, &client).await;
+    await_series(&client, &server.base, "agent_probe_one").await;
+    await_lines(&client, &server.base, &format!("{{filename=\"{}\"}}", a.display()), 1).await;
+
+    configmap_update(&agent_dir, "v2", &[("agent.yaml", &agent_yaml(&[("one", &one), ("two", &two)], &[&a, &b]))]);
+    await_series(&client, &server.base, "agent_probe_two").await;
+    await_lines(&client, &server.base, &format!("{{filename=\"{}\"}}", b.display()), 1).await;
+    assert_eq!(runtimeinfo(&client, &agent.base).await["needsRestart"], serde_json::json!([]));
+    agent.stop();
     server.stop();
 }

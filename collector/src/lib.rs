@@ -64,10 +64,10 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 pub struct Collector {
     metrics: CollectorMetrics,
     targets: TargetsView,
+    reloader: Reloader,
     stop: Arc<AtomicBool>,
     wake: std::sync::mpsc::SyncSender<()>,
     tailer: Option<std::thread::JoinHandle<()>>,
-    watcher: Option<notify::RecommendedWatcher>,
     log_shipper: Option<JoinHandle<()>>,
     metric_shipper: Option<JoinHandle<()>>,
     scrape_manager: Option<JoinHandle<()>>,
@@ -154,10 +154,10 @@ impl Collector {
         let stop = Arc::new(AtomicBool::new(false));
         let rescan = Arc::new(AtomicBool::new(false));
         let (wake, wake_rx) = std::sync::mpsc::sync_channel(1);
-        let watcher = tail::discovery::watch(
-            &discovery.watch_roots(),
-            tail::discovery::Wakeup { rescan: rescan.clone(), tx: wake.clone() },
-        );
+        let roots = discovery.watch_roots();
+        let watcher =
+            tail::discovery::watch(&roots, tail::discovery::Wakeup { rescan: rescan.clone(), tx: wake.clone() });
+        let pending_discovery = Arc::new(std::sync::Mutex::new(None));
         let node_name = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
         let kube_cancel = CancellationToken::new();
         let (metadata, kube_task) = if config.kubernetes.active(!config.tail.include.is_empty()) {
@@ -184,11 +184,12 @@ impl Collector {
             log_tx,
             metrics.clone(),
             stop.clone(),
-            rescan,
+            rescan.clone(),
             wake_rx,
             node_name,
             signals,
             metadata,
+            pending_discovery.clone(),
         );
         let tailer = std::thread::Builder::new()
             .name("tarsier-tailer".into())
@@ -199,16 +200,22 @@ impl Collector {
         let saver = tokio::spawn(save_periodically(store.clone(), saver_cancel.clone()));
 
         let scrape_cancel = CancellationToken::new();
-        let (scrape_manager, registry) =
+        let scrape::manager::Started { task: scrape_manager, registry, handle: scrape } =
             scrape::manager::start(&config, sample_tx, metrics.clone(), scrape_cancel.clone())?;
+        let reloader = Reloader {
+            scrape,
+            pending_discovery,
+            rescan: tail::discovery::Wakeup { rescan, tx: wake.clone() },
+            watch: Arc::new(tokio::sync::Mutex::new(WatchState { watcher, roots })),
+        };
 
         Ok(Collector {
             metrics,
             targets: TargetsView { registry },
+            reloader,
             stop,
             wake,
             tailer: Some(tailer),
-            watcher,
             log_shipper: Some(log_shipper),
             metric_shipper: Some(metric_shipper),
             scrape_manager: Some(scrape_manager),
@@ -229,7 +236,7 @@ impl Collector {
     pub async fn shutdown(mut self) -> Result<(), Error> {
         self.stop.store(true, Ordering::Release);
         let _ = self.wake.try_send(());
-        drop(self.watcher.take());
+        self.reloader.watch.lock().await.watcher.take();
         self.scrape_cancel.cancel();
         if let Some(tailer) = self.tailer.take() {
             tokio::task::spawn_blocking(move || tailer.join())
@@ -265,6 +272,20 @@ impl Collector {
             .map_err(|e| Error::Task(e.to_string()))?
     }
 
+    /// Applies what of `config` can change while running: `scrape_configs` and `global` (jobs
+    /// added, removed or changed; unchanged jobs keep their loops) and `tail.include` /
+    /// `tail.exclude` (new files are picked up, files no longer matched are read to their end and
+    /// released, their checkpoints kept). Every other key keeps its running value. A config that
+    /// does not validate changes nothing.
+    pub async fn reload(&self, config: &CollectorConfig) -> Result<(), Error> {
+        self.reloader.reload(config).await
+    }
+
+    /// A cloneable handle doing [`Collector::reload`], for a task that outlives the borrow.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
     /// Registers the collector's self-metrics (`tarsier_collector_*`).
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.metrics.register(registry);
@@ -284,6 +305,59 @@ impl Collector {
     /// valid while the collector runs and keeps the last state after shutdown.
     pub fn targets_view(&self) -> TargetsView {
         self.targets.clone()
+    }
+}
+
+/// The tail watcher and the roots it watches; swapped on reload.
+struct WatchState {
+    watcher: Option<notify::RecommendedWatcher>,
+    roots: Vec<PathBuf>,
+}
+
+/// Reloads a running collector (see [`Collector::reload`]).
+#[derive(Clone)]
+pub struct Reloader {
+    scrape: scrape::manager::ManagerHandle,
+    /// The tailer takes a new file selection from here on its next pass.
+    pending_discovery: Arc<std::sync::Mutex<Option<tail::discovery::Discovery>>>,
+    rescan: tail::discovery::Wakeup,
+    watch: Arc<tokio::sync::Mutex<WatchState>>,
+}
+
+impl Reloader {
+    /// Whether `config` would be accepted by [`Reloader::reload`], changing nothing.
+    pub fn check(&self, config: &CollectorConfig) -> Result<(), Error> {
+        config.validate().map_err(Error::Config)?;
+        tail::discovery::Discovery::new(&config.tail)?;
+        scrape::manager::compile(config).map(drop)
+    }
+
+    /// See [`Collector::reload`].
+    pub async fn reload(&self, config: &CollectorConfig) -> Result<(), Error> {
+        config.validate().map_err(Error::Config)?;
+        let discovery = tail::discovery::Discovery::new(&config.tail)?;
+        // Scrape plans compile before anything changes, so a bad job refuses the whole reload.
+        self.scrape.reload(config).await?;
+        let roots = discovery.watch_roots();
+        {
+            let mut guard = self.watch.lock().await;
+            let watch = &mut *guard;
+            if let Some(watcher) = watch.watcher.as_mut() {
+                use notify::Watcher;
+                for root in roots.iter().filter(|r| !watch.roots.contains(r)) {
+                    if let Err(e) = watcher.watch(root, notify::RecursiveMode::Recursive) {
+                        tracing::warn!(dir = %root.display(), error = %e, "cannot watch directory, relying on rescans");
+                    }
+                }
+                for root in watch.roots.iter().filter(|r| !roots.contains(r)) {
+                    let _ = watcher.unwatch(root);
+                }
+            }
+            watch.roots = roots;
+        }
+        *self.pending_discovery.lock().unwrap_or_else(|e| e.into_inner()) = Some(discovery);
+        self.rescan.wake(true);
+        Ok(())
     }
 }
 

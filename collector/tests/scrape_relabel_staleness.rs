@@ -1,5 +1,6 @@
 //! Relabeling, stale markers and scrape limits end to end: a local server whose page changes
-//! from one scrape to the next, scraped through the collector's public API.
+//! from one scrape to the next, scraped through the collector's public API, and how a reloaded job
+//! ends or keeps its targets.
 
 mod common;
 
@@ -134,5 +135,61 @@ async fn relabels_marks_stale_and_enforces_limits() {
     let too_big_status = collector.targets().into_iter().find(|t| t.job == "too_big").unwrap();
     assert_eq!(too_big_status.health, TargetHealth::Down);
     assert_eq!(too_big_status.last_error.as_deref(), Some("body size limit exceeded"));
+    collector.shutdown().await.unwrap();
+}
+
+/// `Collector::reload` of a changed job: a target the new job still scrapes restarts without
+/// stale markers (as Prometheus's scrape pool reload), one whose labels changed is a new target
+/// and the old one's series are marked stale; a bad job refuses the reload and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_job_restarts_quietly_and_relabeled_targets_go_stale() {
+    static PAGES: &[&str] = &["m 1\n"; 10_000];
+    let address = serve_pages(PAGES).await;
+    let job = |interval_ms: u64, labels: &[(&str, &str)]| ScrapeConfig {
+        job_name: "app".into(),
+        scrape_interval: Some(Duration::from_millis(interval_ms)),
+        static_configs: vec![StaticConfig {
+            targets: vec![address.clone()],
+            labels: labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        }],
+        ..Default::default()
+    };
+    let mut config = CollectorConfig::default();
+    config.shipping.batch_max_wait = Duration::from_millis(20);
+    config.scrape_configs.push(job(100, &[]));
+    let state = tempfile::tempdir().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let collector = Collector::start(config.clone(), state.path(), sink.clone(), sink.clone()).await.unwrap();
+    let is_stale = |s: &TimeSeries| model::is_stale_nan(s.samples[0].value);
+    let plain = |s: &TimeSeries| s.labels.get("team").is_none();
+    wait_for("the first scrapes", || find(&sink, "m", plain).len() >= 2).await;
+
+    // Another interval: same target, so its loop restarts quietly and keeps scraping.
+    config.scrape_configs[0] = job(150, &[]);
+    collector.reload(&config).await.unwrap();
+    let before = find(&sink, "m", plain).len();
+    wait_for("scrapes by the restarted loop", || find(&sink, "m", plain).len() >= before + 2).await;
+    assert!(find(&sink, "m", |s| plain(s) && is_stale(s)).is_empty(), "a continuing target is not marked stale");
+
+    // A target label: a different target; the old series end with one stale marker.
+    config.scrape_configs[0] = job(150, &[("team", "core")]);
+    collector.reload(&config).await.unwrap();
+    wait_for("the old series marked stale and the new one scraped", || {
+        find(&sink, "m", |s| plain(s) && is_stale(s)).len() == 1
+            && !find(&sink, "m", |s| s.labels.get("team") == Some("core")).is_empty()
+    })
+    .await;
+    assert_eq!(collector.targets().len(), 1);
+
+    // A job that does not compile is refused whole; the running one is untouched.
+    let mut bad = config.clone();
+    bad.scrape_configs.push(ScrapeConfig {
+        job_name: "bad".into(),
+        relabel_configs: rules(r#"[{"source_labels":["a"],"regex":"(","target_label":"b"}]"#),
+        ..Default::default()
+    });
+    let error = collector.reload(&bad).await.unwrap_err().to_string();
+    assert!(error.contains("scrape_configs[1]"), "{error}");
+    assert_eq!(collector.targets().len(), 1);
     collector.shutdown().await.unwrap();
 }

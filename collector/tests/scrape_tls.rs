@@ -12,34 +12,13 @@ use std::time::Duration;
 use collector::{
     Authorization, BasicAuth, Collector, CollectorConfig, Scheme, ScrapeConfig, StaticConfig, TargetHealth, TlsConfig,
 };
+use common::certs::{Ca, ca, leaf};
 use common::{RecordingSink, wait_for};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PAGE: &str = "tls_metric{a=\"b\"} 7 1395066363000\n";
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(rcgen::DnType::CommonName, name);
-    Ca { cert: params.self_signed(&key).unwrap(), key }
-}
-
-/// A certificate for `names` signed by `ca`, as (cert PEM, key PEM).
-fn leaf(ca: &Ca, names: &[&str]) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 /// One request as the server saw it: its head (request line and headers, lowercased) and whether
 /// the client presented a certificate.

@@ -39,6 +39,14 @@ pub struct ExternalMetricsConfig {
     /// `insecureSkipTLSVerify: true`, or a `caBundle` with a real certificate here).
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// PEM bundle of the CA that signs the API server's front-proxy client certificate (the
+    /// `requestheader-client-ca-file` of `kube-system/extension-apiserver-authentication`). When
+    /// set, a connection without a client certificate signed by it fails the TLS handshake.
+    pub client_ca_file: Option<PathBuf>,
+    /// Common names accepted on client certificates (`--requestheader-allowed-names`, usually
+    /// `front-proxy-client`); another name gets a `403 Forbidden` Status. Empty: any name the CA
+    /// signed. Needs `client_ca_file`.
+    pub allowed_names: Vec<String>,
     /// Tenant whose metrics are queried.
     pub tenant: String,
     /// The metrics HPAs may ask for.
@@ -52,6 +60,8 @@ impl Default for ExternalMetricsConfig {
             listen: "0.0.0.0:6443".into(),
             cert_file: None,
             key_file: None,
+            client_ca_file: None,
+            allowed_names: Vec::new(),
             tenant: model::tenant::DEFAULT_TENANT.into(),
             metrics: Vec::new(),
         }
@@ -81,6 +91,9 @@ impl ExternalMetricsConfig {
         }
         if self.cert_file.is_some() != self.key_file.is_some() {
             return Err("server.external_metrics: set both cert_file and key_file, or neither (self-signed)".into());
+        }
+        if !self.allowed_names.is_empty() && self.client_ca_file.is_none() {
+            return Err("server.external_metrics.allowed_names needs client_ca_file (names are read from verified client certificates)".into());
         }
         model::TenantId::new(&self.tenant).map_err(|e| format!("server.external_metrics.tenant: {e}"))?;
         let mut seen = std::collections::BTreeSet::new();
@@ -204,13 +217,38 @@ pub fn router(state: ExternalMetricsState) -> Router {
         .route(&format!("/apis/{GROUP}"), get(api_group))
         .route(&format!("/apis/{GROUP}/{VERSION}"), get(resources))
         .route(&format!("/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{{metric}}"), get(value))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }))
         .fallback(|| async {
             status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource".into())
         })
+        .layer(axum::middleware::from_fn_with_state(state.config.clone(), authorize))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
         .with_state(state)
+}
+
+/// Refuses a client certificate whose common name is not in `allowed_names` (the TLS layer has
+/// already verified it against `client_ca_file`). Serve with
+/// `into_make_service_with_connect_info::<TlsPeer>()` so the name reaches here.
+async fn authorize(
+    State(config): State<Arc<ExternalMetricsConfig>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if config.allowed_names.is_empty() {
+        return next.run(request).await;
+    }
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<crate::tls::TlsPeer>>();
+    let name = peer.and_then(|p| p.0.common_name.clone());
+    match name {
+        Some(name) if config.allowed_names.contains(&name) => next.run(request).await,
+        other => {
+            let who =
+                other.map_or_else(|| "a client certificate without a common name".to_string(), |n| format!("{n:?}"));
+            tracing::debug!(client = %who, "external metrics request refused");
+            status(StatusCode::FORBIDDEN, "Forbidden", format!("{who} is not in server.external_metrics.allowed_names"))
+        }
+    }
 }
 
 fn group_json() -> Value {

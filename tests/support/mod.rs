@@ -3,6 +3,9 @@
 //! used by the benchmarks through `#[path]`); and alerting's SMTP sink.
 #![allow(dead_code)]
 
+/// rcgen CA and leaf certificates (the collector's TLS test helper).
+#[path = "../../collector/tests/common/certs.rs"]
+pub mod certs;
 /// Remote-write the same data into Tarsier and a real Prometheus and compare query results.
 pub mod promql_differential;
 /// aiosmtpd on loopback, the email receiver's peer (alerting's own test helper).
@@ -150,4 +153,36 @@ pub async fn serve_metrics_page(body: &'static str) -> String {
     let app = axum::Router::new().route("/metrics", axum::routing::get(move || async move { body }));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr.to_string()
+}
+
+/// A webhook receiver like a chat bot's: collects the JSON bodies it is sent.
+pub async fn serve_webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), received)
+}
+
+/// Polls the webhook's bodies until one has `status`; returns it.
+pub async fn await_webhook(received: &std::sync::Mutex<Vec<Value>>, status: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        if let Some(body) = received.lock().unwrap().iter().find(|b| b["status"] == status) {
+            return body.clone();
+        }
+        assert!(started.elapsed() < DEADLINE, "no {status} notification within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

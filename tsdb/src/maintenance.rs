@@ -153,12 +153,16 @@ impl Tsdb {
     /// Prometheus's `/api/v1/admin/tsdb/snapshot` with the head: a consistent copy for backups,
     /// and the way benchmarks measure bytes per sample of a whole run. The store is unchanged.
     pub fn snapshot(&self, tenant: &TenantId, parent: &std::path::Path) -> Result<std::path::PathBuf> {
-        let mut parts: Vec<Vec<SeriesData>> =
-            self.blocks_of(tenant).iter().map(|b| b.read_all()).collect::<Result<Vec<_>>>()?;
-        if let Some(head) = self.head(tenant) {
-            let head = head.read();
-            parts.push(
-                head.series
+        // The block list is taken under the head's read lock: a cut publishes its block and
+        // truncates the head under the write lock, so the pair is from before or after a cut,
+        // never a list from before with a head from after (which would miss the moved samples).
+        // Compaction and retention swap blocks whose files live on while `list` holds them.
+        let (list, head_part) = match self.head(tenant) {
+            Some(head) => {
+                let head = head.read();
+                let list = self.blocks_of(tenant);
+                let part: Vec<SeriesData> = head
+                    .series
                     .iter()
                     .filter_map(|(id, s)| {
                         Some(SeriesData {
@@ -166,9 +170,13 @@ impl Tsdb {
                             samples: s.samples(i64::MIN, i64::MAX),
                         })
                     })
-                    .collect(),
-            );
-        }
+                    .collect();
+                (list, Some(part))
+            }
+            None => (self.blocks_of(tenant), None),
+        };
+        let mut parts: Vec<Vec<SeriesData>> = list.iter().map(|b| b.read_all()).collect::<Result<Vec<_>>>()?;
+        parts.extend(head_part);
         let series = blocks::merge(parts);
         let min_t = series.iter().filter_map(|s| s.samples.first()).map(|s| s.timestamp_ms).min().unwrap_or(0);
         let max_t = series.iter().filter_map(|s| s.samples.last()).map(|s| s.timestamp_ms + 1).max().unwrap_or(0);

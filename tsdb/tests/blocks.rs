@@ -1,6 +1,7 @@
 //! Blocks on disk: the head is cut into Parquet blocks that standard tools read, the WAL is
 //! truncated behind them, compaction merges blocks crash-safely, retention deletes whole blocks,
-//! and a random mix of append/maintain/reopen matches a simple model.
+//! a snapshot taken during maintenance is complete, and a random mix of append/maintain/reopen
+//! matches a simple model.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -233,6 +234,42 @@ fn compaction_merges_adjacent_blocks_and_survives_crashes_between_steps() {
     assert_eq!(db.stats(&tenant).blocks, 3);
     assert_eq!(block_dirs(dir.path(), "acme").len(), 3);
     assert_eq!(dump(&db, &tenant), before);
+}
+
+/// `tarsier snapshot` (`Tsdb::snapshot`) while maintenance cuts the head into blocks and compacts
+/// them: every snapshot, opened as a store of its own, holds every sample exactly once. A cut
+/// moves samples from the head into a new block; a snapshot pairing the block list from before a
+/// cut with the head from after it would miss them.
+#[test]
+fn a_snapshot_taken_during_cuts_and_compaction_holds_every_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let db = std::sync::Arc::new(Tsdb::open(dir.path(), small_blocks()).unwrap());
+    db.append(&tenant, &series(6, 0, 14 * HOUR, 15_000)).unwrap();
+    let expected = dump(&db, &tenant);
+    let out = tempfile::tempdir().unwrap();
+    let maintenance = {
+        let db = db.clone();
+        std::thread::spawn(move || db.maintain().unwrap())
+    };
+    let mut taken = 0;
+    loop {
+        let finished = maintenance.is_finished();
+        db.snapshot(&tenant, &out.path().join(format!("s{taken}/blocks/acme"))).unwrap();
+        taken += 1;
+        if finished {
+            break;
+        }
+    }
+    let stats = maintenance.join().unwrap();
+    assert!(stats.blocks_written >= 10 && stats.blocks_compacted > 0, "{stats:?}");
+    for i in 0..taken {
+        let copy =
+            Tsdb::open(&out.path().join(format!("s{i}")), TsdbConfig { compaction: false, ..small_blocks() }).unwrap();
+        let got = dump(&copy, &tenant);
+        assert_eq!(got.len(), expected.len(), "snapshot {i} of {taken}: sample count");
+        assert!(got == expected, "snapshot {i} of {taken} differs");
+    }
 }
 
 #[test]

@@ -130,12 +130,11 @@ impl<'a> Api<'a> {
         let silenced_by = self.inner.silences.silenced_by(tenant, &a.labels, now);
         let inhibited_by = self.inner.inhibited_by(st, tenant, a, now);
         let state = if silenced_by.is_empty() && inhibited_by.is_empty() { "active" } else { "suppressed" };
-        let mut receivers: Vec<ReceiverRef> = self
-            .inner
-            .plan
+        let plan = self.inner.plan();
+        let mut receivers: Vec<ReceiverRef> = plan
             .match_routes(&a.labels)
             .into_iter()
-            .map(|r| ReceiverRef { name: self.inner.plan.routes[r].receiver.clone() })
+            .map(|r| ReceiverRef { name: plan.routes[r].receiver.clone() })
             .collect();
         receivers.dedup();
         GettableAlert {
@@ -176,13 +175,14 @@ impl<'a> Api<'a> {
     /// The tenant's aggregation groups as the dispatcher holds them.
     pub fn alert_groups(&self, tenant: &str) -> Vec<AlertGroupView> {
         let now = Utc::now();
+        let plan = self.inner.plan();
         let st = self.inner.state.lock();
         st.groups
             .values()
             .filter(|g| g.tenant == tenant)
             .map(|g| AlertGroupView {
                 labels: g.labels.clone(),
-                receiver: ReceiverRef { name: self.inner.plan.routes[g.route].receiver.clone() },
+                receiver: ReceiverRef { name: plan.routes[g.route].receiver.clone() },
                 alerts: g
                     .alerts
                     .values()
@@ -256,12 +256,12 @@ impl<'a> Api<'a> {
 
     /// The configuration with secrets redacted, for `/api/v2/status`'s `config.original`.
     pub fn config_yaml(&self) -> String {
-        self.inner.plan.redacted_yaml.clone()
+        self.inner.plan().redacted_yaml.clone()
     }
 
     /// Receiver names, for `/api/v2/receivers`.
     pub fn receivers(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.inner.plan.receivers.keys().cloned().collect();
+        let mut names: Vec<String> = self.inner.plan().receivers.keys().cloned().collect();
         names.sort();
         names
     }

@@ -91,7 +91,8 @@ pub(crate) struct State {
 
 /// Shared by the notifier handle, the loop and the delivery tasks.
 pub(crate) struct Inner {
-    pub plan: Plan,
+    /// Routes, receivers, inhibit rules and time intervals; swapped whole by [`Inner::reload`].
+    plan: parking_lot::RwLock<Arc<Plan>>,
     pub opts: NotifierOptions,
     pub http: reqwest::Client,
     pub state: parking_lot::Mutex<State>,
@@ -128,7 +129,7 @@ impl Inner {
             .build()
             .map_err(|e| Error::Notify(format!("building the http client: {e}")))?;
         let inner = Arc::new(Self {
-            plan,
+            plan: parking_lot::RwLock::new(Arc::new(plan)),
             opts,
             http,
             state: parking_lot::Mutex::new(State::default()),
@@ -141,7 +142,7 @@ impl Inner {
             save_lock: tokio::sync::Mutex::new(()),
             dirty: tokio::sync::Notify::new(),
         });
-        for integ in inner.plan.receivers.values().flatten() {
+        for integ in inner.plan().receivers.values().flatten() {
             inner.metrics.init_integration(integ.kind);
         }
         let path = inner.opts.data_dir.join(STATE_FILE);
@@ -174,8 +175,65 @@ impl Inner {
         persist::write_atomic(self.opts.data_dir.join(STATE_FILE), bytes).await
     }
 
-    fn group_labels(&self, route: usize, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        match &self.plan.routes[route].group_by {
+    /// The routing configuration now in force.
+    pub(crate) fn plan(&self) -> Arc<Plan> {
+        self.plan.read().clone()
+    }
+
+    /// Swaps in a new routing configuration as Alertmanager's reload does, but keeping state: the
+    /// alert store, silences and the notification log stay; an aggregation group stays (with its
+    /// timers) when a route with its key and grouping still exists; every stored alert is routed
+    /// again, so alerts reach the new routes' groups.
+    pub(crate) fn reload(&self, plan: Plan) {
+        for integ in plan.receivers.values().flatten() {
+            self.metrics.init_integration(integ.kind);
+        }
+        let plan = Arc::new(plan);
+        let now = Utc::now();
+        let mono = Instant::now();
+        let mut st = self.state.lock();
+        let old = std::mem::replace(&mut *self.plan.write(), plan.clone());
+        let (before, mut kept) = (st.groups.len(), 0usize);
+        // Resolved alerts are routed again only into groups that held them, so a reload sends no
+        // resolved notification nobody was told the firing side of.
+        let mut held = std::collections::HashSet::new();
+        st.groups.retain(|_, g| {
+            let was = &old.routes[g.route];
+            let now_at = plan.routes.iter().position(|r| r.key == was.key && r.group_by == was.group_by);
+            match now_at {
+                Some(route) => {
+                    g.route = route;
+                    held.extend(g.alerts.keys().map(|fp| (g.tenant.clone(), *fp)));
+                    g.alerts.clear();
+                    kept += 1;
+                    true
+                }
+                None => false,
+            }
+        });
+        let alerts: Vec<(String, Alert)> = st
+            .alerts
+            .iter()
+            .filter(|(key, s)| !s.alert.resolved_at(now) || held.contains(*key))
+            .map(|(_, s)| (s.tenant.clone(), s.alert.clone()))
+            .collect();
+        for (tenant, alert) in alerts {
+            Self::route_one(&plan, &mut st, &tenant, &alert, now, mono);
+        }
+        st.groups.retain(|_, g| !g.alerts.is_empty());
+        tracing::info!(
+            routes = plan.routes.len(),
+            groups_before = before,
+            groups_kept = kept,
+            groups = st.groups.len(),
+            "notification routing reloaded"
+        );
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    fn group_labels(plan: &Plan, route: usize, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        match &plan.routes[route].group_by {
             GroupBy::All => labels.clone(),
             GroupBy::Labels(names) => {
                 names.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone()))).collect()
@@ -185,10 +243,11 @@ impl Inner {
 
     /// Merges one alert into the store and its groups.
     fn ingest_one(&self, st: &mut State, tenant: &str, mut alert: Alert, now: DateTime<Utc>, mono: Instant) {
+        let plan = self.plan();
         let fp = fingerprint(&alert.labels);
         let key = (tenant.to_string(), fp);
         if alert.ends_at.is_none() {
-            let timeout = chrono::Duration::from_std(self.plan.resolve_timeout).unwrap_or(chrono::Duration::MAX);
+            let timeout = chrono::Duration::from_std(plan.resolve_timeout).unwrap_or(chrono::Duration::MAX);
             alert.ends_at = Some(now + timeout);
         }
         if let Some(old) = st.alerts.get(&key) {
@@ -199,11 +258,17 @@ impl Inner {
             }
         }
         st.alerts.insert(key, Stored { tenant: tenant.to_string(), alert: alert.clone(), updated_at: now });
-        for route in self.plan.match_routes(&alert.labels) {
-            let labels = self.group_labels(route, &alert.labels);
+        Self::route_one(&plan, st, tenant, &alert, now, mono);
+    }
+
+    /// Puts a stored alert into the group of each route it matches, creating groups as needed.
+    fn route_one(plan: &Plan, st: &mut State, tenant: &str, alert: &Alert, now: DateTime<Utc>, mono: Instant) {
+        let fp = fingerprint(&alert.labels);
+        for route in plan.match_routes(&alert.labels) {
+            let labels = Self::group_labels(plan, route, &alert.labels);
             let label_str: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-            let gkey = format!("{}:{{{}}}", self.plan.routes[route].key, label_str.join(", "));
-            let node = &self.plan.routes[route];
+            let gkey = format!("{}:{{{}}}", plan.routes[route].key, label_str.join(", "));
+            let node = &plan.routes[route];
             let group = st.groups.entry((tenant.to_string(), gkey.clone())).or_insert_with(|| Group {
                 tenant: tenant.to_string(),
                 route,
@@ -248,7 +313,7 @@ impl Inner {
     /// Whether an alert is inhibited, and by which alerts.
     pub(crate) fn inhibited_by(&self, st: &State, tenant: &str, alert: &Alert, now: DateTime<Utc>) -> Vec<String> {
         let mut by = Vec::new();
-        for rule in &self.plan.inhibit_rules {
+        for rule in &self.plan().inhibit_rules {
             if !matches_all(&rule.target, &alert.labels) {
                 continue;
             }
@@ -378,12 +443,15 @@ async fn flush(inner: Arc<Inner>, key: (String, String)) {
     let now = Utc::now();
     let started = Instant::now();
     inner.metrics.flushes.fetch_add(1, Ordering::Relaxed);
-    let (jobs, route, snapshot) = {
+    let (plan, jobs, route, snapshot) = {
         let st = inner.state.lock();
         let Some(g) = st.groups.get(&key) else { return };
-        let node = &inner.plan.routes[g.route];
+        // One plan for the whole flush, read under the state lock: a reload swaps plan and route
+        // indices together under it.
+        let plan = inner.plan();
+        let node = &plan.routes[g.route];
         let snapshot: Vec<(u64, Alert)> = g.alerts.iter().map(|(k, v)| (*k, v.clone())).collect();
-        let muted_by_time = inner.plan.route_muted(g.route, now);
+        let muted_by_time = plan.route_muted(g.route, now);
         let visible: Vec<Alert> = snapshot
             .iter()
             .filter(|(_, a)| {
@@ -395,7 +463,7 @@ async fn flush(inner: Arc<Inner>, key: (String, String)) {
             .collect();
         let firing: BTreeSet<u64> = visible.iter().filter(|a| !a.resolved_at(now)).map(Alert::fingerprint).collect();
         let resolved: BTreeSet<u64> = visible.iter().filter(|a| a.resolved_at(now)).map(Alert::fingerprint).collect();
-        let integrations = inner.plan.receivers.get(&node.receiver).map(Vec::as_slice).unwrap_or(&[]);
+        let integrations = plan.receivers.get(&node.receiver).map(Vec::as_slice).unwrap_or(&[]);
         let mut jobs = Vec::new();
         if !muted_by_time && !visible.is_empty() {
             for (i, integ) in integrations.iter().enumerate() {
@@ -423,12 +491,12 @@ async fn flush(inner: Arc<Inner>, key: (String, String)) {
                 });
             }
         }
-        (jobs, g.route, snapshot)
+        (plan, jobs, g.route, snapshot)
     };
-    let node = &inner.plan.routes[route];
+    let node = &plan.routes[route];
     let deadline = started + node.group_interval;
     let receiver = node.receiver.clone();
-    let integrations = inner.plan.receivers.get(&receiver).map(Vec::as_slice).unwrap_or(&[]);
+    let integrations = plan.receivers.get(&receiver).map(Vec::as_slice).unwrap_or(&[]);
     let mut all_ok = true;
     let mut results = Vec::new();
     let outcomes = futures_join(jobs.iter().map(|job| {

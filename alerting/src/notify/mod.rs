@@ -167,6 +167,15 @@ impl Notifier {
         Ok(Self { inner, tx, tasks: parking_lot::Mutex::new(tasks) })
     }
 
+    /// Replaces routes, receivers, inhibit rules and time intervals with `config`'s, keeping the
+    /// alerts, the aggregation groups whose route still exists, silences and the notification log.
+    /// A `config` that does not validate is refused and the running one stays.
+    pub fn reload(&self, config: &NotifyConfig) -> Result<(), Error> {
+        let plan = config.validate()?;
+        self.inner.reload(plan);
+        Ok(())
+    }
+
     /// Hands alerts to the dispatcher, waiting while the queue is full (backpressure).
     pub async fn send(&self, tenant: &model::TenantId, alerts: Vec<Alert>) -> Result<(), Error> {
         let n = alerts.len() as u64;

@@ -95,6 +95,9 @@ struct Tracked {
     entry: CheckpointEntry,
     /// Released by the reader; forgotten once everything it read was acknowledged.
     final_offset: Option<u64>,
+    /// Released while its file still exists (no longer matched by the globs): once acknowledged
+    /// the entry goes back to `unclaimed` instead of being forgotten.
+    keep: bool,
 }
 
 #[derive(Default)]
@@ -102,6 +105,19 @@ struct StoreInner {
     open: HashMap<u64, Tracked>,
     /// Loaded entries no open file claimed yet (kept until their file is gone).
     unclaimed: HashMap<Identity, CheckpointEntry>,
+}
+
+impl StoreInner {
+    /// Stops tracking a released, fully acknowledged file.
+    fn finish(&mut self, file: u64) {
+        if let Some(t) = self.open.remove(&file)
+            && t.keep
+        {
+            let mut entry = t.entry;
+            entry.sent_offset = 0;
+            self.unclaimed.insert(entry.identity(), entry);
+        }
+    }
 }
 
 /// The live checkpoints, shared by the reader (registers files), the shippers (apply acks) and
@@ -139,7 +155,7 @@ impl CheckpointStore {
 
     /// Starts tracking an opened file at its acknowledged offset.
     pub(crate) fn register(&self, file: u64, entry: CheckpointEntry) {
-        self.lock().open.insert(file, Tracked { entry, final_offset: None });
+        self.lock().open.insert(file, Tracked { entry, final_offset: None, keep: false });
         self.dirty.store(true, Ordering::Release);
     }
 
@@ -152,12 +168,14 @@ impl CheckpointStore {
         }
     }
 
-    /// The reader let go of `file` after reading up to `final_offset`.
-    pub(crate) fn release(&self, file: u64, final_offset: u64) {
+    /// The reader let go of `file` after reading up to `final_offset`; `keep` keeps its entry
+    /// (as unclaimed, until the file is gone) once acknowledged.
+    pub(crate) fn release(&self, file: u64, final_offset: u64, keep: bool) {
         let mut inner = self.lock();
         if let Some(t) = inner.open.get_mut(&file) {
+            t.keep = keep;
             if t.entry.offset >= final_offset {
-                inner.open.remove(&file);
+                inner.finish(file);
             } else {
                 t.final_offset = Some(final_offset);
             }
@@ -218,7 +236,7 @@ impl AckTarget for CheckpointStore {
                 t.entry.sent_offset = 0;
             }
             if t.final_offset.is_some_and(|f| ack.offset >= f) {
-                inner.open.remove(&ack.file);
+                inner.finish(ack.file);
             }
         }
         self.dirty.store(true, Ordering::Release);
@@ -280,11 +298,25 @@ mod tests {
         store.register(1, entry(7, 5));
         store.apply(&[FileAck { file: 1, offset: 50 }]);
         assert_eq!(store.offset(1), Some(50));
-        store.release(1, 80);
+        store.release(1, 80, false);
         assert_eq!(store.snapshot().len(), 1, "not yet fully acknowledged");
         store.apply(&[FileAck { file: 1, offset: 80 }]);
         assert!(store.snapshot().is_empty());
         store.save_if_dirty().unwrap();
         assert!(load(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn files_released_while_still_present_keep_their_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path().to_path_buf(), Vec::new());
+        store.register(1, entry(7, 5));
+        store.release(1, 80, true);
+        store.apply(&[FileAck { file: 1, offset: 80 }]);
+        let kept = store.claim(Identity { dev: 1, ino: 7 }).expect("kept as unclaimed");
+        assert_eq!(kept.offset, 80, "a later match resumes after the acknowledged lines");
+        store.register(2, entry(8, 30));
+        store.release(2, 30, true);
+        assert_eq!(store.claim(Identity { dev: 1, ino: 8 }).map(|e| e.offset), Some(30), "already acknowledged");
     }
 }

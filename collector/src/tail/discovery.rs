@@ -75,6 +75,7 @@ fn fixed_prefix_dir(pattern: &str) -> Option<PathBuf> {
 }
 
 /// Wakes the reader on file-system events. Creations, removals and renames also ask for a rescan.
+#[derive(Clone)]
 pub(crate) struct Wakeup {
     pub rescan: Arc<AtomicBool>,
     pub tx: std::sync::mpsc::SyncSender<()>,

@@ -96,6 +96,9 @@ pub(crate) struct TailedFile {
     pub orphaned: bool,
     /// When it was found orphaned: writers may still append through an old handle for a moment.
     pub orphaned_since: Option<std::time::Instant>,
+    /// Orphaned while still at its path: the globs no longer match it (a reload). Its unfinished
+    /// last line is left for a later match to complete instead of being emitted.
+    pub deselected: bool,
     file: File,
     /// Next byte to read.
     read_offset: u64,
@@ -140,6 +143,7 @@ impl TailedFile {
             body: None,
             orphaned: false,
             orphaned_since: None,
+            deselected: false,
             file,
             read_offset: start_offset,
             line: Vec::new(),
@@ -193,7 +197,7 @@ impl TailedFile {
             }
             self.consume(&buf[..n], now_ns, &mut out);
         }
-        if out.at_eof && self.orphaned {
+        if out.at_eof && self.orphaned && !self.deselected {
             if !self.line.is_empty() || self.line_truncated {
                 let line = std::mem::take(&mut self.line);
                 self.finish_line(&line, self.read_offset, now_ns, &mut out);

@@ -47,6 +47,8 @@ pub(crate) struct Tailer {
     signals: Option<Arc<crate::signals::Signals>>,
     /// Pod metadata from the Kubernetes API, when `collector.kubernetes` is active.
     metadata: Option<Arc<PodMetadata>>,
+    /// A new file selection from a configuration reload, taken on the next pass.
+    pending_discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
     /// Pod files whose metadata has not arrived, and until when their reading waits for it.
     awaiting_metadata: HashMap<u64, Instant>,
     /// Open pod files' path labels and the metadata they carry, to refresh them when the pod
@@ -82,6 +84,7 @@ impl Tailer {
         node_name: Option<String>,
         signals: Option<Arc<crate::signals::Signals>>,
         metadata: Option<Arc<PodMetadata>>,
+        pending_discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
     ) -> Self {
         Tailer {
             config,
@@ -95,6 +98,7 @@ impl Tailer {
             node_name,
             signals,
             metadata,
+            pending_discovery,
             awaiting_metadata: HashMap::new(),
             pod_files: HashMap::new(),
             files: HashMap::new(),
@@ -110,6 +114,11 @@ impl Tailer {
     pub(crate) fn run(mut self) {
         let mut last_scan: Option<Instant> = None;
         while !self.stopped() {
+            if let Some(discovery) = self.pending_discovery.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                tracing::info!("tail globs reloaded, rescanning");
+                self.discovery = discovery;
+                last_scan = None;
+            }
             let rescan_due = last_scan.is_none_or(|t| t.elapsed() >= self.config.rescan_interval);
             if rescan_due || self.rescan_requested.swap(false, Ordering::AcqRel) {
                 self.rescan();
@@ -142,11 +151,22 @@ impl Tailer {
             seen.entry(Identity::of(&meta)).or_insert_with(|| path.clone());
         }
         for file in self.files.values_mut() {
+            if file.deselected && seen.contains_key(&file.identity) {
+                // Matched again before it was released: keep reading it as before.
+                tracing::debug!(path = %file.path.display(), "file matched again");
+                (file.orphaned, file.orphaned_since, file.deselected) = (false, None, false);
+                continue;
+            }
             if !file.orphaned && !seen.contains_key(&file.identity) {
-                tracing::debug!(path = %file.path.display(), "file rotated or deleted, reading it to its end");
+                // Still at its path but not matched: the globs changed (a reload). Its checkpoint
+                // is kept after release, so matching it again later resumes where it stopped.
+                file.deselected = std::fs::metadata(&file.path).is_ok_and(|m| Identity::of(&m) == file.identity);
+                tracing::debug!(path = %file.path.display(), deselected = file.deselected, "file rotated, deleted or no longer matched, reading it to its end");
                 file.orphaned = true;
                 file.orphaned_since = Some(Instant::now());
-                self.metrics.rotations.inc();
+                if !file.deselected {
+                    self.metrics.rotations.inc();
+                }
             }
         }
         let mut skipped = 0usize;
@@ -391,7 +411,7 @@ impl Tailer {
         if let Some(file) = self.files.remove(&id) {
             tracing::debug!(path = %file.path.display(), "released file");
             self.by_identity.remove(&file.identity);
-            self.store.release(id, file.safe_offset());
+            self.store.release(id, file.safe_offset(), file.deselected);
             if let Some(signals) = &self.signals {
                 signals.set_lag(id, None);
             }
