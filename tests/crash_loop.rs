@@ -150,8 +150,8 @@ struct Outage {
     to: f64,
 }
 
-/// Line number -> times the server returns it.
-async fn line_counts(client: &reqwest::Client, base: &str) -> BTreeMap<u64, u32> {
+/// Line number -> the timestamps of every copy the server returns.
+async fn line_counts(client: &reqwest::Client, base: &str) -> BTreeMap<u64, Vec<String>> {
     let end = (unix_secs(SystemTime::now()) + 60.0) * 1e9;
     let url = reqwest::Url::parse_with_params(
         &format!("{base}/loki/api/v1/query_range"),
@@ -170,7 +170,7 @@ async fn line_counts(client: &reqwest::Client, base: &str) -> BTreeMap<u64, u32>
         for v in stream["values"].as_array().unwrap() {
             let line = v[1].as_str().unwrap();
             let n = line.split(' ').nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("odd line {line:?}"));
-            *counts.entry(n).or_insert(0) += 1;
+            counts.entry(n).or_insert_with(Vec::new).push(v[0].as_str().unwrap().to_string());
         }
     }
     counts
@@ -278,8 +278,13 @@ async fn kill_nine_loop_loses_no_line_and_no_acknowledged_sample() {
     let drained_in = drain_started.elapsed();
     let missing: Vec<u64> = (0..written).filter(|n| !counts.contains_key(n)).collect();
     let unknown: Vec<u64> = counts.keys().copied().filter(|n| *n >= written).collect();
-    let duplicates: u64 = counts.values().map(|c| u64::from(c - 1)).sum();
-    let duplicated: Vec<(u64, u32)> = counts.iter().filter(|(_, c)| **c > 1).map(|(n, c)| (*n, *c)).collect();
+    let duplicates: u64 = counts.values().map(|c| c.len() as u64 - 1).sum();
+    // A copy with the same timestamp is the same record sent again (a retry whose acknowledgement
+    // a server kill lost); another timestamp means the line was read again after an agent kill.
+    let resent_same_record: u64 =
+        counts.values().map(|c| (c.len() - c.iter().collect::<std::collections::HashSet<_>>().len()) as u64).sum();
+    let duplicated: Vec<(u64, usize)> =
+        counts.iter().filter(|(_, c)| c.len() > 1).map(|(n, c)| (*n, c.len())).collect();
     if !duplicated.is_empty() {
         let first = duplicated.first().unwrap();
         let last = duplicated.last().unwrap();
@@ -309,7 +314,7 @@ async fn kill_nine_loop_loses_no_line_and_no_acknowledged_sample() {
     println!(
         "crash loop summary: seed={seed} kills={total_kills} (agent {agent_kills}, server {server_kills}, \
          {kills_during_start} more while starting) lines_written={written} \
-         lines_found={} missing={} duplicates={duplicates} agent_reported_resent={resent} samples={} scrapes_not_stored={} longest_sample_gap={longest_gap:.2}s \
+         lines_found={} missing={} duplicates={duplicates} (same record again {resent_same_record}) agent_reported_resent={resent} samples={} scrapes_not_stored={} longest_sample_gap={longest_gap:.2}s \
          drain={drained_in:.1?} total={:.1?}",
         counts.len(),
         missing.len(),
