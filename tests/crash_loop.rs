@@ -286,11 +286,21 @@ async fn kill_nine_loop_loses_no_line_and_no_acknowledged_sample() {
     let duplicated: Vec<(u64, usize)> =
         counts.iter().filter(|(_, c)| c.len() > 1).map(|(n, c)| (*n, c.len())).collect();
     if !duplicated.is_empty() {
-        let first = duplicated.first().unwrap();
-        let last = duplicated.last().unwrap();
+        // Runs of consecutive duplicated line numbers: one run per re-read or retried batch.
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (n, _) in &duplicated {
+            match runs.last_mut() {
+                Some((_, end)) if *end + 1 == *n => *end = *n,
+                _ => runs.push((*n, *n)),
+            }
+        }
+        let shown: Vec<String> = runs.iter().take(40).map(|(a, b)| format!("{a}-{b}")).collect();
         println!(
-            "crash loop: {} lines returned more than once, first {first:?} last {last:?} (line, times)",
-            duplicated.len()
+            "crash loop: {} lines returned more than once, in {} runs: {}{}",
+            duplicated.len(),
+            runs.len(),
+            shown.join(" "),
+            if runs.len() > shown.len() { " ..." } else { "" }
         );
     }
 
