@@ -61,3 +61,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
+
+# Every cargo-fuzz target (fuzz/) for a few seconds each: a crash fails the run (scripts/fuzz.sh).
+echo "== cargo fuzz"
+scripts/fuzz.sh 4

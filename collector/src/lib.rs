@@ -11,6 +11,8 @@
 mod buffer;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kube_access;
 pub mod kubernetes;
 mod metrics;

@@ -264,7 +264,9 @@ fn logfmt_fields(message: &str, out: &mut Vec<(String, String)>) {
     let b = message.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+        // Any control byte separates pairs, as in go-logfmt (ANSI colour codes, a CR before the
+        // newline); each pass consumes at least one byte.
+        while i < b.len() && b[i] <= b' ' {
             i += 1;
         }
         let key_start = i;
@@ -393,6 +395,16 @@ mod tests {
                 ("path", "/x")
             ])
         );
+    }
+
+    /// Found by the `log_body` fuzz target: a control byte where a key starts (an ANSI colour
+    /// code, a `\r`) made the pair loop spin forever without consuming it.
+    #[test]
+    fn logfmt_skips_control_bytes_instead_of_looping_forever() {
+        let got = parse_fields(BodyFormat::Logfmt, "\u{1b}[31mlevel=error\u{1b}[0m msg=x \r");
+        assert_eq!(got, pairs(&[("[31mlevel", "error\u{1b}[0m"), ("msg", "x")]));
+        assert_eq!(parse_fields(BodyFormat::Logfmt, "\u{1}ntime=1"), pairs(&[("ntime", "1")]));
+        assert_eq!(parse_fields(BodyFormat::Auto, "a=b\r"), pairs(&[("a", "b\r")]));
     }
 
     #[test]

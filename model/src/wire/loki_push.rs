@@ -96,11 +96,24 @@ pub fn decode_protobuf(body: &[u8], max_decoded: usize) -> Result<Vec<LogStream>
         let entries = stream
             .entries
             .into_iter()
-            .map(|e| {
-                let ts = e.timestamp.map(|t| t.seconds * 1_000_000_000 + i64::from(t.nanos)).unwrap_or(0);
-                LogEntry { timestamp_ns: ts, line: e.line }
+            .enumerate()
+            .map(|(j, e)| {
+                let ts = match e.timestamp {
+                    None => 0,
+                    Some(t) => t
+                        .seconds
+                        .checked_mul(1_000_000_000)
+                        .and_then(|s| s.checked_add(i64::from(t.nanos)))
+                        .ok_or_else(|| {
+                            Error::InvalidPayload(format!(
+                                "streams[{i}].entries[{j}]: timestamp {}s {}ns is out of range",
+                                t.seconds, t.nanos
+                            ))
+                        })?,
+                };
+                Ok(LogEntry { timestamp_ns: ts, line: e.line })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         out.push(LogStream { labels, entries });
     }
     Ok(out)
@@ -197,6 +210,27 @@ mod tests {
         let body = br#"{"streams":[{"stream":{"app":"x"},"values":[["1700000000000000000","a"],["1700000000000000001","b",{"trace_id":"1"}]]}]}"#;
         let streams = decode_json(body).unwrap();
         assert_eq!(streams[0].entries.len(), 2);
+    }
+
+    /// Found by the `loki_push` fuzz target: seconds past ~292 years overflowed the conversion
+    /// to nanoseconds (a panic in debug builds, a wrapped timestamp in release).
+    #[test]
+    fn protobuf_rejects_timestamp_overflowing_nanoseconds_instead_of_panicking() {
+        let entry = |seconds| EntryAdapter {
+            timestamp: Some(ProtoTimestamp { seconds, nanos: 5 }),
+            line: "x".into(),
+            structured_metadata: Vec::new(),
+        };
+        let request = PushRequest {
+            streams: vec![StreamAdapter {
+                labels: r#"{app="api"}"#.into(),
+                entries: vec![entry(1_700_000_000), entry(i64::MAX / 100)],
+                hash: 0,
+            }],
+        };
+        let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap();
+        let err = decode_protobuf(&body, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("streams[0].entries[1]") && err.contains("out of range"), "{err}");
     }
 
     #[test]

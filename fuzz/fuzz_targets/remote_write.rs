@@ -1,0 +1,17 @@
+//! Prometheus remote_write bodies (`model::wire::remote_write`): the input as the snappy-framed
+//! body, and snappy-compressed by the target so the protobuf decoding sees it directly.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+const MAX_DECODED: usize = 1 << 20;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = model::wire::remote_write::decode_request(data, MAX_DECODED);
+    let framed = snap::raw::Encoder::new().compress_vec(data).expect("compressing a buffer");
+    if let Ok(decoded) = model::wire::remote_write::decode_request(&framed, MAX_DECODED) {
+        // What decodes must encode and decode to the same series.
+        let again = model::wire::remote_write::encode(&decoded.series);
+        let round = model::wire::remote_write::decode(&again, usize::MAX).expect("our own encoding decodes");
+        assert_eq!(round, decoded.series);
+    }
+});
