@@ -43,6 +43,11 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   pip install kubernetes-validate || pip install --break-system-packages kubernetes-validate
 fi
 
+# schemathesis fuzzes the HTTP API from docs/openapi.yaml against a live server (tests/e2e.rs).
+if ! command -v schemathesis >/dev/null 2>&1; then
+  pip install schemathesis || pip install --break-system-packages schemathesis
+fi
+
 # The web UI (query-ui/web) is built by query-ui's build.rs with npm; the browser tests
 # (tests/ui_browser.rs) drive headless Chromium with playwright-core from web/node_modules.
 ui_tools=()

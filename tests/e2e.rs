@@ -326,3 +326,92 @@ fn test_rules_command() {
     let out = String::from_utf8_lossy(&failing.stdout);
     assert!(out.contains("FAILED") && out.contains("alertname: Test"), "{out}");
 }
+
+/// schemathesis's CLI, or a failure naming the install command.
+fn schemathesis() -> &'static str {
+    let found = Command::new("schemathesis").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "schemathesis is missing: pip install schemathesis || pip install --break-system-packages schemathesis"
+    );
+    "schemathesis"
+}
+
+/// Issue #10 point 5: schemathesis generates requests for every operation of
+/// `docs/openapi.yaml` (read from the live server, so the served copy is the one checked) against
+/// `tarsier run` holding logs, samples and an Alertmanager config. No request may answer 5xx or
+/// take longer than the per-request timeout; examples per operation are bounded so the run stays
+/// near a minute in CI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_schemathesis_finds_no_server_error_or_hang() {
+    let schemathesis = schemathesis();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append_line(&log, "level=info msg=\"openapi fixture\"");
+    let target = serve_metrics().await;
+    let (hook_url, _received) = serve_webhook().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let glob = format!("{}/*.log", dir.path().display());
+    let config = write_config(dir.path(), &listen, &glob, &target, "http://127.0.0.1:1");
+    let notify = dir.path().join("notify.yml");
+    std::fs::write(
+        &notify,
+        format!("route:\n  receiver: hook\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: {hook_url}\n"),
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("alerting:\n  notifications_file: {}\n", notify.display()));
+    std::fs::write(&config, text).unwrap();
+
+    let client = reqwest::Client::new();
+    let mut tarsier = Tarsier::start(&["run", "--config", config.to_str().unwrap()], &listen);
+    tarsier.wait_ready(&client).await;
+    let base = tarsier.base.clone();
+    // The spec's examples select `job="openapi"`: push such a stream so they find data.
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let push =
+        serde_json::json!({"streams": [{"stream": {"job": "openapi"}, "values": [[now_ns.to_string(), "hello"]]}]});
+    let response = client.post(format!("{base}/loki/api/v1/push")).json(&push).send().await.unwrap();
+    assert!(response.status().is_success(), "push: {}", response.status());
+    await_lines(&client, &base, "{job=\"openapi\"}", 1).await;
+    await_series(&client, &base, "e2e_requests_total").await;
+
+    let started = Instant::now();
+    let mut child = Command::new(schemathesis)
+        .args(["run", &format!("{base}/api/v1/openapi.yaml")])
+        // Besides no 5xx: statuses, content types and bodies as the description documents them.
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,\
+             response_headers_conformance",
+        ])
+        // One worker: CPython 3.11 can fail compiling schemathesis's generated code in two
+        // threads at once ("AST constructor recursion depth mismatch"), a flake of the tool.
+        .args(["--max-examples", "40", "--request-timeout", "10", "--max-response-time", "10", "--workers", "1"])
+        .args(["--generation-deterministic", "--no-color"])
+        // schemathesis keeps a `.schemathesis/` cache in its working directory: not in the repository.
+        .current_dir(dir.path())
+        .env("SCHEMATHESIS_HOOKS", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis_hooks.py"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start schemathesis");
+    let limit = Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("schemathesis did not finish within {limit:?}: a request hangs or the run is too long");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let output = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("schemathesis took {:?}\n{report}", started.elapsed());
+    assert!(status.success(), "schemathesis found failures:\n{report}");
+    // The server is still healthy after the run.
+    assert!(client.get(format!("{base}/-/ready")).send().await.unwrap().status().is_success());
+    tarsier.stop();
+}

@@ -107,14 +107,19 @@ pub(crate) async fn not_found(Path(_name): Path<String>) -> Response {
 }
 
 /// `POST /_bulk`.
-pub(crate) async fn bulk(state: State<AppState>, tenant: Tenant, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn bulk(
+    state: State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     bulk_into(state, tenant, None, headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `POST /<index>/_bulk`: `<index>` is the default for action lines without `_index`.
 pub(crate) async fn bulk_index(
     state: State<AppState>,
-    tenant: Tenant,
+    tenant: Result<Tenant, ApiError>,
     Path(index): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -122,13 +127,16 @@ pub(crate) async fn bulk_index(
     bulk_into(state, tenant, Some(index), headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The tenant comes in as a `Result` so a bad `X-Scope-OrgID` is answered in Elasticsearch's error
+/// shape like every other client error here (shippers parse it), not as axum's plain-text rejection.
 async fn bulk_into(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    tenant: Result<Tenant, ApiError>,
     default_index: Option<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, EsError> {
+    let Tenant(tenant) = tenant?;
     let started = Instant::now();
     let indexer =
         state.services().indexer.clone().ok_or_else(|| ApiError::Unavailable("no indexer in this role".into()))?;

@@ -1,7 +1,7 @@
 //! Tarsier's HTTP surface. One axum [`Router`] serves every API a user or a tool talks to: the
 //! Prometheus query API (Grafana, KEDA), the Loki query API (Grafana's Loki data source), the
 //! ingest endpoints (Loki push, Elasticsearch `_bulk`, Prometheus remote_write), the operations endpoints (`/metrics`,
-//! `/-/healthy`, `/-/ready`) and the web UI. Handlers only translate HTTP to the stores' blocking
+//! `/-/healthy`, `/-/ready`), the API's OpenAPI description and the web UI. Handlers only translate HTTP to the stores' blocking
 //! APIs (run on the blocking pool) and back; the stores own all logic.
 
 pub mod alertmanager_api;
@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/healthy", get(ops::healthy).head(ops::healthy))
         .route("/-/ready", get(ops::ready).head(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.yaml", get(ops::openapi))
         .route("/-/reload", post(runtime::reload).put(runtime::reload))
         .route("/api/v1/status/runtimeinfo", get(runtime::runtimeinfo));
     if state.services().indexer.is_some() {

@@ -34,3 +34,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
+
+/// The OpenAPI description of this API, hand-written in `docs/openapi.yaml` and embedded so a
+/// client (or schemathesis) reads the exact version it talks to.
+pub(crate) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/yaml; charset=utf-8")], OPENAPI_YAML).into_response()
+}
+
+const OPENAPI_YAML: &str = include_str!("../../docs/openapi.yaml");

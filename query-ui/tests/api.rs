@@ -219,6 +219,59 @@ async fn operations_endpoints() {
     assert!(body.contains("<title>Tarsier</title>"));
 }
 
+/// `/api/v1/openapi.yaml` serves docs/openapi.yaml, and the description names every path the
+/// router of a full server answers (a new route without a description fails here).
+#[tokio::test]
+async fn openapi_description_is_served_and_covers_the_routes() {
+    let f = fixture();
+    let (status, body) = call(&f.state, Request::get("/api/v1/openapi.yaml").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.starts_with("# Tarsier's HTTP API") && body.contains("\nopenapi: 3.0.3\n"), "{body}");
+    for path in [
+        "/-/healthy",
+        "/-/ready",
+        "/-/reload",
+        "/metrics",
+        "/api/v1/openapi.yaml",
+        "/api/v1/query",
+        "/api/v1/query_range",
+        "/api/v1/series",
+        "/api/v1/labels",
+        "/api/v1/label/{name}/values",
+        "/api/v1/metadata",
+        "/api/v1/status/tsdb",
+        "/api/v1/status/buildinfo",
+        "/api/v1/status/runtimeinfo",
+        "/api/v1/targets",
+        "/api/v1/rules",
+        "/api/v1/alerts",
+        "/api/v1/write",
+        "/loki/api/v1/push",
+        "/loki/api/v1/query_range",
+        "/loki/api/v1/query",
+        "/loki/api/v1/labels",
+        "/loki/api/v1/label/{name}/values",
+        "/loki/api/v1/series",
+        "/loki/api/v1/index/volume",
+        "/loki/api/v1/index/volume_range",
+        "/api/v1/logs/context",
+        "/_bulk",
+        "/{index}/_bulk",
+        "/api/v1/dashboards",
+        "/api/v1/dashboards/{id}",
+        "/api/v1/status/config",
+        "/api/v1/status/tenants",
+        "/api/v2/alerts",
+        "/api/v2/alerts/groups",
+        "/api/v2/silences",
+        "/api/v2/silence/{id}",
+        "/api/v2/receivers",
+        "/api/v2/status",
+    ] {
+        assert!(body.contains(&format!("\n  {path}:\n")), "docs/openapi.yaml lacks {path}");
+    }
+}
+
 #[tokio::test]
 async fn context_returns_lines_around_a_line_of_one_stream() {
     let f = fixture();

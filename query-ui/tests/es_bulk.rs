@@ -176,6 +176,24 @@ async fn malformed_action_line_is_a_request_error_in_elasticsearch_shape() {
     assert_eq!(call(&f.state, request).await.0, StatusCode::NOT_ACCEPTABLE);
 }
 
+/// Found by schemathesis (tests/e2e.rs): a bad `X-Scope-OrgID` was answered as plain text, which
+/// Elasticsearch clients cannot parse; it is a 400 in Elasticsearch's error shape.
+#[tokio::test]
+async fn invalid_tenant_header_is_an_elasticsearch_error() {
+    let f = fixture();
+    for uri in ["/_bulk", "/app/_bulk"] {
+        let request = Request::post(uri)
+            .header("content-type", "application/x-ndjson")
+            .header("x-scope-orgid", "{}")
+            .body(Body::from("{\"index\":{}}\n{\"message\":\"m\"}\n"))
+            .unwrap();
+        let (status, body) = call(&f.state, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["error"]["type"], "illegal_argument_exception", "{uri}: {body}");
+        assert!(body["error"]["reason"].as_str().unwrap().contains("invalid tenant id"), "{uri}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn probes_shippers_make() {
     let f = fixture();
