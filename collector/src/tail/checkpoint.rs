@@ -367,6 +367,20 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_sent_offset_is_kept_until_acknowledged_again() {
+        // A restart killed before it sent the lines again must leave them counted at the next.
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path().to_path_buf(), Vec::new());
+        store.register(1, CheckpointEntry { sent_offset: 40, ..entry(7, 5) });
+        store.save_if_dirty().unwrap();
+        assert_eq!(load(dir.path()).unwrap()[0].sent_offset, 40);
+        store.apply(&[FileAck { file: 1, offset: 20 }]);
+        assert_eq!(store.snapshot()[0].sent_offset, 40, "partly acknowledged");
+        store.apply(&[FileAck { file: 1, offset: 40 }]);
+        assert_eq!(store.snapshot()[0].sent_offset, 0);
+    }
+
+    #[test]
     fn files_released_while_still_present_keep_their_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::new(dir.path().to_path_buf(), Vec::new());
