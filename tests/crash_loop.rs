@@ -133,8 +133,8 @@ fn write_lines(dir: PathBuf, stop: Arc<AtomicBool>) -> u64 {
 }
 
 /// `tarsier_collector_duplicates_after_restart` of a running agent: lines it sent again at its
-/// start because they had been sent before without an acknowledgement (as far as the last saved
-/// checkpoint knew).
+/// start because they had been sent before (the agent saves its sent offsets before each batch
+/// goes out, so this includes lines acknowledged after its last checkpoint save).
 async fn agent_resent(client: &reqwest::Client, base: &str) -> u64 {
     let text = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines()

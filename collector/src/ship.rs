@@ -54,8 +54,12 @@ pub(crate) struct Chunk<T> {
 /// Receives acknowledged offsets (the checkpoint store).
 pub(crate) trait AckTarget: Send + Sync + 'static {
     fn apply(&self, acks: &[FileAck]);
-    /// The lines up to these offsets are being handed to the sink (not yet acknowledged).
-    fn sent(&self, _acks: &[FileAck]) {}
+    /// The lines up to these offsets are about to be handed to the sink (not yet acknowledged).
+    /// The batch waits for the returned future before it is sent: the checkpoint store records
+    /// the sent offsets durably first, so lines read again after a kill are counted exactly.
+    fn sent(self: Arc<Self>, _acks: &[FileAck]) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
 }
 
 /// Adapts a sink trait to the shipper.
@@ -105,10 +109,9 @@ struct AckTracker {
 }
 
 impl AckTracker {
-    fn sent(&self, acks: &[FileAck]) {
-        if let Some(target) = &self.target {
-            target.sent(acks);
-        }
+    /// Records a batch as about to be sent; await the result before sending it.
+    fn sent(&self, acks: &[FileAck]) -> Option<BoxFuture<'static, ()>> {
+        self.target.clone().and_then(|target| target.sent(acks))
     }
 
     fn complete(&mut self, seq: u64, acks: Vec<FileAck>) {
@@ -119,6 +122,15 @@ impl AckTracker {
             }
             self.next += 1;
         }
+    }
+}
+
+/// Records a batch as about to be sent and waits until that is durable (the checkpoint save it
+/// shares with the other batches waiting).
+async fn before_sending(tracker: &Mutex<AckTracker>, acks: &[FileAck]) {
+    let durable = tracker.lock().unwrap_or_else(|e| e.into_inner()).sent(acks);
+    if let Some(durable) = durable {
+        durable.await;
     }
 }
 
@@ -161,7 +173,7 @@ impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static, D: Deliver
                         let (delivery, tenant, config) = (delivery.clone(), tenant.clone(), config.clone());
                         let (metrics, tracker) = (metrics.clone(), tracker.clone());
                         async move {
-                            tracker.lock().unwrap_or_else(|e| e.into_inner()).sent(&acks);
+                            before_sending(&tracker, &acks).await;
                             deliver_with_retry(&*delivery, tenant, Arc::new(items), &config, &metrics).await;
                             tracker.lock().unwrap_or_else(|e| e.into_inner()).complete(seq, acks);
                         }
@@ -264,7 +276,7 @@ impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static, D: Deliver
                         spill.push(seq, &acks, items).await;
                         return;
                     }
-                    tracker.lock().unwrap_or_else(|e| e.into_inner()).sent(&acks);
+                    before_sending(&tracker, &acks).await;
                     match delivery.deliver(tenant.clone(), items.clone()).await {
                         Ok(()) => D::count_sent(&metrics, D::count(&items) as u64),
                         Err(e) if e.retryable => {
@@ -276,7 +288,7 @@ impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static, D: Deliver
                         Err(e) => reject::<T, D>(&e, D::count(&items) as u64, &metrics),
                     }
                 } else {
-                    tracker.lock().unwrap_or_else(|e| e.into_inner()).sent(&acks);
+                    before_sending(&tracker, &acks).await;
                     deliver_with_retry(&*delivery, tenant, items, &config, &metrics).await;
                 }
             }

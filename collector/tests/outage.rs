@@ -137,3 +137,42 @@ async fn lines_in_flight_at_a_kill_are_read_again_and_counted_as_duplicates() {
     assert_eq!(metric(&text, "tarsier_collector_duplicates_after_restart_total"), 40.0, "{text}");
     collector.shutdown().await.unwrap();
 }
+
+/// Regression (crash loop: the metric said 0 while 442 lines were sent again): lines acknowledged
+/// after the last checkpoint save are read again after a kill too; the sent offsets saved before
+/// each batch left make the count equal to the lines actually delivered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_acknowledged_after_the_last_save_are_counted_when_read_again() {
+    // The periodic save (every second) may land between the acknowledgement and the kill; then
+    // nothing is read again and the case is not exercised: try again.
+    for attempt in 0..5 {
+        let logs = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let path = logs.path().join("app.log");
+        append(&path, numbered(0..40));
+        let first = Arc::new(HangingSink::default());
+        let collector =
+            Collector::start(tail_config(logs.path()), state.path(), first.clone(), first.clone()).await.unwrap();
+        wait_for("the batch to be acknowledged", || first.lines.lock().unwrap().len() == 40).await;
+        drop(collector); // kill -9: the acknowledged offset is not saved
+        let saved = std::fs::read_to_string(state.path().join("checkpoints.json")).unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        if saved.contains(&format!("\"offset\":{size}")) {
+            eprintln!("attempt {attempt}: the acknowledgement was saved before the kill, trying again");
+            continue;
+        }
+
+        let second = Arc::new(RecordingSink::default());
+        let collector =
+            Collector::start(tail_config(logs.path()), state.path(), second.clone(), second.clone()).await.unwrap();
+        wait_for("the lines again", || second.lines().len() >= 40).await;
+        let before: std::collections::HashSet<String> = first.lines.lock().unwrap().iter().cloned().collect();
+        let again = second.lines().iter().filter(|l| before.contains(*l)).count();
+        assert_eq!(again, 40, "every acknowledged line is delivered again");
+        let text = metrics_text(&collector);
+        assert_eq!(metric(&text, "tarsier_collector_duplicates_after_restart_total"), again as f64, "{text}");
+        collector.shutdown().await.unwrap();
+        return;
+    }
+    panic!("the acknowledgement was saved before the kill in every attempt");
+}

@@ -18,6 +18,15 @@ fn indexer(state: &AppState) -> Result<std::sync::Arc<indexer::Indexer>, ApiErro
     state.services().indexer.clone().ok_or_else(|| ApiError::Unavailable("no indexer in this role".into()))
 }
 
+/// The largest log query limit this server answers and the key that sets it: the smaller of
+/// `server.max_log_query_limit` (the API's ceiling) and `indexer.max_query_lines` (the store's),
+/// so an error names the key a user has to raise.
+pub(crate) fn log_limit(state: &AppState, indexer: &indexer::Indexer) -> (usize, &'static str) {
+    let api = state.config().max_log_query_limit;
+    let store = indexer.max_query_lines();
+    if store < api { (store, "indexer.max_query_lines") } else { (api, "server.max_log_query_limit") }
+}
+
 fn time_param(params: &Params, key: &str, default: i64) -> Result<i64, ApiError> {
     match params.get(key).filter(|v| !v.is_empty()) {
         None => Ok(default),
@@ -52,7 +61,7 @@ pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): T
     let indexer = indexer(&state)?;
     let query = params.require("query")?.to_string();
     let (start_ns, end_ns) = range(&params, HOUR_NS)?;
-    let max = state.config().max_log_query_limit;
+    let (max, key) = log_limit(&state, &indexer);
     let limit = match params.get("limit") {
         None | Some("") => 100,
         Some(v) => v
@@ -61,7 +70,7 @@ pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): T
     };
     if limit > max {
         return Err(ApiError::BadRequest(format!(
-            "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {max}); page with start/end instead (server.max_log_query_limit)"
+            "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {max}); page with start/end instead ({key})"
         ))
         .into());
     }
@@ -234,7 +243,7 @@ pub(crate) async fn context(State(state): State<AppState>, Tenant(tenant): Tenan
         .map_err(|e| ApiError::BadRequest(format!("invalid parameter \"stream\": {e}")))?;
     let timestamp_ns = model::time::parse_loki_time(params.require("time")?)
         .map_err(|e| ApiError::BadRequest(format!("invalid parameter \"time\": {e}")))?;
-    let max = state.config().max_log_query_limit;
+    let (max, limit_key) = log_limit(&state, &indexer);
     let count = |key: &str| -> Result<usize, ApiError> {
         let n = match params.get(key).filter(|v| !v.is_empty()) {
             None => 10,
@@ -243,7 +252,7 @@ pub(crate) async fn context(State(state): State<AppState>, Tenant(tenant): Tenan
                 .map_err(|_| ApiError::BadRequest(format!("invalid parameter {key:?}: {v:?} is not a number")))?,
         };
         if n > max {
-            return Err(ApiError::BadRequest(format!("{key} {n} is above the limit of {max} lines")));
+            return Err(ApiError::BadRequest(format!("{key} {n} is above the limit of {max} lines ({limit_key})")));
         }
         Ok(n)
     };

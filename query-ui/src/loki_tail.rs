@@ -71,7 +71,7 @@ pub(crate) async fn tail(
         ))
         .into());
     }
-    let max = state.config().max_log_query_limit;
+    let (max, key) = crate::loki_api::log_limit(&state, &indexer);
     let limit = match params.get("limit").filter(|v| !v.is_empty()) {
         None => DEFAULT_LIMIT.min(max),
         Some(v) => {
@@ -79,10 +79,7 @@ pub(crate) async fn tail(
         }
     };
     if limit == 0 || limit > max {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {max} (server.max_log_query_limit), got {limit}"
-        ))
-        .into());
+        return Err(ApiError::BadRequest(format!("limit must be between 1 and {max} ({key}), got {limit}")).into());
     }
     let start_ns = match params.get("start").filter(|v| !v.is_empty()) {
         None => model::time::now_ns() - HOUR_NS,

@@ -301,3 +301,27 @@ async fn context_returns_lines_around_a_line_of_one_stream() {
     let (status, _) = get(&f.state, &format!("/api/v1/logs/context?time={ts}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Regression: a limit above `indexer.max_query_lines` but within `server.max_log_query_limit`
+/// was refused with a message telling users to raise the server key, which changed nothing.
+#[tokio::test]
+async fn a_too_large_log_limit_names_the_key_that_limits_it() {
+    let f = fixture();
+    let query = "/loki/api/v1/query_range?query=%7Bjob%3D%22api%22%7D&start=0&limit=";
+    let raised = query_ui::HttpConfig { max_log_query_limit: 100_000, ..Default::default() };
+    let state = query_ui::AppState::new(f.state.services().clone(), raised, Default::default());
+    let store_max = f.indexer.max_query_lines();
+    let (status, body) = get(&state, &format!("{query}{}", store_max + 1)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let text = body.to_string();
+    assert!(text.contains("indexer.max_query_lines") && text.contains(&format!("> {store_max}")), "{text}");
+    assert!(!text.contains("server.max_log_query_limit"), "{text}");
+    let (status, body) = get(&state, &format!("{query}{store_max}")).await;
+    assert_eq!(status, StatusCode::OK, "the store's ceiling itself is allowed: {body}");
+
+    let lowered = query_ui::HttpConfig { max_log_query_limit: 10, ..Default::default() };
+    let state = query_ui::AppState::new(f.state.services().clone(), lowered, Default::default());
+    let (status, body) = get(&state, &format!("{query}11")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("server.max_log_query_limit"), "{body}");
+}

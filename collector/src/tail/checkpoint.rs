@@ -4,13 +4,20 @@
 //!
 //! On disk: `checkpoints.json`, `{"version":1,"files":[...]}`, replaced atomically (temp file,
 //! fsync, rename, fsync of the directory) so a crash leaves the old or the new version.
+//!
+//! A batch's sent offsets are saved *before* the batch goes to the sink (write-ahead, one save
+//! shared by every batch waiting for it), so after a kill the saved `sent_offset` covers every
+//! line handed over, acknowledged since the last save or not: the lines read again up to it are
+//! exactly what `tarsier_collector_duplicates_after_restart` counts.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
 
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +112,8 @@ struct StoreInner {
     open: HashMap<u64, Tracked>,
     /// Loaded entries no open file claimed yet (kept until their file is gone).
     unclaimed: HashMap<Identity, CheckpointEntry>,
+    /// Bumped by every `sent` that raised a sent offset; a save covers the value it snapshotted.
+    sent_changes: u64,
 }
 
 impl StoreInner {
@@ -126,12 +135,22 @@ pub(crate) struct CheckpointStore {
     dir: PathBuf,
     inner: Mutex<StoreInner>,
     dirty: AtomicBool,
+    /// Serialises saves (they share the temp file) and holds the highest `sent_changes` saved.
+    saved: Mutex<u64>,
+    /// Copy of `saved` readable without waiting for a save in progress (async callers).
+    saved_changes: AtomicU64,
 }
 
 impl CheckpointStore {
     pub(crate) fn new(dir: PathBuf, loaded: Vec<CheckpointEntry>) -> Self {
         let unclaimed = loaded.into_iter().map(|e| (e.identity(), e)).collect();
-        Self { dir, inner: Mutex::new(StoreInner { open: HashMap::new(), unclaimed }), dirty: AtomicBool::new(false) }
+        Self {
+            dir,
+            inner: Mutex::new(StoreInner { open: HashMap::new(), unclaimed, sent_changes: 0 }),
+            dirty: AtomicBool::new(false),
+            saved: Mutex::new(0),
+            saved_changes: AtomicU64::new(0),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StoreInner> {
@@ -191,36 +210,77 @@ impl CheckpointStore {
 
     /// Current checkpoints, for saving.
     pub(crate) fn snapshot(&self) -> Vec<CheckpointEntry> {
+        self.snapshot_with_changes().0
+    }
+
+    /// Current checkpoints and the `sent_changes` they include, read under one lock.
+    fn snapshot_with_changes(&self) -> (Vec<CheckpointEntry>, u64) {
         let inner = self.lock();
         let mut entries: Vec<CheckpointEntry> =
             inner.open.values().map(|t| t.entry.clone()).chain(inner.unclaimed.values().cloned()).collect();
         entries.sort_by_key(|e| (e.dev, e.ino));
-        entries
+        (entries, inner.sent_changes)
     }
 
     /// Saves if anything changed since the last save (blocking: disk and fsync).
     pub(crate) fn save_if_dirty(&self) -> Result<(), Error> {
-        if self.dirty.swap(false, Ordering::AcqRel)
-            && let Err(e) = save(&self.dir, &self.snapshot())
-        {
+        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        if self.dirty.swap(false, Ordering::AcqRel) { self.save_locked(&mut saved) } else { Ok(()) }
+    }
+
+    /// Saves unless a save since sent change `changes` already covers it (blocking). Callers
+    /// waiting at once share one save: the first one's snapshot includes the others' changes.
+    pub(crate) fn save_covering(&self, changes: u64) -> Result<(), Error> {
+        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        if *saved >= changes {
+            return Ok(());
+        }
+        self.dirty.store(false, Ordering::Release);
+        self.save_locked(&mut saved)
+    }
+
+    fn save_locked(&self, saved: &mut u64) -> Result<(), Error> {
+        let (entries, changes) = self.snapshot_with_changes();
+        if let Err(e) = save(&self.dir, &entries) {
             self.dirty.store(true, Ordering::Release);
             return Err(e);
         }
+        *saved = (*saved).max(changes);
+        self.saved_changes.store(*saved, Ordering::Release);
         Ok(())
     }
 }
 
 impl AckTarget for CheckpointStore {
-    fn sent(&self, acks: &[FileAck]) {
-        let mut inner = self.lock();
-        for ack in acks {
-            if let Some(t) = inner.open.get_mut(&ack.file)
-                && ack.offset > t.entry.sent_offset
-            {
-                t.entry.sent_offset = ack.offset;
+    fn sent(self: Arc<Self>, acks: &[FileAck]) -> Option<BoxFuture<'static, ()>> {
+        let changes = {
+            let mut inner = self.lock();
+            let mut raised = false;
+            for ack in acks {
+                if let Some(t) = inner.open.get_mut(&ack.file)
+                    && ack.offset > t.entry.sent_offset
+                {
+                    t.entry.sent_offset = ack.offset;
+                    raised = true;
+                }
+            }
+            if raised {
+                inner.sent_changes += 1;
                 self.dirty.store(true, Ordering::Release);
             }
+            inner.sent_changes
+        };
+        if self.saved_changes.load(Ordering::Acquire) >= changes {
+            return None;
         }
+        Some(Box::pin(async move {
+            // A failed save only loosens the duplicate count (it may under-count): deliver anyway.
+            match tokio::task::spawn_blocking(move || self.save_covering(changes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "saving sent offsets before sending failed"),
+                Err(e) => tracing::warn!(error = %e, "checkpoint save task failed"),
+            }
+        }))
     }
 
     fn apply(&self, acks: &[FileAck]) {
@@ -304,6 +364,20 @@ mod tests {
         assert!(store.snapshot().is_empty());
         store.save_if_dirty().unwrap();
         assert!(load(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_claimed_sent_offset_is_kept_until_acknowledged_again() {
+        // A restart killed before it sent the lines again must leave them counted at the next.
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path().to_path_buf(), Vec::new());
+        store.register(1, CheckpointEntry { sent_offset: 40, ..entry(7, 5) });
+        store.save_if_dirty().unwrap();
+        assert_eq!(load(dir.path()).unwrap()[0].sent_offset, 40);
+        store.apply(&[FileAck { file: 1, offset: 20 }]);
+        assert_eq!(store.snapshot()[0].sent_offset, 40, "partly acknowledged");
+        store.apply(&[FileAck { file: 1, offset: 40 }]);
+        assert_eq!(store.snapshot()[0].sent_offset, 0);
     }
 
     #[test]

@@ -199,7 +199,10 @@ impl Tailer {
             return Ok(()); // replaced between scan and open: the next scan sees the new one
         }
         let fingerprint = Fingerprint::read(&file, FINGERPRINT_BYTES)?;
-        let start = match self.store.claim(identity) {
+        // (offset to read from, offset sent before the restart): the sent offset stays in the
+        // checkpoint until the lines are acknowledged again, so a restart killed before sending
+        // them still counts them at the next start.
+        let (start, sent) = match self.store.claim(identity) {
             Some(cp)
                 if cp.offset <= meta.len() && Fingerprint::read(&file, cp.fingerprint_len)?.hash == cp.fingerprint =>
             {
@@ -208,11 +211,11 @@ impl Tailer {
                     tracing::info!(path = %path.display(), lines = again, "lines sent before the restart without an acknowledgement are sent again");
                     self.metrics.duplicates_after_restart.inc_by(again);
                 }
-                cp.offset
+                (cp.offset, cp.sent_offset)
             }
             // No checkpoint, or the inode was reused by another file.
-            _ if self.first_scan && self.config.start_at == StartAt::End => meta.len(),
-            _ => 0,
+            _ if self.first_scan && self.config.start_at == StartAt::End => (meta.len(), 0),
+            _ => (0, 0),
         };
         let id = self.next_id;
         self.next_id += 1;
@@ -249,7 +252,7 @@ impl Tailer {
                 fingerprint_len: fingerprint.len,
                 fingerprint: fingerprint.hash,
                 offset: start,
-                sent_offset: 0,
+                sent_offset: sent,
                 path: path.to_string_lossy().into_owned(),
             },
         );
