@@ -6,6 +6,7 @@ use clap::Parser;
 use tarsier::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    tarsier::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => tarsier::app::check_config(&file),
