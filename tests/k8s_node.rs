@@ -82,7 +82,9 @@ async fn daemonset_config_ships_every_pod_line_with_its_labels() {
         .replace("0.0.0.0:9470", &agent_listen)
         .replace("http://tarsier-server.tarsier.svc:9470", &server.base)
         .replace("format: json", "format: text")
-        .replace("interval: 15s", "interval: 200ms");
+        .replace("interval: 15s", "interval: 200ms")
+        // The DaemonSet passes NODE_NAME from the downward API; this node's name, spelled out.
+        .replace("$NODE_NAME", "node-1");
     assert!(agent_yaml.contains(pods.to_str().unwrap()), "the DaemonSet config tails /var/log/pods");
     let config = tmp.path().join("agent.yaml");
     std::fs::write(&config, agent_yaml).unwrap();
