@@ -54,7 +54,9 @@ async fn an_outage_fills_the_bounded_buffer_then_everything_arrives_once_in_orde
     let on_disk = dir_bytes(&state.path().join("buffer"));
     assert!(on_disk <= 16 * 1024, "the buffer stays within max_bytes: {on_disk}");
     assert!(sink.lines().is_empty(), "nothing was acknowledged");
-    assert!(metric(&text, "tarsier_collector_buffered_batches_total") >= 2.0, "{text}");
+    // At least one batch went to disk. (Usually several; under a loaded CI machine the batches
+    // waiting for their sent-offset save can leave a single large one in the buffer when it fills.)
+    assert!(metric(&text, "tarsier_collector_buffered_batches_total") >= 1.0, "{text}");
     // Behind the full buffer, the shipping slots and then the reader's channel fill up.
     wait_for("reading to pause", || metric(&metrics_text(&collector), "tarsier_collector_read_paused") == 1.0).await;
     let read = metric(&metrics_text(&collector), "tarsier_collector_lines_read_total");
