@@ -10,9 +10,11 @@ mod exposition_parse;
 mod indexer_ingest;
 mod loggen;
 mod needle;
+mod procs;
 mod promql_peers;
 mod report;
 mod scrape_peers;
+mod steady;
 mod tsdb_ingest;
 
 use clap::{Parser, ValueEnum};
@@ -39,6 +41,11 @@ enum Scenario {
     PromqlPeers,
     /// 1,000 kube-prometheus rules over 100,000 series every 15 s: round time, notification latency.
     AlertRules,
+    /// `tarsier agent` + `tarsier server` under steady logs and scrapes; the server is stopped for
+    /// `--outage-seconds`: the agent's buffer, the catch-up time, query latency meanwhile, delivery.
+    Outage,
+    /// The same load for `--soak-minutes`: RSS of both processes over time (flat after warm-up?).
+    Soak,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -87,6 +94,21 @@ struct Args {
     /// node_exporter processes started by scrape-peers (each one target).
     #[arg(long, default_value_t = 10)]
     exporters: usize,
+    /// Log lines per second written by outage and soak.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Warm-up before the outage or the soak's measurements start.
+    #[arg(long, default_value_t = 60)]
+    warmup_seconds: u64,
+    /// How long the outage scenario keeps the server stopped.
+    #[arg(long, default_value_t = 300)]
+    outage_seconds: u64,
+    /// How long the soak scenario runs after its warm-up.
+    #[arg(long, default_value_t = 30)]
+    soak_minutes: u64,
+    /// The agent's disk buffer bound (`collector.shipping.disk_buffer.max_bytes`) in MiB.
+    #[arg(long, default_value_t = 256)]
+    buffer_mib: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -112,6 +134,17 @@ fn main() -> anyhow::Result<()> {
             Scenario::PromqlPeers => runtime.block_on(promql_peers::run(&args.corpora))?,
             Scenario::AlertRules => {
                 runtime.block_on(alert_rules::run(&args.corpora, args.rules, args.series, args.rounds))?
+            }
+            Scenario::Outage | Scenario::Soak => {
+                let options = steady::Options {
+                    rate: args.rate,
+                    exporters: args.exporters,
+                    warmup_seconds: args.warmup_seconds,
+                    outage_seconds: args.outage_seconds,
+                    soak_minutes: args.soak_minutes,
+                    buffer_mib: args.buffer_mib,
+                };
+                runtime.block_on(steady::run(&options, scenario == Scenario::Outage))?
             }
             Scenario::TsdbIngest => runtime.block_on(tsdb_ingest::run(args.series, args.samples, args.connections))?,
         }

@@ -54,7 +54,8 @@ pub fn rss_mib() -> f64 {
     status_mib("self", "VmRSS:")
 }
 
-fn status_mib(pid: &str, key: &str) -> f64 {
+/// A size line of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`, `RssAnon:`, ...) in MiB.
+pub fn status_mib(pid: &str, key: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()

@@ -15,97 +15,16 @@
 //! prometheus-node-exporter victoria-metrics` for whichever is missing. The `tarsier` binary is taken from beside this one (build both with
 //! `cargo build --release -p tarsier -p tarsier-benches`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::procs::{Proc, dir_bytes, free_port, need, start_node_exporters, wait_ready};
 use crate::report;
 
 pub struct Options {
     pub seconds: u64,
     pub exporters: usize,
-}
-
-/// A child process killed (SIGKILL) when dropped, so a failed run leaves nothing behind.
-struct Proc {
-    name: &'static str,
-    child: Child,
-}
-
-impl Proc {
-    fn start(name: &'static str, program: &Path, args: &[String], log: &Path) -> anyhow::Result<Proc> {
-        let log = std::fs::File::create(log)?;
-        let child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("starting {}: {e}", program.display()))?;
-        Ok(Proc { name, child })
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    /// SIGTERM, then wait up to 30 s for a clean exit.
-    fn terminate(&mut self) -> anyhow::Result<()> {
-        Command::new("kill").arg("-TERM").arg(self.pid()).status()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait()?.is_none() {
-            anyhow::ensure!(Instant::now() < deadline, "{} did not stop within 30 s of SIGTERM", self.name);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// The peer's binary, installed from Debian (`apt-get install -y <package>`) when missing.
-fn need(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
-    let path = PathBuf::from("/usr/bin").join(binary);
-    if !path.exists() {
-        eprintln!("scrape-peers: installing {package} (apt-get install -y {package})");
-        let _ = Command::new("apt-get").args(["install", "-y", package]).stdout(Stdio::null()).status();
-    }
-    anyhow::ensure!(path.exists(), "{} is missing: apt-get install -y {package}", path.display());
-    Ok(path)
-}
-
-async fn wait_ready(client: &reqwest::Client, name: &str, url: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
-        anyhow::ensure!(Instant::now() < deadline, "{name} did not answer {url} within 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
-
-/// Bytes of every file under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// Per system: what the run cost.
@@ -137,17 +56,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let root = root.path();
     let client = reqwest::Client::new();
 
-    let mut exporters = Vec::new();
-    let mut targets = Vec::new();
-    for i in 0..options.exporters {
-        let port = free_port()?;
-        let args = vec![format!("--web.listen-address=127.0.0.1:{port}")];
-        exporters.push(Proc::start("node_exporter", &exporter_bin, &args, &root.join(format!("ne{i}.log")))?);
-        targets.push(format!("127.0.0.1:{port}"));
-    }
-    for t in &targets {
-        wait_ready(&client, "node_exporter", &format!("http://{t}/metrics")).await?;
-    }
+    let (mut exporters, targets) = start_node_exporters(&exporter_bin, options.exporters, root, &client).await?;
     let target_list = targets.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
     let scrape_yaml = format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: [{target_list}]\n"

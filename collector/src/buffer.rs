@@ -1,13 +1,20 @@
-//! The log shipper's disk buffer for outages: when the sink fails, batches are written here
-//! instead of being held in memory, reading goes on until the buffer reaches its size limit (then
-//! it pauses: nothing is dropped), and the batches are delivered in order once the sink is back.
+//! The shippers' disk buffers for outages: when the sink fails, batches are written here instead
+//! of being held in memory, reading and scraping go on until a buffer reaches its size limit (then
+//! they pause: nothing is dropped), and the batches are delivered in order once the sink is back.
+//! Logs and samples have a buffer each (samples in the `samples` subdirectory).
 //!
 //! Records are framed `[len u32 LE][crc32 u32 LE][payload]` in segment files (`<n>.seg`, rolled at
-//! `segment_bytes`); a segment is deleted once all its batches were delivered. The payload carries
-//! the batch's sequence number and file acknowledgements, so checkpoints still move only after
-//! delivery. The buffer does not outlive the process: the checkpoints never passed its lines, so
-//! after a restart they are read again from the files, and leftover segments are discarded at
-//! start. All file work runs on the blocking pool.
+//! `segment_bytes`); a segment is deleted once all its batches were delivered. The payload is
+//! `[seq u64 LE][acks u32 LE][(file u64 LE, offset u64 LE) x acks][items]`: the batch's sequence
+//! number and file acknowledgements, so checkpoints still move only after delivery, then the items
+//! in their kind's exact encoding ([`SpillItem`]: samples as a remote_write body, which keeps every
+//! NaN payload such as staleness markers bit for bit).
+//!
+//! What a restart does with a buffer depends on the kind. Logs: the checkpoints never passed the
+//! buffered lines, so they are read again from their files and leftover segments are discarded.
+//! Samples: a buffered batch is the only copy (a scrape cannot be repeated), so leftover segments
+//! are read back (a torn last record is cut off) and delivered before anything new. All file work
+//! runs on the blocking pool.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -19,29 +26,91 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use model::{LogStream, TimeSeries};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 
 use crate::error::Error;
-use crate::metrics::CollectorMetrics;
 use crate::ship::FileAck;
+
+/// How one kind of shipped item is written into a disk buffer, exactly.
+pub(crate) trait SpillItem: Sized + Send + Sync + 'static {
+    fn encode(items: &[Self], out: &mut Vec<u8>);
+    fn decode(bytes: &[u8]) -> Result<Vec<Self>, String>;
+}
+
+impl SpillItem for LogStream {
+    fn encode(items: &[Self], out: &mut Vec<u8>) {
+        serde_json::to_writer(out, items).expect("log streams always serialize");
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Vec<Self>, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}
+
+impl SpillItem for TimeSeries {
+    fn encode(items: &[Self], out: &mut Vec<u8>) {
+        out.extend_from_slice(&model::wire::remote_write::encode(items));
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Vec<Self>, String> {
+        model::wire::remote_write::decode(bytes, u32::MAX as usize).map_err(|e| e.to_string())
+    }
+}
+
+/// Bytes of the payload before the acknowledgements: seq and their count.
+const PAYLOAD_PREFIX: usize = 12;
+
+fn encode_batch<T: SpillItem>(seq: u64, acks: &[FileAck], items: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PAYLOAD_PREFIX + acks.len() * 16 + items.len() * 64);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(acks.len() as u32).to_le_bytes());
+    for ack in acks {
+        out.extend_from_slice(&ack.file.to_le_bytes());
+        out.extend_from_slice(&ack.offset.to_le_bytes());
+    }
+    T::encode(items, &mut out);
+    out
+}
+
+fn decode_batch<T: SpillItem>(payload: &[u8]) -> Result<BufferedBatch<T>, String> {
+    let u64_at = |i: usize| payload.get(i..i + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let seq = u64_at(0).ok_or("record shorter than its header")?;
+    let count = payload.get(8..12).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))).unwrap_or(0) as usize;
+    let items_at = PAYLOAD_PREFIX + count * 16;
+    if payload.len() < items_at {
+        return Err(format!("record of {} bytes is shorter than its {count} acknowledgements", payload.len()));
+    }
+    let acks = (0..count)
+        .map(|i| {
+            let at = PAYLOAD_PREFIX + i * 16;
+            FileAck { file: u64_at(at).expect("length checked"), offset: u64_at(at + 8).expect("length checked") }
+        })
+        .collect();
+    Ok(BufferedBatch { seq, acks, items: T::decode(&payload[items_at..])? })
+}
+
+/// The gauges and counter one buffer keeps current.
+#[derive(Clone)]
+pub(crate) struct SpillMetrics {
+    /// `log` or `samples`, for log messages.
+    pub kind: &'static str,
+    pub bytes: Gauge,
+    pub full: Gauge,
+    pub batches: Counter,
+}
 
 /// Bytes of a record's header (length and crc).
 const HEADER: u64 = 8;
 
-/// One buffered batch as written to disk.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+/// One buffered batch as read back from disk.
+#[derive(Debug, PartialEq)]
 pub(crate) struct BufferedBatch<T> {
     pub seq: u64,
-    pub acks: Vec<(u64, u64)>,
+    pub acks: Vec<FileAck>,
     pub items: Vec<T>,
-}
-
-impl<T> BufferedBatch<T> {
-    pub(crate) fn file_acks(&self) -> Vec<FileAck> {
-        self.acks.iter().map(|&(file, offset)| FileAck { file, offset }).collect()
-    }
 }
 
 #[derive(Debug)]
@@ -72,6 +141,11 @@ pub(crate) struct DiskQueue {
     writer: Option<File>,
     next_segment: u64,
     bytes: u64,
+    /// Records at the front left by a previous process (kept buffers only).
+    old_records: usize,
+    /// Kept buffers: where the position after the last delivered record is written, so a
+    /// restart does not deliver it again.
+    head_file: Option<PathBuf>,
 }
 
 fn io<'a>(context: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -79,19 +153,30 @@ fn io<'a>(context: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) 
 }
 
 impl DiskQueue {
-    /// Opens the queue in `dir`, discarding segments a previous process left (their lines were
-    /// never checkpointed and are read again). Returns the queue and the bytes discarded.
-    pub(crate) fn open(dir: &Path, max_bytes: u64, segment_bytes: u64) -> Result<(DiskQueue, u64), Error> {
+    /// Opens the queue in `dir`. Segments a previous process left are discarded (`keep` false:
+    /// their lines were never checkpointed and are read again) or read back to be delivered first
+    /// (`keep` true; a torn or corrupt tail is cut off). Returns the queue and the bytes discarded.
+    pub(crate) fn open(dir: &Path, max_bytes: u64, segment_bytes: u64, keep: bool) -> Result<(DiskQueue, u64), Error> {
         std::fs::create_dir_all(dir).map_err(io("creating disk buffer directory", dir))?;
-        let mut discarded = 0;
+        let mut old: Vec<(u64, PathBuf)> = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io("listing disk buffer", dir))? {
             let path = entry.map_err(io("listing disk buffer", dir))?.path();
             if path.extension().is_some_and(|e| e == "seg") {
-                discarded += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                std::fs::remove_file(&path).map_err(io("removing old disk buffer segment", &path))?;
+                let id = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
+                old.push((id.unwrap_or(u64::MAX), path));
             }
         }
-        let queue = DiskQueue {
+        old.sort();
+        let head_file = dir.join("delivered");
+        // (segment, offset): everything before it was delivered. Unreadable: deliver all again.
+        let delivered = match std::fs::read(&head_file) {
+            Ok(b) if b.len() == 16 => (
+                u64::from_le_bytes(b[0..8].try_into().expect("8 bytes")),
+                u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
+            ),
+            _ => (0, 0),
+        };
+        let mut queue = DiskQueue {
             dir: dir.to_path_buf(),
             max_bytes,
             segment_bytes: segment_bytes.max(1),
@@ -100,8 +185,61 @@ impl DiskQueue {
             writer: None,
             next_segment: 0,
             bytes: 0,
+            old_records: 0,
+            head_file: keep.then_some(head_file),
         };
+        let mut discarded = 0;
+        for (id, path) in old {
+            let bytes = std::fs::read(&path).map_err(io("reading old disk buffer segment", &path))?;
+            // (bytes of whole records, records left to deliver)
+            let (whole, live) = match (keep, id) {
+                (false, _) | (true, u64::MAX) => (0, 0),
+                (true, id) if id < delivered.0 => (bytes.len() as u64, 0),
+                (true, id) => queue.recover_segment(id, &bytes, if id == delivered.0 { delivered.1 } else { 0 }),
+            };
+            discarded += bytes.len() as u64 - whole;
+            if live == 0 {
+                std::fs::remove_file(&path).map_err(io("removing old disk buffer segment", &path))?;
+            } else if whole < bytes.len() as u64 {
+                let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(io("opening", &path))?;
+                file.set_len(whole).map_err(io("cutting the torn end of a disk buffer segment", &path))?;
+            }
+        }
+        if keep {
+            // New segments sort after every old one and after the delivered position.
+            queue.next_segment = queue.next_segment.max(delivered.0 + 1);
+        }
+        queue.old_records = queue.slots.len();
         Ok((queue, discarded))
+    }
+
+    /// Takes the whole records of an old segment up to the first torn or corrupt one, skipping
+    /// those before offset `delivered`; returns the bytes the whole records span and how many
+    /// are left to deliver.
+    fn recover_segment(&mut self, id: u64, bytes: &[u8], delivered: u64) -> (u64, usize) {
+        let mut offset = 0usize;
+        let mut live = 0;
+        while let Some(header) = bytes.get(offset..offset + HEADER as usize) {
+            let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+            let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+            let Some(payload) = bytes.get(offset + HEADER as usize..offset + HEADER as usize + len) else { break };
+            if crc32fast::hash(payload) != crc {
+                break;
+            }
+            let record = HEADER + len as u64;
+            if offset as u64 >= delivered {
+                self.slots.push_back(Slot { segment: id, offset: offset as u64, len: record });
+                self.bytes += record;
+                live += 1;
+            }
+            offset += record as usize;
+        }
+        if live > 0 {
+            // Never appended to again: the next push starts a new segment.
+            self.segments.push_back(Segment { id, size: offset as u64, live });
+            self.next_segment = self.next_segment.max(id + 1);
+        }
+        (offset as u64, live)
     }
 
     fn segment_path(&self, id: u64) -> PathBuf {
@@ -165,6 +303,11 @@ impl DiskQueue {
         Ok(())
     }
 
+    /// Whether the oldest record was left by a previous process.
+    pub(crate) fn front_is_old(&self) -> bool {
+        self.old_records > 0
+    }
+
     /// The oldest record's payload, checked against its crc.
     pub(crate) fn peek(&self) -> Result<Option<Vec<u8>>, Error> {
         let Some(slot) = self.slots.front().copied() else { return Ok(None) };
@@ -190,7 +333,14 @@ impl DiskQueue {
     /// Drops the oldest record (delivered); deletes its segment once nothing in it is waiting.
     pub(crate) fn pop(&mut self) -> Result<(), Error> {
         let Some(slot) = self.slots.pop_front() else { return Ok(()) };
+        self.old_records = self.old_records.saturating_sub(1);
         self.bytes -= slot.len;
+        if let Some(head_file) = &self.head_file {
+            // Not synced: after a power loss a batch may be delivered twice, never lost.
+            let mut position = slot.segment.to_le_bytes().to_vec();
+            position.extend_from_slice(&(slot.offset + slot.len).to_le_bytes());
+            std::fs::write(head_file, position).map_err(io("recording the delivered position", head_file))?;
+        }
         let Some(pos) = self.segments.iter().position(|s| s.id == slot.segment) else { return Ok(()) };
         self.segments[pos].live -= 1;
         let is_writing = pos + 1 == self.segments.len();
@@ -206,14 +356,6 @@ impl DiskQueue {
     }
 }
 
-/// A batch as serialized (borrowing its items).
-#[derive(Serialize)]
-struct BatchRef<'a, T> {
-    seq: u64,
-    acks: Vec<(u64, u64)>,
-    items: &'a [T],
-}
-
 /// The disk queue shared by a shipper's batch tasks (which push) and its drainer.
 pub(crate) struct Spill {
     queue: Arc<Mutex<DiskQueue>>,
@@ -221,7 +363,7 @@ pub(crate) struct Spill {
     waiting: AtomicUsize,
     changed: Notify,
     full: AtomicBool,
-    metrics: CollectorMetrics,
+    metrics: SpillMetrics,
 }
 
 /// What one attempt to queue a batch did.
@@ -235,10 +377,11 @@ enum Pushed {
 const DISK_ERROR_RETRY: Duration = Duration::from_secs(1);
 
 impl Spill {
-    pub(crate) fn new(queue: DiskQueue, metrics: CollectorMetrics) -> Self {
+    pub(crate) fn new(queue: DiskQueue, metrics: SpillMetrics) -> Self {
+        metrics.bytes.set(queue.bytes() as i64);
         Self {
+            waiting: AtomicUsize::new(queue.slots.len()),
             queue: Arc::new(Mutex::new(queue)),
-            waiting: AtomicUsize::new(0),
             changed: Notify::new(),
             full: AtomicBool::new(false),
             metrics,
@@ -255,20 +398,11 @@ impl Spill {
 
     /// Queues a batch, waiting while the buffer is full (the caller holds a shipping slot, so
     /// reading pauses behind it: backpressure, never a drop).
-    pub(crate) async fn push<T: Serialize + Send + Sync + 'static>(
-        &self,
-        seq: u64,
-        acks: &[FileAck],
-        items: Arc<Vec<T>>,
-    ) {
-        let acks: Vec<(u64, u64)> = acks.iter().map(|a| (a.file, a.offset)).collect();
-        let mut payload =
-            match tokio::task::spawn_blocking(move || serde_json::to_vec(&BatchRef { seq, acks, items: &items })).await
-            {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => unreachable!("log batches always serialize: {e}"),
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            };
+    pub(crate) async fn push<T: SpillItem>(&self, seq: u64, acks: &[FileAck], items: Arc<Vec<T>>) {
+        let acks = acks.to_vec();
+        let mut payload = tokio::task::spawn_blocking(move || encode_batch(seq, &acks, &items))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -289,11 +423,11 @@ impl Spill {
             match outcome {
                 Pushed::Done(bytes) => {
                     self.waiting.fetch_add(1, Ordering::AcqRel);
-                    self.metrics.buffer_bytes.set(bytes as i64);
-                    self.metrics.buffered_batches.inc();
+                    self.metrics.bytes.set(bytes as i64);
+                    self.metrics.batches.inc();
                     if self.full.swap(false, Ordering::AcqRel) {
-                        self.metrics.buffer_full.set(0);
-                        tracing::info!("disk buffer has room again, reading resumes");
+                        self.metrics.full.set(0);
+                        tracing::info!(kind = self.metrics.kind, "disk buffer has room again, reading resumes");
                     }
                     self.changed.notify_waiters();
                     return;
@@ -301,9 +435,10 @@ impl Spill {
                 Pushed::Full(back) => {
                     payload = back;
                     if !self.full.swap(true, Ordering::AcqRel) {
-                        self.metrics.buffer_full.set(1);
+                        self.metrics.full.set(1);
                         tracing::warn!(
-                            bytes = self.metrics.buffer_bytes.get(),
+                            kind = self.metrics.kind,
+                            bytes = self.metrics.bytes.get(),
                             "disk buffer full, reading paused until the sink takes data again"
                         );
                     }
@@ -311,7 +446,7 @@ impl Spill {
                 }
                 Pushed::Failed(e, back) => {
                     payload = back;
-                    tracing::error!(error = %e, "writing the disk buffer failed, retrying");
+                    tracing::error!(kind = self.metrics.kind, error = %e, "writing the disk buffer failed, retrying");
                     tokio::time::sleep(DISK_ERROR_RETRY).await;
                 }
             }
@@ -319,11 +454,12 @@ impl Spill {
     }
 
     /// Delivers buffered batches oldest first, forever (aborted at shutdown). `deliver` retries
-    /// until the sink takes the batch and applies its acknowledgements.
+    /// until the sink takes the batch and applies its acknowledgements; its sequence number is
+    /// `None` for a batch a previous process buffered (kept buffers only).
     pub(crate) async fn drain<T, F, Fut>(&self, deliver: F)
     where
-        T: DeserializeOwned + Send + 'static,
-        F: Fn(u64, Vec<FileAck>, Vec<T>) -> Fut,
+        T: SpillItem,
+        F: Fn(Option<u64>, Vec<FileAck>, Vec<T>) -> Fut,
         Fut: Future<Output = ()>,
     {
         loop {
@@ -331,23 +467,24 @@ impl Spill {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let queue = self.queue.clone();
-            let head =
-                tokio::task::spawn_blocking(move || queue.lock().unwrap_or_else(|e| e.into_inner()).peek()).await;
+            let head = tokio::task::spawn_blocking(move || {
+                let q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                q.peek().map(|p| p.map(|p| (p, q.front_is_old())))
+            })
+            .await;
+            let kind = self.metrics.kind;
             match head {
                 Ok(Ok(None)) => {
                     notified.await;
                     continue;
                 }
-                Ok(Ok(Some(payload))) => match serde_json::from_slice::<BufferedBatch<T>>(&payload) {
-                    Ok(batch) => {
-                        let acks = batch.file_acks();
-                        deliver(batch.seq, acks, batch.items).await;
-                    }
+                Ok(Ok(Some((payload, old)))) => match decode_batch::<T>(&payload) {
+                    Ok(batch) => deliver((!old).then_some(batch.seq), batch.acks, batch.items).await,
                     // Its acknowledgement never comes: checkpoints stop there and a restart reads
-                    // the lines again, so nothing is lost.
-                    Err(e) => tracing::error!(error = %e, "undecodable disk buffer record, skipping it"),
+                    // the lines again, so no line is lost (a sample batch is).
+                    Err(e) => tracing::error!(kind, error = %e, "undecodable disk buffer record, skipping it"),
                 },
-                Ok(Err(e)) => tracing::error!(error = %e, "unreadable disk buffer record, skipping it"),
+                Ok(Err(e)) => tracing::error!(kind, error = %e, "unreadable disk buffer record, skipping it"),
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
             let queue = self.queue.clone();
@@ -358,9 +495,9 @@ impl Spill {
             .await;
             match popped {
                 Ok(Ok(bytes)) => {
-                    self.metrics.buffer_bytes.set(bytes as i64);
+                    self.metrics.bytes.set(bytes as i64);
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "removing a delivered disk buffer segment failed"),
+                Ok(Err(e)) => tracing::warn!(kind, error = %e, "removing a delivered disk buffer segment failed"),
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
             self.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -389,7 +526,7 @@ mod tests {
     #[test]
     fn records_come_back_in_order_and_segments_go_once_delivered() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut q, discarded) = DiskQueue::open(dir.path(), 1 << 20, 100).unwrap();
+        let (mut q, discarded) = DiskQueue::open(dir.path(), 1 << 20, 100, false).unwrap();
         assert_eq!(discarded, 0);
         for i in 0..10u8 {
             assert!(q.fits(40));
@@ -411,7 +548,7 @@ mod tests {
     #[test]
     fn the_size_limit_is_enforced_but_one_record_always_fits() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut q, _) = DiskQueue::open(dir.path(), 100, 1 << 20).unwrap();
+        let (mut q, _) = DiskQueue::open(dir.path(), 100, 1 << 20, false).unwrap();
         assert!(q.fits(500), "an empty queue takes an oversized batch");
         q.push(&[0; 40]).unwrap();
         assert!(q.fits(40));
@@ -422,15 +559,84 @@ mod tests {
     #[test]
     fn a_corrupt_record_is_an_error_and_old_segments_are_discarded_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut q, _) = DiskQueue::open(dir.path(), 1 << 20, 1 << 20).unwrap();
+        let (mut q, _) = DiskQueue::open(dir.path(), 1 << 20, 1 << 20, false).unwrap();
         q.push(b"hello world").unwrap();
         let seg = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
         let mut bytes = std::fs::read(&seg).unwrap();
         bytes[10] ^= 0xff;
         std::fs::write(&seg, &bytes).unwrap();
         assert!(q.peek().unwrap_err().to_string().contains("crc"));
-        let (q, discarded) = DiskQueue::open(dir.path(), 1 << 20, 1 << 20).unwrap();
+        let (q, discarded) = DiskQueue::open(dir.path(), 1 << 20, 1 << 20, false).unwrap();
         assert_eq!((q.len(), discarded), (0, 19));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sample_batches_round_trip_exactly_with_their_acknowledgements() {
+        let stale = TimeSeries::new(
+            model::Labels::from_pairs([("__name__", "up"), ("job", "a")]),
+            vec![
+                model::Sample::new(1, model::stale_nan()),
+                model::Sample::new(2, f64::NAN),
+                model::Sample::new(3, 1.5),
+            ],
+        );
+        let acks = [FileAck { file: 7, offset: 1 << 40 }, FileAck { file: u64::MAX, offset: 0 }];
+        let payload = encode_batch(42, &acks, std::slice::from_ref(&stale));
+        let batch = decode_batch::<TimeSeries>(&payload).unwrap();
+        assert_eq!((batch.seq, batch.acks.as_slice()), (42, &acks[..]));
+        let bits: Vec<u64> = batch.items[0].samples.iter().map(|s| s.value.to_bits()).collect();
+        assert_eq!(bits, stale.samples.iter().map(|s| s.value.to_bits()).collect::<Vec<_>>(), "NaN payloads kept");
+        assert_eq!(batch.items[0].labels, stale.labels);
+        assert!(decode_batch::<TimeSeries>(&payload[..10]).is_err());
+        assert!(decode_batch::<LogStream>(b"\0\0\0\0\0\0\0\0\xff\xff\xff\xff").is_err(), "an absurd ack count");
+    }
+
+    #[test]
+    fn a_kept_buffer_comes_back_in_order_without_its_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = DiskQueue::open(dir.path(), 1 << 20, 100, true).unwrap();
+        for i in 0..5u8 {
+            q.push(&[i; 40]).unwrap();
+        }
+        q.peek().unwrap();
+        q.pop().unwrap();
+        drop(q);
+        // A crash in the middle of the next record.
+        let segment_files = || {
+            let files = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path());
+            files.filter(|p| p.extension().is_some_and(|e| e == "seg")).collect::<Vec<_>>()
+        };
+        let last = segment_files().into_iter().max().unwrap();
+        let mut torn = std::fs::OpenOptions::new().append(true).open(&last).unwrap();
+        torn.write_all(&[48, 0, 0, 0, 1, 2, 3, 4, 9, 9]).unwrap();
+        drop(torn);
+
+        let (mut q, discarded) = DiskQueue::open(dir.path(), 1 << 20, 100, true).unwrap();
+        assert_eq!((q.len(), discarded, q.bytes()), (4, 10, 4 * 48));
+        q.push(&[9; 40]).unwrap();
+        let mut order = Vec::new();
+        while let Some(payload) = q.peek().unwrap() {
+            order.push((payload[0], q.front_is_old()));
+            q.pop().unwrap();
+        }
+        assert_eq!(order, [(1, true), (2, true), (3, true), (4, true), (9, false)]);
+        let segments =
+            std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some()).count();
+        assert!(segments <= 1, "delivered segments are deleted");
+
+        // Restarted again with two new records, one delivered: only the other comes back.
+        q.push(&[10; 40]).unwrap();
+        q.push(&[11; 40]).unwrap();
+        q.peek().unwrap();
+        q.pop().unwrap();
+        drop(q);
+        let (mut q, discarded) = DiskQueue::open(dir.path(), 1 << 20, 100, true).unwrap();
+        assert_eq!((q.len(), discarded), (1, 0));
+        assert_eq!(q.peek().unwrap().unwrap(), vec![11; 40]);
+        q.pop().unwrap();
+        drop(q);
+        let (q, _) = DiskQueue::open(dir.path(), 1 << 20, 100, true).unwrap();
+        assert!(q.is_empty(), "nothing is delivered twice");
     }
 }

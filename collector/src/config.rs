@@ -345,12 +345,13 @@ pub struct ShippingConfig {
     pub retry_max_backoff: Duration,
     /// Batches being sent (or retried) at once; reading pauses when all are busy.
     pub max_in_flight_batches: usize,
-    /// Where log batches wait on disk while the sink fails.
+    /// Where log and sample batches wait on disk while the sink fails.
     pub disk_buffer: DiskBufferConfig,
 }
 
-/// `collector.shipping.disk_buffer`: log batches the sink refused with a retryable error wait
-/// here, and later batches queue behind them, until the sink is back.
+/// `collector.shipping.disk_buffer`: log and sample batches the sink refused with a retryable
+/// error wait here (a buffer each, samples in the `samples` subdirectory, each bounded by
+/// `max_bytes`), and later batches queue behind them, until the sink is back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiskBufferConfig {
@@ -359,7 +360,8 @@ pub struct DiskBufferConfig {
     pub enabled: bool,
     /// Directory of the segment files (default: `buffer` under the collector's state directory).
     pub path: Option<std::path::PathBuf>,
-    /// Most bytes on disk (`268435456` or `"256MiB"`); when full, reading pauses, nothing is dropped.
+    /// Most bytes on disk per buffer (`268435456` or `"256MiB"`); when full, reading (or scraping)
+    /// pauses, nothing is dropped.
     #[serde(deserialize_with = "deserialize_bytes")]
     pub max_bytes: u64,
     /// Size at which a new segment file is started.

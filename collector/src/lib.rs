@@ -106,22 +106,27 @@ impl Collector {
         .map_err(|e| Error::Task(e.to_string()))??;
         let store = Arc::new(CheckpointStore::new(state_dir.to_path_buf(), loaded));
         let metrics = CollectorMetrics::default();
-        let spill = if config.shipping.disk_buffer.enabled {
+        let (spill, samples_spill) = if config.shipping.disk_buffer.enabled {
             let buffer = &config.shipping.disk_buffer;
             let dir = buffer.path.clone().unwrap_or_else(|| state_dir.join("buffer"));
-            let (max, segment) = (buffer.max_bytes, buffer.segment_bytes);
-            let (queue, discarded) = tokio::task::spawn_blocking(move || buffer::DiskQueue::open(&dir, max, segment))
-                .await
-                .map_err(|e| Error::Task(e.to_string()))??;
-            if discarded > 0 {
-                tracing::info!(
-                    bytes = discarded,
-                    "discarded the previous disk buffer, its lines are read again from their files"
-                );
-            }
-            Some(Arc::new(buffer::Spill::new(queue, metrics.clone())))
+            let log_metrics = buffer::SpillMetrics {
+                kind: "logs",
+                bytes: metrics.buffer_bytes.clone(),
+                full: metrics.buffer_full.clone(),
+                batches: metrics.buffered_batches.clone(),
+            };
+            let sample_metrics = buffer::SpillMetrics {
+                kind: "samples",
+                bytes: metrics.samples_buffer_bytes.clone(),
+                full: metrics.samples_buffer_full.clone(),
+                batches: metrics.samples_buffered_batches.clone(),
+            };
+            (
+                Some(open_spill(dir.clone(), buffer, false, log_metrics).await?),
+                Some(open_spill(dir.join("samples"), buffer, true, sample_metrics).await?),
+            )
         } else {
-            None
+            (None, None)
         };
 
         let (log_tx, log_rx) = mpsc::channel::<Chunk<LogStream>>(CHANNEL_CHUNKS);
@@ -148,7 +153,7 @@ impl Collector {
                 acks: None,
                 metrics: metrics.clone(),
                 drain_timeout: SHUTDOWN_DRAIN,
-                spill: None,
+                spill: samples_spill,
             }
             .run(),
         );
@@ -392,6 +397,34 @@ impl Drop for Collector {
         self.signals_cancel.cancel();
         self.kube_cancel.cancel();
     }
+}
+
+/// Opens one kind's disk buffer in `dir`. Logs (`keep` false) drop what a previous process left,
+/// since their lines are read again from their files; samples (`keep` true) deliver it first.
+async fn open_spill(
+    dir: std::path::PathBuf,
+    config: &config::DiskBufferConfig,
+    keep: bool,
+    metrics: buffer::SpillMetrics,
+) -> Result<Arc<buffer::Spill>, Error> {
+    let (max, segment) = (config.max_bytes, config.segment_bytes);
+    let (queue, discarded) = tokio::task::spawn_blocking(move || buffer::DiskQueue::open(&dir, max, segment, keep))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+    let kind = metrics.kind;
+    if discarded > 0 && keep {
+        tracing::warn!(kind, bytes = discarded, "cut off the torn end of the disk buffer a previous process left");
+    } else if discarded > 0 {
+        tracing::info!(
+            kind,
+            bytes = discarded,
+            "discarded the previous disk buffer, its lines are read again from their files"
+        );
+    }
+    if queue.bytes() > 0 {
+        tracing::info!(kind, bytes = queue.bytes(), "delivering what was buffered before the restart first");
+    }
+    Ok(Arc::new(buffer::Spill::new(queue, metrics)))
 }
 
 async fn save_periodically(store: Arc<CheckpointStore>, cancel: CancellationToken) {

@@ -28,6 +28,9 @@ pub(crate) struct CollectorMetrics {
     pub buffer_bytes: Gauge,
     pub buffer_full: Gauge,
     pub buffered_batches: Counter,
+    pub samples_buffer_bytes: Gauge,
+    pub samples_buffer_full: Gauge,
+    pub samples_buffered_batches: Counter,
     pub duplicates_after_restart: Counter,
     pub metadata_missing: Counter,
 }
@@ -86,6 +89,21 @@ impl CollectorMetrics {
             "tarsier_collector_buffered_batches",
             "Log batches written to the disk buffer because the sink failed",
             self.buffered_batches.clone(),
+        );
+        r.register(
+            "tarsier_collector_samples_buffer_bytes",
+            "Bytes in the samples disk buffer",
+            self.samples_buffer_bytes.clone(),
+        );
+        r.register(
+            "tarsier_collector_samples_buffer_full",
+            "1 while the samples disk buffer is full and scrapes wait for the sink, else 0",
+            self.samples_buffer_full.clone(),
+        );
+        r.register(
+            "tarsier_collector_samples_buffered_batches",
+            "Sample batches written to the disk buffer because the sink failed",
+            self.samples_buffered_batches.clone(),
         );
         r.register(
             "tarsier_collector_duplicates_after_restart",

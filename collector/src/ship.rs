@@ -26,10 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::buffer::Spill;
+use crate::buffer::{Spill, SpillItem};
 use crate::config::ShippingConfig;
 use crate::metrics::CollectorMetrics;
 use crate::sink::{LogSink, MetricSink, SinkError};
@@ -144,7 +141,7 @@ pub(crate) struct Shipper<T, D> {
     pub metrics: CollectorMetrics,
     /// How long in-flight batches may still take once the channel closed.
     pub drain_timeout: Duration,
-    /// Where batches go while the sink fails (logs only).
+    /// Where batches go while the sink fails.
     pub spill: Option<Arc<Spill>>,
 }
 
@@ -153,7 +150,7 @@ struct InFlight {
     done: CancellationToken,
 }
 
-impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static, D: Deliver<T>> Shipper<T, D> {
+impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
     /// Runs until the channel closes and in-flight batches finished (or `drain_timeout` passed).
     pub(crate) async fn run(mut self) {
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight_batches));
@@ -175,7 +172,10 @@ impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static, D: Deliver
                         async move {
                             before_sending(&tracker, &acks).await;
                             deliver_with_retry(&*delivery, tenant, Arc::new(items), &config, &metrics).await;
-                            tracker.lock().unwrap_or_else(|e| e.into_inner()).complete(seq, acks);
+                            // A batch of a previous process has no place in this one's order.
+                            if let Some(seq) = seq {
+                                tracker.lock().unwrap_or_else(|e| e.into_inner()).complete(seq, acks);
+                            }
                         }
                     })
                     .await
