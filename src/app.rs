@@ -210,7 +210,8 @@ async fn start_external_metrics(
         tracing::warn!("server.external_metrics has no cert_file/key_file: serving a self-signed certificate");
     }
     let names = ["localhost".to_string(), "tarsier-server.tarsier.svc".to_string()];
-    let tls = query_ui::tls::server_config(files, &names, cfg.client_ca_file.as_deref())
+    let tls = query_ui::tls::certificate(files, &names)
+        .and_then(|cert| query_ui::tls::server_config(cert, cfg.client_ca_file.as_deref(), Default::default()))
         .map_err(anyhow::Error::msg)
         .context("server.external_metrics cert_file/key_file/client_ca_file")?;
     let tcp = tokio::net::TcpListener::bind(&cfg.listen)
@@ -219,7 +220,7 @@ async fn start_external_metrics(
     tracing::info!(listen = %tcp.local_addr()?, metrics = cfg.metrics.len(), "serving external.metrics.k8s.io over tls");
     let state = query_ui::external_metrics::ExternalMetricsState { tsdb, config: Arc::new(cfg.clone()) };
     let app = query_ui::external_metrics::router(state);
-    let listener = query_ui::tls::TlsListener::new(tcp, tls);
+    let listener = query_ui::tls::TlsListener::new(tcp, tls)?;
     Ok(Some(tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -252,6 +253,7 @@ pub async fn serve_with(
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let mut registry = Registry::default();
+    collector::tls::register_metrics(&mut registry);
     let mut services = query_ui::Services::default();
     let mut notifier_handle: Option<Arc<alerting::notify::Notifier>> = None;
 
@@ -311,6 +313,10 @@ pub async fn serve_with(
         format!("listening on {} (server.listen / --listen): is another process using it?", config.server.listen)
     })?;
     let local_addr = listener.local_addr()?;
+    let tls = match &config.server.tls {
+        Some(tls) => Some(tls.server_config().map_err(anyhow::Error::msg)?),
+        None => None,
+    };
 
     let collector = if role.runs_collector() {
         let (logs, metrics): (Arc<dyn collector::LogSink>, Arc<dyn collector::MetricSink>) = match role {
@@ -323,8 +329,12 @@ pub async fn serve_with(
             }
             _ => {
                 let sink = Arc::new(
-                    collector::HttpSink::new(&config.agent.server_url, config.agent.request_timeout)
-                        .context("agent.server_url")?,
+                    collector::HttpSink::with_tls(
+                        &config.agent.server_url,
+                        config.agent.request_timeout,
+                        &config.agent.tls_config,
+                    )
+                    .context("agent.server_url / agent.tls_config")?,
                 );
                 (sink.clone(), sink)
             }
@@ -374,18 +384,22 @@ pub async fn serve_with(
     let state = query_ui::AppState::new(services.clone(), config.server.clone(), registry);
     let app = query_ui::router(state.clone());
     state.set_ready(true);
-    tracing::info!(role = ?role, listen = %local_addr, data_dir = %data_dir.display(), "tarsier is ready");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(role = ?role, listen = %local_addr, scheme, data_dir = %data_dir.display(), "tarsier is ready");
 
     let external = start_external_metrics(&config, &services, stop_rules_rx.clone()).await?;
 
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_http_rx.await;
-            })
-            .await
-    });
+    let stopped = async move {
+        let _ = stop_http_rx.await;
+    };
+    let server = match tls {
+        None => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped).into_future()),
+        Some(tls) => {
+            let listener = query_ui::tls::TlsListener::new(listener, tls)?;
+            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped).into_future())
+        }
+    };
 
     shutdown.await;
     state.set_ready(false);

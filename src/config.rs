@@ -82,6 +82,9 @@ pub struct AgentConfig {
     /// Timeout of one shipping request.
     #[serde(with = "humantime_serde")]
     pub request_timeout: std::time::Duration,
+    /// TLS for an `https://` server_url, as Prometheus's `tls_config` (its CA, a client
+    /// certificate re-read when it changes, `server_name`, `insecure_skip_verify`).
+    pub tls_config: collector::TlsConfig,
 }
 
 impl Default for AgentConfig {
@@ -89,6 +92,7 @@ impl Default for AgentConfig {
         Self {
             server_url: format!("http://{}", query_ui::config::DEFAULT_LISTEN),
             request_timeout: std::time::Duration::from_secs(30),
+            tls_config: collector::TlsConfig::default(),
         }
     }
 }
@@ -189,6 +193,10 @@ impl Config {
         if !self.agent.server_url.starts_with("http://") && !self.agent.server_url.starts_with("https://") {
             push("agent.server_url", format!("{:?} must start with http:// or https://", self.agent.server_url));
         }
+        if let Err(message) = self.agent.tls_config.validate("agent.tls_config") {
+            let (path, rest) = split_key_path("agent", &message);
+            push(&path, rest);
+        }
         errors
     }
 }
@@ -247,6 +255,22 @@ mod tests {
         let errs = Config::from_yaml("collector:\n  tail:\n    rescan_interval: soon\n").unwrap_err();
         assert_eq!(errs[0].path, "collector.tail.rescan_interval");
         assert!(errs[0].message.starts_with("invalid value"), "{}", errs[0].message);
+    }
+
+    #[test]
+    fn tls_keys_are_checked_with_their_path() {
+        let c =
+            Config::from_yaml("server:\n  tls:\n    cert_file: /c\n    key_file: /k\n    min_version: 1.3\n").unwrap();
+        assert_eq!(c.server.tls.unwrap().min_version, query_ui::tls::TlsVersion::Tls13);
+        let errs = Config::from_yaml("server:\n  tls:\n    cert_file: /c\n    key_file: /k\n    min_version: 1.1\n")
+            .unwrap_err();
+        assert_eq!(errs[0].path, "server.tls.min_version", "{errs:?}");
+        let errs = Config::from_yaml("server:\n  tls:\n    cert_file: /c\n").unwrap_err();
+        assert!(errs[0].path == "server.tls" && errs[0].message.contains("key_file"), "{errs:?}");
+        let errs = Config::from_yaml("server:\n  tls:\n    cert_file: ''\n    key_file: /k\n").unwrap_err();
+        assert_eq!(errs[0].to_string(), "server.tls.cert_file: must not be empty");
+        let errs = Config::from_yaml("agent:\n  tls_config:\n    cert_file: /c\n").unwrap_err();
+        assert_eq!(errs[0].to_string(), "agent.tls_config: cert_file and key_file must be configured together");
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! with the shapes of k8s.io/metrics' external/v1beta1 types. Clients authenticate as the API
 //! server's aggregator does, with a front-proxy client certificate (`client_ca_file`,
 //! `allowed_names`).
+//!
+//! Also the main listener over HTTPS (`server.tls`): mutual TLS, plain HTTP refused, a certificate
+//! rotated by a Secret-style symlink swap served to the next connection without a restart, and an
+//! agent shipping to it with `agent.tls_config`.
 
 mod support;
 
@@ -167,4 +171,125 @@ collector:
     let (code, body) = get(&client, &format!("{values}/queue-depth?labelSelector=bad-name%3Dx")).await;
     assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
     tarsier.stop();
+}
+
+/// Lays out `files` like a mounted Secret: `<mount>/<version>/<name>`, `<mount>/..data` a symlink
+/// to the version, `<mount>/<name>` a symlink into `..data`. Called again with a new version, it
+/// swaps `..data` in one rename, as the kubelet does when cert-manager renews the Secret.
+fn mount_secret(mount: &std::path::Path, version: &str, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(mount.join(version)).unwrap();
+    for (name, text) in files {
+        std::fs::write(mount.join(version).join(name), text).unwrap();
+        let link = mount.join(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(format!("..data/{name}"), link).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink(version, mount.join("..data_tmp")).unwrap();
+    std::fs::rename(mount.join("..data_tmp"), mount.join("..data")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_over_https_with_client_certificates_and_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_ca, client_ca) = (certs::ca("tarsier-server-ca"), certs::ca("tarsier-client-ca"));
+    let mount = dir.path().join("tls");
+    let (cert_v1, key_v1) = certs::leaf(&server_ca, &["localhost"]);
+    mount_secret(&mount, "v1", &[("tls.crt", &cert_v1), ("tls.key", &key_v1)]);
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, server_ca.cert.pem()).unwrap();
+    let client_ca_file = dir.path().join("client-ca.crt");
+    std::fs::write(&client_ca_file, client_ca.cert.pem()).unwrap();
+    let (agent_cert, agent_key) = certs::leaf_with_cn(&client_ca, &[], Some("agent"));
+    std::fs::write(dir.path().join("agent.crt"), &agent_cert).unwrap();
+    std::fs::write(dir.path().join("agent.key"), &agent_key).unwrap();
+    let (user_cert, user_key) = certs::leaf_with_cn(&client_ca, &[], Some("someone"));
+
+    let port = free_port();
+    let server_yaml = format!(
+        "data_dir: {data}\nserver:\n  listen: 127.0.0.1:{port}\n  tls:\n    cert_file: {m}/tls.crt\n    \
+         key_file: {m}/tls.key\n    client_ca_file: {ca}\n    min_version: 1.2\nindexer:\n  commit_interval: 200ms\n",
+        data = dir.path().join("server-data").display(),
+        m = mount.display(),
+        ca = client_ca_file.display(),
+    );
+    std::fs::write(dir.path().join("server.yaml"), server_yaml).unwrap();
+    let mut server = Proc::start(&["server", "--config", dir.path().join("server.yaml").to_str().unwrap()], "unused");
+    server.base = format!("https://localhost:{port}");
+
+    let root = reqwest::Certificate::from_pem(server_ca.cert.pem().as_bytes()).unwrap();
+    let identity = reqwest::Identity::from_pem(format!("{user_cert}{user_key}").as_bytes()).unwrap();
+    // No pooling: every request is a new connection and a new handshake.
+    let client_with = |identity: Option<reqwest::Identity>| {
+        let builder =
+            reqwest::Client::builder().add_root_certificate(root.clone()).tls_info(true).pool_max_idle_per_host(0);
+        match identity {
+            Some(identity) => builder.identity(identity),
+            None => builder,
+        }
+        .build()
+        .unwrap()
+    };
+    let client = client_with(Some(identity));
+    server.wait_ready(&client).await;
+
+    let peer_certificate = |response: &reqwest::Response| {
+        response.extensions().get::<reqwest::tls::TlsInfo>().and_then(|i| i.peer_certificate()).unwrap().to_vec()
+    };
+    let der = |pem: &str| pem::der(pem);
+    let ready = client.get(format!("{}/-/ready", server.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(peer_certificate(&ready), der(&cert_v1));
+    let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/-/ready")).send().await;
+    assert!(plain.is_err(), "plain HTTP on a TLS listener is refused: {plain:?}");
+    let anonymous = client_with(None).get(format!("{}/-/ready", server.base)).send().await;
+    assert!(anonymous.is_err(), "no client certificate fails the handshake: {anonymous:?}");
+
+    // An agent ships over HTTPS with its own client certificate.
+    let log = dir.path().join("node.log");
+    let agent_listen = format!("127.0.0.1:{}", free_port());
+    let agent_yaml = format!(
+        "data_dir: {data}\nserver:\n  listen: {agent_listen}\ncollector:\n  tail:\n    include: ['{log}']\n    \
+         rescan_interval: 200ms\n  shipping:\n    batch_max_wait: 50ms\nagent:\n  server_url: {base}\n  \
+         tls_config:\n    ca_file: {ca}\n    cert_file: {d}/agent.crt\n    key_file: {d}/agent.key\n",
+        data = dir.path().join("agent-data").display(),
+        log = log.display(),
+        base = server.base,
+        ca = ca_file.display(),
+        d = dir.path().display(),
+    );
+    std::fs::write(dir.path().join("agent.yaml"), agent_yaml).unwrap();
+    append_line(&log, "shipped over tls before the rotation");
+    let mut agent = Proc::start(&["agent", "--config", dir.path().join("agent.yaml").to_str().unwrap()], &agent_listen);
+    agent.wait_ready(&reqwest::Client::new()).await;
+    let selector = format!("{{filename=\"{}\"}}", log.display());
+    await_lines(&client, &server.base, &selector, 1).await;
+
+    // cert-manager renews: a new pair behind the same paths. The next connection sees it.
+    let (cert_v2, key_v2) = certs::leaf(&server_ca, &["localhost"]);
+    mount_secret(&mount, "v2", &[("tls.crt", &cert_v2), ("tls.key", &key_v2)]);
+    let started = std::time::Instant::now();
+    loop {
+        let response = client.get(format!("{}/-/ready", server.base)).send().await.unwrap();
+        if peer_certificate(&response) == der(&cert_v2) {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "the renewed certificate was not served within {DEADLINE:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let metrics = client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tarsier_tls_certificate_reloads_total{cert_file="), "{metrics}");
+    // The agent's pooled connection or its next handshake: either way shipping goes on.
+    append_line(&log, "shipped over tls after the rotation");
+    await_lines(&client, &server.base, &selector, 2).await;
+    agent.stop();
+    server.stop();
+}
+
+/// PEM → DER of the first certificate.
+mod pem {
+    pub fn der(pem: &str) -> Vec<u8> {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+    }
 }

@@ -229,6 +229,77 @@ fn builtin_examples_validate() {
     );
 }
 
+/// The config lines of `text`'s commented block starting at `#{start}`, uncommented.
+fn uncomment_block(text: &str, start: &str) -> String {
+    let mut lines = text.lines().skip_while(|l| l.trim() != format!("# {start}"));
+    let first = lines.next().unwrap_or_else(|| panic!("no commented `{start}` block"));
+    let indent = &first[..first.find('#').unwrap()];
+    let mut out = format!("{indent}{start}\n");
+    for line in lines.take_while(|l| l.starts_with(&format!("{indent}#   "))) {
+        out.push_str(&format!("{indent}{}\n", &line[indent.len() + 2..]));
+    }
+    out
+}
+
+/// The optional TLS component renders on top of an overlay, mounts the Secrets cert-manager
+/// writes where the commented `server.tls` and `agent.tls_config` keys of the base configs look,
+/// and those keys, uncommented, are a valid config.
+#[test]
+fn tls_component_mounts_what_the_commented_config_keys_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = "../".repeat(tmp.path().components().count() - 1);
+    let base = repo().join("deploy/kubernetes");
+    let overlay = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {up}{b}/overlays/small\n\
+         components:\n  - {up}{b}/examples/tls\n",
+        b = base.to_str().unwrap().trim_start_matches('/'),
+    );
+    std::fs::write(tmp.path().join("kustomization.yaml"), overlay).unwrap();
+    let out = run("kubectl", &["kustomize", tmp.path().to_str().unwrap()], "apt-get install -y kubectl");
+    assert!(out.status.success(), "kubectl kustomize with the tls component: {}", String::from_utf8_lossy(&out.stderr));
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let mount_of = |kind: &str, name: &str, secret: &str| -> String {
+        let spec = &find(&docs, kind, name)["spec"]["template"]["spec"];
+        let volume =
+            spec["volumes"].as_sequence().unwrap().iter().find(|v| v["secret"]["secretName"].as_str() == Some(secret));
+        let volume = volume.unwrap_or_else(|| panic!("{kind}/{name} mounts no Secret {secret}"))["name"].clone();
+        let mounts = spec["containers"][0]["volumeMounts"].as_sequence().unwrap();
+        let mount = mounts.iter().find(|m| m["name"] == volume).unwrap();
+        assert_eq!(mount["readOnly"].as_bool(), Some(true));
+        mount["mountPath"].as_str().unwrap().to_string()
+    };
+    let server_dir = mount_of("StatefulSet", "tarsier-server", "tarsier-server-tls");
+    let agent_dir = mount_of("DaemonSet", "tarsier-agent", "tarsier-agent-tls");
+    for secret in ["tarsier-server-tls", "tarsier-agent-tls"] {
+        assert!(
+            docs.iter()
+                .any(|d| d["kind"].as_str() == Some("Certificate") && d["spec"]["secretName"].as_str() == Some(secret)),
+            "a cert-manager Certificate writes {secret}"
+        );
+    }
+    let server = &find(&docs, "StatefulSet", "tarsier-server")["spec"]["template"]["spec"]["containers"][0];
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        assert_eq!(server[probe]["httpGet"]["scheme"].as_str(), Some("HTTPS"), "{probe}");
+    }
+
+    let config = |file: &str| std::fs::read_to_string(base.join("base/config").join(file)).unwrap();
+    let server_tls = uncomment_block(&config("server.yaml"), "tls:");
+    let agent_tls = uncomment_block(&config("agent.yaml"), "tls_config:");
+    for (block, dir) in [(&server_tls, &server_dir), (&agent_tls, &agent_dir)] {
+        for line in block.lines().skip(1) {
+            let path = line.split_once(": ").unwrap().1;
+            assert!(path.starts_with(&format!("{dir}/")), "{path} is not under the mount {dir}");
+        }
+    }
+    let yaml =
+        format!("server:\n{server_tls}agent:\n  server_url: https://tarsier-server.tarsier.svc:9470\n{agent_tls}");
+    let file = tmp.path().join("tls.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_tarsier")).args(["check-config", file.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{yaml}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn dockerfile_is_multi_stage_and_non_root() {
     let text = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();

@@ -25,6 +25,7 @@ mod signals;
 pub use signals::{SignalsConfig, workload_of};
 pub mod sink;
 mod tail;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

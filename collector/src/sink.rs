@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use model::{LogRecord, LogStream, TenantId, TimeSeries};
 
 use crate::error::Error;
+use crate::tls::TlsConfig;
 
 /// Receives batches of log records. The future resolving `Ok` is the acknowledgement that moves
 /// file checkpoints forward, so it must only resolve once the data is safe at the receiver.
@@ -76,12 +77,20 @@ pub struct HttpSink {
 impl HttpSink {
     /// `base_url` is the receiver's root (e.g. `http://tarsier:3100`); `timeout` bounds each request.
     pub fn new(base_url: &str, timeout: Duration) -> Result<HttpSink, Error> {
+        Self::with_tls(base_url, timeout, &TlsConfig::default())
+    }
+
+    /// [`HttpSink::new`] with a `tls_config` for an `https://` receiver: its CA, a client
+    /// certificate (re-read when its files change, see [`crate::tls`]), the name to verify.
+    pub fn with_tls(base_url: &str, timeout: Duration, tls: &TlsConfig) -> Result<HttpSink, Error> {
         let base = reqwest::Url::parse(base_url).map_err(|e| Error::Config(format!("sink url {base_url:?}: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(Error::Config(format!("sink url {base_url:?}: scheme must be http or https")));
         }
+        let tls = tls.client_config().map_err(|e| Error::Config(format!("sink tls_config: {e}")))?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .use_preconfigured_tls(tls)
             .user_agent(concat!("tarsier-collector/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Http(format!("building http client: {e}")))?;
@@ -104,7 +113,10 @@ impl HttpSink {
         if remote_write {
             request = request.header("Content-Encoding", "snappy").header("X-Prometheus-Remote-Write-Version", "0.1.0");
         }
-        let response = request.send().await.map_err(|e| SinkError::retryable(format!("POST {url}: {e}")))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| SinkError::retryable(format!("POST {url}: {}", crate::scrape::http::error_chain(&e))))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -1,7 +1,8 @@
 //! Scraping over HTTPS with Prometheus's auth and TLS keys, against a local rustls server with
 //! certificates made for the test: the headers and client certificate arrive, `server_name`
 //! replaces the address's host in the certificate check, and a wrong CA fails the scrape with the
-//! TLS reason in the target's `lastError`.
+//! TLS reason in the target's `lastError`. The shipping client (`HttpSink::with_tls`) uses the
+//! same `tls_config` and picks up a rotated client certificate without a restart.
 
 mod common;
 
@@ -10,22 +11,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use collector::{
-    Authorization, BasicAuth, Collector, CollectorConfig, Scheme, ScrapeConfig, StaticConfig, TargetHealth, TlsConfig,
+    Authorization, BasicAuth, Collector, CollectorConfig, HttpSink, LogSink, MetricSink, Scheme, ScrapeConfig,
+    StaticConfig, TargetHealth, TlsConfig,
 };
 use common::certs::{Ca, ca, leaf};
 use common::{RecordingSink, wait_for};
+use model::{Labels, LogRecord, Sample, TenantId, TimeSeries};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PAGE: &str = "tls_metric{a=\"b\"} 7 1395066363000\n";
 
-/// One request as the server saw it: its head (request line and headers, lowercased) and whether
-/// the client presented a certificate.
+/// One request as the server saw it: its head (request line and headers, lowercased) and the
+/// certificate the client presented, if any (DER).
 #[derive(Clone, Debug)]
 struct Seen {
     head: String,
-    client_cert: bool,
+    client_cert: Option<Vec<u8>>,
 }
 
 /// An HTTPS server answering every request with `PAGE`; client certificates signed by `ca` are
@@ -59,7 +62,7 @@ async fn serve_tls(ca: &Ca, cert_pem: &str, key_pem: &str) -> (String, Arc<Mutex
             let (acceptor, log) = (acceptor.clone(), log.clone());
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                let client_cert = tls.get_ref().1.peer_certificates().is_some();
+                let client_cert = tls.get_ref().1.peer_certificates().map(|c| c[0].to_vec());
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
                 while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -69,6 +72,17 @@ async fn serve_tls(ca: &Ca, cert_pem: &str, key_pem: &str) -> (String, Arc<Mutex
                     }
                 }
                 let head = String::from_utf8_lossy(&head).to_lowercase();
+                // Read a POSTed body before answering: closing with unread bytes resets the
+                // connection, and the client could see the reset instead of the answer.
+                let length = head.lines().find_map(|l| l.strip_prefix("content-length: ")?.trim().parse().ok());
+                let body_start = head.find("\r\n\r\n").unwrap() + 4;
+                let mut unread = length.unwrap_or(0usize).saturating_sub(head.len() - body_start);
+                while unread > 0 {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => unread = unread.saturating_sub(n),
+                    }
+                }
                 log.lock().unwrap().push(Seen { head, client_cert });
                 let response = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\n\
@@ -173,12 +187,12 @@ async fn https_scrapes_send_auth_and_client_certs_and_a_wrong_ca_is_a_clear_erro
     let seen = seen.lock().unwrap().clone();
     let bearer_request = seen.iter().find(|s| s.head.contains("authorization: bearer s3cr3t-token")).unwrap();
     assert!(bearer_request.head.starts_with("get /probe?module=http_2xx http/1.1"), "{}", bearer_request.head);
-    assert!(bearer_request.client_cert, "cert_file/key_file present a client certificate");
+    assert!(bearer_request.client_cert.is_some(), "cert_file/key_file present a client certificate");
     assert!(bearer_request.head.contains("x-prometheus-scrape-timeout-seconds: 0.2"), "{}", bearer_request.head);
     // base64("scraper:pa55word"), lowercased as the whole head is.
     let basic_header = "authorization: basic c2NyYXBlcjpwYTU1d29yZA==".to_lowercase();
     let basic_request = seen.iter().find(|s| s.head.contains(&basic_header)).unwrap();
-    assert!(!basic_request.client_cert);
+    assert!(basic_request.client_cert.is_none());
     assert!(seen.iter().any(|s| s.head.contains("authorization: token abc")));
 
     let shipped = |job: &str| {
@@ -200,4 +214,49 @@ async fn https_scrapes_send_auth_and_client_certs_and_a_wrong_ca_is_a_clear_erro
     assert_eq!(sample_of("bearer").timestamp_ms, 1395066363000, "honor_timestamps defaults to true");
     assert!(sample_of("basic").timestamp_ms > 1395066363000, "honor_timestamps: false uses the scrape time");
     collector.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_over_https_presents_the_client_certificate_and_picks_up_a_rotated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca("tarsier test ca");
+    let (server_cert, server_key) = leaf(&ca, &["server.tarsier.test"]);
+    let (address, seen) = serve_tls(&ca, &server_cert, &server_key).await;
+    let (first, first_key) = leaf(&ca, &["agent-1.tarsier.test"]);
+    let tls = TlsConfig {
+        ca_file: Some(write(dir.path(), "ca.pem", &ca.cert.pem())),
+        cert_file: Some(write(dir.path(), "agent.crt", &first)),
+        key_file: Some(write(dir.path(), "agent.key", &first_key)),
+        server_name: Some("server.tarsier.test".into()),
+        insecure_skip_verify: false,
+    };
+    tls.validate("agent.tls_config").unwrap();
+    let sink = HttpSink::with_tls(&format!("https://{address}"), Duration::from_secs(5), &tls).unwrap();
+    let tenant = TenantId::new("team-a").unwrap();
+    let record = LogRecord { timestamp_ns: 1, labels: Labels::from_pairs([("job", "x")]), line: "hello".into() };
+    sink.push_logs(tenant.clone(), vec![record.clone()]).await.unwrap();
+    let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec();
+    let last = || seen.lock().unwrap().last().cloned().unwrap();
+    assert!(last().head.starts_with("post /loki/api/v1/push http/1.1"), "{}", last().head);
+    assert_eq!(last().client_cert, Some(der(&first)));
+
+    // Rotate as cert-manager does: both files replaced whole (written aside, renamed over).
+    let (second, second_key) = leaf(&ca, &["agent-2.tarsier.test"]);
+    for (name, text) in [("agent.key", &second_key), ("agent.crt", &second)] {
+        write(dir.path(), &format!("{name}.new"), text);
+        std::fs::rename(dir.path().join(format!("{name}.new")), dir.path().join(name)).unwrap();
+    }
+    // The server closes every connection, so each push is a new handshake.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let series = TimeSeries::new(Labels::from_pairs([("__name__", "m")]), vec![Sample::new(1, 2.0)]);
+        sink.push_samples(tenant.clone(), vec![series]).await.unwrap();
+        if last().client_cert == Some(der(&second)) {
+            break;
+        }
+        assert_eq!(last().client_cert, Some(der(&first)), "the old certificate until the new one is read");
+        assert!(std::time::Instant::now() < deadline, "the rotated client certificate was never presented");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(last().head.starts_with("post /api/v1/write http/1.1"), "{}", last().head);
 }

@@ -23,6 +23,8 @@ pub struct HttpConfig {
     pub tail_poll_interval: std::time::Duration,
     /// The Kubernetes external metrics API on its own TLS listener (off by default).
     pub external_metrics: crate::external_metrics::ExternalMetricsConfig,
+    /// HTTPS on `listen` (unset: plain HTTP); certificate files are re-read when they change.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// The default HTTP port: 9470, not used by Prometheus (9090), Loki (3100), Grafana (3000),
@@ -40,6 +42,7 @@ impl Default for HttpConfig {
             max_tail_connections: 64,
             tail_poll_interval: std::time::Duration::from_secs(1),
             external_metrics: Default::default(),
+            tls: None,
         }
     }
 }
@@ -67,6 +70,9 @@ impl HttpConfig {
         }
         if self.tail_poll_interval < std::time::Duration::from_millis(50) {
             return Err("server.tail_poll_interval must be at least 50ms".into());
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
         }
         self.external_metrics.validate()
     }

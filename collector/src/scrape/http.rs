@@ -1,17 +1,15 @@
 //! How a scrape job talks HTTP: Prometheus's `basic_auth`, `authorization`, `bearer_token_file`
 //! and `tls_config` keys, one reqwest client per job (TLS settings live in the client), and the
 //! credentials read from their files at every scrape so a rotated secret is picked up without a
-//! restart, as Prometheus does. TLS is rustls (ring provider), never OpenSSL.
+//! restart, as Prometheus does. TLS (`tls_config`) is [`crate::tls`]'s: the client certificate is
+//! re-read when its files change.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::{Deserialize, Serialize};
+
+pub use crate::tls::TlsConfig;
+pub(crate) use crate::tls::read_ca_file;
 
 /// `basic_auth:` of a scrape job.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -42,22 +40,6 @@ impl Default for Authorization {
     fn default() -> Self {
         Authorization { kind: "Bearer".into(), credentials: None, credentials_file: None }
     }
-}
-
-/// `tls_config:` of a scrape job; every path is read when the collector starts.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM CA certificates that verify the targets; when set they replace the built-in roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain) for mutual TLS; needs `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file`.
-    pub key_file: Option<PathBuf>,
-    /// Name the target's certificate must be valid for, instead of the host of its address.
-    pub server_name: Option<String>,
-    /// Accept any certificate (signatures are still checked). For tests only.
-    pub insecure_skip_verify: bool,
 }
 
 /// The HTTP settings of one job, as they sit in its `scrape_config`.
@@ -99,21 +81,13 @@ impl HttpSettings<'_> {
                 return Err(format!("{key}.authorization.type {:?} is not a valid scheme", auth.kind));
             }
         }
-        let tls = self.tls;
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            return Err(format!("{key}.tls_config: cert_file and key_file must be configured together"));
-        }
-        if let Some(name) = &tls.server_name
-            && ServerName::try_from(name.as_str()).is_err()
-        {
-            return Err(format!("{key}.tls_config.server_name {name:?} is not a valid DNS name or IP address"));
-        }
+        self.tls.validate(&format!("{key}.tls_config"))?;
         Ok(())
     }
 
     /// The job's client: rustls with the job's roots, client certificate and name checks.
     pub(crate) fn client(&self, key: &str) -> Result<reqwest::Client, String> {
-        let tls = tls_client_config(self.tls).map_err(|e| format!("{key}.tls_config: {e}"))?;
+        let tls = self.tls.client_config().map_err(|e| format!("{key}.tls_config: {e}"))?;
         reqwest::Client::builder()
             .user_agent(concat!("tarsier-collector/", env!("CARGO_PKG_VERSION")))
             .use_preconfigured_tls(tls)
@@ -183,123 +157,6 @@ impl AuthSource {
     }
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn read_pem_file(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
-}
-
-/// The certificates of a PEM `ca_file` (at least one).
-pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = read_pem_file(path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("ca_file {}: no PEM certificate found", path.display()));
-    }
-    Ok(certs)
-}
-
-fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
-    let provider = provider();
-    let mut roots = rustls::RootCertStore::empty();
-    match &tls.ca_file {
-        Some(path) => {
-            for cert in read_ca_file(path)? {
-                roots.add(cert).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let webpki = if tls.insecure_skip_verify {
-        None
-    } else {
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| format!("building the certificate verifier: {e}"))?;
-        Some(verifier)
-    };
-    let server_name = match &tls.server_name {
-        Some(name) => Some(ServerName::try_from(name.clone()).map_err(|e| format!("server_name {name:?}: {e}"))?),
-        None => None,
-    };
-    let verifier = Arc::new(JobVerifier { webpki, server_name, provider: provider.clone() });
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let mut config = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert_file), Some(key_file)) => {
-            let pem = read_pem_file(cert_file)?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("cert_file {}: {e}", cert_file.display()))?;
-            let key = PrivateKeyDer::from_pem_slice(&read_pem_file(key_file)?)
-                .map_err(|e| format!("key_file {}: {e}", key_file.display()))?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| format!("cert_file/key_file: {e}"))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// The job's certificate check: webpki against the job's roots, for `server_name` when set
-/// instead of the host being connected to; with `insecure_skip_verify` (`webpki` is `None`) any
-/// certificate is accepted. Handshake signatures are always checked, so the session is at least
-/// bound to the presented key.
-#[derive(Debug)]
-struct JobVerifier {
-    webpki: Option<Arc<WebPkiServerVerifier>>,
-    server_name: Option<ServerName<'static>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for JobVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match &self.webpki {
-            Some(webpki) => {
-                let name = self.server_name.as_ref().unwrap_or(server_name);
-                webpki.verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
-            }
-            None => Ok(ServerCertVerified::assertion()),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// An error with its causes (`error sending request: ...: invalid peer certificate: UnknownIssuer`),
 /// since reqwest's own message hides the TLS reason an operator needs.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
@@ -353,7 +210,10 @@ mod tests {
     fn missing_tls_files_are_named() {
         let tls = TlsConfig { ca_file: Some("/nonexistent/ca.pem".into()), ..Default::default() };
         let err = settings(None, None, None, &tls).client("collector.scrape_configs[0]").unwrap_err();
-        assert!(err.starts_with("collector.scrape_configs[0].tls_config: reading /nonexistent/ca.pem"), "{err}");
+        assert!(
+            err.starts_with("collector.scrape_configs[0].tls_config: ca_file reading /nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
