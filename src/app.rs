@@ -256,6 +256,8 @@ pub async fn serve_with(
     collector::tls::register_metrics(&mut registry);
     let mut services = query_ui::Services::default();
     let mut notifier_handle: Option<Arc<alerting::notify::Notifier>> = None;
+    // The notifications file's `templates:` globs (resolved), watched for reloads.
+    let mut notify_templates: Vec<String> = Vec::new();
 
     let mut tsdb_maintenance = None;
     if role.runs_stores() {
@@ -276,28 +278,20 @@ pub async fn serve_with(
             tsdb: services.tsdb.clone().expect("opened above"),
             indexer: services.indexer.clone(),
         };
-        let sink: Arc<dyn alerting::manager::AlertSink> = match &config.alerting.notifications_file {
-            Some(path) => {
-                let notify_config = config
-                    .alerting
-                    .notify_config(path)
-                    .with_context(|| format!("alerting.notifications_file {}", path.display()))?;
-                let options = alerting::notify::NotifierOptions::new(
-                    data_dir.join("alerting"),
-                    config.alerting.external_url.clone(),
-                );
-                let notifier = Arc::new(
-                    alerting::notify::Notifier::start(&notify_config, options)
-                        .await
-                        .context("starting the notifier")?,
-                );
-                notifier.register_metrics(&mut registry);
-                notifier_handle = Some(notifier.clone());
-                services.notifier = Some(notifier.clone());
-                Arc::new(alerting::manager::NotifierSink { notifier, runtime: tokio::runtime::Handle::current() })
-            }
-            None => Arc::new(alerting::manager::LogSink),
-        };
+        // The notifier always runs with the stores, so `/api/v2` (amtool, Grafana, the UI) answers
+        // without a notifications file too; a file added or removed later is a live reload.
+        let notify_config = config.alerting.notify_config_or_empty().context("alerting.notifications_file")?;
+        let options =
+            alerting::notify::NotifierOptions::new(data_dir.join("alerting"), config.alerting.external_url.clone());
+        let notifier = Arc::new(
+            alerting::notify::Notifier::start(&notify_config, options).await.context("starting the notifier")?,
+        );
+        notifier.register_metrics(&mut registry);
+        notifier_handle = Some(notifier.clone());
+        notify_templates = notify_config.templates.clone();
+        services.notifier = Some(notifier.clone());
+        let sink: Arc<dyn alerting::manager::AlertSink> =
+            Arc::new(alerting::manager::NotifierSink { notifier, runtime: tokio::runtime::Handle::current() });
         let manager = Arc::new(alerting::manager::RuleManager::new(Arc::new(stores), sink));
         let rules = &config.alerting;
         let loaded = {
@@ -369,6 +363,7 @@ pub async fn serve_with(
             current: config.clone(),
             rules: services.rules.clone(),
             notifier: notifier_handle.clone(),
+            templates: notify_templates.clone(),
             collector: collector.as_ref().map(collector::Collector::reloader),
             runtime,
             metrics: reload_metrics,

@@ -1,17 +1,18 @@
 //! Configuration hot reload. Three triggers ask for one: a change in the config file's directory
-//! (or a rule file's), SIGHUP, and `POST /-/reload`. A Kubernetes ConfigMap update does not write
-//! the file: kubelet writes a new timestamped directory and renames the `..data` symlink onto it,
-//! so the reloader watches directories (not files) and compares a SHA-256 over the config and the
-//! rule files it names to skip events that changed nothing.
+//! (or a rule or template file's), SIGHUP, and `POST /-/reload`. A Kubernetes ConfigMap update does
+//! not write the file: kubelet writes a new timestamped directory and renames the `..data` symlink
+//! onto it, so the reloader watches directories (not files) and compares a SHA-256 over the config,
+//! the rule files, the notifications file and its template files to skip events that changed
+//! nothing.
 //!
 //! A new configuration is parsed and validated in full first; a bad one is refused, logged, counted
 //! in `tarsier_config_last_reload_successful` and shown by `/api/v1/status/runtimeinfo`, and the old
 //! one keeps running. A good one applies what can change live — `log.level`; the `alerting`
 //! section (rule files are reloaded keeping alert state; the notifications file's routes,
-//! receivers, inhibit rules and time intervals are swapped keeping alerts, groups, silences and
-//! the notification log); the collector's scrape jobs and tail globs (`Collector::reload`) — and
-//! names every other changed key as "needs restart" (listen address, data_dir, stores, the other
-//! collector keys such as `collector.shipping.disk_buffer`, agent): the process keeps running with
+//! receivers, templates, inhibit rules and time intervals are swapped keeping alerts, groups,
+//! silences and the notification log); the collector's section but `shipping`
+//! (`Collector::reload`) — and names every other changed key as "needs restart" with its reason
+//! (listen address, data_dir, stores, `collector.shipping`, agent): the process keeps running with
 //! the old values for those.
 
 use std::path::{Path, PathBuf};
@@ -66,8 +67,8 @@ impl ReloadMetrics {
 }
 
 /// Keys whose change needs a restart, found by comparing sections. Live: `log.level`, the
-/// `alerting` section (`notifications_file` too, unless it is added or removed: the notifier is
-/// started or not at startup), `collector.scrape_configs`, `collector.global`,
+/// `alerting` section (`notifications_file` too, added or removed: without one the notifier runs
+/// an empty configuration), `collector.scrape_configs`, `collector.global`,
 /// `collector.tail.include` and `collector.tail.exclude`.
 pub fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
     fn differs<T: serde::Serialize>(a: &T, b: &T) -> bool {
@@ -95,43 +96,53 @@ pub fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
     check("indexer", differs(&old.indexer, &new.indexer));
     check("tsdb", differs(&old.tsdb, &new.tsdb));
     check("agent", differs(&old.agent, &new.agent));
-    check(
-        "alerting.notifications_file",
-        old.alerting.notifications_file.is_some() != new.alerting.notifications_file.is_some(),
-    );
     fields(&mut keys, "server", &old.server, &new.server, &[]);
-    fields(&mut keys, "collector", &old.collector, &new.collector, &["tail", "global", "scrape_configs"]);
-    fields(&mut keys, "collector.tail", &old.collector.tail, &new.collector.tail, &["include", "exclude"]);
+    let live = ["tail", "global", "scrape_configs", "signals", "tenant", "kubernetes"];
+    fields(&mut keys, "collector", &old.collector, &new.collector, &live);
     keys.sort();
     keys
+}
+
+/// Why a key from [`restart_keys`] cannot change while running (for the log line).
+fn restart_reason(key: &str) -> &'static str {
+    match key.split('.').next().unwrap_or(key) {
+        "data_dir" => "stores and state files are opened there at start",
+        "log" => "the log output format is set up once at start",
+        "indexer" | "tsdb" => "the stores are opened with these settings at start",
+        "agent" => "the sink to the server is built at start",
+        "server" => "the HTTP listener and its services are built at start",
+        "collector" => "the shipping queues and the disk buffer are built at start",
+        _ => "read once at start",
+    }
 }
 
 /// What of `new` runs after a reload of `current`: the live keys from `new`, the rest as before.
 fn applied(current: &Config, new: &Config) -> Config {
     let mut applied = current.clone();
     applied.log.level = new.log.level.clone();
-    let notifications_file = applied.alerting.notifications_file.take();
     applied.alerting = new.alerting.clone();
-    if notifications_file.is_some() != new.alerting.notifications_file.is_some() {
-        applied.alerting.notifications_file = notifications_file;
-    }
-    applied.collector.scrape_configs = new.collector.scrape_configs.clone();
-    applied.collector.global = new.collector.global.clone();
-    applied.collector.tail.include = new.collector.tail.include.clone();
-    applied.collector.tail.exclude = new.collector.tail.exclude.clone();
+    let shipping = std::mem::take(&mut applied.collector.shipping);
+    applied.collector = new.collector.clone();
+    applied.collector.shipping = shipping;
     applied
 }
 
-/// Hash of the config file, every rule file it names and the notifications file: equal →
-/// nothing to reload.
-fn fingerprint(config_path: &Path, config: &Config) -> [u8; 32] {
+/// The glob patterns of the files a reload depends on besides the config file: rule files and the
+/// notifications file's `templates:` (`templates`, resolved against that file's directory).
+fn globs<'a>(config: &'a Config, templates: &'a [String]) -> impl Iterator<Item = &'a String> {
+    config.alerting.rule_files.iter().chain(&config.alerting.log_rule_files).chain(templates)
+}
+
+/// Hash of the config file, every rule file it names, the notifications file and its template
+/// files: equal → nothing to reload.
+fn fingerprint(config_path: &Path, config: &Config, templates: &[String]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(std::fs::read(config_path).unwrap_or_default());
     if let Some(path) = &config.alerting.notifications_file {
         h.update(path.as_os_str().as_encoded_bytes());
         h.update(std::fs::read(path).unwrap_or_default());
     }
-    for pattern in config.alerting.rule_files.iter().chain(&config.alerting.log_rule_files) {
+    for pattern in globs(config, templates) {
         let mut paths: Vec<PathBuf> = glob::glob(pattern).map(|g| g.flatten().collect()).unwrap_or_default();
         paths.sort();
         for p in paths {
@@ -142,9 +153,9 @@ fn fingerprint(config_path: &Path, config: &Config) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Directories to watch: the config file's, the notifications file's and each rule glob's fixed
-/// prefix.
-fn watch_dirs(config_path: &Path, config: &Config) -> Vec<PathBuf> {
+/// Directories to watch: the config file's, the notifications file's and the fixed prefix of each
+/// rule and template glob.
+fn watch_dirs(config_path: &Path, config: &Config, templates: &[String]) -> Vec<PathBuf> {
     let mut dirs = vec![config_path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)];
     if let Some(dir) = config.alerting.notifications_file.as_deref().and_then(Path::parent)
         && !dir.as_os_str().is_empty()
@@ -152,7 +163,7 @@ fn watch_dirs(config_path: &Path, config: &Config) -> Vec<PathBuf> {
     {
         dirs.push(dir.to_path_buf());
     }
-    for pattern in config.alerting.rule_files.iter().chain(&config.alerting.log_rule_files) {
+    for pattern in globs(config, templates) {
         let fixed: PathBuf = Path::new(pattern)
             .components()
             .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
@@ -172,8 +183,11 @@ pub struct Reloader {
     pub config_path: PathBuf,
     pub current: Config,
     pub rules: Option<Arc<alerting::manager::RuleManager>>,
-    /// The notifier, when `alerting.notifications_file` was set at startup.
+    /// The notifier, in the roles that run the stores (with an empty configuration when
+    /// `alerting.notifications_file` is not set).
     pub notifier: Option<Arc<alerting::notify::Notifier>>,
+    /// The running notification config's template globs (their files are watched too).
+    pub templates: Vec<String>,
     /// The collector, in the roles that run one.
     pub collector: Option<collector::Reloader>,
     pub runtime: Runtime,
@@ -202,7 +216,7 @@ impl Reloader {
         let mut watched = Vec::new();
         self.rewatch(&mut watcher, &mut watched);
         let mut hup = hangup();
-        let mut last = fingerprint(&self.config_path, &self.current);
+        let mut last = self.fingerprint().await.unwrap_or_default();
         loop {
             let answer = tokio::select! {
                 _ = stop.changed() => return,
@@ -210,8 +224,7 @@ impl Reloader {
                 Some(()) = file_rx.recv() => {
                     tokio::time::sleep(SETTLE).await;
                     while file_rx.try_recv().is_ok() {}
-                    let (path, current) = (self.config_path.clone(), self.current.clone());
-                    let now = tokio::task::spawn_blocking(move || fingerprint(&path, &current)).await.unwrap_or(last);
+                    let now = self.fingerprint().await.unwrap_or(last);
                     if now == last {
                         continue;
                     }
@@ -224,8 +237,7 @@ impl Reloader {
                 }
             };
             let result = self.reload().await;
-            let (path, current) = (self.config_path.clone(), self.current.clone());
-            last = tokio::task::spawn_blocking(move || fingerprint(&path, &current)).await.unwrap_or(last);
+            last = self.fingerprint().await.unwrap_or(last);
             self.rewatch(&mut watcher, &mut watched);
             if let Some(answer) = answer {
                 let _ = answer.send(result);
@@ -233,9 +245,15 @@ impl Reloader {
         }
     }
 
+    /// [`fingerprint`] of what runs now, on the blocking pool.
+    async fn fingerprint(&self) -> Option<[u8; 32]> {
+        let (path, current, templates) = (self.config_path.clone(), self.current.clone(), self.templates.clone());
+        tokio::task::spawn_blocking(move || fingerprint(&path, &current, &templates)).await.ok()
+    }
+
     fn rewatch(&self, watcher: &mut Option<notify::RecommendedWatcher>, watched: &mut Vec<PathBuf>) {
         let Some(w) = watcher else { return };
-        for dir in watch_dirs(&self.config_path, &self.current) {
+        for dir in watch_dirs(&self.config_path, &self.current, &self.templates) {
             if !watched.contains(&dir) {
                 match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
                     Ok(()) => watched.push(dir),
@@ -255,16 +273,16 @@ impl Reloader {
             Err(e) => return Err(self.refuse(format!("reload task failed: {e}"))),
         };
         // Everything that can be refused is checked before anything is applied.
-        let notify = match (&self.notifier, new.alerting.notifications_file.clone()) {
-            (Some(_), Some(path)) => {
+        let notify = match &self.notifier {
+            Some(_) => {
                 let alerting = new.alerting.clone();
-                match tokio::task::spawn_blocking(move || alerting.notify_config(&path)).await {
+                match tokio::task::spawn_blocking(move || alerting.notify_config_or_empty()).await {
                     Ok(Ok(c)) => Some(c),
                     Ok(Err(e)) => return Err(self.refuse(format!("alerting.notifications_file: {e}"))),
                     Err(e) => return Err(self.refuse(format!("reload task failed: {e}"))),
                 }
             }
-            _ => None,
+            None => None,
         };
         if let Some(collector) = &self.collector
             && let Err(e) = collector.check(&new.collector)
@@ -289,14 +307,15 @@ impl Reloader {
         {
             return Err(self.refuse(format!("{e}")));
         }
-        if let (Some(notifier), Some(notify)) = (&self.notifier, notify)
-            && let Err(e) = notifier.reload(&notify)
-        {
-            return Err(self.refuse(format!("alerting.notifications_file: {e}")));
+        if let (Some(notifier), Some(notify)) = (&self.notifier, notify) {
+            if let Err(e) = notifier.reload(&notify) {
+                return Err(self.refuse(format!("alerting.notifications_file: {e}")));
+            }
+            self.templates = notify.templates;
         }
         let needs_restart = restart_keys(&self.current, &new);
-        if !needs_restart.is_empty() {
-            tracing::warn!(keys = ?needs_restart, "configuration changed keys that need a restart; running with the old values until then");
+        for key in &needs_restart {
+            tracing::warn!(key = %key, reason = restart_reason(key), "configuration key changed but needs a restart; running with the old value until then");
         }
         // The live parts are applied; the rest keeps its running values, so remember the new file
         // only for the live sections and keep comparing restart keys against what runs.
@@ -366,13 +385,22 @@ mod tests {
         assert!(restart_keys(&old, &new).is_empty(), "scrape jobs and tail globs are live");
         assert_eq!(applied(&old, &new).collector, new.collector);
         new.collector.tail.start_at = collector::StartAt::End;
+        new.collector.tail.format = collector::LogFormat::Cri;
+        new.collector.tail.labels.insert("team".into(), "x".into());
+        new.collector.tail.max_open_files = 3;
+        new.collector.signals.enabled = true;
+        new.collector.tenant = "other".into();
+        assert!(restart_keys(&old, &new).is_empty(), "tail, signals and tenant are live");
+        assert_eq!(applied(&old, &new).collector, new.collector);
         new.collector.shipping.disk_buffer.enabled = !old.collector.shipping.disk_buffer.enabled;
-        assert_eq!(restart_keys(&old, &new), ["collector.shipping", "collector.tail.start_at"]);
+        assert_eq!(restart_keys(&old, &new), ["collector.shipping"]);
         assert_ne!(applied(&old, &new).collector, new.collector);
+        assert!(restart_reason("collector.shipping").contains("disk buffer"));
 
         let mut new = old.clone();
         new.alerting.notifications_file = Some("/a.yaml".into());
-        assert_eq!(restart_keys(&old, &new), ["alerting.notifications_file"], "a notifier starts only at startup");
+        assert!(restart_keys(&old, &new).is_empty(), "a notifications file can be added live");
+        assert_eq!(applied(&old, &new).alerting.notifications_file, new.alerting.notifications_file);
         let old = new.clone();
         new.alerting.notifications_file = Some("/b.yaml".into());
         assert!(restart_keys(&old, &new).is_empty(), "another path is live");
@@ -385,7 +413,9 @@ mod tests {
         std::fs::create_dir(dir.path().join("rules")).unwrap();
         let mut c = Config::default();
         c.alerting.rule_files = vec![format!("{}/rules/*.yaml", dir.path().display())];
-        let dirs = watch_dirs(&dir.path().join("tarsier.yaml"), &c);
-        assert_eq!(dirs, [dir.path().to_path_buf(), dir.path().join("rules")]);
+        let templates = [format!("{}/templates/*.tmpl", dir.path().display())];
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        let dirs = watch_dirs(&dir.path().join("tarsier.yaml"), &c, &templates);
+        assert_eq!(dirs, [dir.path().to_path_buf(), dir.path().join("rules"), dir.path().join("templates")]);
     }
 }

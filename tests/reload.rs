@@ -4,7 +4,9 @@
 //! applies live (new rule group, alert state kept), an invalid one is refused and the old config
 //! keeps running (metric, runtimeinfo, `POST /-/reload` say why), a restart-only change is named,
 //! and SIGHUP reloads too. The collector (`run` and `agent`) takes new scrape jobs and tail globs
-//! live, and the notifications file re-routes alerts keeping silences.
+//! live, and tail labels, body parsing and signals too (no line lost or repeated across the swap);
+//! the notifications file re-routes alerts keeping silences, and an edited template file changes
+//! the next message.
 
 mod support;
 
@@ -100,6 +102,17 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     assert_eq!(info["reloadConfigSuccess"], true);
     assert_eq!(info["lastReloadError"], Value::Null);
     assert_eq!(info["lastReloadTime"], Value::Null, "no reload attempted yet");
+    // Without a notifications file the Alertmanager API answers too (amtool, Grafana), empty.
+    for path in ["alerts", "alerts/groups", "silences", "receivers"] {
+        let body = get_json(&client, &format!("{base}/api/v2/{path}")).await;
+        assert!(body.is_array(), "/api/v2/{path}: {body}");
+    }
+    let status = get_json(&client, &format!("{base}/api/v2/status")).await;
+    assert!(
+        status["config"]["original"].as_str().unwrap().contains("receiver: 'null'")
+            || status["config"]["original"].as_str().unwrap().contains("receiver: \"null\""),
+        "{status}"
+    );
     let alerts_url = format!("{base}/api/v1/alerts");
     eventually("the alert goes pending", || async {
         !get_json(&client, &alerts_url).await["data"]["alerts"][0]["activeAt"].is_null()
@@ -375,5 +388,159 @@ async fn agent_reload_adds_scrape_jobs_and_tail_globs() {
     await_lines(&client, &server.base, &format!("{{filename=\"{}\"}}", b.display()), 1).await;
     assert_eq!(runtimeinfo(&client, &agent.base).await["needsRestart"], serde_json::json!([]));
     agent.stop();
+    server.stop();
+}
+
+/// A pod log path the signals count (`namespace`/`pod` labels from the path).
+fn pod_log(logs: &Path) -> std::path::PathBuf {
+    let dir = logs.join("pods/shop_api-7d9f8b6c5d-x2x9z_0c1d/app");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("0.log")
+}
+
+fn tail_yaml(include: &[&Path], tail_extra: &str, signals: bool) -> String {
+    let mut text = String::from("collector:\n  tail:\n    rescan_interval: 200ms\n    include:\n");
+    for path in include {
+        text.push_str(&format!("    - '{}'\n", path.display()));
+    }
+    text.push_str(tail_extra);
+    text.push_str(&format!("  signals:\n    enabled: {signals}\n    interval: 1s\n"));
+    text
+}
+
+/// Lines of `query` with the value of their stream's label `name` ("" without it).
+async fn lines_with_label(client: &reqwest::Client, base: &str, query: &str, name: &str) -> Vec<(String, String)> {
+    let lines = log_lines(client, base, query).await;
+    lines.into_iter().map(|(stream, line)| (line, stream[name].as_str().unwrap_or("").to_string())).collect()
+}
+
+/// `collector.tail.labels`, `collector.tail.parse` and `collector.signals` change through a
+/// ConfigMap swap while a writer keeps appending: lines read after the reload carry the new static
+/// label and the parsed `level`/`component` labels, every line arrives exactly once across the
+/// swap, the open file keeps its position, and the autoscaling signals (off before) are shipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_reload_changes_tail_labels_parsing_and_signals_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, logs) = (tmp.path().join("etc"), tmp.path().join("logs"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    let app = logs.join("app.log");
+    let pod = pod_log(&logs);
+    let line = |n: usize| format!("level=error component=db msg=line-{n:04}");
+    let cri = |n: usize| format!("2026-12-07T02:00:00.000000000Z stdout F ERROR pod line {n}");
+    for n in 0..20 {
+        append_line(&app, &line(n));
+        append_line(&pod, &cri(n));
+    }
+    configmap_update(&dir, "v1", &[("tarsier.yaml", &tail_yaml(&[&app, &pod], "", false))]);
+    symlink("..data/tarsier.yaml", dir.join("tarsier.yaml")).unwrap();
+    let client = reqwest::Client::new();
+    let run = start("run", &dir.join("tarsier.yaml"), tmp.path(), &client).await;
+    let base = run.base.clone();
+    let all = format!("{{filename=\"{}\"}}", app.display());
+    await_lines(&client, &base, &all, 20).await;
+    let signal = "tarsier_workload_log_lines_total{namespace=\"shop\",workload=\"api\"}";
+    assert_eq!(series_count(&client, &base, signal).await, 0, "signals are off");
+
+    // A writer appends throughout the swap.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (app, stop) = (app.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 20;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                append_line(&app, &line(n));
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            n
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = runtimeinfo(&client, &base).await["lastConfigTime"].clone();
+    let parse = "    labels:\n      job: varlogs\n      team: payments\n    parse:\n      body: logfmt\n      \
+                 detect_level: true\n      field_labels: [component]\n";
+    configmap_update(&dir, "v2", &[("tarsier.yaml", &tail_yaml(&[&app, &pod], parse, true))]);
+    eventually("the reload is applied", || async { runtimeinfo(&client, &base).await["lastConfigTime"] != before })
+        .await;
+    let info = runtimeinfo(&client, &base).await;
+    assert_eq!(info["needsRestart"], serde_json::json!([]), "{info}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let written = writer.join().unwrap();
+    // Written after the writer stopped, well after the reload: these must carry the new labels.
+    let after: Vec<String> = (written..written + 10).map(line).collect();
+    for l in &after {
+        append_line(&app, l);
+    }
+    for n in 20..40 {
+        append_line(&pod, &cri(n));
+    }
+    await_lines(&client, &base, &all, written + 10).await;
+
+    let got = lines_with_label(&client, &base, &all, "team").await;
+    let mut lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+    lines.sort();
+    let want: Vec<String> = (0..written + 10).map(line).collect();
+    assert_eq!(lines, want.iter().map(String::as_str).collect::<Vec<_>>(), "every line once across the swap");
+    for (l, team) in &got {
+        if after.contains(l) {
+            assert_eq!(team, "payments", "{l} was read after the reload");
+        } else if l.as_str() < line(20).as_str() {
+            assert_eq!(team, "", "{l} was read before the reload");
+        }
+    }
+    let parsed = format!("{{filename=\"{}\", team=\"payments\", level=\"error\", component=\"db\"}}", app.display());
+    let parsed_lines = lines_with_label(&client, &base, &parsed, "level").await;
+    assert!(after.iter().all(|l| parsed_lines.iter().any(|(p, _)| p == l)), "parsed fields on the later lines");
+    await_series(&client, &base, signal).await;
+    run.stop();
+}
+
+/// A template file named by the notifications file (`templates:`) is watched: editing only it
+/// (a ConfigMap swap where nothing else changes) reloads, and the next notification uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_template_file_changes_the_next_notification() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("etc");
+    std::fs::create_dir(&dir).unwrap();
+    let (hook, received) = serve_webhook().await;
+    let notify = dir.join("notify.yaml");
+    let server_config = server_yaml(&dir, &format!("  notifications_file: {}\n", notify.display()));
+    let notify_text = format!(
+        "templates: ['templates/*.tmpl']\nroute:\n  receiver: chat\n  group_wait: 0s\n  group_interval: 1s\n  \
+         repeat_interval: 1s\nreceivers:\n- name: chat\n  slack_configs:\n  - api_url: {hook}\n    \
+         title: '{{{{ template \"chat.title\" . }}}}'\n"
+    );
+    let template =
+        |version: &str| format!("{{{{ define \"chat.title\" }}}}{version}: {{{{ .Status }}}}{{{{ end }}}}\n");
+    let files = |version: &str| {
+        vec![
+            ("server.yaml".to_string(), server_config.clone()),
+            ("notify.yaml".to_string(), notify_text.clone()),
+            ("rules/a.yaml".to_string(), RULES_FIRST.to_string()),
+            ("templates/chat.tmpl".to_string(), template(version)),
+        ]
+    };
+    let update = |version: &str| {
+        let files = files(version);
+        let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        configmap_update(&dir, version, &refs);
+    };
+    update("first");
+    for name in ["server.yaml", "notify.yaml", "rules", "templates"] {
+        symlink(format!("..data/{name}"), dir.join(name)).unwrap();
+    }
+    let client = reqwest::Client::new();
+    let server = start("server", &dir.join("server.yaml"), tmp.path(), &client).await;
+    let base = server.base.clone();
+    let titles =
+        || received.lock().unwrap().iter().filter_map(|b| b["text"].as_str().map(String::from)).collect::<Vec<_>>();
+    eventually("the first template's message", || async { titles().contains(&"first: firing".to_string()) }).await;
+
+    update("second");
+    eventually("the edited template's message", || async { titles().contains(&"second: firing".to_string()) }).await;
+    let info = runtimeinfo(&client, &base).await;
+    assert_eq!(info["reloadConfigSuccess"], true, "{info}");
     server.stop();
 }

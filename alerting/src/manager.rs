@@ -69,6 +69,15 @@ impl RulesConfig {
         Ok(())
     }
 
+    /// The notification config that runs: the notifications file's, or
+    /// [`NotifyConfig::empty`](crate::notify::NotifyConfig::empty) without one.
+    pub fn notify_config_or_empty(&self) -> Result<crate::notify::NotifyConfig, Error> {
+        match &self.notifications_file {
+            Some(path) => self.notify_config(path),
+            None => Ok(crate::notify::NotifyConfig::empty()),
+        }
+    }
+
     /// Reads and checks the Alertmanager-format notification file.
     pub fn notify_config(&self, path: &std::path::Path) -> Result<crate::notify::NotifyConfig, Error> {
         let text =

@@ -79,8 +79,6 @@ pub struct Collector {
     saver_cancel: CancellationToken,
     signals_task: Option<JoinHandle<()>>,
     signals_cancel: CancellationToken,
-    kube_task: Option<JoinHandle<()>>,
-    kube_cancel: CancellationToken,
     store: Arc<CheckpointStore>,
     state_dir: PathBuf,
 }
@@ -95,7 +93,7 @@ impl Collector {
         metrics_sink: Arc<dyn MetricSink>,
     ) -> Result<Collector, Error> {
         config.validate().map_err(Error::Config)?;
-        let tenant = TenantId::new(&config.tenant).map_err(|e| Error::Config(format!("collector.tenant: {e}")))?;
+        let tenant: ship::SharedTenant = Arc::new(RwLock::new(tenant_of(&config)?));
         let discovery = tail::discovery::Discovery::new(&config.tail)?;
 
         let dir = state_dir.to_path_buf();
@@ -149,7 +147,7 @@ impl Collector {
             Shipper {
                 rx: sample_rx,
                 delivery: Arc::new(MetricDelivery(metrics_sink)),
-                tenant,
+                tenant: tenant.clone(),
                 config: config.shipping.clone(),
                 acks: None,
                 metrics: metrics.clone(),
@@ -165,26 +163,19 @@ impl Collector {
         let roots = discovery.watch_roots();
         let watcher =
             tail::discovery::watch(&roots, tail::discovery::Wakeup { rescan: rescan.clone(), tx: wake.clone() });
-        let pending_discovery = Arc::new(std::sync::Mutex::new(None));
+        let pending_reload = Arc::new(std::sync::Mutex::new(None));
         let node_name = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
-        let kube_cancel = CancellationToken::new();
-        let (metadata, kube_task) = if config.kubernetes.active(!config.tail.include.is_empty()) {
-            // Logs flow without metadata rather than not at all: a failure here is a warning.
-            match kubernetes::PodMetadata::start(&config.kubernetes, kube_cancel.clone()).await {
-                Ok((metadata, task)) => (Some(metadata), Some(task)),
-                Err(error) => {
-                    tracing::warn!(%error, "kubernetes pod metadata unavailable, pod streams keep their path labels");
-                    (None, None)
-                }
-            }
-        } else {
-            (None, None)
-        };
-        let signals = config.signals.enabled.then(|| signals::Signals::new(config.signals.clone(), node_name.clone()));
+        let kube = KubeWatch::start(&config).await;
+        let metadata = kube.metadata.clone();
+        // Always there, counting only while enabled, so a reload can turn the signals on.
+        let signals = signals::Signals::new(config.signals.clone(), node_name.clone());
         let signals_cancel = CancellationToken::new();
-        let signals_task = signals.clone().map(|s| {
-            tokio::spawn(signals::emit_periodically(s, sample_tx.clone(), metrics.clone(), signals_cancel.clone()))
-        });
+        let signals_task = Some(tokio::spawn(signals::emit_periodically(
+            signals.clone(),
+            sample_tx.clone(),
+            metrics.clone(),
+            signals_cancel.clone(),
+        )));
         let tailer = tail::reader::Tailer::new(
             config.tail.clone(),
             discovery,
@@ -195,9 +186,9 @@ impl Collector {
             rescan.clone(),
             wake_rx,
             node_name,
-            signals,
+            Some(signals.clone()),
             metadata,
-            pending_discovery.clone(),
+            pending_reload.clone(),
         );
         let tailer = std::thread::Builder::new()
             .name("tarsier-tailer".into())
@@ -212,9 +203,11 @@ impl Collector {
             scrape::manager::start(&config, sample_tx, metrics.clone(), scrape_cancel.clone())?;
         let reloader = Reloader {
             scrape,
-            pending_discovery,
+            pending_reload,
             rescan: tail::discovery::Wakeup { rescan, tx: wake.clone() },
-            watch: Arc::new(tokio::sync::Mutex::new(WatchState { watcher, roots })),
+            watch: Arc::new(tokio::sync::Mutex::new(WatchState { watcher, roots, config: config.clone(), kube })),
+            signals,
+            tenant,
         };
 
         Ok(Collector {
@@ -232,8 +225,6 @@ impl Collector {
             saver_cancel,
             signals_task,
             signals_cancel,
-            kube_task,
-            kube_cancel,
             store,
             state_dir: state_dir.to_path_buf(),
         })
@@ -244,7 +235,11 @@ impl Collector {
     pub async fn shutdown(mut self) -> Result<(), Error> {
         self.stop.store(true, Ordering::Release);
         let _ = self.wake.try_send(());
-        self.reloader.watch.lock().await.watcher.take();
+        let kube = {
+            let mut watch = self.reloader.watch.lock().await;
+            watch.watcher.take();
+            std::mem::take(&mut watch.kube)
+        };
         self.scrape_cancel.cancel();
         if let Some(tailer) = self.tailer.take() {
             tokio::task::spawn_blocking(move || tailer.join())
@@ -259,10 +254,7 @@ impl Collector {
         if let Some(task) = self.signals_task.take() {
             task.await.map_err(|e| Error::Task(e.to_string()))?;
         }
-        self.kube_cancel.cancel();
-        if let Some(task) = self.kube_task.take() {
-            task.await.map_err(|e| Error::Task(e.to_string()))?;
-        }
+        kube.stop().await?;
         // The readers are gone, so the channels close and the shippers drain and finish.
         let logs = self.log_shipper.take();
         let samples = self.metric_shipper.take();
@@ -281,10 +273,14 @@ impl Collector {
     }
 
     /// Applies what of `config` can change while running: `scrape_configs` and `global` (jobs
-    /// added, removed or changed; unchanged jobs keep their loops) and `tail.include` /
+    /// added, removed or changed; unchanged jobs keep their loops); `tail.include` /
     /// `tail.exclude` (new files are picked up, files no longer matched are read to their end and
-    /// released, their checkpoints kept). Every other key keeps its running value. A config that
-    /// does not validate changes nothing.
+    /// released, their checkpoints kept); the rest of `tail` (open files keep their positions;
+    /// lines read from then on get the new labels, parsing, format and joining; `start_at`
+    /// applies to files found at new paths); `signals`; `tenant` (batches formed from then on);
+    /// `kubernetes` (the pod metadata watch is re-created). Only `shipping` keeps its running
+    /// value (its queues and disk buffer are built at start). A config that does not validate
+    /// changes nothing.
     pub async fn reload(&self, config: &CollectorConfig) -> Result<(), Error> {
         self.reloader.reload(config).await
     }
@@ -316,26 +312,70 @@ impl Collector {
     }
 }
 
-/// The tail watcher and the roots it watches; swapped on reload.
+/// `collector.tenant` as a tenant id.
+fn tenant_of(config: &CollectorConfig) -> Result<TenantId, Error> {
+    TenantId::new(&config.tenant).map_err(|e| Error::Config(format!("collector.tenant: {e}")))
+}
+
+/// The Kubernetes pod metadata watch, when `collector.kubernetes` is active; re-created on reload.
+#[derive(Default)]
+struct KubeWatch {
+    metadata: Option<Arc<kubernetes::PodMetadata>>,
+    task: Option<JoinHandle<()>>,
+    cancel: CancellationToken,
+}
+
+impl KubeWatch {
+    async fn start(config: &CollectorConfig) -> KubeWatch {
+        let cancel = CancellationToken::new();
+        if !config.kubernetes.active(!config.tail.include.is_empty()) {
+            return KubeWatch { cancel, ..KubeWatch::default() };
+        }
+        // Logs flow without metadata rather than not at all: a failure here is a warning.
+        match kubernetes::PodMetadata::start(&config.kubernetes, cancel.clone()).await {
+            Ok((metadata, task)) => KubeWatch { metadata: Some(metadata), task: Some(task), cancel },
+            Err(error) => {
+                tracing::warn!(%error, "kubernetes pod metadata unavailable, pod streams keep their path labels");
+                KubeWatch { cancel, ..KubeWatch::default() }
+            }
+        }
+    }
+
+    async fn stop(self) -> Result<(), Error> {
+        self.cancel.cancel();
+        if let Some(task) = self.task {
+            task.await.map_err(|e| Error::Task(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a reload compares against and swaps: the tail watcher and its roots, the running
+/// configuration and the Kubernetes watch.
 struct WatchState {
     watcher: Option<notify::RecommendedWatcher>,
     roots: Vec<PathBuf>,
+    config: CollectorConfig,
+    kube: KubeWatch,
 }
 
 /// Reloads a running collector (see [`Collector::reload`]).
 #[derive(Clone)]
 pub struct Reloader {
     scrape: scrape::manager::ManagerHandle,
-    /// The tailer takes a new file selection from here on its next pass.
-    pending_discovery: Arc<std::sync::Mutex<Option<tail::discovery::Discovery>>>,
+    /// The tailer takes a reload from here on its next pass.
+    pending_reload: Arc<std::sync::Mutex<Option<tail::reader::TailReload>>>,
     rescan: tail::discovery::Wakeup,
     watch: Arc<tokio::sync::Mutex<WatchState>>,
+    signals: Arc<signals::Signals>,
+    tenant: ship::SharedTenant,
 }
 
 impl Reloader {
     /// Whether `config` would be accepted by [`Reloader::reload`], changing nothing.
     pub fn check(&self, config: &CollectorConfig) -> Result<(), Error> {
         config.validate().map_err(Error::Config)?;
+        tenant_of(config)?;
         tail::discovery::Discovery::new(&config.tail)?;
         scrape::manager::compile(config).map(drop)
     }
@@ -343,6 +383,7 @@ impl Reloader {
     /// See [`Collector::reload`].
     pub async fn reload(&self, config: &CollectorConfig) -> Result<(), Error> {
         config.validate().map_err(Error::Config)?;
+        let tenant = tenant_of(config)?;
         let discovery = tail::discovery::Discovery::new(&config.tail)?;
         // Scrape plans compile before anything changes, so a bad job refuses the whole reload.
         self.scrape.reload(config).await?;
@@ -350,6 +391,24 @@ impl Reloader {
         {
             let mut guard = self.watch.lock().await;
             let watch = &mut *guard;
+            let kube_active = |c: &CollectorConfig| c.kubernetes.active(!c.tail.include.is_empty());
+            let metadata =
+                if watch.config.kubernetes != config.kubernetes || kube_active(&watch.config) != kube_active(config) {
+                    tracing::info!("collector.kubernetes changed, re-creating the pod metadata watch");
+                    let old = std::mem::replace(&mut watch.kube, KubeWatch::start(config).await);
+                    old.stop().await?;
+                    Some(watch.kube.metadata.clone())
+                } else {
+                    None
+                };
+            *self.pending_reload.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(tail::reader::TailReload { config: config.tail.clone(), discovery, metadata });
+            self.signals.reconfigure(config.signals.clone());
+            if *self.tenant.read().unwrap_or_else(|e| e.into_inner()) != tenant {
+                tracing::info!(tenant = %tenant, "collector.tenant changed, batches from now on go to it");
+                *self.tenant.write().unwrap_or_else(|e| e.into_inner()) = tenant;
+            }
+            watch.config = config.clone();
             if let Some(watcher) = watch.watcher.as_mut() {
                 use notify::Watcher;
                 for root in roots.iter().filter(|r| !watch.roots.contains(r)) {
@@ -363,7 +422,6 @@ impl Reloader {
             }
             watch.roots = roots;
         }
-        *self.pending_discovery.lock().unwrap_or_else(|e| e.into_inner()) = Some(discovery);
         self.rescan.wake(true);
         Ok(())
     }
@@ -396,7 +454,9 @@ impl Drop for Collector {
         self.scrape_cancel.cancel();
         self.saver_cancel.cancel();
         self.signals_cancel.cancel();
-        self.kube_cancel.cancel();
+        if let Ok(watch) = self.reloader.watch.try_lock() {
+            watch.kube.cancel.cancel();
+        }
     }
 }
 

@@ -131,11 +131,19 @@ async fn before_sending(tracker: &Mutex<AckTracker>, acks: &[FileAck]) {
     }
 }
 
+/// The tenant batches are sent as; a reload of `collector.tenant` swaps it, and batches formed
+/// from then on (and disk-buffered batches delivered from then on) go to the new one.
+pub(crate) type SharedTenant = Arc<std::sync::RwLock<TenantId>>;
+
+fn current(tenant: &SharedTenant) -> TenantId {
+    tenant.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// Everything a shipper task needs.
 pub(crate) struct Shipper<T, D> {
     pub rx: mpsc::Receiver<Chunk<T>>,
     pub delivery: Arc<D>,
-    pub tenant: TenantId,
+    pub tenant: SharedTenant,
     pub config: ShippingConfig,
     pub acks: Option<Arc<dyn AckTarget>>,
     pub metrics: CollectorMetrics,
@@ -167,7 +175,7 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
             tokio::spawn(async move {
                 spill
                     .drain::<T, _, _>(move |seq, acks, items| {
-                        let (delivery, tenant, config) = (delivery.clone(), tenant.clone(), config.clone());
+                        let (delivery, tenant, config) = (delivery.clone(), current(&tenant), config.clone());
                         let (metrics, tracker) = (metrics.clone(), tracker.clone());
                         async move {
                             before_sending(&tracker, &acks).await;
@@ -256,7 +264,7 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
             acks.extend(chunk.ack);
         }
         let delivery = self.delivery.clone();
-        let tenant = self.tenant.clone();
+        let tenant = current(&self.tenant);
         let config = self.config.clone();
         let metrics = self.metrics.clone();
         let tracker = tracker.clone();

@@ -18,8 +18,13 @@
 //! cheap level-from-text check runs on the line (klog `E1127`, an upper-case `ERROR`/`CRITICAL`/
 //! `FATAL` token or a `level=error` pair near its start; a lower-case "error" inside a message
 //! does not count). A pod idle for `idle_expiry` is forgotten (its series go stale).
+//!
+//! Every setting applies live ([`Signals::reconfigure`] on a reload): turning `enabled` off stops
+//! counting and shipping and forgets the counters (they restart at zero, a counter reset PromQL's
+//! `rate` handles); a new `interval` restarts the shipping timer at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -113,16 +118,20 @@ struct Counts {
 
 #[derive(Default)]
 struct State {
+    config: SignalsConfig,
     pods: HashMap<(String, String), Counts>,
     lag: HashMap<u64, u64>,
     dropped: u64,
 }
 
-/// Shared between the tailer thread (observes) and the emitting task.
+/// Shared between the tailer thread (observes), the emitting task and the reloader.
 pub(crate) struct Signals {
-    config: SignalsConfig,
+    /// `config.enabled`, read without the lock on the tailer's path.
+    enabled: AtomicBool,
     node: String,
     state: Mutex<State>,
+    /// Wakes the emitting task when the configuration changed.
+    changed: tokio::sync::Notify,
 }
 
 impl Signals {
@@ -131,18 +140,48 @@ impl Signals {
     }
 
     pub(crate) fn new(config: SignalsConfig, node: Option<String>) -> Arc<Signals> {
-        Arc::new(Signals { config, node: node.unwrap_or_default(), state: Mutex::new(State::default()) })
+        Arc::new(Signals {
+            enabled: AtomicBool::new(config.enabled),
+            node: node.unwrap_or_default(),
+            state: Mutex::new(State { config, ..State::default() }),
+            changed: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Applies a reloaded `collector.signals`: lines counted from now on follow it.
+    pub(crate) fn reconfigure(&self, config: SignalsConfig) {
+        let mut state = self.lock();
+        if state.config == config {
+            return;
+        }
+        if !config.enabled {
+            state.pods.clear();
+            state.dropped = 0;
+        }
+        self.enabled.store(config.enabled, Ordering::Release);
+        tracing::info!(enabled = config.enabled, interval = ?config.interval, "autoscaling signals reconfigured");
+        state.config = config;
+        drop(state);
+        self.changed.notify_one();
+    }
+
+    fn config(&self) -> SignalsConfig {
+        self.lock().config.clone()
     }
 
     /// Counts one chunk's streams (called by the tailer before it hands them over).
     pub(crate) fn observe(&self, streams: &[LogStream]) {
+        if !self.enabled.load(Ordering::Acquire) {
+            return;
+        }
         let now = Instant::now();
         let mut state = self.lock();
+        let max_workloads = state.config.max_workloads;
         for stream in streams {
             let (Some(ns), Some(pod)) = (stream.labels.get("namespace"), stream.labels.get("pod")) else { continue };
             let level_error = stream.labels.get("level").map(|l| l == "error" || l == "critical");
             let key = (ns.to_string(), pod.to_string());
-            if !state.pods.contains_key(&key) && state.pods.len() >= self.config.max_workloads {
+            if !state.pods.contains_key(&key) && state.pods.len() >= max_workloads {
                 state.dropped += stream.entries.len() as u64;
                 continue;
             }
@@ -175,7 +214,7 @@ impl Signals {
     /// The current counters as series at `timestamp_ms`; forgets idle pods.
     pub(crate) fn series(&self, timestamp_ms: i64, buffer_bytes: i64) -> Vec<TimeSeries> {
         let mut state = self.lock();
-        let expiry = self.config.idle_expiry;
+        let expiry = state.config.idle_expiry;
         state.pods.retain(|_, c| c.last_seen.is_some_and(|t| t.elapsed() < expiry));
         let mut out = Vec::with_capacity(state.pods.len() * 3 + 2);
         let point = |v: u64| vec![Sample { timestamp_ms, value: v as f64 }];
@@ -204,19 +243,36 @@ impl Signals {
     }
 }
 
-/// Ships the signals every `interval` until cancelled, through the samples' shipper.
+/// Ships the signals every `interval` while enabled, until cancelled, through the samples'
+/// shipper. A reconfiguration restarts the timer with the new interval.
 pub(crate) async fn emit_periodically(
     signals: Arc<Signals>,
     tx: mpsc::Sender<Chunk<TimeSeries>>,
     metrics: CollectorMetrics,
     cancel: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(signals.config.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let timer = |interval: Duration| {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    };
+    let mut config = signals.config();
+    let mut tick = timer(config.interval);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
+            _ = signals.changed.notified() => {
+                let now = signals.config();
+                if now.interval != config.interval {
+                    tick = timer(now.interval);
+                }
+                config = now;
+                continue;
+            }
             _ = tick.tick() => {}
+        }
+        if !config.enabled {
+            continue;
         }
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -267,7 +323,7 @@ mod tests {
 
     #[test]
     fn counts_lines_errors_bytes_and_caps_pods() {
-        let config = SignalsConfig { max_workloads: 2, ..SignalsConfig::default() };
+        let config = SignalsConfig { enabled: true, max_workloads: 2, ..SignalsConfig::default() };
         let s = Signals::new(config, Some("node-1".into()));
         let pod = [("namespace", "shop"), ("pod", "api-7d9f8b6c5d-x2x9z")];
         s.observe(&[stream(
@@ -297,5 +353,24 @@ mod tests {
         assert_eq!(db.labels.get("workload"), Some("pg"), "the API's owner beats the name heuristic");
         s.set_lag(1, None);
         assert_eq!(value(&s.series(2_000, 0), "tarsier_collector_backlog_bytes", ""), Some(0.0));
+    }
+
+    #[test]
+    fn reconfigure_turns_counting_on_and_off_and_caps_live() {
+        let s = Signals::new(SignalsConfig::default(), None);
+        let pod = |name: &'static str| stream(&[("namespace", "shop"), ("pod", name)], &["x"]);
+        s.observe(&[pod("a-0")]);
+        assert_eq!(value(&s.series(1, 0), "tarsier_workload_log_lines_total", "a-0"), None, "off by default");
+        s.reconfigure(SignalsConfig { enabled: true, max_workloads: 1, ..SignalsConfig::default() });
+        s.observe(&[pod("a-0"), pod("b-0")]);
+        let series = s.series(2, 0);
+        assert_eq!(value(&series, "tarsier_workload_log_lines_total", "a-0"), Some(1.0));
+        assert_eq!(value(&series, "tarsier_collector_signals_dropped_total", ""), Some(1.0), "the new cap holds");
+        s.reconfigure(SignalsConfig { enabled: true, max_workloads: 5, ..SignalsConfig::default() });
+        s.observe(&[pod("b-0")]);
+        assert_eq!(value(&s.series(3, 0), "tarsier_workload_log_lines_total", "b-0"), Some(1.0), "cap raised live");
+        s.reconfigure(SignalsConfig::default());
+        s.observe(&[pod("a-0")]);
+        assert_eq!(value(&s.series(4, 0), "tarsier_workload_log_lines_total", "a-0"), None, "off again: forgotten");
     }
 }

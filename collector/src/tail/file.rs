@@ -111,6 +111,8 @@ pub(crate) struct TailedFile {
     /// End of the last line after which the line parser held no partial (multiline records that
     /// complete later start at or after it).
     parser_idle_offset: u64,
+    /// End of the last complete line read.
+    line_end_offset: u64,
     parser: LineParser,
     /// Reused output buffer of the line parser (no allocation per line).
     scratch: Vec<ParsedLine>,
@@ -150,6 +152,7 @@ impl TailedFile {
             line_truncated: false,
             safe_offset: start_offset,
             parser_idle_offset: start_offset,
+            line_end_offset: start_offset,
             parser,
             scratch: Vec::new(),
             joiner,
@@ -235,6 +238,7 @@ impl TailedFile {
         self.read_offset = 0;
         self.safe_offset = 0;
         self.parser_idle_offset = 0;
+        self.line_end_offset = 0;
         self.line.clear();
         self.line_truncated = false;
         self.parser.reset();
@@ -293,10 +297,38 @@ impl TailedFile {
             }
             self.scratch = parsed;
         }
+        self.line_end_offset = end_offset;
         if !self.parser.has_partial() {
             self.parser_idle_offset = end_offset;
         }
         self.update_safe_offset();
+    }
+
+    /// Switches line parsing (format, multiline joining, longest line) from the next line on, for
+    /// a configuration reload. What the old parser and joiner hold (a partial CRI line, a pending
+    /// multiline record) is returned as it stands, so no line is lost or read twice; an unfinished
+    /// last line is still raw bytes and is parsed the new way once its newline arrives.
+    pub(crate) fn reconfigure(
+        &mut self,
+        parser: LineParser,
+        joiner: Option<Joiner>,
+        max_line_bytes: usize,
+        now_ns: i64,
+    ) -> Vec<ParsedLine> {
+        let mut out = ReadOutcome::default();
+        let mut flushed = Vec::new();
+        self.parser.flush(&mut flushed);
+        for rec in flushed {
+            self.emit(rec, now_ns, &mut out);
+        }
+        if let Some(joiner) = self.joiner.as_mut() {
+            joiner.flush_all(&mut out.records);
+            drop_empty_plain(&mut out.records, 0);
+        }
+        (self.parser, self.joiner, self.max_line_bytes) = (parser, joiner, max_line_bytes);
+        self.parser_idle_offset = self.line_end_offset;
+        self.update_safe_offset();
+        out.records
     }
 
     /// Hands a complete record to the multiline joiner, or straight out without one.
@@ -389,6 +421,26 @@ mod tests {
         let out = f.read(1 << 20, 11 * SEC).unwrap();
         assert_eq!(out.records.len(), 1);
         assert_eq!(out.records[0].line, "panic: oh no\n\ngoroutine 1 [running]:\nmain.main()\n\t/x.go:3");
+        assert_eq!(f.safe_offset(), f.read_offset());
+    }
+
+    #[test]
+    fn reconfigure_emits_what_is_pending_and_parses_later_lines_the_new_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "java.lang.Error: boom\n\tat a.B(C.java:1)\nhalf").unwrap();
+        let mut f = tailed(&path, MultilineMode::Java);
+        assert!(f.read(1 << 20, 0).unwrap().records.is_empty(), "the trace is pending");
+        assert_eq!(f.safe_offset(), 0);
+        let flushed = f.reconfigure(LineParser::new(LogFormat::Plain, 1 << 16), None, 1 << 16, 0);
+        let lines: Vec<&str> = flushed.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(lines, ["java.lang.Error: boom\n\tat a.B(C.java:1)"], "emitted as it stood");
+        assert_eq!(f.safe_offset(), 40, "everything up to the unfinished line is covered");
+        let mut w = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        w.write_all(b" line\n\tat not.Joined(X.java:2)\n").unwrap();
+        let out = f.read(1 << 20, 0).unwrap();
+        let lines: Vec<&str> = out.records.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(lines, ["half line", "\tat not.Joined(X.java:2)"], "no joining after the reload");
         assert_eq!(f.safe_offset(), f.read_offset());
     }
 }

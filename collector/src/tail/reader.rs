@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use model::{LogEntry, LogStream};
 use tokio::sync::mpsc;
 
-use crate::config::{LogFormat, StartAt, TailConfig};
+use crate::config::{StartAt, TailConfig};
 use crate::kubernetes::PodMetadata;
 use crate::metrics::CollectorMetrics;
 use crate::parse::body::{BodyParser, Derived};
@@ -32,6 +32,14 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Wait between attempts to hand a chunk to a full shipper channel.
 const BACKPRESSURE_RETRY: Duration = Duration::from_millis(10);
 
+/// A configuration reload for the tailing thread, taken at the start of its next pass.
+pub(crate) struct TailReload {
+    pub config: TailConfig,
+    pub discovery: Discovery,
+    /// The re-created Kubernetes metadata watch (`Some(None)`: now off), when it changed.
+    pub metadata: Option<Option<Arc<PodMetadata>>>,
+}
+
 /// State of the tailing thread.
 pub(crate) struct Tailer {
     pub config: TailConfig,
@@ -43,12 +51,14 @@ pub(crate) struct Tailer {
     pub rescan_requested: Arc<AtomicBool>,
     pub wake_rx: std::sync::mpsc::Receiver<()>,
     pub node_name: Option<String>,
-    /// Per-workload counters for autoscaling, when `collector.signals.enabled`.
+    /// Per-workload counters for autoscaling (counting only while `collector.signals.enabled`).
     signals: Option<Arc<crate::signals::Signals>>,
     /// Pod metadata from the Kubernetes API, when `collector.kubernetes` is active.
     metadata: Option<Arc<PodMetadata>>,
-    /// A new file selection from a configuration reload, taken on the next pass.
-    pending_discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
+    /// A configuration reload, taken on the next pass.
+    pending_reload: Arc<std::sync::Mutex<Option<TailReload>>>,
+    /// The next rescan follows a reload: `start_at` applies to files it finds at new paths.
+    reload_scan: bool,
     /// Pod files whose metadata has not arrived, and until when their reading waits for it.
     awaiting_metadata: HashMap<u64, Instant>,
     /// Open pod files' path labels and the metadata they carry, to refresh them when the pod
@@ -84,7 +94,7 @@ impl Tailer {
         node_name: Option<String>,
         signals: Option<Arc<crate::signals::Signals>>,
         metadata: Option<Arc<PodMetadata>>,
-        pending_discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
+        pending_reload: Arc<std::sync::Mutex<Option<TailReload>>>,
     ) -> Self {
         Tailer {
             config,
@@ -98,7 +108,8 @@ impl Tailer {
             node_name,
             signals,
             metadata,
-            pending_discovery,
+            pending_reload,
+            reload_scan: false,
             awaiting_metadata: HashMap::new(),
             pod_files: HashMap::new(),
             files: HashMap::new(),
@@ -114,9 +125,11 @@ impl Tailer {
     pub(crate) fn run(mut self) {
         let mut last_scan: Option<Instant> = None;
         while !self.stopped() {
-            if let Some(discovery) = self.pending_discovery.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                tracing::info!("tail globs reloaded, rescanning");
-                self.discovery = discovery;
+            let reload = self.pending_reload.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(reload) = reload {
+                if !self.apply_reload(reload) {
+                    break;
+                }
                 last_scan = None;
             }
             let rescan_due = last_scan.is_none_or(|t| t.elapsed() >= self.config.rescan_interval);
@@ -189,6 +202,85 @@ impl Tailer {
             std::fs::metadata(&entry.path).is_ok_and(|m| Identity::of(&m) == entry.identity())
         });
         self.first_scan = false;
+        self.reload_scan = false;
+    }
+
+    /// Applies a reloaded `collector.tail` (and Kubernetes metadata watch) to the open files, each
+    /// at its current position: lines read from now on get the new labels, body parsing, line
+    /// format and multiline joining; what the old parser or joiner held is shipped first as it
+    /// stood. `false` when stopping.
+    fn apply_reload(&mut self, reload: TailReload) -> bool {
+        let old = std::mem::replace(&mut self.config, reload.config);
+        self.discovery = reload.discovery;
+        let new = &self.config;
+        let metadata_changed = reload.metadata.is_some();
+        if let Some(metadata) = reload.metadata {
+            self.metadata = metadata;
+            self.awaiting_metadata.clear();
+            self.pod_files.clear();
+        }
+        let labels_changed = old.labels != new.labels || metadata_changed;
+        let lines_changed =
+            old.format != new.format || old.multiline != new.multiline || old.max_line_bytes != new.max_line_bytes;
+        let parse_changed = old.parse != new.parse;
+        self.reload_scan = old.start_at != new.start_at || old.include != new.include || old.exclude != new.exclude;
+        tracing::info!(labels_changed, lines_changed, parse_changed, "tail configuration reloaded, rescanning");
+        let mut ids: Vec<u64> = self.files.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            if labels_changed {
+                self.relabel(id, metadata_changed);
+            }
+            let Some(file) = self.files.get_mut(&id) else { continue };
+            if parse_changed {
+                file.body = Some(self.config.parse.for_path(&file.path)).filter(BodyParser::is_active);
+            }
+            if !lines_changed {
+                continue;
+            }
+            let (parser, joiner) = line_parsing(&self.config, &file.path);
+            let records = file.reconfigure(parser, joiner, self.config.max_line_bytes, model::time::now_ns());
+            if !records.is_empty() && !self.ship(id, records) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Rebuilds file `id`'s labels from its path and the current `labels`; a pod file keeps the
+    /// metadata it had, or, with a new metadata watch, looks its pod up again on its next read.
+    fn relabel(&mut self, id: u64, metadata_changed: bool) {
+        let Some(file) = self.files.get_mut(&id) else { return };
+        let path_only = FileLabels::new(&file.path, &self.config.labels, self.node_name.as_deref());
+        if metadata_changed {
+            if self.metadata.is_some() && path_only.pod.is_some() {
+                // A generation no watch has: the next read pass looks the pod up.
+                let state = PodFileLabels { path_only: path_only.clone(), extra: Vec::new(), generation: u64::MAX };
+                self.pod_files.insert(id, state);
+            }
+            file.labels = path_only;
+        } else if let Some(state) = self.pod_files.get_mut(&id) {
+            file.labels = path_only.with_extra(&state.extra);
+            state.path_only = path_only;
+        } else {
+            file.labels = path_only;
+        }
+    }
+
+    /// Hands records of file `id` to the shipper (with signals counted), acknowledging its
+    /// current safe offset. `false` when stopping.
+    fn ship(&self, id: u64, records: Vec<ParsedLine>) -> bool {
+        let Some(file) = self.files.get(&id) else { return true };
+        let items = group_records(records, &file.labels, file.body.as_ref());
+        if let Some(signals) = &self.signals {
+            signals.observe(&items);
+        }
+        self.send(Chunk {
+            bytes: items.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum(),
+            items,
+            order_key: file.order_key,
+            ack: Some(FileAck { file: id, offset: file.safe_offset() }),
+        })
     }
 
     fn open(&mut self, path: &Path, expected: Identity) -> std::io::Result<()> {
@@ -213,8 +305,13 @@ impl Tailer {
                 }
                 (cp.offset, cp.sent_offset)
             }
-            // No checkpoint, or the inode was reused by another file.
-            _ if self.first_scan && self.config.start_at == StartAt::End => (meta.len(), 0),
+            // No checkpoint, or the inode was reused by another file. After a reload, `start_at`
+            // applies to files at paths not tailed before (not to a rotation's new file).
+            _ if self.config.start_at == StartAt::End
+                && (self.first_scan || (self.reload_scan && !self.files.values().any(|f| f.path == path))) =>
+            {
+                (meta.len(), 0)
+            }
             _ => (0, 0),
         };
         let id = self.next_id;
@@ -238,12 +335,7 @@ impl Tailer {
                 }
             }
         }
-        let parser = LineParser::new(self.format_for(path), self.config.max_line_bytes);
-        // Validated with the configuration; a failure here leaves the file unjoined, not unread.
-        let joiner = self.config.multiline.joiner(self.config.max_line_bytes).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "multiline rules do not compile, lines are not joined");
-            None
-        });
+        let (parser, joiner) = line_parsing(&self.config, path);
         self.store.register(
             id,
             CheckpointEntry {
@@ -274,10 +366,6 @@ impl Tailer {
         self.by_identity.insert(identity, id);
         self.metrics.open_files.set(self.files.len() as i64);
         Ok(())
-    }
-
-    fn format_for(&self, _path: &Path) -> LogFormat {
-        self.config.format
     }
 
     /// One read pass over all files, orphaned ones first. Returns whether some file has more to
@@ -319,20 +407,10 @@ impl Tailer {
                 signals.set_lag(id, Some(lag));
             }
             more |= !outcome.at_eof;
-            if outcome.bytes > 0 || !outcome.records.is_empty() || outcome.truncated_file {
-                let items = group_records(outcome.records, &file.labels, file.body.as_ref());
-                if let Some(signals) = &self.signals {
-                    signals.observe(&items);
-                }
-                let chunk = Chunk {
-                    bytes: items.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum(),
-                    items,
-                    order_key: file.order_key,
-                    ack: Some(FileAck { file: id, offset: file.safe_offset() }),
-                };
-                if !self.send(chunk) {
-                    return None;
-                }
+            if (outcome.bytes > 0 || !outcome.records.is_empty() || outcome.truncated_file)
+                && !self.ship(id, outcome.records)
+            {
+                return None;
             }
             // Released only after a quiet rescan interval at EOF: an application that has not
             // reopened its log yet still appends to the rotated file for a moment.
@@ -426,6 +504,17 @@ impl Tailer {
         }
         self.metrics.open_files.set(self.files.len() as i64);
     }
+}
+
+/// A file's line parser and multiline joiner under `config`.
+fn line_parsing(config: &TailConfig, _path: &Path) -> (LineParser, Option<crate::parse::Joiner>) {
+    let parser = LineParser::new(config.format, config.max_line_bytes);
+    // Validated with the configuration; a failure here leaves the file unjoined, not unread.
+    let joiner = config.multiline.joiner(config.max_line_bytes).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "multiline rules do not compile, lines are not joined");
+        None
+    });
+    (parser, joiner)
 }
 
 /// One stream per label set present in `records` (container stream, level, promoted fields),
