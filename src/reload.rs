@@ -203,7 +203,8 @@ impl Reloader {
         self.metrics.success();
         let (file_tx, mut file_rx) = mpsc::channel::<()>(1);
         let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            // Not on access events: reading the files for their fingerprint raises those.
+            if event.is_ok_and(|e| collector::is_change_event(&e)) {
                 let _ = file_tx.try_send(());
             }
         }) {

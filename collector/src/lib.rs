@@ -63,6 +63,17 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// the next start, since their lines were never checkpointed).
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
+/// Whether a file watch event can mean a watched file's content changed. Reading a file raises
+/// access events (open, close without writing): a watcher that re-read its files on those would
+/// wake itself forever (the config reloader read its file ten times a second that way).
+pub fn is_change_event(event: &notify::Event) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match event.kind {
+        notify::EventKind::Access(kind) => kind == AccessKind::Close(AccessMode::Write),
+        _ => true,
+    }
+}
+
 /// A running collector. Call [`Collector::shutdown`] to stop it cleanly.
 pub struct Collector {
     metrics: CollectorMetrics,

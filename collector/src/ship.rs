@@ -91,7 +91,7 @@ impl Deliver<LogStream> for LogDelivery {
 impl Deliver<TimeSeries> for MetricDelivery {
     const KIND: &'static str = "samples";
     fn deliver(&self, tenant: TenantId, items: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
-        self.0.push_samples(tenant, Arc::unwrap_or_clone(items))
+        self.0.push_series(tenant, items)
     }
     fn count_sent(metrics: &CollectorMetrics, n: u64) {
         metrics.samples_sent.inc_by(n);

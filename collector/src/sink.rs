@@ -32,6 +32,13 @@ pub trait LogSink: Send + Sync + 'static {
 /// Receives batches of samples (scrape results and synthetic series).
 pub trait MetricSink: Send + Sync + 'static {
     fn push_samples(&self, tenant: TenantId, series: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>>;
+
+    /// What the collector calls: one batch, shared because a failed batch is offered again. The
+    /// default copies it into [`MetricSink::push_samples`]; sinks that only read the series (the
+    /// tsdb, protocol encoders) override it and copy nothing.
+    fn push_series(&self, tenant: TenantId, series: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.push_samples(tenant, Arc::unwrap_or_clone(series))
+    }
 }
 
 /// A failed delivery. `retryable` failures are retried forever with backoff; the others drop the
@@ -157,6 +164,11 @@ impl LogSink for HttpSink {
 
 impl MetricSink for HttpSink {
     fn push_samples(&self, tenant: TenantId, series: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>> {
+        let body = model::wire::remote_write::encode(&series);
+        Box::pin(Self::post(self.client.clone(), self.write_url.clone(), tenant, body, true))
+    }
+
+    fn push_series(&self, tenant: TenantId, series: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
         let body = model::wire::remote_write::encode(&series);
         Box::pin(Self::post(self.client.clone(), self.write_url.clone(), tenant, body, true))
     }

@@ -3,6 +3,8 @@
 //! built in.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,14 +28,78 @@ impl Label {
 
 /// A sorted set of labels with unique names. Empty values are dropped, as in Prometheus, where a
 /// label with an empty value is the same as no label.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Labels(Vec<Label>);
+///
+/// Immutable and shared: a clone is a reference count, not a copy of every name and value, and
+/// the [`Labels::stable_hash`] is computed once when the set is built. A scraped series' labels
+/// travel from the scrape cache through the shipper into the tsdb's index as one allocation, and
+/// a lookup of a set the index already holds hashes one `u64` and compares one pointer.
+#[derive(Clone)]
+pub struct Labels {
+    labels: Arc<[Label]>,
+    hash: u64,
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.labels, &other.labels) || (self.hash == other.hash && self.labels == other.labels)
+    }
+}
+
+impl Eq for Labels {}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.labels.cmp(&other.labels)
+    }
+}
+
+/// Hashes the precomputed stable hash: equal sets have equal stable hashes.
+impl Hash for Labels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Labels").field(&&*self.labels).finish()
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.labels.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        Vec::<Label>::deserialize(deserializer).map(Labels::from_vec)
+    }
+}
 
 impl Labels {
     /// The empty set.
     pub fn empty() -> Self {
-        Self(Vec::new())
+        Self::from_vec(Vec::new())
+    }
+
+    /// Wraps labels already in the set's order, computing the hash once.
+    fn from_vec(labels: Vec<Label>) -> Self {
+        let hash = fnv_labels(&labels);
+        Self { labels: labels.into(), hash }
     }
 
     /// Builds a set from pairs in any order; on duplicate names the last one wins.
@@ -47,7 +113,7 @@ impl Labels {
 
     /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.binary_search_by(|l| l.name.as_str().cmp(name)).ok().map(|i| self.0[i].value.as_str())
+        self.labels.binary_search_by(|l| l.name.as_str().cmp(name)).ok().map(|i| self.labels[i].value.as_str())
     }
 
     /// The metric name (`__name__`), if present.
@@ -56,49 +122,37 @@ impl Labels {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Label> {
-        self.0.iter()
+        self.labels.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.labels.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.labels.is_empty()
     }
 
     pub fn as_slice(&self) -> &[Label] {
-        &self.0
+        &self.labels
     }
 
     /// A builder holding a copy of this set, to add or remove labels.
     pub fn to_builder(&self) -> LabelsBuilder {
-        LabelsBuilder { labels: self.0.clone() }
+        LabelsBuilder { labels: self.labels.to_vec() }
     }
 
     /// A stable 64-bit hash (FNV-1a over names and values with separators): the same on every
-    /// platform and release, so it can be stored on disk and used to shard.
+    /// platform and release, so it can be stored on disk and used to shard. Computed when the set
+    /// was built.
     pub fn stable_hash(&self) -> u64 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |bytes: &[u8]| {
-            for b in bytes {
-                hash ^= u64::from(*b);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        for label in &self.0 {
-            feed(label.name.as_bytes());
-            feed(&[0xff]);
-            feed(label.value.as_bytes());
-            feed(&[0xfe]);
-        }
-        hash
+        self.hash
     }
 
     /// Checks every name against Prometheus's rules: label names `[a-zA-Z_][a-zA-Z0-9_]*`, the
     /// metric name `[a-zA-Z_:][a-zA-Z0-9_:]*`.
     pub fn validate(&self) -> Result<()> {
-        for label in &self.0 {
+        for label in self.labels.iter() {
             let ok = if label.name == METRIC_NAME {
                 is_valid_metric_name(&label.value)
             } else {
@@ -121,7 +175,7 @@ impl<'a> IntoIterator for &'a Labels {
     type Item = &'a Label;
     type IntoIter = std::slice::Iter<'a, Label>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.labels.iter()
     }
 }
 
@@ -132,7 +186,7 @@ impl fmt::Display for Labels {
         if let Some(name) = name {
             f.write_str(name)?;
         }
-        let rest: Vec<&Label> = self.0.iter().filter(|l| l.name != METRIC_NAME).collect();
+        let rest: Vec<&Label> = self.labels.iter().filter(|l| l.name != METRIC_NAME).collect();
         if rest.is_empty() && name.is_some() {
             return Ok(());
         }
@@ -177,8 +231,26 @@ impl LabelsBuilder {
     pub fn build(&self) -> Labels {
         let mut labels = self.labels.clone();
         labels.sort();
-        Labels(labels)
+        Labels::from_vec(labels)
     }
+}
+
+/// FNV-1a over names and values with separators (the stable hash).
+fn fnv_labels(labels: &[Label]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for label in labels {
+        feed(label.name.as_bytes());
+        feed(&[0xff]);
+        feed(label.value.as_bytes());
+        feed(&[0xfe]);
+    }
+    hash
 }
 
 /// Whether `name` is a valid Prometheus label name.
@@ -221,6 +293,25 @@ mod tests {
         assert!(err.to_string().contains("bad-name"), "{err}");
         assert!(Labels::from_pairs([("__name__", "job:rate:5m")]).validate().is_ok());
         assert!(Labels::from_pairs([("__name__", "1up")]).validate().is_err());
+    }
+
+    #[test]
+    fn deserialized_and_cloned_sets_hash_and_compare_like_built_ones() {
+        use std::collections::hash_map::DefaultHasher;
+        let built = Labels::from_pairs([("__name__", "up"), ("job", "node")]);
+        let read: Labels = serde_json::from_str(&serde_json::to_string(&built).unwrap()).unwrap();
+        let std_hash = |l: &Labels| {
+            let mut h = DefaultHasher::new();
+            l.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(read, built);
+        assert_eq!(read.stable_hash(), built.stable_hash());
+        assert_eq!(std_hash(&read), std_hash(&built));
+        assert_eq!(built.clone(), built);
+        assert_ne!(built, Labels::from_pairs([("__name__", "up"), ("job", "nodes")]));
+        assert_eq!(Labels::default().stable_hash(), Labels::from_pairs::<&str, &str>([]).stable_hash());
+        assert!(Labels::from_pairs([("a", "1")]) < Labels::from_pairs([("a", "2")]));
     }
 
     proptest! {

@@ -168,18 +168,21 @@ impl Tsdb {
             }
         };
         for ts in series {
-            if let Err(e) = ts.labels.validate() {
-                self.metrics.samples_rejected_other.inc_by(ts.samples.len() as u64);
-                reject(&mut stats, ts.samples.len() as u64, format!("series {}: {e}", ts.labels));
-                continue;
-            }
-            if ts.labels.is_empty() {
-                reject(&mut stats, ts.samples.len() as u64, "series with no labels".to_string());
-                continue;
-            }
+            // A set the index holds was checked when it was added, so only new ones are
+            // validated. Looking up a set the index already shares (a scraper's cached labels)
+            // costs one hash of a `u64` and one pointer comparison.
             let id = match head.index.get(&ts.labels) {
                 Some(id) => id,
                 None => {
+                    if let Err(e) = ts.labels.validate() {
+                        self.metrics.samples_rejected_other.inc_by(ts.samples.len() as u64);
+                        reject(&mut stats, ts.samples.len() as u64, format!("series {}: {e}", ts.labels));
+                        continue;
+                    }
+                    if ts.labels.is_empty() {
+                        reject(&mut stats, ts.samples.len() as u64, "series with no labels".to_string());
+                        continue;
+                    }
                     if head.index.len() >= self.config.max_series_per_tenant {
                         self.metrics.series_rejected_limit.inc();
                         self.metrics.samples_rejected_other.inc_by(ts.samples.len() as u64);

@@ -107,6 +107,36 @@ fn head_is_cut_into_parquet_blocks_and_the_wal_truncated() {
     assert_eq!(dump(&db, &tenant), before);
 }
 
+/// A scraper keeps each series' `Labels` (shared with the head's index) across scrapes. When a
+/// head cut drops a series the scraper still holds, the next append with those same shared labels
+/// must create the series again, under those labels, and never land in another series.
+#[test]
+fn shared_labels_of_a_series_dropped_by_a_head_cut_append_to_the_right_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+    let live = Labels::from_pairs([("__name__", "up"), ("instance", "a")]);
+    let gone = Labels::from_pairs([("__name__", "up"), ("instance", "b")]);
+    let at = |labels: &Labels, t: i64, v: f64| TimeSeries::new(labels.clone(), vec![Sample::new(t, v)]);
+    let mut first: Vec<TimeSeries> = (0..5 * 60).map(|m| at(&live, m * 60_000, 1.0)).collect();
+    first.push(at(&gone, 0, 7.0));
+    assert_eq!(db.append(&tenant, &first).unwrap().series_created, 2);
+    db.maintain().unwrap();
+    assert_eq!(db.stats(&tenant).head_series, 1, "the cut dropped instance b from the head");
+    let again = db.append(&tenant, &[at(&gone, 5 * HOUR, 42.0), at(&live, 5 * HOUR, 2.0)]).unwrap();
+    assert_eq!((again.series_created, again.samples_appended, again.samples_rejected), (1, 2, 0));
+    let samples = dump(&db, &tenant);
+    let b = gone.to_string();
+    assert_eq!(samples.get(&(b.clone(), 0)), Some(&7f64.to_bits()), "the block keeps the old sample");
+    assert_eq!(samples.get(&(b.clone(), 5 * HOUR)), Some(&42f64.to_bits()));
+    assert_eq!(samples.get(&(live.to_string(), 5 * HOUR)), Some(&2f64.to_bits()));
+    assert_eq!(samples.keys().filter(|(s, _)| *s == b).count(), 2, "nothing else landed in instance b");
+    assert_eq!(db.series(&tenant, &["up".into()], 5 * HOUR, 5 * HOUR).unwrap(), vec![live.clone(), gone.clone()]);
+    // The same labels keep finding their series: a third append creates nothing.
+    let third = db.append(&tenant, &[at(&gone, 5 * HOUR + 60_000, 43.0)]).unwrap();
+    assert_eq!((third.series_created, third.samples_appended), (0, 1));
+}
+
 #[test]
 fn blocks_are_readable_by_pyarrow() {
     let probe = Command::new("python3").args(["-c", "import pyarrow"]).status();

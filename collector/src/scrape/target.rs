@@ -255,14 +255,13 @@ pub(crate) async fn run(
     let offset = Duration::from_millis(order_key % interval_ms);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, target.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut previous = SeenSeries::new();
-    let mut cache = LabelCache::default();
+    let mut state = ScrapeState::new(&target);
     loop {
         let series = tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
-            _ = removed.cancelled() => end_of_run_staleness(&target, &previous, model::time::now_ms()),
-            _ = ticker.tick() => scrape_once(&target, &metrics, &mut previous, &mut cache).await,
+            _ = removed.cancelled() => end_of_run_staleness(&state, model::time::now_ms()),
+            _ = ticker.tick() => scrape_once(&target, &metrics, &mut state).await,
         };
         let chunk = Chunk { bytes: 0, items: series, order_key, ack: None };
         tokio::select! {
@@ -275,16 +274,40 @@ pub(crate) async fn run(
     }
 }
 
-/// Stale markers for everything a vanished target had: its scraped series and its synthetic ones.
-pub(crate) fn end_of_run_staleness(target: &Target, previous: &SeenSeries, ts_ms: i64) -> Vec<TimeSeries> {
-    let mut series: Vec<TimeSeries> = previous
-        .values()
-        .flatten()
-        .map(|l| TimeSeries::new(l.clone(), vec![Sample::new(ts_ms, model::stale_nan())]))
-        .collect();
-    for name in REPORT_SERIES {
-        series.push(TimeSeries::new(report_labels(target, name), vec![Sample::new(ts_ms, model::stale_nan())]));
+/// What a target's loop keeps from one scrape to the next, so that a steady target's scrape
+/// reuses its buffers instead of allocating and growing them again: the series of the last
+/// scrape (for staleness) and a cleared set the next scrape fills (the two are swapped), the
+/// label cache, the body buffer and the synthetic series' labels.
+pub(crate) struct ScrapeState {
+    previous: SeenSeries,
+    spare: SeenSeries,
+    cache: LabelCache,
+    body: Vec<u8>,
+    /// The labels of [`REPORT_SERIES`], in that order.
+    report: Vec<Labels>,
+    /// Series the last scrape produced: the next one's vector starts that large.
+    last_len: usize,
+}
+
+impl ScrapeState {
+    pub(crate) fn new(target: &Target) -> Self {
+        ScrapeState {
+            previous: SeenSeries::new(),
+            spare: SeenSeries::new(),
+            cache: LabelCache::default(),
+            body: Vec::new(),
+            report: REPORT_SERIES.iter().map(|name| report_labels(target, name)).collect(),
+            last_len: 0,
+        }
     }
+}
+
+/// Stale markers for everything a vanished target had: its scraped series and its synthetic ones.
+pub(crate) fn end_of_run_staleness(state: &ScrapeState, ts_ms: i64) -> Vec<TimeSeries> {
+    let stale = || vec![Sample::new(ts_ms, model::stale_nan())];
+    let mut series: Vec<TimeSeries> =
+        state.previous.values().flatten().map(|l| TimeSeries::new(l.clone(), stale())).collect();
+    series.extend(state.report.iter().map(|l| TimeSeries::new(l.clone(), stale())));
     series
 }
 
@@ -329,8 +352,8 @@ struct Appender<'t> {
 /// outnumber the live ones, so the cache stays about the size of the target's series.
 #[derive(Default)]
 pub(crate) struct LabelCache {
-    entries: HashMap<String, CachedLabels>,
-    key: String,
+    entries: HashMap<Box<[u8]>, CachedLabels>,
+    key: Vec<u8>,
     scrape: u64,
     looked_up: usize,
 }
@@ -342,15 +365,14 @@ struct CachedLabels {
 }
 
 impl LabelCache {
-    /// The page's identity of a series: the name, then each label name and its value (length-
-    /// prefixed, since a value may hold any character).
+    /// The page's identity of a series: the name, then each label name and its value, each
+    /// length-prefixed (a value may hold any character), built in a reused buffer.
     fn set_key<N: AsRef<str>, V: AsRef<str>>(&mut self, name: &str, labels: &[(N, V)]) {
-        use std::fmt::Write;
         self.key.clear();
-        self.key.push_str(name);
-        for (n, v) in labels {
-            let (n, v) = (n.as_ref(), v.as_ref());
-            let _ = write!(self.key, "\0{n}={}:{v}", v.len());
+        let parts = labels.iter().flat_map(|(n, v)| [n.as_ref(), v.as_ref()]);
+        for part in std::iter::once(name).chain(parts) {
+            self.key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            self.key.extend_from_slice(part.as_bytes());
         }
     }
 
@@ -368,9 +390,23 @@ impl LabelCache {
 }
 
 impl<'t> Appender<'t> {
+    #[cfg(test)]
     fn new(target: &'t Target, cache: &'t mut LabelCache, start_ms: i64) -> Self {
+        Self::reusing(target, cache, SeenSeries::new(), 0, start_ms)
+    }
+
+    /// An appender filling `current` (cleared here, its capacity kept) and a series vector sized
+    /// for `expected` samples.
+    fn reusing(
+        target: &'t Target,
+        cache: &'t mut LabelCache,
+        mut current: SeenSeries,
+        expected: usize,
+        start_ms: i64,
+    ) -> Self {
         cache.start_scrape();
-        Appender { target, cache, start_ms, series: Vec::new(), current: SeenSeries::new(), error: None }
+        current.clear();
+        Appender { target, cache, start_ms, series: Vec::with_capacity(expected), current, error: None }
     }
 
     /// The final labels of a scraped series and their hash, from the cache or computed (and then
@@ -383,7 +419,7 @@ impl<'t> Appender<'t> {
         let scrape = self.cache.scrape;
         self.cache.looked_up += 1;
         self.cache.set_key(name, labels);
-        if let Some(entry) = self.cache.entries.get_mut(self.cache.key.as_str()) {
+        if let Some(entry) = self.cache.entries.get_mut(self.cache.key.as_slice()) {
             entry.last_scrape = scrape;
             return Ok(entry.labels.clone());
         }
@@ -399,7 +435,7 @@ impl<'t> Appender<'t> {
             }
             _ => None,
         };
-        let key = self.cache.key.clone();
+        let key = self.cache.key.as_slice().into();
         self.cache.entries.insert(key, CachedLabels { labels: computed.clone(), last_scrape: scrape });
         Ok(computed)
     }
@@ -456,11 +492,13 @@ fn append(target: &Target, samples: Vec<ScrapedSample>, start_ms: i64) -> Result
 fn parse_and_append(
     target: &Target,
     cache: &mut LabelCache,
+    current: SeenSeries,
+    expected: usize,
     content_type: Option<&str>,
     body: &str,
     start_ms: i64,
 ) -> (usize, Result<Appended, (String, usize)>) {
-    let mut appender = Appender::new(target, cache, start_ms);
+    let mut appender = Appender::reusing(target, cache, current, expected, start_ms);
     let parsed = if exposition::is_openmetrics(content_type) {
         crate::scrape::openmetrics::parse(body).map(|samples| {
             for s in &samples {
@@ -485,17 +523,25 @@ fn parse_and_append(
 pub(crate) async fn scrape_once(
     target: &Target,
     metrics: &CollectorMetrics,
-    previous: &mut SeenSeries,
-    cache: &mut LabelCache,
+    state: &mut ScrapeState,
 ) -> Vec<TimeSeries> {
     let start_ms = model::time::now_ms();
     let started = Instant::now();
-    let fetched = fetch(target).await;
+    let fetched = fetch(target, &mut state.body).await;
     let duration = started.elapsed();
+    let current = std::mem::take(&mut state.spare);
+    // Room for the synthetic series and a few stale markers without growing.
+    let expected = state.last_len + REPORT_SERIES.len() + 8;
     let (scraped, outcome) = match fetched {
-        Ok((content_type, body)) => parse_and_append(target, cache, content_type.as_deref(), &body, start_ms),
+        Ok(content_type) => match std::str::from_utf8(&state.body) {
+            Ok(body) => {
+                parse_and_append(target, &mut state.cache, current, expected, content_type.as_deref(), body, start_ms)
+            }
+            Err(e) => (0, Err((format!("response body is not UTF-8: {e}"), 0))),
+        },
         Err(e) => (0, Err((e, 0))),
     };
+    let previous = &mut state.previous;
     let result_label = if outcome.is_ok() { "success" } else { "failure" };
     metrics
         .scrapes
@@ -515,13 +561,14 @@ pub(crate) async fn scrape_once(
             series.push(TimeSeries::new(labels.clone(), vec![Sample::new(start_ms, model::stale_nan())]));
         }
     }
-    *previous = current;
+    state.spare = std::mem::replace(previous, current);
     let up = if error.is_none() { 1.0 } else { 0.0 };
-    for (name, value) in
-        REPORT_SERIES.into_iter().zip([up, duration.as_secs_f64(), scraped as f64, post_relabel as f64, added as f64])
+    for (labels, value) in
+        state.report.iter().zip([up, duration.as_secs_f64(), scraped as f64, post_relabel as f64, added as f64])
     {
-        series.push(TimeSeries::new(report_labels(target, name), vec![Sample::new(start_ms, value)]));
+        series.push(TimeSeries::new(labels.clone(), vec![Sample::new(start_ms, value)]));
     }
+    state.last_len = series.len();
     let mut status = target.status.lock().unwrap_or_else(|e| e.into_inner());
     status.health = if error.is_none() { TargetHealth::Up } else { TargetHealth::Down };
     if let Some(e) = &error {
@@ -564,8 +611,10 @@ fn add_external(builder: &mut LabelsBuilder, external: &[(String, String)]) {
     }
 }
 
-/// The page of one scrape with its content type.
-async fn fetch(target: &Target) -> Result<(Option<String>, String), String> {
+/// Reads the page of one scrape into `body` (cleared first, its capacity reused); returns the
+/// content type.
+async fn fetch(target: &Target, body: &mut Vec<u8>) -> Result<Option<String>, String> {
+    body.clear();
     let mut request = target
         .client
         .get(target.url.clone())
@@ -583,7 +632,6 @@ async fn fetch(target: &Target) -> Result<(Option<String>, String), String> {
     let content_type =
         response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let limit = target.limits.body_size;
-    let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading body: {}", error_chain(&e)))? {
         body.extend_from_slice(&chunk);
         // As Prometheus: reading `limit` bytes already counts as exceeding it.
@@ -591,8 +639,7 @@ async fn fetch(target: &Target) -> Result<(Option<String>, String), String> {
             return Err("body size limit exceeded".to_string());
         }
     }
-    let body = String::from_utf8(body).map_err(|e| format!("response body is not UTF-8: {e}"))?;
-    Ok((content_type, body))
+    Ok(content_type)
 }
 
 #[cfg(test)]
@@ -733,15 +780,16 @@ mod tests {
             appender.finish().unwrap();
         }
         assert!(cache.entries.len() <= 2 * 100 + 64, "{}", cache.entries.len());
-        assert!(!cache.entries.keys().any(|k| k.contains("keep")));
+        assert!(!cache.entries.keys().any(|k| k.windows(4).any(|w| w == b"keep")));
     }
 
     #[test]
     fn end_of_run_marks_tracked_and_synthetic_series_stale() {
         let t = target(false);
         let tracked = Labels::from_pairs([("__name__", "m"), ("job", "node")]);
-        let previous = SeenSeries::from([(1, Some(tracked.clone())), (2, None)]);
-        let series = end_of_run_staleness(&t, &previous, 42);
+        let mut state = ScrapeState::new(&t);
+        state.previous = SeenSeries::from([(1, Some(tracked.clone())), (2, None)]);
+        let series = end_of_run_staleness(&state, 42);
         assert_eq!(series.len(), 1 + REPORT_SERIES.len());
         assert!(series.iter().all(|s| model::is_stale_nan(s.samples[0].value) && s.samples[0].timestamp_ms == 42));
         assert!(series.iter().any(|s| s.labels == tracked));

@@ -147,7 +147,7 @@ fn watch_dirs(patterns: &[String]) -> BTreeSet<PathBuf> {
 pub(crate) async fn run(config: FileSdConfig, sink: Sink, cancel: CancellationToken) {
     let (event_tx, mut events) = mpsc::channel::<()>(1);
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        if event.is_ok_and(|e| crate::is_change_event(&e)) {
             let _ = event_tx.try_send(());
         }
     });
@@ -196,6 +196,17 @@ pub(crate) async fn run(config: FileSdConfig, sink: Sink, cancel: CancellationTo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_a_watched_file_is_not_a_change() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, EventKind, ModifyKind};
+        let event = |kind| notify::Event::new(kind).add_path("/sd/x.json".into());
+        assert!(!crate::is_change_event(&event(EventKind::Access(AccessKind::Open(AccessMode::Any)))));
+        assert!(!crate::is_change_event(&event(EventKind::Access(AccessKind::Close(AccessMode::Read)))));
+        assert!(crate::is_change_event(&event(EventKind::Access(AccessKind::Close(AccessMode::Write)))));
+        assert!(crate::is_change_event(&event(EventKind::Modify(ModifyKind::Data(DataChange::Any)))));
+        assert!(crate::is_change_event(&event(EventKind::Create(CreateKind::File))));
+    }
 
     #[test]
     fn json_and_yaml_files_give_groups_with_the_file_path() {
