@@ -17,6 +17,7 @@ mod needle;
 mod partition;
 pub mod query;
 mod store;
+mod term_lists;
 mod wal;
 
 pub use config::IndexerConfig;

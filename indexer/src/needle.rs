@@ -18,12 +18,14 @@
 
 use std::collections::BTreeSet;
 
+use tantivy::directory::OwnedBytes;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
-use tantivy::{Searcher, Term};
+use tantivy::{Searcher, SegmentReader, Term};
 
 use crate::error::Error;
+use crate::term_lists::{Position, TermLists, list_body, search_list};
 
 /// Name under which [`LineTokenizer`] is registered on format-3 indexes.
 pub(crate) const LINE_TOKENIZER: &str = "tarsier_line";
@@ -190,8 +192,14 @@ fn needle_words(needle: &str) -> Vec<NeedleWord> {
 }
 
 /// The index clauses (all must hold) that every line containing `needle` satisfies, for a
-/// partition whose `line` field uses [`LineTokenizer`].
-pub(crate) fn needle_clauses(searcher: &Searcher, line: Field, needle: &str) -> Result<Vec<Box<dyn Query>>, Error> {
+/// partition whose `line` field uses [`LineTokenizer`]. `lists` are the partition's per-segment
+/// word lists, when it has them.
+pub(crate) fn needle_clauses(
+    searcher: &Searcher,
+    line: Field,
+    lists: Option<&TermLists>,
+    needle: &str,
+) -> Result<Vec<Box<dyn Query>>, Error> {
     let words = needle_words(needle);
     let term = |text: &str| -> Box<dyn Query> {
         Box::new(TermQuery::new(Term::from_field_text(line, text), IndexRecordOption::Basic))
@@ -205,13 +213,14 @@ pub(crate) fn needle_clauses(searcher: &Searcher, line: Field, needle: &str) -> 
             clauses.push(term(text));
             continue;
         }
-        // Edge words cost a dictionary walk (prefix: a range; suffix and inside: every word); a
-        // whole word is selective enough on its own, so edges are only expanded when none exists,
-        // except prefixes, which are cheap.
+        // Edge words cost a search of every segment's words (prefix: a dictionary range; suffix
+        // and inside: the word list, or a dictionary walk without one); a whole word is selective
+        // enough on its own, so edges are only expanded when none exists, except prefixes, which
+        // are cheap.
         if has_whole && word.placement != Placement::Prefix {
             continue;
         }
-        let Some(words) = expand(searcher, line, word)? else { continue };
+        let Some(words) = expand(searcher, line, lists, word)? else { continue };
         let mut any: Vec<(Occur, Box<dyn Query>)> = words.iter().map(|w| (Occur::Should, term(w))).collect();
         any.push((Occur::Should, term(LONG_WORD_MARKER)));
         clauses.push(Box::new(BooleanQuery::new(any)));
@@ -220,39 +229,97 @@ pub(crate) fn needle_clauses(searcher: &Searcher, line: Field, needle: &str) -> 
 }
 
 /// The dictionary words of every segment that hold `word` where its placement says; `None` when
-/// there are more than [`MAX_EXPANSION_TERMS`].
-fn expand(searcher: &Searcher, line: Field, word: &NeedleWord) -> Result<Option<BTreeSet<String>>, Error> {
+/// there are more than [`MAX_EXPANSION_TERMS`]. Suffix and inside words search the segment's word
+/// list when `lists` has it, else walk its dictionary (and write the list for next time).
+fn expand(
+    searcher: &Searcher,
+    line: Field,
+    lists: Option<&TermLists>,
+    word: &NeedleWord,
+) -> Result<Option<BTreeSet<String>>, Error> {
     let needle = word.text.as_bytes();
-    let finder = memchr::memmem::Finder::new(needle);
     let mut found = BTreeSet::new();
+    let listed = match word.placement {
+        Placement::Suffix => Some(Position::Suffix),
+        Placement::Inside => Some(Position::Inside),
+        Placement::Prefix | Placement::Whole => None,
+    };
     for segment in searcher.segment_readers() {
-        let inverted = segment.inverted_index(line).map_err(|e| Error::index("read line terms", e))?;
-        let dictionary = inverted.terms();
-        let mut stream = if word.placement == Placement::Prefix {
-            let mut end = needle.to_vec();
-            end.push(0xff);
-            dictionary.range().ge(needle).lt(&end).into_stream()
-        } else {
-            dictionary.stream()
-        }
-        .map_err(|e| Error::io("walk line terms", e))?;
-        while stream.advance() {
-            let key = stream.key();
-            let hit = match word.placement {
-                Placement::Prefix => key.starts_with(needle),
-                Placement::Suffix => key.ends_with(needle),
-                Placement::Inside => finder.find(key).is_some(),
-                Placement::Whole => key == needle,
+        if let Some(position) = listed {
+            let list = lists.and_then(|l| l.get(segment.segment_id()));
+            let list = match (list, lists) {
+                (Some(list), _) => Some(list),
+                // No list yet (a partition from before lists, or a failed write): walk once to
+                // write it, then search it like the others.
+                (None, Some(lists)) => write_list(lists, segment, line),
+                (None, None) => None,
             };
-            if hit && let Ok(text) = std::str::from_utf8(key) {
-                found.insert(text.to_string());
-                if found.len() > MAX_EXPANSION_TERMS {
+            if let Some(list) = list {
+                if !search_list(list.as_slice(), needle, position, &mut found, MAX_EXPANSION_TERMS) {
                     return Ok(None);
                 }
+                continue;
             }
+        }
+        if !walk_dictionary(segment, line, word, &mut found)? {
+            return Ok(None);
         }
     }
     Ok(Some(found))
+}
+
+/// Builds and writes the word list of `segment`; `None` (logged) when it cannot.
+fn write_list(lists: &TermLists, segment: &SegmentReader, line: Field) -> Option<OwnedBytes> {
+    let body = match list_body(segment, line) {
+        Ok(Some(body)) => body,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(segment = %segment.segment_id().short_uuid_string(), error = %e, "cannot list segment words");
+            return None;
+        }
+    };
+    if let Err(e) = lists.write(segment.segment_id(), &body) {
+        tracing::warn!(segment = %segment.segment_id().short_uuid_string(), error = %e, "cannot write word list");
+    }
+    Some(OwnedBytes::new(body))
+}
+
+/// Adds the dictionary words of `segment` that hold `word` where its placement says to `found`;
+/// `false` past [`MAX_EXPANSION_TERMS`].
+fn walk_dictionary(
+    segment: &SegmentReader,
+    line: Field,
+    word: &NeedleWord,
+    found: &mut BTreeSet<String>,
+) -> Result<bool, Error> {
+    let needle = word.text.as_bytes();
+    let finder = memchr::memmem::Finder::new(needle);
+    let inverted = segment.inverted_index(line).map_err(|e| Error::index("read line terms", e))?;
+    let dictionary = inverted.terms();
+    let mut stream = if word.placement == Placement::Prefix {
+        let mut end = needle.to_vec();
+        end.push(0xff);
+        dictionary.range().ge(needle).lt(&end).into_stream()
+    } else {
+        dictionary.stream()
+    }
+    .map_err(|e| Error::io("walk line terms", e))?;
+    while stream.advance() {
+        let key = stream.key();
+        let hit = match word.placement {
+            Placement::Prefix => key.starts_with(needle),
+            Placement::Suffix => key.ends_with(needle),
+            Placement::Inside => finder.find(key).is_some(),
+            Placement::Whole => key == needle,
+        };
+        if hit && let Ok(text) = std::str::from_utf8(key) {
+            found.insert(text.to_string());
+            if found.len() > MAX_EXPANSION_TERMS {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Tokens of a `|=` needle usable on format 1-2 partitions (tantivy's default tokenizer): those
@@ -333,5 +400,109 @@ mod tests {
         );
         assert_eq!(placements(" ab "), vec![("ab".into(), Placement::Whole)]);
         assert_eq!(legacy_needle_terms("a bb c"), vec!["bb".to_string()]);
+    }
+
+    mod lists {
+        use std::collections::BTreeSet;
+
+        use model::{Labels, LogRecord, TenantId};
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::config::IndexerConfig;
+        use crate::partition::Partition;
+
+        /// Every word the tokenizer makes of `lines`.
+        fn all_words(lines: &[String]) -> BTreeSet<String> {
+            let mut tokenizer = LineTokenizer::default();
+            let mut words = BTreeSet::new();
+            for line in lines {
+                let mut stream = tokenizer.token_stream(line);
+                while stream.advance() {
+                    words.insert(stream.token().text.clone());
+                }
+            }
+            words
+        }
+
+        fn brute_force(lines: &[String], word: &NeedleWord) -> Option<BTreeSet<String>> {
+            let found: BTreeSet<String> = all_words(lines)
+                .into_iter()
+                .filter(|w| match word.placement {
+                    Placement::Suffix => w.ends_with(&word.text),
+                    _ => w.contains(&word.text),
+                })
+                .collect();
+            (found.len() <= MAX_EXPANSION_TERMS).then_some(found)
+        }
+
+        /// The expansion through the word lists, through the dictionary walk, and by a scan of
+        /// every word; all three must agree.
+        fn check(partition: &Partition, lines: &[String], word: &NeedleWord) -> Result<(), TestCaseError> {
+            let searcher = partition.searcher();
+            let lists = partition.term_lists();
+            prop_assert!(lists.is_some());
+            let listed = expand(&searcher, partition.fields.line, lists, word).unwrap();
+            let walked = expand(&searcher, partition.fields.line, None, word).unwrap();
+            prop_assert_eq!(&listed, &walked, "{:?}", word);
+            prop_assert_eq!(listed, brute_force(lines, word), "{:?}", word);
+            Ok(())
+        }
+
+        fn needle_word() -> impl Strategy<Value = NeedleWord> {
+            ("[abcé]{1,3}", prop::bool::ANY).prop_map(|(text, suffix)| NeedleWord {
+                text,
+                placement: if suffix { Placement::Suffix } else { Placement::Inside },
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+            /// Random lines in several commits (so several segments, merged two at a time), then
+            /// a closed writer (merges done) and a reopen (a restart), then lists deleted: the
+            /// lists path always finds exactly the walk's and a scan's words, and lists follow
+            /// the segments.
+            #[test]
+            fn word_lists_expand_like_the_walk_and_a_scan(
+                batches in prop::collection::vec(prop::collection::vec("[abcé ]{1,12}", 1..30), 1..6),
+                words in prop::collection::vec(needle_word(), 1..6),
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let tenant = TenantId::default_tenant();
+                let config = IndexerConfig { merge_min_segments: 2, ..IndexerConfig::default() };
+                let path = dir.path().join("p");
+                let partition = Partition::create(&path, &tenant, 0, i64::MAX, config.store_settings()).unwrap();
+                let mut lines = Vec::new();
+                for (n, batch) in batches.iter().enumerate() {
+                    let records = batch
+                        .iter()
+                        .map(|line| LogRecord { timestamp_ns: 1, labels: Labels::from_pairs([("a", "b")]), line: line.clone() })
+                        .collect();
+                    partition.add(records, config.writer_settings()).unwrap();
+                    partition.commit(n as u64 + 1).unwrap();
+                    lines.extend(batch.iter().cloned());
+                    let segments = partition.searcher().segment_readers().len();
+                    prop_assert_eq!(partition.term_lists().unwrap().count(), segments);
+                    for word in &words {
+                        check(&partition, &lines, word)?;
+                    }
+                }
+                partition.close_writer(batches.len() as u64).unwrap();
+                let segments = partition.searcher().segment_readers().len();
+                prop_assert_eq!(partition.term_lists().unwrap().count(), segments, "merged-away lists deleted");
+                drop(partition);
+                let partition = Partition::open_existing(&path, &tenant).unwrap().unwrap();
+                for word in &words {
+                    check(&partition, &lines, word)?;
+                }
+                std::fs::remove_dir_all(path.join("terms")).unwrap();
+                std::fs::create_dir(path.join("terms")).unwrap();
+                for word in &words {
+                    check(&partition, &lines, word)?;
+                }
+                prop_assert_eq!(partition.term_lists().unwrap().count(), segments, "lists written back by the walk");
+            }
+        }
     }
 }

@@ -3,9 +3,10 @@
 //! (hash → labels), rebuilt on open from the term dictionary of `labels_text`, so stream
 //! selection, label names and label values never touch postings.
 //!
-//! Layout: `<tenant dir>/<start-unix-secs>/meta.json` (our format version and time range) and
-//! `<...>/index/` (tantivy's files). The commit payload of the index records the WAL position
-//! the commit covers, so replay after a crash skips what this partition already has.
+//! Layout: `<tenant dir>/<start-unix-secs>/meta.json` (our format version and time range),
+//! `<...>/index/` (tantivy's files) and `<...>/terms/` (per-segment word lists, `term_lists.rs`).
+//! The commit payload of the index records the WAL position the commit covers, so replay after a
+//! crash skips what this partition already has.
 
 use std::collections::HashMap;
 use std::fs;
@@ -25,6 +26,7 @@ use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Sear
 use crate::config::{StoreSettings, WriterSettings};
 use crate::error::Error;
 use crate::needle::{LINE_TOKENIZER, LineTokenizer};
+use crate::term_lists::TermLists;
 use crate::wal::sync_dir;
 
 /// Bump when the schema or layout changes. 2: `ts` no longer indexed, no `labels` field,
@@ -113,6 +115,9 @@ pub(crate) struct Partition {
     index: Index,
     reader: IndexReader,
     streams: RwLock<HashMap<u64, Labels>>,
+    /// Per-segment word lists for needle expansion (format 3 on; `None` if they cannot be
+    /// opened: needles then walk the dictionaries).
+    term_lists: Option<TermLists>,
     writer: Mutex<Option<OpenWriter>>,
     /// WAL position covered by the last commit (from the commit payload).
     committed_wal_position: AtomicU64,
@@ -190,16 +195,25 @@ impl Partition {
             }
             None => 0,
         };
+        let full_word_index = meta.version >= LINE_TOKENIZER_FORMAT;
+        let term_lists = if full_word_index {
+            TermLists::open(dir, &reader.searcher())
+                .inspect_err(|e| tracing::warn!(partition = %dir.display(), error = %e, "cannot open word lists"))
+                .ok()
+        } else {
+            None
+        };
         let partition = Partition {
             tenant: tenant.clone(),
             start_ns: meta.start_ns,
             end_ns: meta.end_ns,
             dir: dir.to_path_buf(),
             fields,
-            full_word_index: meta.version >= LINE_TOKENIZER_FORMAT,
+            full_word_index,
             index,
             reader,
             streams: RwLock::new(HashMap::new()),
+            term_lists,
             writer: Mutex::new(None),
             committed_wal_position: AtomicU64::new(committed),
         };
@@ -329,7 +343,32 @@ impl Partition {
         open.pending_docs = 0;
         self.committed_wal_position.store(wal_position, Ordering::Release);
         self.reader.reload().map_err(|e| Error::index("reload reader", e))?;
+        drop(guard);
+        self.sync_term_lists();
         Ok(true)
+    }
+
+    /// The per-segment word lists, if this partition has them.
+    pub fn term_lists(&self) -> Option<&TermLists> {
+        self.term_lists.as_ref()
+    }
+
+    /// Lists the words of segments the reader now has and drops the lists of merged-away ones. A
+    /// failure only costs speed (needles walk those dictionaries), so it is logged, not returned.
+    fn sync_term_lists(&self) {
+        let Some(lists) = &self.term_lists else { return };
+        let started = Instant::now();
+        match lists.sync(&self.reader.searcher(), self.fields.line) {
+            Ok(counts) if counts.written + counts.deleted > 0 => tracing::debug!(
+                partition = %self.dir.display(),
+                written = counts.written,
+                deleted = counts.deleted,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "word lists synced"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(partition = %self.dir.display(), error = %e, "cannot sync word lists"),
+        }
     }
 
     /// Commits (if needed) and closes the writer, releasing its memory and threads.
@@ -338,6 +377,10 @@ impl Partition {
         let writer = self.writer.lock().take();
         if let Some(open) = writer {
             open.writer.wait_merging_threads().map_err(|e| Error::index("close writer", e))?;
+            // Merges that ended since the commit are visible from here on: list their words now
+            // rather than at the first needle query (after a restart, or when writing resumes).
+            self.reader.reload().map_err(|e| Error::index("reload reader", e))?;
+            self.sync_term_lists();
             return Ok(true);
         }
         Ok(false)

@@ -35,9 +35,15 @@ fn request(query: &str) -> LogQueryRequest {
 }
 
 fn store(lines: &[String]) -> (tempfile::TempDir, Indexer) {
+    store_in_commits(lines, 1)
+}
+
+/// A store holding `lines`, appended and committed in `commits` parts (so as many segments, which
+/// tantivy may merge).
+fn store_in_commits(lines: &[String], commits: usize) -> (tempfile::TempDir, Indexer) {
     let dir = tempfile::tempdir().unwrap();
     let ix = Indexer::open(dir.path(), config()).unwrap();
-    let records = lines
+    let records: Vec<LogRecord> = lines
         .iter()
         .enumerate()
         .map(|(i, line)| LogRecord {
@@ -46,8 +52,10 @@ fn store(lines: &[String]) -> (tempfile::TempDir, Indexer) {
             line: line.clone(),
         })
         .collect();
-    ix.append(&tenant(), records).unwrap();
-    ix.commit().unwrap();
+    for part in records.chunks(records.len().div_ceil(commits).max(1)) {
+        ix.append(&tenant(), part.to_vec()).unwrap();
+        ix.commit().unwrap();
+    }
     (dir, ix)
 }
 
@@ -104,22 +112,41 @@ proptest! {
 
     /// Needles cut at random places out of random lines (so they start and end inside words,
     /// span separators, hold non-ASCII letters whose lowercase differs, or long words) return
-    /// exactly the lines a substring scan returns.
+    /// exactly the lines a substring scan returns, over several segments (searched through their
+    /// word lists) and again after a restart.
     #[test]
     fn needles_equal_a_substring_scan(
         lines in prop::collection::vec(line(), 1..40),
         picks in prop::collection::vec((any::<prop::sample::Index>(), 0usize..400, 1usize..30), 1..6),
     ) {
-        let (_dir, ix) = store(&lines);
-        for (which, start, len) in picks {
-            let source = which.get(&lines);
-            let chars: Vec<char> = source.chars().collect();
-            let start = start % chars.len();
-            let end = (start + len).min(chars.len());
-            let needle: String = chars[start..end].iter().collect();
-            let want: Vec<String> = lines.iter().filter(|l| l.contains(&needle)).cloned().collect();
-            let (got, _) = search(&ix, &needle);
-            prop_assert_eq!(got, want, "needle {:?}", needle);
+        let (dir, ix) = store_in_commits(&lines, 3);
+        let needles: Vec<String> = picks
+            .into_iter()
+            .map(|(which, start, len)| {
+                let chars: Vec<char> = which.get(&lines).chars().collect();
+                let start = start % chars.len();
+                let end = (start + len).min(chars.len());
+                chars[start..end].iter().collect()
+            })
+            .collect();
+        // Several segments with their word lists, then the same after a restart (merges done,
+        // lists reopened).
+        for round in ["commits", "restart"] {
+            if round == "restart" {
+                ix.shutdown().unwrap();
+            }
+            let reopened;
+            let ix = if round == "restart" {
+                reopened = Indexer::open(dir.path(), config()).unwrap();
+                &reopened
+            } else {
+                &ix
+            };
+            for needle in &needles {
+                let want: Vec<String> = lines.iter().filter(|l| l.contains(needle.as_str())).cloned().collect();
+                let (got, _) = search(ix, needle);
+                prop_assert_eq!(got, want, "needle {:?} after {}", needle, round);
+            }
         }
     }
 }
