@@ -223,9 +223,11 @@ async fn log_rule_fires_and_resolves_through_a_webhook() {
         &notify,
         format!(
             "global:\n  smtp_smarthost: 127.0.0.1:{port}\n  smtp_from: tarsier@example.com\n  smtp_auth_username: alerts\n  \
-             smtp_auth_password: s3cret\nroute:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  \
-             group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: {hook_url}\n    \
-             send_resolved: true\n  email_configs:\n  - to: oncall@example.com\n    send_resolved: true\n    \
+             smtp_auth_password: {SMTP_PASSWORD}\nroute:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  \
+             group_interval: 1s\n  repeat_interval: 1h\n  routes:\n  - {{receiver: chat, continue: true, group_by: [alertname, severity]}}\n  - {{receiver: hook}}\n\
+             receivers:\n- name: chat\n  slack_configs:\n  - api_url: {SLACK_URL}\n    channel: '#alerts'\n\
+             - name: hook\n  webhook_configs:\n  - url: {hook_url}\n    \
+             send_resolved: true\n    http_config: {{authorization: {{credentials: {BEARER_TOKEN}}}}}\n  email_configs:\n  - to: oncall@example.com\n    send_resolved: true\n    \
              tls_config: {{ca_file: '{cert}', server_name: smtp.test}}\n",
             port = smtp.port,
         ),
@@ -241,7 +243,8 @@ async fn log_rule_fires_and_resolves_through_a_webhook() {
     std::fs::write(&config, text).unwrap();
 
     let client = reqwest::Client::new();
-    let mut tarsier = Tarsier::start(&["run", "--config", config.to_str().unwrap()], &listen);
+    let server_log = dir.path().join("tarsier.log");
+    let mut tarsier = Tarsier::start_logging_to(&["run", "--config", config.to_str().unwrap()], &listen, &server_log);
     tarsier.wait_ready(&client).await;
     let base = tarsier.base.clone();
     for i in 0..3 {
@@ -308,7 +311,51 @@ async fn log_rule_fires_and_resolves_through_a_webhook() {
     assert_eq!(resolved["alerts"][0]["status"], "resolved");
     let mail = await_mail(&smtp, "[RESOLVED] LogErrors").await;
     assert!(mail["html"].as_str().unwrap().contains("LogErrors"), "{mail}");
+    assert_no_secret_shown(&client, &base, &server_log, &hook_url).await;
     tarsier.stop();
+    let log_text = std::fs::read_to_string(&server_log).unwrap();
+    for secret in [SLACK_URL, SLACK_TOKEN, SMTP_PASSWORD, BEARER_TOKEN, hook_url.as_str()] {
+        assert!(!log_text.contains(secret), "the log shows {secret:?}:\n{log_text}");
+    }
+}
+
+/// Secrets of the notifications file in the alerting test: a Slack webhook URL (its path is the
+/// credential), the SMTP password and a webhook's bearer token.
+const SLACK_TOKEN: &str = "T0SECRET/B0SECRET/XSLACKSECRETX";
+const SLACK_URL: &str = "http://127.0.0.1:1/services/T0SECRET/B0SECRET/XSLACKSECRETX";
+/// (The SMTP sink accepts only this password.)
+const SMTP_PASSWORD: &str = "s3cret";
+const BEARER_TOKEN: &str = "XBEARERSECRETX";
+
+/// No status API, UI page or metric shows a secret of the notifications file, and the log has
+/// the failed Slack delivery (so the URL had its chance to leak) without the URL.
+async fn assert_no_secret_shown(client: &reqwest::Client, base: &str, log: &Path, hook_url: &str) {
+    let started = Instant::now();
+    let slack_failed = |text: String| text.lines().any(|l| l.contains("notification failed") && l.contains("slack"));
+    while !slack_failed(std::fs::read_to_string(log).unwrap()) {
+        assert!(started.elapsed() < DEADLINE, "no failed slack delivery logged within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = get_json(client, &format!("{base}/api/v2/status")).await;
+    assert!(status["config"]["original"].as_str().unwrap().contains("<secret>"), "{status}");
+    for path in [
+        "/api/v1/status/config",
+        "/api/v2/status",
+        "/api/v2/receivers",
+        "/api/v2/alerts",
+        "/api/v1/alerts",
+        "/api/v1/rules",
+        "/api/v1/status/runtimeinfo",
+        "/metrics",
+        "/",
+    ] {
+        let response = client.get(format!("{base}{path}")).header("Accept", "text/html").send().await.unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        let body = response.text().await.unwrap();
+        for secret in [SLACK_TOKEN, SMTP_PASSWORD, BEARER_TOKEN, hook_url] {
+            assert!(!body.contains(secret), "{path} shows {secret:?}: {body}");
+        }
+    }
 }
 
 /// `tarsier test-rules` gives promtool's exit codes and report on promtool's own test files.
@@ -414,4 +461,240 @@ async fn openapi_schemathesis_finds_no_server_error_or_hang() {
     // The server is still healthy after the run.
     assert!(client.get(format!("{base}/-/ready")).send().await.unwrap().status().is_success());
     tarsier.stop();
+}
+
+/// A size-limited tmpfs (the disk that fills), unmounted when dropped.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> SmallFs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "the disk-full test mounts a {size} tmpfs and needs root or CAP_SYS_ADMIN (run the tests as root, \
+             as CI's container does): mount said: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        SmallFs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Bytes still free on the filesystem.
+    fn available(&self) -> u64 {
+        let out = Command::new("df").args(["-B1", "--output=avail"]).arg(self.path()).output().expect("run df");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("df said {text:?}"))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let status = Command::new("umount").arg(self.dir.path()).status();
+        if !status.is_ok_and(|s| s.success()) {
+            let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        }
+    }
+}
+
+/// Lines of log batch `batch`: 10 unique lines of 4 KB of pseudo-random hex each (so the
+/// index's compression cannot make them small).
+fn disk_full_lines(batch: usize) -> Vec<String> {
+    (0..10)
+        .map(|j| {
+            let mut x = ((batch * 1000 + j) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let noise: String = (0..256)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{x:016x}")
+                })
+                .collect();
+            format!("batch {batch} line {j} {noise}")
+        })
+        .collect()
+}
+
+async fn push_batch(client: &reqwest::Client, base: &str, batch: usize, started_ns: i64) -> (u16, u16, String) {
+    let entries = disk_full_lines(batch)
+        .into_iter()
+        .enumerate()
+        .map(|(j, line)| model::LogEntry { timestamp_ns: started_ns + (batch * 100 + j) as i64 * 1000, line })
+        .collect();
+    let streams = [model::LogStream { labels: model::Labels::from_pairs([("job", "diskfull")]), entries }];
+    let logs = client
+        .post(format!("{base}/loki/api/v1/push"))
+        .header("Content-Type", "application/json")
+        .body(model::wire::loki_push::encode_json(&streams))
+        .send()
+        .await
+        .unwrap();
+    let log_status = logs.status().as_u16();
+    let log_text = logs.text().await.unwrap();
+    let now_ms = started_ns / 1_000_000;
+    let series: Vec<model::TimeSeries> = (0..50)
+        .map(|n| {
+            let labels = model::Labels::from_pairs([
+                ("__name__", "disk_full_test"),
+                ("batch", batch.to_string().as_str()),
+                ("n", n.to_string().as_str()),
+            ]);
+            model::TimeSeries::new(labels, vec![model::Sample::new(now_ms, batch as f64)])
+        })
+        .collect();
+    let samples = client
+        .post(format!("{base}/api/v1/write"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .body(model::wire::remote_write::encode(&series))
+        .send()
+        .await
+        .unwrap();
+    let sample_status = samples.status().as_u16();
+    let sample_text = samples.text().await.unwrap();
+    (log_status, sample_status, format!("{log_text}{sample_text}"))
+}
+
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// Everything acknowledged is there: every line of `batches` and one series per sample pushed.
+async fn assert_all_stored(client: &reqwest::Client, base: &str, batches: usize, at_ms: i64, log: &Path) {
+    let expected: std::collections::BTreeSet<String> = (0..batches).flat_map(disk_full_lines).collect();
+    let started = Instant::now();
+    loop {
+        let got: std::collections::BTreeSet<String> =
+            log_lines(client, base, "{job=\"diskfull\"}").await.into_iter().map(|(_, l)| l).collect();
+        if got == expected {
+            break;
+        }
+        let missing = expected.difference(&got).count();
+        if started.elapsed() > DEADLINE {
+            let log = std::fs::read_to_string(log).unwrap();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "{missing} of {} acknowledged lines missing; the server's log ends:\n{}",
+                expected.len(),
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let url = reqwest::Url::parse_with_params(
+        &format!("{base}/api/v1/query"),
+        &[("query", "count(disk_full_test)"), ("time", &format!("{}", at_ms as f64 / 1000.0))],
+    )
+    .unwrap();
+    let body = get_json(client, url.as_str()).await;
+    assert_eq!(body["data"]["result"][0]["value"][1], format!("{}", batches * 50), "{body}");
+}
+
+/// #10.3: on a full disk the server answers 503 saying so, logs it once, shows it in
+/// `tarsier_storage_full`, takes writes again as soon as there is room (no restart), and keeps
+/// everything it acknowledged, also across a restart whose WAL replay finds nothing torn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_then_resumes_without_losing_acknowledged_data() {
+    let fs = SmallFs::mount("48m");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = fs.path().join("tarsier.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {}\nserver:\n  listen: {listen}\nindexer:\n  commit_interval: 200ms\n  wal_segment_bytes: 1048576\n\
+             tsdb:\n  wal_segment_bytes: 1048576\n",
+            fs.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let logs_dir = tempfile::tempdir().unwrap();
+    let first_log = logs_dir.path().join("first.log");
+    let mut server = Tarsier::start_logging_to(&["server", "--config", config.to_str().unwrap()], &listen, &first_log);
+    server.wait_ready(&client).await;
+    let base = server.base.clone();
+
+    // Fill the disk but for 2 MiB.
+    let filler_path = fs.path().join("filler");
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(&filler_path).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while fs.available() > 2 << 20 {
+            filler.write_all(&chunk).unwrap();
+        }
+        filler.sync_all().unwrap();
+    }
+    let started_ns = model::time::now_ns();
+    let (mut refused_logs, mut refused_samples, mut pushed) = (0, 0, 0);
+    let mut refused_batches = Vec::new();
+    let mut refusal = String::new();
+    while refused_logs < 3 || refused_samples < 3 {
+        assert!(pushed < 400, "the disk never filled: {refused_logs} log and {refused_samples} sample pushes refused");
+        let (logs, samples, text) = push_batch(&client, &base, pushed, started_ns).await;
+        assert!(matches!(logs, 204 | 503) && matches!(samples, 204 | 503), "batch {pushed}: {logs}/{samples}: {text}");
+        refused_logs += usize::from(logs == 503);
+        refused_samples += usize::from(samples == 503);
+        if logs != 204 || samples != 204 {
+            refused_batches.push(pushed);
+            refusal = text;
+        }
+        pushed += 1;
+    }
+    assert!(refusal.contains("storage full") && refusal.contains("No space left"), "{refusal}");
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&metrics, "tarsier_storage_full"), 1.0);
+    assert!(metric(&metrics, "tarsier_storage_write_errors_total") >= 6.0);
+
+    // Room again: the refused batches go in (the collector retries the same way), no restart.
+    std::fs::remove_file(&filler_path).unwrap();
+    let last = pushed + 3;
+    refused_batches.extend(pushed..last);
+    let retrying = Instant::now();
+    for batch in refused_batches {
+        loop {
+            let (logs, samples, text) = push_batch(&client, &base, batch, started_ns).await;
+            if logs == 204 && samples == 204 {
+                break;
+            }
+            assert!(
+                retrying.elapsed() < DEADLINE,
+                "writes still refused after freeing space: {logs}/{samples}: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let at_ms = started_ns / 1_000_000;
+    assert_all_stored(&client, &base, last, at_ms, &first_log).await;
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&metrics, "tarsier_storage_full"), 0.0);
+    server.stop();
+    let log = std::fs::read_to_string(&first_log).unwrap();
+    let refusals = log.lines().filter(|l| l.contains("storage full: writes are refused")).count();
+    assert_eq!(refusals, 1, "one line per episode, not one per refused request:\n{log}");
+    let errors = log.lines().filter(|l| l.contains("ERROR")).count();
+    assert!(errors <= 4, "{errors} error lines for one full disk:\n{log}");
+
+    // A restart replays a clean WAL and serves the same data.
+    let second_log = logs_dir.path().join("second.log");
+    let mut server = Tarsier::start_logging_to(&["server", "--config", config.to_str().unwrap()], &listen, &second_log);
+    server.wait_ready(&client).await;
+    assert_all_stored(&client, &base, last, at_ms, &second_log).await;
+    server.stop();
+    let log = std::fs::read_to_string(&second_log).unwrap();
+    let unclean = ["corrupt", "torn", "mismatch", "undecodable", "ERROR"];
+    assert!(!unclean.iter().any(|w| log.contains(w)), "replay after the full disk:\n{log}");
 }

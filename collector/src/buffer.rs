@@ -291,9 +291,12 @@ impl DiskQueue {
         record.extend_from_slice(payload);
         let path = self.dir.join(format!("{:016}.seg", segment.id));
         if let Err(e) = writer.write_all(&record) {
-            // Part of the record may be on disk: start a new segment so offsets stay right.
-            segment.size = segment.size.max(self.segment_bytes);
-            self.writer = None;
+            // Part of the record may be on disk (a full disk): cut it off so the retry appends
+            // where it should; if even that fails, start a new segment so offsets stay right.
+            if writer.set_len(segment.size).is_err() {
+                segment.size = segment.size.max(self.segment_bytes);
+                self.writer = None;
+            }
             return Err(Error::io("writing disk buffer segment", path, e));
         }
         self.slots.push_back(Slot { segment: segment.id, offset: segment.size, len: record.len() as u64 });
@@ -403,6 +406,7 @@ impl Spill {
         let mut payload = tokio::task::spawn_blocking(move || encode_batch(seq, &acks, &items))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let mut failing = false;
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -422,6 +426,9 @@ impl Spill {
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
             match outcome {
                 Pushed::Done(bytes) => {
+                    if failing {
+                        tracing::info!(kind = self.metrics.kind, "disk buffer writable again");
+                    }
                     self.waiting.fetch_add(1, Ordering::AcqRel);
                     self.metrics.bytes.set(bytes as i64);
                     self.metrics.batches.inc();
@@ -446,7 +453,11 @@ impl Spill {
                 }
                 Pushed::Failed(e, back) => {
                     payload = back;
-                    tracing::error!(kind = self.metrics.kind, error = %e, "writing the disk buffer failed, retrying");
+                    if !failing {
+                        // Once, not every second: the batch stays in memory and reading waits.
+                        tracing::error!(kind = self.metrics.kind, error = %e, "writing the disk buffer failed, retrying every second");
+                        failing = true;
+                    }
                     tokio::time::sleep(DISK_ERROR_RETRY).await;
                 }
             }

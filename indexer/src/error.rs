@@ -60,11 +60,35 @@ impl Error {
         match self {
             Error::BadQuery(_) | Error::InvalidRequest(_) => 400,
             Error::ShuttingDown => 503,
-            Error::Io { source, .. } if is_resource_exhausted(source) => 503,
-            Error::Index { source: tantivy::TantivyError::IoError(source), .. } if is_resource_exhausted(source) => 503,
+            Error::Io { .. } | Error::Index { .. } if self.is_storage_full() => 503,
             Error::InvalidConfig(_) | Error::Io { .. } | Error::Index { .. } | Error::Corrupt(_) | Error::Failed(_) => {
                 500
             }
+        }
+    }
+
+    /// A full disk or an exhausted quota, wherever tantivy or the WAL met it: the operator can
+    /// fix it and the client retry after (503), and the store resumes by itself once there is
+    /// room (see the ingest thread in `store.rs`).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => is_resource_exhausted(source),
+            Error::Index { source: tantivy::TantivyError::IoError(source), .. } if is_resource_exhausted(source) => {
+                true
+            }
+            Error::Index { source, .. } => {
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+                while let Some(e) = cause {
+                    if e.downcast_ref::<io::Error>().is_some_and(is_resource_exhausted) {
+                        return true;
+                    }
+                    cause = e.source();
+                }
+                // tantivy reports some worker-thread I/O failures as text only.
+                let text = source.to_string();
+                text.contains("No space left on device") || text.contains("Disk quota exceeded")
+            }
+            _ => false,
         }
     }
 
@@ -99,5 +123,16 @@ mod tests {
         assert_eq!(other.http_status(), 500);
         assert_eq!(other.error_type(), "internal");
         assert_eq!(Error::ShuttingDown.http_status(), 503);
+        let tantivy_full = Error::index(
+            "commit",
+            tantivy::TantivyError::IoError(std::sync::Arc::new(io::Error::from(io::ErrorKind::StorageFull))),
+        );
+        assert!(tantivy_full.is_storage_full());
+        assert_eq!(tantivy_full.http_status(), 503);
+        let thread_full = Error::index(
+            "commit",
+            tantivy::TantivyError::ErrorInThread("No space left on device (os error 28)".into()),
+        );
+        assert_eq!(thread_full.http_status(), 503);
     }
 }

@@ -23,6 +23,8 @@ pub(crate) struct Metrics {
     pub query_duration: Histogram,
     pub partitions_deleted: Counter,
     pub open_writers: Gauge,
+    /// 1 while indexing waits for disk space (acknowledged lines wait in the WAL).
+    pub indexing_paused: Gauge,
     pub partitions: Gauge,
 }
 
@@ -44,6 +46,7 @@ impl Default for Metrics {
             query_duration: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             partitions_deleted: Counter::default(),
             open_writers: Gauge::default(),
+            indexing_paused: Gauge::default(),
             partitions: Gauge::default(),
         }
     }
@@ -90,6 +93,11 @@ impl Metrics {
             self.partitions_deleted.clone(),
         );
         r.register("tarsier_indexer_open_writers", "Partition writers currently open", self.open_writers.clone());
+        r.register(
+            "tarsier_indexer_paused_disk_full",
+            "1 while indexing waits for disk space; acknowledged lines wait in the WAL",
+            self.indexing_paused.clone(),
+        );
         r.register("tarsier_indexer_partitions", "Partitions currently on disk", self.partitions.clone());
     }
 }

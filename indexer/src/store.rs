@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,11 @@ struct Inner {
     closed: AtomicBool,
     /// Set by the ingest thread when indexing fails; appends are refused from then on.
     failed: Mutex<Option<String>>,
+    /// The WAL position of the last complete commit (`committed.json`).
+    committed: AtomicU64,
+    /// Set when a full disk failed indexing or a commit: the writers were dropped, and every
+    /// entry from this WAL position on is indexed again from the WAL once there is room.
+    reindex_from: Mutex<Option<u64>>,
     partitions: RwLock<BTreeMap<TenantId, Vec<Arc<Partition>>>>,
 }
 
@@ -104,6 +109,8 @@ impl Indexer {
             metrics,
             closed: AtomicBool::new(false),
             failed: Mutex::new(None),
+            committed: AtomicU64::new(committed),
+            reindex_from: Mutex::new(None),
             partitions: RwLock::new(partitions),
         });
         let end = inner.wal.with(|wal| -> Result<u64, Error> {
@@ -400,6 +407,13 @@ fn check_range(start_ns: i64, end_ns: i64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether indexing should pause and resume from the WAL rather than stop: a full disk, or a
+/// tantivy writer killed by one (its worker thread's I/O error reaches us only as this text).
+fn pauses_indexing(error: &Error) -> bool {
+    error.is_storage_full()
+        || matches!(error, Error::Index { source, .. } if source.to_string().contains("index writer was killed"))
+}
+
 fn read_committed(dir: &Path) -> Result<u64, Error> {
     let path = dir.join(COMMITTED_FILE);
     match fs::read(&path) {
@@ -589,6 +603,7 @@ impl Inner {
             }
         }
         write_committed(&self.dir, position)?;
+        self.committed.store(position, Ordering::Release);
         let removed = self.wal.with(|wal| wal.remove_segments_below(position))?;
         for partition in self.all_partitions() {
             if partition.writer_last_used().is_some_and(|t| t.elapsed() >= WRITER_IDLE)
@@ -666,8 +681,12 @@ impl Inner {
         loop {
             match self.queue.pop_until(next_commit) {
                 Some(Job::Entry { tenant, position, end, records, bytes }) => {
+                    // While paused for a full disk the entry waits in the WAL (re-indexed later).
+                    let paused = self.reindex_from.lock().is_some();
                     if self.failure().is_none()
+                        && !paused
                         && let Err(e) = self.index_entry(&tenant, position, records, false)
+                        && !self.pause_if_disk_full(&e)
                     {
                         // The entry is durable: a restart replays it. Until then, refuse work
                         // rather than commit past it.
@@ -678,7 +697,7 @@ impl Inner {
                     self.queue.release(bytes);
                 }
                 Some(Job::Commit(reply)) => {
-                    let _ = reply.send(self.commit(handed));
+                    let _ = reply.send(self.resume_and_commit(handed));
                     next_commit = Instant::now() + interval;
                 }
                 Some(Job::Retention(reply)) => {
@@ -697,7 +716,10 @@ impl Inner {
                 None => {}
             }
             if Instant::now() >= next_commit {
-                if let Err(e) = self.commit(handed) {
+                if let Err(e) = self.resume_and_commit(handed)
+                    && !pauses_indexing(&e)
+                {
+                    // A full disk was logged once when indexing paused.
                     tracing::error!(error = %e, "background commit failed");
                 }
                 next_commit = Instant::now() + interval;
@@ -711,9 +733,67 @@ impl Inner {
         }
     }
 
+    /// On a full disk: drops every writer (tantivy's uncommitted documents with it) and marks
+    /// everything since the last commit for re-indexing from the WAL, where it is durable.
+    /// Returns false for any other error.
+    fn pause_if_disk_full(&self, error: &Error) -> bool {
+        if !pauses_indexing(error) {
+            return false;
+        }
+        for partition in self.all_partitions() {
+            if partition.abandon_writer() {
+                self.metrics.open_writers.dec();
+            }
+        }
+        let mut reindex = self.reindex_from.lock();
+        if reindex.is_none() {
+            tracing::error!(
+                error = %error,
+                "storage full: indexing paused; acknowledged lines wait in the wal and are indexed once there is room"
+            );
+            self.metrics.indexing_paused.set(1);
+        }
+        *reindex = Some(self.committed.load(Ordering::Acquire));
+        true
+    }
+
+    /// Commits at `handed`; after a pause for a full disk first indexes again, from the WAL,
+    /// every entry since the last commit (partitions whose commit covers an entry skip it).
+    fn resume_and_commit(&self, handed: u64) -> Result<(), Error> {
+        let paused = *self.reindex_from.lock();
+        if let Some(from) = paused {
+            // Durable first: re-indexing under the WAL lock must not need an fsync (that locks it).
+            self.wal.sync_to(handed)?;
+            let mut lines = 0u64;
+            let replayed = self.wal.with(|wal| {
+                wal.replay(from, &mut |position, entry| {
+                    if position >= handed {
+                        return Ok(()); // still queued for the ingest thread
+                    }
+                    lines += entry.records.len() as u64;
+                    self.index_entry(&entry.tenant, position, entry.records, true)
+                })
+            });
+            let result = replayed.and_then(|_| self.commit(handed));
+            if let Err(e) = result {
+                self.pause_if_disk_full(&e);
+                return Err(e);
+            }
+            *self.reindex_from.lock() = None;
+            self.metrics.indexing_paused.set(0);
+            tracing::info!(lines, from, "storage has room again: indexing resumed");
+            return Ok(());
+        }
+        let result = self.commit(handed);
+        if let Err(e) = &result {
+            self.pause_if_disk_full(e);
+        }
+        result
+    }
+
     /// The final commit and closing of every writer.
     fn close(&self, handed: u64) -> Result<(), Error> {
-        self.commit(handed)?;
+        self.resume_and_commit(handed)?;
         for partition in self.all_partitions() {
             partition.close_writer(handed)?;
         }

@@ -21,6 +21,20 @@ pub struct HttpConfig {
     /// How often a live tail asks the index for new lines.
     #[serde(with = "humantime_serde")]
     pub tail_poll_interval: std::time::Duration,
+    /// Queries (PromQL and LogQL, data and metadata) evaluated at once; more wait up to 5 s for
+    /// a slot, then get 429 with Retry-After.
+    pub max_concurrent_queries: usize,
+    /// Longest a LogQL request may take before the client gets 503 (PromQL: `tsdb.query_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub log_query_timeout: std::time::Duration,
+    /// Most labels (with `__name__`) of one pushed series or log stream; more → that series or
+    /// stream is refused (400), the rest of the request stored.
+    pub max_labels_per_series: usize,
+    /// Per tenant: log line bytes per second the push endpoints accept (token bucket holding two
+    /// seconds' worth); over it → 429 with Retry-After. 0 = no limit.
+    pub max_log_bytes_per_second: u64,
+    /// Per tenant: samples per second remote_write accepts, as above. 0 = no limit.
+    pub max_samples_per_second: u64,
     /// The Kubernetes external metrics API on its own TLS listener (off by default).
     pub external_metrics: crate::external_metrics::ExternalMetricsConfig,
     /// HTTPS on `listen` (unset: plain HTTP); certificate files are re-read when they change.
@@ -41,6 +55,11 @@ impl Default for HttpConfig {
             max_points_per_series: 11_000,
             max_tail_connections: 64,
             tail_poll_interval: std::time::Duration::from_secs(1),
+            max_concurrent_queries: 20,
+            log_query_timeout: std::time::Duration::from_secs(120),
+            max_labels_per_series: 30,
+            max_log_bytes_per_second: 0,
+            max_samples_per_second: 0,
             external_metrics: Default::default(),
             tls: None,
         }
@@ -67,6 +86,15 @@ impl HttpConfig {
         }
         if self.max_points_per_series <= 0 {
             return Err("server.max_points_per_series must be greater than 0".into());
+        }
+        if self.max_concurrent_queries == 0 {
+            return Err("server.max_concurrent_queries must be greater than 0".into());
+        }
+        if self.log_query_timeout.is_zero() {
+            return Err("server.log_query_timeout must be greater than 0".into());
+        }
+        if self.max_labels_per_series == 0 {
+            return Err("server.max_labels_per_series must be greater than 0".into());
         }
         if self.tail_poll_interval < std::time::Duration::from_millis(50) {
             return Err("server.tail_poll_interval must be at least 50ms".into());

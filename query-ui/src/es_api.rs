@@ -36,6 +36,7 @@ pub(crate) struct EsError {
     status: StatusCode,
     error_type: &'static str,
     reason: String,
+    limit: Option<&'static str>,
 }
 
 impl From<ApiError> for EsError {
@@ -47,10 +48,10 @@ impl From<ApiError> for EsError {
             s if s >= 500 => "exception",
             _ => "illegal_argument_exception",
         };
-        if status.is_server_error() {
+        if e.worth_logging() {
             tracing::error!(error = %e, "elasticsearch bulk request failed");
         }
-        Self { status, error_type, reason: e.to_string() }
+        Self { status, error_type, reason: e.to_string(), limit: e.limit_key() }
     }
 }
 
@@ -61,7 +62,11 @@ impl IntoResponse for EsError {
             "error": {"root_cause": [cause], "type": self.error_type, "reason": self.reason},
             "status": self.status.as_u16(),
         });
-        es_json(self.status, &body)
+        let mut response = es_json(self.status, &body);
+        if let Some(key) = self.limit {
+            response.extensions_mut().insert(crate::error::LimitHit(key));
+        }
+        response
     }
 }
 
@@ -149,10 +154,14 @@ async fn bulk_into(
         ));
     }
     let body = crate::ingest::read_body(&state, &headers, body).await?;
+    let per_second = state.config().max_log_bytes_per_second;
+    state.limits().take(&tenant, crate::limits::Rate::LogBytes, per_second, body.len() as u64)?;
     let now = model::time::now_ns();
     let items = tokio::task::spawn_blocking(move || store(&indexer, &tenant, &body, default_index.as_deref(), now))
         .await
-        .map_err(ApiError::from_join)??;
+        .map_err(ApiError::from_join)?;
+    state.http_metrics().note_write(crate::metrics::Store::Logs, &items);
+    let items = items?;
     let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let response = BulkResponse::new(took, items);
     let failed = response.items.iter().filter(|i| i.status.error.is_some()).count();

@@ -10,6 +10,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use model::wire::{loki_push, remote_write};
 
 use crate::error::{ApiError, TextError};
+use crate::limits::Rate;
+use crate::metrics::Store;
 use crate::params::Tenant;
 use crate::state::AppState;
 
@@ -20,8 +22,11 @@ const MAX_LISTED_REJECTIONS: usize = 10;
 /// `server.max_decoded_bytes`.
 pub(crate) async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.config().max_body_bytes;
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!("request body larger than server.max_body_bytes ({limit} bytes)"))
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::Limit {
+        key: "server.max_body_bytes",
+        status: 413,
+        retry_after: None,
+        message: format!("request body larger than server.max_body_bytes ({limit} bytes)"),
     })?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
     match encoding {
@@ -33,9 +38,12 @@ pub(crate) async fn read_body(state: &AppState, headers: &HeaderMap, body: Body)
                 .read_to_end(&mut out)
                 .map_err(|e| ApiError::BadRequest(format!("gzip body could not be decompressed: {e}")))?;
             if read > max {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "decompressed body larger than server.max_decoded_bytes ({max} bytes)"
-                )));
+                return Err(ApiError::Limit {
+                    key: "server.max_decoded_bytes",
+                    status: 413,
+                    retry_after: None,
+                    message: format!("decompressed body larger than server.max_decoded_bytes ({max} bytes)"),
+                });
             }
             Ok(Bytes::from(out))
         }
@@ -45,6 +53,23 @@ pub(crate) async fn read_body(state: &AppState, headers: &HeaderMap, body: Body)
             "Content-Encoding {other:?} is not supported (use gzip or none)"
         ))),
     }
+}
+
+/// Splits off the series (or streams) with more than `server.max_labels_per_series` labels: the
+/// rest is stored, and the error to answer with afterwards names the first refused one.
+fn limit_labels<T>(max: usize, items: Vec<T>, labels: impl Fn(&T) -> &model::Labels) -> (Vec<T>, Option<ApiError>) {
+    if items.iter().all(|i| labels(i).len() <= max) {
+        return (items, None);
+    }
+    let total = items.len();
+    let (kept, refused): (Vec<T>, Vec<T>) = items.into_iter().partition(|i| labels(i).len() <= max);
+    let first = labels(&refused[0]);
+    let message = format!(
+        "{} of {total} series refused (the rest stored): {first} has {} labels, more than server.max_labels_per_series ({max})",
+        refused.len(),
+        first.len()
+    );
+    (kept, Some(ApiError::Limit { key: "server.max_labels_per_series", status: 400, retry_after: None, message }))
 }
 
 /// `POST /loki/api/v1/push`.
@@ -63,12 +88,19 @@ pub(crate) async fn loki_push(
     } else {
         loki_push::decode_protobuf(&body, state.config().max_decoded_bytes)?
     };
+    let (streams, too_many_labels) = limit_labels(state.config().max_labels_per_series, streams, |s| &s.labels);
+    let bytes: usize = streams.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum();
+    state.limits().take(&tenant, Rate::LogBytes, state.config().max_log_bytes_per_second, bytes as u64)?;
     let records = model::LogStream::into_records(streams);
     let total = records.len();
-    let receipt = tokio::task::spawn_blocking(move || indexer.append(&tenant, records))
-        .await
-        .map_err(ApiError::from_join)?
-        .map_err(ApiError::from)?;
+    let receipt =
+        tokio::task::spawn_blocking(move || indexer.append(&tenant, records)).await.map_err(ApiError::from_join)?;
+    let receipt = receipt.map_err(ApiError::from);
+    state.http_metrics().note_write(Store::Logs, &receipt);
+    let receipt = receipt?;
+    if let Some(error) = too_many_labels {
+        return Err(error.into());
+    }
     if receipt.rejected.is_empty() {
         return Ok(StatusCode::NO_CONTENT);
     }
@@ -93,6 +125,9 @@ pub(crate) async fn remote_write(
     let body = read_body(&state, &headers, body).await?;
     let remote_write::Decoded { series, metadata } =
         remote_write::decode_request(&body, state.config().max_decoded_bytes)?;
+    let (series, too_many_labels) = limit_labels(state.config().max_labels_per_series, series, |s| &s.labels);
+    let samples: usize = series.iter().map(|s| s.samples.len()).sum();
+    state.limits().take(&tenant, Rate::Samples, state.config().max_samples_per_second, samples as u64)?;
     let stats = tokio::task::spawn_blocking(move || {
         for m in metadata {
             let meta = tsdb::status::MetricMetadata { kind: m.kind.to_string(), help: m.help, unit: m.unit };
@@ -102,7 +137,12 @@ pub(crate) async fn remote_write(
     })
     .await
     .map_err(ApiError::from_join)?
-    .map_err(ApiError::from)?;
+    .map_err(ApiError::from);
+    state.http_metrics().note_write(Store::Metrics, &stats);
+    let stats = stats?;
+    if let Some(error) = too_many_labels {
+        return Err(error.into());
+    }
     match stats.first_error {
         None => Ok(StatusCode::NO_CONTENT),
         Some(first) => Err(ApiError::PartiallyRejected(format!(

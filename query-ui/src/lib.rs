@@ -10,7 +10,9 @@ mod dashboards;
 pub mod error;
 mod es_api;
 pub mod external_metrics;
+mod headers;
 mod ingest;
+mod limits;
 mod loki_api;
 mod loki_tail;
 mod metrics;
@@ -95,5 +97,8 @@ pub fn router(state: AppState) -> Router {
     if state.services().indexer.is_some() || state.services().tsdb.is_some() {
         router = ui::routes(router);
     }
-    router.layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track)).with_state(state)
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(headers::security_headers))
+        .with_state(state)
 }

@@ -46,10 +46,13 @@ fn range(params: &Params, default_span_ns: i64) -> Result<(i64, i64), ApiError> 
     Ok((start, end))
 }
 
+/// Runs the index's work under a query slot and `server.log_query_timeout`.
 async fn blocking<T: Send + 'static>(
+    state: &AppState,
     f: impl FnOnce() -> Result<T, indexer::Error> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::from_join)?.map_err(ApiError::from)
+    let timeout = (state.config().log_query_timeout, "server.log_query_timeout");
+    crate::limits::run_query(state, Some(timeout), f).await
 }
 
 fn success(data: impl serde::Serialize) -> LokiResult {
@@ -69,10 +72,10 @@ pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): T
             .map_err(|_| ApiError::BadRequest(format!("invalid parameter \"limit\": {v:?} is not a number")))?,
     };
     if limit > max {
-        return Err(ApiError::BadRequest(format!(
+        let message = format!(
             "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {max}); page with start/end instead ({key})"
-        ))
-        .into());
+        );
+        return Err(ApiError::Limit { key, status: 400, retry_after: None, message }.into());
     }
     let direction = match params.get("direction").unwrap_or("backward").to_ascii_lowercase().as_str() {
         "backward" | "" => indexer::Direction::Backward,
@@ -87,10 +90,10 @@ pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): T
     if is_metric_query(&query) {
         let step_ns = step_param(&params, start_ns, end_ns)?;
         let request = indexer::MetricQueryRequest { query, start_ns, end_ns, step_ns, instant: false };
-        return success(blocking(move || indexer.metric_query(&tenant, &request)).await?);
+        return success(blocking(&state, move || indexer.metric_query(&tenant, &request)).await?);
     }
     let request = indexer::LogQueryRequest { query, start_ns, end_ns, limit, direction };
-    success(blocking(move || indexer.query(&tenant, &request)).await?)
+    success(blocking(&state, move || indexer.query(&tenant, &request)).await?)
 }
 
 /// Whether `query` parses as a metric query; one that does not parse goes down the log path,
@@ -144,14 +147,14 @@ pub(crate) async fn query(State(state): State<AppState>, Tenant(tenant): Tenant,
         .into());
     }
     let request = indexer::MetricQueryRequest { query, start_ns: time, end_ns: time, step_ns: 0, instant: true };
-    success(blocking(move || indexer.metric_query(&tenant, &request)).await?)
+    success(blocking(&state, move || indexer.metric_query(&tenant, &request)).await?)
 }
 
 /// `GET|POST /loki/api/v1/labels` (and the older `/label`).
 pub(crate) async fn labels(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> LokiResult {
     let indexer = indexer(&state)?;
     let (start, end) = range(&params, 6 * HOUR_NS)?;
-    success(blocking(move || indexer.label_names(&tenant, start, end)).await?)
+    success(blocking(&state, move || indexer.label_names(&tenant, start, end)).await?)
 }
 
 /// `GET /loki/api/v1/label/<name>/values`, optionally narrowed by a `query` selector.
@@ -164,7 +167,7 @@ pub(crate) async fn label_values(
     let indexer = indexer(&state)?;
     let (start, end) = range(&params, 6 * HOUR_NS)?;
     let query = params.get("query").filter(|q| !q.is_empty()).map(str::to_string);
-    success(blocking(move || indexer.label_values(&tenant, &name, start, end, query.as_deref())).await?)
+    success(blocking(&state, move || indexer.label_values(&tenant, &name, start, end, query.as_deref())).await?)
 }
 
 /// `GET|POST /loki/api/v1/series`: the label sets of streams matching `match[]` selectors.
@@ -175,7 +178,7 @@ pub(crate) async fn series(State(state): State<AppState>, Tenant(tenant): Tenant
         return Err(ApiError::BadRequest("no match[] parameter provided".into()).into());
     }
     let (start, end) = range(&params, 6 * HOUR_NS)?;
-    let series = blocking(move || indexer.series(&tenant, &selectors, start, end)).await?;
+    let series = blocking(&state, move || indexer.series(&tenant, &selectors, start, end)).await?;
     let data: Vec<serde_json::Map<String, Value>> = series
         .iter()
         .map(|labels| labels.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect())
@@ -218,7 +221,7 @@ pub(crate) async fn volume_range(State(state): State<AppState>, Tenant(tenant): 
     let step_ns = step_param(&params, start_ns, end_ns)?;
     let query = volume_query(&params, step_ns)?;
     let request = indexer::MetricQueryRequest { query, start_ns, end_ns, step_ns, instant: false };
-    success(blocking(move || indexer.metric_query(&tenant, &request)).await?)
+    success(blocking(&state, move || indexer.metric_query(&tenant, &request)).await?)
 }
 
 /// `GET|POST /loki/api/v1/index/volume`: bytes over `[start, end]` of the streams matching a
@@ -228,7 +231,7 @@ pub(crate) async fn volume(State(state): State<AppState>, Tenant(tenant): Tenant
     let (start_ns, end_ns) = range(&params, HOUR_NS)?;
     let query = volume_query(&params, (end_ns - start_ns).max(1))?;
     let request = indexer::MetricQueryRequest { query, start_ns: end_ns, end_ns, step_ns: 0, instant: true };
-    success(blocking(move || indexer.metric_query(&tenant, &request)).await?)
+    success(blocking(&state, move || indexer.metric_query(&tenant, &request)).await?)
 }
 
 /// `GET /api/v1/logs/context?stream={job="app"}&time=<ts>&before=N&after=N`: Tarsier's own
@@ -257,7 +260,7 @@ pub(crate) async fn context(State(state): State<AppState>, Tenant(tenant): Tenan
         Ok(n)
     };
     let req = indexer::ContextRequest { stream, timestamp_ns, before: count("before")?, after: count("after")? };
-    let resp = blocking(move || indexer.context(&tenant, &req)).await?;
+    let resp = blocking(&state, move || indexer.context(&tenant, &req)).await?;
     let entries = |v: &[model::LogEntry]| -> Vec<Value> {
         v.iter().map(|e| json!([e.timestamp_ns.to_string(), e.line])).collect()
     };

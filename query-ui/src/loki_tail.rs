@@ -79,7 +79,8 @@ pub(crate) async fn tail(
         }
     };
     if limit == 0 || limit > max {
-        return Err(ApiError::BadRequest(format!("limit must be between 1 and {max} ({key}), got {limit}")).into());
+        let message = format!("limit must be between 1 and {max} ({key}), got {limit}");
+        return Err(ApiError::Limit { key, status: 400, retry_after: None, message }.into());
     }
     let start_ns = match params.get("start").filter(|v| !v.is_empty()) {
         None => model::time::now_ns() - HOUR_NS,
@@ -87,10 +88,15 @@ pub(crate) async fn tail(
             .map_err(|e| ApiError::BadRequest(format!("invalid parameter \"start\": {e}")))?,
     };
     let Ok(permit) = state.tail_slots().try_acquire_owned() else {
-        return Err(ApiError::TooManyRequests(format!(
-            "too many live tails: {} are open (server.max_tail_connections)",
-            state.config().max_tail_connections
-        ))
+        return Err(ApiError::Limit {
+            key: "server.max_tail_connections",
+            status: 429,
+            retry_after: Some(1),
+            message: format!(
+                "too many live tails: {} are open (server.max_tail_connections)",
+                state.config().max_tail_connections
+            ),
+        }
         .into());
     };
     let ws = match ws {

@@ -59,10 +59,12 @@ fn metadata_range(params: &Params) -> Result<(Vec<String>, i64, i64), ApiError> 
 const MIN_TIME_MS: i64 = i64::MIN / 2;
 const MAX_TIME_MS: i64 = i64::MAX / 2;
 
+/// Runs the store's work under a query slot (PromQL's own `tsdb.query_timeout` bounds it).
 async fn blocking<T: Send + 'static>(
+    state: &AppState,
     f: impl FnOnce() -> Result<T, tsdb::Error> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::from_join)?.map_err(ApiError::from)
+    crate::limits::run_query(state, None, f).await
 }
 
 /// `GET|POST /api/v1/query`.
@@ -75,7 +77,7 @@ pub(crate) async fn query(
     let tsdb = tsdb(&state)?;
     let query = params.require("query")?.to_string();
     let time = time_param(&params, "time", model::time::now_ms())?;
-    let (result, notes) = blocking(move || tsdb.instant_query_annotated(&tenant, &query, time)).await?;
+    let (result, notes) = blocking(&state, move || tsdb.instant_query_annotated(&tenant, &query, time)).await?;
     success_annotated(result, notes)
 }
 
@@ -107,12 +109,18 @@ pub(crate) async fn query_range(
     }
     let max_points = state.config().max_points_per_series;
     if (end - start) / step_ms > max_points {
-        return Err(ApiError::BadRequest(format!(
-            "exceeded maximum resolution of {max_points} points per timeseries. Try decreasing the query resolution (?step=XX)"
-        ))
+        return Err(ApiError::Limit {
+            key: "server.max_points_per_series",
+            status: 400,
+            retry_after: None,
+            message: format!(
+                "exceeded maximum resolution of {max_points} points per timeseries. Try decreasing the query resolution (?step=XX) (server.max_points_per_series)"
+            ),
+        }
         .into());
     }
-    let (result, notes) = blocking(move || tsdb.range_query_annotated(&tenant, &query, start, end, step_ms)).await?;
+    let (result, notes) =
+        blocking(&state, move || tsdb.range_query_annotated(&tenant, &query, start, end, step_ms)).await?;
     success_annotated(result, notes)
 }
 
@@ -125,7 +133,7 @@ pub(crate) async fn labels(
     let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let (matchers, start, end) = metadata_range(&params)?;
-    success(blocking(move || tsdb.label_names(&tenant, &matchers, start, end)).await?)
+    success(blocking(&state, move || tsdb.label_names(&tenant, &matchers, start, end)).await?)
 }
 
 /// `GET /api/v1/label/<name>/values`.
@@ -138,7 +146,7 @@ pub(crate) async fn label_values(
     let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let (matchers, start, end) = metadata_range(&params)?;
-    success(blocking(move || tsdb.label_values(&tenant, &name, &matchers, start, end)).await?)
+    success(blocking(&state, move || tsdb.label_values(&tenant, &name, &matchers, start, end)).await?)
 }
 
 /// `GET|POST /api/v1/series`.
@@ -153,7 +161,7 @@ pub(crate) async fn series(
         return Err(ApiError::BadRequest("no match[] parameter provided".into()).into());
     }
     let (matchers, start, end) = metadata_range(&params)?;
-    let series = blocking(move || tsdb.series(&tenant, &matchers, start, end)).await?;
+    let series = blocking(&state, move || tsdb.series(&tenant, &matchers, start, end)).await?;
     let data: Vec<serde_json::Map<String, Value>> = series
         .iter()
         .map(|labels| labels.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect())
@@ -214,5 +222,5 @@ pub(crate) async fn status_tsdb(
             _ => return Err(ApiError::BadRequest("limit must be a positive number".into()).into()),
         },
     };
-    success(blocking(move || Ok(tsdb.status(&tenant, limit))).await?)
+    success(blocking(&state, move || Ok(tsdb.status(&tenant, limit))).await?)
 }

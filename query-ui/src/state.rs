@@ -48,6 +48,7 @@ struct Inner {
     ready: AtomicBool,
     /// One permit per allowed live tail websocket.
     tail_slots: Arc<tokio::sync::Semaphore>,
+    limits: crate::limits::Limits,
 }
 
 impl AppState {
@@ -57,6 +58,7 @@ impl AppState {
         let http_metrics = HttpMetrics::default();
         http_metrics.register(&mut registry);
         let tail_slots = Arc::new(tokio::sync::Semaphore::new(config.max_tail_connections));
+        let limits = crate::limits::Limits::new(&config);
         Self {
             inner: Arc::new(Inner {
                 services,
@@ -65,6 +67,7 @@ impl AppState {
                 http_metrics,
                 ready: AtomicBool::new(false),
                 tail_slots,
+                limits,
             }),
         }
     }
@@ -88,6 +91,10 @@ impl AppState {
     /// Marks the server ready (`/-/ready` answers 200) or not (503, e.g. while shutting down).
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub(crate) fn limits(&self) -> &crate::limits::Limits {
+        &self.inner.limits
     }
 
     pub(crate) fn tail_slots(&self) -> Arc<tokio::sync::Semaphore> {

@@ -1,7 +1,7 @@
 //! The web UI, built from `web/` by `build.rs` and compiled into the binary so `tarsier run`
 //! serves it offline. `index.html` is never cached (it names the current bundle); the hashed
 //! files under `/ui/assets/` are immutable and cached for a year. Every response carries a strict
-//! CSP: no inline scripts or styles, nothing from other origins.
+//! CSP: no inline scripts or styles, nothing from other origins (`headers.rs` adds the rest).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -13,7 +13,7 @@ use crate::state::AppState;
 
 include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
                    font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 fn content_type(path: &str) -> &'static str {
@@ -39,7 +39,6 @@ fn serve(path: &str, cache: &'static str) -> Response {
             [
                 (header::CONTENT_TYPE, content_type(path)),
                 (header::CONTENT_SECURITY_POLICY, CSP),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
                 (header::CACHE_CONTROL, cache),
             ],
             body,

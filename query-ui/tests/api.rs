@@ -325,3 +325,115 @@ async fn a_too_large_log_limit_names_the_key_that_limits_it() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.to_string().contains("server.max_log_query_limit"), "{body}");
 }
+
+async fn call_with_headers(state: &query_ui::AppState, request: Request<Body>) -> (StatusCode, String, String) {
+    let response = query_ui::router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let retry_after =
+        response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20).await.unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned(), retry_after)
+}
+
+fn remote_write(series: &[TimeSeries]) -> Request<Body> {
+    Request::post("/api/v1/write")
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .body(Body::from(model::wire::remote_write::encode(series)))
+        .unwrap()
+}
+
+fn loki_push(lines: &[String]) -> Request<Body> {
+    let ts = now_ns();
+    let entries = lines.iter().enumerate().map(|(i, l)| LogEntry { timestamp_ns: ts + i as i64, line: l.clone() });
+    let streams = [LogStream { labels: Labels::from_pairs([("job", "limits")]), entries: entries.collect() }];
+    Request::post("/loki/api/v1/push")
+        .header("content-type", "application/json")
+        .body(Body::from(model::wire::loki_push::encode_json(&streams)))
+        .unwrap()
+}
+
+/// #10.7: each limit answers with an error naming its config key, and counts in
+/// `tarsier_limit_hits_total{limit="<key>"}`.
+#[tokio::test]
+async fn limits_answer_naming_their_key_and_count_their_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let indexer =
+        Arc::new(indexer::Indexer::open(&dir.path().join("indexer"), indexer::IndexerConfig::default()).unwrap());
+    let tsdb_config = tsdb::TsdbConfig { max_samples_per_query: 5, ..Default::default() };
+    let tsdb = Arc::new(tsdb::Tsdb::open(&dir.path().join("tsdb"), tsdb_config).unwrap());
+    let services = query_ui::Services { indexer: Some(indexer), tsdb: Some(tsdb), ..Default::default() };
+    let config = query_ui::HttpConfig {
+        max_labels_per_series: 3,
+        max_samples_per_second: 10,
+        max_log_bytes_per_second: 100,
+        max_body_bytes: 4096,
+        ..Default::default()
+    };
+    let state = query_ui::AppState::new(services, config, Default::default());
+    state.set_ready(true);
+    let t0 = model::time::now_ms() - 10_000;
+
+    // Labels per series: the wide series is refused, the other stored.
+    let wide = Labels::from_pairs([("__name__", "wide"), ("a", "1"), ("b", "2"), ("c", "3")]);
+    let narrow = Labels::from_pairs([("__name__", "narrow"), ("a", "1")]);
+    let series =
+        [TimeSeries::new(wide, vec![Sample::new(t0, 1.0)]), TimeSeries::new(narrow, vec![Sample::new(t0, 1.0)])];
+    let (status, text, _) = call_with_headers(&state, remote_write(&series)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("server.max_labels_per_series") && text.contains("wide"), "{text}");
+    let (status, body) = get(&state, &format!("/api/v1/query?query=narrow&time={}", t0 as f64 / 1000.0)).await;
+    assert_eq!((status, body["data"]["result"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{body}");
+
+    // Samples per second: 20 in the bucket (1 taken); 10 more go in, the next request waits.
+    let many = [TimeSeries::new(
+        Labels::from_pairs([("__name__", "many")]),
+        (0..25).map(|i| Sample::new(t0 + i * 100, i as f64)).collect(),
+    )];
+    let (status, text, _) = call_with_headers(&state, remote_write(&many)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let (status, text, retry_after) = call_with_headers(&state, remote_write(&many)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    assert!(text.contains("server.max_samples_per_second"), "{text}");
+    assert_eq!(retry_after, "1", "6 samples of debt at 10/s");
+
+    // Log bytes per second, per tenant.
+    let lines: Vec<String> = (0..3).map(|i| format!("{i} {}", "x".repeat(80))).collect();
+    let (status, text, _) = call_with_headers(&state, loki_push(&lines)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let (status, text, retry_after) = call_with_headers(&state, loki_push(&lines)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    assert!(text.contains("server.max_log_bytes_per_second") && !retry_after.is_empty(), "{text}");
+    let other_tenant = loki_push(&lines);
+    let (parts, body) = other_tenant.into_parts();
+    let mut other_tenant = Request::from_parts(parts, body);
+    other_tenant.headers_mut().insert("x-scope-orgid", "other".parse().unwrap());
+    let (status, text, _) = call_with_headers(&state, other_tenant).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "another tenant has its own bucket: {text}");
+
+    // Body size.
+    let big: Vec<String> = vec!["y".repeat(5000)];
+    let (status, text, _) = call_with_headers(&state, loki_push(&big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(text.contains("server.max_body_bytes"), "{text}");
+
+    // Samples per query (the store's limit, in Prometheus's words plus the key).
+    let at = (t0 + 3_000) as f64 / 1000.0;
+    let (status, body) = get(&state, &format!("/api/v1/query?query=many%5B1m%5D&time={at}")).await;
+    assert_eq!(status.as_u16(), 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.starts_with("query processing would load too many samples"), "{error}");
+    assert!(error.contains("tsdb.max_samples_per_query"), "{error}");
+
+    let (_, metrics) = call(&state, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    for key in [
+        "server.max_labels_per_series",
+        "server.max_samples_per_second",
+        "server.max_log_bytes_per_second",
+        "server.max_body_bytes",
+        "tsdb.max_samples_per_query",
+    ] {
+        let series = format!("tarsier_limit_hits_total{{limit=\"{key}\"}} 1");
+        assert!(metrics.lines().any(|l| l == series), "no {series} in:\n{metrics}");
+    }
+}

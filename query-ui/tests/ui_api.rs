@@ -138,3 +138,30 @@ async fn tenants_lists_every_tenant_the_stores_know() {
         json!([{"id": "default", "logs": false, "metrics": false}, {"id": "team-b", "logs": false, "metrics": true}])
     );
 }
+
+/// Every response carries the security headers; the UI's HTML its script policy without
+/// 'unsafe-inline', everything else a policy that allows nothing.
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let html = Request::get("/").header(header::ACCEPT, "text/html").body(Body::empty()).unwrap();
+    let cases = [
+        (html, "script-src 'self'"),
+        (Request::get("/api/v1/query?query=up").body(Body::empty()).unwrap(), "default-src 'none'"),
+        (Request::get("/api/v1/query").body(Body::empty()).unwrap(), "default-src 'none'"),
+        (Request::get("/metrics").body(Body::empty()).unwrap(), "default-src 'none'"),
+        (Request::get("/no/such/route").body(Body::empty()).unwrap(), "default-src 'none'"),
+    ];
+    for (req, csp) in cases {
+        let uri = req.uri().to_string();
+        let (status, headers, _) = send(&state, req).await;
+        let got = |name: header::HeaderName| headers.get(&name).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(got(header::X_CONTENT_TYPE_OPTIONS).as_deref(), Some("nosniff"), "{uri} ({status})");
+        assert_eq!(got(header::REFERRER_POLICY).as_deref(), Some("no-referrer"), "{uri} ({status})");
+        assert_eq!(got(header::X_FRAME_OPTIONS).as_deref(), Some("DENY"), "{uri} ({status})");
+        let policy = got(header::CONTENT_SECURITY_POLICY).unwrap_or_else(|| panic!("{uri}: no CSP"));
+        assert!(policy.contains(csp) && policy.contains("frame-ancestors 'none'"), "{uri}: {policy}");
+        assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"), "{uri}: {policy}");
+    }
+}

@@ -28,11 +28,20 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(args: &[&str], listen: &str) -> Proc {
+        Self::spawn(args, listen, Stdio::inherit())
+    }
+
+    /// Like [`Proc::start`], with the process's log (stderr) written to `log` for a test to read.
+    pub fn start_logging_to(args: &[&str], listen: &str, log: &std::path::Path) -> Proc {
+        Self::spawn(args, listen, std::fs::File::create(log).expect("create log file").into())
+    }
+
+    fn spawn(args: &[&str], listen: &str, stderr: Stdio) -> Proc {
         let child = Command::new(env!("CARGO_BIN_EXE_tarsier"))
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start tarsier");
         Proc { child, base: format!("http://{listen}") }

@@ -114,12 +114,19 @@ pub fn write_block(parent: &Path, name: &str, mut meta: BlockMeta, mut series: V
             (s, exponent)
         })
         .collect();
-    write_series_file(&tmp.join(SERIES_FILE), &series)?;
-    write_samples_file(&tmp.join(SAMPLES_FILE), &series)?;
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Block(format!("encoding meta.json: {e}")))?;
-    let meta_path = tmp.join(META_FILE);
-    fs::write(&meta_path, json).map_err(io(format!("writing {}", meta_path.display())))?;
-    File::open(&meta_path).and_then(|f| f.sync_all()).map_err(io(format!("fsyncing {}", meta_path.display())))?;
+    let written = (|| {
+        write_series_file(&tmp.join(SERIES_FILE), &series)?;
+        write_samples_file(&tmp.join(SAMPLES_FILE), &series)?;
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Block(format!("encoding meta.json: {e}")))?;
+        let meta_path = tmp.join(META_FILE);
+        fs::write(&meta_path, json).map_err(io(format!("writing {}", meta_path.display())))?;
+        File::open(&meta_path).and_then(|f| f.sync_all()).map_err(io(format!("fsyncing {}", meta_path.display())))
+    })();
+    if let Err(e) = written {
+        // A full disk: give the space of the half-written block back at once.
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
     fsync_dir(&tmp);
     fs::rename(&tmp, &dir).map_err(io(format!("renaming {} into place", tmp.display())))?;
     fsync_dir(parent);

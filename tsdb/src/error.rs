@@ -35,7 +35,7 @@ pub enum Error {
     #[error("query timed out in {0}")]
     Timeout(String),
     /// The tenant reached `max_series_per_tenant`.
-    #[error("per-tenant series limit of {limit} reached (max_series_per_tenant); new series rejected")]
+    #[error("per-tenant series limit of {limit} reached (tsdb.max_series_per_tenant); new series rejected")]
     SeriesLimit { limit: usize },
     /// Disk I/O failed.
     #[error("{context}: {source}")]
@@ -64,8 +64,16 @@ impl Error {
             Error::Execution(_) => ErrorKind::Execution,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::SeriesLimit { .. } => ErrorKind::Unavailable,
+            Error::Io { .. } if self.is_storage_full() => ErrorKind::Unavailable,
             Error::Io { .. } | Error::WalCorrupt(_) | Error::Block(_) => ErrorKind::Internal,
         }
+    }
+
+    /// A full disk or an exhausted quota: the operator can fix it and the client retry after,
+    /// so it is 503, not 500.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
     }
 
     /// Prometheus's `errorType` string for this error.
@@ -105,6 +113,8 @@ mod tests {
             (Error::Timeout("x".into()), "timeout", 503),
             (Error::WalCorrupt("x".into()), "internal", 500),
             (Error::SeriesLimit { limit: 1 }, "unavailable", 503),
+            (Error::io("writing wal", std::io::ErrorKind::StorageFull.into()), "unavailable", 503),
+            (Error::io("writing wal", std::io::Error::other("boom")), "internal", 500),
         ];
         for (err, kind, status) in cases {
             assert_eq!(err.error_type(), kind, "{err}");

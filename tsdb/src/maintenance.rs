@@ -307,6 +307,7 @@ pub fn spawn_maintenance(db: &Arc<Tsdb>) -> std::io::Result<MaintenanceHandle> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::Builder::new().name("tsdb-maintenance".into()).spawn(move || {
+        let mut disk_full = false;
         loop {
             let deadline = Instant::now() + every;
             while !flag.load(Ordering::Acquire) && Instant::now() < deadline {
@@ -316,8 +317,19 @@ pub fn spawn_maintenance(db: &Arc<Tsdb>) -> std::io::Result<MaintenanceHandle> {
                 return;
             }
             let Some(db) = weak.upgrade() else { return };
-            if let Err(e) = db.maintain() {
-                tracing::error!(error = %e, "tsdb maintenance failed");
+            match db.maintain() {
+                // A full disk is logged once, not every interval until there is room.
+                Err(e) if e.is_storage_full() => {
+                    if !std::mem::replace(&mut disk_full, true) {
+                        tracing::error!(error = %e, "storage full: tsdb maintenance waits for room");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "tsdb maintenance failed"),
+                Ok(_) => {
+                    if std::mem::take(&mut disk_full) {
+                        tracing::info!("storage has room again: tsdb maintenance resumed");
+                    }
+                }
             }
         }
     })?;

@@ -155,6 +155,15 @@ impl Tsdb {
     /// and described in `first_error` without failing the call. On `Err` (I/O) the samples may be
     /// visible to queries but are not durable; the client should retry (retries are idempotent).
     pub fn append(&self, tenant: &TenantId, series: &[TimeSeries]) -> Result<AppendStats> {
+        {
+            // Records an earlier write could not store (disk full) go first; while the disk is
+            // still full this append fails here, before it changes the head.
+            let mut wal = self.wal.lock();
+            if wal.has_pending() {
+                let (written, _) = wal.write(&[])?;
+                self.metrics.wal_bytes_written.inc_by(written);
+            }
+        }
         let shared_head = self.head_or_create(tenant);
         let mut head = shared_head.write();
         let window_ms = self.config.out_of_order_window.as_millis().min(i64::MAX as u128) as i64;
@@ -220,15 +229,15 @@ impl Tsdb {
         if !logged.is_empty() {
             records.push(Record::Samples(logged));
         }
-        if !records.is_empty() {
-            // Written in head order under the head's lock; made durable after it is released, by
-            // a group fsync shared with the other writers.
-            let (written, position) = self.wal.lock().write(&records)?;
-            drop(head);
-            self.metrics.wal_bytes_written.inc_by(written);
-            if self.wal_sync.wait_durable(&self.wal, position)? {
-                self.metrics.wal_fsyncs.inc();
-            }
+        // Written in head order under the head's lock; made durable after it is released, by a
+        // group fsync shared with the other writers. Also with nothing new: samples found already
+        // present may have been written by a request whose fsync has not finished (or failed), and
+        // are acknowledged only once durable.
+        let (written, position) = self.wal.lock().write(&records)?;
+        drop(head);
+        self.metrics.wal_bytes_written.inc_by(written);
+        if self.wal_sync.wait_durable(&self.wal, position)? {
+            self.metrics.wal_fsyncs.inc();
         }
         self.metrics.samples_appended.inc_by(stats.samples_appended);
         self.metrics.series_created.inc_by(stats.series_created);

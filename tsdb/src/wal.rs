@@ -208,6 +208,9 @@ pub struct Wal {
     total_bytes: u64,
     /// Bytes written since open: the log position [`GroupSync`] makes durable.
     position: u64,
+    /// Framed records a write could not store (disk full). The head holds them already, so they
+    /// go out first with the next write, and nothing written after them is acknowledged before.
+    pending: Vec<u8>,
 }
 
 /// Group commit: writers append under the WAL's lock, then wait here until an fsync covers their
@@ -380,6 +383,7 @@ impl Wal {
             size,
             total_bytes: total_bytes.max(size),
             position: 0,
+            pending: Vec::new(),
         };
         Ok((wal, stats))
     }
@@ -393,26 +397,44 @@ impl Wal {
 
     /// Writes the records without fsyncing: returns the bytes written and the log position after
     /// them, which [`GroupSync::wait_durable`] makes durable.
+    ///
+    /// A failed write (a full disk) leaves no torn bytes behind: the segment is cut back to its
+    /// last whole record and the framed records are kept as pending, written before anything
+    /// else by the next call (also one with no records: see [`Wal::has_pending`]).
     pub fn write(&mut self, records: &[Record]) -> Result<(u64, u64)> {
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.pending);
         frame(records, &mut buf);
         if buf.is_empty() {
             return Ok((0, self.position));
         }
-        if self.size > HEADER_LEN && self.size + buf.len() as u64 > self.segment_bytes {
-            self.rotate()?;
+        if self.size > HEADER_LEN
+            && self.size + buf.len() as u64 > self.segment_bytes
+            && let Err(e) = self.rotate()
+        {
+            self.pending = buf;
+            return Err(e);
         }
-        (&*self.file).write_all(&buf).map_err(|e| Error::io("writing wal", e))?;
+        if let Err(e) = (&*self.file).write_all(&buf) {
+            // Cut back to the last whole record: appends after torn bytes would be lost at replay.
+            let _ = self.file.set_len(self.size);
+            self.pending = buf;
+            return Err(Error::io("writing wal", e));
+        }
         self.size += buf.len() as u64;
         self.total_bytes += buf.len() as u64;
         self.position += buf.len() as u64;
         Ok((buf.len() as u64, self.position))
     }
 
+    /// Whether records of a failed write wait to be written (see [`Wal::write`]).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     fn rotate(&mut self) -> Result<()> {
         self.file.sync_all().map_err(|e| Error::io("fsyncing wal segment", e))?;
+        self.file = Arc::new(create_segment(&self.dir, self.seq + 1)?);
         self.seq += 1;
-        self.file = Arc::new(create_segment(&self.dir, self.seq)?);
         self.size = HEADER_LEN;
         self.total_bytes += HEADER_LEN;
         Ok(())
@@ -478,8 +500,11 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File> {
         .append(true)
         .open(&path)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    file.write_all(&header()).map_err(|e| Error::io("writing wal header", e))?;
-    file.sync_all().map_err(|e| Error::io("fsyncing wal header", e))?;
+    if let Err(e) = file.write_all(&header()).and_then(|_| file.sync_all()) {
+        // A full disk: leave no headerless segment behind (the next attempt creates it anew).
+        let _ = fs::remove_file(&path);
+        return Err(Error::io("writing wal header", e));
+    }
     // Make the new file's directory entry durable too.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -621,6 +646,32 @@ mod tests {
         assert_eq!(got[0], sample_records()[0]);
         let Record::Samples(s) = &got[1] else { panic!("expected samples") };
         assert!(model::is_stale_nan(s[1].2));
+    }
+
+    /// A write on a full disk (here /dev/full) fails, keeps its records and writes them before
+    /// the next ones once the disk has room: replay sees everything, in order, once.
+    #[test]
+    fn records_of_a_write_on_a_full_disk_go_out_first_with_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 1 << 20, |_| {}).unwrap();
+        let records = sample_records();
+        wal.log(&records[..1]).unwrap();
+        let segment =
+            std::mem::replace(&mut wal.file, Arc::new(OpenOptions::new().append(true).open("/dev/full").unwrap()));
+        let err = wal.write(&records[1..]).unwrap_err();
+        assert!(err.is_storage_full(), "{err}");
+        assert!(wal.has_pending());
+        assert!(wal.write(&[]).unwrap_err().is_storage_full(), "still full: still failing");
+        wal.file = segment;
+        let (written, position) = wal.write(&[]).unwrap();
+        assert!(written > 0 && !wal.has_pending());
+        assert_eq!(wal.write(&[]).unwrap(), (0, position), "nothing left to write");
+        wal.sync().unwrap();
+        drop(wal);
+        let got = replay(dir.path());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], records[0]);
+        assert_eq!(sample_bits(&got[1]), sample_bits(&records[1]), "stale NaNs compare by bits");
     }
 
     #[test]
