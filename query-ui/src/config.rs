@@ -23,6 +23,8 @@ pub struct HttpConfig {
     pub tail_poll_interval: std::time::Duration,
     /// The Kubernetes external metrics API on its own TLS listener (off by default).
     pub external_metrics: crate::external_metrics::ExternalMetricsConfig,
+    /// API tokens bound to tenants and roles (off by default: the tenant is `X-Scope-OrgID`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// The default HTTP port: 9470, not used by Prometheus (9090), Loki (3100), Grafana (3000),
@@ -40,6 +42,7 @@ impl Default for HttpConfig {
             max_tail_connections: 64,
             tail_poll_interval: std::time::Duration::from_secs(1),
             external_metrics: Default::default(),
+            auth: Default::default(),
         }
     }
 }
@@ -68,7 +71,8 @@ impl HttpConfig {
         if self.tail_poll_interval < std::time::Duration::from_millis(50) {
             return Err("server.tail_poll_interval must be at least 50ms".into());
         }
-        self.external_metrics.validate()
+        self.external_metrics.validate()?;
+        self.auth.validate()
     }
 }
 

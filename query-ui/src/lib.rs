@@ -5,6 +5,7 @@
 //! APIs (run on the blocking pool) and back; the stores own all logic.
 
 pub mod alertmanager_api;
+pub mod auth;
 pub mod config;
 mod dashboards;
 pub mod error;
@@ -95,5 +96,8 @@ pub fn router(state: AppState) -> Router {
     if state.services().indexer.is_some() || state.services().tsdb.is_some() {
         router = ui::routes(router);
     }
-    router.layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track)).with_state(state)
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::enforce))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
 }
