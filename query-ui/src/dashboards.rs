@@ -182,7 +182,11 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `GET /api/v1/dashboards`: built-ins first, then stored ones by id.
-pub(crate) async fn list(State(state): State<AppState>, Tenant(tenant): Tenant) -> Result<Json<Value>> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    tenant: std::result::Result<Tenant, ApiError>,
+) -> Result<Json<Value>> {
+    let Tenant(tenant) = tenant?;
     let mut data: Vec<Value> =
         BUILTIN.iter().map(|(id, _)| summary(id, &builtin(id).unwrap_or_default(), true)).collect();
     if let Ok(dir) = dir(&state, &tenant) {
@@ -195,9 +199,10 @@ pub(crate) async fn list(State(state): State<AppState>, Tenant(tenant): Tenant) 
 /// `GET /api/v1/dashboards/<id>`.
 pub(crate) async fn get(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    tenant: std::result::Result<Tenant, ApiError>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>> {
+    let Tenant(tenant) = tenant?;
     let mut doc = match builtin(&id) {
         Some(doc) => doc,
         None => {
@@ -222,10 +227,11 @@ pub(crate) async fn get(
 /// `PUT /api/v1/dashboards/<id>`: creates or replaces a dashboard (the body is its JSON).
 pub(crate) async fn put(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    tenant: std::result::Result<Tenant, ApiError>,
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Result<Json<Value>> {
+    let Tenant(tenant) = tenant?;
     if id.starts_with(BUILTIN_PREFIX) {
         return Err(
             ApiError::BadRequest(format!("{id:?} is built in and read-only: save a copy under another id")).into()
@@ -267,9 +273,10 @@ pub(crate) async fn put(
 /// `DELETE /api/v1/dashboards/<id>`.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    tenant: std::result::Result<Tenant, ApiError>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>> {
+    let Tenant(tenant) = tenant?;
     if id.starts_with(BUILTIN_PREFIX) {
         return Err(ApiError::BadRequest(format!("{id:?} is built in and cannot be deleted")).into());
     }

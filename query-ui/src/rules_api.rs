@@ -6,11 +6,17 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use crate::error::{ApiError, PromError};
 use crate::params::{Params, Tenant};
 use crate::state::AppState;
 
 /// `GET /api/v1/rules?type=alert|record`.
-pub(crate) async fn rules(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> Json<Value> {
+pub(crate) async fn rules(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Params,
+) -> Result<Json<Value>, PromError> {
+    let Tenant(tenant) = tenant?;
     let mut data = match &state.services().rules {
         Some(manager) => manager.rules_api(Some(&tenant)),
         None => json!({ "groups": [] }),
@@ -27,14 +33,18 @@ pub(crate) async fn rules(State(state): State<AppState>, Tenant(tenant): Tenant,
             }
         }
     }
-    Json(json!({ "status": "success", "data": data }))
+    Ok(Json(json!({ "status": "success", "data": data })))
 }
 
 /// `GET /api/v1/alerts`: every pending and firing alert.
-pub(crate) async fn alerts(State(state): State<AppState>, Tenant(tenant): Tenant) -> Json<Value> {
+pub(crate) async fn alerts(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+) -> Result<Json<Value>, PromError> {
+    let Tenant(tenant) = tenant?;
     let data = match &state.services().rules {
         Some(manager) => manager.alerts_api(Some(&tenant)),
         None => json!({ "alerts": [] }),
     };
-    Json(json!({ "status": "success", "data": data }))
+    Ok(Json(json!({ "status": "success", "data": data })))
 }

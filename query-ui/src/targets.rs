@@ -8,6 +8,7 @@ use axum::extract::State;
 use model::Labels;
 use serde_json::{Map, Value, json};
 
+use crate::error::{ApiError, PromError};
 use crate::params::{Params, Tenant};
 use crate::state::AppState;
 
@@ -22,7 +23,12 @@ fn rfc3339_ms(ms: i64) -> String {
 }
 
 /// `GET /api/v1/targets?state=active|dropped|any`.
-pub(crate) async fn targets(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> Json<Value> {
+pub(crate) async fn targets(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Params,
+) -> Result<Json<Value>, PromError> {
+    let Tenant(tenant) = tenant?;
     let wanted = params.get("state").unwrap_or("any").to_ascii_lowercase();
     let own = state.services().targets_tenant.as_ref().is_none_or(|t| *t == tenant);
     let view = state.services().targets.clone().filter(|_| own);
@@ -55,5 +61,5 @@ pub(crate) async fn targets(State(state): State<AppState>, Tenant(tenant): Tenan
             .collect(),
         _ => Vec::new(),
     };
-    Json(json!({"status": "success", "data": {"activeTargets": active, "droppedTargets": dropped}}))
+    Ok(Json(json!({"status": "success", "data": {"activeTargets": active, "droppedTargets": dropped}})))
 }
