@@ -322,14 +322,16 @@ pub async fn serve_with(
                 (sink.clone(), sink)
             }
             _ => {
-                let sink = Arc::new(
-                    collector::HttpSink::with_tls(
-                        &config.agent.server_url,
-                        config.agent.request_timeout,
-                        &config.agent.tls_config,
-                    )
-                    .context("agent.server_url / agent.tls_config")?,
-                );
+                let mut sink = collector::HttpSink::with_tls(
+                    &config.agent.server_url,
+                    config.agent.request_timeout,
+                    &config.agent.tls_config,
+                )
+                .context("agent.server_url / agent.tls_config")?;
+                if let Some(path) = &config.agent.bearer_token_file {
+                    sink = sink.with_bearer_token_file(path);
+                }
+                let sink = Arc::new(sink);
                 (sink.clone(), sink)
             }
         };
@@ -339,6 +341,7 @@ pub async fn serve_with(
             .context("starting the collector")?;
         collector.register_metrics(&mut registry);
         services.targets = Some(collector.targets_view());
+        services.targets_tenant = Some(model::TenantId::new(&config.collector.tenant).context("collector.tenant")?);
         Some(collector)
     } else {
         None
@@ -375,6 +378,11 @@ pub async fn serve_with(
 
     if role.runs_stores() {
         services.dashboards_dir = Some(data_dir.join("dashboards"));
+    }
+    services.auth = query_ui::auth::Auth::from_config(&config.server.auth).map_err(anyhow::Error::msg)?;
+    if let Some(auth) = &services.auth {
+        auth.spawn_reloader();
+        tracing::info!(tokens_file = ?auth.config().tokens_file, "api tokens required (server.auth)");
     }
     let state = query_ui::AppState::new(services.clone(), config.server.clone(), registry);
     let app = query_ui::router(state.clone());

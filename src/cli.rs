@@ -43,6 +43,9 @@ pub enum Command {
         /// Leave the snapshot on the server after downloading it.
         #[arg(long)]
         keep_on_server: bool,
+        /// File holding an API token with the admin role, when the server has `server.auth` on.
+        #[arg(long)]
+        bearer_token_file: Option<PathBuf>,
     },
     /// Runs rule unit tests in promtool's format (`rule_files`, `tests` with `input_series`,
     /// `alert_rule_test`, `promql_expr_test`); exits 1 when any fails.

@@ -85,6 +85,9 @@ pub struct AgentConfig {
     /// TLS for an `https://` server_url, as Prometheus's `tls_config` (its CA, a client
     /// certificate re-read when it changes, `server_name`, `insecure_skip_verify`).
     pub tls_config: collector::TlsConfig,
+    /// File holding the server's API token (`server.auth` on the server), sent as
+    /// `Authorization: Bearer`; read for every request, so a rotated Secret applies at once.
+    pub bearer_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AgentConfig {
@@ -93,6 +96,7 @@ impl Default for AgentConfig {
             server_url: format!("http://{}", query_ui::config::DEFAULT_LISTEN),
             request_timeout: std::time::Duration::from_secs(30),
             tls_config: collector::TlsConfig::default(),
+            bearer_token_file: None,
         }
     }
 }
@@ -189,6 +193,14 @@ impl Config {
                 let (path, rest) = split_key_path(section, &message);
                 push(&path, rest);
             }
+        }
+        // The tokens file is read as the notifications file is: `check-config` catches a bad one.
+        if self.server.auth.enabled
+            && self.server.auth.validate().is_ok()
+            && let Err(message) = query_ui::auth::Auth::from_config(&self.server.auth)
+        {
+            let (path, rest) = split_key_path("server", &message);
+            push(&path, rest);
         }
         if !self.agent.server_url.starts_with("http://") && !self.agent.server_url.starts_with("https://") {
             push("agent.server_url", format!("{:?} must start with http:// or https://", self.agent.server_url));

@@ -13,8 +13,14 @@ fn main() -> ExitCode {
         Command::TestRules { files, run, ignore_unknown_fields } => {
             tarsier::app::test_rules(&files, alerting::promtool::TestOptions { run, ignore_unknown_fields })
         }
-        Command::Snapshot { server_url, out, keep, keep_on_server } => {
-            tarsier::snapshot::main(tarsier::snapshot::SnapshotOptions { server_url, out, keep, keep_on_server })
+        Command::Snapshot { server_url, out, keep, keep_on_server, bearer_token_file } => {
+            tarsier::snapshot::main(tarsier::snapshot::SnapshotOptions {
+                server_url,
+                out,
+                keep,
+                keep_on_server,
+                bearer_token_file,
+            })
         }
         Command::Run(args) => tarsier::app::main(tarsier::app::Role::Run, args),
         Command::Server(args) => tarsier::app::main(tarsier::app::Role::Server, args),

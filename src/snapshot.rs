@@ -24,6 +24,8 @@ pub struct SnapshotOptions {
     pub keep: usize,
     /// Leave the snapshot on the server (it holds hard links: no space until the stores move on).
     pub keep_on_server: bool,
+    /// File holding an API token with the admin role (`server.auth`), sent as Bearer.
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 /// Entry point from `main`.
@@ -51,9 +53,18 @@ pub fn main(options: SnapshotOptions) -> ExitCode {
 /// Takes, downloads and prunes; returns the finished backup directory.
 pub async fn run(options: &SnapshotOptions) -> anyhow::Result<PathBuf> {
     let base = options.server_url.trim_end_matches('/');
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(path) = &options.bearer_token_file {
+        let token = tokio::fs::read_to_string(path).await.with_context(|| format!("reading {}", path.display()))?;
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .with_context(|| format!("{}: not a valid token", path.display()))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(600))
+        .default_headers(headers)
         .build()
         .context("building the HTTP client")?;
     let response = client

@@ -698,3 +698,286 @@ async fn a_full_disk_answers_503_then_resumes_without_losing_acknowledged_data()
     let unclean = ["corrupt", "torn", "mismatch", "undecodable", "ERROR"];
     assert!(!unclean.iter().any(|w| log.contains(w)), "replay after the full disk:\n{log}");
 }
+
+/// Tokens of the tenant-isolation test (`server.auth.tokens_file`).
+const TOKENS: &str = "\
+- {name: alpha-read, token: alpha-read-token-0001, tenants: [alpha], roles: [read]}
+- {name: alpha-write, token: alpha-write-token-001, tenants: [alpha], roles: [write]}
+- {name: bravo-admin, token: bravo-admin-token-001, tenants: [bravo], roles: [admin]}
+- {name: both-read, token: both-read-token-00001, tenants: [alpha, bravo], roles: [read]}
+";
+
+/// One request with an optional bearer token and `X-Scope-OrgID`; the status and body text.
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    tenant: Option<&str>,
+    body: Option<Value>,
+) -> (u16, String, reqwest::header::HeaderMap) {
+    let mut req = client.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(t) = tenant {
+        req = req.header("X-Scope-OrgID", t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let response = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, response.text().await.unwrap(), headers)
+}
+
+/// Polls `url` with `token` until the body contains `needle`.
+async fn await_body(client: &reqwest::Client, url: &str, token: &str, needle: &str) {
+    let started = Instant::now();
+    loop {
+        let (status, body, _) = call(client, reqwest::Method::GET, url, Some(token), None, None).await;
+        if status == 200 && body.contains(needle) {
+            return;
+        }
+        assert!(started.elapsed() < DEADLINE, "{url}: no {needle:?} within {DEADLINE:?}: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `server.auth`: tenant bravo's logs (tailed), metrics (scraped), rules, alerts, silences and
+/// dashboards, tenant alpha's logs and samples shipped by the agent's `HttpSink` with a bearer
+/// token file; then alpha's read token calls every read API and nothing of bravo comes back, while
+/// alpha's own data does. Missing and unknown tokens get 401, a wrong role or another tenant's
+/// `X-Scope-OrgID` 403, and a token added to the file works without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_keeps_tenants_apart_on_every_read_api() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("bravo");
+    std::fs::create_dir_all(&logs).unwrap();
+    append_line(&logs.join("app.log"), "leakb payment failed");
+    let target =
+        serve_metrics_page("# TYPE leakb_requests_total counter\nleakb_requests_total{leakb=\"yes\"} 5\n").await;
+    let (hook_url, _received) = serve_webhook().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let tokens = path("tokens.yaml", TOKENS);
+    let rules = path(
+        "rules.yml",
+        "groups:\n- name: leakb-group\n  interval: 1s\n  rules:\n  - alert: LeakbAlert\n    expr: leakb_requests_total > 0\n  \
+         - record: leakb:sum\n    expr: sum(leakb_requests_total)\n",
+    );
+    let notify = path(
+        "notify.yml",
+        &format!(
+            "route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: {hook_url}\n"
+        ),
+    );
+    let config = path(
+        "tarsier.yaml",
+        &format!(
+            "data_dir: {data}\nserver:\n  listen: {listen}\n  auth:\n    enabled: true\n    tokens_file: {tokens}\n    \
+             reload_interval: 200ms\ncollector:\n  tenant: bravo\n  tail:\n    include: ['{logs}/*.log']\n    \
+             rescan_interval: 200ms\n  global:\n    scrape_interval: 1s\n    scrape_timeout: 1s\n  shipping:\n    \
+             batch_max_wait: 50ms\n  scrape_configs:\n  - job_name: bravo-app\n    static_configs:\n    - targets: ['{target}']\n\
+             indexer:\n  commit_interval: 200ms\nalerting:\n  tenant: bravo\n  evaluation_interval: 1s\n  rule_files: ['{rules}']\n  \
+             notifications_file: {notify}\n",
+            data = dir.path().join("data").display(),
+            logs = logs.display(),
+        ),
+    );
+    let client = reqwest::Client::new();
+    let mut tarsier = Tarsier::start(&["run", "--config", &config], &listen);
+    tarsier.wait_ready(&client).await;
+    let base = tarsier.base.clone();
+    let (read_a, write_a, admin_b) = ("alpha-read-token-0001", "alpha-write-token-001", "bravo-admin-token-001");
+
+    // Alpha ships like an agent with `agent.bearer_token_file`; the header it sends is believed
+    // only because the token allows alpha.
+    let token_file = dir.path().join("alpha-token");
+    std::fs::write(&token_file, format!("{write_a}\n")).unwrap();
+    let sink = collector::HttpSink::new(&base, Duration::from_secs(5)).unwrap().with_bearer_token_file(&token_file);
+    let alpha = model::TenantId::new("alpha").unwrap();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let labels = model::Labels::from_pairs([("job", "leaka-app")]);
+    let record = model::LogRecord { timestamp_ns: now_ms * 1_000_000, labels, line: "leaka hello".into() };
+    use collector::{LogSink, MetricSink};
+    sink.push_logs(alpha.clone(), vec![record]).await.unwrap();
+    let series = model::TimeSeries::new(
+        model::Labels::from_pairs([("__name__", "leaka_requests_total"), ("job", "leaka")]),
+        vec![model::Sample::new(now_ms, 1.0)],
+    );
+    sink.push_samples(alpha.clone(), vec![series]).await.unwrap();
+    let sink_b = collector::HttpSink::new(&base, Duration::from_secs(5)).unwrap().with_bearer_token_file(&token_file);
+    let refused = sink_b.push_logs(model::TenantId::new("bravo").unwrap(), Vec::new()).await.unwrap_err();
+    assert!(refused.retryable && refused.message.contains("403"), "{refused}");
+
+    let starts = now_ms / 1000 - 3600;
+    let alert = |name: &str| serde_json::json!([{"labels": {"alertname": name}}]);
+    let posted =
+        call(&client, Method::POST, &format!("{base}/api/v2/alerts"), Some(write_a), None, Some(alert("LeakaPosted")))
+            .await;
+    assert_eq!(posted.0, 200, "{}", posted.1);
+    let posted =
+        call(&client, Method::POST, &format!("{base}/api/v2/alerts"), Some(admin_b), None, Some(alert("LeakbPosted")))
+            .await;
+    assert_eq!(posted.0, 200, "{}", posted.1);
+    let silence = serde_json::json!({
+        "matchers": [{"name": "alertname", "value": "LeakbPosted", "isRegex": false}],
+        "startsAt": chrono::Utc::now().to_rfc3339(), "endsAt": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        "createdBy": "leakb", "comment": "leakb silence"});
+    let silenced =
+        call(&client, Method::POST, &format!("{base}/api/v2/silences"), Some(admin_b), None, Some(silence)).await;
+    assert_eq!(silenced.0, 200, "{}", silenced.1);
+    let board = serde_json::json!({"title": "leakb board", "panels": [{"title": "leakb", "type": "stat", "datasource": "metrics", "query": "leakb:sum"}]});
+    let saved =
+        call(&client, Method::PUT, &format!("{base}/api/v1/dashboards/leakb"), Some(admin_b), None, Some(board)).await;
+    assert_eq!(saved.0, 200, "{}", saved.1);
+
+    // Both tenants' data is there (bravo's as seen by bravo), so an empty answer below is isolation.
+    let q = |path: &str, params: &[(&str, &str)]| {
+        reqwest::Url::parse_with_params(&format!("{base}{path}"), params).unwrap().to_string()
+    };
+    let logs_query = q("/loki/api/v1/query_range", &[("query", "{job=~\".+\"}"), ("start", "0"), ("limit", "100")]);
+    await_body(&client, &logs_query, admin_b, "leakb payment").await;
+    await_body(&client, &q("/api/v1/query", &[("query", "leakb:sum")]), admin_b, "leakb:sum").await;
+    await_body(&client, &format!("{base}/api/v1/alerts"), admin_b, "LeakbAlert").await;
+    await_body(&client, &format!("{base}/api/v1/targets"), admin_b, "bravo-app").await;
+    await_body(&client, &logs_query, read_a, "leaka hello").await;
+
+    let start = starts.to_string();
+    let reads = [
+        logs_query.clone(),
+        q("/loki/api/v1/query", &[("query", "sum by (job, filename) (count_over_time({job=~\".+\"}[1h]))")]),
+        q("/loki/api/v1/labels", &[("start", &start)]),
+        q("/loki/api/v1/label/job/values", &[("start", &start)]),
+        q("/loki/api/v1/label/filename/values", &[("start", &start)]),
+        q("/loki/api/v1/series", &[("match[]", "{job=~\".+\"}"), ("start", &start)]),
+        q("/loki/api/v1/index/volume", &[("query", "{job=~\".+\"}"), ("start", &start)]),
+        q("/loki/api/v1/index/volume_range", &[("query", "{job=~\".+\"}"), ("start", &start)]),
+        q("/api/v1/query", &[("query", "{__name__=~\".+\"}")]),
+        q(
+            "/api/v1/query_range",
+            &[
+                ("query", "{__name__=~\".+\"}"),
+                ("start", &start),
+                ("end", &(starts + 7200).to_string()),
+                ("step", "60"),
+            ],
+        ),
+        q("/api/v1/labels", &[]),
+        q("/api/v1/label/__name__/values", &[]),
+        q("/api/v1/label/leakb/values", &[]),
+        q("/api/v1/series", &[("match[]", "{__name__=~\".+\"}")]),
+        q("/api/v1/metadata", &[]),
+        q("/api/v1/status/tsdb", &[]),
+        q("/api/v1/rules", &[]),
+        q("/api/v1/alerts", &[]),
+        q("/api/v1/targets", &[]),
+        q("/api/v1/status/tenants", &[]),
+        q("/api/v2/alerts", &[]),
+        q("/api/v2/alerts/groups", &[]),
+        q("/api/v2/silences", &[]),
+        q("/api/v2/notifications", &[]),
+        q("/api/v1/dashboards", &[]),
+    ];
+    let mut seen_alpha = 0;
+    for url in &reads {
+        let (status, body, _) = call(&client, Method::GET, url, Some(read_a), None, None).await;
+        assert_eq!(status, 200, "{url}: {body}");
+        for marker in ["leakb", "bravo"] {
+            assert!(!body.contains(marker), "{url} shows tenant bravo's {marker:?} to alpha: {body}");
+        }
+        seen_alpha += usize::from(body.contains("leaka") || body.contains("alpha"));
+    }
+    assert!(seen_alpha >= 8, "alpha's own data shows in only {seen_alpha} answers");
+    // Bravo's dashboard and the lines around bravo's line (the answer echoes the asked stream).
+    let (status, _, _) =
+        call(&client, Method::GET, &q("/api/v1/dashboards/leakb", &[]), Some(read_a), None, None).await;
+    assert_eq!(status, 404);
+    let stream = format!("{{filename=\"{}/app.log\"}}", logs.display());
+    let context = q("/api/v1/logs/context", &[("stream", &stream), ("time", &(now_ms * 1_000_000).to_string())]);
+    let body: Value =
+        serde_json::from_str(&call(&client, Method::GET, &context, Some(read_a), None, None).await.1).unwrap();
+    for key in ["before", "at", "after"] {
+        assert_eq!(body["data"][key], serde_json::json!([]), "context leaks bravo's lines to alpha: {body}");
+    }
+    // The live tail, through a websocket that carries the token as `access_token`.
+    let tail = format!(
+        "ws://{listen}/loki/api/v1/tail?{}",
+        reqwest::Url::parse_with_params(
+            "http://x/",
+            &[("query", "{job=~\".+\"}"), ("start", &(starts * 1_000_000_000).to_string()), ("access_token", read_a)]
+        )
+        .unwrap()
+        .query()
+        .unwrap()
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(tail.as_str()).await.unwrap();
+    use futures::StreamExt;
+    let frame =
+        tokio::time::timeout(DEADLINE, socket.next()).await.unwrap().unwrap().unwrap().into_text().unwrap().to_string();
+    assert!(frame.contains("leaka hello") && !frame.contains("leakb"), "{frame}");
+
+    // Refusals: no token, unknown token, wrong role, another tenant's header.
+    let url = q("/api/v1/labels", &[]);
+    let (status, body, headers) = call(&client, Method::GET, &url, None, None, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(headers["www-authenticate"], "Bearer realm=\"tarsier\"");
+    let (status, _, headers) = call(&client, Method::GET, &url, Some("not-a-token-at-all"), None, None).await;
+    assert_eq!(status, 401);
+    assert!(headers["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    let (status, body, _) = call(&client, Method::GET, &url, Some(read_a), Some("bravo"), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("alpha") && body.contains("alpha-read"), "the refusal names the allowed tenants: {body}");
+    let (status, body, _) = call(&client, Method::GET, &url, Some(write_a), None, None).await;
+    assert_eq!(status, 403, "a write token cannot read: {body}");
+    let (status, _, _) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/loki/api/v1/push"),
+        Some(read_a),
+        None,
+        Some(serde_json::json!({"streams": []})),
+    )
+    .await;
+    assert_eq!(status, 403, "a read token cannot push");
+    let (status, _, _) = call(&client, Method::POST, &format!("{base}/-/reload"), Some(read_a), None, None).await;
+    assert_eq!(status, 403, "a read token cannot reload");
+    let (status, _, _) =
+        call(&client, Method::DELETE, &format!("{base}/api/v1/dashboards/x"), Some(read_a), None, None).await;
+    assert_eq!(status, 403, "a read token cannot change dashboards");
+    assert_eq!(call(&client, Method::GET, &format!("{base}/-/healthy"), None, None, None).await.0, 200);
+    assert_eq!(call(&client, Method::GET, &format!("{base}/metrics"), None, None, None).await.0, 401);
+    // Basic auth with the token as password (Grafana, Promtail, remote_write's basic_auth).
+    let basic = client.get(&url).basic_auth("anyone", Some(read_a)).send().await.unwrap();
+    assert_eq!(basic.status(), 200);
+    // A token of two tenants picks with the header, defaulting to its first.
+    let both = "both-read-token-00001";
+    let (_, body, _) = call(&client, Method::GET, &q("/api/v1/status/tenants", &[]), Some(both), None, None).await;
+    assert!(body.contains("alpha") && body.contains("bravo"), "{body}");
+    let (_, body, _) = call(&client, Method::GET, &logs_query, Some(both), Some("bravo"), None).await;
+    assert!(body.contains("leakb") && !body.contains("leaka"), "{body}");
+    let (_, body, _) = call(&client, Method::GET, &logs_query, Some(both), None, None).await;
+    assert!(body.contains("leaka") && !body.contains("leakb"), "{body}");
+    let (_, metrics, _) = call(&client, Method::GET, &format!("{base}/metrics"), Some(read_a), None, None).await;
+    for reason in ["missing_token", "unknown_token", "missing_role", "foreign_tenant"] {
+        assert!(
+            metrics.contains(&format!("tarsier_http_auth_refusals_total{{reason=\"{reason}\"}}")),
+            "{reason}: {metrics}"
+        );
+    }
+
+    // A token added to the file (a rotated Secret) works without a restart.
+    std::fs::write(
+        dir.path().join("tokens.yaml"),
+        format!("{TOKENS}- {{name: new, token: new-token-000000001, tenants: [alpha], roles: [read]}}\n"),
+    )
+    .unwrap();
+    await_body(&client, &url, "new-token-000000001", "success").await;
+    tarsier.stop();
+}

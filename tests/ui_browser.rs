@@ -2,7 +2,8 @@
 //! file, `--scrape` of a local target, an always-firing alert with a notifications file so alerts
 //! group and silences work, one live tail slot so a second tail is refused), waits until the data is queryable, then runs
 //! `query-ui/web/tests/browser.mjs` (playwright-core driving headless Chromium) against it.
-//! Screenshots land in `target/ui-screenshots/`.
+//! A second `tarsier server` with `server.auth` on serves the sign-in case. Screenshots land in
+//! `target/ui-screenshots/`.
 
 mod support;
 
@@ -141,7 +142,33 @@ async fn web_ui_in_headless_chromium() {
             .expect("start tarsier"),
     );
     let base = format!("http://{listen}");
+    // The sign-in case's server: tokens required, nothing stored.
+    let auth_listen =
+        format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, "- {name: ui, token: ui-read-token-000001, tenants: [default], roles: [read]}\n").unwrap();
+    let auth_config = dir.path().join("auth.yaml");
+    std::fs::write(
+        &auth_config,
+        format!("server:\n  auth:\n    enabled: true\n    tokens_file: {}\n", tokens.display()),
+    )
+    .unwrap();
+    let _auth_server = Server(
+        Command::new(env!("CARGO_BIN_EXE_tarsier"))
+            .args(["server", "--config", auth_config.to_str().unwrap()])
+            .args(["--data-dir", dir.path().join("auth-data").to_str().unwrap(), "--listen", &auth_listen])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tarsier"),
+    );
     let client = reqwest::Client::new();
+    let auth_base = format!("http://{auth_listen}");
+    poll_until(&client, &format!("{auth_base}/api/v1/status/buildinfo"), "the server with tokens", |b| {
+        b["errorType"] == "unauthorized"
+    })
+    .await;
     poll_until(&client, &format!("{base}/api/v1/status/buildinfo"), "the server", |b| b["status"] == "success").await;
     let q = reqwest::Url::parse_with_params(
         &format!("{base}/loki/api/v1/query_range"),
@@ -178,6 +205,8 @@ async fn web_ui_in_headless_chromium() {
         .env("SERIES_COUNT", "3")
         .env("SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
+        .env("AUTH_URL", &auth_base)
+        .env("AUTH_TOKEN", "ui-read-token-000001")
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -259,12 +259,15 @@ impl RuleManager {
         }
     }
 
-    /// The rule groups as Prometheus's `/api/v1/rules` shows them.
-    pub fn rules_api(&self) -> serde_json::Value {
+    /// The rule groups as Prometheus's `/api/v1/rules` shows them; with `tenant`, only that tenant's.
+    pub fn rules_api(&self, tenant: Option<&TenantId>) -> serde_json::Value {
         let groups = self.state.lock().groups.clone();
         let mut out = Vec::new();
         for g in groups {
             let g = g.lock();
+            if tenant.is_some_and(|t| *t != g.tenant) {
+                continue;
+            }
             let rules: Vec<serde_json::Value> = g.rules.iter().map(rule_json).collect();
             out.push(serde_json::json!({
                 "name": g.name,
@@ -279,12 +282,17 @@ impl RuleManager {
         serde_json::json!({ "groups": out })
     }
 
-    /// Pending and firing alerts as Prometheus's `/api/v1/alerts` shows them.
-    pub fn alerts_api(&self) -> serde_json::Value {
+    /// Pending and firing alerts as Prometheus's `/api/v1/alerts` shows them; with `tenant`, only
+    /// that tenant's.
+    pub fn alerts_api(&self, tenant: Option<&TenantId>) -> serde_json::Value {
         let groups = self.state.lock().groups.clone();
         let mut alerts = Vec::new();
         for g in groups {
-            for r in &g.lock().rules {
+            let g = g.lock();
+            if tenant.is_some_and(|t| *t != g.tenant) {
+                continue;
+            }
+            for r in &g.rules {
                 if let RuleKind::Alerting(a) = &r.kind {
                     alerts.extend(a.live_alerts().into_iter().map(alert_json));
                 }

@@ -86,11 +86,11 @@ fn alert_lifecycle_reload_and_restart() {
     // A reload with an unchanged rule keeps the pending timer.
     let config = RulesConfig { rule_files: vec![rules_path.display().to_string()], ..RulesConfig::default() };
     m.load(&config).unwrap();
-    let rules = m.rules_api();
+    let rules = m.rules_api(None);
     let alert_rule = &rules["groups"][0]["rules"][1];
     assert_eq!(alert_rule["state"], "pending");
     assert_eq!(alert_rule["health"], "ok");
-    let active_at = m.alerts_api()["alerts"][0]["activeAt"].clone();
+    let active_at = m.alerts_api(None)["alerts"][0]["activeAt"].clone();
 
     // Five minutes pass, then a restart: a new manager on the same store restores the activation
     // time (shifted by the downtime only), so the 20-minute `for` does not start over.
@@ -99,7 +99,7 @@ fn alert_lifecycle_reload_and_restart() {
         m.eval_due(t);
         t += 1000;
     }
-    let first_active_at = m.alerts_api()["alerts"][0]["activeAt"].as_str().unwrap().to_string();
+    let first_active_at = m.alerts_api(None)["alerts"][0]["activeAt"].as_str().unwrap().to_string();
     assert_eq!(first_active_at, active_at.as_str().unwrap());
     drop(m);
     db.flush().unwrap();
@@ -149,5 +149,5 @@ fn a_bad_rule_file_leaves_the_running_rules_alone() {
     let config = RulesConfig { rule_files: vec![rules_path.display().to_string()], ..RulesConfig::default() };
     let err = m.load(&config).unwrap_err().to_string();
     assert!(err.contains("rule 1") && err.contains("parse"), "{err}");
-    assert_eq!(m.rules_api()["groups"][0]["rules"].as_array().unwrap().len(), 2);
+    assert_eq!(m.rules_api(None)["groups"][0]["rules"].as_array().unwrap().len(), 2);
 }

@@ -79,6 +79,9 @@ pub struct HttpSink {
     client: reqwest::Client,
     logs_url: String,
     write_url: String,
+    /// A file holding the server's API token, sent as `Authorization: Bearer`; read for every
+    /// request (as Prometheus reads `bearer_token_file`), so a rotated Secret applies at once.
+    bearer_token_file: Option<Arc<std::path::Path>>,
 }
 
 impl HttpSink {
@@ -102,18 +105,54 @@ impl HttpSink {
             .build()
             .map_err(|e| Error::Http(format!("building http client: {e}")))?;
         let root = base.as_str().trim_end_matches('/').to_string();
-        Ok(HttpSink { client, logs_url: format!("{root}/loki/api/v1/push"), write_url: format!("{root}/api/v1/write") })
+        Ok(HttpSink {
+            client,
+            logs_url: format!("{root}/loki/api/v1/push"),
+            write_url: format!("{root}/api/v1/write"),
+            bearer_token_file: None,
+        })
     }
 
-    async fn post(
+    /// Sends the token in `path` (surrounding whitespace trimmed) with every request.
+    pub fn with_bearer_token_file(mut self, path: &std::path::Path) -> HttpSink {
+        self.bearer_token_file = Some(Arc::from(path));
+        self
+    }
+
+    fn post(
+        &self,
+        url: &str,
+        tenant: TenantId,
+        body: Vec<u8>,
+        remote_write: bool,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        Box::pin(Self::send(
+            self.client.clone(),
+            url.to_string(),
+            self.bearer_token_file.clone(),
+            tenant,
+            body,
+            remote_write,
+        ))
+    }
+
+    async fn send(
         client: reqwest::Client,
         url: String,
+        token_file: Option<Arc<std::path::Path>>,
         tenant: TenantId,
         body: Vec<u8>,
         remote_write: bool,
     ) -> Result<(), SinkError> {
-        let mut request = client
-            .post(&url)
+        let mut request = client.post(&url);
+        if let Some(path) = token_file {
+            // Retryable: a Secret being rotated is briefly absent; the batch waits, not dropped.
+            let token = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|e| SinkError::retryable(format!("reading bearer_token_file {}: {e}", path.display())))?;
+            request = request.bearer_auth(token.trim());
+        }
+        let mut request = request
             .header("Content-Type", "application/x-protobuf")
             .header("X-Scope-OrgID", tenant.as_str())
             .body(body);
@@ -137,6 +176,12 @@ impl HttpSink {
             text.truncate(cut);
         }
         let message = format!("POST {url}: {status}: {}", text.trim());
+        if matches!(status.as_u16(), 401 | 403) {
+            // A token being rotated on one side first: keep the batch (the disk buffer bounds
+            // what waits) and say loudly why nothing is delivered.
+            tracing::error!(url = %url, status = status.as_u16(), body = %text.trim(), "receiver refused the token: retrying");
+            return Err(SinkError::retryable(message));
+        }
         if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
             Err(SinkError::retryable(message))
         } else {
@@ -149,7 +194,7 @@ impl HttpSink {
 impl LogSink for HttpSink {
     fn push_logs(&self, tenant: TenantId, records: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
         let body = model::wire::loki_push::encode_protobuf(&LogStream::group(records));
-        Box::pin(Self::post(self.client.clone(), self.logs_url.clone(), tenant, body, false))
+        self.post(&self.logs_url, tenant, body, false)
     }
 
     fn push_streams(
@@ -158,18 +203,18 @@ impl LogSink for HttpSink {
         streams: Arc<Vec<LogStream>>,
     ) -> BoxFuture<'static, Result<(), SinkError>> {
         let body = model::wire::loki_push::encode_protobuf(&streams);
-        Box::pin(Self::post(self.client.clone(), self.logs_url.clone(), tenant, body, false))
+        self.post(&self.logs_url, tenant, body, false)
     }
 }
 
 impl MetricSink for HttpSink {
     fn push_samples(&self, tenant: TenantId, series: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>> {
         let body = model::wire::remote_write::encode(&series);
-        Box::pin(Self::post(self.client.clone(), self.write_url.clone(), tenant, body, true))
+        self.post(&self.write_url, tenant, body, true)
     }
 
     fn push_series(&self, tenant: TenantId, series: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
         let body = model::wire::remote_write::encode(&series);
-        Box::pin(Self::post(self.client.clone(), self.write_url.clone(), tenant, body, true))
+        self.post(&self.write_url, tenant, body, true)
     }
 }

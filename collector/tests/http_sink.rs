@@ -65,12 +65,39 @@ async fn pushes_decodable_bodies_with_protocol_headers_and_classifies_errors() {
         assert_eq!(model::wire::remote_write::decode(body, 1 << 20).unwrap(), vec![series]);
     }
 
-    for (status, retryable) in [(500, true), (503, true), (429, true), (400, false), (413, false)] {
+    for (status, retryable) in
+        [(500, true), (503, true), (429, true), (401, true), (403, true), (400, false), (413, false)]
+    {
         *seen.status.lock().unwrap() = status;
         let err = sink.push_logs(tenant.clone(), Vec::new()).await.unwrap_err();
         assert_eq!(err.retryable, retryable, "status {status}");
         assert!(err.message.contains("server says no"), "{err}");
     }
+}
+
+/// `agent.bearer_token_file`: read for every request, so a rotated token applies to the next batch;
+/// a missing file is a retryable failure (a Secret mid-rotation), not a dropped batch.
+#[tokio::test]
+async fn sends_the_bearer_token_file_read_per_request() {
+    let seen = Seen::default();
+    *seen.status.lock().unwrap() = 204;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "first-token\n").unwrap();
+    let sink =
+        HttpSink::new(&serve(seen.clone()).await, Duration::from_secs(5)).unwrap().with_bearer_token_file(&token);
+    sink.push_logs(TenantId::default(), Vec::new()).await.unwrap();
+    std::fs::write(&token, "second-token").unwrap();
+    sink.push_samples(TenantId::default(), Vec::new()).await.unwrap();
+    {
+        let requests = seen.requests.lock().unwrap();
+        assert_eq!(requests[0].1["authorization"], "Bearer first-token");
+        assert_eq!(requests[1].1["authorization"], "Bearer second-token");
+    }
+    std::fs::remove_file(&token).unwrap();
+    let err = sink.push_logs(TenantId::default(), Vec::new()).await.unwrap_err();
+    assert!(err.retryable && err.message.contains("bearer_token_file"), "{err}");
+    assert_eq!(seen.requests.lock().unwrap().len(), 2, "no request without the token");
 }
 
 #[tokio::test]

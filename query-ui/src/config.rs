@@ -39,6 +39,8 @@ pub struct HttpConfig {
     pub external_metrics: crate::external_metrics::ExternalMetricsConfig,
     /// HTTPS on `listen` (unset: plain HTTP); certificate files are re-read when they change.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// API tokens bound to tenants and roles (off by default: the tenant is `X-Scope-OrgID`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// The default HTTP port: 9470, not used by Prometheus (9090), Loki (3100), Grafana (3000),
@@ -62,6 +64,7 @@ impl Default for HttpConfig {
             max_samples_per_second: 0,
             external_metrics: Default::default(),
             tls: None,
+            auth: Default::default(),
         }
     }
 }
@@ -102,7 +105,8 @@ impl HttpConfig {
         if let Some(tls) = &self.tls {
             tls.validate()?;
         }
-        self.external_metrics.validate()
+        self.external_metrics.validate()?;
+        self.auth.validate()
     }
 }
 

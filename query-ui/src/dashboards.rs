@@ -2,6 +2,8 @@
 //! so a team shares them, plus two built into the binary (a Kubernetes namespace, Tarsier's own
 //! health). `GET /api/v1/dashboards` lists, `GET|PUT|DELETE /api/v1/dashboards/<id>` reads,
 //! writes (validated, size-limited, atomically replaced) and removes one. Built-ins are read-only.
+//! Dashboards belong to a tenant: the default tenant's are in `<data_dir>/dashboards/`, another
+//! tenant's in `<data_dir>/dashboards/tenants/<tenant>/`, so one team never sees another's.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,7 @@ use axum::extract::{Path as UrlPath, State};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, PromError};
+use crate::params::Tenant;
 use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, PromError>;
@@ -27,12 +30,14 @@ const BUILTIN: &[(&str, &str)] = &[
     ("builtin-tarsier", include_str!("../dashboards/tarsier.json")),
 ];
 
-fn dir(state: &AppState) -> std::result::Result<PathBuf, ApiError> {
-    state
+fn dir(state: &AppState, tenant: &model::TenantId) -> std::result::Result<PathBuf, ApiError> {
+    let root = state
         .services()
         .dashboards_dir
         .clone()
-        .ok_or_else(|| ApiError::Unavailable("dashboards are not stored by this role".into()))
+        .ok_or_else(|| ApiError::Unavailable("dashboards are not stored by this role".into()))?;
+    // A tenant id is a safe directory name (no '/', not '.' or '..').
+    Ok(if *tenant == model::TenantId::default_tenant() { root } else { root.join("tenants").join(tenant.as_str()) })
 }
 
 fn check_id(id: &str) -> std::result::Result<(), ApiError> {
@@ -177,10 +182,14 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `GET /api/v1/dashboards`: built-ins first, then stored ones by id.
-pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Value>> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    tenant: std::result::Result<Tenant, ApiError>,
+) -> Result<Json<Value>> {
+    let Tenant(tenant) = tenant?;
     let mut data: Vec<Value> =
         BUILTIN.iter().map(|(id, _)| summary(id, &builtin(id).unwrap_or_default(), true)).collect();
-    if let Ok(dir) = dir(&state) {
+    if let Ok(dir) = dir(&state, &tenant) {
         let stored = blocking(move || read_stored(&dir)).await?;
         data.extend(stored.iter().map(|(id, doc)| summary(id, doc, false)));
     }
@@ -188,12 +197,17 @@ pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Value>> {
 }
 
 /// `GET /api/v1/dashboards/<id>`.
-pub(crate) async fn get(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>> {
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    tenant: std::result::Result<Tenant, ApiError>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>> {
+    let Tenant(tenant) = tenant?;
     let mut doc = match builtin(&id) {
         Some(doc) => doc,
         None => {
             check_id(&id)?;
-            let path = dir(&state)?.join(format!("{id}.json"));
+            let path = dir(&state, &tenant)?.join(format!("{id}.json"));
             let shown = id.clone();
             blocking(move || match std::fs::read(&path) {
                 Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
@@ -213,9 +227,11 @@ pub(crate) async fn get(State(state): State<AppState>, UrlPath(id): UrlPath<Stri
 /// `PUT /api/v1/dashboards/<id>`: creates or replaces a dashboard (the body is its JSON).
 pub(crate) async fn put(
     State(state): State<AppState>,
+    tenant: std::result::Result<Tenant, ApiError>,
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Result<Json<Value>> {
+    let Tenant(tenant) = tenant?;
     if id.starts_with(BUILTIN_PREFIX) {
         return Err(
             ApiError::BadRequest(format!("{id:?} is built in and read-only: save a copy under another id")).into()
@@ -233,7 +249,7 @@ pub(crate) async fn put(
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     validate(&doc).map_err(|e| ApiError::BadRequest(format!("invalid dashboard: {e}")))?;
     doc["id"] = Value::String(id.clone());
-    let dir = dir(&state)?;
+    let dir = dir(&state, &tenant)?;
     let text = serde_json::to_vec_pretty(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
     let name = id.clone();
     blocking(move || {
@@ -255,12 +271,17 @@ pub(crate) async fn put(
 }
 
 /// `DELETE /api/v1/dashboards/<id>`.
-pub(crate) async fn delete(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>> {
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    tenant: std::result::Result<Tenant, ApiError>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>> {
+    let Tenant(tenant) = tenant?;
     if id.starts_with(BUILTIN_PREFIX) {
         return Err(ApiError::BadRequest(format!("{id:?} is built in and cannot be deleted")).into());
     }
     check_id(&id)?;
-    let path = dir(&state)?.join(format!("{id}.json"));
+    let path = dir(&state, &tenant)?.join(format!("{id}.json"));
     let shown = id.clone();
     blocking(move || match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),

@@ -5,6 +5,7 @@
 //! APIs (run on the blocking pool) and back; the stores own all logic.
 
 pub mod alertmanager_api;
+pub mod auth;
 pub mod config;
 mod dashboards;
 pub mod error;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         router = ui::routes(router);
     }
     router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::enforce))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)

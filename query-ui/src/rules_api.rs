@@ -1,17 +1,24 @@
 //! `/api/v1/rules` and `/api/v1/alerts` in Prometheus's shape, from the rule manager. A role
 //! without rules (the agent) answers with empty lists, as Prometheus with no rule files does.
+//! Rules run for one tenant (`alerting.tenant`): other tenants see none of them.
 
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::params::Params;
+use crate::error::{ApiError, PromError};
+use crate::params::{Params, Tenant};
 use crate::state::AppState;
 
 /// `GET /api/v1/rules?type=alert|record`.
-pub(crate) async fn rules(State(state): State<AppState>, params: Params) -> Json<Value> {
+pub(crate) async fn rules(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Params,
+) -> Result<Json<Value>, PromError> {
+    let Tenant(tenant) = tenant?;
     let mut data = match &state.services().rules {
-        Some(manager) => manager.rules_api(),
+        Some(manager) => manager.rules_api(Some(&tenant)),
         None => json!({ "groups": [] }),
     };
     let wanted = match params.get("type").unwrap_or("") {
@@ -26,14 +33,18 @@ pub(crate) async fn rules(State(state): State<AppState>, params: Params) -> Json
             }
         }
     }
-    Json(json!({ "status": "success", "data": data }))
+    Ok(Json(json!({ "status": "success", "data": data })))
 }
 
 /// `GET /api/v1/alerts`: every pending and firing alert.
-pub(crate) async fn alerts(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn alerts(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+) -> Result<Json<Value>, PromError> {
+    let Tenant(tenant) = tenant?;
     let data = match &state.services().rules {
-        Some(manager) => manager.alerts_api(),
+        Some(manager) => manager.alerts_api(Some(&tenant)),
         None => json!({ "alerts": [] }),
     };
-    Json(json!({ "status": "success", "data": data }))
+    Ok(Json(json!({ "status": "success", "data": data })))
 }

@@ -29,6 +29,11 @@ pub struct Services {
     pub data_dir: Option<std::path::PathBuf>,
     /// Config reload status and requests (`/-/reload`, `/api/v1/status/runtimeinfo`).
     pub runtime: Option<crate::runtime::Runtime>,
+    /// Tokens, tenants and roles (`server.auth`), when enabled.
+    pub auth: Option<Arc<crate::auth::Auth>>,
+    /// The tenant this process's collector ships as: `/api/v1/targets` shows its targets only to
+    /// that tenant.
+    pub targets_tenant: Option<model::TenantId>,
 }
 
 /// Text one task replaces and handlers read, such as the redacted configuration.
@@ -57,6 +62,9 @@ impl AppState {
     pub fn new(services: Services, config: HttpConfig, mut registry: Registry) -> Self {
         let http_metrics = HttpMetrics::default();
         http_metrics.register(&mut registry);
+        if let Some(auth) = &services.auth {
+            auth.register_metrics(&mut registry);
+        }
         let tail_slots = Arc::new(tokio::sync::Semaphore::new(config.max_tail_connections));
         let limits = crate::limits::Limits::new(&config);
         Self {

@@ -1,13 +1,15 @@
 //! `/api/v1/targets` in Prometheus's shape: the scrape targets of this process's collector with
 //! their health, last error, last scrape and duration, and the targets relabeling dropped. A
 //! server without a collector answers with empty lists (its agents' targets live on the agents).
+//! The targets belong to the collector's tenant; another tenant sees empty lists.
 
 use axum::Json;
 use axum::extract::State;
 use model::Labels;
 use serde_json::{Map, Value, json};
 
-use crate::params::Params;
+use crate::error::{ApiError, PromError};
+use crate::params::{Params, Tenant};
 use crate::state::AppState;
 
 fn label_map(labels: &Labels) -> Map<String, Value> {
@@ -21,9 +23,15 @@ fn rfc3339_ms(ms: i64) -> String {
 }
 
 /// `GET /api/v1/targets?state=active|dropped|any`.
-pub(crate) async fn targets(State(state): State<AppState>, params: Params) -> Json<Value> {
+pub(crate) async fn targets(
+    State(state): State<AppState>,
+    tenant: Result<Tenant, ApiError>,
+    params: Params,
+) -> Result<Json<Value>, PromError> {
+    let Tenant(tenant) = tenant?;
     let wanted = params.get("state").unwrap_or("any").to_ascii_lowercase();
-    let view = state.services().targets.clone();
+    let own = state.services().targets_tenant.as_ref().is_none_or(|t| *t == tenant);
+    let view = state.services().targets.clone().filter(|_| own);
     let active: Vec<Value> = match (&view, wanted.as_str()) {
         (Some(view), "any" | "active" | "") => view
             .active()
@@ -53,5 +61,5 @@ pub(crate) async fn targets(State(state): State<AppState>, params: Params) -> Js
             .collect(),
         _ => Vec::new(),
     };
-    Json(json!({"status": "success", "data": {"activeTargets": active, "droppedTargets": dropped}}))
+    Ok(Json(json!({"status": "success", "data": {"activeTargets": active, "droppedTargets": dropped}})))
 }

@@ -43,6 +43,21 @@ async function failure(resp: Response): Promise<ApiError> {
 
 let currentTenant = "";
 
+const TOKEN_KEY = "tarsier-token";
+
+/** The API token the user signed in with (server.auth), kept for this browser tab only. */
+export function token(): string {
+  return sessionStorage.getItem(TOKEN_KEY) ?? "";
+}
+
+export function setToken(t: string): void {
+  if (t) sessionStorage.setItem(TOKEN_KEY, t);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/** Fired (on window) when the server answers 401: the shell then asks for a token. */
+export const LOGIN_EVENT = "tarsier:login";
+
 /** The tenant every request names in `X-Scope-OrgID` ("" = the server's default tenant). */
 export function tenant(): string {
   return currentTenant;
@@ -56,6 +71,7 @@ export async function request<T = any>(url: string, init?: RequestInit, query?: 
   let resp: Response;
   const headers = new Headers(init?.headers);
   if (currentTenant) headers.set("X-Scope-OrgID", currentTenant);
+  if (token()) headers.set("Authorization", `Bearer ${token()}`);
   try {
     resp = await fetch(url, { ...init, headers });
   } catch (e) {
@@ -63,6 +79,7 @@ export async function request<T = any>(url: string, init?: RequestInit, query?: 
   }
   if (!resp.ok) {
     const err = await failure(resp);
+    if (resp.status === 401) window.dispatchEvent(new CustomEvent(LOGIN_EVENT, { detail: err.message }));
     if (query !== undefined) err.offset = errorOffset(err.message, query);
     throw err;
   }

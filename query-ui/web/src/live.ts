@@ -6,7 +6,7 @@
 // GET, which answers with the status and message the upgrade got (429: all of
 // `server.max_tail_connections` are taken).
 
-import { qs, msToNs, tenant, type Stream } from "./api";
+import { qs, msToNs, tenant, token, type Stream } from "./api";
 
 export const MAX_BUFFERED = 10_000;
 const MAX_BACKOFF_MS = 30_000;
@@ -44,7 +44,8 @@ export class LiveTail {
     const newest = this.since();
     const start = newest !== undefined ? newest.toString() : msToNs(Date.now() - 60_000);
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const params = qs({ query: this.query, start, limit: FIRST_LIMIT, tenant: tenant() || undefined });
+    // A browser cannot give a websocket headers: the token goes as `access_token` (server.auth).
+    const params = qs({ query: this.query, start, limit: FIRST_LIMIT, tenant: tenant() || undefined, access_token: token() || undefined });
     return `${proto}//${location.host}/loki/api/v1/tail?${params}`;
   }
 

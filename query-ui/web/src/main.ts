@@ -11,7 +11,7 @@ import { MetricsExplorer } from "./metrics";
 import { alertsPage } from "./alerts";
 import { statusPage } from "./status";
 import { dashboardsPage } from "./dashboards";
-import { request, setTenant, tenant } from "./api";
+import { request, setTenant, tenant, token, setToken, LOGIN_EVENT } from "./api";
 
 interface Page {
   destroy?(): void;
@@ -126,6 +126,9 @@ function render(): void {
       nav,
       h("span", { class: "grow" }),
       tenantPicker(),
+      token()
+        ? h("a", { href: "#", class: "sign-out", "data-testid": "sign-out", title: "Forget the API token in this tab", onclick: signOut }, "Sign out")
+        : null,
       h(
         "button",
         { type: "button", class: "icon-btn theme-btn", title: "Toggle dark/light theme", "aria-label": "toggle theme", onclick: toggleTheme },
@@ -182,6 +185,43 @@ function tenantPicker(): HTMLElement {
     .catch(() => {});
   return wrap;
 }
+
+function signOut(e: Event): void {
+  e.preventDefault();
+  setToken("");
+  render();
+}
+
+/** The sign-in form shown when an API answers 401 (server.auth): the token is kept in
+ * sessionStorage (this tab only) and sent as `Authorization: Bearer` with every request. */
+function showLogin(why: string): void {
+  if (document.querySelector(".login-back")) return;
+  const input = h("input", { type: "password", name: "token", autocomplete: "current-password", "aria-label": "API token", "data-testid": "login-token", required: true }) as HTMLInputElement;
+  const form = h(
+    "form",
+    {
+      class: "modal login",
+      role: "dialog",
+      "aria-label": "Sign in",
+      "data-testid": "login",
+      onsubmit: (e: Event) => {
+        e.preventDefault();
+        setToken(input.value.trim());
+        dlg.remove();
+        render();
+      },
+    },
+    h("h3", {}, "Sign in"),
+    h("p", { class: "muted" }, token() ? `The token was refused: ${why}` : "This server needs an API token."),
+    h("label", {}, h("span", {}, "API token "), input),
+    h("button", { type: "submit", class: "btn primary" }, "Sign in"),
+  );
+  const dlg = h("div", { class: "modal-back login-back" }, form);
+  document.body.append(dlg);
+  input.focus();
+}
+
+window.addEventListener(LOGIN_EVENT, (e) => showLogin(String((e as CustomEvent).detail ?? "")));
 
 function showHelp(): void {
   const close = () => dlg.remove();

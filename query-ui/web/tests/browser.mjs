@@ -3,7 +3,8 @@
 // Inputs (environment): TARSIER_URL, NEEDLE (a word in exactly NEEDLE_LINES tailed lines),
 // SERIES_METRIC / SERIES_COUNT (a scraped metric and its series count), LOG_FILE (a tailed file
 // the live-tail case appends to), CONFIG_FILE (the server's config, which the reload case breaks
-// and restores), SCREENSHOTS (a folder).
+// and restores), SCREENSHOTS (a folder); AUTH_URL / AUTH_TOKEN (a second server with server.auth
+// on and a read token for it).
 // Each case saves a screenshot; a failure names what it expected on the page and shows what
 // the page said instead. Exits 1 if any case failed.
 
@@ -447,6 +448,35 @@ const cases = {
       page.waitForSelector("[data-testid=live-status][data-state=live]", { timeout: TIMEOUT }),
     );
     await page.click(".live-stop");
+  },
+
+  async "a server with tokens asks for one, keeps it in the tab and signs out"() {
+    const authBase = process.env.AUTH_URL;
+    const token = process.env.AUTH_TOKEN;
+    if (!authBase || !token) throw new Error("AUTH_URL and AUTH_TOKEN are not set");
+    await page.goto(`${authBase}/#/status`);
+    const form = "[data-testid=login]";
+    await expectOn("the sign-in form after a 401", () => page.waitForSelector(form, { timeout: TIMEOUT }));
+    await shot("login-form");
+    await page.fill("[data-testid=login-token]", "not-the-token-0000000");
+    await page.press("[data-testid=login-token]", "Enter");
+    await expectOn("the form again, saying the token was refused", () =>
+      page.waitForFunction((sel) => /refused/.test(document.querySelector(sel)?.textContent ?? ""), form, { timeout: TIMEOUT }),
+    );
+    await page.fill("[data-testid=login-token]", token);
+    await page.press("[data-testid=login-token]", "Enter");
+    await expectOn("the status page's data and a sign-out link", () =>
+      page.waitForSelector("[data-testid=reload-line]", { timeout: TIMEOUT }),
+    );
+    await page.reload();
+    await expectOn("still signed in after a reload (sessionStorage)", () =>
+      page.waitForSelector("[data-testid=reload-line]", { timeout: TIMEOUT }),
+    );
+    if (await page.locator(form).count()) throw new Error("the sign-in form shows while signed in");
+    await shot("login-signed-in");
+    await page.click("[data-testid=sign-out]");
+    await expectOn("the sign-in form after signing out", () => page.waitForSelector(form, { timeout: TIMEOUT }));
+    await page.keyboard.press("Escape");
   },
 };
 
