@@ -70,6 +70,39 @@ receivers:
     n.shutdown().await.unwrap();
 }
 
+/// Found by the secrets test of #10.8: two sibling routes with the same matchers and grouping
+/// shared one aggregation group (its key is the same string), so with `continue: true` only the
+/// first receiver was ever notified. Alertmanager keeps groups per route.
+#[tokio::test]
+async fn sibling_routes_with_the_same_matchers_each_notify_their_receiver() {
+    let cap = Capture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = &cap.base;
+    let yaml = format!(
+        r#"
+route:
+  receiver: rest
+  group_by: [alertname]
+  group_wait: 50ms
+  routes:
+    - {{matchers: ['team="db"'], receiver: chat, continue: true}}
+    - {{matchers: ['team="db"'], receiver: mail}}
+receivers:
+  - {{name: rest, webhook_configs: [{{url: "{b}/rest"}}]}}
+  - {{name: chat, webhook_configs: [{{url: "{b}/chat"}}]}}
+  - {{name: mail, webhook_configs: [{{url: "{b}/mail"}}]}}
+"#
+    );
+    let n = notifier(&yaml, dir.path()).await;
+    n.send(&tenant(), vec![Alert::firing([("alertname", "Lag"), ("team", "db")])]).await.unwrap();
+    let chat = cap.wait_for("chat", 1).await;
+    let mail = cap.wait_for("mail", 1).await;
+    assert_eq!(chat[0].body["groupKey"], mail[0].body["groupKey"], "Alertmanager's key names the matchers only");
+    assert!(cap.requests("rest").is_empty());
+    wait_until("two groups", || n.api().alert_groups("team-a").len() == 2).await;
+    n.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_full_queue_drops_and_counts_instead_of_blocking() {
     let dir = tempfile::tempdir().unwrap();

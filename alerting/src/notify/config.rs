@@ -286,6 +286,10 @@ pub struct RouteNode {
     pub active_time_intervals: Vec<String>,
     /// Alertmanager's route key (`{}/{severity="page"}`), the prefix of group keys.
     pub key: String,
+    /// Where the route sits in the file (`route.routes[1]`): sibling routes with the same
+    /// matchers share a key but are different routes, whose groups stay apart (as Alertmanager's
+    /// groups per route).
+    pub id: String,
 }
 
 /// A checked inhibition rule.
@@ -416,6 +420,7 @@ impl NotifyConfig {
             mute_time_intervals: Vec::new(),
             active_time_intervals: Vec::new(),
             key: String::new(),
+            id: String::new(),
         };
         let ctx = RouteCtx { receivers: &receivers, intervals: &time_intervals };
         add_route(&self.route, &root_defaults, "route", None, &ctx, &mut routes)?;
@@ -544,6 +549,7 @@ fn add_route(
         mute_time_intervals: cfg.mute_time_intervals.clone(),
         active_time_intervals: cfg.active_time_intervals.clone(),
         key: if parent_idx.is_none() { own } else { format!("{}/{own}", parent.key) },
+        id: key.to_string(),
         matchers,
     };
     let idx = routes.len();

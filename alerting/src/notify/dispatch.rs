@@ -199,7 +199,8 @@ impl Inner {
         let mut held = std::collections::HashSet::new();
         st.groups.retain(|_, g| {
             let was = &old.routes[g.route];
-            let now_at = plan.routes.iter().position(|r| r.key == was.key && r.group_by == was.group_by);
+            let now_at =
+                plan.routes.iter().position(|r| r.id == was.id && r.key == was.key && r.group_by == was.group_by);
             match now_at {
                 Some(route) => {
                     g.route = route;
@@ -267,9 +268,11 @@ impl Inner {
         for route in plan.match_routes(&alert.labels) {
             let labels = Self::group_labels(plan, route, &alert.labels);
             let label_str: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-            let gkey = format!("{}:{{{}}}", plan.routes[route].key, label_str.join(", "));
             let node = &plan.routes[route];
-            let group = st.groups.entry((tenant.to_string(), gkey.clone())).or_insert_with(|| Group {
+            let gkey = format!("{}:{{{}}}", node.key, label_str.join(", "));
+            // Keyed by route too: siblings with the same matchers (`continue`) share a group key.
+            let state_key = (tenant.to_string(), format!("{}\u{0}{gkey}", node.id));
+            let group = st.groups.entry(state_key).or_insert_with(|| Group {
                 tenant: tenant.to_string(),
                 route,
                 labels,
