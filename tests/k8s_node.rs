@@ -76,6 +76,8 @@ async fn daemonset_config_ships_every_pod_line_with_its_labels() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let agent_yaml = std::fs::read_to_string(repo.join("deploy/kubernetes/base/config/agent.yaml")).unwrap();
     let agent_listen = format!("127.0.0.1:{}", free_port());
+    let token_file = tmp.path().join("agent-token");
+    std::fs::write(&token_file, "agent-token-for-the-node-test\n").unwrap();
     let agent_yaml = agent_yaml
         .replace("/var/log/pods", pods.to_str().unwrap())
         .replace("/var/lib/tarsier-agent", tmp.path().join("agent").to_str().unwrap())
@@ -84,7 +86,10 @@ async fn daemonset_config_ships_every_pod_line_with_its_labels() {
         .replace("format: json", "format: text")
         .replace("interval: 15s", "interval: 200ms")
         // The DaemonSet passes NODE_NAME from the downward API; this node's name, spelled out.
-        .replace("$NODE_NAME", "node-1");
+        .replace("$NODE_NAME", "node-1")
+        // The DaemonSet mounts the agent's token from the Secret (this server has no auth: the
+        // token is sent and ignored; tests/e2e.rs covers a server with server.auth on).
+        .replace("/etc/tarsier/secrets/agent-token", token_file.to_str().unwrap());
     assert!(agent_yaml.contains(pods.to_str().unwrap()), "the DaemonSet config tails /var/log/pods");
     let config = tmp.path().join("agent.yaml");
     std::fs::write(&config, agent_yaml).unwrap();
