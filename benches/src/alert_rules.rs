@@ -105,13 +105,6 @@ fn value(i: usize, k: i64) -> f64 {
     if i.is_multiple_of(3) { (k * (h as i64 % 50 + 1)) as f64 } else { (h % 100) as f64 / 100.0 }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 /// Records when each alert was handed to the notifier.
 struct TimedSink {
     inner: alerting::manager::NotifierSink,
@@ -257,12 +250,12 @@ pub async fn run(corpus: &std::path::Path, rules: usize, series: usize, rounds: 
             ("interval_seconds", Value::from(STEP_MS / 1000)),
             ("rounds", Value::from(rounds)),
             ("round_seconds", Value::from(round_seconds)),
-            ("round_seconds_p50", Value::from(percentile(&sorted, 0.5))),
-            ("round_seconds_max", Value::from(percentile(&sorted, 1.0))),
+            ("round_seconds_p50", Value::from(report::percentile(&sorted, 0.5))),
+            ("round_seconds_max", Value::from(report::percentile(&sorted, 1.0))),
             ("firing_alerts_sent", Value::from(expected)),
             ("firing_alerts_received", Value::from(latencies.len())),
-            ("notify_latency_ms_p50", Value::from(percentile(&latencies, 0.5))),
-            ("notify_latency_ms_p99", Value::from(percentile(&latencies, 0.99))),
+            ("notify_latency_ms_p50", Value::from(report::percentile(&latencies, 0.5))),
+            ("notify_latency_ms_p99", Value::from(report::percentile(&latencies, 0.99))),
             ("peak_rss_mib", Value::from(report::peak_rss_mib())),
         ],
         None,

@@ -64,3 +64,16 @@ pub fn status_mib(pid: &str, key: &str) -> f64 {
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
+
+/// The `p` quantile (0..=1, nearest rank) of ascending `sorted`; NaN when it is empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// `x` to three decimals, for figures people read.
+pub fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

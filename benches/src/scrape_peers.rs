@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::procs::{Proc, dir_bytes, free_port, need, start_node_exporters, wait_ready};
-use crate::report;
+use crate::report::{self, round};
 
 pub struct Options {
     pub seconds: u64,
@@ -218,8 +218,4 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         )),
     );
     Ok(())
-}
-
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }

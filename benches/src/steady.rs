@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::procs::{Proc, free_port, need, start_node_exporters, wait_ready};
-use crate::report;
+use crate::report::{self, round};
 
 pub struct Options {
     /// Lines per second the writer appends.
@@ -210,21 +210,16 @@ fn write_lines(dir: PathBuf, rate: u64, written: Arc<AtomicU64>, stop: Arc<Atomi
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    round(sorted[i].as_secs_f64() * 1000.0)
-}
-
-fn latency_figures(prefix: &str, mut latencies: Vec<Duration>) -> Vec<(String, Value)> {
-    latencies.sort();
+fn latency_figures(prefix: &str, latencies: Vec<Duration>) -> Vec<(String, Value)> {
+    let mut ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    // No query at all reads as 0 ms, not null.
+    let at = |p: f64| if ms.is_empty() { 0.0 } else { round(report::percentile(&ms, p)) };
     vec![
-        (format!("{prefix}_queries"), Value::from(latencies.len())),
-        (format!("{prefix}_p50_ms"), Value::from(percentile(&latencies, 0.5))),
-        (format!("{prefix}_p99_ms"), Value::from(percentile(&latencies, 0.99))),
-        (format!("{prefix}_max_ms"), Value::from(percentile(&latencies, 1.0))),
+        (format!("{prefix}_queries"), Value::from(ms.len())),
+        (format!("{prefix}_p50_ms"), Value::from(at(0.5))),
+        (format!("{prefix}_p99_ms"), Value::from(at(0.99))),
+        (format!("{prefix}_max_ms"), Value::from(at(1.0))),
     ]
 }
 
@@ -432,8 +427,4 @@ pub async fn run(options: &Options, outage: bool) -> anyhow::Result<()> {
     let figures: Vec<(&str, Value)> = figures.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     report::emit(scenario, &figures, None);
     Ok(())
-}
-
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
