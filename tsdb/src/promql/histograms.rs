@@ -13,25 +13,7 @@ use super::functions::arg;
 use super::value::{VSample, Value};
 use crate::error::Result;
 
-/// Go's `%g` for the numbers annotations quote: the shortest digits, in exponent form (`1e+06`,
-/// `1.5e-05`) when the exponent is below -4 or at least 6.
-pub(super) fn go_float(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let scientific = format!("{v:e}");
-    let Some((mantissa, exp)) = scientific.split_once('e') else { return format!("{v}") };
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if v != 0.0 && !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
-    } else {
-        format!("{v}")
-    }
-}
+pub(super) use model::notation::go_g as go_float;
 
 /// ` for metric name "x"` when the series has a name.
 fn for_metric(labels: &Labels) -> String {
