@@ -65,6 +65,13 @@ pub struct FloatHistogram {
     pub custom_values: Vec<f64>,
 }
 
+/// One histogram sample at a millisecond Unix timestamp.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramSample {
+    pub timestamp_ms: i64,
+    pub h: FloatHistogram,
+}
+
 /// `(bucket index, count)` pairs of spans and buckets, ascending by index.
 pub fn expand_spans(spans: &[Span], buckets: &[f64]) -> Vec<(i32, f64)> {
     let mut out = Vec::with_capacity(buckets.len());
@@ -205,7 +212,7 @@ impl FloatHistogram {
 
     /// A copy at a coarser (or the same) schema: buckets merge by index.
     pub fn reduce_to_schema(&mut self, schema: i32) {
-        if self.uses_custom_buckets() || schema >= self.schema {
+        if self.uses_custom_buckets() || schema == CUSTOM_BUCKETS_SCHEMA || schema >= self.schema {
             return;
         }
         let from = self.schema;

@@ -13,7 +13,7 @@ pub mod time;
 pub mod wire;
 
 pub use error::{Error, Result};
-pub use histogram::{CounterResetHint, FloatHistogram};
+pub use histogram::{CounterResetHint, FloatHistogram, HistogramSample};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME, MatchOp};
 pub use log::{LogEntry, LogRecord, LogStream};
 pub use sample::{STALE_NAN_BITS, Sample, TimeSeries, is_stale_nan, stale_nan};

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use model::{Labels, METRIC_NAME};
+use model::{FloatHistogram, Labels, METRIC_NAME};
 use promql_parser::parser::token::{self, TokenType};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
@@ -72,6 +72,14 @@ fn vector_scalar(op: TokenType, v: Vec<VSample>, s: f64, swap: bool, return_bool
     let comparison = op.is_comparison_operator();
     let mut out = Vec::with_capacity(v.len());
     for sample in v {
+        if let Some(h) = &sample.h {
+            let (lh, rh) = if swap { (None, Some(&**h)) } else { (Some(&**h), None) };
+            let (lv, rv) = if swap { (s, 0.0) } else { (0.0, s) };
+            if let Some(h) = histogram_arithmetic(op, lv, lh, rv, rh) {
+                out.push(VSample::histogram(sample.labels, t, h, true));
+            }
+            continue;
+        }
         let (l, r) = if swap { (s, sample.v) } else { (sample.v, s) };
         let (mut value, keep) = apply(op, l, r)?;
         if comparison {
@@ -84,9 +92,51 @@ fn vector_scalar(op: TokenType, v: Vec<VSample>, s: f64, swap: bool, return_bool
             continue;
         }
         let drop_name = sample.drop_name || drops_name(op) || return_bool;
-        out.push(VSample { labels: sample.labels, t, v: value, drop_name });
+        out.push(VSample::float(sample.labels, t, value, drop_name));
     }
     Ok(Value::Vector(out))
+}
+
+/// Arithmetic with a histogram operand: histogram `+`/`-` histogram, histogram `*` float (either
+/// side), histogram `/` float. Any other combination has no result (the element is dropped).
+fn histogram_arithmetic(
+    op: TokenType,
+    lv: f64,
+    lh: Option<&FloatHistogram>,
+    rv: f64,
+    rh: Option<&FloatHistogram>,
+) -> Option<FloatHistogram> {
+    let mut out = match (op.id(), lh, rh) {
+        (token::T_ADD, Some(l), Some(r)) => {
+            let mut h = l.clone();
+            h.add(r).ok()?;
+            h
+        }
+        (token::T_SUB, Some(l), Some(r)) => {
+            let mut h = l.clone();
+            h.sub(r).ok()?;
+            h
+        }
+        (token::T_MUL, Some(l), None) => {
+            let mut h = l.clone();
+            h.mul(rv);
+            h
+        }
+        (token::T_MUL, None, Some(r)) => {
+            let mut h = r.clone();
+            h.mul(lv);
+            h
+        }
+        (token::T_DIV, Some(l), None) => {
+            let mut h = l.clone();
+            h.div(rv);
+            h
+        }
+        _ => return None,
+    };
+    out.counter_reset_hint = model::CounterResetHint::Gauge;
+    out.compact(0);
+    Some(out)
 }
 
 /// A label set the way Prometheus's `labels.Labels.String()` writes it in error messages:
@@ -168,6 +218,28 @@ fn vector_vector(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>, return_bo
             ));
         }
         let (l, r) = if one_to_many { (o.v, m.v) } else { (m.v, o.v) };
+        let (lh, rh) = if one_to_many { (o.h.as_deref(), m.h.as_deref()) } else { (m.h.as_deref(), o.h.as_deref()) };
+        if lh.is_some() || rh.is_some() {
+            let labels = result_metric(&m.labels, &o.labels, one_to_one, matching, &include);
+            if b.op.is_comparison_operator() {
+                // Histograms compare only for (in)equality, with each other.
+                let (Some(x), Some(y)) = (lh, rh) else { continue };
+                let equal = x.matches(y, |p, q| p == q);
+                let keep = match b.op.id() {
+                    token::T_EQLC => equal,
+                    token::T_NEQ => !equal,
+                    _ => continue,
+                };
+                if return_bool {
+                    out.push(VSample::float(labels, t, if keep { 1.0 } else { 0.0 }, true));
+                } else if keep {
+                    out.push(VSample::histogram(labels, t, x.clone(), m.drop_name));
+                }
+            } else if let Some(h) = histogram_arithmetic(b.op, l, lh, r, rh) {
+                out.push(VSample::histogram(labels, t, h, true));
+            }
+            continue;
+        }
         let (mut value, keep) = apply(b.op, l, r)?;
         if return_bool {
             value = if keep { 1.0 } else { 0.0 };
@@ -181,7 +253,7 @@ fn vector_vector(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>, return_bo
             ));
         }
         let drop_name = m.drop_name || drops_name(b.op) || return_bool;
-        out.push(VSample { labels, t, v: value, drop_name });
+        out.push(VSample::float(labels, t, value, drop_name));
     }
     Ok(Value::Vector(out))
 }

@@ -61,7 +61,11 @@ pub(super) fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Res
         ev.notes.warn(Anchor::CallArg(call, 0), &message);
     }
     let v = ev.eval_vector(arg(call, 1)?, t)?;
-    let mut out = Vec::new();
+    let (native, v): (Vec<VSample>, Vec<VSample>) = v.into_iter().partition(|s| s.h.is_some());
+    let mut out: Vec<VSample> = native
+        .into_iter()
+        .filter_map(|s| Some(VSample::float(s.labels, t, super::native::quantile(q, s.h.as_deref()?), true)))
+        .collect();
     for (key, buckets) in classic_histograms(ev, call, 1, v) {
         let (v, forced) = bucket_quantile(q, buckets);
         if forced {
@@ -71,7 +75,7 @@ pub(super) fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Res
             );
             ev.notes.info(Anchor::CallArg(call, 1), &message);
         }
-        out.push(VSample { labels: key, t, v, drop_name: true });
+        out.push(VSample::float(key, t, v, true));
     }
     Ok(Value::Vector(out))
 }
@@ -81,10 +85,19 @@ pub(super) fn histogram_fraction(ev: &Evaluator<'_>, call: &Call, t: i64) -> Res
     let lower = ev.eval_scalar(arg(call, 0)?, t)?;
     let upper = ev.eval_scalar(arg(call, 1)?, t)?;
     let v = ev.eval_vector(arg(call, 2)?, t)?;
-    let out = classic_histograms(ev, call, 2, v)
+    let (native, v): (Vec<VSample>, Vec<VSample>) = v.into_iter().partition(|s| s.h.is_some());
+    let mut out: Vec<VSample> = native
         .into_iter()
-        .map(|(key, buckets)| VSample { labels: key, t, v: bucket_fraction(lower, upper, buckets), drop_name: true })
+        .filter_map(|s| {
+            let value = super::native::fraction(lower, upper, s.h.as_deref()?);
+            Some(VSample::float(s.labels, t, value, true))
+        })
         .collect();
+    out.extend(
+        classic_histograms(ev, call, 2, v)
+            .into_iter()
+            .map(|(key, buckets)| VSample::float(key, t, bucket_fraction(lower, upper, buckets), true)),
+    );
     Ok(Value::Vector(out))
 }
 
