@@ -97,9 +97,7 @@ fn collapse(pairs: &[(i32, f64)], max_empty: usize) -> (Vec<Span>, Vec<f64>) {
     for &(idx, count) in pairs {
         match spans.last_mut() {
             Some(last) if (idx - next_idx) as i64 <= max_empty as i64 => {
-                for _ in next_idx..idx {
-                    buckets.push(0.0);
-                }
+                buckets.extend(std::iter::repeat_n(0.0, (idx - next_idx) as usize));
                 last.length += (idx - next_idx) as u32 + 1;
             }
             Some(_) => spans.push(Span { offset: idx - next_idx, length: 1 }),

@@ -266,10 +266,8 @@ pub(super) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
             } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
                 b.upper = 0.0;
             }
-        } else if h.uses_custom_buckets() {
-            if b.lower == f64::NEG_INFINITY && b.upper > 0.0 {
-                b.lower = 0.0;
-            }
+        } else if h.uses_custom_buckets() && b.lower == f64::NEG_INFINITY && b.upper > 0.0 {
+            b.lower = 0.0;
         }
         let linear = h.uses_custom_buckets() || (b.lower <= 0.0 && b.upper >= 0.0);
         let interpolate = |v: f64| -> f64 {
