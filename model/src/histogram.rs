@@ -163,11 +163,20 @@ impl FloatHistogram {
         self
     }
 
-    /// Divides every count and the sum by `divisor` (0 gives infinities and NaNs, as upstream).
+    /// Divides every count and the sum by `divisor` (0 gives infinities and NaNs and drops the
+    /// buckets, as upstream).
     pub fn div(&mut self, divisor: f64) -> &mut Self {
         self.count /= divisor;
         self.sum /= divisor;
         self.zero_count /= divisor;
+        if divisor == 0.0 {
+            // As upstream: division by zero leaves no buckets.
+            self.positive_spans.clear();
+            self.negative_spans.clear();
+            self.positive_buckets.clear();
+            self.negative_buckets.clear();
+            return self;
+        }
         self.positive_buckets.iter_mut().for_each(|b| *b /= divisor);
         self.negative_buckets.iter_mut().for_each(|b| *b /= divisor);
         self

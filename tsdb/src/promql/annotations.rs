@@ -25,6 +25,8 @@ pub(super) enum Anchor<'e> {
     AggParam(&'e AggregateExpr),
     /// An aggregation as a whole.
     Aggregation(&'e AggregateExpr),
+    /// The start of the query (binary expressions carry no position to find them by).
+    Query,
 }
 
 /// Collects annotations while a query is evaluated.
@@ -104,6 +106,7 @@ impl<'q> Collector<'q> {
             Anchor::CallArg(c, n) => {
                 self.find_open(false, c.func.name, address(*c)).and_then(|(_, open)| arg_start(self.query, open, *n))
             }
+            Anchor::Query => Some(0),
             Anchor::Aggregation(a) => {
                 let name = a.op.to_string().to_lowercase();
                 self.find_open(true, &name, address(*a)).map(|(start, _)| start)

@@ -78,7 +78,9 @@ pub(super) fn histogram_rate(
         return Ok(None);
     }
     if is_counter {
-        let mut before = &points[0].h;
+        // Upstream starts from the (possibly emptied) first sample: a reset right after it is
+        // then not counted twice.
+        let mut before = &prev;
         for p in &points[1..] {
             if p.h.detect_reset(before)
                 && let Err(e) = h.add(before)
