@@ -72,8 +72,11 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
         ev.notes.warn(Anchor::AggParam(a), &message);
     }
     let mut input = ev.eval_vector(&a.expr, t)?;
-    if !(is(op, token::T_SUM) || is(op, token::T_AVG) || is(op, token::T_COUNT) || is(op, token::T_GROUP)) {
+    let reads_histograms = [token::T_SUM, token::T_AVG, token::T_COUNT, token::T_GROUP].contains(&op.id());
+    if !reads_histograms && input.iter().any(|s| s.h.is_some()) {
         input.retain(|s| s.h.is_none());
+        let message = format!("ignored histogram in {} aggregation", op.to_string().to_lowercase());
+        ev.notes.info(Anchor::Aggregation(a), &message);
     }
     let modifier = a.modifier.as_ref();
 

@@ -387,6 +387,8 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
                 ev.notes.warn(Anchor::Call(call), message);
             }
             let mut v = ev.eval_vector(arg(call, 0)?, t)?;
+            // Histograms have no order: left out, as upstream.
+            v.retain(|s| s.h.is_none());
             // NaN sorts last either way, as in Prometheus.
             v.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
                 (true, true) => std::cmp::Ordering::Equal,

@@ -111,8 +111,8 @@ pub(super) fn histogram_rate(
 }
 
 /// The `*_over_time` functions over a series with histogram samples: `count_over_time`,
-/// `present_over_time`, `last_over_time`, `sum_over_time` and `avg_over_time` read them; the
-/// others ignore histograms (and the series when it has no floats).
+/// `present_over_time`, `last_over_time`, `sum_over_time`, `avg_over_time`, `resets` and
+/// `changes` read them; the others ignore histograms (and the series when it has no floats).
 pub(super) fn over_time(name: &str, s: &RSeries, t: i64, drop_name: bool) -> Option<VSample> {
     let labels = s.labels.clone();
     match name {
@@ -124,6 +124,20 @@ pub(super) fn over_time(name: &str, s: &RSeries, t: i64, drop_name: bool) -> Opt
                 Some(f) if f.timestamp_ms > h.timestamp_ms => Some(VSample::float(labels, t, f.value, drop_name)),
                 _ => Some(VSample::histogram(labels, t, h.h.clone(), drop_name)),
             }
+        }
+        "resets" if s.samples.is_empty() => {
+            let n = s.histograms.windows(2).filter(|w| w[1].h.detect_reset(&w[0].h)).count();
+            Some(VSample::float(labels, t, n as f64, drop_name))
+        }
+        "changes" if s.samples.is_empty() => {
+            let unhinted =
+                |h: &FloatHistogram| FloatHistogram { counter_reset_hint: CounterResetHint::Unknown, ..h.clone() };
+            let n = s
+                .histograms
+                .windows(2)
+                .filter(|w| !unhinted(&w[1].h).matches(&unhinted(&w[0].h), |a, b| a == b))
+                .count();
+            Some(VSample::float(labels, t, n as f64, drop_name))
         }
         "sum_over_time" | "avg_over_time" if s.samples.is_empty() => {
             let mut sum = s.histograms[0].h.clone();
