@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use model::notation::{expand_items, parse_duration, split_series_line};
-use model::{Labels, Sample, TenantId, TimeSeries};
+use model::notation::{SeriesValue, expand_values, parse_duration, split_series_line};
+use model::{HistogramSample, Labels, Sample, TenantId, TimeSeries};
 use serde::Deserialize;
 
 use crate::eval::{Group, Lang, LocalStores, RuleKind, TemplateContext};
@@ -250,7 +250,7 @@ fn run_group(
     let tenant = TenantId::default_tenant();
 
     // Input samples, to be written as evaluation time passes them (as promtool does).
-    let mut pending: Vec<(i64, Labels, f64)> = Vec::new();
+    let mut pending: Vec<(i64, Labels, SeriesValue)> = Vec::new();
     for s in &test.input_series {
         let labels = parse_labels(&s.series).map_err(|e| one(format!("input series {e}")))?;
         let values = match &s.values {
@@ -259,12 +259,9 @@ fn run_group(
             Some(serde_yaml_ng::Value::Number(n)) => n.to_string(),
             Some(other) => return Err(one(format!("input series {}: bad values {other:?}", s.series))),
         };
-        if values.contains("{{") {
-            return Err(one(format!("input series {}: native histogram samples are not supported yet", s.series)));
-        }
         let (_, items) = split_series_line(&format!("x {values}"));
         let items: Vec<&str> = items.iter().map(String::as_str).collect();
-        let expanded = expand_items(&items, false).map_err(|e| one(format!("input series {}: {e}", s.series)))?;
+        let expanded = expand_values(&items).map_err(|e| one(format!("input series {}: {e}", s.series)))?;
         for (i, v) in expanded.into_iter().enumerate() {
             if let Some(v) = v {
                 pending.push((start + i as i64 * interval, labels.clone(), v));
@@ -309,11 +306,7 @@ fn run_group(
     while ts <= start + max_eval {
         let upto = pending[next_input..].iter().take_while(|(t, _, _)| *t <= ts).count();
         if upto > 0 {
-            let batch: Vec<TimeSeries> = pending[next_input..next_input + upto]
-                .iter()
-                .map(|(t, l, v)| TimeSeries::new(l.clone(), vec![Sample::new(*t, *v)]))
-                .collect();
-            db.append(&tenant, &batch).map_err(|e| one(format!("loading input series: {e}")))?;
+            load(&db, &tenant, &pending[next_input..next_input + upto]).map_err(one)?;
             next_input += upto;
         }
         let mut eval_errors = Vec::new();
@@ -340,17 +333,34 @@ fn run_group(
         ts += eval_interval;
     }
     // Input samples past the last evaluation are still visible to the expression tests.
-    let rest: Vec<TimeSeries> =
-        pending[next_input..].iter().map(|(t, l, v)| TimeSeries::new(l.clone(), vec![Sample::new(*t, *v)])).collect();
-    if !rest.is_empty() {
-        db.append(&tenant, &rest).map_err(|e| one(format!("loading input series: {e}")))?;
-    }
+    load(&db, &tenant, &pending[next_input..]).map_err(one)?;
     for (t, case) in &expr_cases {
         if let Some(e) = check_expr(&db, &tenant, case, start + t, *t, file.fuzzy_compare) {
             errors.push(e);
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Writes input samples, floats and native histograms, into the test's tsdb.
+fn load(db: &tsdb::Tsdb, tenant: &TenantId, samples: &[(i64, Labels, SeriesValue)]) -> Result<(), String> {
+    let mut floats = Vec::new();
+    let mut histograms = Vec::new();
+    for (t, labels, value) in samples {
+        match value {
+            SeriesValue::Float(v) => floats.push(TimeSeries::new(labels.clone(), vec![Sample::new(*t, *v)])),
+            SeriesValue::Histogram(h) => {
+                histograms.push((labels.clone(), vec![HistogramSample { timestamp_ms: *t, h: h.clone() }]))
+            }
+        }
+    }
+    if !floats.is_empty() {
+        db.append(tenant, &floats).map_err(|e| format!("loading input series: {e}"))?;
+    }
+    if !histograms.is_empty() {
+        db.append_histograms(tenant, &histograms).map_err(|e| format!("loading input series: {e}"))?;
+    }
+    Ok(())
 }
 
 type LabelsAndAnnotations = (BTreeMap<String, String>, BTreeMap<String, String>);
@@ -420,22 +430,35 @@ fn check_expr(
     fuzzy: bool,
 ) -> Option<String> {
     let header = format!("    expr: {:?}, time: {}", case.expr, show_duration(rel_ms));
-    let got = match db.instant_query(tenant, &case.expr, at_ms) {
+    // Histograms compare as promtool compares them: by their test expression (compacted, hint
+    // included); a float sample has an empty one.
+    let got: Vec<(Labels, f64, String)> = match db.instant_query(tenant, &case.expr, at_ms) {
+        Ok(tsdb::QueryResult::MixedVector(v)) => v
+            .into_iter()
+            .map(|(l, _, v)| match v {
+                tsdb::promql::PointValue::Float(f) => (l, f, String::new()),
+                tsdb::promql::PointValue::Histogram(h) => (l, 0.0, h.test_expression()),
+            })
+            .collect(),
         Ok(result) => match crate::eval::promql_vector(result) {
-            Ok(v) => v,
+            Ok(v) => v.into_iter().map(|(l, v)| (l, v, String::new())).collect(),
             Err(e) => return Some(format!("{header}, err: {e}")),
         },
         Err(e) => return Some(format!("{header}, err: {e}")),
     };
-    let mut want: Vec<(Labels, f64)> = Vec::new();
+    let mut want: Vec<(Labels, f64, String)> = Vec::new();
     for s in &case.exp_samples {
-        if s.histogram.is_some() {
-            return Some(format!("{header}, err: expected native histogram samples are not supported yet"));
-        }
         let labels = match parse_labels(&s.labels) {
             Ok(l) => l,
             Err(e) => return Some(format!("{header}, err: expected labels {e}")),
         };
+        if let Some(text) = &s.histogram {
+            match model::notation::parse_histogram(text) {
+                Ok(h) => want.push((labels, 0.0, h.test_expression())),
+                Err(e) => return Some(format!("{header}, err: expected histogram {e}")),
+            }
+            continue;
+        }
         let value = match &s.value {
             Some(serde_yaml_ng::Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
             Some(serde_yaml_ng::Value::String(v)) => match model::notation::parse_float(v) {
@@ -444,21 +467,31 @@ fn check_expr(
             },
             _ => 0.0,
         };
-        want.push((labels, value));
+        want.push((labels, value, String::new()));
     }
     let mut got = got;
     got.sort_by(|a, b| a.0.cmp(&b.0));
     want.sort_by(|a, b| a.0.cmp(&b.0));
     let equal = got.len() == want.len()
-        && got.iter().zip(&want).all(|((gl, gv), (wl, wv))| {
-            gl == wl && if fuzzy { within_one_ulp(*gv, *wv) } else { gv == wv || (gv.is_nan() && wv.is_nan()) }
+        && got.iter().zip(&want).all(|((gl, gv, gh), (wl, wv, wh))| {
+            gl == wl
+                && gh == wh
+                && if fuzzy { within_one_ulp(*gv, *wv) } else { gv == wv || (gv.is_nan() && wv.is_nan()) }
         });
     if equal {
         return None;
     }
-    let show = |v: &[(Labels, f64)]| {
+    let show = |v: &[(Labels, f64, String)]| {
         let items: Vec<String> =
-            v.iter().map(|(l, x)| format!("{l} {}", crate::template::format_float_v(*x))).collect();
+            v.iter()
+                .map(|(l, x, h)| {
+                    if h.is_empty() {
+                        format!("{l} {}", crate::template::format_float_v(*x))
+                    } else {
+                        format!("{l} {h}")
+                    }
+                })
+                .collect();
         format!("[{}]", items.join(", "))
     };
     Some(format!("{header},\n        exp: {}\n        got: {}", show(&want), show(&got)))

@@ -3,6 +3,8 @@
 //! comparison upstream's runners use. Shared by the PromQL conformance runner and
 //! `tarsier test-rules`.
 
+use crate::histogram::{CounterResetHint, FloatHistogram, Span};
+
 /// A duration in the scripts' notation (`1m`, `1h30m`, `100ms`, `0`) as milliseconds.
 pub fn parse_duration(s: &str) -> Option<i64> {
     let s = s.trim();
@@ -55,6 +57,136 @@ pub fn parse_float(s: &str) -> Option<f64> {
             s.parse::<f64>().ok()
         }
     }
+}
+
+/// Go's `%g` for the numbers annotations and test expressions quote: the shortest digits, in
+/// exponent form (`1e+06`, `1.5e-05`) when the exponent is below -4 or at least 6.
+pub fn go_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let scientific = format!("{v:e}");
+    let Some((mantissa, exp)) = scientific.split_once('e') else { return format!("{v}") };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if v != 0.0 && !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A native histogram in the scripts' notation: `{{schema:1 sum:5 count:4 z_bucket:1
+/// z_bucket_w:0.001 buckets:[1 2] offset:-1 n_buckets:[1] n_offset:0 custom_values:[1 2]
+/// counter_reset_hint:gauge}}` (every key optional; a bucket list is one span at its offset).
+pub fn parse_histogram(text: &str) -> Result<FloatHistogram, String> {
+    let inner = text
+        .trim()
+        .strip_prefix("{{")
+        .and_then(|t| t.strip_suffix("}}"))
+        .ok_or_else(|| format!("bad histogram {text:?}"))?;
+    let mut h = FloatHistogram::default();
+    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+    let (mut pos_offset, mut neg_offset) = (0i32, 0i32);
+    let mut rest = inner.trim();
+    let number = |s: &str| parse_float(s).ok_or_else(|| format!("bad number {s:?} in histogram {text:?}"));
+    let list = |s: &str| -> Result<Vec<f64>, String> { s.split_whitespace().map(number).collect() };
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once(':').ok_or_else(|| format!("bad histogram {text:?}"))?;
+        let key = key.trim();
+        let after = after.trim_start();
+        let (value, next) = if let Some(body) = after.strip_prefix('[') {
+            let (inside, next) = body.split_once(']').ok_or_else(|| format!("unclosed list in {text:?}"))?;
+            (inside, next)
+        } else {
+            after.split_once(char::is_whitespace).unwrap_or((after, ""))
+        };
+        let int = |s: &str| s.trim().parse::<i32>().map_err(|_| format!("bad {key} {s:?} in histogram {text:?}"));
+        match key {
+            "schema" => h.schema = int(value)?,
+            "sum" => h.sum = number(value)?,
+            "count" => h.count = number(value)?,
+            "z_bucket" => h.zero_count = number(value)?,
+            "z_bucket_w" => h.zero_threshold = number(value)?,
+            "buckets" => pos = list(value)?,
+            "n_buckets" => neg = list(value)?,
+            "offset" => pos_offset = int(value)?,
+            "n_offset" => neg_offset = int(value)?,
+            "custom_values" => h.custom_values = list(value)?,
+            "counter_reset_hint" => {
+                h.counter_reset_hint = match value {
+                    "unknown" => CounterResetHint::Unknown,
+                    "reset" => CounterResetHint::Reset,
+                    "not_reset" => CounterResetHint::NotReset,
+                    "gauge" => CounterResetHint::Gauge,
+                    other => return Err(format!("bad counter_reset_hint {other:?}")),
+                }
+            }
+            other => return Err(format!("unknown histogram key {other:?} in {text:?}")),
+        }
+        rest = next.trim_start();
+    }
+    if !pos.is_empty() {
+        h.positive_spans = vec![Span { offset: pos_offset, length: pos.len() as u32 }];
+        h.positive_buckets = pos;
+    }
+    if !neg.is_empty() {
+        h.negative_spans = vec![Span { offset: neg_offset, length: neg.len() as u32 }];
+        h.negative_buckets = neg;
+    }
+    Ok(h)
+}
+
+/// A value slot of a series line: a float or a native histogram.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SeriesValue {
+    Float(f64),
+    Histogram(FloatHistogram),
+}
+
+/// Expands series items that may hold native histograms: `{{..}}`, `{{..}}xN` (repeated),
+/// `{{a}}+{{b}}xN` / `{{a}}-{{b}}xN` (a, a+b, ... N+1 values), floats as [`expand_items`].
+pub fn expand_values(items: &[&str]) -> Result<Vec<Option<SeriesValue>>, String> {
+    let mut out = Vec::new();
+    for item in items {
+        if !item.contains("{{") {
+            out.extend(expand_items(&[item], false)?.into_iter().map(|v| v.map(SeriesValue::Float)));
+            continue;
+        }
+        let first_end = item.find("}}").ok_or_else(|| format!("bad item {item}"))? + 2;
+        let first = parse_histogram(&item[..first_end])?;
+        let tail = &item[first_end..];
+        if tail.is_empty() {
+            out.push(Some(SeriesValue::Histogram(first)));
+            continue;
+        }
+        if let Some(n) = tail.strip_prefix('x') {
+            let n: usize = n.parse().map_err(|_| format!("bad item {item}"))?;
+            out.extend(std::iter::repeat_n(Some(SeriesValue::Histogram(first)), n + 1));
+            continue;
+        }
+        let sign = tail.chars().next();
+        let inc_end = tail.rfind("}}").ok_or_else(|| format!("bad item {item}"))? + 2;
+        let inc = parse_histogram(&tail[1..inc_end])?;
+        let n: usize =
+            tail[inc_end..].strip_prefix('x').and_then(|n| n.parse().ok()).ok_or_else(|| format!("bad item {item}"))?;
+        let mut current = first;
+        for i in 0..=n {
+            if i > 0 {
+                let step = match sign {
+                    Some('+') => current.add(&inc),
+                    Some('-') => current.sub(&inc),
+                    _ => return Err(format!("bad item {item}")),
+                };
+                step.map_err(|e| format!("bad item {item}: {e:?}"))?;
+            }
+            out.push(Some(SeriesValue::Histogram(current.clone())));
+        }
+    }
+    Ok(out)
 }
 
 /// Splits the value part of a series line into items, keeping a `{{...}}` histogram (which
@@ -190,6 +322,13 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Some(5_400_000));
         assert_eq!(parse_duration("2m59s999ms"), Some(179_999));
         let (series, items) = split_series_line("up{a=\"b c\"} 1 2");
+        let items2 = tokenize_items("{{count:2 buckets:[2]}}+{{count:1 buckets:[1]}}x2 {{schema:1}}x1 3");
+        let refs: Vec<&str> = items2.iter().map(String::as_str).collect();
+        let v = expand_values(&refs).unwrap();
+        assert_eq!(v.len(), 6);
+        let Some(SeriesValue::Histogram(h)) = &v[2] else { panic!("{v:?}") };
+        assert_eq!((h.count, h.positive_buckets.clone()), (4.0, vec![4.0]));
+        assert_eq!(v[5], Some(SeriesValue::Float(3.0)));
         assert_eq!((series.as_str(), items.len()), ("up{a=\"b c\"}", 2));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use model::{Labels, Sample, TenantId, TimeSeries};
+use model::{HistogramSample, Labels, Sample, TenantId, TimeSeries};
 use parking_lot::{Mutex, RwLock};
 use promql_parser::label::Matcher;
 
@@ -16,6 +16,7 @@ use crate::blocks::{self, TenantBlocks};
 use crate::config::TsdbConfig;
 use crate::error::{Error, Result};
 use crate::head::{Appended, Rejection, TenantHead};
+use crate::histogram_head::HistogramHead;
 use crate::metrics::TsdbMetrics;
 use crate::promql::{self, EngineOptions, QueryResult, Queryable};
 use crate::status::{self, MetadataStore, MetricMetadata, TsdbStatus};
@@ -67,6 +68,8 @@ pub struct Tsdb {
     pub(crate) maintenance: Mutex<()>,
     /// TYPE/HELP/UNIT per tenant, from remote_write metadata (in memory: senders resend it).
     metadata: RwLock<HashMap<TenantId, MetadataStore>>,
+    /// Native-histogram series per tenant (in memory only so far: `histogram_head.rs`).
+    histograms: RwLock<HashMap<TenantId, HistogramHead>>,
 }
 
 impl Tsdb {
@@ -137,6 +140,7 @@ impl Tsdb {
             metrics,
             maintenance: Mutex::new(()),
             metadata: RwLock::new(HashMap::new()),
+            histograms: RwLock::new(HashMap::new()),
         })
     }
 
@@ -438,6 +442,17 @@ impl Tsdb {
         out
     }
 
+    /// Stores native-histogram samples (held in memory: not in the WAL or blocks yet). Returns
+    /// how many were stored; label sets are validated as for float samples.
+    pub fn append_histograms(&self, tenant: &TenantId, series: &[(Labels, Vec<HistogramSample>)]) -> Result<u64> {
+        for (labels, _) in series {
+            labels.validate().map_err(|e| Error::BadData(e.to_string()))?;
+        }
+        let mut all = self.histograms.write();
+        let head = all.entry(tenant.clone()).or_default();
+        Ok(series.iter().map(|(labels, samples)| head.append(labels, samples) as u64).sum())
+    }
+
     /// Remembers a metric family's TYPE/HELP/UNIT (from remote_write metadata or a scrape).
     pub fn record_metadata(&self, tenant: &TenantId, metric: &str, meta: MetricMetadata) {
         self.metadata.write().entry(tenant.clone()).or_default().record(metric, meta);
@@ -498,5 +513,14 @@ impl Queryable for StoreQuerier<'_> {
             blocks::append_samples(out.entry(labels).or_default(), samples);
         }
         Ok(out.into_iter().collect())
+    }
+
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<(Labels, Vec<HistogramSample>)>> {
+        Ok(self.db.histograms.read().get(self.tenant).map(|h| h.select(matchers, mint, maxt)).unwrap_or_default())
     }
 }

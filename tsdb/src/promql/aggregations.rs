@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use model::{Labels, LabelsBuilder, METRIC_NAME};
+use model::{FloatHistogram, Labels, LabelsBuilder, METRIC_NAME};
 use promql_parser::parser::token;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
@@ -71,7 +71,13 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
         let message = format!("quantile value should be between 0 and 1, got {}", super::histograms::go_float(*q));
         ev.notes.warn(Anchor::AggParam(a), &message);
     }
-    let input = ev.eval_vector(&a.expr, t)?;
+    let mut input = ev.eval_vector(&a.expr, t)?;
+    let reads_histograms = [token::T_SUM, token::T_AVG, token::T_COUNT, token::T_GROUP].contains(&op.id());
+    if !reads_histograms && input.iter().any(|s| s.h.is_some()) {
+        input.retain(|s| s.h.is_none());
+        let message = format!("ignored histogram in {} aggregation", op.to_string().to_lowercase());
+        ev.notes.info(Anchor::Aggregation(a), &message);
+    }
     let modifier = a.modifier.as_ref();
 
     if is(op, token::T_TOPK) || is(op, token::T_BOTTOMK) {
@@ -95,12 +101,10 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
             });
             *c += 1.0;
         }
-        return Ok(Value::Vector(
-            order.into_iter().map(|l| VSample { v: counts[&l], labels: l, t, drop_name: false }).collect(),
-        ));
+        return Ok(Value::Vector(order.into_iter().map(|l| VSample::float(l.clone(), t, counts[&l], false)).collect()));
     }
 
-    let mut groups: HashMap<Labels, Vec<f64>> = HashMap::new();
+    let mut groups: HashMap<Labels, (Vec<f64>, Vec<FloatHistogram>)> = HashMap::new();
     // Groups keyed by a `__name__` some input was to lose keep that pending removal.
     let mut drops: HashMap<Labels, bool> = HashMap::new();
     let mut order: Vec<Labels> = Vec::new();
@@ -109,13 +113,14 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
         if s.drop_name && key.get(METRIC_NAME).is_some() {
             drops.insert(key.clone(), true);
         }
-        groups
-            .entry(key.clone())
-            .or_insert_with(|| {
-                order.push(key);
-                Vec::new()
-            })
-            .push(s.v);
+        let group = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            Default::default()
+        });
+        match s.h {
+            Some(h) => group.1.push(*h),
+            None => group.0.push(s.v),
+        }
     }
     let q = match param {
         Some(Value::Scalar(q)) => q,
@@ -123,7 +128,40 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
     };
     let mut out = Vec::with_capacity(order.len());
     for labels in order {
-        let mut values = groups.remove(&labels).unwrap_or_default();
+        let (mut values, histograms) = groups.remove(&labels).unwrap_or_default();
+        let drop_name = drops.contains_key(&labels);
+        match op.id() {
+            token::T_COUNT => {
+                out.push(VSample::float(labels, t, (values.len() + histograms.len()) as f64, drop_name));
+                continue;
+            }
+            token::T_GROUP => {
+                out.push(VSample::float(labels, t, 1.0, drop_name));
+                continue;
+            }
+            token::T_SUM | token::T_AVG if !histograms.is_empty() => {
+                if values.is_empty() {
+                    let refs: Vec<&FloatHistogram> = histograms.iter().collect();
+                    match super::native::sum_histograms(&refs, is(op, token::T_AVG)) {
+                        Ok(h) => out.push(VSample::histogram(labels, t, h, drop_name)),
+                        Err(_) => {
+                            let message = "vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\"";
+                            ev.notes.warn(Anchor::Aggregation(a), message);
+                        }
+                    }
+                } else {
+                    let message = format!(
+                        "encountered a mix of histograms and floats for aggregation {}",
+                        op.to_string().to_lowercase()
+                    );
+                    ev.notes.warn(Anchor::Aggregation(a), &message);
+                }
+                continue;
+            }
+            // The other aggregations read floats only.
+            _ if values.is_empty() => continue,
+            _ => {}
+        }
         let v = match op.id() {
             token::T_SUM => kahan_sum(&values),
             token::T_AVG => aggregate_average(&values),
@@ -140,8 +178,7 @@ pub(super) fn eval_aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> R
             token::T_QUANTILE => quantile(q, &mut values),
             _ => return Err(Error::BadData(format!("aggregation {op} is not supported"))),
         };
-        let drop_name = drops.contains_key(&labels);
-        out.push(VSample { labels, t, v, drop_name });
+        out.push(VSample::float(labels, t, v, drop_name));
     }
     Ok(Value::Vector(out))
 }

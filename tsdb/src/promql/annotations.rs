@@ -23,6 +23,10 @@ pub(super) enum Anchor<'e> {
     Call(&'e Call),
     /// The parameter of an aggregation (`quantile(0.9, ...)`'s 0.9).
     AggParam(&'e AggregateExpr),
+    /// An aggregation as a whole.
+    Aggregation(&'e AggregateExpr),
+    /// The start of the query (binary expressions carry no position to find them by).
+    Query,
 }
 
 /// Collects annotations while a query is evaluated.
@@ -101,6 +105,11 @@ impl<'q> Collector<'q> {
             Anchor::Call(c) => self.find_open(false, c.func.name, address(*c)).map(|(start, _)| start),
             Anchor::CallArg(c, n) => {
                 self.find_open(false, c.func.name, address(*c)).and_then(|(_, open)| arg_start(self.query, open, *n))
+            }
+            Anchor::Query => Some(0),
+            Anchor::Aggregation(a) => {
+                let name = a.op.to_string().to_lowercase();
+                self.find_open(true, &name, address(*a)).map(|(start, _)| start)
             }
             Anchor::AggParam(a) => {
                 let name = a.op.to_string().to_lowercase();

@@ -4,10 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use model::{Labels, METRIC_NAME};
+use model::{FloatHistogram, Labels, METRIC_NAME};
 use promql_parser::parser::token::{self, TokenType};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
+use super::annotations::Anchor;
 use super::eval::Evaluator;
 use super::value::{VSample, Value};
 use crate::error::{Error, Result};
@@ -50,13 +51,26 @@ pub(super) fn eval_binary(ev: &Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<
             let (v, keep) = apply(b.op, l, r)?;
             Ok(Value::Scalar(if comparison { if keep { 1.0 } else { 0.0 } } else { v }))
         }
-        (Value::Vector(l), Value::Scalar(r)) => vector_scalar(b.op, l, r, false, return_bool, t),
-        (Value::Scalar(l), Value::Vector(r)) => vector_scalar(b.op, r, l, true, return_bool, t),
+        (Value::Vector(l), Value::Scalar(r)) => {
+            let mut skipped = Vec::new();
+            let out = vector_scalar(b.op, l, r, false, return_bool, t, &mut skipped);
+            note_incompatible(ev, b.op, skipped);
+            out
+        }
+        (Value::Scalar(l), Value::Vector(r)) => {
+            let mut skipped = Vec::new();
+            let out = vector_scalar(b.op, r, l, true, return_bool, t, &mut skipped);
+            note_incompatible(ev, b.op, skipped);
+            out
+        }
         (Value::Vector(l), Value::Vector(r)) => {
             if b.op.is_set_operator() {
                 Ok(Value::Vector(set_op(b, l, r)))
             } else {
-                vector_vector(b, l, r, return_bool, t)
+                let mut skipped = Vec::new();
+                let out = vector_vector(b, l, r, return_bool, t, &mut skipped);
+                note_incompatible(ev, b.op, skipped);
+                out
             }
         }
         (l, r) => Err(Error::BadData(format!(
@@ -68,10 +82,40 @@ pub(super) fn eval_binary(ev: &Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<
     }
 }
 
-fn vector_scalar(op: TokenType, v: Vec<VSample>, s: f64, swap: bool, return_bool: bool, t: i64) -> Result<Value> {
+/// Prometheus's info for elements dropped because the operator is not defined between their
+/// sample types (`histogram * histogram`, `float + histogram`, ...).
+fn note_incompatible(ev: &Evaluator<'_>, op: TokenType, skipped: Vec<(&'static str, &'static str)>) {
+    for (l, r) in skipped {
+        let message = format!("incompatible sample types encountered for binary operator \"{op}\": {l} {op} {r}");
+        ev.notes.info(Anchor::Query, &message);
+    }
+}
+
+fn kind(h: Option<&FloatHistogram>) -> &'static str {
+    if h.is_some() { "histogram" } else { "float" }
+}
+
+fn vector_scalar(
+    op: TokenType,
+    v: Vec<VSample>,
+    s: f64,
+    swap: bool,
+    return_bool: bool,
+    t: i64,
+    skipped: &mut Vec<(&'static str, &'static str)>,
+) -> Result<Value> {
     let comparison = op.is_comparison_operator();
     let mut out = Vec::with_capacity(v.len());
     for sample in v {
+        if let Some(h) = &sample.h {
+            let (lh, rh) = if swap { (None, Some(&**h)) } else { (Some(&**h), None) };
+            let (lv, rv) = if swap { (s, 0.0) } else { (0.0, s) };
+            match histogram_arithmetic(op, lv, lh, rv, rh) {
+                Some(h) => out.push(VSample::histogram(sample.labels, t, h, true)),
+                None => skipped.push((kind(lh), kind(rh))),
+            }
+            continue;
+        }
         let (l, r) = if swap { (s, sample.v) } else { (sample.v, s) };
         let (mut value, keep) = apply(op, l, r)?;
         if comparison {
@@ -84,9 +128,51 @@ fn vector_scalar(op: TokenType, v: Vec<VSample>, s: f64, swap: bool, return_bool
             continue;
         }
         let drop_name = sample.drop_name || drops_name(op) || return_bool;
-        out.push(VSample { labels: sample.labels, t, v: value, drop_name });
+        out.push(VSample::float(sample.labels, t, value, drop_name));
     }
     Ok(Value::Vector(out))
+}
+
+/// Arithmetic with a histogram operand: histogram `+`/`-` histogram, histogram `*` float (either
+/// side), histogram `/` float. Any other combination has no result (the element is dropped).
+fn histogram_arithmetic(
+    op: TokenType,
+    lv: f64,
+    lh: Option<&FloatHistogram>,
+    rv: f64,
+    rh: Option<&FloatHistogram>,
+) -> Option<FloatHistogram> {
+    let mut out = match (op.id(), lh, rh) {
+        (token::T_ADD, Some(l), Some(r)) => {
+            let mut h = l.clone();
+            h.add(r).ok()?;
+            h
+        }
+        (token::T_SUB, Some(l), Some(r)) => {
+            let mut h = l.clone();
+            h.sub(r).ok()?;
+            h
+        }
+        (token::T_MUL, Some(l), None) => {
+            let mut h = l.clone();
+            h.mul(rv);
+            h
+        }
+        (token::T_MUL, None, Some(r)) => {
+            let mut h = r.clone();
+            h.mul(lv);
+            h
+        }
+        (token::T_DIV, Some(l), None) => {
+            let mut h = l.clone();
+            h.div(rv);
+            h
+        }
+        _ => return None,
+    };
+    out.counter_reset_hint = model::CounterResetHint::Gauge;
+    out.compact(0);
+    Some(out)
 }
 
 /// A label set the way Prometheus's `labels.Labels.String()` writes it in error messages:
@@ -131,7 +217,14 @@ fn set_op(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>) -> Vec<VSample> 
     }
 }
 
-fn vector_vector(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>, return_bool: bool, t: i64) -> Result<Value> {
+fn vector_vector(
+    b: &BinaryExpr,
+    lhs: Vec<VSample>,
+    rhs: Vec<VSample>,
+    return_bool: bool,
+    t: i64,
+    skipped: &mut Vec<(&'static str, &'static str)>,
+) -> Result<Value> {
     let modifier = b.modifier.as_ref();
     let matching = modifier.and_then(|m| m.matching.as_ref());
     let card = modifier.map(|m| m.card.clone()).unwrap_or(VectorMatchCardinality::OneToOne);
@@ -168,6 +261,40 @@ fn vector_vector(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>, return_bo
             ));
         }
         let (l, r) = if one_to_many { (o.v, m.v) } else { (m.v, o.v) };
+        let (lh, rh) = if one_to_many { (o.h.as_deref(), m.h.as_deref()) } else { (m.h.as_deref(), o.h.as_deref()) };
+        if lh.is_some() || rh.is_some() {
+            let labels = result_metric(&m.labels, &o.labels, one_to_one, matching, &include);
+            if b.op.is_comparison_operator() {
+                // Histograms compare only for (in)equality, with each other; the counter-reset
+                // hint is not part of the value.
+                let (Some(x), Some(y)) = (lh, rh) else {
+                    skipped.push((kind(lh), kind(rh)));
+                    continue;
+                };
+                let mut y_unhinted = y.clone();
+                y_unhinted.counter_reset_hint = model::CounterResetHint::Unknown;
+                let equal = x.matches(&y_unhinted, |p, q| p == q);
+                let keep = match b.op.id() {
+                    token::T_EQLC => equal,
+                    token::T_NEQ => !equal,
+                    _ => {
+                        skipped.push((kind(lh), kind(rh)));
+                        continue;
+                    }
+                };
+                if return_bool {
+                    out.push(VSample::float(labels, t, if keep { 1.0 } else { 0.0 }, true));
+                } else if keep {
+                    out.push(VSample::histogram(labels, t, x.clone(), m.drop_name));
+                }
+            } else {
+                match histogram_arithmetic(b.op, l, lh, r, rh) {
+                    Some(h) => out.push(VSample::histogram(labels, t, h, true)),
+                    None => skipped.push((kind(lh), kind(rh))),
+                }
+            }
+            continue;
+        }
         let (mut value, keep) = apply(b.op, l, r)?;
         if return_bool {
             value = if keep { 1.0 } else { 0.0 };
@@ -181,7 +308,7 @@ fn vector_vector(b: &BinaryExpr, lhs: Vec<VSample>, rhs: Vec<VSample>, return_bo
             ));
         }
         let drop_name = m.drop_name || drops_name(b.op) || return_bool;
-        out.push(VSample { labels, t, v: value, drop_name });
+        out.push(VSample::float(labels, t, value, drop_name));
     }
     Ok(Value::Vector(out))
 }

@@ -6,17 +6,25 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use model::{Labels, METRIC_NAME, Sample, is_stale_nan};
+use model::{HistogramSample, Labels, METRIC_NAME, Sample, is_stale_nan};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::token;
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
 use super::annotations::Collector;
+use super::result::PointValue;
 use super::value::{RSeries, VSample, Value, without_name};
 use super::{EngineOptions, QueryResult, Queryable};
 use crate::error::{Error, Result};
 
-type Selected = Rc<Vec<(Labels, Vec<Sample>)>>;
+/// A selected series: its float samples and its native-histogram samples.
+pub(super) struct SeriesData {
+    labels: Labels,
+    floats: Vec<Sample>,
+    histograms: Vec<HistogramSample>,
+}
+
+type Selected = Rc<Vec<SeriesData>>;
 
 /// Evaluation state of one query.
 pub struct Evaluator<'a> {
@@ -161,29 +169,37 @@ impl<'a> Evaluator<'a> {
                 check_unique_labels(&v)?;
                 let v = finish_names(v);
                 check_unique_labels(&v)?;
-                QueryResult::Vector(v.into_iter().map(|s| (s.labels, t, s.v)).collect())
+                if v.iter().any(|s| s.h.is_some()) {
+                    QueryResult::MixedVector(
+                        v.into_iter()
+                            .map(|s| (s.labels, t, s.h.map_or(PointValue::Float(s.v), |h| PointValue::Histogram(*h))))
+                            .collect(),
+                    )
+                } else {
+                    QueryResult::Vector(v.into_iter().map(|s| (s.labels, t, s.v)).collect())
+                }
             }
             Value::Matrix(m) => {
-                let mut out: Vec<(Labels, Vec<Sample>)> = m
+                let mut out: Vec<(Labels, Vec<Sample>, Vec<HistogramSample>)> = m
                     .into_iter()
-                    .map(|s| (if s.drop_name { without_name(&s.labels) } else { s.labels }, s.samples))
+                    .map(|s| (if s.drop_name { without_name(&s.labels) } else { s.labels }, s.samples, s.histograms))
                     .collect();
                 out.sort_by(|a, b| a.0.cmp(&b.0));
                 if out.windows(2).any(|w| w[0].0 == w[1].0) {
                     return Err(Error::Execution("vector cannot contain metrics with the same labelset".into()));
                 }
-                QueryResult::Matrix(out)
+                QueryResult::from_series(out)
             }
         })
     }
 
     pub fn range(&self, expr: &Expr) -> Result<QueryResult> {
-        let mut series: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        let mut series: HashMap<Labels, (Vec<Sample>, Vec<HistogramSample>)> = HashMap::new();
         let mut t = self.start;
         while t <= self.end {
             self.step_samples.set(0);
             match self.eval(expr, t)? {
-                Value::Scalar(v) => series.entry(Labels::empty()).or_default().push(Sample::new(t, v)),
+                Value::Scalar(v) => series.entry(Labels::empty()).or_default().0.push(Sample::new(t, v)),
                 Value::Vector(v) => {
                     check_unique_labels(&v)?;
                     // Series that end up alike once their names are removed merge, unless they
@@ -191,7 +207,11 @@ impl<'a> Evaluator<'a> {
                     let v = finish_names(v);
                     check_unique_labels(&v)?;
                     for s in v {
-                        series.entry(s.labels).or_default().push(Sample::new(t, s.v));
+                        let entry = series.entry(s.labels).or_default();
+                        match s.h {
+                            Some(h) => entry.1.push(HistogramSample { timestamp_ms: t, h: *h }),
+                            None => entry.0.push(Sample::new(t, s.v)),
+                        }
                     }
                 }
                 other => {
@@ -201,14 +221,15 @@ impl<'a> Evaluator<'a> {
                     )));
                 }
             }
-            self.result_points.set(series.values().map(Vec::len).sum());
+            self.result_points.set(series.values().map(|(f, h)| f.len() + h.len()).sum());
             self.step_samples.set(0);
             self.check_peak()?;
             t += self.step;
         }
-        let mut out: Vec<(Labels, Vec<Sample>)> = series.into_iter().collect();
+        let mut out: Vec<(Labels, Vec<Sample>, Vec<HistogramSample>)> =
+            series.into_iter().map(|(l, (f, h))| (l, f, h)).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(QueryResult::Matrix(out))
+        Ok(QueryResult::from_series(out))
     }
 
     /// Whether this is a range query (several steps): some functions warn then.
@@ -234,12 +255,24 @@ impl<'a> Evaluator<'a> {
             return Ok(hit.clone());
         }
         let groups = selector_matchers(vs);
-        let mut all: Vec<(Labels, Vec<Sample>)> = Vec::new();
+        let mut all: Vec<SeriesData> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
         for group in &groups {
             let (mint, maxt) = self.read_range;
             for (labels, samples) in self.store.select(group, mint, maxt)? {
-                if !all.iter().any(|(l, _)| *l == labels) {
-                    all.push((labels, samples));
+                if !index.contains_key(&labels) {
+                    index.insert(labels.clone(), all.len());
+                    all.push(SeriesData { labels, floats: samples, histograms: Vec::new() });
+                }
+            }
+            for (labels, samples) in self.store.select_histograms(group, mint, maxt)? {
+                match index.get(&labels) {
+                    Some(&i) if all[i].histograms.is_empty() => all[i].histograms = samples,
+                    Some(_) => {}
+                    None => {
+                        index.insert(labels.clone(), all.len());
+                        all.push(SeriesData { labels, floats: Vec::new(), histograms: samples });
+                    }
                 }
             }
         }
@@ -252,16 +285,25 @@ impl<'a> Evaluator<'a> {
         let reference = self.reference_time(&vs.at, &vs.offset, t);
         let selected = self.select(vs)?;
         let mut out = Vec::new();
-        for (labels, samples) in selected.iter() {
-            let idx = samples.partition_point(|s| s.timestamp_ms <= reference);
-            if idx == 0 {
-                continue;
+        for series in selected.iter() {
+            let idx = series.floats.partition_point(|s| s.timestamp_ms <= reference);
+            let float = idx.checked_sub(1).map(|i| series.floats[i]);
+            let hidx = series.histograms.partition_point(|s| s.timestamp_ms <= reference);
+            let histogram = hidx.checked_sub(1).map(|i| &series.histograms[i]);
+            // The later of the two is the series' value; a float stale marker ends both.
+            match (float, histogram) {
+                (f, Some(h)) if f.is_none_or(|f| f.timestamp_ms < h.timestamp_ms) => {
+                    if h.timestamp_ms > reference - self.opts.lookback_delta_ms {
+                        out.push(VSample::histogram(series.labels.clone(), h.timestamp_ms, h.h.clone(), false));
+                    }
+                }
+                (Some(s), _) => {
+                    if s.timestamp_ms > reference - self.opts.lookback_delta_ms && !is_stale_nan(s.value) {
+                        out.push(VSample::float(series.labels.clone(), s.timestamp_ms, s.value, false));
+                    }
+                }
+                (None, _) => {}
             }
-            let s = samples[idx - 1];
-            if s.timestamp_ms <= reference - self.opts.lookback_delta_ms || is_stale_nan(s.value) {
-                continue;
-            }
-            out.push(VSample { labels: labels.clone(), t: s.timestamp_ms, v: s.value, drop_name: false });
         }
         self.count_samples(out.len())?;
         Ok(out)
@@ -273,16 +315,21 @@ impl<'a> Evaluator<'a> {
         let selected = self.select(vs)?;
         let mut out = Vec::new();
         let mut loaded = 0;
-        for (labels, samples) in selected.iter() {
+        for series in selected.iter() {
+            let samples = &series.floats;
             let from = samples.partition_point(|s| s.timestamp_ms <= reference - range_ms);
             let to = samples.partition_point(|s| s.timestamp_ms <= reference);
             let points: Vec<Sample> =
                 samples[from..to.max(from)].iter().filter(|s| !is_stale_nan(s.value)).copied().collect();
-            if points.is_empty() {
+            let hs = &series.histograms;
+            let from = hs.partition_point(|s| s.timestamp_ms <= reference - range_ms);
+            let to = hs.partition_point(|s| s.timestamp_ms <= reference);
+            let histograms: Vec<HistogramSample> = hs[from..to.max(from)].to_vec();
+            if points.is_empty() && histograms.is_empty() {
                 continue;
             }
-            loaded += points.len();
-            out.push(RSeries { labels: labels.clone(), samples: points, drop_name: false });
+            loaded += points.len() + histograms.len();
+            out.push(RSeries { labels: series.labels.clone(), samples: points, histograms, drop_name: false });
         }
         self.count_samples(loaded)?;
         Ok(out)
@@ -298,7 +345,7 @@ impl<'a> Evaluator<'a> {
         if ts <= reference - range {
             ts += step;
         }
-        let mut series: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        let mut series: HashMap<Labels, (Vec<Sample>, Vec<HistogramSample>)> = HashMap::new();
         let mut drops: std::collections::HashSet<Labels> = std::collections::HashSet::new();
         let mut order: Vec<Labels> = Vec::new();
         while ts <= reference {
@@ -310,9 +357,12 @@ impl<'a> Evaluator<'a> {
                         }
                         let entry = series.entry(s.labels.clone()).or_insert_with(|| {
                             order.push(s.labels.clone());
-                            Vec::new()
+                            Default::default()
                         });
-                        entry.push(Sample::new(ts, s.v));
+                        match s.h {
+                            Some(h) => entry.1.push(HistogramSample { timestamp_ms: ts, h: *h }),
+                            None => entry.0.push(Sample::new(ts, s.v)),
+                        }
                     }
                 }
                 Value::Scalar(v) => {
@@ -320,8 +370,9 @@ impl<'a> Evaluator<'a> {
                         .entry(Labels::empty())
                         .or_insert_with(|| {
                             order.push(Labels::empty());
-                            Vec::new()
+                            Default::default()
                         })
+                        .0
                         .push(Sample::new(ts, v));
                 }
                 other => {
@@ -334,7 +385,7 @@ impl<'a> Evaluator<'a> {
             .into_iter()
             .filter_map(|l| {
                 let drop_name = drops.contains(&l);
-                series.remove(&l).map(|samples| RSeries { labels: l, samples, drop_name })
+                series.remove(&l).map(|(samples, histograms)| RSeries { labels: l, samples, histograms, drop_name })
             })
             .collect())
     }
@@ -347,7 +398,15 @@ impl<'a> Evaluator<'a> {
             Expr::Unary(u) => match self.eval(&u.expr, t)? {
                 Value::Scalar(v) => Ok(Value::Scalar(-v)),
                 Value::Vector(v) => Ok(Value::Vector(
-                    v.into_iter().map(|s| VSample { labels: s.labels, t, v: -s.v, drop_name: true }).collect(),
+                    v.into_iter()
+                        .map(|s| match s.h {
+                            Some(mut h) => {
+                                h.mul(-1.0);
+                                VSample { labels: s.labels, t, v: 0.0, drop_name: true, h: Some(h) }
+                            }
+                            None => VSample::float(s.labels, t, -s.v, true),
+                        })
+                        .collect(),
                 )),
                 other => Err(Error::BadData(format!("unary minus on {}", other.type_name()))),
             },

@@ -12,11 +12,11 @@ use super::value::{RSeries, VSample, Value};
 use crate::error::{Error, Result};
 
 /// A range-vector argument with the window it was read over.
-struct RangeArg {
-    series: Vec<RSeries>,
-    range_start: i64,
-    range_end: i64,
-    range_ms: i64,
+pub(super) struct RangeArg {
+    pub(super) series: Vec<RSeries>,
+    pub(super) range_start: i64,
+    pub(super) range_end: i64,
+    pub(super) range_ms: i64,
 }
 
 fn eval_range_arg(ev: &Evaluator<'_>, expr: &Expr, t: i64) -> Result<RangeArg> {
@@ -59,16 +59,34 @@ fn extrapolated_rate(arg: &RangeArg, samples: &[Sample], is_counter: bool, is_ra
             prev = s.value;
         }
     }
-    let mut duration_to_start = (first.timestamp_ms - arg.range_start) as f64 / 1000.0;
-    let mut duration_to_end = (arg.range_end - last.timestamp_ms) as f64 / 1000.0;
-    let sampled_interval = (last.timestamp_ms - first.timestamp_ms) as f64 / 1000.0;
-    let average_between = sampled_interval / (samples.len() - 1) as f64;
+    let zero_point = is_counter.then_some((first.value, result));
+    Some(result * extrapolation_factor(arg, first.timestamp_ms, last.timestamp_ms, samples.len(), zero_point, is_rate))
+}
+
+/// The factor Prometheus scales a window's raw increase by: out to the window's edges when the
+/// samples come close to them (half an average interval otherwise), never before a counter's
+/// zero point (`counter_zero`: the first value and the raw increase), per second for `rate`.
+pub(super) fn extrapolation_factor(
+    arg: &RangeArg,
+    first_t: i64,
+    last_t: i64,
+    n: usize,
+    counter_zero: Option<(f64, f64)>,
+    is_rate: bool,
+) -> f64 {
+    let mut duration_to_start = (first_t - arg.range_start) as f64 / 1000.0;
+    let mut duration_to_end = (arg.range_end - last_t) as f64 / 1000.0;
+    let sampled_interval = (last_t - first_t) as f64 / 1000.0;
+    let average_between = sampled_interval / (n - 1) as f64;
     let threshold = average_between * 1.1;
     if duration_to_start >= threshold {
         duration_to_start = average_between / 2.0;
     }
-    if is_counter && result > 0.0 && first.value >= 0.0 {
-        let duration_to_zero = sampled_interval * (first.value / result);
+    if let Some((first, result)) = counter_zero
+        && result > 0.0
+        && first >= 0.0
+    {
+        let duration_to_zero = sampled_interval * (first / result);
         if duration_to_zero < duration_to_start {
             duration_to_start = duration_to_zero;
         }
@@ -80,7 +98,7 @@ fn extrapolated_rate(arg: &RangeArg, samples: &[Sample], is_counter: bool, is_ra
     if is_rate {
         factor /= arg.range_ms as f64 / 1000.0;
     }
-    Some(result * factor)
+    factor
 }
 
 fn instant_delta(samples: &[Sample], is_rate: bool) -> Option<f64> {
@@ -257,8 +275,9 @@ pub(super) fn arg(call: &Call, i: usize) -> Result<&Expr> {
         .ok_or_else(|| Error::BadData(format!("{}: missing argument {}", call.func.name, i + 1)))
 }
 
+/// Applies a float function; histogram samples are left out, as upstream does.
 fn map_vector(v: Vec<VSample>, t: i64, f: impl Fn(f64) -> f64) -> Value {
-    Value::Vector(v.into_iter().map(|s| VSample { labels: s.labels, t, v: f(s.v), drop_name: true }).collect())
+    Value::Vector(v.into_iter().filter(|s| s.h.is_none()).map(|s| VSample::float(s.labels, t, f(s.v), true)).collect())
 }
 
 pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
@@ -268,6 +287,12 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
             let range = eval_range_arg(ev, arg(call, 0)?, t)?;
             let mut out = Vec::new();
             for s in &range.series {
+                if !s.histograms.is_empty() {
+                    if let Some(h) = super::native::histogram_rate(ev, call, &range, s, name)? {
+                        out.push(VSample::histogram(s.labels.clone(), t, h, true));
+                    }
+                    continue;
+                }
                 let v = match name {
                     "rate" => extrapolated_rate(&range, &s.samples, true, true),
                     "increase" => extrapolated_rate(&range, &s.samples, true, false),
@@ -279,7 +304,7 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
                     if matches!(name, "rate" | "increase") {
                         possible_non_counter(ev, call, &s.labels);
                     }
-                    out.push(VSample { labels: s.labels.clone(), t, v, drop_name: true });
+                    out.push(VSample::float(s.labels.clone(), t, v, true));
                 }
             }
             Ok(Value::Vector(out))
@@ -295,7 +320,7 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
                     let (slope, intercept) = linear_regression(&s.samples, t);
                     slope * horizon + intercept
                 };
-                out.push(VSample { labels: s.labels.clone(), t, v, drop_name: true });
+                out.push(VSample::float(s.labels.clone(), t, v, true));
             }
             Ok(Value::Vector(out))
         }
@@ -315,9 +340,15 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
             let keep_name = name == "last_over_time" || name == "first_over_time";
             let mut out = Vec::new();
             for s in &range.series {
+                let drop_name = s.drop_name || !keep_name;
+                if !s.histograms.is_empty() {
+                    if let Some(sample) = super::native::over_time(name, s, t, drop_name) {
+                        out.push(sample);
+                    }
+                    continue;
+                }
                 if let Some(v) = over_time(name, &s.samples, param) {
-                    let drop_name = s.drop_name || !keep_name;
-                    out.push(VSample { labels: s.labels.clone(), t, v, drop_name });
+                    out.push(VSample::float(s.labels.clone(), t, v, drop_name));
                 }
             }
             Ok(Value::Vector(out))
@@ -327,20 +358,20 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
             if !range.series.is_empty() {
                 return Ok(Value::Vector(Vec::new()));
             }
-            Ok(Value::Vector(vec![VSample { labels: absent_labels(arg(call, 0)?), t, v: 1.0, drop_name: false }]))
+            Ok(Value::Vector(vec![VSample::float(absent_labels(arg(call, 0)?), t, 1.0, false)]))
         }
         "absent" => {
             let v = ev.eval_vector(arg(call, 0)?, t)?;
             if !v.is_empty() {
                 return Ok(Value::Vector(Vec::new()));
             }
-            Ok(Value::Vector(vec![VSample { labels: absent_labels(arg(call, 0)?), t, v: 1.0, drop_name: false }]))
+            Ok(Value::Vector(vec![VSample::float(absent_labels(arg(call, 0)?), t, 1.0, false)]))
         }
         "time" => Ok(Value::Scalar(t as f64 / 1000.0)),
         "pi" => Ok(Value::Scalar(std::f64::consts::PI)),
         "vector" => {
             let v = ev.eval_scalar(arg(call, 0)?, t)?;
-            Ok(Value::Vector(vec![VSample { labels: Labels::empty(), t, v, drop_name: false }]))
+            Ok(Value::Vector(vec![VSample::float(Labels::empty(), t, v, false)]))
         }
         "scalar" => {
             let v = ev.eval_vector(arg(call, 0)?, t)?;
@@ -348,11 +379,7 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
         }
         "timestamp" => {
             let v = ev.eval_vector(arg(call, 0)?, t)?;
-            Ok(Value::Vector(
-                v.into_iter()
-                    .map(|s| VSample { labels: s.labels, t, v: s.t as f64 / 1000.0, drop_name: true })
-                    .collect(),
-            ))
+            Ok(Value::Vector(v.into_iter().map(|s| VSample::float(s.labels, t, s.t as f64 / 1000.0, true)).collect()))
         }
         "sort" | "sort_desc" => {
             if ev.is_range_query() {
@@ -360,6 +387,8 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
                 ev.notes.warn(Anchor::Call(call), message);
             }
             let mut v = ev.eval_vector(arg(call, 0)?, t)?;
+            // Histograms have no order: left out, as upstream.
+            v.retain(|s| s.h.is_none());
             // NaN sorts last either way, as in Prometheus.
             v.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
                 (true, true) => std::cmp::Ordering::Equal,
@@ -397,7 +426,7 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month" | "year" => {
             let v = match call.args.args.first() {
                 Some(e) => ev.eval_vector(e, t)?,
-                None => vec![VSample { labels: Labels::empty(), t, v: t as f64 / 1000.0, drop_name: false }],
+                None => vec![VSample::float(Labels::empty(), t, t as f64 / 1000.0, false)],
             };
             Ok(map_vector(v, t, |x| time_fn(name, x).unwrap_or(f64::NAN)))
         }
@@ -405,6 +434,9 @@ pub(super) fn eval_call(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value
         "label_join" => label_join(ev, call, t),
         "histogram_quantile" => super::histograms::histogram_quantile(ev, call, t),
         "histogram_fraction" => super::histograms::histogram_fraction(ev, call, t),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
+            super::native::histogram_property(ev, call, t)
+        }
         _ => {
             if math(name, 0.0).is_some() {
                 let v = ev.eval_vector(arg(call, 0)?, t)?;
@@ -465,7 +497,7 @@ fn label_replace(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
         };
         // Writing `__name__` makes it the result's name: no longer removed.
         let drop_name = s.drop_name && dst != METRIC_NAME;
-        out.push(VSample { labels, t: s.t, v: s.v, drop_name });
+        out.push(VSample { labels, t: s.t, v: s.v, drop_name, h: s.h });
     }
     Ok(Value::Vector(out))
 }
@@ -487,7 +519,7 @@ fn label_join(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
                 let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
                 let mut b = s.labels.to_builder();
                 b.set(dst.clone(), joined.join(&sep));
-                VSample { labels: b.build(), t: s.t, v: s.v, drop_name: s.drop_name && dst != METRIC_NAME }
+                VSample { labels: b.build(), t: s.t, v: s.v, drop_name: s.drop_name && dst != METRIC_NAME, h: s.h }
             })
             .collect(),
     ))

@@ -13,25 +13,7 @@ use super::functions::arg;
 use super::value::{VSample, Value};
 use crate::error::Result;
 
-/// Go's `%g` for the numbers annotations quote: the shortest digits, in exponent form (`1e+06`,
-/// `1.5e-05`) when the exponent is below -4 or at least 6.
-pub(super) fn go_float(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let scientific = format!("{v:e}");
-    let Some((mantissa, exp)) = scientific.split_once('e') else { return format!("{v}") };
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if v != 0.0 && !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
-    } else {
-        format!("{v}")
-    }
-}
+pub(super) use model::notation::go_g as go_float;
 
 /// ` for metric name "x"` when the series has a name.
 fn for_metric(labels: &Labels) -> String {
@@ -79,7 +61,11 @@ pub(super) fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Res
         ev.notes.warn(Anchor::CallArg(call, 0), &message);
     }
     let v = ev.eval_vector(arg(call, 1)?, t)?;
-    let mut out = Vec::new();
+    let (native, v): (Vec<VSample>, Vec<VSample>) = v.into_iter().partition(|s| s.h.is_some());
+    let mut out: Vec<VSample> = native
+        .into_iter()
+        .filter_map(|s| Some(VSample::float(s.labels, t, super::native::quantile(q, s.h.as_deref()?), true)))
+        .collect();
     for (key, buckets) in classic_histograms(ev, call, 1, v) {
         let (v, forced) = bucket_quantile(q, buckets);
         if forced {
@@ -89,7 +75,7 @@ pub(super) fn histogram_quantile(ev: &Evaluator<'_>, call: &Call, t: i64) -> Res
             );
             ev.notes.info(Anchor::CallArg(call, 1), &message);
         }
-        out.push(VSample { labels: key, t, v, drop_name: true });
+        out.push(VSample::float(key, t, v, true));
     }
     Ok(Value::Vector(out))
 }
@@ -99,10 +85,19 @@ pub(super) fn histogram_fraction(ev: &Evaluator<'_>, call: &Call, t: i64) -> Res
     let lower = ev.eval_scalar(arg(call, 0)?, t)?;
     let upper = ev.eval_scalar(arg(call, 1)?, t)?;
     let v = ev.eval_vector(arg(call, 2)?, t)?;
-    let out = classic_histograms(ev, call, 2, v)
+    let (native, v): (Vec<VSample>, Vec<VSample>) = v.into_iter().partition(|s| s.h.is_some());
+    let mut out: Vec<VSample> = native
         .into_iter()
-        .map(|(key, buckets)| VSample { labels: key, t, v: bucket_fraction(lower, upper, buckets), drop_name: true })
+        .filter_map(|s| {
+            let value = super::native::fraction(lower, upper, s.h.as_deref()?);
+            Some(VSample::float(s.labels, t, value, true))
+        })
         .collect();
+    out.extend(
+        classic_histograms(ev, call, 2, v)
+            .into_iter()
+            .map(|(key, buckets)| VSample::float(key, t, bucket_fraction(lower, upper, buckets), true)),
+    );
     Ok(Value::Vector(out))
 }
 

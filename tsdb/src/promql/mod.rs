@@ -10,17 +10,18 @@ mod binary;
 mod eval;
 mod functions;
 mod histograms;
+mod native;
 mod result;
 mod value;
 
 use std::time::Duration;
 
-use model::{Labels, Sample};
+use model::{HistogramSample, Labels, Sample};
 use promql_parser::label::Matcher;
 use promql_parser::parser::{self, Expr};
 
 pub use annotations::Annotations;
-pub use result::{QueryResult, format_value};
+pub use result::{PointValue, QueryResult, format_value};
 
 use crate::error::{Error, Result};
 
@@ -29,6 +30,17 @@ pub trait Queryable {
     /// Series matching every matcher, with their samples in `[mint, maxt]` (a hint: the store may
     /// return more, never less) that the store is willing to show.
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<(Labels, Vec<Sample>)>>;
+
+    /// Series matching every matcher with their native-histogram samples in `[mint, maxt]` (a
+    /// series may have both kinds; the engine merges them by label set).
+    fn select_histograms(
+        &self,
+        _matchers: &[Matcher],
+        _mint: i64,
+        _maxt: i64,
+    ) -> Result<Vec<(Labels, Vec<HistogramSample>)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Engine settings taken from the store's config.

@@ -1,7 +1,7 @@
 //! Query results and their JSON form: exactly Prometheus's `data` object of `/api/v1/query` and
 //! `/api/v1/query_range`, so Grafana and promtool read Tarsier's answers unchanged.
 
-use model::{Labels, Sample};
+use model::{FloatHistogram, HistogramSample, Labels, Sample};
 use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 
@@ -20,6 +20,30 @@ pub enum QueryResult {
     Vector(Vec<(Labels, i64, f64)>),
     /// Series with their samples, sorted by labels.
     Matrix(Vec<(Labels, Vec<Sample>)>),
+    /// An instant vector holding at least one native histogram (float-only vectors are
+    /// [`QueryResult::Vector`], so clients that only know floats keep working).
+    MixedVector(Vec<(Labels, i64, PointValue)>),
+    /// A matrix holding at least one native-histogram sample: per series its float and its
+    /// histogram samples, sorted by labels.
+    MixedMatrix(Vec<(Labels, Vec<Sample>, Vec<HistogramSample>)>),
+}
+
+/// One point's value: a float or a native histogram.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PointValue {
+    Float(f64),
+    Histogram(FloatHistogram),
+}
+
+impl QueryResult {
+    /// A matrix result, mixed only when some series has histogram samples.
+    pub fn from_series(series: Vec<(Labels, Vec<Sample>, Vec<HistogramSample>)>) -> QueryResult {
+        if series.iter().all(|s| s.2.is_empty()) {
+            QueryResult::Matrix(series.into_iter().map(|(l, f, _)| (l, f)).collect())
+        } else {
+            QueryResult::MixedMatrix(series)
+        }
+    }
 }
 
 /// Formats a float as Go's `strconv.FormatFloat(v, 'f', -1, 64)` does (Prometheus's wire form):
@@ -55,6 +79,80 @@ impl Serialize for Point {
         seq.serialize_element(&timestamp_number(self.0))?;
         seq.serialize_element(&format_value(self.1))?;
         seq.end()
+    }
+}
+
+/// Prometheus's JSON for a histogram: count, sum and the non-empty buckets as
+/// `[boundary_rule, lower, upper, count]` (rule 0: `(l, u]`, 1: `[l, u)`, 2: `(l, u)`, 3: `[l, u]`).
+struct HistogramJson<'a>(&'a FloatHistogram);
+
+impl Serialize for HistogramJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let h = self.0;
+        let buckets: Vec<(u8, String, String, String)> = h
+            .buckets()
+            .into_iter()
+            .filter(|b| b.count != 0.0)
+            .map(|b| {
+                let rule = match (b.lower_inclusive, b.upper_inclusive) {
+                    (false, true) => 0,
+                    (true, false) => 1,
+                    (false, false) => 2,
+                    (true, true) => 3,
+                };
+                (rule, format_value(b.lower), format_value(b.upper), format_value(b.count))
+            })
+            .collect();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("count", &format_value(h.count))?;
+        map.serialize_entry("sum", &format_value(h.sum))?;
+        if !buckets.is_empty() {
+            map.serialize_entry("buckets", &buckets)?;
+        }
+        map.end()
+    }
+}
+
+struct HistogramPoint<'a>(i64, &'a FloatHistogram);
+
+impl Serialize for HistogramPoint<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(2))?;
+        seq.serialize_element(&timestamp_number(self.0))?;
+        seq.serialize_element(&HistogramJson(self.1))?;
+        seq.end()
+    }
+}
+
+struct MixedVectorElem<'a>(&'a Labels, i64, &'a PointValue);
+
+impl Serialize for MixedVectorElem<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut st = serializer.serialize_struct("sample", 2)?;
+        st.serialize_field("metric", &Metric(self.0))?;
+        match self.2 {
+            PointValue::Float(v) => st.serialize_field("value", &Point(self.1, *v))?,
+            PointValue::Histogram(h) => st.serialize_field("histogram", &HistogramPoint(self.1, h))?,
+        }
+        st.end()
+    }
+}
+
+struct MixedMatrixElem<'a>(&'a Labels, &'a [Sample], &'a [HistogramSample]);
+
+impl Serialize for MixedMatrixElem<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut st = serializer.serialize_struct("series", 3)?;
+        st.serialize_field("metric", &Metric(self.0))?;
+        if !self.1.is_empty() {
+            let points: Vec<Point> = self.1.iter().map(|s| Point(s.timestamp_ms, s.value)).collect();
+            st.serialize_field("values", &points)?;
+        }
+        if !self.2.is_empty() {
+            let points: Vec<HistogramPoint<'_>> = self.2.iter().map(|s| HistogramPoint(s.timestamp_ms, &s.h)).collect();
+            st.serialize_field("histograms", &points)?;
+        }
+        st.end()
     }
 }
 
@@ -115,6 +213,17 @@ impl Serialize for QueryResult {
                 let elems: Vec<MatrixElem<'_>> = series.iter().map(|(l, s)| MatrixElem(l, s)).collect();
                 st.serialize_field("result", &elems)?;
             }
+            QueryResult::MixedVector(samples) => {
+                st.serialize_field("resultType", "vector")?;
+                let elems: Vec<MixedVectorElem<'_>> =
+                    samples.iter().map(|(l, t, v)| MixedVectorElem(l, *t, v)).collect();
+                st.serialize_field("result", &elems)?;
+            }
+            QueryResult::MixedMatrix(series) => {
+                st.serialize_field("resultType", "matrix")?;
+                let elems: Vec<MixedMatrixElem<'_>> = series.iter().map(|(l, f, h)| MixedMatrixElem(l, f, h)).collect();
+                st.serialize_field("result", &elems)?;
+            }
         }
         st.end()
     }
@@ -161,6 +270,27 @@ mod tests {
             r#"{"resultType":"string","result":[1.5,"hi"]}"#
         );
         assert_eq!(json(&QueryResult::Vector(vec![])), r#"{"resultType":"vector","result":[]}"#);
+    }
+
+    #[test]
+    fn histogram_golden() {
+        let h = model::notation::parse_histogram(
+            "{{schema:0 count:5 sum:7.5 z_bucket:1 z_bucket_w:0.001 buckets:[1 0 2] n_buckets:[1]}}",
+        )
+        .unwrap();
+        let labels = Labels::from_pairs([("a", "b")]);
+        let r = QueryResult::MixedVector(vec![(labels.clone(), 1000, PointValue::Histogram(h.clone()))]);
+        assert_eq!(
+            json(&r),
+            r#"{"resultType":"vector","result":[{"metric":{"a":"b"},"histogram":[1,{"count":"5","sum":"7.5","buckets":[[1,"-1","-0.5","1"],[3,"-0.001","0.001","1"],[0,"0.5","1","1"],[0,"2","4","2"]]}]}]}"#
+        );
+        let r = QueryResult::from_series(vec![(
+            labels,
+            vec![Sample::new(0, 1.0)],
+            vec![HistogramSample { timestamp_ms: 2000, h }],
+        )]);
+        let text = json(&r);
+        assert!(text.contains(r#""values":[[0,"1"]],"histograms":[[2,{"count":"5""#), "{text}");
     }
 
     #[test]

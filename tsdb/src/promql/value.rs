@@ -1,6 +1,6 @@
 //! The engine's intermediate values: what each AST node evaluates to at one instant.
 
-use model::{Labels, METRIC_NAME, Sample};
+use model::{FloatHistogram, HistogramSample, Labels, METRIC_NAME, Sample};
 
 /// One element of an instant vector. `t` is the sample's own timestamp for selector output (the
 /// `timestamp()` function reads it) and the evaluation time otherwise.
@@ -15,6 +15,20 @@ pub struct VSample {
     pub t: i64,
     pub v: f64,
     pub drop_name: bool,
+    /// A native-histogram sample (then `v` means nothing).
+    pub h: Option<Box<FloatHistogram>>,
+}
+
+impl VSample {
+    /// A float sample.
+    pub fn float(labels: Labels, t: i64, v: f64, drop_name: bool) -> Self {
+        Self { labels, t, v, drop_name, h: None }
+    }
+
+    /// A histogram sample.
+    pub fn histogram(labels: Labels, t: i64, h: FloatHistogram, drop_name: bool) -> Self {
+        Self { labels, t, v: 0.0, drop_name, h: Some(Box::new(h)) }
+    }
 }
 
 /// One series of a range vector.
@@ -22,6 +36,8 @@ pub struct VSample {
 pub struct RSeries {
     pub labels: Labels,
     pub samples: Vec<Sample>,
+    /// Native-histogram samples, in timestamp order.
+    pub histograms: Vec<HistogramSample>,
     /// As [`VSample::drop_name`] (set for subqueries over name-dropping expressions).
     pub drop_name: bool,
 }

@@ -2,7 +2,7 @@
 //! this adds the label parsing that needs the PromQL parser.
 
 use model::Labels;
-pub use model::notation::{almost_equal, expand_items, parse_duration, parse_float, split_series_line};
+pub use model::notation::{almost_equal, parse_duration, parse_float, split_series_line};
 
 pub fn parse_labels(series: &str) -> Result<Labels, String> {
     if series == "{}" {

@@ -73,7 +73,7 @@ pub fn experimental_reason(query: &str) -> Option<String> {
     None
 }
 
-/// A series loaded with native-histogram samples (the store keeps only its float samples).
+/// A series upstream holds as a native histogram which this runner does not build (`load_with_nhcb`).
 pub struct HistogramSeries {
     pub labels: Labels,
     /// When it has a histogram sample.
