@@ -4,7 +4,7 @@
 //! applies live (new rule group, alert state kept), an invalid one is refused and the old config
 //! keeps running (metric, runtimeinfo, `POST /-/reload` say why), a restart-only change is named,
 //! and SIGHUP reloads too. The collector (`run` and `agent`) takes new scrape jobs and tail globs
-//! live, and tail labels, body parsing and signals too (no line lost or repeated
+//! live, and tail labels, body parsing, multiline rules and signals too (no line lost or repeated
 //! across the swap); an agent switches to another server and new shipping limits (no line lost);
 //! server request limits apply at once; the notifications file re-routes alerts keeping silences,
 //! and an edited template file changes the next message.
@@ -664,4 +664,55 @@ async fn agent_switches_server_and_shipping_limits_live_without_losing_lines() {
     agent.stop();
     server_a.stop();
     server_b.stop();
+}
+
+/// `collector.tail.multiline` switched live on an open file (issue #9 point 3): lines read under
+/// `none` are records of their own; after a swap to a regex rule the next records are grouped;
+/// after a swap back, the record the joiner held (its flush timeout is an hour) is shipped as it
+/// stood and later lines are single again. No line lost or repeated at either switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_reload_switches_multiline_on_an_open_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, logs) = (tmp.path().join("etc"), tmp.path().join("logs"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    let app = logs.join("app.log");
+    let multiline = |on: bool| {
+        let rules = "      mode: regex\n      rules:\n      - {state: start_state, regex: '^start', next_state: cont}\n      \
+                     - {state: cont, regex: '^\\s+', next_state: cont}\n";
+        let mode = if on { rules } else { "      mode: none\n" };
+        format!("    format: plain\n    multiline:\n{mode}      flush_timeout: 1h\n")
+    };
+    configmap_update(&dir, "v1", &[("tarsier.yaml", &tail_yaml(&[&app], &multiline(false), false))]);
+    symlink("..data/tarsier.yaml", dir.join("tarsier.yaml")).unwrap();
+    let client = reqwest::Client::new();
+    let run = start("run", &dir.join("tarsier.yaml"), tmp.path(), &client).await;
+    let base = run.base.clone();
+    let all = format!("{{filename=\"{}\"}}", app.display());
+    let records = || async { lines_of(&client, &base, &app).await };
+    append_line(&app, "start 1");
+    append_line(&app, "  cont 1a");
+    await_lines(&client, &base, &all, 2).await;
+
+    update_and_wait(&client, &base, &dir, "v2", ("tarsier.yaml", &tail_yaml(&[&app], &multiline(true), false))).await;
+    for l in ["start 2", "  cont 2a", "  cont 2b", "start 3", "  cont 3a"] {
+        append_line(&app, l);
+    }
+    eventually("the next record is grouped", || async {
+        records().await.contains(&"start 2\n  cont 2a\n  cont 2b".to_string())
+    })
+    .await;
+
+    // `start 3` is held (an hour's flush timeout): switching back ships it as it stood.
+    update_and_wait(&client, &base, &dir, "v3", ("tarsier.yaml", &tail_yaml(&[&app], &multiline(false), false))).await;
+    append_line(&app, "start 4");
+    append_line(&app, "  cont 4a");
+    await_lines(&client, &base, &all, 6).await;
+    let mut got = records().await;
+    got.sort();
+    let mut want =
+        ["start 1", "  cont 1a", "start 2\n  cont 2a\n  cont 2b", "start 3\n  cont 3a", "start 4", "  cont 4a"];
+    want.sort();
+    assert_eq!(got, want, "each line once, grouped by the rule in force when it was read");
+    run.stop();
 }
