@@ -171,6 +171,16 @@ pub fn main(role: Role, args: RoleArgs) -> ExitCode {
     }
 }
 
+/// The agent's sink to the server from the `agent` section (at start and on a reload).
+pub(crate) fn agent_sink(agent: &crate::config::AgentConfig) -> anyhow::Result<collector::HttpSink> {
+    let mut sink = collector::HttpSink::with_tls(&agent.server_url, agent.request_timeout, &agent.tls_config)
+        .context("agent.server_url / agent.tls_config")?;
+    if let Some(path) = &agent.bearer_token_file {
+        sink = sink.with_bearer_token_file(path);
+    }
+    Ok(sink)
+}
+
 /// Resolves on SIGTERM or SIGINT.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -312,6 +322,7 @@ pub async fn serve_with(
         None => None,
     };
 
+    let mut agent_switch = None;
     let collector = if role.runs_collector() {
         let (logs, metrics): (Arc<dyn collector::LogSink>, Arc<dyn collector::MetricSink>) = match role {
             Role::Run => {
@@ -322,15 +333,8 @@ pub async fn serve_with(
                 (sink.clone(), sink)
             }
             _ => {
-                let mut sink = collector::HttpSink::with_tls(
-                    &config.agent.server_url,
-                    config.agent.request_timeout,
-                    &config.agent.tls_config,
-                )
-                .context("agent.server_url / agent.tls_config")?;
-                if let Some(path) = &config.agent.bearer_token_file {
-                    sink = sink.with_bearer_token_file(path);
-                }
+                let sink = collector::SwitchableSink::new(agent_sink(&config.agent)?);
+                agent_switch = Some(sink.clone());
                 let sink = Arc::new(sink);
                 (sink.clone(), sink)
             }
@@ -358,22 +362,6 @@ pub async fn serve_with(
         Arc::new(parking_lot::RwLock::new(crate::redact::redacted_config_yaml(&config).into()));
     services.config_yaml = Some(Arc::clone(&config_yaml));
     let (stop_rules_tx, stop_rules_rx) = tokio::sync::watch::channel(false);
-    let reloader = reload.map(|(args, config_path)| {
-        let reloader = crate::reload::Reloader {
-            role,
-            args,
-            config_path,
-            current: config.clone(),
-            rules: services.rules.clone(),
-            notifier: notifier_handle.clone(),
-            templates: notify_templates.clone(),
-            collector: collector.as_ref().map(collector::Collector::reloader),
-            runtime,
-            metrics: reload_metrics,
-            config_yaml,
-        };
-        tokio::spawn(reloader.run(reload_rx, stop_rules_rx.clone()))
-    });
     let rules_task = services.rules.clone().map(|manager| tokio::spawn(manager.run(stop_rules_rx.clone())));
 
     if role.runs_stores() {
@@ -386,6 +374,24 @@ pub async fn serve_with(
     }
     let state = query_ui::AppState::new(services.clone(), config.server.clone(), registry);
     let app = query_ui::router(state.clone());
+    let reloader = reload.map(|(args, config_path)| {
+        let reloader = crate::reload::Reloader {
+            role,
+            args,
+            config_path,
+            current: config.clone(),
+            rules: services.rules.clone(),
+            notifier: notifier_handle.clone(),
+            templates: notify_templates.clone(),
+            collector: collector.as_ref().map(collector::Collector::reloader),
+            agent_sink: agent_switch,
+            http: Some(state.clone()),
+            runtime,
+            metrics: reload_metrics,
+            config_yaml,
+        };
+        tokio::spawn(reloader.run(reload_rx, stop_rules_rx.clone()))
+    });
     state.set_ready(true);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(role = ?role, listen = %local_addr, scheme, data_dir = %data_dir.display(), "tarsier is ready");

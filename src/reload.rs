@@ -7,13 +7,14 @@
 //!
 //! A new configuration is parsed and validated in full first; a bad one is refused, logged, counted
 //! in `tarsier_config_last_reload_successful` and shown by `/api/v1/status/runtimeinfo`, and the old
-//! one keeps running. A good one applies what can change live — `log.level`; the `alerting`
-//! section (rule files are reloaded keeping alert state; the notifications file's routes,
-//! receivers, templates, inhibit rules and time intervals are swapped keeping alerts, groups,
-//! silences and the notification log); the collector's section but `shipping`
-//! (`Collector::reload`) — and names every other changed key as "needs restart" with its reason
-//! (listen address, data_dir, stores, `collector.shipping`, agent): the process keeps running with
-//! the old values for those.
+//! one keeps running. A good one applies everything but the keys in [`RESTART_ONLY`] — `log.level`;
+//! the `alerting` section (rule files are reloaded keeping alert state; the notifications file's
+//! routes, receivers, templates, inhibit rules and time intervals are swapped keeping alerts,
+//! groups, silences and the notification log); the collector's section (`Collector::reload`,
+//! `shipping` included); `agent` (a new `HttpSink` replaces the agent's, in-flight batches are
+//! retried through it); the `server` request limits (`AppState::set_config`) — and names each
+//! changed restart-only key with its reason: the process keeps running with the old values for
+//! those.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,65 +67,66 @@ impl ReloadMetrics {
     }
 }
 
-/// Keys whose change needs a restart, found by comparing sections. Live: `log.level`, the
-/// `alerting` section (`notifications_file` too, added or removed: without one the notifier runs
-/// an empty configuration), `collector.scrape_configs`, `collector.global`,
-/// `collector.tail.include` and `collector.tail.exclude`.
+/// Every key whose change needs a restart, with the reason the log line gives: the one list
+/// (`needsRestart`, the log, README's reload table follow it). Everything else applies live. A
+/// key names a whole section when none of it can change while running.
+pub const RESTART_ONLY: &[(&str, &str)] = &[
+    ("data_dir", "stores and state files are opened there at start"),
+    ("log.format", "the log output format is set up once at start"),
+    ("indexer", "the log store is opened with these settings at start"),
+    ("tsdb", "the metric store is opened with these settings at start"),
+    ("server.listen", "the listener is bound at start"),
+    ("server.tls", "the listener's TLS is set up at start (renewed certificate files are still re-read)"),
+    ("server.external_metrics", "its listener and metric rules are set up at start"),
+    ("server.auth", "the token check is set up at start (the tokens file itself is re-read every reload_interval)"),
+    ("server.max_concurrent_queries", "the query slots are sized at start"),
+    ("server.max_tail_connections", "the live tail slots are sized at start"),
+    ("collector.shipping.disk_buffer.enabled", "the disk buffers are opened (or not) at start"),
+    ("collector.shipping.disk_buffer.path", "moving the disk buffer would strand the batches it holds"),
+];
+
+/// `a.b.c` → the JSON pointer `/a/b/c`.
+fn pointer(key: &str) -> String {
+    format!("/{}", key.replace('.', "/"))
+}
+
+fn to_json(config: &Config) -> serde_json::Value {
+    serde_json::to_value(config).unwrap_or_default()
+}
+
+/// The keys of [`RESTART_ONLY`] whose value differs between `old` and `new`.
 pub fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
-    fn differs<T: serde::Serialize>(a: &T, b: &T) -> bool {
-        serde_json::to_value(a).ok() != serde_json::to_value(b).ok()
-    }
-    /// `prefix.<field>` for each changed field of a section but the `live` ones.
-    fn fields<T: serde::Serialize>(keys: &mut Vec<String>, prefix: &str, old: &T, new: &T, live: &[&str]) {
-        let (o, n) = (serde_json::to_value(old).ok(), serde_json::to_value(new).ok());
-        if let (Some(serde_json::Value::Object(o)), Some(serde_json::Value::Object(n))) = (o, n) {
-            for (k, v) in &n {
-                if !live.contains(&k.as_str()) && o.get(k) != Some(v) {
-                    keys.push(format!("{prefix}.{k}"));
-                }
-            }
-        }
-    }
-    let mut keys = Vec::new();
-    let mut check = |key: &str, changed: bool| {
-        if changed {
-            keys.push(key.to_string());
-        }
-    };
-    check("data_dir", old.data_dir != new.data_dir);
-    check("log.format", old.log.format != new.log.format);
-    check("indexer", differs(&old.indexer, &new.indexer));
-    check("tsdb", differs(&old.tsdb, &new.tsdb));
-    check("agent", differs(&old.agent, &new.agent));
-    fields(&mut keys, "server", &old.server, &new.server, &[]);
-    let live = ["tail", "global", "scrape_configs", "signals", "tenant", "kubernetes"];
-    fields(&mut keys, "collector", &old.collector, &new.collector, &live);
+    let (old, new) = (to_json(old), to_json(new));
+    let mut keys: Vec<String> = RESTART_ONLY
+        .iter()
+        .filter(|(key, _)| old.pointer(&pointer(key)) != new.pointer(&pointer(key)))
+        .map(|(key, _)| key.to_string())
+        .collect();
     keys.sort();
     keys
 }
 
 /// Why a key from [`restart_keys`] cannot change while running (for the log line).
 fn restart_reason(key: &str) -> &'static str {
-    match key.split('.').next().unwrap_or(key) {
-        "data_dir" => "stores and state files are opened there at start",
-        "log" => "the log output format is set up once at start",
-        "indexer" | "tsdb" => "the stores are opened with these settings at start",
-        "agent" => "the sink to the server is built at start",
-        "server" => "the HTTP listener and its services are built at start",
-        "collector" => "the shipping queues and the disk buffer are built at start",
-        _ => "read once at start",
-    }
+    RESTART_ONLY.iter().find(|(k, _)| *k == key).map_or("read once at start", |(_, reason)| reason)
 }
 
-/// What of `new` runs after a reload of `current`: the live keys from `new`, the rest as before.
-fn applied(current: &Config, new: &Config) -> Config {
-    let mut applied = current.clone();
-    applied.log.level = new.log.level.clone();
-    applied.alerting = new.alerting.clone();
-    let shipping = std::mem::take(&mut applied.collector.shipping);
-    applied.collector = new.collector.clone();
-    applied.collector.shipping = shipping;
-    applied
+/// What of `new` runs after a reload of `current`: `new` with every [`RESTART_ONLY`] key as
+/// `current` has it.
+fn applied(current: &Config, new: &Config) -> Result<Config, String> {
+    let (running, mut next) = (to_json(current), to_json(new));
+    for (key, _) in RESTART_ONLY {
+        let (parent, field) = key.rsplit_once('.').map_or(("", *key), |(p, f)| (p, f));
+        let parent = if parent.is_empty() { String::new() } else { pointer(parent) };
+        let kept = running.pointer(&pointer(key)).cloned();
+        if let Some(serde_json::Value::Object(section)) = next.pointer_mut(&parent) {
+            match kept {
+                Some(value) => section.insert(field.to_string(), value),
+                None => section.remove(field),
+            };
+        }
+    }
+    serde_json::from_value(next).map_err(|e| format!("keeping the restart-only keys: {e}"))
 }
 
 /// The glob patterns of the files a reload depends on besides the config file: rule files and the
@@ -190,6 +192,10 @@ pub struct Reloader {
     pub templates: Vec<String>,
     /// The collector, in the roles that run one.
     pub collector: Option<collector::Reloader>,
+    /// The agent's sink to the server (`agent` role), replaced when `agent` changes.
+    pub agent_sink: Option<collector::SwitchableSink>,
+    /// The HTTP layer's state, whose `server` limits a reload replaces.
+    pub http: Option<query_ui::AppState>,
     pub runtime: Runtime,
     pub metrics: ReloadMetrics,
     /// The redacted configuration `/api/v1/status/config` shows, refreshed on each reload.
@@ -274,6 +280,21 @@ impl Reloader {
             Err(e) => return Err(self.refuse(format!("reload task failed: {e}"))),
         };
         // Everything that can be refused is checked before anything is applied.
+        let next = match applied(&self.current, &new) {
+            Ok(next) => next,
+            Err(e) => return Err(self.refuse(e)),
+        };
+        let agent_sink = match &self.agent_sink {
+            Some(_) if to_json(&self.current)["agent"] != to_json(&next)["agent"] => {
+                let agent = next.agent.clone();
+                match tokio::task::spawn_blocking(move || crate::app::agent_sink(&agent)).await {
+                    Ok(Ok(sink)) => Some(sink),
+                    Ok(Err(e)) => return Err(self.refuse(format!("{e:#}"))),
+                    Err(e) => return Err(self.refuse(format!("reload task failed: {e}"))),
+                }
+            }
+            _ => None,
+        };
         let notify = match &self.notifier {
             Some(_) => {
                 let alerting = new.alerting.clone();
@@ -286,7 +307,7 @@ impl Reloader {
             None => None,
         };
         if let Some(collector) = &self.collector
-            && let Err(e) = collector.check(&new.collector)
+            && let Err(e) = collector.check(&next.collector)
         {
             return Err(self.refuse(format!("{e}")));
         }
@@ -304,9 +325,19 @@ impl Reloader {
             }
         }
         if let Some(collector) = &self.collector
-            && let Err(e) = collector.reload(&new.collector).await
+            && let Err(e) = collector.reload(&next.collector).await
         {
             return Err(self.refuse(format!("{e}")));
+        }
+        if let (Some(switch), Some(sink)) = (&self.agent_sink, agent_sink) {
+            switch.replace(sink);
+            tracing::info!(server_url = %next.agent.server_url, "agent settings changed, requests from now on use them");
+        }
+        if let Some(http) = &self.http
+            && next.server != self.current.server
+        {
+            http.set_config(next.server.clone());
+            tracing::info!("server limits changed, requests from now on use them");
         }
         if let (Some(notifier), Some(notify)) = (&self.notifier, notify) {
             if let Err(e) = notifier.reload(&notify) {
@@ -320,7 +351,7 @@ impl Reloader {
         }
         // The live parts are applied; the rest keeps its running values, so remember the new file
         // only for the live sections and keep comparing restart keys against what runs.
-        self.current = applied(&self.current, &new);
+        self.current = next;
         *self.config_yaml.write() = crate::redact::redacted_config_yaml(&self.current).into();
         self.metrics.success();
         self.runtime.record_success(needs_restart);
@@ -384,28 +415,72 @@ mod tests {
         new.collector.scrape_configs = vec![serde_yaml_ng::from_str("job_name: x").unwrap()];
         new.collector.global.scrape_interval = Duration::from_secs(5);
         assert!(restart_keys(&old, &new).is_empty(), "scrape jobs and tail globs are live");
-        assert_eq!(applied(&old, &new).collector, new.collector);
+        assert_eq!(applied(&old, &new).unwrap().collector, new.collector);
         new.collector.tail.start_at = collector::StartAt::End;
         new.collector.tail.format = collector::LogFormat::Cri;
         new.collector.tail.labels.insert("team".into(), "x".into());
         new.collector.tail.max_open_files = 3;
         new.collector.signals.enabled = true;
         new.collector.tenant = "other".into();
-        assert!(restart_keys(&old, &new).is_empty(), "tail, signals and tenant are live");
-        assert_eq!(applied(&old, &new).collector, new.collector);
+        new.collector.shipping.batch_max_lines = 7;
+        new.collector.shipping.disk_buffer.max_bytes = 1 << 20;
+        new.agent.server_url = "http://elsewhere:1".into();
+        new.server.max_body_bytes = 1000;
+        new.server.log_query_timeout = Duration::from_secs(3);
+        assert!(restart_keys(&old, &new).is_empty(), "tail, signals, tenant, shipping, agent, limits are live");
+        let next = applied(&old, &new).unwrap();
+        assert_eq!(next.collector, new.collector);
+        assert_eq!((next.server, next.agent.server_url), (new.server.clone(), new.agent.server_url.clone()));
+
         new.collector.shipping.disk_buffer.enabled = !old.collector.shipping.disk_buffer.enabled;
-        assert_eq!(restart_keys(&old, &new), ["collector.shipping"]);
-        assert_ne!(applied(&old, &new).collector, new.collector);
-        assert!(restart_reason("collector.shipping").contains("disk buffer"));
+        new.collector.shipping.disk_buffer.path = Some("/elsewhere".into());
+        new.server.max_concurrent_queries = 1;
+        new.server.tls = Some(serde_yaml_ng::from_str("{cert_file: /c, key_file: /k}").unwrap());
+        assert_eq!(
+            restart_keys(&old, &new),
+            [
+                "collector.shipping.disk_buffer.enabled",
+                "collector.shipping.disk_buffer.path",
+                "server.max_concurrent_queries",
+                "server.tls"
+            ]
+        );
+        let next = applied(&old, &new).unwrap();
+        assert_eq!(next.collector.shipping.disk_buffer.enabled, old.collector.shipping.disk_buffer.enabled);
+        assert_eq!(next.collector.shipping.disk_buffer.path, None);
+        assert_eq!(next.collector.shipping.batch_max_lines, 7, "the live keys of the section still apply");
+        assert_eq!(next.server.max_concurrent_queries, old.server.max_concurrent_queries);
+        assert_eq!(next.server.tls, None);
+        assert!(restart_keys(&old, &next).is_empty(), "what runs differs from the start in live keys only");
+        assert!(restart_reason("collector.shipping.disk_buffer.path").contains("strand"));
 
         let mut new = old.clone();
         new.alerting.notifications_file = Some("/a.yaml".into());
         assert!(restart_keys(&old, &new).is_empty(), "a notifications file can be added live");
-        assert_eq!(applied(&old, &new).alerting.notifications_file, new.alerting.notifications_file);
+        assert_eq!(applied(&old, &new).unwrap().alerting.notifications_file, new.alerting.notifications_file);
         let old = new.clone();
         new.alerting.notifications_file = Some("/b.yaml".into());
         assert!(restart_keys(&old, &new).is_empty(), "another path is live");
-        assert_eq!(applied(&old, &new).alerting.notifications_file, new.alerting.notifications_file);
+        assert_eq!(applied(&old, &new).unwrap().alerting.notifications_file, new.alerting.notifications_file);
+    }
+
+    /// `applied` goes through JSON: every key of the example file (which has them all) survives.
+    #[test]
+    fn applied_round_trips_the_example_config() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tarsier.example.yaml");
+        let example = Config::load(&path).unwrap();
+        let next = applied(&Config::default(), &example).unwrap();
+        let keep: Vec<&str> = RESTART_ONLY.iter().map(|(k, _)| *k).collect();
+        let (mut a, mut b) = (to_json(&next), to_json(&example));
+        for key in keep {
+            for v in [&mut a, &mut b] {
+                if let Some(x) = v.pointer_mut(&pointer(key)) {
+                    *x = serde_json::Value::Null;
+                }
+            }
+        }
+        assert_eq!(a, b);
+        assert_eq!(to_json(&applied(&example, &example).unwrap()), to_json(&example));
     }
 
     #[test]

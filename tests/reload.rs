@@ -4,9 +4,10 @@
 //! applies live (new rule group, alert state kept), an invalid one is refused and the old config
 //! keeps running (metric, runtimeinfo, `POST /-/reload` say why), a restart-only change is named,
 //! and SIGHUP reloads too. The collector (`run` and `agent`) takes new scrape jobs and tail globs
-//! live, and tail labels, body parsing and signals too (no line lost or repeated across the swap);
-//! the notifications file re-routes alerts keeping silences, and an edited template file changes
-//! the next message.
+//! live, and tail labels, body parsing, multiline rules and signals too (no line lost or repeated
+//! across the swap); an agent switches to another server and new shipping limits (no line lost);
+//! server request limits apply at once; the notifications file re-routes alerts keeping silences,
+//! and an edited template file changes the next message.
 
 mod support;
 
@@ -130,8 +131,12 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
         ],
     );
     eventually("the new rule group is loaded", || async { groups(&client, &base).await.len() == 2 }).await;
-    let shown = client.get(format!("{base}/api/v1/status/config")).send().await.unwrap().text().await.unwrap();
-    assert!(shown.contains("reloaded-7"), "/api/v1/status/config shows the reloaded configuration:\n{shown}");
+    // The rules load before the reload finishes: the shown configuration follows a moment later.
+    eventually("/api/v1/status/config shows the reloaded configuration", || async {
+        let shown = client.get(format!("{base}/api/v1/status/config")).send().await.unwrap().text().await.unwrap();
+        shown.contains("reloaded-7")
+    })
+    .await;
     let body = get_json(&client, &format!("{base}/api/v1/alerts")).await;
     assert_eq!(body["data"]["alerts"][0]["activeAt"], active_at, "alert state survives the reload");
     assert_eq!(metric(&client, &base, "tarsier_config_last_reload_successful").await, 1.0);
@@ -155,8 +160,9 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     assert_eq!(r.status(), 500);
     assert!(r.text().await.unwrap().contains("lisen"));
 
-    // A fix that also changes a restart-only key: applied, and the key is named.
-    let fixed = server_yaml(&dir, "server:\n  max_body_bytes: 1000000\n");
+    // A fix that also changes a restart-only key: applied, and the key is named; a request limit
+    // in the same file applies at once.
+    let fixed = server_yaml(&dir, "server:\n  max_concurrent_queries: 3\n  max_body_bytes: 1000\n");
     configmap_update(&dir, "2026_11_27_10_03_00.4", &[("server.yaml", &fixed), ("rules/a.yaml", RULES_ONE)]);
     eventually("the fixed config is applied", || async {
         runtimeinfo(&client, &base).await["reloadConfigSuccess"] == true
@@ -164,7 +170,9 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     .await;
     assert_eq!(groups(&client, &base).await, ["g1"]);
     let info = runtimeinfo(&client, &base).await;
-    assert_eq!(info["needsRestart"], serde_json::json!(["server.max_body_bytes"]));
+    assert_eq!(info["needsRestart"], serde_json::json!(["server.max_concurrent_queries"]));
+    let push = client.post(format!("{base}/loki/api/v1/push")).body(vec![b'x'; 2000]).send().await.unwrap();
+    assert_eq!(push.status(), 413, "server.max_body_bytes applies live");
 
     // SIGHUP and POST /-/reload reload too (lastConfigTime moves).
     let before = info["lastConfigTime"].as_str().unwrap().to_string();
@@ -391,6 +399,42 @@ async fn agent_reload_adds_scrape_jobs_and_tail_globs() {
     server.stop();
 }
 
+/// Appends `line(n)` for n = `from`, `from + 1`, ... every 5 ms until stopped.
+struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl Writer {
+    fn start(path: &Path, from: usize, line: fn(usize) -> String) -> Writer {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (path, flag) = (path.to_path_buf(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut n = from;
+            while !flag.load(std::sync::atomic::Ordering::Acquire) {
+                append_line(&path, &line(n));
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            n
+        });
+        Writer { stop, thread }
+    }
+
+    /// Stops writing; the next `n` (lines `from..n` were written).
+    fn stop(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.join().unwrap()
+    }
+}
+
+/// A ConfigMap update of `dir`, waiting until the process at `base` has applied it.
+async fn update_and_wait(client: &reqwest::Client, base: &str, dir: &Path, version: &str, file: (&str, &str)) {
+    let before = runtimeinfo(client, base).await["lastConfigTime"].clone();
+    configmap_update(dir, version, &[file]);
+    eventually("the reload is applied", || async { runtimeinfo(client, base).await["lastConfigTime"] != before }).await;
+}
+
 /// A pod log path the signals count (`namespace`/`pod` labels from the path).
 fn pod_log(logs: &Path) -> std::path::PathBuf {
     let dir = logs.join("pods/shop_api-7d9f8b6c5d-x2x9z_0c1d/app");
@@ -426,7 +470,7 @@ async fn configmap_reload_changes_tail_labels_parsing_and_signals_live() {
     std::fs::create_dir_all(&logs).unwrap();
     let app = logs.join("app.log");
     let pod = pod_log(&logs);
-    let line = |n: usize| format!("level=error component=db msg=line-{n:04}");
+    let line: fn(usize) -> String = |n| format!("level=error component=db msg=line-{n:04}");
     let cri = |n: usize| format!("2026-12-07T02:00:00.000000000Z stdout F ERROR pod line {n}");
     for n in 0..20 {
         append_line(&app, &line(n));
@@ -443,31 +487,15 @@ async fn configmap_reload_changes_tail_labels_parsing_and_signals_live() {
     assert_eq!(series_count(&client, &base, signal).await, 0, "signals are off");
 
     // A writer appends throughout the swap.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (app, stop) = (app.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut n = 20;
-            while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                append_line(&app, &line(n));
-                n += 1;
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            n
-        })
-    };
+    let writer = Writer::start(&app, 20, line);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let before = runtimeinfo(&client, &base).await["lastConfigTime"].clone();
     let parse = "    labels:\n      job: varlogs\n      team: payments\n    parse:\n      body: logfmt\n      \
                  detect_level: true\n      field_labels: [component]\n";
-    configmap_update(&dir, "v2", &[("tarsier.yaml", &tail_yaml(&[&app, &pod], parse, true))]);
-    eventually("the reload is applied", || async { runtimeinfo(&client, &base).await["lastConfigTime"] != before })
-        .await;
+    update_and_wait(&client, &base, &dir, "v2", ("tarsier.yaml", &tail_yaml(&[&app, &pod], parse, true))).await;
     let info = runtimeinfo(&client, &base).await;
     assert_eq!(info["needsRestart"], serde_json::json!([]), "{info}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    let written = writer.join().unwrap();
+    let written = writer.stop();
     // Written after the writer stopped, well after the reload: these must carry the new labels.
     let after: Vec<String> = (written..written + 10).map(line).collect();
     for l in &after {
@@ -543,4 +571,148 @@ async fn an_edited_template_file_changes_the_next_notification() {
     let info = runtimeinfo(&client, &base).await;
     assert_eq!(info["reloadConfigSuccess"], true, "{info}");
     server.stop();
+}
+
+/// An agent's collector config: `app` tailed, the given shipping limits, to `server_url`.
+fn agent_shipping_yaml(server_url: &str, app: &Path, batch_max_lines: usize, batch_max_wait: &str) -> String {
+    format!(
+        "agent:\n  server_url: {server_url}\n{}  shipping:\n    batch_max_lines: {batch_max_lines}\n    \
+         batch_max_wait: {batch_max_wait}\n",
+        tail_yaml(&[app], "", false)
+    )
+}
+
+/// `agent` and `collector.shipping` change live (issue #9 point 3). A writer appends across a
+/// ConfigMap swap that points the agent at a second server: every line arrives exactly once at
+/// one of the two, and lines written after the reload only at the new one. Then batches are held
+/// by a one-hour `batch_max_wait`; lowering `batch_max_lines` to 1 cuts the batch being formed at
+/// once, so the held lines arrive without the hour or a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_switches_server_and_shipping_limits_live_without_losing_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (tmp.path().join("server-a"), tmp.path().join("server-b"));
+    let (agent_dir, logs) = (tmp.path().join("agent"), tmp.path().join("logs"));
+    for d in [&a_dir, &b_dir, &agent_dir, &logs] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let client = reqwest::Client::new();
+    std::fs::write(a_dir.join("server.yaml"), "log:\n  level: info\n").unwrap();
+    std::fs::write(b_dir.join("server.yaml"), "log:\n  level: info\n").unwrap();
+    let server_a = start("server", &a_dir.join("server.yaml"), &a_dir, &client).await;
+    let server_b = start("server", &b_dir.join("server.yaml"), &b_dir, &client).await;
+    let app = logs.join("app.log");
+    let line: fn(usize) -> String = |n| format!("agent line {n:05}");
+    for n in 0..20 {
+        append_line(&app, &line(n));
+    }
+    configmap_update(&agent_dir, "v1", &[("agent.yaml", &agent_shipping_yaml(&server_a.base, &app, 10_000, "100ms"))]);
+    symlink("..data/agent.yaml", agent_dir.join("agent.yaml")).unwrap();
+    let agent = start("agent", &agent_dir.join("agent.yaml"), &agent_dir, &client).await;
+    let all = format!("{{filename=\"{}\"}}", app.display());
+    await_lines(&client, &server_a.base, &all, 20).await;
+
+    let writer = Writer::start(&app, 20, line);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let to_b = agent_shipping_yaml(&server_b.base, &app, 10_000, "100ms");
+    update_and_wait(&client, &agent.base, &agent_dir, "v2", ("agent.yaml", &to_b)).await;
+    let info = runtimeinfo(&client, &agent.base).await;
+    assert_eq!(info["needsRestart"], serde_json::json!([]), "agent is live: {info}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let written = writer.stop();
+    let after: Vec<String> = (written..written + 10).map(line).collect();
+    for l in &after {
+        append_line(&app, l);
+    }
+    let at_b = |lines: Vec<(Value, String)>| lines.into_iter().map(|(_, l)| l).collect::<Vec<_>>();
+    eventually("the lines written after the switch reach the new server", || async {
+        let got = at_b(log_lines(&client, &server_b.base, &all).await);
+        after.iter().all(|l| got.contains(l))
+    })
+    .await;
+    let (on_a, on_b) =
+        (at_b(log_lines(&client, &server_a.base, &all).await), at_b(log_lines(&client, &server_b.base, &all).await));
+    assert!(!on_b.is_empty() && on_a.len() > 20, "both servers got lines: {} and {}", on_a.len(), on_b.len());
+    assert!(after.iter().all(|l| !on_a.contains(l)), "nothing written after the switch goes to the old server");
+    let mut both: Vec<&String> = on_a.iter().chain(&on_b).collect();
+    both.sort();
+    let want: Vec<String> = (0..written + 10).map(line).collect();
+    assert_eq!(both, want.iter().collect::<Vec<_>>(), "every line exactly once across the switch");
+
+    // Batches wait an hour and take a million lines: read lines stay in the batch being formed.
+    let hold = agent_shipping_yaml(&server_b.base, &app, 1_000_000, "1h");
+    update_and_wait(&client, &agent.base, &agent_dir, "v3", ("agent.yaml", &hold)).await;
+    let read = metric(&client, &agent.base, "tarsier_collector_lines_read_total").await;
+    let held: Vec<String> = (0..3).map(|n| format!("held line {n}")).collect();
+    for l in &held {
+        append_line(&app, l);
+    }
+    eventually("the agent reads the held lines", || async {
+        metric(&client, &agent.base, "tarsier_collector_lines_read_total").await >= read + 3.0
+    })
+    .await;
+    let got = at_b(log_lines(&client, &server_b.base, &all).await);
+    assert!(held.iter().all(|l| !got.contains(l)), "held by the one-hour batch");
+    let before = runtimeinfo(&client, &agent.base).await["lastConfigTime"].clone();
+    configmap_update(&agent_dir, "v4", &[("agent.yaml", &agent_shipping_yaml(&server_b.base, &app, 1, "1h"))]);
+    eventually("the held batch is cut by the new batch_max_lines", || async {
+        let got = at_b(log_lines(&client, &server_b.base, &all).await);
+        held.iter().all(|l| got.contains(l))
+    })
+    .await;
+    assert_ne!(runtimeinfo(&client, &agent.base).await["lastConfigTime"], before);
+    assert_eq!(runtimeinfo(&client, &agent.base).await["needsRestart"], serde_json::json!([]));
+    agent.stop();
+    server_a.stop();
+    server_b.stop();
+}
+
+/// `collector.tail.multiline` switched live on an open file (issue #9 point 3): lines read under
+/// `none` are records of their own; after a swap to a regex rule the next records are grouped;
+/// after a swap back, the record the joiner held (its flush timeout is an hour) is shipped as it
+/// stood and later lines are single again. No line lost or repeated at either switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_reload_switches_multiline_on_an_open_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, logs) = (tmp.path().join("etc"), tmp.path().join("logs"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    let app = logs.join("app.log");
+    let multiline = |on: bool| {
+        let rules = "      mode: regex\n      rules:\n      - {state: start_state, regex: '^start', next_state: cont}\n      \
+                     - {state: cont, regex: '^\\s+', next_state: cont}\n";
+        let mode = if on { rules } else { "      mode: none\n" };
+        format!("    format: plain\n    multiline:\n{mode}      flush_timeout: 1h\n")
+    };
+    configmap_update(&dir, "v1", &[("tarsier.yaml", &tail_yaml(&[&app], &multiline(false), false))]);
+    symlink("..data/tarsier.yaml", dir.join("tarsier.yaml")).unwrap();
+    let client = reqwest::Client::new();
+    let run = start("run", &dir.join("tarsier.yaml"), tmp.path(), &client).await;
+    let base = run.base.clone();
+    let all = format!("{{filename=\"{}\"}}", app.display());
+    let records = || async { lines_of(&client, &base, &app).await };
+    append_line(&app, "start 1");
+    append_line(&app, "  cont 1a");
+    await_lines(&client, &base, &all, 2).await;
+
+    update_and_wait(&client, &base, &dir, "v2", ("tarsier.yaml", &tail_yaml(&[&app], &multiline(true), false))).await;
+    for l in ["start 2", "  cont 2a", "  cont 2b", "start 3", "  cont 3a"] {
+        append_line(&app, l);
+    }
+    eventually("the next record is grouped", || async {
+        records().await.contains(&"start 2\n  cont 2a\n  cont 2b".to_string())
+    })
+    .await;
+
+    // `start 3` is held (an hour's flush timeout): switching back ships it as it stood.
+    update_and_wait(&client, &base, &dir, "v3", ("tarsier.yaml", &tail_yaml(&[&app], &multiline(false), false))).await;
+    append_line(&app, "start 4");
+    append_line(&app, "  cont 4a");
+    await_lines(&client, &base, &all, 6).await;
+    let mut got = records().await;
+    got.sort();
+    let mut want =
+        ["start 1", "  cont 1a", "start 2\n  cont 2a\n  cont 2b", "start 3\n  cont 3a", "start 4", "  cont 4a"];
+    want.sort();
+    assert_eq!(got, want, "each line once, grouped by the rule in force when it was read");
+    run.stop();
 }

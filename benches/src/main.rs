@@ -14,6 +14,7 @@ mod procs;
 mod promql_peers;
 mod report;
 mod scrape_peers;
+mod signals_cpu;
 mod steady;
 mod tsdb_ingest;
 
@@ -46,6 +47,9 @@ enum Scenario {
     Outage,
     /// The same load for `--soak-minutes`: RSS of both processes over time (flat after warm-up?).
     Soak,
+    /// CRI lines at `--signal-rates` lines/s over 500 pods, tailed with `collector.signals` off and
+    /// on: CPU-ns per line each way, the difference being the signals' cost.
+    SignalsCpu,
 }
 
 /// Runs Tarsier's benchmark scenarios.
@@ -109,6 +113,12 @@ struct Args {
     /// The agent's disk buffer bound (`collector.shipping.disk_buffer.max_bytes`) in MiB.
     #[arg(long, default_value_t = 256)]
     buffer_mib: u64,
+    /// Line rates (lines/s) signals-cpu runs at, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 100_000])]
+    signal_rates: Vec<u64>,
+    /// How long signals-cpu writes at each rate, per run.
+    #[arg(long, default_value_t = 10)]
+    signal_seconds: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -146,6 +156,7 @@ fn main() -> anyhow::Result<()> {
                 };
                 runtime.block_on(steady::run(&options, scenario == Scenario::Outage))?
             }
+            Scenario::SignalsCpu => runtime.block_on(signals_cpu::run(&args.signal_rates, args.signal_seconds))?,
             Scenario::TsdbIngest => runtime.block_on(tsdb_ingest::run(args.series, args.samples, args.connections))?,
         }
     }

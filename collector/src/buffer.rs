@@ -391,6 +391,17 @@ impl Spill {
         }
     }
 
+    /// A reload's `max_bytes` and `segment_bytes` (blocking: takes the queue's lock, which disk
+    /// writes hold). A push waiting for room tries again at once.
+    pub(crate) fn set_limits(&self, max_bytes: u64, segment_bytes: u64) {
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.max_bytes = max_bytes;
+            queue.segment_bytes = segment_bytes.max(1);
+        }
+        self.changed.notify_waiters();
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
     }

@@ -49,7 +49,7 @@ pub use scrape::sd::{
     RoleSelector,
 };
 pub use scrape::{DroppedTarget, TargetHealth, TargetStatus};
-pub use sink::{HttpSink, LogSink, MetricSink, SinkError};
+pub use sink::{HttpSink, LogSink, MetricSink, SinkError, SwitchableSink};
 
 use crate::metrics::CollectorMetrics;
 use crate::ship::{AckTarget, Chunk, LogDelivery, MetricDelivery, Shipper};
@@ -139,6 +139,8 @@ impl Collector {
             (None, None)
         };
 
+        let spills: Vec<Arc<buffer::Spill>> = spill.iter().chain(&samples_spill).cloned().collect();
+        let (shipping, shipping_rx) = tokio::sync::watch::channel(config.shipping.clone());
         let (log_tx, log_rx) = mpsc::channel::<Chunk<LogStream>>(CHANNEL_CHUNKS);
         let (sample_tx, sample_rx) = mpsc::channel::<Chunk<TimeSeries>>(CHANNEL_CHUNKS);
         let log_shipper = tokio::spawn(
@@ -146,7 +148,7 @@ impl Collector {
                 rx: log_rx,
                 delivery: Arc::new(LogDelivery(logs)),
                 tenant: tenant.clone(),
-                config: config.shipping.clone(),
+                config: shipping_rx.clone(),
                 acks: Some(store.clone() as Arc<dyn AckTarget>),
                 metrics: metrics.clone(),
                 drain_timeout: SHUTDOWN_DRAIN,
@@ -159,7 +161,7 @@ impl Collector {
                 rx: sample_rx,
                 delivery: Arc::new(MetricDelivery(metrics_sink)),
                 tenant: tenant.clone(),
-                config: config.shipping.clone(),
+                config: shipping_rx,
                 acks: None,
                 metrics: metrics.clone(),
                 drain_timeout: SHUTDOWN_DRAIN,
@@ -219,6 +221,8 @@ impl Collector {
             watch: Arc::new(tokio::sync::Mutex::new(WatchState { watcher, roots, config: config.clone(), kube })),
             signals,
             tenant,
+            shipping: Arc::new(shipping),
+            spills,
         };
 
         Ok(Collector {
@@ -289,8 +293,11 @@ impl Collector {
     /// released, their checkpoints kept); the rest of `tail` (open files keep their positions;
     /// lines read from then on get the new labels, parsing, format and joining; `start_at`
     /// applies to files found at new paths); `signals`; `tenant` (batches formed from then on);
-    /// `kubernetes` (the pod metadata watch is re-created). Only `shipping` keeps its running
-    /// value (its queues and disk buffer are built at start). A config that does not validate
+    /// `kubernetes` (the pod metadata watch is re-created); `shipping` (batch limits apply to the
+    /// batch being formed, retries and `max_in_flight_batches` from then on, the disk buffers'
+    /// `max_bytes`/`segment_bytes` at once). Only `shipping.disk_buffer.enabled` and
+    /// `shipping.disk_buffer.path` keep their running values: the buffers are opened (or not) at
+    /// start, and moving one would strand the batches it holds. A config that does not validate
     /// changes nothing.
     pub async fn reload(&self, config: &CollectorConfig) -> Result<(), Error> {
         self.reloader.reload(config).await
@@ -380,6 +387,10 @@ pub struct Reloader {
     watch: Arc<tokio::sync::Mutex<WatchState>>,
     signals: Arc<signals::Signals>,
     tenant: ship::SharedTenant,
+    /// `collector.shipping` as both shippers watch it.
+    shipping: Arc<tokio::sync::watch::Sender<ShippingConfig>>,
+    /// The disk buffers (logs, samples) when enabled, for their new size limits.
+    spills: Vec<Arc<buffer::Spill>>,
 }
 
 impl Reloader {
@@ -419,6 +430,7 @@ impl Reloader {
                 tracing::info!(tenant = %tenant, "collector.tenant changed, batches from now on go to it");
                 *self.tenant.write().unwrap_or_else(|e| e.into_inner()) = tenant;
             }
+            self.reload_shipping(&config.shipping).await;
             watch.config = config.clone();
             if let Some(watcher) = watch.watcher.as_mut() {
                 use notify::Watcher;
@@ -435,6 +447,39 @@ impl Reloader {
         }
         self.rescan.wake(true);
         Ok(())
+    }
+}
+
+impl Reloader {
+    /// Hands a changed `collector.shipping` to the shippers and the disk buffers (whose `enabled`
+    /// and `path` stay as started).
+    async fn reload_shipping(&self, new: &ShippingConfig) {
+        let changed = self.shipping.send_if_modified(|running| {
+            let keep = (running.disk_buffer.enabled, running.disk_buffer.path.clone());
+            let mut next = new.clone();
+            (next.disk_buffer.enabled, next.disk_buffer.path) = keep;
+            let changed = *running != next;
+            *running = next;
+            changed
+        });
+        if !changed {
+            return;
+        }
+        tracing::info!(
+            batch_max_lines = new.batch_max_lines,
+            batch_max_bytes = new.batch_max_bytes,
+            max_in_flight_batches = new.max_in_flight_batches,
+            "collector.shipping changed, batches from now on use it"
+        );
+        let (spills, buffer) = (self.spills.clone(), new.disk_buffer.clone());
+        let resized = tokio::task::spawn_blocking(move || {
+            for spill in &spills {
+                spill.set_limits(buffer.max_bytes, buffer.segment_bytes);
+            }
+        });
+        if let Err(e) = resized.await {
+            tracing::warn!(error = %e, "resizing the disk buffers failed");
+        }
     }
 }
 

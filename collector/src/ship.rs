@@ -10,6 +10,11 @@
 //! place the collector drops data, because retrying a rejected batch would block everything behind
 //! it forever.
 //!
+//! The configuration is live: the shipper watches `collector.shipping` and a reload's batch limits
+//! apply to the batch being formed (it is cut at once if it already reaches the new limits), the
+//! retry backoff to batches launched from then on, and `max_in_flight_batches` resizes the slots
+//! (a smaller number takes effect as running batches finish).
+//!
 //! Acknowledgements are applied in batch order, so a file's checkpoint only ever moves to an offset
 //! whose every earlier line was acknowledged. Two batches touching the same stream (`order_key`)
 //! are sent one after the other so the receiver sees each file's lines in order.
@@ -21,7 +26,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use model::{LogStream, TenantId, TimeSeries};
 use rand::Rng;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -144,7 +149,8 @@ pub(crate) struct Shipper<T, D> {
     pub rx: mpsc::Receiver<Chunk<T>>,
     pub delivery: Arc<D>,
     pub tenant: SharedTenant,
-    pub config: ShippingConfig,
+    /// `collector.shipping`, replaced by a reload.
+    pub config: watch::Receiver<ShippingConfig>,
     pub acks: Option<Arc<dyn AckTarget>>,
     pub metrics: CollectorMetrics,
     /// How long in-flight batches may still take once the channel closed.
@@ -158,13 +164,21 @@ struct InFlight {
     done: CancellationToken,
 }
 
+/// The batches being sent: their tasks and what each one's stream keys are.
+#[derive(Default)]
+struct Running {
+    tasks: JoinSet<()>,
+    in_flight: Vec<InFlight>,
+}
+
 impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
     /// Runs until the channel closes and in-flight batches finished (or `drain_timeout` passed).
     pub(crate) async fn run(mut self) {
-        let permits = Arc::new(Semaphore::new(self.config.max_in_flight_batches));
+        let mut config = self.config.borrow_and_update().clone();
+        let mut config_open = true;
+        let permits = Arc::new(Semaphore::new(config.max_in_flight_batches));
         let tracker = Arc::new(Mutex::new(AckTracker { next: 0, done: BTreeMap::new(), target: self.acks.clone() }));
-        let mut tasks = JoinSet::new();
-        let mut in_flight: Vec<InFlight> = Vec::new();
+        let mut running = Running::default();
         let mut pending: Vec<Chunk<T>> = Vec::new();
         let (mut pending_items, mut pending_bytes) = (0usize, 0usize);
         let mut oldest: Option<Instant> = None;
@@ -175,7 +189,8 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
             tokio::spawn(async move {
                 spill
                     .drain::<T, _, _>(move |seq, acks, items| {
-                        let (delivery, tenant, config) = (delivery.clone(), current(&tenant), config.clone());
+                        let (delivery, tenant) = (delivery.clone(), current(&tenant));
+                        let config = config.borrow().clone();
                         let (metrics, tracker) = (metrics.clone(), tracker.clone());
                         async move {
                             before_sending(&tracker, &acks).await;
@@ -190,7 +205,7 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
             })
         });
         loop {
-            let deadline = oldest.map(|t| t + self.config.batch_max_wait);
+            let deadline = oldest.map(|t| t + config.batch_max_wait);
             let flush = tokio::select! {
                 maybe = self.rx.recv() => match maybe {
                     Some(chunk) => {
@@ -198,12 +213,22 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
                         pending_bytes += chunk.bytes;
                         oldest.get_or_insert_with(Instant::now);
                         pending.push(chunk);
-                        pending_items >= self.config.batch_max_lines || pending_bytes >= self.config.batch_max_bytes
+                        pending_items >= config.batch_max_lines || pending_bytes >= config.batch_max_bytes
                     }
                     None => break,
                 },
+                changed = self.config.changed(), if config_open => {
+                    if changed.is_err() {
+                        config_open = false;
+                        continue;
+                    }
+                    let new = self.config.borrow_and_update().clone();
+                    resize(&permits, config.max_in_flight_batches, new.max_in_flight_batches);
+                    config = new;
+                    pending_items >= config.batch_max_lines || pending_bytes >= config.batch_max_bytes
+                }
                 _ = sleep_until_opt(deadline) => true,
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                Some(joined) = running.tasks.join_next(), if !running.tasks.is_empty() => {
                     if let Err(e) = joined {
                         tracing::error!(kind = D::KIND, error = %e, "shipping task failed");
                     }
@@ -213,18 +238,19 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
             if flush && !pending.is_empty() {
                 let batch = std::mem::take(&mut pending);
                 (pending_items, pending_bytes, oldest) = (0, 0, None);
-                self.launch(batch, seq, &permits, &tracker, &mut tasks, &mut in_flight).await;
+                self.launch(batch, seq, &config, &permits, &tracker, &mut running).await;
                 seq += 1;
             }
         }
         if !pending.is_empty() {
-            self.launch(pending, seq, &permits, &tracker, &mut tasks, &mut in_flight).await;
+            self.launch(pending, seq, &config, &permits, &tracker, &mut running).await;
         }
         let drained =
-            tokio::time::timeout(self.drain_timeout, async { while tasks.join_next().await.is_some() {} }).await;
+            tokio::time::timeout(self.drain_timeout, async { while running.tasks.join_next().await.is_some() {} })
+                .await;
         if drained.is_err() {
-            tracing::warn!(kind = D::KIND, in_flight = tasks.len(), "shutdown: gave up on undelivered batches");
-            tasks.abort_all();
+            tracing::warn!(kind = D::KIND, in_flight = running.tasks.len(), "shutdown: gave up on undelivered batches");
+            running.tasks.abort_all();
         }
         if let (Some(spill), Some(drainer)) = (&self.spill, drainer) {
             let emptied = tokio::time::timeout(self.drain_timeout, spill.wait_empty()).await;
@@ -243,11 +269,12 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
         &self,
         chunks: Vec<Chunk<T>>,
         seq: u64,
+        config: &ShippingConfig,
         permits: &Arc<Semaphore>,
         tracker: &Arc<Mutex<AckTracker>>,
-        tasks: &mut JoinSet<()>,
-        in_flight: &mut Vec<InFlight>,
+        running: &mut Running,
     ) {
+        let Running { tasks, in_flight } = running;
         // Waiting here (all batches busy) stops the channel from draining: readers pause.
         let Ok(permit) = permits.clone().acquire_owned().await else { return };
         in_flight.retain(|f| !f.done.is_cancelled());
@@ -265,7 +292,7 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
         }
         let delivery = self.delivery.clone();
         let tenant = current(&self.tenant);
-        let config = self.config.clone();
+        let config = config.clone();
         let metrics = self.metrics.clone();
         let tracker = tracker.clone();
         let spill = self.spill.clone();
@@ -302,6 +329,24 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
             }
             tracker.lock().unwrap_or_else(|e| e.into_inner()).complete(seq, acks);
         });
+    }
+}
+
+/// Changes the number of batch slots from `from` to `to`. Slots in use cannot be taken back: a
+/// task takes them as their batches finish, so the new number holds from then on.
+fn resize(permits: &Arc<Semaphore>, from: usize, to: usize) {
+    if to > from {
+        permits.add_permits(to - from);
+    } else if to < from {
+        let owed = (from - to) - permits.forget_permits(from - to);
+        if owed > 0 {
+            let permits = permits.clone();
+            tokio::spawn(async move {
+                if let Ok(taken) = permits.acquire_many_owned(owed as u32).await {
+                    taken.forget();
+                }
+            });
+        }
     }
 }
 
@@ -374,6 +419,25 @@ mod tests {
         tracker.complete(2, ack(30));
         let offsets: Vec<u64> = recorder.0.lock().unwrap().iter().map(|a| a.offset).collect();
         assert_eq!(offsets, vec![10, 20, 30]);
+    }
+
+    #[tokio::test]
+    async fn batch_slots_resize_up_and_down_as_running_batches_finish() {
+        let permits = Arc::new(Semaphore::new(2));
+        let (a, b) = (permits.clone().acquire_owned().await.unwrap(), permits.clone().acquire_owned().await.unwrap());
+        resize(&permits, 2, 3);
+        assert_eq!(permits.available_permits(), 1);
+        // 3 → 1 with two running: the free slot goes at once, one more when a batch finishes.
+        resize(&permits, 3, 1);
+        assert_eq!(permits.available_permits(), 0);
+        drop(a);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while permits.available_permits() != 0 || permits.try_acquire().is_ok() {
+            assert!(std::time::Instant::now() < deadline, "the owed slot is taken back");
+            tokio::task::yield_now().await;
+        }
+        drop(b);
+        assert_eq!(permits.available_permits(), 1, "one slot from now on");
     }
 
     #[test]

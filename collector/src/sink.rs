@@ -191,6 +191,52 @@ impl HttpSink {
     }
 }
 
+/// An [`HttpSink`] a configuration reload replaces (`agent.server_url`, `tls_config`,
+/// `bearer_token_file`, `request_timeout`). Every request, a retry too, goes through the sink in
+/// place when it starts, so a batch in flight at the switch is retried against the new receiver:
+/// nothing is dropped, and lines the old receiver acknowledged stay acknowledged.
+#[derive(Clone)]
+pub struct SwitchableSink(Arc<std::sync::RwLock<Arc<HttpSink>>>);
+
+impl SwitchableSink {
+    pub fn new(sink: HttpSink) -> SwitchableSink {
+        SwitchableSink(Arc::new(std::sync::RwLock::new(Arc::new(sink))))
+    }
+
+    /// Sends every request from now on with `sink`.
+    pub fn replace(&self, sink: HttpSink) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(sink);
+    }
+
+    fn current(&self) -> Arc<HttpSink> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl LogSink for SwitchableSink {
+    fn push_logs(&self, tenant: TenantId, records: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.current().push_logs(tenant, records)
+    }
+
+    fn push_streams(
+        &self,
+        tenant: TenantId,
+        streams: Arc<Vec<LogStream>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.current().push_streams(tenant, streams)
+    }
+}
+
+impl MetricSink for SwitchableSink {
+    fn push_samples(&self, tenant: TenantId, series: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.current().push_samples(tenant, series)
+    }
+
+    fn push_series(&self, tenant: TenantId, series: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.current().push_series(tenant, series)
+    }
+}
+
 impl LogSink for HttpSink {
     fn push_logs(&self, tenant: TenantId, records: Vec<LogRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
         let body = model::wire::loki_push::encode_protobuf(&LogStream::group(records));

@@ -47,7 +47,9 @@ pub struct AppState {
 
 struct Inner {
     services: Services,
-    config: HttpConfig,
+    /// `server`, replaced by a reload (handlers read it per request; the keys the listener and
+    /// the slots are built from stay as started, see `src/reload.rs`'s `RESTART_ONLY`).
+    config: parking_lot::RwLock<Arc<HttpConfig>>,
     registry: Registry,
     http_metrics: HttpMetrics,
     ready: AtomicBool,
@@ -70,7 +72,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 services,
-                config,
+                config: parking_lot::RwLock::new(Arc::new(config)),
                 registry,
                 http_metrics,
                 ready: AtomicBool::new(false),
@@ -84,8 +86,14 @@ impl AppState {
         &self.inner.services
     }
 
-    pub fn config(&self) -> &HttpConfig {
-        &self.inner.config
+    /// The `server` section in force (a reload may replace it between two calls).
+    pub fn config(&self) -> Arc<HttpConfig> {
+        self.inner.config.read().clone()
+    }
+
+    /// Applies a reloaded `server` section to requests from now on.
+    pub fn set_config(&self, config: HttpConfig) {
+        *self.inner.config.write() = Arc::new(config);
     }
 
     pub fn registry(&self) -> &Registry {
