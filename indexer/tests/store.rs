@@ -436,6 +436,7 @@ fn commit_with_nothing_new_leaves_committed_json_alone() {
     assert_ne!(inode(), Some(first), "a commit with new lines must record the new position");
     assert_eq!(lines(&ix, r#"{job="a"}"#).len(), 2);
     ix.shutdown().unwrap();
+    drop(ix);
     // Still exactly once after a restart.
     let ix = Indexer::open(dir.path(), config()).unwrap();
     assert_eq!(lines(&ix, r#"{job="a"}"#).len(), 2);
