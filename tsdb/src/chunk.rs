@@ -105,6 +105,11 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// Drops the buffer's unused capacity (for a chunk that is full and will not grow again).
+    pub fn shrink_to_fit(&mut self) {
+        self.bits.bytes.shrink_to_fit();
+    }
+
     pub fn len(&self) -> usize {
         self.count
     }

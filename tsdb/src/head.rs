@@ -89,7 +89,11 @@ impl MemSeries {
 
     fn push_in_order(&mut self, t: i64, v: f64) {
         if self.open.len() >= SAMPLES_PER_CHUNK {
-            self.closed.push(std::mem::take(&mut self.open));
+            let mut full = std::mem::take(&mut self.open);
+            // The open chunk's buffer grew by doubling; a closed one never grows again, so it
+            // gives back the slack (up to half its capacity, per series, until the head is cut).
+            full.shrink_to_fit();
+            self.closed.push(full);
         }
         self.open.append(t, v);
         self.newest = Some((t, v.to_bits()));

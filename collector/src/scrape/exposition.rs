@@ -125,7 +125,7 @@ pub fn parse_each<'a>(text: &'a str, mut each: impl FnMut(SampleRef<'a, '_>)) ->
 
 /// Per-family bookkeeping is hashed with foldhash: SipHash's per-lookup cost showed up at ~25% of
 /// a node_exporter page's parse time in `perf`, and these keys only live for one parse.
-type FastBuild = foldhash::fast::RandomState;
+pub(crate) type FastBuild = foldhash::fast::RandomState;
 
 #[derive(Default)]
 struct Parser<'a> {

@@ -14,6 +14,7 @@ use crate::config::{CollectorConfig, ScrapeConfig};
 use crate::metrics::CollectorMetrics;
 use crate::relabel::{self, Relabeler};
 use crate::scrape::exposition;
+use crate::scrape::exposition::FastBuild;
 #[cfg(test)]
 use crate::scrape::exposition::ScrapedSample;
 use crate::scrape::http::{AuthSource, error_chain};
@@ -238,8 +239,9 @@ pub(crate) fn build_targets(config: &CollectorConfig) -> Result<(Vec<Target>, Ve
 }
 
 /// The series of a target's last successful scrape, by label hash; the labels are kept only for
-/// series without a timestamp of their own, the ones Prometheus tracks for staleness.
-pub(crate) type SeenSeries = HashMap<u64, Option<Labels>>;
+/// series without a timestamp of their own, the ones Prometheus tracks for staleness. Hashed with
+/// foldhash (as the label cache): two lookups per sample and scrape.
+pub(crate) type SeenSeries = HashMap<u64, Option<Labels>, FastBuild>;
 
 /// Scrapes `target` every interval until `cancel` (collector shutdown: no stale markers, as in
 /// Prometheus) or `removed` (the target went away: stale markers for every series it had).
@@ -292,8 +294,8 @@ pub(crate) struct ScrapeState {
 impl ScrapeState {
     pub(crate) fn new(target: &Target) -> Self {
         ScrapeState {
-            previous: SeenSeries::new(),
-            spare: SeenSeries::new(),
+            previous: SeenSeries::default(),
+            spare: SeenSeries::default(),
             cache: LabelCache::default(),
             body: Vec::new(),
             report: REPORT_SERIES.iter().map(|name| report_labels(target, name)).collect(),
@@ -352,7 +354,8 @@ struct Appender<'t> {
 /// outnumber the live ones, so the cache stays about the size of the target's series.
 #[derive(Default)]
 pub(crate) struct LabelCache {
-    entries: HashMap<Box<[u8]>, CachedLabels>,
+    /// foldhash rather than SipHash: every sample of every scrape hashes its ~100-byte key here.
+    entries: HashMap<Box<[u8]>, CachedLabels, FastBuild>,
     key: Vec<u8>,
     scrape: u64,
     looked_up: usize,
@@ -392,7 +395,7 @@ impl LabelCache {
 impl<'t> Appender<'t> {
     #[cfg(test)]
     fn new(target: &'t Target, cache: &'t mut LabelCache, start_ms: i64) -> Self {
-        Self::reusing(target, cache, SeenSeries::new(), 0, start_ms)
+        Self::reusing(target, cache, SeenSeries::default(), 0, start_ms)
     }
 
     /// An appender filling `current` (cleared here, its capacity kept) and a series vector sized
@@ -552,7 +555,7 @@ pub(crate) async fn scrape_once(
             let added = a.current.keys().filter(|h| !previous.contains_key(h)).count();
             (a.series, a.current, a.post_relabel, added, None)
         }
-        Err((e, post)) => (Vec::new(), SeenSeries::new(), post, 0, Some(e)),
+        Err((e, post)) => (Vec::new(), SeenSeries::default(), post, 0, Some(e)),
     };
     for (hash, labels) in previous.iter() {
         if let Some(labels) = labels
