@@ -705,6 +705,7 @@ const TOKENS: &str = "\
 - {name: alpha-write, token: alpha-write-token-001, tenants: [alpha], roles: [write]}
 - {name: bravo-admin, token: bravo-admin-token-001, tenants: [bravo], roles: [admin]}
 - {name: both-read, token: both-read-token-00001, tenants: [alpha, bravo], roles: [read]}
+- {name: scraper, token: scraper-metrics-token-1, tenants: [alpha], roles: [metrics]}
 ";
 
 /// One request with an optional bearer token and `X-Scope-OrgID`; the status and body text.
@@ -951,6 +952,30 @@ async fn auth_keeps_tenants_apart_on_every_read_api() {
     let (status, _, _) =
         call(&client, Method::DELETE, &format!("{base}/api/v1/dashboards/x"), Some(read_a), None, None).await;
     assert_eq!(status, 403, "a read token cannot change dashboards");
+    // Process-wide views are not one tenant's: /metrics needs the metrics (or admin) role, the
+    // receivers list admin, and /api/v2/status shows the notifications config to admin only.
+    for (path, token, want) in [
+        ("/metrics", read_a, 403),
+        ("/metrics", "scraper-metrics-token-1", 200),
+        ("/metrics", admin_b, 200),
+        ("/api/v2/receivers", read_a, 403),
+        ("/api/v2/receivers", "scraper-metrics-token-1", 403),
+        ("/api/v2/receivers", admin_b, 200),
+        ("/api/v1/labels", "scraper-metrics-token-1", 403),
+    ] {
+        let (status, body, _) = call(&client, Method::GET, &format!("{base}{path}"), Some(token), None, None).await;
+        assert_eq!(status, want, "{path} with {token}: {body}");
+    }
+    let status_of = |token: &'static str| {
+        let (client, url) = (client.clone(), format!("{base}/api/v2/status"));
+        async move {
+            let (status, body, _) = call(&client, Method::GET, &url, Some(token), None, None).await;
+            assert_eq!(status, 200, "{body}");
+            serde_json::from_str::<Value>(&body).unwrap()["config"]["original"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(status_of(read_a).await, "", "a read token sees the process's notifications config");
+    assert!(status_of(admin_b).await.contains("hook"), "an admin sees the config");
     assert_eq!(call(&client, Method::GET, &format!("{base}/-/healthy"), None, None, None).await.0, 200);
     assert_eq!(call(&client, Method::GET, &format!("{base}/metrics"), None, None, None).await.0, 401);
     // Basic auth with the token as password (Grafana, Promtail, remote_write's basic_auth).
@@ -964,7 +989,8 @@ async fn auth_keeps_tenants_apart_on_every_read_api() {
     assert!(body.contains("leakb") && !body.contains("leaka"), "{body}");
     let (_, body, _) = call(&client, Method::GET, &logs_query, Some(both), None, None).await;
     assert!(body.contains("leaka") && !body.contains("leakb"), "{body}");
-    let (_, metrics, _) = call(&client, Method::GET, &format!("{base}/metrics"), Some(read_a), None, None).await;
+    let (_, metrics, _) =
+        call(&client, Method::GET, &format!("{base}/metrics"), Some("scraper-metrics-token-1"), None, None).await;
     for reason in ["missing_token", "unknown_token", "missing_role", "foreign_tenant"] {
         assert!(
             metrics.contains(&format!("tarsier_http_auth_refusals_total{{reason=\"{reason}\"}}")),

@@ -283,6 +283,40 @@ async fn server_over_https_with_client_certificates_and_rotation() {
     append_line(&log, "shipped over tls after the rotation");
     await_lines(&client, &server.base, &selector, 2).await;
     agent.stop();
+
+    // The clients get a new CA: the server verifies new handshakes against the new bundle
+    // without a restart (#10), and a broken bundle keeps the one that works.
+    let next_ca = certs::ca("tarsier-client-ca-2");
+    let (next_cert, next_key) = certs::leaf_with_cn(&next_ca, &[], Some("someone"));
+    let next_client =
+        client_with(Some(reqwest::Identity::from_pem(format!("{next_cert}{next_key}").as_bytes()).unwrap()));
+    let replace = |text: &str| {
+        std::fs::write(dir.path().join("client-ca.new"), text).unwrap();
+        std::fs::rename(dir.path().join("client-ca.new"), &client_ca_file).unwrap();
+    };
+    replace(&next_ca.cert.pem());
+    let ready = format!("{}/-/ready", server.base);
+    let started = std::time::Instant::now();
+    while next_client.get(&ready).send().await.is_err() {
+        assert!(started.elapsed() < DEADLINE, "the new client CA was not used within {DEADLINE:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let old = client.get(&ready).send().await;
+    assert!(old.is_err(), "a certificate of the replaced client CA is refused: {old:?}");
+    replace("-----BEGIN CERTIFICATE-----\nhalf written\n");
+    let failure = format!(
+        "tarsier_tls_certificate_reloads_total{{cert_file=\"{}\",result=\"failure\"}} 1",
+        client_ca_file.display()
+    );
+    loop {
+        let metrics = next_client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+        if metrics.contains(&failure) {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "the broken client CA was never read: {metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(next_client.get(&ready).send().await.unwrap().status(), 200, "the working bundle stays");
     server.stop();
 }
 

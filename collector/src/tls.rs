@@ -9,6 +9,9 @@
 //! swapping the mount's `..data` symlink, and swaps the new pair in for the next handshake. A new
 //! pair that does not load (half written, key not matching the certificate) is refused with a log
 //! line and `tarsier_tls_certificate_reloads_total{result="failure"}`; the old pair keeps serving.
+//! CA bundles reload the same way: a client's `ca_file` ([`TlsConfig::client_config`]) and a
+//! listener's client CA ([`ClientCaFiles`]) are re-read when they change, new handshakes verify
+//! against the new roots, and a bundle that does not load keeps the old roots.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, RwLock, Weak};
@@ -21,8 +24,10 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use serde::{Deserialize, Serialize};
 
 /// How often certificate files are checked for a change. A Secret update reaches a pod's mount
@@ -31,7 +36,7 @@ use serde::{Deserialize, Serialize};
 pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Prometheus's `tls_config:` of a client (scrape job, Kubernetes API, the agent's shipping).
-/// `ca_file` is read when the client is built; the client certificate is re-read when it changes.
+/// `ca_file` and the client certificate are re-read when they change.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
@@ -65,22 +70,17 @@ impl TlsConfig {
     /// and the client certificate from a reloading [`KeyPairFiles`]. ALPN offers HTTP/1.1 only.
     pub fn client_config(&self) -> Result<rustls::ClientConfig, String> {
         let provider = provider();
-        let mut roots = rustls::RootCertStore::empty();
-        match &self.ca_file {
-            Some(path) => {
-                for cert in read_ca_file(path)? {
-                    roots.add(cert).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                }
+        let webpki = match (&self.ca_file, self.insecure_skip_verify) {
+            (_, true) => None,
+            (Some(path), false) => Some(Roots::Files(Watched::load(vec![path.clone()], "ca", server_verifier)?)),
+            (None, false) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| format!("building the certificate verifier: {e}"))?;
+                Some(Roots::Fixed(verifier))
             }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        let webpki = if self.insecure_skip_verify {
-            None
-        } else {
-            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| format!("building the certificate verifier: {e}"))?;
-            Some(verifier)
         };
         let server_name = match &self.server_name {
             Some(name) => Some(ServerName::try_from(name.clone()).map_err(|e| format!("server_name {name:?}: {e}"))?),
@@ -133,6 +133,30 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
+/// The roots of a PEM CA bundle (at least one certificate, each a valid CA).
+fn roots_of(path: &Path) -> Result<Arc<rustls::RootCertStore>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_ca_file(path)? {
+        roots.add(cert).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// A client's server-certificate verifier from `files[0]`, a `ca_file`.
+fn server_verifier(files: &[PathBuf]) -> Result<Arc<WebPkiServerVerifier>, String> {
+    WebPkiServerVerifier::builder_with_provider(roots_of(&files[0])?, provider())
+        .build()
+        .map_err(|e| format!("ca_file {}: {e}", files[0].display()))
+}
+
+/// A listener's client-certificate verifier from `files[0]`, a client CA bundle: a client
+/// certificate is required.
+fn client_verifier(files: &[PathBuf]) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    WebPkiClientVerifier::builder_with_provider(roots_of(&files[0])?, provider())
+        .build()
+        .map_err(|e| format!("ca_file {}: {e}", files[0].display()))
+}
+
 /// Reads a certificate chain and its key and checks that they belong together.
 fn load_pair(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
     let certs = read_certs(cert_file).map_err(|e| format!("cert_file {e}"))?;
@@ -172,9 +196,85 @@ static RELOADS: LazyLock<Family<ReloadLabels, Counter>> = LazyLock::new(Family::
 pub fn register_metrics(registry: &mut prometheus_client::registry::Registry) {
     registry.register(
         "tarsier_tls_certificate_reloads",
-        "Certificate reloads after the files changed, by cert_file and result (failure: the old pair stays)",
+        "Certificate and CA bundle reloads after the files changed, by cert_file (the CA file for a bundle) and result (failure: the old one stays)",
         RELOADS.clone(),
     );
+}
+
+/// A value read from files and read again when their stamps change (see the module doc).
+struct Watched<T> {
+    files: Vec<PathBuf>,
+    /// `certificate` or `ca`, for log lines.
+    what: &'static str,
+    load: fn(&[PathBuf]) -> Result<T, String>,
+    current: RwLock<T>,
+    /// The files' stamps when they were last read, successfully or not (a broken file is reported
+    /// once, then again only when the files change again).
+    seen: Mutex<Vec<Stamp>>,
+}
+
+impl<T> std::fmt::Debug for Watched<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched").field("files", &self.files).finish()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Watched<T> {
+    /// Reads the files (an error names the file and the reason) and, inside a tokio runtime,
+    /// starts the task that reloads them; the task ends when the last reference is dropped.
+    fn load(
+        files: Vec<PathBuf>,
+        what: &'static str,
+        load: fn(&[PathBuf]) -> Result<T, String>,
+    ) -> Result<Arc<Self>, String> {
+        let seen = files.iter().map(|f| Stamp::of(f)).collect();
+        let value = load(&files)?;
+        let watched = Arc::new(Watched { files, what, load, current: RwLock::new(value), seen: Mutex::new(seen) });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(poll(Arc::downgrade(&watched)));
+        }
+        Ok(watched)
+    }
+
+    fn current(&self) -> T {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the files if they changed since they were last read; returns whether a new value
+    /// is now in use. Blocking (file system): the poll task runs it on the blocking pool.
+    fn reload_if_changed(&self) -> bool {
+        let now: Vec<Stamp> = self.files.iter().map(|f| Stamp::of(f)).collect();
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if *seen == now {
+                return false;
+            }
+            *seen = now;
+        }
+        let (file, what) = (self.files[0].display().to_string(), self.what);
+        match (self.load)(&self.files) {
+            Ok(value) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = value;
+                RELOADS.get_or_create(&ReloadLabels { cert_file: file.clone(), result: "success" }).inc();
+                tracing::info!(file = %file, what, "tls files reloaded");
+                true
+            }
+            Err(error) => {
+                RELOADS.get_or_create(&ReloadLabels { cert_file: file.clone(), result: "failure" }).inc();
+                tracing::error!(file = %file, what, %error, "tls files not reloaded; the previous ones stay in use");
+                false
+            }
+        }
+    }
+}
+
+/// Checks the files every [`RELOAD_CHECK_INTERVAL`] until they are dropped.
+async fn poll<T: Clone + Send + Sync + 'static>(watched: Weak<Watched<T>>) {
+    loop {
+        tokio::time::sleep(RELOAD_CHECK_INTERVAL).await;
+        let Some(watched) = watched.upgrade() else { return };
+        let _ = tokio::task::spawn_blocking(move || watched.reload_if_changed()).await;
+    }
 }
 
 /// A certificate and key read from PEM files and re-read when the files change; the current
@@ -182,24 +282,12 @@ pub fn register_metrics(registry: &mut prometheus_client::registry::Registry) {
 /// authenticates with ([`rustls::client::ResolvesClientCert`]).
 #[derive(Clone)]
 pub struct KeyPairFiles {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    cert_file: PathBuf,
-    key_file: PathBuf,
-    current: RwLock<Arc<CertifiedKey>>,
-    /// The files' stamps when they were last read, successfully or not (a broken pair is reported
-    /// once, then again only when the files change again).
-    seen: Mutex<(Stamp, Stamp)>,
+    inner: Arc<Watched<Arc<CertifiedKey>>>,
 }
 
 impl std::fmt::Debug for KeyPairFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyPairFiles")
-            .field("cert_file", &self.inner.cert_file)
-            .field("key_file", &self.inner.key_file)
-            .finish()
+        f.debug_struct("KeyPairFiles").field("files", &self.inner.files).finish()
     }
 }
 
@@ -207,25 +295,14 @@ impl KeyPairFiles {
     /// Reads the pair (an error names the file and the reason) and, inside a tokio runtime,
     /// starts the task that reloads it; the task ends when the last clone is dropped.
     pub fn load(cert_file: &Path, key_file: &Path) -> Result<KeyPairFiles, String> {
-        let seen = (Stamp::of(cert_file), Stamp::of(key_file));
-        let key = load_pair(cert_file, key_file)?;
-        let files = KeyPairFiles {
-            inner: Arc::new(Inner {
-                cert_file: cert_file.to_path_buf(),
-                key_file: key_file.to_path_buf(),
-                current: RwLock::new(Arc::new(key)),
-                seen: Mutex::new(seen),
-            }),
-        };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(poll(Arc::downgrade(&files.inner)));
-        }
-        Ok(files)
+        let files = vec![cert_file.to_path_buf(), key_file.to_path_buf()];
+        let inner = Watched::load(files, "certificate", |f| load_pair(&f[0], &f[1]).map(Arc::new))?;
+        Ok(KeyPairFiles { inner })
     }
 
     /// The pair new handshakes use.
     pub fn current(&self) -> Arc<CertifiedKey> {
-        self.inner.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.current()
     }
 
     /// Re-reads the files if they changed since they were last read; returns whether a new pair
@@ -235,39 +312,61 @@ impl KeyPairFiles {
     }
 }
 
-impl Inner {
-    fn reload_if_changed(&self) -> bool {
-        let now = (Stamp::of(&self.cert_file), Stamp::of(&self.key_file));
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if *seen == now {
-                return false;
-            }
-            *seen = now;
-        }
-        let cert_file = self.cert_file.display().to_string();
-        match load_pair(&self.cert_file, &self.key_file) {
-            Ok(key) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
-                RELOADS.get_or_create(&ReloadLabels { cert_file: cert_file.clone(), result: "success" }).inc();
-                tracing::info!(cert_file = %cert_file, "tls certificate reloaded");
-                true
-            }
-            Err(error) => {
-                RELOADS.get_or_create(&ReloadLabels { cert_file: cert_file.clone(), result: "failure" }).inc();
-                tracing::error!(cert_file = %cert_file, %error, "tls certificate not reloaded; the previous one stays in use");
-                false
-            }
-        }
+/// A listener's client CA bundle (`server.tls.client_ca_file`), re-read when the file changes:
+/// new handshakes verify client certificates against the current roots, and a client certificate
+/// is required. No CA names are sent as hints (the roots can change under a running listener);
+/// clients with one certificate, as Tarsier's agents, do not need them.
+#[derive(Clone, Debug)]
+pub struct ClientCaFiles {
+    inner: Arc<Watched<Arc<dyn ClientCertVerifier>>>,
+}
+
+impl ClientCaFiles {
+    /// Reads the bundle (errors start with `ca_file` and the path) and starts its reload task.
+    pub fn load(ca_file: &Path) -> Result<ClientCaFiles, String> {
+        Ok(ClientCaFiles { inner: Watched::load(vec![ca_file.to_path_buf()], "ca", client_verifier)? })
+    }
+
+    /// Re-reads the bundle if it changed; returns whether new roots are now in use.
+    pub fn reload_if_changed(&self) -> bool {
+        self.inner.reload_if_changed()
     }
 }
 
-/// Checks the files every [`RELOAD_CHECK_INTERVAL`] until the pair is dropped.
-async fn poll(inner: Weak<Inner>) {
-    loop {
-        tokio::time::sleep(RELOAD_CHECK_INTERVAL).await;
-        let Some(inner) = inner.upgrade() else { return };
-        let _ = tokio::task::spawn_blocking(move || inner.reload_if_changed()).await;
+impl ClientCertVerifier for ClientCaFiles {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner.current().verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.current().supported_verify_schemes()
     }
 }
 
@@ -293,9 +392,26 @@ impl rustls::client::ResolvesClientCert for KeyPairFiles {
 /// least bound to the presented key.
 #[derive(Debug)]
 struct NameVerifier {
-    webpki: Option<Arc<WebPkiServerVerifier>>,
+    webpki: Option<Roots>,
     server_name: Option<ServerName<'static>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+/// The roots a client verifies servers against: the web PKI's, or a `ca_file` re-read when it
+/// changes.
+#[derive(Debug)]
+enum Roots {
+    Fixed(Arc<WebPkiServerVerifier>),
+    Files(Arc<Watched<Arc<WebPkiServerVerifier>>>),
+}
+
+impl Roots {
+    fn current(&self) -> Arc<WebPkiServerVerifier> {
+        match self {
+            Roots::Fixed(v) => Arc::clone(v),
+            Roots::Files(w) => w.current(),
+        }
+    }
 }
 
 impl ServerCertVerifier for NameVerifier {
@@ -308,9 +424,9 @@ impl ServerCertVerifier for NameVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         match &self.webpki {
-            Some(webpki) => {
+            Some(roots) => {
                 let name = self.server_name.as_ref().unwrap_or(server_name);
-                webpki.verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+                roots.current().verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
             }
             None => Ok(ServerCertVerified::assertion()),
         }
@@ -338,6 +454,12 @@ impl ServerCertVerifier for NameVerifier {
         self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// The integration tests' CA and leaf maker, for the unit tests below.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../tests/common/certs.rs"]
+mod certs;
 
 #[cfg(test)]
 mod tests {
@@ -402,6 +524,41 @@ mod tests {
         assert!(err.contains("cert_file") && err.contains("key_file"), "{err}");
         let err = KeyPairFiles::load(&m.join("nope.crt"), &key_file).unwrap_err();
         assert!(err.starts_with("cert_file reading"), "{err}");
+    }
+
+    #[test]
+    fn a_changed_client_ca_is_picked_up_and_a_broken_one_keeps_the_old_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca1, ca2) = (certs::ca("first ca"), certs::ca("second ca"));
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let (by1, by2) = (der(&certs::leaf(&ca1, &["agent"]).0), der(&certs::leaf(&ca2, &["agent"]).0));
+        let ca_file = dir.path().join("ca.pem");
+        // As a Secret update or an editor does: written aside, renamed over.
+        let replace = |text: &str| {
+            std::fs::write(dir.path().join("ca.new"), text).unwrap();
+            std::fs::rename(dir.path().join("ca.new"), &ca_file).unwrap();
+        };
+        replace(&ca1.cert.pem());
+        let verifier = ClientCaFiles::load(&ca_file).unwrap();
+        let now = UnixTime::now();
+        assert!(verifier.verify_client_cert(&by1, &[], now).is_ok());
+        assert!(verifier.verify_client_cert(&by2, &[], now).is_err());
+        assert!(!verifier.reload_if_changed(), "nothing changed");
+
+        replace(&ca2.cert.pem());
+        assert!(verifier.reload_if_changed());
+        assert!(verifier.verify_client_cert(&by2, &[], now).is_ok(), "new handshakes use the new roots");
+        assert!(verifier.verify_client_cert(&by1, &[], now).is_err());
+        assert_eq!(reloads(&ca_file, "success"), 1);
+
+        replace("-----BEGIN CERTIFICATE-----\nbroken\n");
+        assert!(!verifier.reload_if_changed(), "a broken bundle is refused");
+        assert!(verifier.verify_client_cert(&by2, &[], now).is_ok(), "the previous roots stay");
+        assert_eq!(reloads(&ca_file, "failure"), 1);
+        assert!(!verifier.reload_if_changed(), "and reported once");
+        assert_eq!(reloads(&ca_file, "failure"), 1);
+        let err = ClientCaFiles::load(&ca_file).unwrap_err();
+        assert!(err.starts_with("ca_file"), "{err}");
     }
 
     #[test]

@@ -260,3 +260,52 @@ async fn shipping_over_https_presents_the_client_certificate_and_picks_up_a_rota
     }
     assert!(last().head.starts_with("post /api/v1/write http/1.1"), "{}", last().head);
 }
+
+/// `tls_config.ca_file` is re-read like the client certificate: a server whose certificate a new
+/// CA signed is trusted without a restart, and a broken bundle keeps the roots that work (#10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_picks_up_a_changed_ca_file_and_keeps_the_old_roots_when_it_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_ca, new_ca) = (ca("tarsier old ca"), ca("tarsier new ca"));
+    let (server_cert, server_key) = leaf(&new_ca, &["server.tarsier.test"]);
+    let (address, _seen) = serve_tls(&new_ca, &server_cert, &server_key).await;
+    let ca_file = write(dir.path(), "ca.pem", &old_ca.cert.pem());
+    let replace = |text: &str| {
+        write(dir.path(), "ca.pem.new", text);
+        std::fs::rename(dir.path().join("ca.pem.new"), &ca_file).unwrap();
+    };
+    let tls = TlsConfig {
+        ca_file: Some(ca_file.clone()),
+        server_name: Some("server.tarsier.test".into()),
+        ..TlsConfig::default()
+    };
+    let sink = HttpSink::with_tls(&format!("https://{address}"), Duration::from_secs(5), &tls).unwrap();
+    let tenant = TenantId::new("team-a").unwrap();
+    let record = LogRecord { timestamp_ns: 1, labels: Labels::from_pairs([("job", "x")]), line: "hello".into() };
+    let err = sink.push_logs(tenant.clone(), vec![record.clone()]).await.unwrap_err();
+    assert!(err.message.to_lowercase().contains("certificate"), "the old CA does not know the server: {err}");
+
+    replace(&new_ca.cert.pem());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while let Err(e) = sink.push_logs(tenant.clone(), vec![record.clone()]).await {
+        assert!(std::time::Instant::now() < deadline, "the new ca_file was never used: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A half-written bundle: refused once it is read (counted), and the new roots stay in use.
+    replace("-----BEGIN CERTIFICATE-----\nhalf\n");
+    let mut registry = prometheus_client::registry::Registry::default();
+    collector::tls::register_metrics(&mut registry);
+    let failure =
+        format!("tarsier_tls_certificate_reloads_total{{cert_file=\"{}\",result=\"failure\"}} 1", ca_file.display());
+    loop {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        if text.contains(&failure) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the broken ca_file was never read: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sink.push_logs(tenant, vec![record]).await.unwrap();
+}

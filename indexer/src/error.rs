@@ -40,6 +40,9 @@ pub enum Error {
     /// The indexer is shutting down and takes no more work.
     #[error("indexer is shutting down")]
     ShuttingDown,
+    /// The query was stopped by its [`crate::Cancel`]: its deadline passed or its caller gave up.
+    #[error("query cancelled: its time limit passed or the client went away")]
+    Cancelled,
     /// An earlier WAL fsync or indexing failure stopped the store; what was acknowledged is in
     /// the WAL and replays on the next start.
     #[error("indexer stopped after an earlier failure: {0}")]
@@ -59,7 +62,7 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self {
             Error::BadQuery(_) | Error::InvalidRequest(_) => 400,
-            Error::ShuttingDown => 503,
+            Error::ShuttingDown | Error::Cancelled => 503,
             Error::Io { .. } | Error::Index { .. } if self.is_storage_full() => 503,
             Error::InvalidConfig(_) | Error::Io { .. } | Error::Index { .. } | Error::Corrupt(_) | Error::Failed(_) => {
                 500
@@ -123,6 +126,7 @@ mod tests {
         assert_eq!(other.http_status(), 500);
         assert_eq!(other.error_type(), "internal");
         assert_eq!(Error::ShuttingDown.http_status(), 503);
+        assert_eq!(Error::Cancelled.http_status(), 503);
         let tantivy_full = Error::index(
             "commit",
             tantivy::TantivyError::IoError(std::sync::Arc::new(io::Error::from(io::ErrorKind::StorageFull))),

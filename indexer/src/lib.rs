@@ -5,6 +5,7 @@
 //! writer of its (tenant, time partition) index; a background thread commits every
 //! `commit_interval` and deletes expired partitions hourly. See [`Indexer`].
 
+mod cancel;
 pub mod config;
 mod context;
 pub mod error;
@@ -20,6 +21,7 @@ mod store;
 mod term_lists;
 mod wal;
 
+pub use cancel::Cancel;
 pub use config::IndexerConfig;
 pub use context::{ContextRequest, ContextResponse};
 pub use error::Error;

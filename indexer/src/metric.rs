@@ -11,6 +11,7 @@ use model::Labels;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
+use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::logql::values::{parse_bytes, parse_go_duration};
 use crate::logql::{AggOp, CompiledQuery, Grouping, MetricExpr, Pipeline, RangeFunc, Stage, Unwrap, UnwrapConv};
@@ -173,10 +174,16 @@ struct Leaf<'a> {
     offset_ns: i64,
 }
 
+/// Where an evaluation reads from and what stops it.
+struct Source<'a> {
+    partitions_for: &'a dyn Fn(i64, i64) -> Vec<Arc<Partition>>,
+    cancel: &'a Cancel,
+}
+
 /// Every range aggregation reads its own lines: leaves of one expression may select different
 /// streams, ranges and offsets.
 fn eval_leaf(
-    partitions_for: &dyn Fn(i64, i64) -> Vec<Arc<Partition>>,
+    source: &Source<'_>,
     leaf: &Leaf<'_>,
     times: &[i64],
     stats: &mut QueryStats,
@@ -194,8 +201,8 @@ fn eval_leaf(
         None if matches!(leaf.func, RangeFunc::BytesOverTime | RangeFunc::BytesRate) => Extract::Bytes,
         None => Extract::Count,
     };
-    let samples = collect_samples(&partitions_for(lo, hi), &query, &extract, lo, hi, stats)?;
-    Ok(range_vectors(leaf, samples, times))
+    let samples = collect_samples(&(source.partitions_for)(lo, hi), &query, &extract, (lo, hi), stats, source.cancel)?;
+    range_vectors(leaf, samples, times, source.cancel)
 }
 
 /// A subexpression's value at every step.
@@ -204,12 +211,7 @@ enum Value {
     Vectors(StepVectors),
 }
 
-fn eval(
-    partitions_for: &dyn Fn(i64, i64) -> Vec<Arc<Partition>>,
-    expr: &MetricExpr,
-    times: &[i64],
-    stats: &mut QueryStats,
-) -> Result<Value, Error> {
+fn eval(source: &Source<'_>, expr: &MetricExpr, times: &[i64], stats: &mut QueryStats) -> Result<Value, Error> {
     Ok(match expr {
         MetricExpr::Number(v) => Value::Number(*v),
         MetricExpr::Range { func, param, query, unwrap, range_ns, offset_ns, .. } => {
@@ -221,9 +223,9 @@ fn eval(
                 range_ns: *range_ns,
                 offset_ns: *offset_ns,
             };
-            Value::Vectors(eval_leaf(partitions_for, &leaf, times, stats)?)
+            Value::Vectors(eval_leaf(source, &leaf, times, stats)?)
         }
-        MetricExpr::Aggregate { op, param, grouping, inner } => match eval(partitions_for, inner, times, stats)? {
+        MetricExpr::Aggregate { op, param, grouping, inner } => match eval(source, inner, times, stats)? {
             Value::Vectors(vectors) => {
                 Value::Vectors(vectors.into_iter().map(|v| aggregate(*op, *param, grouping.as_ref(), v)).collect())
             }
@@ -232,8 +234,8 @@ fn eval(
             }
         },
         MetricExpr::Binary { op, lhs, rhs, return_bool, matching } => {
-            let l = eval(partitions_for, lhs, times, stats)?;
-            let r = eval(partitions_for, rhs, times, stats)?;
+            let l = eval(source, lhs, times, stats)?;
+            let r = eval(source, rhs, times, stats)?;
             match (l, r) {
                 (Value::Number(a), Value::Number(b)) => Value::Number(metric_binary::scalar_scalar(*op, a, b)),
                 (Value::Vectors(v), Value::Number(n)) => Value::Vectors(
@@ -301,17 +303,18 @@ fn collect_samples(
     partitions: &[Arc<Partition>],
     query: &CompiledQuery,
     extract: &Extract<'_>,
-    start_ns: i64,
-    end_ns: i64,
+    (start_ns, end_ns): (i64, i64),
     stats: &mut QueryStats,
+    cancel: &Cancel,
 ) -> Result<Samples, Error> {
     let mut samples: Samples = HashMap::new();
     // Fast path: no line to check and no pipeline, so counting needs only the fast fields.
     let counts_only = query.filters.is_empty() && query.pipeline.is_empty() && matches!(extract, Extract::Count);
     for partition in partitions {
+        cancel.check()?;
         // One searcher for candidates and lines: a commit in between would invalidate addresses.
         let searcher = partition.searcher();
-        let (candidates, streams) = partition_candidates(&searcher, partition, query, start_ns, end_ns)?;
+        let (candidates, streams) = partition_candidates(&searcher, partition, query, start_ns, end_ns, cancel)?;
         let labels_of: HashMap<u64, Labels> = streams.into_iter().collect();
         if counts_only {
             stats.total_lines_processed += candidates.len() as u64;
@@ -327,7 +330,8 @@ fn collect_samples(
             }
             continue;
         }
-        for c in candidates {
+        for (i, c) in candidates.into_iter().enumerate() {
+            cancel.check_every(i)?;
             let line = load_line(&searcher, partition, c.address)?;
             stats.total_lines_processed += 1;
             stats.total_bytes_processed += line.len() as u64;
@@ -373,10 +377,13 @@ fn pipeline_error(kind: &str, labels: &Labels) -> Error {
 /// One vector per evaluation time.
 type StepVectors = Vec<Vec<(Labels, f64)>>;
 
-fn range_vectors(leaf: &Leaf<'_>, samples: Samples, times: &[i64]) -> StepVectors {
+/// The range function at every step, series by series (checking `cancel` between series: a
+/// series over 11,000 steps is the unit of work).
+fn range_vectors(leaf: &Leaf<'_>, samples: Samples, times: &[i64], cancel: &Cancel) -> Result<StepVectors, Error> {
     let mut out: StepVectors = vec![Vec::new(); times.len()];
     let (func, range_ns) = (leaf.func, leaf.range_ns);
     for (labels, mut points) in samples {
+        cancel.check()?;
         points.sort_by_key(|p| p.0);
         for (i, t) in times.iter().enumerate() {
             // Loki's window is (t - offset - range, t - offset].
@@ -397,7 +404,7 @@ fn range_vectors(leaf: &Leaf<'_>, samples: Samples, times: &[i64]) -> StepVector
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// A range function over the `(ts, value)` samples of one window ending at `end`.
@@ -533,16 +540,19 @@ fn aggregate(
         .collect()
 }
 
-/// Evaluates `expr` over the partitions overlapping the data range (`partitions_for(lo, hi)`).
+/// Evaluates `expr` over the partitions overlapping the data range (`partitions_for(lo, hi)`)
+/// until `cancel` is set.
 pub(crate) fn execute_metric(
     partitions_for: impl Fn(i64, i64) -> Vec<Arc<Partition>>,
     expr: &MetricExpr,
     req: &MetricQueryRequest,
+    cancel: &Cancel,
 ) -> Result<MetricQueryResponse, Error> {
     let started = Instant::now();
     let times = steps(req)?;
     let mut stats = QueryStats::default();
-    let vectors = match eval(&partitions_for, expr, &times, &mut stats)? {
+    let source = Source { partitions_for: &partitions_for, cancel };
+    let vectors = match eval(&source, expr, &times, &mut stats)? {
         Value::Vectors(v) => v,
         Value::Number(_) => {
             return Err(Error::BadQuery("a metric query needs at least one range aggregation over a log query".into()));

@@ -17,6 +17,7 @@ use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 
+use crate::cancel::{CHECK_EVERY, Cancel};
 use crate::error::Error;
 use crate::logql::{CompiledQuery, LineFilterOp};
 use crate::needle::{legacy_needle_terms, needle_clauses};
@@ -153,16 +154,23 @@ pub(crate) struct Candidate {
     pub address: DocAddress,
 }
 
-struct CandidateCollector;
+/// Collects candidates until `cancel` is set: tantivy's collection cannot be interrupted, so
+/// once it is, the rest of the documents are skipped without work and the caller checks again.
+struct CandidateCollector<'a> {
+    cancel: &'a Cancel,
+}
 
 struct CandidateSegmentCollector {
     segment_ord: SegmentOrdinal,
     ts: Column<i64>,
     stream: Column<u64>,
     out: Vec<Candidate>,
+    cancel: Cancel,
+    seen: usize,
+    stopped: bool,
 }
 
-impl Collector for CandidateCollector {
+impl Collector for CandidateCollector<'_> {
     type Fruit = Vec<Candidate>;
     type Child = CandidateSegmentCollector;
 
@@ -172,6 +180,9 @@ impl Collector for CandidateCollector {
             ts: segment.fast_fields().i64("ts")?,
             stream: segment.fast_fields().u64("stream")?,
             out: Vec::new(),
+            cancel: self.cancel.clone(),
+            seen: 0,
+            stopped: self.cancel.is_cancelled(),
         })
     }
 
@@ -188,6 +199,14 @@ impl SegmentCollector for CandidateSegmentCollector {
     type Fruit = Vec<Candidate>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
+        if self.stopped {
+            return;
+        }
+        self.seen += 1;
+        if self.seen.is_multiple_of(16 * CHECK_EVERY) && self.cancel.is_cancelled() {
+            self.stopped = true;
+            return;
+        }
         if let (Some(ts), Some(stream)) = (self.ts.first(doc), self.stream.first(doc)) {
             self.out.push(Candidate { ts, stream, address: DocAddress::new(self.segment_ord, doc) });
         }
@@ -216,8 +235,12 @@ struct Hit {
     labels: Option<Labels>,
 }
 
-/// Runs the plan over the partitions (already filtered by tenant and time).
-pub(crate) fn execute(partitions: &[Arc<Partition>], plan: &Plan<'_>) -> Result<LogQueryResponse, Error> {
+/// Runs the plan over the partitions (already filtered by tenant and time) until `cancel` is set.
+pub(crate) fn execute(
+    partitions: &[Arc<Partition>],
+    plan: &Plan<'_>,
+    cancel: &Cancel,
+) -> Result<LogQueryResponse, Error> {
     let started = Instant::now();
     let mut stats = QueryStats::default();
     let mut ordered: Vec<&Arc<Partition>> = partitions.iter().collect();
@@ -228,6 +251,7 @@ pub(crate) fn execute(partitions: &[Arc<Partition>], plan: &Plan<'_>) -> Result<
     let mut hits: Vec<Hit> = Vec::new();
     let mut labels_of: HashMap<u64, Labels> = HashMap::new();
     for partition in ordered {
+        cancel.check()?;
         if hits.len() >= plan.limit {
             // Hits are sorted and cut to `limit`; a partition entirely beyond the worst kept hit
             // cannot contribute.
@@ -240,7 +264,7 @@ pub(crate) fn execute(partitions: &[Arc<Partition>], plan: &Plan<'_>) -> Result<
                 continue;
             }
         }
-        search_partition(partition, plan, &mut hits, &mut labels_of, &mut stats)?;
+        search_partition(partition, plan, &mut hits, &mut labels_of, &mut stats, cancel)?;
         sort_hits(&mut hits, plan.direction);
         hits.truncate(plan.limit);
     }
@@ -270,7 +294,8 @@ pub(crate) type Candidates = (Vec<Candidate>, Vec<(u64, Labels)>);
 
 /// The documents of `partition` in `[start_ns, end_ns)` whose stream matches the selector and
 /// whose line holds every safe token of the `|=` needles (a superset of the matching lines), and
-/// the matching streams' labels. Nothing is loaded from the doc store. The caller's `searcher`
+/// the matching streams' labels (`Error::Cancelled` once `cancel` is set). Nothing is loaded from
+/// the doc store. The caller's `searcher`
 /// must be the one it later loads lines with: a commit between two `partition.searcher()` calls
 /// changes the segment list, and addresses from one searcher are invalid in the other.
 pub(crate) fn partition_candidates(
@@ -279,6 +304,7 @@ pub(crate) fn partition_candidates(
     query: &CompiledQuery,
     start_ns: i64,
     end_ns: i64,
+    cancel: &Cancel,
 ) -> Result<Candidates, Error> {
     let streams: Vec<(u64, Labels)> =
         partition.streams().into_iter().filter(|(_, labels)| query.selector.matches(labels)).collect();
@@ -318,8 +344,9 @@ pub(crate) fn partition_candidates(
         }
     }
     let candidates = searcher
-        .search(&BooleanQuery::new(clauses), &CandidateCollector)
+        .search(&BooleanQuery::new(clauses), &CandidateCollector { cancel })
         .map_err(|e| Error::index("search partition", e))?;
+    cancel.check()?;
     Ok((candidates, streams))
 }
 
@@ -339,9 +366,11 @@ fn search_partition(
     hits: &mut Vec<Hit>,
     labels_of: &mut HashMap<u64, Labels>,
     stats: &mut QueryStats,
+    cancel: &Cancel,
 ) -> Result<(), Error> {
     let searcher = partition.searcher();
-    let (mut candidates, streams) = partition_candidates(&searcher, partition, plan.query, plan.start_ns, plan.end_ns)?;
+    let (mut candidates, streams) =
+        partition_candidates(&searcher, partition, plan.query, plan.start_ns, plan.end_ns, cancel)?;
     let pipeline = &plan.query.pipeline;
     let mut stream_labels: HashMap<u64, Labels> = HashMap::new();
     for (hash, labels) in streams {
@@ -356,10 +385,11 @@ fn search_partition(
     }
     let empty = Labels::default();
     let mut matched = 0;
-    for candidate in candidates {
+    for (i, candidate) in candidates.into_iter().enumerate() {
         if matched >= plan.limit {
             break;
         }
+        cancel.check_every(i)?;
         let line = load_line(&searcher, partition, candidate.address)?;
         stats.total_lines_processed += 1;
         stats.total_bytes_processed += line.len() as u64;

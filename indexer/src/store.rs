@@ -22,6 +22,7 @@ use parking_lot::{Mutex, RwLock};
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::Cancel;
 use crate::config::IndexerConfig;
 use crate::error::Error;
 use crate::ingest::{Job, Queue};
@@ -246,9 +247,19 @@ impl Indexer {
 
     /// Runs a log query.
     pub fn query(&self, tenant: &TenantId, req: &LogQueryRequest) -> Result<LogQueryResponse, Error> {
+        self.query_until(tenant, req, &Cancel::new())
+    }
+
+    /// Runs a log query until `cancel` is set ([`Error::Cancelled`] then).
+    pub fn query_until(
+        &self,
+        tenant: &TenantId,
+        req: &LogQueryRequest,
+        cancel: &Cancel,
+    ) -> Result<LogQueryResponse, Error> {
         let started = Instant::now();
         self.inner.metrics.queries.inc();
-        let result = self.run_query(tenant, req);
+        let result = self.run_query(tenant, req, cancel);
         self.inner.metrics.query_duration.observe(started.elapsed().as_secs_f64());
         if result.is_err() {
             self.inner.metrics.query_errors.inc();
@@ -256,7 +267,7 @@ impl Indexer {
         result
     }
 
-    fn run_query(&self, tenant: &TenantId, req: &LogQueryRequest) -> Result<LogQueryResponse, Error> {
+    fn run_query(&self, tenant: &TenantId, req: &LogQueryRequest, cancel: &Cancel) -> Result<LogQueryResponse, Error> {
         if req.limit == 0 {
             return Err(Error::InvalidRequest("limit must be a positive value".into()));
         }
@@ -277,16 +288,26 @@ impl Indexer {
             limit: req.limit,
             direction: req.direction,
         };
-        execute(&partitions, &plan)
+        execute(&partitions, &plan, cancel)
     }
 
     /// Runs a metric query (instant or range) and answers Loki's `vector` / `matrix`.
     pub fn metric_query(&self, tenant: &TenantId, req: &MetricQueryRequest) -> Result<MetricQueryResponse, Error> {
+        self.metric_query_until(tenant, req, &Cancel::new())
+    }
+
+    /// Runs a metric query until `cancel` is set ([`Error::Cancelled`] then).
+    pub fn metric_query_until(
+        &self,
+        tenant: &TenantId,
+        req: &MetricQueryRequest,
+        cancel: &Cancel,
+    ) -> Result<MetricQueryResponse, Error> {
         let started = Instant::now();
         self.inner.metrics.queries.inc();
         let result = match parse_expr(&req.query) {
             Ok(Expr::Metric(expr)) => {
-                execute_metric(|lo, hi| self.inner.partitions_in(tenant, lo, hi), &expr, req)
+                execute_metric(|lo, hi| self.inner.partitions_in(tenant, lo, hi), &expr, req, cancel)
             }
             Ok(Expr::Log(_)) => Err(Error::BadQuery(
                 "log queries are not supported as an instant query type, please change your query to a range query type"

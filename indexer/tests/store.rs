@@ -2,9 +2,9 @@
 //! against a brute-force scan, Loki's JSON shape, retention and label APIs.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use indexer::{Direction, Indexer, IndexerConfig, LogQueryRequest};
+use indexer::{Cancel, Direction, Indexer, IndexerConfig, LogQueryRequest, MetricQueryRequest};
 use model::{Labels, LogRecord, TenantId};
 use proptest::prelude::*;
 
@@ -78,6 +78,59 @@ fn acknowledged_lines_survive_a_crash_exactly_once() {
     assert_eq!(lines(&ix, r#"{job=~"a|b"}"#), expected);
     ix.shutdown().unwrap();
     assert!(matches!(ix.append(&tenant(), vec![record(BASE, "a", "late")]), Err(indexer::Error::ShuttingDown)));
+}
+
+/// Regression for the `server.log_query_timeout` leftover of #10: the HTTP answer came on time but
+/// the query ran on to its end, holding its thread and query slot.
+#[test]
+fn a_cancelled_query_stops_mid_scan_for_log_and_metric_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexer::open(dir.path(), config()).unwrap();
+    for chunk in 0..20 {
+        let records = (0..2_000)
+            .map(|i| {
+                let n = chunk * 2_000 + i;
+                record(BASE + n * 1_000_000, "a", &format!("level=info n={n} msg=\"request served\""))
+            })
+            .collect();
+        ix.append(&tenant(), records).unwrap();
+    }
+    ix.commit().unwrap();
+    // A regex filter loads and checks every line; the metric form also runs logfmt on each.
+    let log = LogQueryRequest { limit: 5000, ..request(r#"{job="a"} |~ "n=[0-9]+9 ""#, 1, Direction::Forward) };
+    let metric = MetricQueryRequest {
+        query: r#"sum(count_over_time({job="a"} | logfmt | n != "" [1h]))"#.into(),
+        start_ns: BASE + HOUR / 2,
+        end_ns: BASE + HOUR / 2,
+        step_ns: 0,
+        instant: true,
+    };
+    let started = Instant::now();
+    assert_eq!(ix.query(&tenant(), &log).unwrap().stats.total_lines_processed, 40_000);
+    let full = started.elapsed();
+    let started = Instant::now();
+    ix.metric_query(&tenant(), &metric).unwrap();
+    let full_metric = started.elapsed();
+
+    // A set flag stops before any work.
+    let set = Cancel::new();
+    set.cancel();
+    assert!(matches!(ix.query_until(&tenant(), &log, &set), Err(indexer::Error::Cancelled)));
+    assert!(matches!(ix.metric_query_until(&tenant(), &metric, &set), Err(indexer::Error::Cancelled)));
+    let counts = MetricQueryRequest { query: r#"count_over_time({job="a"} [1h])"#.into(), ..metric.clone() };
+    assert!(matches!(ix.metric_query_until(&tenant(), &counts, &set), Err(indexer::Error::Cancelled)));
+
+    // A deadline still ahead when the scan starts stops it part way: the loops check it.
+    for (what, full, run) in [
+        ("log", full, Box::new(|c: &Cancel| ix.query_until(&tenant(), &log, c).map(drop)) as Box<dyn Fn(&Cancel) -> _>),
+        ("metric", full_metric, Box::new(|c: &Cancel| ix.metric_query_until(&tenant(), &metric, c).map(drop))),
+    ] {
+        let started = Instant::now();
+        let result = run(&Cancel::with_deadline(started + full / 10));
+        let took = started.elapsed();
+        assert!(matches!(result, Err(indexer::Error::Cancelled)), "{what}: {result:?}");
+        assert!(took < full / 2, "{what}: stopped after {took:?}, a whole scan takes {full:?}");
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Alertmanager's API v2 over Tarsier's notifier, for the UI and for `amtool`-like clients:
 //! `/api/v2/alerts` (GET with `filter`/`active`/`silenced`/`inhibited`/`receiver`, POST of postable
 //! alerts), `/api/v2/alerts/groups`, `/api/v2/silences` (GET, POST), `/api/v2/silence/{id}` (GET,
-//! DELETE), `/api/v2/receivers`, `/api/v2/status`, and Tarsier's `/api/v2/notifications` (recent
+//! DELETE), `/api/v2/receivers` and `/api/v2/status` (process-wide: see `auth.rs`), and Tarsier's `/api/v2/notifications` (recent
 //! deliveries with their result). The tenant comes from `X-Scope-OrgID`. Errors are a JSON string
 //! with status 400 or 404, as Alertmanager answers.
 //!
@@ -16,8 +16,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
+
+use crate::auth::{Principal, Role};
 
 /// An error answered as Alertmanager does: a JSON string.
 struct AmError(StatusCode, String);
@@ -177,10 +179,17 @@ async fn notifications(State(n): State<Arc<Notifier>>, headers: HeaderMap) -> Re
     Ok(Json(n.api().recent_notifications(&t)).into_response())
 }
 
-async fn status(State(n): State<Arc<Notifier>>) -> Response {
+/// Alertmanager's status. The notifications config is the whole process's (every tenant's routes
+/// and receivers), so with `server.auth` only an admin token sees it; others get `""`, enough for
+/// clients (Grafana's data source test) that only check the server answers.
+async fn status(State(n): State<Arc<Notifier>>, principal: Option<Extension<Arc<Principal>>>) -> Response {
+    let config = match principal {
+        Some(Extension(p)) if !p.has(Role::Admin) => String::new(),
+        _ => n.api().config_yaml(),
+    };
     Json(json!({
         "cluster": {"status": "disabled", "peers": []},
-        "config": {"original": n.api().config_yaml()},
+        "config": {"original": config},
         "uptime": n.api().started_at(),
         "versionInfo": {
             "version": env!("CARGO_PKG_VERSION"),

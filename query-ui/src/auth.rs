@@ -86,8 +86,12 @@ pub enum Role {
     Read,
     /// Ingest: Loki push, Elasticsearch `_bulk`, remote_write, posting alerts.
     Write,
-    /// Reload, snapshots, silences, dashboard changes, the effective config.
+    /// Reload, snapshots, silences, dashboard changes, the effective config, and the views of the
+    /// whole process: `/api/v2/receivers`, the notifications config in `/api/v2/status`.
     Admin,
+    /// `/metrics` only: the process's own metrics, whatever the tenant, for the Prometheus that
+    /// scrapes Tarsier (admin has it too).
+    Metrics,
 }
 
 impl Role {
@@ -96,6 +100,7 @@ impl Role {
             Role::Read => "read",
             Role::Write => "write",
             Role::Admin => "admin",
+            Role::Metrics => "metrics",
         }
     }
 }
@@ -194,7 +199,7 @@ impl TokenSet {
                 }
             }
             if e.roles.is_empty() {
-                return Err(format!("{at}.roles: must name at least one of read, write, admin"));
+                return Err(format!("{at}.roles: must name at least one of read, write, admin, metrics"));
             }
             set.entries.push((digest, Arc::new(Principal { name: e.name, tenants, roles: e.roles })));
         }
@@ -372,6 +377,9 @@ pub fn requirement(method: &Method, route: Option<&str>, public_metrics: bool) -
     match route {
         "/-/healthy" | "/-/ready" | "/" | "/ui/{*path}" => Need::Open,
         "/metrics" if public_metrics => Need::Open,
+        // Process-wide: every tenant's counts and the process's health, not one tenant's data.
+        "/metrics" => Need::Role(Role::Metrics),
+        "/api/v2/receivers" => Need::Role(Role::Admin),
         "/loki/api/v1/push" | "/api/v1/write" | "/_bulk" | "/{index}/_bulk" => Need::Role(Role::Write),
         "/_template/{name}" | "/_index_template/{name}" | "/_ilm/policy/{name}" if changes => Need::Role(Role::Write),
         "/_template/{name}" | "/_index_template/{name}" | "/_ilm/policy/{name}" | "/_license" => Need::AnyRole,
@@ -599,7 +607,9 @@ mod tests {
         let need = |m: Method, r: &str| requirement(&m, Some(r), false);
         assert_eq!(need(Method::GET, "/-/healthy"), Need::Open);
         assert_eq!(need(Method::GET, "/ui/{*path}"), Need::Open);
-        assert_eq!(need(Method::GET, "/metrics"), Need::Role(Role::Read));
+        assert_eq!(need(Method::GET, "/metrics"), Need::Role(Role::Metrics));
+        assert_eq!(need(Method::GET, "/api/v2/receivers"), Need::Role(Role::Admin));
+        assert_eq!(need(Method::GET, "/api/v2/status"), Need::Role(Role::Read));
         assert_eq!(requirement(&Method::GET, Some("/metrics"), true), Need::Open);
         assert_eq!(need(Method::POST, "/loki/api/v1/push"), Need::Role(Role::Write));
         assert_eq!(need(Method::POST, "/loki/api/v1/query_range"), Need::Role(Role::Read));

@@ -136,33 +136,55 @@ impl Limits {
     }
 }
 
-/// Runs a store's blocking work under a query slot (held until the work ends, even past a
-/// timeout) and, when `timeout` is set, answers 503 once it has passed.
+/// Runs a store's blocking work under a query slot. With a `timeout` the work gets a
+/// [`indexer::Cancel`] with that deadline, the client gets 503 naming the key once it has passed,
+/// and the work stops at its next check; the slot is released when it has stopped. A client that
+/// goes away (this future dropped) cancels the work too.
 pub(crate) async fn run_query<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     state: &crate::AppState,
     timeout: Option<(Duration, &'static str)>,
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+    f: impl FnOnce(&indexer::Cancel) -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     let permit = state.limits().query_slot().await?;
+    let cancel = match timeout {
+        Some((limit, _)) => indexer::Cancel::with_deadline(Instant::now() + limit),
+        None => indexer::Cancel::new(),
+    };
+    let on_drop = CancelOnDrop(cancel.clone());
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        f()
+        f(&cancel)
     });
+    let timed_out = |limit: Duration, key: &'static str| ApiError::Limit {
+        key,
+        status: 503,
+        retry_after: None,
+        message: format!("query timed out after {limit:?} ({key})"),
+    };
     let joined = match timeout {
         None => task.await,
+        // The store stops at the deadline; the timer is the backstop for work between checks.
         Some((limit, key)) => match tokio::time::timeout(limit, task).await {
             Ok(joined) => joined,
-            Err(_) => {
-                return Err(ApiError::Limit {
-                    key,
-                    status: 503,
-                    retry_after: None,
-                    message: format!("query timed out after {limit:?} ({key})"),
-                });
-            }
+            Err(_) => return Err(timed_out(limit, key)),
         },
     };
-    joined.map_err(ApiError::from_join)?.map_err(Into::into)
+    drop(on_drop);
+    match (joined.map_err(ApiError::from_join)?.map_err(Into::into), timeout) {
+        // The store saw the deadline before the timer fired.
+        (Err(ApiError::Indexer(indexer::Error::Cancelled)), Some((limit, key))) => Err(timed_out(limit, key)),
+        (result, _) => result,
+    }
+}
+
+/// Cancels the work when the request's future ends, however it ends; after the work has
+/// finished this changes nothing.
+struct CancelOnDrop(indexer::Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 #[cfg(test)]

@@ -46,10 +46,11 @@ fn range(params: &Params, default_span_ns: i64) -> Result<(i64, i64), ApiError> 
     Ok((start, end))
 }
 
-/// Runs the index's work under a query slot and `server.log_query_timeout`.
+/// Runs the index's work under a query slot and `server.log_query_timeout`; the work stops when
+/// its [`indexer::Cancel`] is set (the timeout passed or the client went away).
 async fn blocking<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce() -> Result<T, indexer::Error> + Send + 'static,
+    f: impl FnOnce(&indexer::Cancel) -> Result<T, indexer::Error> + Send + 'static,
 ) -> Result<T, ApiError> {
     let timeout = (state.config().log_query_timeout, "server.log_query_timeout");
     crate::limits::run_query(state, Some(timeout), f).await
@@ -90,10 +91,10 @@ pub(crate) async fn query_range(State(state): State<AppState>, Tenant(tenant): T
     if is_metric_query(&query) {
         let step_ns = step_param(&params, start_ns, end_ns)?;
         let request = indexer::MetricQueryRequest { query, start_ns, end_ns, step_ns, instant: false };
-        return success(blocking(&state, move || indexer.metric_query(&tenant, &request)).await?);
+        return success(blocking(&state, move |cancel| indexer.metric_query_until(&tenant, &request, cancel)).await?);
     }
     let request = indexer::LogQueryRequest { query, start_ns, end_ns, limit, direction };
-    success(blocking(&state, move || indexer.query(&tenant, &request)).await?)
+    success(blocking(&state, move |cancel| indexer.query_until(&tenant, &request, cancel)).await?)
 }
 
 /// Whether `query` parses as a metric query; one that does not parse goes down the log path,
@@ -147,14 +148,14 @@ pub(crate) async fn query(State(state): State<AppState>, Tenant(tenant): Tenant,
         .into());
     }
     let request = indexer::MetricQueryRequest { query, start_ns: time, end_ns: time, step_ns: 0, instant: true };
-    success(blocking(&state, move || indexer.metric_query(&tenant, &request)).await?)
+    success(blocking(&state, move |cancel| indexer.metric_query_until(&tenant, &request, cancel)).await?)
 }
 
 /// `GET|POST /loki/api/v1/labels` (and the older `/label`).
 pub(crate) async fn labels(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> LokiResult {
     let indexer = indexer(&state)?;
     let (start, end) = range(&params, 6 * HOUR_NS)?;
-    success(blocking(&state, move || indexer.label_names(&tenant, start, end)).await?)
+    success(blocking(&state, move |_| indexer.label_names(&tenant, start, end)).await?)
 }
 
 /// `GET /loki/api/v1/label/<name>/values`, optionally narrowed by a `query` selector.
@@ -167,7 +168,7 @@ pub(crate) async fn label_values(
     let indexer = indexer(&state)?;
     let (start, end) = range(&params, 6 * HOUR_NS)?;
     let query = params.get("query").filter(|q| !q.is_empty()).map(str::to_string);
-    success(blocking(&state, move || indexer.label_values(&tenant, &name, start, end, query.as_deref())).await?)
+    success(blocking(&state, move |_| indexer.label_values(&tenant, &name, start, end, query.as_deref())).await?)
 }
 
 /// `GET|POST /loki/api/v1/series`: the label sets of streams matching `match[]` selectors.
@@ -178,7 +179,7 @@ pub(crate) async fn series(State(state): State<AppState>, Tenant(tenant): Tenant
         return Err(ApiError::BadRequest("no match[] parameter provided".into()).into());
     }
     let (start, end) = range(&params, 6 * HOUR_NS)?;
-    let series = blocking(&state, move || indexer.series(&tenant, &selectors, start, end)).await?;
+    let series = blocking(&state, move |_| indexer.series(&tenant, &selectors, start, end)).await?;
     let data: Vec<serde_json::Map<String, Value>> = series
         .iter()
         .map(|labels| labels.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect())
@@ -221,7 +222,7 @@ pub(crate) async fn volume_range(State(state): State<AppState>, Tenant(tenant): 
     let step_ns = step_param(&params, start_ns, end_ns)?;
     let query = volume_query(&params, step_ns)?;
     let request = indexer::MetricQueryRequest { query, start_ns, end_ns, step_ns, instant: false };
-    success(blocking(&state, move || indexer.metric_query(&tenant, &request)).await?)
+    success(blocking(&state, move |cancel| indexer.metric_query_until(&tenant, &request, cancel)).await?)
 }
 
 /// `GET|POST /loki/api/v1/index/volume`: bytes over `[start, end]` of the streams matching a
@@ -231,7 +232,7 @@ pub(crate) async fn volume(State(state): State<AppState>, Tenant(tenant): Tenant
     let (start_ns, end_ns) = range(&params, HOUR_NS)?;
     let query = volume_query(&params, (end_ns - start_ns).max(1))?;
     let request = indexer::MetricQueryRequest { query, start_ns: end_ns, end_ns, step_ns: 0, instant: true };
-    success(blocking(&state, move || indexer.metric_query(&tenant, &request)).await?)
+    success(blocking(&state, move |cancel| indexer.metric_query_until(&tenant, &request, cancel)).await?)
 }
 
 /// `GET /api/v1/logs/context?stream={job="app"}&time=<ts>&before=N&after=N`: Tarsier's own
@@ -260,7 +261,7 @@ pub(crate) async fn context(State(state): State<AppState>, Tenant(tenant): Tenan
         Ok(n)
     };
     let req = indexer::ContextRequest { stream, timestamp_ns, before: count("before")?, after: count("after")? };
-    let resp = blocking(&state, move || indexer.context(&tenant, &req)).await?;
+    let resp = blocking(&state, move |_| indexer.context(&tenant, &req)).await?;
     let entries = |v: &[model::LogEntry]| -> Vec<Value> {
         v.iter().map(|e| json!([e.timestamp_ns.to_string(), e.line])).collect()
     };

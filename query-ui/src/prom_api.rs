@@ -64,7 +64,7 @@ async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce() -> Result<T, tsdb::Error> + Send + 'static,
 ) -> Result<T, ApiError> {
-    crate::limits::run_query(state, None, f).await
+    crate::limits::run_query(state, None, |_| f()).await
 }
 
 /// `GET|POST /api/v1/query`.

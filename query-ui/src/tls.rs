@@ -9,8 +9,9 @@
 //! change (cert-manager renewing a mounted Secret): new handshakes get the new certificate
 //! without a restart, a broken new pair is refused and the old one keeps serving.
 //!
-//! With a client CA the listener demands a client certificate signed by it (rustls's
-//! `WebPkiClientVerifier`: a connection without one fails the handshake), and [`TlsPeer`] hands
+//! With a client CA the listener demands a client certificate signed by it
+//! (`collector::tls::ClientCaFiles` over rustls's `WebPkiClientVerifier`, re-read when the file
+//! changes: a connection without one fails the handshake), and [`TlsPeer`] hands
 //! the certificate's common name to handlers, which check it against an allow-list as the API
 //! server's `--requestheader-allowed-names` does.
 //!
@@ -117,8 +118,8 @@ impl<'de> Deserialize<'de> for TlsVersion {
     }
 }
 
-/// A server configuration presenting `cert`; with `client_ca` (a PEM bundle) clients must present
-/// a certificate it signed.
+/// A server configuration presenting `cert`; with `client_ca` (a PEM bundle, re-read when it
+/// changes) clients must present a certificate it signed.
 pub fn server_config(
     cert: Arc<dyn ResolvesServerCert>,
     client_ca: Option<&Path>,
@@ -135,14 +136,8 @@ pub fn server_config(
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca_file) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in collector::tls::read_certs(ca_file).map_err(|e| format!("client_ca_file {e}"))? {
-                roots.add(ca).map_err(|e| format!("client_ca_file {}: {e}", ca_file.display()))?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| format!("client_ca_file {}: {e}", ca_file.display()))?;
-            builder.with_client_cert_verifier(verifier)
+            let verifier = collector::tls::ClientCaFiles::load(ca_file).map_err(|e| format!("client_{e}"))?;
+            builder.with_client_cert_verifier(Arc::new(verifier))
         }
     };
     let mut config = builder.with_cert_resolver(cert);

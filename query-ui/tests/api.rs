@@ -437,3 +437,53 @@ async fn limits_answer_naming_their_key_and_count_their_hits() {
         assert!(metrics.lines().any(|l| l == series), "no {series} in:\n{metrics}");
     }
 }
+
+/// `server.log_query_timeout` stops the LogQL work, not only the wait for it: with one query slot,
+/// a query that timed out must not keep the slot until its scan would have ended (#10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_log_query_frees_its_slot_when_it_stops() {
+    let f = fixture();
+    let base = now_ns() - 600_000_000_000;
+    for chunk in 0..20 {
+        let records = (0..2_000)
+            .map(|i| {
+                let n = chunk * 2_000 + i;
+                model::LogRecord {
+                    timestamp_ns: base + n * 1_000_000,
+                    labels: Labels::from_pairs([("job", "bulk")]),
+                    line: format!("level=info n={n} msg=\"request served\""),
+                }
+            })
+            .collect();
+        f.indexer.append(&model::TenantId::default(), records).unwrap();
+    }
+    f.indexer.commit().unwrap();
+    // A regex filter makes the store load and check every one of the 40,000 lines.
+    let slow =
+        "/loki/api/v1/query_range?query=%7Bjob%3D%22bulk%22%7D%20%7C~%20%22n%3D%5B0-9%5D%2B9%20%22&limit=5000&start=0";
+    let started = std::time::Instant::now();
+    let (status, body) = get(&f.state, slow).await;
+    let full = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["stats"]["summary"]["totalLinesProcessed"], 40_000);
+
+    let config = query_ui::HttpConfig { max_concurrent_queries: 1, log_query_timeout: full / 20, ..Default::default() };
+    let limited = query_ui::AppState::new(f.state.services().clone(), config, Default::default());
+    limited.set_ready(true);
+    let metric = format!(
+        "/loki/api/v1/query?time={}&query=sum(count_over_time(%7Bjob%3D%22bulk%22%7D%20%7C%20logfmt%20%7C%20n%21%3D%22%22%20%5B1h%5D))",
+        now_ns()
+    );
+    for query in [slow, metric.as_str()] {
+        let started = std::time::Instant::now();
+        let (status, text) = call(&limited, Request::get(query).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+        assert!(text.contains("server.log_query_timeout"), "{text}");
+        // The next query gets the one slot as soon as the cancelled work has stopped, long before
+        // the whole scan would have ended.
+        let (status, body) = get(&limited, "/loki/api/v1/labels?start=0").await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(took < full / 2, "{query}: the slot was free after {took:?}; a whole scan takes {full:?}");
+    }
+}
