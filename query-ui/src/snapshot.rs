@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{ApiError, PromError};
-use crate::params::Params;
+use crate::params::{Params, Prom};
 use crate::state::AppState;
 
 /// Directory under the data dir that holds snapshots (never itself snapshotted).
@@ -177,7 +177,7 @@ fn offset_param(params: &Params) -> Result<u64, ApiError> {
 pub(crate) async fn file_chunk(
     State(state): State<AppState>,
     UrlPath((name, path)): UrlPath<(String, String)>,
-    params: Params,
+    Prom(params): Prom<Params>,
 ) -> Result<Response, PromError> {
     check_name(&name)?;
     let offset = offset_param(&params)?;
