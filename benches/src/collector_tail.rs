@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use model::{LogRecord, LogStream, TenantId, TimeSeries};
 use serde_json::Value;
 
-use crate::report;
+use crate::report::{self, round};
 
 /// Files the lines are spread over (one per container, as on a node).
 const FILES: usize = 4;
@@ -215,7 +215,7 @@ fn fluent_bit(files: &[PathBuf], bytes: u64, records: u64) -> Option<(String, f6
     let mut last = (0.0, Instant::now());
     loop {
         std::thread::sleep(Duration::from_millis(500));
-        let cpu = child_cpu_seconds(child.id());
+        let cpu = report::proc_cpu_seconds(&child.id().to_string());
         if cpu > last.0 {
             last = (cpu, Instant::now());
         } else if last.1.elapsed() > Duration::from_secs(2) || started.elapsed() > Duration::from_secs(900) {
@@ -227,18 +227,6 @@ fn fluent_bit(files: &[PathBuf], bytes: u64, records: u64) -> Option<(String, f6
     let _ = child.wait();
     eprintln!("collector-tail: fluent-bit used {cpu:.2} CPU-s for {records} records");
     Some(("fluent-bit tail cri -> null".to_string(), cpu / (bytes as f64 / 1e9)))
-}
-
-fn child_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn round(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
 
 /// The largest char boundary of `s` at or before `i` (`str::floor_char_boundary` needs Rust 1.91).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::report;
+use crate::report::{self, round};
 
 /// Deterministic xorshift so every run writes the same file.
 struct Rng(u64);
@@ -122,8 +122,4 @@ pub async fn run(lines: usize) -> anyhow::Result<()> {
         None,
     );
     Ok(())
-}
-
-fn round(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }

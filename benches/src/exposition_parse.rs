@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::report;
+use crate::report::{self, round};
 
 /// Each parser runs for at least this long per input.
 const MIN_TIME: Duration = Duration::from_secs(2);
@@ -109,8 +109,4 @@ pub fn run() -> anyhow::Result<()> {
 fn prometheus_parse_samples(text: &str) -> usize {
     let lines = text.lines().map(|l| Ok(l.to_string()));
     prometheus_parse::Scrape::parse(lines).map(|s| s.samples.len()).unwrap_or(0)
-}
-
-fn round(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }

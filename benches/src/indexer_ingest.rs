@@ -10,7 +10,7 @@ use model::{Labels, LogRecord, TenantId};
 use serde_json::Value;
 
 use crate::loggen::LogGen;
-use crate::report;
+use crate::report::{self, round};
 
 /// Knobs of the scenario.
 pub struct Options {
@@ -94,7 +94,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         Ok(all)
     })?;
     ack_ms.sort_by(f64::total_cmp);
-    let pct = |q: f64| ack_ms.get(((ack_ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    let pct = |q: f64| report::percentile(&ack_ms, q);
     let acked = started.elapsed().as_secs_f64();
     ix.commit()?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -142,8 +142,4 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         None,
     );
     Ok(())
-}
-
-fn round(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }

@@ -11,17 +11,13 @@ use model::{Labels, LogRecord, TenantId};
 use serde_json::Value;
 
 use crate::loggen::{LogGen, Rng};
-use crate::report;
+use crate::report::{self, round};
 
 const RUNS: usize = 21;
 
 fn p50(mut ms: Vec<f64>) -> f64 {
     ms.sort_by(f64::total_cmp);
-    ms[ms.len() / 2]
-}
-
-fn round(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
+    report::percentile(&ms, 0.5)
 }
 
 pub fn run(lines: usize) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::report;
+use crate::report::{self, round};
 
 #[path = "../../tests/support/promql_differential.rs"]
 mod diff;
@@ -65,8 +65,4 @@ pub async fn run(corpora: &Path) -> anyhow::Result<()> {
         Some(("prometheus 2.42 (cpu_seconds)", round(p_cpu), round(t_cpu / p_cpu.max(1e-9)))),
     );
     Ok(())
-}
-
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }

@@ -42,6 +42,15 @@ const SOAK_TSDB: &str = "tsdb:\n  block_duration: 10m\n  out_of_order_window: 1m
 /// The writer renames the file away (as the kubelet does) after this many lines.
 const ROTATE_EVERY: u64 = 200_000;
 
+/// The sum of every series of metric `name` in a text exposition.
+fn metric_sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn unix_secs() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
@@ -120,12 +129,16 @@ impl Deployment {
 
     /// A sum of the agent's `/metrics` lines starting with `name`.
     async fn agent_metric(&self, name: &str) -> f64 {
-        let Ok(response) = self.client.get(format!("{}/metrics", self.agent_base)).send().await else { return 0.0 };
-        let text = response.text().await.unwrap_or_default();
-        text.lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        self.agent_metrics(&[name]).await[0]
+    }
+
+    /// Several of the agent's metrics from one scrape of its `/metrics` (0 when it does not answer).
+    async fn agent_metrics<const N: usize>(&self, names: &[&str; N]) -> [f64; N] {
+        let text = match self.client.get(format!("{}/metrics", self.agent_base)).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        names.map(|name| metric_sum(&text, name))
     }
 
     /// Lines stored for `{job="soak"}` (copies included), or `None` when the server does not answer.
@@ -296,14 +309,32 @@ pub async fn run(options: &Options, outage: bool) -> anyhow::Result<()> {
         let written_at_stop = written.load(Ordering::SeqCst);
         d.server.terminate()?;
         let stopped = Instant::now();
+        // Logs and samples wait in disk buffers of their own, each bounded by `--buffer-mib`.
         let (mut buffer_max, mut full_seconds, mut paused_seconds) = (0f64, 0u64, 0u64);
+        let (mut samples_buffer_max, mut samples_full_seconds) = (0f64, 0u64);
         while stopped.elapsed() < Duration::from_secs(options.outage_seconds) {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            buffer_max = buffer_max.max(d.agent_metric("tarsier_collector_buffer_bytes").await);
-            full_seconds += (d.agent_metric("tarsier_collector_buffer_full").await > 0.0) as u64;
-            paused_seconds += (d.agent_metric("tarsier_collector_read_paused").await > 0.0) as u64;
+            let [bytes, full, paused, samples_bytes, samples_full] = d
+                .agent_metrics(&[
+                    "tarsier_collector_buffer_bytes",
+                    "tarsier_collector_buffer_full",
+                    "tarsier_collector_read_paused",
+                    "tarsier_collector_samples_buffer_bytes",
+                    "tarsier_collector_samples_buffer_full",
+                ])
+                .await;
+            buffer_max = buffer_max.max(bytes);
+            full_seconds += (full > 0.0) as u64;
+            paused_seconds += (paused > 0.0) as u64;
+            samples_buffer_max = samples_buffer_max.max(samples_bytes);
+            samples_full_seconds += (samples_full > 0.0) as u64;
             if stopped.elapsed().as_secs().is_multiple_of(30) {
-                eprintln!("outage: {:.0} s, buffer {:.1} MiB", stopped.elapsed().as_secs_f64(), buffer_max / 1048576.0);
+                eprintln!(
+                    "outage: {:.0} s, log buffer {:.1} MiB, samples buffer {:.1} MiB",
+                    stopped.elapsed().as_secs_f64(),
+                    buffer_max / 1048576.0,
+                    samples_buffer_max / 1048576.0
+                );
             }
         }
         let written_at_restart = written.load(Ordering::SeqCst);
@@ -342,6 +373,8 @@ pub async fn run(options: &Options, outage: bool) -> anyhow::Result<()> {
             ("buffer_bound_mib".into(), Value::from(options.buffer_mib)),
             ("buffer_max_mib".into(), Value::from(round(buffer_max / 1048576.0))),
             ("buffer_full_seconds".into(), Value::from(full_seconds)),
+            ("samples_buffer_max_mib".into(), Value::from(round(samples_buffer_max / 1048576.0))),
+            ("samples_buffer_full_seconds".into(), Value::from(samples_full_seconds)),
             ("read_paused_seconds".into(), Value::from(paused_seconds)),
             ("server_restart_seconds".into(), Value::from(round(restart_seconds))),
             ("catch_up_seconds".into(), Value::from(round(catch_up_seconds))),
@@ -427,4 +460,21 @@ pub async fn run(options: &Options, outage: bool) -> anyhow::Result<()> {
     let figures: Vec<(&str, Value)> = figures.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     report::emit(scenario, &figures, None);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_sum_adds_every_series_of_exactly_that_name() {
+        let text = "# TYPE tarsier_collector_buffer_bytes gauge\n\
+                    tarsier_collector_buffer_bytes 1024\n\
+                    tarsier_collector_buffer_bytes_total 7\n\
+                    tarsier_collector_samples_buffer_bytes{kind=\"a\"} 10\n\
+                    tarsier_collector_samples_buffer_bytes{kind=\"b\"} 5\n";
+        assert_eq!(metric_sum(text, "tarsier_collector_buffer_bytes"), 1024.0);
+        assert_eq!(metric_sum(text, "tarsier_collector_samples_buffer_bytes"), 15.0);
+        assert_eq!(metric_sum(text, "tarsier_collector_samples_buffer_full"), 0.0);
+    }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use model::{Labels, Sample, TimeSeries};
 use serde_json::Value;
 
-use crate::report;
+use crate::report::{self, round};
 
 /// Scrape interval of the generated series.
 const STEP_MS: i64 = 15_000;
@@ -167,8 +167,4 @@ pub async fn run(series: usize, samples: usize, connections: usize) -> anyhow::R
         None,
     );
     Ok(())
-}
-
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }

@@ -13,7 +13,7 @@ use axum::extract::{Path as UrlPath, State};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, PromError};
-use crate::params::Tenant;
+use crate::params::{Prom, Tenant};
 use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, PromError>;
@@ -182,11 +182,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `GET /api/v1/dashboards`: built-ins first, then stored ones by id.
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    tenant: std::result::Result<Tenant, ApiError>,
-) -> Result<Json<Value>> {
-    let Tenant(tenant) = tenant?;
+pub(crate) async fn list(State(state): State<AppState>, Prom(Tenant(tenant)): Prom<Tenant>) -> Result<Json<Value>> {
     let mut data: Vec<Value> =
         BUILTIN.iter().map(|(id, _)| summary(id, &builtin(id).unwrap_or_default(), true)).collect();
     if let Ok(dir) = dir(&state, &tenant) {
@@ -199,10 +195,9 @@ pub(crate) async fn list(
 /// `GET /api/v1/dashboards/<id>`.
 pub(crate) async fn get(
     State(state): State<AppState>,
-    tenant: std::result::Result<Tenant, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>> {
-    let Tenant(tenant) = tenant?;
     let mut doc = match builtin(&id) {
         Some(doc) => doc,
         None => {
@@ -227,11 +222,10 @@ pub(crate) async fn get(
 /// `PUT /api/v1/dashboards/<id>`: creates or replaces a dashboard (the body is its JSON).
 pub(crate) async fn put(
     State(state): State<AppState>,
-    tenant: std::result::Result<Tenant, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    let Tenant(tenant) = tenant?;
     if id.starts_with(BUILTIN_PREFIX) {
         return Err(
             ApiError::BadRequest(format!("{id:?} is built in and read-only: save a copy under another id")).into()
@@ -273,10 +267,9 @@ pub(crate) async fn put(
 /// `DELETE /api/v1/dashboards/<id>`.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    tenant: std::result::Result<Tenant, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>> {
-    let Tenant(tenant) = tenant?;
     if id.starts_with(BUILTIN_PREFIX) {
         return Err(ApiError::BadRequest(format!("{id:?} is built in and cannot be deleted")).into());
     }

@@ -4,7 +4,7 @@
 use axum::extract::{FromRequest, Request};
 use axum::http::{Method, header};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, PromError};
 
 /// Largest form body read for a query request (queries are text; 1 MiB is ample).
 const MAX_FORM_BYTES: usize = 1 << 20;
@@ -65,6 +65,29 @@ impl axum::response::IntoResponse for ApiError {
     }
 }
 
+/// An extractor whose rejection is answered in Prometheus's JSON error shape ([`PromError`]) rather
+/// than Loki's text: `Prom<Tenant>` and `Prom<Params>` for the Prometheus-style endpoints
+/// (`/api/v1/*`), whose clients (Grafana, KEDA) parse `{"status":"error",...}`.
+pub struct Prom<T>(pub T);
+
+impl<S: Send + Sync, T: axum::extract::FromRequestParts<S, Rejection = ApiError>> axum::extract::FromRequestParts<S>
+    for Prom<T>
+{
+    type Rejection = PromError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Prom(T::from_request_parts(parts, state).await?))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Prom<Params> {
+    type Rejection = PromError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Prom(Params::from_request(req, state).await?))
+    }
+}
+
 /// The request's tenant, from `X-Scope-OrgID` (the default tenant when absent), as Loki, Mimir
 /// and Cortex read it.
 pub struct Tenant(pub model::TenantId);
@@ -89,5 +112,19 @@ mod tests {
         assert_eq!(p.get_all("match[]"), vec!["up".to_string(), "{job=\"x\"}".to_string()]);
         assert_eq!(p.get("start"), Some("1"));
         assert!(p.require("end").unwrap_err().to_string().contains("\"end\""));
+    }
+
+    #[tokio::test]
+    async fn prom_answers_a_rejection_in_prometheus_json() {
+        use axum::extract::FromRequestParts;
+        use axum::response::IntoResponse;
+        let request = Request::get("/api/v1/query").header("x-scope-orgid", "a/b").body(()).unwrap();
+        let (mut parts, ()) = request.into_parts();
+        let Err(rejection) = Prom::<Tenant>::from_request_parts(&mut parts, &()).await else {
+            panic!("a tenant with a slash was accepted");
+        };
+        let response = rejection.into_response();
+        assert_eq!(response.status(), axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
     }
 }

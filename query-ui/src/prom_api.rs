@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, PromError};
-use crate::params::{Params, Tenant};
+use crate::params::{Params, Prom, Tenant};
 use crate::state::AppState;
 
 type PromResult = Result<Json<Value>, PromError>;
@@ -70,10 +70,9 @@ async fn blocking<T: Send + 'static>(
 /// `GET|POST /api/v1/query`.
 pub(crate) async fn query(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
-    params: Result<Params, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
+    Prom(params): Prom<Params>,
 ) -> PromResult {
-    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let query = params.require("query")?.to_string();
     let time = time_param(&params, "time", model::time::now_ms())?;
@@ -84,10 +83,9 @@ pub(crate) async fn query(
 /// `GET|POST /api/v1/query_range`.
 pub(crate) async fn query_range(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
-    params: Result<Params, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
+    Prom(params): Prom<Params>,
 ) -> PromResult {
-    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let query = params.require("query")?.to_string();
     let start = required_time_param(&params, "start")?;
@@ -127,10 +125,9 @@ pub(crate) async fn query_range(
 /// `GET|POST /api/v1/labels`.
 pub(crate) async fn labels(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
-    params: Result<Params, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
+    Prom(params): Prom<Params>,
 ) -> PromResult {
-    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let (matchers, start, end) = metadata_range(&params)?;
     success(blocking(&state, move || tsdb.label_names(&tenant, &matchers, start, end)).await?)
@@ -139,11 +136,10 @@ pub(crate) async fn labels(
 /// `GET /api/v1/label/<name>/values`.
 pub(crate) async fn label_values(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
     Path(name): Path<String>,
-    params: Result<Params, ApiError>,
+    Prom(params): Prom<Params>,
 ) -> PromResult {
-    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let (matchers, start, end) = metadata_range(&params)?;
     success(blocking(&state, move || tsdb.label_values(&tenant, &name, &matchers, start, end)).await?)
@@ -152,10 +148,9 @@ pub(crate) async fn label_values(
 /// `GET|POST /api/v1/series`.
 pub(crate) async fn series(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
-    params: Result<Params, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
+    Prom(params): Prom<Params>,
 ) -> PromResult {
-    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     if params.get("match[]").is_none() {
         return Err(ApiError::BadRequest("no match[] parameter provided".into()).into());
@@ -196,10 +191,9 @@ fn limit_param(params: &Params, key: &str) -> Result<usize, ApiError> {
 /// `GET /api/v1/metadata`: TYPE/HELP/UNIT per metric name (`limit`, `limit_per_metric`, `metric`).
 pub(crate) async fn metadata(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
-    params: Result<Params, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
+    Prom(params): Prom<Params>,
 ) -> PromResult {
-    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let limit = limit_param(&params, "limit")?;
     let per_metric = limit_param(&params, "limit_per_metric")?;
@@ -210,10 +204,9 @@ pub(crate) async fn metadata(
 /// `GET /api/v1/status/tsdb`: the head's cardinality statistics (`limit`, default 10).
 pub(crate) async fn status_tsdb(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
-    params: Result<Params, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
+    Prom(params): Prom<Params>,
 ) -> PromResult {
-    let (Tenant(tenant), params) = (tenant?, params?);
     let tsdb = tsdb(&state)?;
     let limit = match params.get("limit").filter(|v| !v.is_empty()) {
         None => 10,

@@ -6,17 +6,16 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, PromError};
-use crate::params::{Params, Tenant};
+use crate::error::PromError;
+use crate::params::{Params, Prom, Tenant};
 use crate::state::AppState;
 
 /// `GET /api/v1/rules?type=alert|record`.
 pub(crate) async fn rules(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
-    params: Params,
+    Prom(Tenant(tenant)): Prom<Tenant>,
+    Prom(params): Prom<Params>,
 ) -> Result<Json<Value>, PromError> {
-    let Tenant(tenant) = tenant?;
     let mut data = match &state.services().rules {
         Some(manager) => manager.rules_api(Some(&tenant)),
         None => json!({ "groups": [] }),
@@ -39,9 +38,8 @@ pub(crate) async fn rules(
 /// `GET /api/v1/alerts`: every pending and firing alert.
 pub(crate) async fn alerts(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
+    Prom(Tenant(tenant)): Prom<Tenant>,
 ) -> Result<Json<Value>, PromError> {
-    let Tenant(tenant) = tenant?;
     let data = match &state.services().rules {
         Some(manager) => manager.alerts_api(Some(&tenant)),
         None => json!({ "alerts": [] }),

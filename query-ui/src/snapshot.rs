@@ -13,13 +13,14 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use axum::Json;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{ApiError, PromError};
+use crate::params::{Params, Prom};
 use crate::state::AppState;
 
 /// Directory under the data dir that holds snapshots (never itself snapshotted).
@@ -159,10 +160,16 @@ fn rand_suffix() -> u32 {
     nanos.unwrap_or(0) ^ std::process::id().rotate_left(16)
 }
 
-#[derive(Deserialize)]
-pub(crate) struct ChunkParams {
-    #[serde(default)]
-    offset: u64,
+/// `?offset=`, read here rather than by axum's `Query`, whose rejection is plain text: a bad offset
+/// is answered in Prometheus's error shape like every other error of this API (schemathesis sent
+/// `offset=-1`).
+fn offset_param(params: &Params) -> Result<u64, ApiError> {
+    match params.get("offset").filter(|v| !v.is_empty()) {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::BadRequest(format!("invalid parameter \"offset\": {v:?} is not a non-negative integer"))
+        }),
+    }
 }
 
 /// `GET /api/v1/admin/snapshots/{name}/files/{*path}?offset=N`: up to [`CHUNK_BYTES`] of a file,
@@ -170,9 +177,10 @@ pub(crate) struct ChunkParams {
 pub(crate) async fn file_chunk(
     State(state): State<AppState>,
     UrlPath((name, path)): UrlPath<(String, String)>,
-    Query(params): Query<ChunkParams>,
+    Prom(params): Prom<Params>,
 ) -> Result<Response, PromError> {
     check_name(&name)?;
+    let offset = offset_param(&params)?;
     let root = data_dir(&state)?.join(SNAPSHOTS_DIR).join(&name);
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let manifest: Manifest = std::fs::read(root.join(MANIFEST))
@@ -184,10 +192,14 @@ pub(crate) async fn file_chunk(
             .iter()
             .find(|f| f.path == path)
             .ok_or_else(|| ApiError::NotFound(format!("snapshot {name} has no file {path}")))?;
-        let len = file.size.saturating_sub(params.offset).min(CHUNK_BYTES);
+        if offset >= file.size {
+            // Nothing left; and seeking past i64::MAX would fail as if the disk had.
+            return Ok(Vec::new());
+        }
+        let len = (file.size - offset).min(CHUNK_BYTES);
         let mut f = std::fs::File::open(root.join(&file.path))
             .map_err(|e| ApiError::Internal(format!("opening {path} of snapshot {name}: {e}")))?;
-        f.seek(SeekFrom::Start(params.offset)).map_err(|e| ApiError::Internal(e.to_string()))?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut buf = Vec::with_capacity(len as usize);
         f.take(len).read_to_end(&mut buf).map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(buf)

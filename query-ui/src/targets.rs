@@ -8,8 +8,8 @@ use axum::extract::State;
 use model::Labels;
 use serde_json::{Map, Value, json};
 
-use crate::error::{ApiError, PromError};
-use crate::params::{Params, Tenant};
+use crate::error::PromError;
+use crate::params::{Params, Prom, Tenant};
 use crate::state::AppState;
 
 fn label_map(labels: &Labels) -> Map<String, Value> {
@@ -25,10 +25,9 @@ fn rfc3339_ms(ms: i64) -> String {
 /// `GET /api/v1/targets?state=active|dropped|any`.
 pub(crate) async fn targets(
     State(state): State<AppState>,
-    tenant: Result<Tenant, ApiError>,
-    params: Params,
+    Prom(Tenant(tenant)): Prom<Tenant>,
+    Prom(params): Prom<Params>,
 ) -> Result<Json<Value>, PromError> {
-    let Tenant(tenant) = tenant?;
     let wanted = params.get("state").unwrap_or("any").to_ascii_lowercase();
     let own = state.services().targets_tenant.as_ref().is_none_or(|t| *t == tenant);
     let view = state.services().targets.clone().filter(|_| own);
