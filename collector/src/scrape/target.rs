@@ -791,7 +791,7 @@ mod tests {
         let t = target(false);
         let tracked = Labels::from_pairs([("__name__", "m"), ("job", "node")]);
         let mut state = ScrapeState::new(&t);
-        state.previous = SeenSeries::from([(1, Some(tracked.clone())), (2, None)]);
+        state.previous = [(1, Some(tracked.clone())), (2, None)].into_iter().collect::<SeenSeries>();
         let series = end_of_run_staleness(&state, 42);
         assert_eq!(series.len(), 1 + REPORT_SERIES.len());
         assert!(series.iter().all(|s| model::is_stale_nan(s.samples[0].value) && s.samples[0].timestamp_ms == 42));
