@@ -10,7 +10,8 @@
 //!   longest gap in the scraped `up` series.
 //! - `soak`: the same load without an outage for `--soak-minutes`; the RSS of both processes is
 //!   sampled every 10 s. Figures: RSS at the end of the warm-up, at the end and its slope after the
-//!   warm-up (MiB per hour, least squares), CPU-seconds, and the same delivery check.
+//!   warm-up (MiB per hour, least squares) and over the run's second half (after the first block
+//!   cuts: whether it is flat), CPU-seconds, and the same delivery check.
 //!
 //! Both need the release `tarsier` binary beside `tarsier-bench` and Debian's node_exporter.
 
@@ -248,6 +249,14 @@ fn slope_mib_per_hour(points: &[(f64, f64)]) -> f64 {
     if var == 0.0 { 0.0 } else { cov / var * 3600.0 }
 }
 
+/// The points of the run's second half: the head has been cut into blocks at least once by then
+/// (10-minute blocks, a run of 20 minutes or more), so what grows there is what keeps growing.
+fn second_half(points: &[(f64, f64)]) -> &[(f64, f64)] {
+    let Some(last) = points.last() else { return points };
+    let from = points.partition_point(|p| p.0 < last.0 / 2.0);
+    &points[from..]
+}
+
 /// Waits until the server stores at least `lines` lines; the seconds it took.
 async fn await_stored(d: &Deployment, since: f64, lines: u64, limit: Duration) -> anyhow::Result<f64> {
     let started = Instant::now();
@@ -422,6 +431,10 @@ pub async fn run(options: &Options, outage: bool) -> anyhow::Result<()> {
                 (format!("{name}_rss_end_mib"), Value::from(round(last))),
                 (format!("{name}_rss_max_mib"), Value::from(round(max))),
                 (format!("{name}_rss_slope_mib_per_hour"), Value::from(round(slope_mib_per_hour(points)))),
+                (
+                    format!("{name}_rss_second_half_slope_mib_per_hour"),
+                    Value::from(round(slope_mib_per_hour(second_half(points)))),
+                ),
             ]);
         }
     }
@@ -465,6 +478,18 @@ pub async fn run(options: &Options, outage: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn second_half_slope_sees_a_plateau_after_a_warm_up_climb() {
+        // Climbs 60 MiB in the first 15 minutes, then flat: the whole run slopes up, its second
+        // half does not.
+        let points: Vec<(f64, f64)> =
+            (0..=180).map(|i| (i as f64 * 10.0, if i < 90 { 40.0 + i as f64 * 60.0 / 90.0 } else { 100.0 })).collect();
+        assert!(slope_mib_per_hour(&points) > 50.0);
+        assert_eq!(second_half(&points).first().map(|p| p.0), Some(900.0));
+        assert!(slope_mib_per_hour(second_half(&points)).abs() < 1e-9);
+        assert!(second_half(&[]).is_empty());
+    }
 
     #[test]
     fn metric_sum_adds_every_series_of_exactly_that_name() {
