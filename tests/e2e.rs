@@ -915,7 +915,8 @@ async fn the_agent_keeps_data_while_the_server_disk_and_its_own_buffer_disk_are_
         .collect();
     assert!(stamps.len() as i64 >= window_s - 1, "{} samples in {window_s} s: {body}", stamps.len());
     let gap = stamps.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-    assert!(gap <= 1.5, "a gap of {gap} s between samples scraped every second: {stamps:?}");
+    // Below two intervals: no scrape is missing (a loaded machine may start one late).
+    assert!(gap < 1.9, "a gap of {gap} s between samples scraped every second: {stamps:?}");
 
     let buffered = agent_metric(&client, &agent, "tarsier_collector_buffered_batches_total").await;
     println!(
