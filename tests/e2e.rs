@@ -701,6 +701,242 @@ async fn a_full_disk_answers_503_then_resumes_without_losing_acknowledged_data()
     assert!(!unclean.iter().any(|w| log.contains(w)), "replay after the full disk:\n{log}");
 }
 
+/// Fills `fs` to the last byte with a file it returns: any write that needs a new block fails.
+fn fill_up(fs: &SmallFs, name: &str) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = fs.path().join(name);
+    let mut filler = std::fs::File::create(&path).unwrap();
+    for chunk in [1 << 20, 4096, 1] {
+        let bytes = vec![0u8; chunk];
+        while filler.write_all(&bytes).is_ok() {}
+    }
+    let _ = filler.sync_all();
+    path
+}
+
+/// One agent self-metric (0 when not yet exposed).
+async fn agent_metric(client: &reqwest::Client, agent: &Tarsier, name: &str) -> f64 {
+    let text = client.get(format!("{}/metrics", agent.base)).send().await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+/// Polls `what` until it holds, or fails naming it after [`DEADLINE`].
+async fn await_agent(client: &reqwest::Client, agent: &Tarsier, what: &str, name: &str, ok: impl Fn(f64) -> bool) {
+    let started = Instant::now();
+    loop {
+        let value = agent_metric(client, agent, name).await;
+        if ok(value) {
+            return;
+        }
+        assert!(started.elapsed() < DEADLINE, "{what}: {name} is {value} after {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn fullbuf_line(i: usize) -> String {
+    format!("fullbuf line {i:05} {}", "x".repeat(80))
+}
+
+/// Appends lines `range` in steps of `step` lines, each step read before the next is written
+/// (many small reads: one chunk each), until reading pauses if `until_paused`.
+async fn append_in_steps(
+    client: &reqwest::Client,
+    agent: &Tarsier,
+    log: &Path,
+    range: std::ops::Range<usize>,
+    step: usize,
+    until_paused: bool,
+) -> usize {
+    let mut written = range.start;
+    while written < range.end {
+        let to = (written + step).min(range.end);
+        for i in written..to {
+            append_line(log, &fullbuf_line(i));
+        }
+        written = to;
+        let started = Instant::now();
+        loop {
+            if agent_metric(client, agent, "tarsier_collector_lines_read_total").await >= written as f64 {
+                break;
+            }
+            if until_paused && agent_metric(client, agent, "tarsier_collector_read_paused").await == 1.0 {
+                return written;
+            }
+            assert!(started.elapsed() < DEADLINE, "line {written} not read within {DEADLINE:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    written
+}
+
+/// #10.3, the collector's side: while the server's disk is full, `tarsier agent` keeps what it
+/// read in its disk buffer; when the agent's own buffer filesystem fills too, a segment write
+/// fails with ENOSPC and the agent pauses reading (logged once), loses nothing and resumes when
+/// space returns. Once the server has room again every line arrives exactly once, and the
+/// samples scraped while only the server was full arrive without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_keeps_data_while_the_server_disk_and_its_own_buffer_disk_are_full() {
+    let server_fs = SmallFs::mount("48m");
+    let agent_fs = SmallFs::mount("4m");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("node.log");
+    let target = serve_metrics().await;
+    let server_listen = format!("127.0.0.1:{}", free_port());
+    let agent_listen = format!("127.0.0.1:{}", free_port());
+    let server_config = dir.path().join("server.yaml");
+    std::fs::write(
+        &server_config,
+        format!(
+            "data_dir: {}\nserver:\n  listen: {server_listen}\nindexer:\n  commit_interval: 200ms\n  wal_segment_bytes: 1048576\n\
+             tsdb:\n  wal_segment_bytes: 1048576\n",
+            server_fs.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    // One in-flight batch, and a segment file per batch: a write on the full filesystem always
+    // needs a new block, so the episode cannot flicker on the last page's free bytes.
+    let agent_config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            "data_dir: {data}\nserver:\n  listen: {agent_listen}\ncollector:\n  tail:\n    include: ['{log}']\n    \
+             rescan_interval: 200ms\n  global:\n    scrape_interval: 1s\n    scrape_timeout: 1s\n  shipping:\n    \
+             batch_max_wait: 20ms\n    max_in_flight_batches: 1\n    retry_initial_backoff: 50ms\n    \
+             retry_max_backoff: 300ms\n    disk_buffer:\n      path: {buffer}\n      segment_bytes: 1\n  \
+             scrape_configs:\n  - job_name: app\n    static_configs:\n    - targets: ['{target}']\n\
+             agent:\n  server_url: http://{server_listen}\n",
+            data = dir.path().join("agent").display(),
+            log = log.display(),
+            buffer = agent_fs.path().join("buffer").display(),
+        ),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let server_log = dir.path().join("server.log");
+    let agent_log = dir.path().join("agent.log");
+    let mut server = Tarsier::start_logging_to(
+        &["server", "--config", server_config.to_str().unwrap()],
+        &server_listen,
+        &server_log,
+    );
+    server.wait_ready(&client).await;
+    let mut agent =
+        Tarsier::start_logging_to(&["agent", "--config", agent_config.to_str().unwrap()], &agent_listen, &agent_log);
+    agent.wait_ready(&client).await;
+    let selector = format!("{{filename=\"{}\"}}", log.display());
+    let mut written = append_in_steps(&client, &agent, &log, 0..20, 20, false).await;
+    await_lines(&client, &server.base, &selector, written).await;
+    await_series(&client, &server.base, "e2e_temperature_celsius").await;
+
+    // The server's disk fills: deliveries get 503 and the agent buffers on its disk.
+    let server_filler = fill_up(&server_fs, "filler");
+    let server_full_ms = model::time::now_ms();
+    written = append_in_steps(&client, &agent, &log, written..written + 60, 10, false).await;
+    await_agent(&client, &agent, "log batches buffered", "tarsier_collector_buffered_batches_total", |v| v >= 1.0)
+        .await;
+    await_agent(&client, &agent, "sample batches buffered", "tarsier_collector_samples_buffered_batches_total", |v| {
+        v >= 4.0
+    })
+    .await;
+    assert_eq!(
+        metric(
+            &client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap(),
+            "tarsier_storage_full"
+        ),
+        1.0
+    );
+
+    // The agent's buffer disk fills too: segment writes fail, reading pauses, nothing is lost.
+    let agent_filler = fill_up(&agent_fs, "filler");
+    let agent_full_ms = model::time::now_ms();
+    let paused_at = append_in_steps(&client, &agent, &log, written..written + 400, 3, true).await;
+    assert!(paused_at < written + 400, "reading never paused on the full buffer disk");
+    written = paused_at;
+    for i in written..written + 30 {
+        append_line(&log, &fullbuf_line(i));
+    }
+    written += 30;
+    await_agent(&client, &agent, "the buffer to count as full", "tarsier_collector_buffer_full", |v| v == 1.0).await;
+    // The next scrape's batch cannot be written either: held in memory, counted as full.
+    await_agent(&client, &agent, "the samples buffer to count as full", "tarsier_collector_samples_buffer_full", |v| {
+        v == 1.0
+    })
+    .await;
+    let read = agent_metric(&client, &agent, "tarsier_collector_lines_read_total").await;
+    assert!(read < written as f64, "reading paused: {read} of {written} lines read");
+
+    // Room on the agent's disk: the waiting batches go to the buffer and reading resumes.
+    std::fs::remove_file(&agent_filler).unwrap();
+    await_agent(&client, &agent, "every line read", "tarsier_collector_lines_read_total", |v| v >= written as f64)
+        .await;
+    await_agent(&client, &agent, "the buffer to take writes", "tarsier_collector_buffer_full", |v| v == 0.0).await;
+    assert_eq!(agent_metric(&client, &agent, "tarsier_collector_read_paused").await, 0.0);
+
+    // Room on the server's disk: everything arrives, each line once.
+    std::fs::remove_file(&server_filler).unwrap();
+    let expected: Vec<String> = (0..written).map(fullbuf_line).collect();
+    let started = Instant::now();
+    loop {
+        let mut got: Vec<String> =
+            log_lines(&client, &server.base, &selector).await.into_iter().map(|(_, l)| l).collect();
+        got.sort();
+        if got.len() >= written {
+            assert_eq!(got, expected, "every line once");
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "{} of {written} lines arrived", got.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/loki/api/v1/query", server.base),
+        &[("query", format!("sum(count_over_time({selector}[1h]))").as_str())],
+    )
+    .unwrap();
+    let body = get_json(&client, url.as_str()).await;
+    assert_eq!(body["data"]["result"][0]["value"][1], written.to_string(), "{body}");
+    await_agent(&client, &agent, "the buffer to drain", "tarsier_collector_samples_buffer_bytes", |v| v == 0.0).await;
+
+    // The samples scraped while only the server was full: buffered, delivered, no gap.
+    let window_s = (agent_full_ms - server_full_ms) / 1000;
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/api/v1/query", server.base),
+        &[
+            ("query", format!("e2e_temperature_celsius[{window_s}s]").as_str()),
+            ("time", &format!("{}", agent_full_ms as f64 / 1000.0)),
+        ],
+    )
+    .unwrap();
+    let body = get_json(&client, url.as_str()).await;
+    let stamps: Vec<f64> = body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no samples of the server's full-disk time: {body}"))
+        .iter()
+        .map(|v| v[0].as_f64().unwrap())
+        .collect();
+    assert!(stamps.len() as i64 >= window_s - 1, "{} samples in {window_s} s: {body}", stamps.len());
+    let gap = stamps.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    // Below two intervals: no scrape is missing (a loaded machine may start one late).
+    assert!(gap < 1.9, "a gap of {gap} s between samples scraped every second: {stamps:?}");
+
+    let buffered = agent_metric(&client, &agent, "tarsier_collector_buffered_batches_total").await;
+    println!(
+        "{written} lines, reading paused after {paused_at}, {buffered} log batches buffered, {} samples in {window_s} s",
+        stamps.len()
+    );
+    agent.stop();
+    server.stop();
+    let agent_log = std::fs::read_to_string(&agent_log).unwrap();
+    for line in agent_log.lines().filter(|l| l.contains("collector::buffer")) {
+        println!("agent: {line}");
+    }
+    let failed = |kind: &str| {
+        agent_log.lines().filter(|l| l.contains("writing the disk buffer failed") && l.contains(kind)).count()
+    };
+    assert_eq!(failed("\"logs\"") + failed("=logs"), 1, "one line for the episode:\n{agent_log}");
+    assert_eq!(failed("samples"), 1, "one line for the episode:\n{agent_log}");
+    assert!(agent_log.contains("disk buffer writable again"), "{agent_log}");
+}
+
 /// Tokens of the tenant-isolation test (`server.auth.tokens_file`).
 const TOKENS: &str = "\
 - {name: alpha-read, token: alpha-read-token-0001, tenants: [alpha], roles: [read]}

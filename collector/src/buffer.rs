@@ -338,13 +338,10 @@ impl DiskQueue {
         let Some(slot) = self.slots.pop_front() else { return Ok(()) };
         self.old_records = self.old_records.saturating_sub(1);
         self.bytes -= slot.len;
-        if let Some(head_file) = &self.head_file {
-            // Not synced: after a power loss a batch may be delivered twice, never lost.
-            let mut position = slot.segment.to_le_bytes().to_vec();
-            position.extend_from_slice(&(slot.offset + slot.len).to_le_bytes());
-            std::fs::write(head_file, position).map_err(io("recording the delivered position", head_file))?;
-        }
-        let Some(pos) = self.segments.iter().position(|s| s.id == slot.segment) else { return Ok(()) };
+        // The position first, the segment after: a failed position write (a full disk) must
+        // not keep a delivered segment, and so its space, forever.
+        let recorded = self.record_delivered(slot);
+        let Some(pos) = self.segments.iter().position(|s| s.id == slot.segment) else { return recorded };
         self.segments[pos].live -= 1;
         let is_writing = pos + 1 == self.segments.len();
         if self.segments[pos].live == 0 && (!is_writing || self.segments[pos].size >= self.segment_bytes) {
@@ -355,7 +352,26 @@ impl DiskQueue {
             let path = self.segment_path(segment.id);
             std::fs::remove_file(&path).map_err(io("removing delivered disk buffer segment", &path))?;
         }
-        Ok(())
+        recorded
+    }
+
+    /// Kept buffers: overwrites the delivered position in place (16 bytes in a block the file
+    /// already has, so a full disk does not refuse it once the file exists; a truncating write
+    /// would free and reallocate the block). Not synced: after a power loss a batch may be
+    /// delivered twice, never lost; a failed write means the same.
+    fn record_delivered(&self, slot: Slot) -> Result<(), Error> {
+        use std::os::unix::fs::FileExt;
+        let Some(head_file) = &self.head_file else { return Ok(()) };
+        let mut position = [0u8; 16];
+        position[..8].copy_from_slice(&slot.segment.to_le_bytes());
+        position[8..].copy_from_slice(&(slot.offset + slot.len).to_le_bytes());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(head_file)
+            .map_err(io("recording the delivered position", head_file))?;
+        file.write_all_at(&position, 0).map_err(io("recording the delivered position", head_file))
     }
 }
 
@@ -366,6 +382,9 @@ pub(crate) struct Spill {
     waiting: AtomicUsize,
     changed: Notify,
     full: AtomicBool,
+    /// A write failed (a full filesystem, ENOSPC) and no write succeeded since: one episode,
+    /// logged once however many batches wait on it.
+    failing: AtomicBool,
     metrics: SpillMetrics,
 }
 
@@ -387,6 +406,7 @@ impl Spill {
             queue: Arc::new(Mutex::new(queue)),
             changed: Notify::new(),
             full: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             metrics,
         }
     }
@@ -411,13 +431,14 @@ impl Spill {
     }
 
     /// Queues a batch, waiting while the buffer is full (the caller holds a shipping slot, so
-    /// reading pauses behind it: backpressure, never a drop).
+    /// reading pauses behind it: backpressure, never a drop). A failed write (the filesystem is
+    /// full) is retried every second the same way: the batch stays in memory, the buffer counts
+    /// as full meanwhile, and the episode is logged once when it starts and once when it ends.
     pub(crate) async fn push<T: SpillItem>(&self, seq: u64, acks: &[FileAck], items: Arc<Vec<T>>) {
         let acks = acks.to_vec();
         let mut payload = tokio::task::spawn_blocking(move || encode_batch(seq, &acks, &items))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        let mut failing = false;
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -437,14 +458,17 @@ impl Spill {
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
             match outcome {
                 Pushed::Done(bytes) => {
-                    if failing {
-                        tracing::info!(kind = self.metrics.kind, "disk buffer writable again");
-                    }
+                    let was_failing = self.failing.swap(false, Ordering::AcqRel);
                     self.waiting.fetch_add(1, Ordering::AcqRel);
                     self.metrics.bytes.set(bytes as i64);
                     self.metrics.batches.inc();
-                    if self.full.swap(false, Ordering::AcqRel) {
+                    let was_full = self.full.swap(false, Ordering::AcqRel);
+                    if was_full {
                         self.metrics.full.set(0);
+                    }
+                    if was_failing {
+                        tracing::info!(kind = self.metrics.kind, "disk buffer writable again, resuming");
+                    } else if was_full {
                         tracing::info!(kind = self.metrics.kind, "disk buffer has room again, reading resumes");
                     }
                     self.changed.notify_waiters();
@@ -464,12 +488,19 @@ impl Spill {
                 }
                 Pushed::Failed(e, back) => {
                     payload = back;
-                    if !failing {
-                        // Once, not every second: the batch stays in memory and reading waits.
-                        tracing::error!(kind = self.metrics.kind, error = %e, "writing the disk buffer failed, retrying every second");
-                        failing = true;
+                    if !self.failing.swap(true, Ordering::AcqRel) {
+                        // Once per episode, not every second nor per batch waiting on it.
+                        tracing::error!(
+                            kind = self.metrics.kind,
+                            error = %e,
+                            "writing the disk buffer failed, the batch waits in memory and reading or scraping pauses; retrying every second"
+                        );
                     }
-                    tokio::time::sleep(DISK_ERROR_RETRY).await;
+                    if !self.full.swap(true, Ordering::AcqRel) {
+                        self.metrics.full.set(1);
+                    }
+                    // A delivery frees room: try again then, or after the pause.
+                    let _ = tokio::time::timeout(DISK_ERROR_RETRY, notified).await;
                 }
             }
         }
@@ -612,6 +643,30 @@ mod tests {
         assert_eq!(batch.items[0].labels, stale.labels);
         assert!(decode_batch::<TimeSeries>(&payload[..10]).is_err());
         assert!(decode_batch::<LogStream>(b"\0\0\0\0\0\0\0\0\xff\xff\xff\xff").is_err(), "an absurd ack count");
+    }
+
+    #[test]
+    fn a_failed_position_write_still_frees_the_delivered_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = DiskQueue::open(dir.path(), 1 << 20, 1, true).unwrap();
+        for i in 0..3u8 {
+            q.push(&[i; 40]).unwrap();
+        }
+        let segments = || {
+            let files = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path());
+            files.filter(|p| p.extension().is_some_and(|e| e == "seg")).count()
+        };
+        assert_eq!(segments(), 3, "a segment per record");
+        // The position cannot be written (as on a full disk before the file exists).
+        std::fs::create_dir(dir.path().join("delivered")).unwrap();
+        assert!(q.pop().unwrap_err().to_string().contains("delivered position"));
+        assert_eq!(segments(), 2, "the delivered segment is gone all the same");
+        assert_eq!((q.len(), q.bytes()), (2, 96));
+        std::fs::remove_dir(dir.path().join("delivered")).unwrap();
+        q.pop().unwrap();
+        drop(q);
+        let (q, _) = DiskQueue::open(dir.path(), 1 << 20, 1, true).unwrap();
+        assert_eq!(q.peek().unwrap().unwrap(), vec![2; 40], "the position written in place holds");
     }
 
     #[test]

@@ -78,7 +78,11 @@ impl CollectorMetrics {
             "Failed deliveries that were retried, by kind",
             self.send_retries.clone(),
         );
-        r.register("tarsier_collector_scrapes", "Scrapes by job and result", self.scrapes.clone());
+        r.register(
+            "tarsier_collector_scrapes",
+            "Scrapes by job and result (success, failure; skipped: due while the last one waited for the shipper)",
+            self.scrapes.clone(),
+        );
         r.register("tarsier_collector_buffer_bytes", "Bytes in the log disk buffer", self.buffer_bytes.clone());
         r.register(
             "tarsier_collector_buffer_full",

@@ -259,6 +259,24 @@ impl Partition {
         self.streams.read().iter().map(|(h, l)| (*h, l.clone())).collect()
     }
 
+    /// The label sets `keep` takes, cloning only those; stops at `cancel` (a lookup over
+    /// millions of streams must stop at the query timeout like a query does).
+    pub fn matching_streams(
+        &self,
+        keep: impl Fn(&Labels) -> bool,
+        cancel: &crate::cancel::Cancel,
+    ) -> Result<Vec<Labels>, crate::error::Error> {
+        let streams = self.streams.read();
+        let mut out = Vec::new();
+        for (i, labels) in streams.values().enumerate() {
+            cancel.check_every(i)?;
+            if keep(labels) {
+                out.push(labels.clone());
+            }
+        }
+        Ok(out)
+    }
+
     pub fn searcher(&self) -> Searcher {
         self.reader.searcher()
     }

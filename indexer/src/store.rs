@@ -324,13 +324,20 @@ impl Indexer {
 
     /// Label names of streams in partitions overlapping `[start_ns, end_ns)`, sorted.
     pub fn label_names(&self, tenant: &TenantId, start_ns: i64, end_ns: i64) -> Result<Vec<String>, Error> {
+        self.label_names_until(tenant, start_ns, end_ns, &Cancel::new())
+    }
+
+    /// [`Indexer::label_names`] until `cancel` is set ([`Error::Cancelled`] then).
+    pub fn label_names_until(
+        &self,
+        tenant: &TenantId,
+        start_ns: i64,
+        end_ns: i64,
+        cancel: &Cancel,
+    ) -> Result<Vec<String>, Error> {
         check_range(start_ns, end_ns)?;
-        let mut names: Vec<String> = self
-            .inner
-            .streams_in(tenant, start_ns, end_ns, None)
-            .iter()
-            .flat_map(|l| l.iter().map(|l| l.name.clone()))
-            .collect();
+        let streams = self.inner.streams_in(tenant, start_ns, end_ns, None, cancel)?;
+        let mut names: Vec<String> = streams.iter().flat_map(|l| l.iter().map(|l| l.name.clone())).collect();
         names.sort();
         names.dedup();
         Ok(names)
@@ -345,6 +352,19 @@ impl Indexer {
         end_ns: i64,
         query: Option<&str>,
     ) -> Result<Vec<String>, Error> {
+        self.label_values_until(tenant, name, start_ns, end_ns, query, &Cancel::new())
+    }
+
+    /// [`Indexer::label_values`] until `cancel` is set ([`Error::Cancelled`] then).
+    pub fn label_values_until(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        start_ns: i64,
+        end_ns: i64,
+        query: Option<&str>,
+        cancel: &Cancel,
+    ) -> Result<Vec<String>, Error> {
         check_range(start_ns, end_ns)?;
         let selector = match query {
             Some(q) => Some(CompiledSelector::new(&parse_selector(q)?)?),
@@ -352,12 +372,8 @@ impl Indexer {
         };
         let selectors: Vec<CompiledSelector> = selector.into_iter().collect();
         let filter = (!selectors.is_empty()).then_some(selectors.as_slice());
-        let mut values: Vec<String> = self
-            .inner
-            .streams_in(tenant, start_ns, end_ns, filter)
-            .iter()
-            .filter_map(|l| l.get(name).map(str::to_string))
-            .collect();
+        let streams = self.inner.streams_in(tenant, start_ns, end_ns, filter, cancel)?;
+        let mut values: Vec<String> = streams.iter().filter_map(|l| l.get(name).map(str::to_string)).collect();
         values.sort();
         values.dedup();
         Ok(values)
@@ -371,13 +387,25 @@ impl Indexer {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<Labels>, Error> {
+        self.series_until(tenant, selectors, start_ns, end_ns, &Cancel::new())
+    }
+
+    /// [`Indexer::series`] until `cancel` is set ([`Error::Cancelled`] then).
+    pub fn series_until(
+        &self,
+        tenant: &TenantId,
+        selectors: &[String],
+        start_ns: i64,
+        end_ns: i64,
+        cancel: &Cancel,
+    ) -> Result<Vec<Labels>, Error> {
         check_range(start_ns, end_ns)?;
         if selectors.is_empty() {
             return Err(Error::InvalidRequest("at least one match[] selector is required".into()));
         }
         let compiled =
             selectors.iter().map(|s| CompiledSelector::new(&parse_selector(s)?)).collect::<Result<Vec<_>, Error>>()?;
-        Ok(self.inner.streams_in(tenant, start_ns, end_ns, Some(&compiled)))
+        self.inner.streams_in(tenant, start_ns, end_ns, Some(&compiled), cancel)
     }
 
     /// Deletes partitions that ended before `now - retention`, then each tenant's oldest
@@ -514,17 +542,17 @@ impl Inner {
         start_ns: i64,
         end_ns: i64,
         selectors: Option<&[CompiledSelector]>,
-    ) -> Vec<Labels> {
-        let mut out: Vec<Labels> = self
-            .partitions_in(tenant, start_ns, end_ns)
-            .iter()
-            .flat_map(|p| p.streams())
-            .map(|(_, labels)| labels)
-            .filter(|labels| selectors.is_none_or(|sels| sels.iter().any(|s| s.matches(labels))))
-            .collect();
+        cancel: &Cancel,
+    ) -> Result<Vec<Labels>, Error> {
+        let keep = |labels: &Labels| selectors.is_none_or(|sels| sels.iter().any(|s| s.matches(labels)));
+        let mut out: Vec<Labels> = Vec::new();
+        for partition in self.partitions_in(tenant, start_ns, end_ns) {
+            out.extend(partition.matching_streams(keep, cancel)?);
+        }
+        cancel.check()?;
         out.sort();
         out.dedup();
-        out
+        Ok(out)
     }
 
     /// The partition holding `ts` for `tenant`, created if needed.

@@ -275,6 +275,14 @@ fn label_apis_use_stream_maps() {
     // Sorted by label set (names sorted within each set).
     assert_eq!(series, vec![l(&[("job", "web"), ("env", "dev")]), l(&[("job", "db"), ("zone", "z1")])]);
     assert_eq!(ix.series(&tenant(), &["{job=".into()], s, e).unwrap_err().http_status(), 400);
+    // A lookup stops at its query's deadline like a query does (server.log_query_timeout).
+    let passed = Cancel::with_deadline(Instant::now());
+    let (s, e) = (BASE, BASE + 6 * HOUR);
+    assert!(matches!(ix.label_names_until(&tenant(), s, e, &passed), Err(indexer::Error::Cancelled)));
+    assert!(matches!(ix.label_values_until(&tenant(), "job", s, e, None, &passed), Err(indexer::Error::Cancelled)));
+    let any = [r#"{job=~".+"}"#.to_string()];
+    assert!(matches!(ix.series_until(&tenant(), &any, s, e, &passed), Err(indexer::Error::Cancelled)));
+    assert_eq!(ix.series_until(&tenant(), &any, s, e, &Cancel::new()).unwrap().len(), 3);
 }
 
 #[test]

@@ -155,7 +155,7 @@ pub(crate) async fn query(State(state): State<AppState>, Tenant(tenant): Tenant,
 pub(crate) async fn labels(State(state): State<AppState>, Tenant(tenant): Tenant, params: Params) -> LokiResult {
     let indexer = indexer(&state)?;
     let (start, end) = range(&params, 6 * HOUR_NS)?;
-    success(blocking(&state, move |_| indexer.label_names(&tenant, start, end)).await?)
+    success(blocking(&state, move |c| indexer.label_names_until(&tenant, start, end, c)).await?)
 }
 
 /// `GET /loki/api/v1/label/<name>/values`, optionally narrowed by a `query` selector.
@@ -168,7 +168,9 @@ pub(crate) async fn label_values(
     let indexer = indexer(&state)?;
     let (start, end) = range(&params, 6 * HOUR_NS)?;
     let query = params.get("query").filter(|q| !q.is_empty()).map(str::to_string);
-    success(blocking(&state, move |_| indexer.label_values(&tenant, &name, start, end, query.as_deref())).await?)
+    success(
+        blocking(&state, move |c| indexer.label_values_until(&tenant, &name, start, end, query.as_deref(), c)).await?,
+    )
 }
 
 /// `GET|POST /loki/api/v1/series`: the label sets of streams matching `match[]` selectors.
@@ -179,7 +181,7 @@ pub(crate) async fn series(State(state): State<AppState>, Tenant(tenant): Tenant
         return Err(ApiError::BadRequest("no match[] parameter provided".into()).into());
     }
     let (start, end) = range(&params, 6 * HOUR_NS)?;
-    let series = blocking(&state, move |_| indexer.series(&tenant, &selectors, start, end)).await?;
+    let series = blocking(&state, move |c| indexer.series_until(&tenant, &selectors, start, end, c)).await?;
     let data: Vec<serde_json::Map<String, Value>> = series
         .iter()
         .map(|labels| labels.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect())

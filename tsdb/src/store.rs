@@ -53,6 +53,9 @@ pub struct TsdbStats {
 
 pub(crate) type SharedHead = Arc<RwLock<TenantHead>>;
 
+/// Series a metadata lookup handles between two clock reads of its deadline.
+const LOOKUP_CHECK_EVERY: usize = 256;
+
 /// The metric store. Share it as `Arc<Tsdb>`; every method blocks (wrap in `spawn_blocking`).
 pub struct Tsdb {
     pub(crate) config: TsdbConfig,
@@ -266,12 +269,20 @@ impl Tsdb {
     }
 
     /// Series matching any of the `match[]` selectors (all series if empty) with samples in
-    /// `[start_ms, end_ms]`, sorted.
+    /// `[start_ms, end_ms]`, sorted. Bounded by `tsdb.query_timeout` like a query: a lookup over
+    /// millions of series stops with [`Error::Timeout`] instead of holding a query slot.
     pub fn series(&self, tenant: &TenantId, matchers: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<Labels>> {
         let mut sets = parse_match_params(matchers)?;
         if sets.is_empty() {
             sets.push(Vec::new());
         }
+        let deadline = std::time::Instant::now() + self.config.query_timeout;
+        let check = |i: usize| {
+            if i.is_multiple_of(LOOKUP_CHECK_EVERY) && std::time::Instant::now() >= deadline {
+                return Err(Error::Timeout("series lookup".into()));
+            }
+            Ok(())
+        };
         let head = self.head(tenant);
         let head = head.as_ref().map(|h| h.read());
         let mut out: Vec<Labels> = Vec::new();
@@ -280,19 +291,24 @@ impl Tsdb {
         let start = start_ms.max(self.retention_floor(head.as_deref(), &blocks));
         if let Some(head) = &head {
             for ms in &sets {
-                out.extend(head.index.select(ms).into_iter().filter_map(|id| {
-                    let s = head.series.get(&id)?;
+                for (i, id) in head.index.select(ms).into_iter().enumerate() {
+                    check(i)?;
+                    let Some(s) = head.series.get(&id) else { continue };
                     let visible = s.oldest_t().is_some_and(|o| o <= end_ms) && s.newest_t().is_some_and(|n| n >= start);
-                    visible.then(|| head.index.labels(id).cloned()).flatten()
-                }));
+                    out.extend(visible.then(|| head.index.labels(id).cloned()).flatten());
+                }
             }
         }
         drop(head);
         for block in blocks.iter().filter(|b| b.meta.max_time_ms > start && b.meta.min_time_ms <= end_ms) {
             for ms in &sets {
-                out.extend(block.select_ids(ms, start, end_ms).into_iter().map(|id| block.labels(id).clone()));
+                for (i, id) in block.select_ids(ms, start, end_ms).into_iter().enumerate() {
+                    check(i)?;
+                    out.push(block.labels(id).clone());
+                }
             }
         }
+        check(0)?;
         out.sort();
         out.dedup();
         Ok(out)

@@ -36,6 +36,12 @@ fn append_drop_reopen_query_returns_the_same() {
     assert_eq!(db.label_values(&tenant, "job", &[], 0, i64::MAX).unwrap(), ["a", "b"]);
     // Tenants are isolated.
     assert!(db.series(&TenantId::default_tenant(), &[], 0, i64::MAX).unwrap().is_empty());
+    drop(db);
+    // Metadata lookups stop at tsdb.query_timeout like queries do.
+    let config = TsdbConfig { query_timeout: std::time::Duration::from_nanos(1), ..TsdbConfig::default() };
+    let db = Tsdb::open(dir.path(), config).unwrap();
+    assert!(matches!(db.series(&tenant, &[], 0, i64::MAX), Err(tsdb::Error::Timeout(_))));
+    assert!(matches!(db.label_names(&tenant, &[], 0, i64::MAX), Err(tsdb::Error::Timeout(_))));
 }
 
 #[test]

@@ -266,9 +266,17 @@ pub(crate) async fn run(
             _ = ticker.tick() => scrape_once(&target, &metrics, &mut state).await,
         };
         let chunk = Chunk { bytes: 0, items: series, order_key, ack: None };
+        let waiting = tokio::time::Instant::now();
         tokio::select! {
             _ = cancel.cancelled() => return,
             sent = tx.send(chunk) => if sent.is_err() { return },
+        }
+        // Behind a shipper that cannot take samples (a sink outage with the disk buffer full or
+        // unwritable) scrapes wait rather than pile up in memory: count the ones that were skipped.
+        let skipped = waiting.elapsed().as_millis() as u64 / interval_ms;
+        if skipped > 0 {
+            let labels = vec![("job".to_string(), target.job.clone()), ("result".to_string(), "skipped".to_string())];
+            metrics.scrapes.get_or_create(&labels).inc_by(skipped);
         }
         if removed.is_cancelled() {
             return;
