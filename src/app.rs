@@ -171,14 +171,11 @@ pub fn main(role: Role, args: RoleArgs) -> ExitCode {
     }
 }
 
-/// The agent's sink to the server from the `agent` section (at start and on a reload).
-pub(crate) fn agent_sink(agent: &crate::config::AgentConfig) -> anyhow::Result<collector::HttpSink> {
-    let mut sink = collector::HttpSink::with_tls(&agent.server_url, agent.request_timeout, &agent.tls_config)
-        .context("agent.server_url / agent.tls_config")?;
-    if let Some(path) = &agent.bearer_token_file {
-        sink = sink.with_bearer_token_file(path);
-    }
-    Ok(sink)
+/// The agent's sinks from the `agent` section (at start and on a reload): `agent.sinks`, or the
+/// server of `agent.server_url`.
+pub(crate) fn agent_sink(agent: &crate::config::AgentConfig) -> anyhow::Result<collector::Fanout> {
+    let key = if agent.sinks.is_empty() { "agent.server_url / agent.tls_config" } else { "agent.sinks" };
+    collector::Fanout::from_configs(&agent.effective_sinks(), agent.request_timeout).context(key)
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -334,6 +331,7 @@ pub async fn serve_with(
             }
             _ => {
                 let sink = collector::SwitchableSink::new(agent_sink(&config.agent)?);
+                sink.register_metrics(&mut registry);
                 agent_switch = Some(sink.clone());
                 let sink = Arc::new(sink);
                 (sink.clone(), sink)

@@ -88,6 +88,25 @@ pub struct AgentConfig {
     /// File holding the server's API token (`server.auth` on the server), sent as
     /// `Authorization: Bearer`; read for every request, so a rotated Secret applies at once.
     pub bearer_token_file: Option<std::path::PathBuf>,
+    /// Several receivers at once (Tarsier, Loki, Elasticsearch), each acknowledging; empty: the
+    /// one Tarsier server above. Set, it replaces `server_url`, `tls_config` and
+    /// `bearer_token_file`, which must then stay unset.
+    pub sinks: Vec<collector::SinkConfig>,
+}
+
+impl AgentConfig {
+    /// The sinks the agent ships to: `sinks`, or the server of `server_url` as one `tarsier` sink.
+    pub fn effective_sinks(&self) -> Vec<collector::SinkConfig> {
+        if !self.sinks.is_empty() {
+            return self.sinks.clone();
+        }
+        vec![collector::SinkConfig {
+            url: self.server_url.clone(),
+            tls_config: self.tls_config.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
+            ..Default::default()
+        }]
+    }
 }
 
 impl Default for AgentConfig {
@@ -97,6 +116,7 @@ impl Default for AgentConfig {
             request_timeout: std::time::Duration::from_secs(30),
             tls_config: collector::TlsConfig::default(),
             bearer_token_file: None,
+            sinks: Vec::new(),
         }
     }
 }
@@ -209,6 +229,31 @@ impl Config {
             let (path, rest) = split_key_path("agent", &message);
             push(&path, rest);
         }
+        if !self.agent.sinks.is_empty() {
+            let default = AgentConfig::default();
+            let tls_set =
+                serde_json::to_value(&self.agent.tls_config).ok() != serde_json::to_value(&default.tls_config).ok();
+            for (key, set) in [
+                ("agent.server_url", self.agent.server_url != default.server_url),
+                ("agent.tls_config", tls_set),
+                ("agent.bearer_token_file", self.agent.bearer_token_file.is_some()),
+            ] {
+                if set {
+                    push(key, "set it in agent.sinks, which replaces it when set".into());
+                }
+            }
+            let takes_samples = self.agent.sinks.iter().any(|s| s.kind == collector::SinkKind::Tarsier);
+            if !takes_samples && (!self.collector.scrape_configs.is_empty() || self.collector.signals.enabled) {
+                push(
+                    "agent.sinks",
+                    "collector.scrape_configs and collector.signals need a sink of kind tarsier (the only kind that takes samples)".into(),
+                );
+            }
+        }
+        for message in collector::fanout::validate_sinks(&self.agent.sinks, "agent.sinks") {
+            let (path, rest) = split_key_path("agent", &message);
+            push(&path, rest);
+        }
         errors
     }
 }
@@ -283,6 +328,28 @@ mod tests {
         assert_eq!(errs[0].to_string(), "server.tls.cert_file: must not be empty");
         let errs = Config::from_yaml("agent:\n  tls_config:\n    cert_file: /c\n").unwrap_err();
         assert_eq!(errs[0].to_string(), "agent.tls_config: cert_file and key_file must be configured together");
+    }
+
+    #[test]
+    fn agent_sinks_parse_and_their_errors_name_the_key() {
+        let yaml = "agent:\n  sinks:\n    - kind: loki\n      url: http://loki:3100/loki/api/v1/push\n      tenant: a\n    - name: es\n      kind: elasticsearch\n      url: https://es:9200\n      index: logs-%Y.%m\n      basic_auth: {username: elastic, password_file: /p}\n    - url: http://tarsier:9470\n";
+        let config = Config::from_yaml(yaml).unwrap();
+        let names: Vec<String> = config.agent.effective_sinks().iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["loki", "es", "tarsier"]);
+        // Without sinks, the one server of old.
+        let sinks = Config::default().agent.effective_sinks();
+        assert_eq!(
+            (sinks.len(), sinks[0].kind, sinks[0].url.as_str()),
+            (1, collector::SinkKind::Tarsier, "http://127.0.0.1:9470")
+        );
+
+        let yaml = "agent:\n  server_url: http://x:1\n  sinks:\n    - kind: elasticsearch\n      url: http://es:9200\n      index: Logs\n    - kind: loki\n      url: ftp://x\n    - kind: loki\n      url: http://y\n";
+        let errs: Vec<String> = Config::from_yaml(yaml).unwrap_err().iter().map(|e| e.path.clone()).collect();
+        assert_eq!(errs, ["agent.server_url", "agent.sinks[0].index", "agent.sinks[1].url", "agent.sinks[2].name"]);
+        let yaml = "collector:\n  signals: {enabled: true}\nagent:\n  sinks:\n    - kind: loki\n      url: http://y\n";
+        let errs = Config::from_yaml(yaml).unwrap_err();
+        assert!(errs[0].path == "agent.sinks" && errs[0].message.contains("kind tarsier"), "{errs:?}");
+        assert!(Config::from_yaml("agent:\n  sinks:\n    - kind: kafka\n").is_err(), "unknown kinds are refused");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! the `alerting` section (rule files are reloaded keeping alert state; the notifications file's
 //! routes, receivers, templates, inhibit rules and time intervals are swapped keeping alerts,
 //! groups, silences and the notification log); the collector's section (`Collector::reload`,
-//! `shipping` included); `agent` (a new `HttpSink` replaces the agent's, in-flight batches are
+//! `shipping` included); `agent` (new sinks replace the agent's, in-flight batches are
 //! retried through it); the `server` request limits (`AppState::set_config`) — and names each
 //! changed restart-only key with its reason: the process keeps running with the old values for
 //! those.

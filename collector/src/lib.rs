@@ -10,7 +10,9 @@
 
 mod buffer;
 pub mod config;
+pub mod elasticsearch;
 pub mod error;
+pub mod fanout;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kube_access;
@@ -42,7 +44,9 @@ pub use config::{
     MultilineMode, MultilineRule, ParseConfig, ParseRule, RelabelConfig, Scheme, ScrapeConfig, ShippingConfig, StartAt,
     StaticConfig, TailConfig,
 };
+pub use elasticsearch::{EsSink, IndexPattern};
 pub use error::{Error, ErrorKind};
+pub use fanout::{Fanout, Member, Receiver, SinkConfig, SinkKind, SinkMetrics};
 pub use scrape::http::{Authorization, BasicAuth, TlsConfig};
 pub use scrape::sd::{
     AttachMetadata, DnsRecordType, DnsSdConfig, FileSdConfig, KubernetesRole, KubernetesSdConfig, NamespaceDiscovery,

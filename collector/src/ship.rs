@@ -68,8 +68,15 @@ pub(crate) trait AckTarget: Send + Sync + 'static {
 pub(crate) trait Deliver<T>: Send + Sync + 'static {
     /// `logs` or `samples`, for metrics and logs.
     const KIND: &'static str;
-    /// Called again with the same batch on retry, hence shared rather than owned.
-    fn deliver(&self, tenant: TenantId, items: Arc<Vec<T>>) -> BoxFuture<'static, Result<(), SinkError>>;
+    /// Called again with the same batch on retry, hence shared rather than owned; `batch` is its
+    /// number, the same on every offer (`None`: a batch of a previous process), so a sink with
+    /// several receivers sends it only to those that did not take it yet.
+    fn deliver(
+        &self,
+        batch: Option<u64>,
+        tenant: TenantId,
+        items: Arc<Vec<T>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>>;
     fn count_sent(metrics: &CollectorMetrics, n: u64);
     /// Lines or samples in `items` (what batch limits and metrics count).
     fn count(items: &[T]) -> usize {
@@ -82,8 +89,13 @@ pub(crate) struct MetricDelivery(pub Arc<dyn MetricSink>);
 
 impl Deliver<LogStream> for LogDelivery {
     const KIND: &'static str = "logs";
-    fn deliver(&self, tenant: TenantId, items: Arc<Vec<LogStream>>) -> BoxFuture<'static, Result<(), SinkError>> {
-        self.0.push_streams(tenant, items)
+    fn deliver(
+        &self,
+        batch: Option<u64>,
+        tenant: TenantId,
+        items: Arc<Vec<LogStream>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.0.push_log_batch(batch, tenant, items)
     }
     fn count_sent(metrics: &CollectorMetrics, n: u64) {
         metrics.lines_sent.inc_by(n);
@@ -95,8 +107,13 @@ impl Deliver<LogStream> for LogDelivery {
 
 impl Deliver<TimeSeries> for MetricDelivery {
     const KIND: &'static str = "samples";
-    fn deliver(&self, tenant: TenantId, items: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
-        self.0.push_series(tenant, items)
+    fn deliver(
+        &self,
+        batch: Option<u64>,
+        tenant: TenantId,
+        items: Arc<Vec<TimeSeries>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.0.push_sample_batch(batch, tenant, items)
     }
     fn count_sent(metrics: &CollectorMetrics, n: u64) {
         metrics.samples_sent.inc_by(n);
@@ -194,7 +211,7 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
                         let (metrics, tracker) = (metrics.clone(), tracker.clone());
                         async move {
                             before_sending(&tracker, &acks).await;
-                            deliver_with_retry(&*delivery, tenant, Arc::new(items), &config, &metrics).await;
+                            deliver_with_retry(&*delivery, seq, tenant, Arc::new(items), &config, &metrics).await;
                             // A batch of a previous process has no place in this one's order.
                             if let Some(seq) = seq {
                                 tracker.lock().unwrap_or_else(|e| e.into_inner()).complete(seq, acks);
@@ -312,7 +329,7 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
                         return;
                     }
                     before_sending(&tracker, &acks).await;
-                    match delivery.deliver(tenant.clone(), items.clone()).await {
+                    match delivery.deliver(Some(seq), tenant.clone(), items.clone()).await {
                         Ok(()) => D::count_sent(&metrics, D::count(&items) as u64),
                         Err(e) if e.retryable => {
                             tracing::warn!(kind = D::KIND, error = %e.message, "delivery failed, buffering on disk");
@@ -324,7 +341,7 @@ impl<T: Clone + SpillItem, D: Deliver<T>> Shipper<T, D> {
                     }
                 } else {
                     before_sending(&tracker, &acks).await;
-                    deliver_with_retry(&*delivery, tenant, items, &config, &metrics).await;
+                    deliver_with_retry(&*delivery, Some(seq), tenant, items, &config, &metrics).await;
                 }
             }
             tracker.lock().unwrap_or_else(|e| e.into_inner()).complete(seq, acks);
@@ -360,6 +377,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 /// Sends one batch until it is acknowledged or permanently rejected.
 pub(crate) async fn deliver_with_retry<T: Clone, D: Deliver<T>>(
     delivery: &D,
+    batch: Option<u64>,
     tenant: TenantId,
     items: Arc<Vec<T>>,
     config: &ShippingConfig,
@@ -370,7 +388,7 @@ pub(crate) async fn deliver_with_retry<T: Clone, D: Deliver<T>>(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        match delivery.deliver(tenant.clone(), items.clone()).await {
+        match delivery.deliver(batch, tenant.clone(), items.clone()).await {
             Ok(()) => {
                 D::count_sent(metrics, n);
                 return;
@@ -393,7 +411,7 @@ fn reject<T, D: Deliver<T>>(e: &SinkError, n: u64, metrics: &CollectorMetrics) {
 }
 
 /// A delay between half and all of `backoff`, so many collectors do not retry in lockstep.
-fn jittered(backoff: Duration) -> Duration {
+pub(crate) fn jittered(backoff: Duration) -> Duration {
     backoff.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 

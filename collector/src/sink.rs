@@ -1,6 +1,8 @@
 //! Where collected data goes. One trait per kind of data so a deployment can send logs and samples
 //! to different stores; [`HttpSink`] speaks Loki push and Prometheus remote_write, so it works
-//! against Tarsier's server as well as Loki, Mimir, Prometheus or VictoriaMetrics.
+//! against Tarsier's server as well as Loki, Mimir, Prometheus or VictoriaMetrics;
+//! [`crate::elasticsearch::EsSink`] speaks `_bulk`. The agent ships to a list of them at once
+//! through [`crate::fanout::Fanout`] (`agent.sinks`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,6 +12,8 @@ use futures::future::BoxFuture;
 use model::{LogRecord, LogStream, TenantId, TimeSeries};
 
 use crate::error::Error;
+use crate::fanout::Fanout;
+use crate::scrape::http::{AuthSource, Secret};
 use crate::tls::TlsConfig;
 
 /// Receives batches of log records. The future resolving `Ok` is the acknowledgement that moves
@@ -27,6 +31,19 @@ pub trait LogSink: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<(), SinkError>> {
         self.push_logs(tenant, LogStream::into_records(Arc::unwrap_or_clone(streams)))
     }
+
+    /// [`LogSink::push_streams`] with the shipper's batch number: the same `batch` is the same
+    /// batch offered again (a retry, or read back from the disk buffer), so a sink fanning out to
+    /// several receivers ([`crate::fanout::Fanout`]) sends it only to those that did not take it
+    /// yet. `None`: a batch of a previous process. Single receivers ignore it.
+    fn push_log_batch(
+        &self,
+        _batch: Option<u64>,
+        tenant: TenantId,
+        streams: Arc<Vec<LogStream>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.push_streams(tenant, streams)
+    }
 }
 
 /// Receives batches of samples (scrape results and synthetic series).
@@ -38,6 +55,16 @@ pub trait MetricSink: Send + Sync + 'static {
     /// tsdb, protocol encoders) override it and copy nothing.
     fn push_series(&self, tenant: TenantId, series: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
         self.push_samples(tenant, Arc::unwrap_or_clone(series))
+    }
+
+    /// [`MetricSink::push_series`] with the shipper's batch number, as [`LogSink::push_log_batch`].
+    fn push_sample_batch(
+        &self,
+        _batch: Option<u64>,
+        tenant: TenantId,
+        series: Arc<Vec<TimeSeries>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.push_series(tenant, series)
     }
 }
 
@@ -78,10 +105,11 @@ const MAX_ERROR_BODY: usize = 512;
 pub struct HttpSink {
     client: reqwest::Client,
     logs_url: String,
-    write_url: String,
-    /// A file holding the server's API token, sent as `Authorization: Bearer`; read for every
-    /// request (as Prometheus reads `bearer_token_file`), so a rotated Secret applies at once.
-    bearer_token_file: Option<Arc<std::path::Path>>,
+    /// `None` for a Loki receiver, which takes no samples.
+    write_url: Option<String>,
+    /// The `Authorization` header: `bearer_token_file`, `basic_auth` or `authorization`, its files
+    /// read for every request (as Prometheus reads them), so a rotated Secret applies at once.
+    auth: Option<AuthSource>,
 }
 
 impl HttpSink {
@@ -93,29 +121,39 @@ impl HttpSink {
     /// [`HttpSink::new`] with a `tls_config` for an `https://` receiver: its CA, a client
     /// certificate (re-read when its files change, see [`crate::tls`]), the name to verify.
     pub fn with_tls(base_url: &str, timeout: Duration, tls: &TlsConfig) -> Result<HttpSink, Error> {
-        let base = reqwest::Url::parse(base_url).map_err(|e| Error::Config(format!("sink url {base_url:?}: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(Error::Config(format!("sink url {base_url:?}: scheme must be http or https")));
-        }
-        let tls = tls.client_config().map_err(|e| Error::Config(format!("sink tls_config: {e}")))?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .use_preconfigured_tls(tls)
-            .user_agent(concat!("tarsier-collector/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Http(format!("building http client: {e}")))?;
+        let (client, base) = client_for(base_url, timeout, tls)?;
         let root = base.as_str().trim_end_matches('/').to_string();
         Ok(HttpSink {
             client,
             logs_url: format!("{root}/loki/api/v1/push"),
-            write_url: format!("{root}/api/v1/write"),
-            bearer_token_file: None,
+            write_url: Some(format!("{root}/api/v1/write")),
+            auth: None,
         })
     }
 
+    /// A Loki receiver: `push_url` is its push endpoint as promtail's `clients[].url` names it
+    /// (`http://loki:3100/loki/api/v1/push`); a bare root gets `/loki/api/v1/push` appended. It
+    /// takes logs only: samples pushed to it are refused (permanently).
+    pub fn loki(push_url: &str, timeout: Duration, tls: &TlsConfig) -> Result<HttpSink, Error> {
+        let (client, mut url) = client_for(push_url, timeout, tls)?;
+        if url.path() == "/" || url.path().is_empty() {
+            url.set_path("/loki/api/v1/push");
+        }
+        Ok(HttpSink { client, logs_url: url.to_string(), write_url: None, auth: None })
+    }
+
     /// Sends the token in `path` (surrounding whitespace trimmed) with every request.
-    pub fn with_bearer_token_file(mut self, path: &std::path::Path) -> HttpSink {
-        self.bearer_token_file = Some(Arc::from(path));
+    pub fn with_bearer_token_file(self, path: &std::path::Path) -> HttpSink {
+        self.with_auth(Some(AuthSource::Scheme { kind: "Bearer".into(), secret: Secret::File(path.to_path_buf()) }))
+    }
+
+    /// Whether it sends samples (a Tarsier server; not Loki).
+    pub(crate) fn takes_samples(&self) -> bool {
+        self.write_url.is_some()
+    }
+
+    pub(crate) fn with_auth(mut self, auth: Option<AuthSource>) -> HttpSink {
+        self.auth = auth;
         self
     }
 
@@ -126,89 +164,121 @@ impl HttpSink {
         body: Vec<u8>,
         remote_write: bool,
     ) -> BoxFuture<'static, Result<(), SinkError>> {
-        Box::pin(Self::send(
-            self.client.clone(),
-            url.to_string(),
-            self.bearer_token_file.clone(),
-            tenant,
-            body,
-            remote_write,
-        ))
-    }
-
-    async fn send(
-        client: reqwest::Client,
-        url: String,
-        token_file: Option<Arc<std::path::Path>>,
-        tenant: TenantId,
-        body: Vec<u8>,
-        remote_write: bool,
-    ) -> Result<(), SinkError> {
-        let mut request = client.post(&url);
-        if let Some(path) = token_file {
-            // Retryable: a Secret being rotated is briefly absent; the batch waits, not dropped.
-            let token = tokio::fs::read_to_string(&path)
-                .await
-                .map_err(|e| SinkError::retryable(format!("reading bearer_token_file {}: {e}", path.display())))?;
-            request = request.bearer_auth(token.trim());
-        }
-        let mut request = request
+        let request = self
+            .client
+            .post(url)
             .header("Content-Type", "application/x-protobuf")
             .header("X-Scope-OrgID", tenant.as_str())
             .body(body);
-        if remote_write {
-            request = request.header("Content-Encoding", "snappy").header("X-Prometheus-Remote-Write-Version", "0.1.0");
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| SinkError::retryable(format!("POST {url}: {}", crate::scrape::http::error_chain(&e))))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let mut text = response.text().await.unwrap_or_default();
-        if text.len() > MAX_ERROR_BODY {
-            let mut cut = MAX_ERROR_BODY;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        }
-        let message = format!("POST {url}: {status}: {}", text.trim());
-        if matches!(status.as_u16(), 401 | 403) {
-            // A token being rotated on one side first: keep the batch (the disk buffer bounds
-            // what waits) and say loudly why nothing is delivered.
-            tracing::error!(url = %url, status = status.as_u16(), body = %text.trim(), "receiver refused the token: retrying");
-            return Err(SinkError::retryable(message));
-        }
-        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-            Err(SinkError::retryable(message))
+        let request = if remote_write {
+            request.header("Content-Encoding", "snappy").header("X-Prometheus-Remote-Write-Version", "0.1.0")
         } else {
-            tracing::error!(url = %url, status = status.as_u16(), body = %text.trim(), "receiver rejected batch");
-            Err(SinkError::permanent(message))
-        }
+            request
+        };
+        let (url, auth) = (url.to_string(), self.auth.clone());
+        Box::pin(async move {
+            let response = send(request, auth.as_ref(), &url).await?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            Err(classify(&url, status, response.text().await.unwrap_or_default()))
+        })
     }
 }
 
-/// An [`HttpSink`] a configuration reload replaces (`agent.server_url`, `tls_config`,
-/// `bearer_token_file`, `request_timeout`). Every request, a retry too, goes through the sink in
-/// place when it starts, so a batch in flight at the switch is retried against the new receiver:
-/// nothing is dropped, and lines the old receiver acknowledged stay acknowledged.
+/// A client for `url` (http or https) with `tls`, and the parsed URL.
+pub(crate) fn client_for(
+    url: &str,
+    timeout: Duration,
+    tls: &TlsConfig,
+) -> Result<(reqwest::Client, reqwest::Url), Error> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| Error::Config(format!("sink url {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::Config(format!("sink url {url:?}: scheme must be http or https")));
+    }
+    let tls = tls.client_config().map_err(|e| Error::Config(format!("sink tls_config: {e}")))?;
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .use_preconfigured_tls(tls)
+        .user_agent(concat!("tarsier-collector/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Http(format!("building http client: {e}")))?;
+    Ok((client, parsed))
+}
+
+/// Adds the credentials (read now) and sends; a failure before an answer is retryable.
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    auth: Option<&AuthSource>,
+    url: &str,
+) -> Result<reqwest::Response, SinkError> {
+    let request = match auth {
+        // Retryable: a Secret being rotated is briefly absent; the batch waits, not dropped.
+        Some(auth) => auth.apply(request).await.map_err(|e| {
+            SinkError::retryable(format!("credential file (bearer_token_file, password_file, credentials_file): {e}"))
+        })?,
+        None => request,
+    };
+    request
+        .send()
+        .await
+        .map_err(|e| SinkError::retryable(format!("POST {url}: {}", crate::scrape::http::error_chain(&e))))
+}
+
+/// A non-2xx answer as a [`SinkError`]: overload, server errors and refused credentials are
+/// retried, everything else is a rejection of the data.
+pub(crate) fn classify(url: &str, status: reqwest::StatusCode, mut text: String) -> SinkError {
+    if text.len() > MAX_ERROR_BODY {
+        let mut cut = MAX_ERROR_BODY;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    let message = format!("POST {url}: {status}: {}", text.trim());
+    if matches!(status.as_u16(), 401 | 403) {
+        // A token being rotated on one side first: keep the batch (the disk buffer bounds
+        // what waits) and say loudly why nothing is delivered.
+        tracing::error!(url = %url, status = status.as_u16(), body = %text.trim(), "receiver refused the token: retrying");
+        return SinkError::retryable(message);
+    }
+    if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+        SinkError::retryable(message)
+    } else {
+        tracing::error!(url = %url, status = status.as_u16(), body = %text.trim(), "receiver rejected batch");
+        SinkError::permanent(message)
+    }
+}
+
+/// The agent's sinks ([`Fanout`]) a configuration reload replaces (`agent.server_url`,
+/// `agent.sinks`, their `tls_config` and credentials, `request_timeout`). Every request, a retry
+/// too, goes through the sinks in place when it starts, so a batch in flight at the switch is
+/// retried against the new ones: nothing is dropped, and lines the old receivers acknowledged stay
+/// acknowledged. Which sinks (by name) already took a batch carries over, so a sink kept across
+/// the reload does not get it twice; its metrics carry over too.
 #[derive(Clone)]
-pub struct SwitchableSink(Arc<std::sync::RwLock<Arc<HttpSink>>>);
+pub struct SwitchableSink(Arc<std::sync::RwLock<Arc<Fanout>>>);
 
 impl SwitchableSink {
-    pub fn new(sink: HttpSink) -> SwitchableSink {
-        SwitchableSink(Arc::new(std::sync::RwLock::new(Arc::new(sink))))
+    pub fn new(sink: impl Into<Fanout>) -> SwitchableSink {
+        SwitchableSink(Arc::new(std::sync::RwLock::new(Arc::new(sink.into()))))
     }
 
     /// Sends every request from now on with `sink`.
-    pub fn replace(&self, sink: HttpSink) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(sink);
+    pub fn replace(&self, sink: impl Into<Fanout>) {
+        let mut sink = sink.into();
+        let mut current = self.0.write().unwrap_or_else(|e| e.into_inner());
+        sink.adopt(&current);
+        *current = Arc::new(sink);
     }
 
-    fn current(&self) -> Arc<HttpSink> {
+    /// The per-sink self-metrics (`tarsier_collector_sink_*`), kept across replacements.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.current().metrics().register(registry);
+    }
+
+    fn current(&self) -> Arc<Fanout> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -225,6 +295,15 @@ impl LogSink for SwitchableSink {
     ) -> BoxFuture<'static, Result<(), SinkError>> {
         self.current().push_streams(tenant, streams)
     }
+
+    fn push_log_batch(
+        &self,
+        batch: Option<u64>,
+        tenant: TenantId,
+        streams: Arc<Vec<LogStream>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.current().push_log_batch(batch, tenant, streams)
+    }
 }
 
 impl MetricSink for SwitchableSink {
@@ -234,6 +313,15 @@ impl MetricSink for SwitchableSink {
 
     fn push_series(&self, tenant: TenantId, series: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
         self.current().push_series(tenant, series)
+    }
+
+    fn push_sample_batch(
+        &self,
+        batch: Option<u64>,
+        tenant: TenantId,
+        series: Arc<Vec<TimeSeries>>,
+    ) -> BoxFuture<'static, Result<(), SinkError>> {
+        self.current().push_sample_batch(batch, tenant, series)
     }
 }
 
@@ -255,12 +343,14 @@ impl LogSink for HttpSink {
 
 impl MetricSink for HttpSink {
     fn push_samples(&self, tenant: TenantId, series: Vec<TimeSeries>) -> BoxFuture<'static, Result<(), SinkError>> {
-        let body = model::wire::remote_write::encode(&series);
-        self.post(&self.write_url, tenant, body, true)
+        self.push_series(tenant, Arc::new(series))
     }
 
     fn push_series(&self, tenant: TenantId, series: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
+        let Some(url) = &self.write_url else {
+            return Box::pin(async { Err(SinkError::permanent("a loki sink takes no samples")) });
+        };
         let body = model::wire::remote_write::encode(&series);
-        self.post(&self.write_url, tenant, body, true)
+        self.post(url, tenant, body, true)
     }
 }

@@ -1,5 +1,8 @@
 //! HttpSink against a local server: the Loki push and remote_write requests it sends, and how it
-//! classifies the server's answers.
+//! classifies the server's answers. The `agent.sinks` kinds against fakes: Loki push (snappy,
+//! protobuf, tenant and auth headers) and Elasticsearch `_bulk` with per-item answers.
+
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -110,4 +113,187 @@ async fn connection_failures_are_retryable_and_bad_urls_rejected() {
     assert!(err.retryable);
     assert!(HttpSink::new("not a url", Duration::from_secs(1)).is_err());
     assert!(HttpSink::new("ftp://x", Duration::from_secs(1)).is_err());
+}
+
+fn metrics_of(fanout: &collector::Fanout) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    fanout.metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text
+}
+
+/// A `loki` sink: the push URL as promtail names it, a snappy-compressed protobuf body, the
+/// configured tenant and basic auth; it takes no samples.
+#[tokio::test]
+async fn loki_sink_pushes_snappy_protobuf_with_tenant_and_basic_auth() {
+    let loki = common::FakeLoki::default();
+    let root = loki.serve().await;
+    let config = collector::SinkConfig {
+        kind: collector::SinkKind::Loki,
+        url: format!("{root}/loki/api/v1/push"),
+        tenant: Some("team-b".into()),
+        basic_auth: Some(collector::BasicAuth {
+            username: "promtail".into(),
+            password: Some("pw".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    config.validate("agent.sinks[0]").unwrap();
+    let fanout = collector::Fanout::from_configs(&[config], Duration::from_secs(5)).unwrap();
+    let record = LogRecord {
+        timestamp_ns: 1_700_000_000_123_456_789,
+        labels: Labels::from_pairs([("job", "x")]),
+        line: "hello".into(),
+    };
+    fanout.push_logs(TenantId::new("team-a").unwrap(), vec![record.clone()]).await.unwrap();
+    {
+        let requests = loki.requests.lock().unwrap();
+        let (headers, body) = &requests[0];
+        assert_eq!(headers["content-type"], "application/x-protobuf");
+        assert_eq!(headers["x-scope-orgid"], "team-b", "the sink's tenant wins");
+        assert_eq!(headers["authorization"], "Basic cHJvbXRhaWw6cHc=");
+        // Loki reads a snappy block: the raw protobuf would not decompress.
+        let streams = model::wire::loki_push::decode_protobuf(body, 1 << 20).unwrap();
+        assert_eq!(model::LogStream::into_records(streams), vec![record]);
+    }
+    let series = TimeSeries::new(Labels::from_pairs([("__name__", "m")]), vec![Sample::new(1, 2.0)]);
+    let err = fanout.push_samples(TenantId::default(), vec![series]).await.unwrap_err();
+    assert!(!err.retryable && err.message.contains("no sink takes samples"), "{err}");
+    assert!(metrics_of(&fanout).contains(r#"tarsier_collector_sink_sent_total{sink="loki",kind="logs"} 1"#));
+}
+
+/// An `elasticsearch` sink against a fake answering 200 with per-item statuses: the item answered
+/// 429 is sent again alone (the accepted one is not), the mapping error is dropped and counted.
+#[tokio::test]
+async fn elasticsearch_sink_retries_429_items_alone_and_drops_and_counts_mapping_errors() {
+    let bodies: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+    let seen = bodies.clone();
+    let bulk = move |headers: HeaderMap, body: String| {
+        let seen = seen.clone();
+        async move {
+            let first = {
+                let mut seen = seen.lock().unwrap();
+                seen.push((headers, body.clone()));
+                seen.len() == 1
+            };
+            let docs = body.lines().count() / 2;
+            let items: Vec<serde_json::Value> = (0..docs)
+                .map(|i| match (first, i) {
+                    (true, 1) => serde_json::json!({"create": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}),
+                    (true, 2) => serde_json::json!({"create": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse field [job]"}}}),
+                    _ => serde_json::json!({"create": {"status": 201, "result": "created"}}),
+                })
+                .collect();
+            axum::Json(serde_json::json!({"took": 1, "errors": first, "items": items}))
+        }
+    };
+    let app = axum::Router::new().route("/_bulk", axum::routing::post(bulk));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let config = collector::SinkConfig {
+        name: Some("es".into()),
+        kind: collector::SinkKind::Elasticsearch,
+        url: format!("http://{address}"),
+        bearer_token_file: None,
+        ..Default::default()
+    };
+    config.validate("agent.sinks[0]").unwrap();
+    let fanout = collector::Fanout::from_configs(&[config], Duration::from_secs(5)).unwrap();
+    // 2026-12-07T10:00:00Z and two nanoseconds later
+    let at = |ns: i64, line: &str| LogRecord {
+        timestamp_ns: 1_796_637_600_000_000_000 + ns,
+        labels: Labels::from_pairs([("job", "api")]),
+        line: line.into(),
+    };
+    let records = vec![at(0, "accepted"), at(1, "busy"), at(2, "unmappable")];
+    fanout.push_logs(TenantId::default(), records).await.unwrap();
+
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 2, "one retry, of the 429 item");
+    assert_eq!(bodies[0].0["content-type"], "application/x-ndjson");
+    let lines: Vec<serde_json::Value> = bodies[0].1.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0], serde_json::json!({"create": {"_index": "logs-2026.12.07"}}));
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"@timestamp": "2026-12-07T10:00:00Z", "message": "accepted", "job": "api"})
+    );
+    assert_eq!(lines[3]["@timestamp"], "2026-12-07T10:00:00.000000001Z");
+    let again: Vec<serde_json::Value> = bodies[1].1.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[1]["message"], "busy");
+    let text = metrics_of(&fanout);
+    for expected in [
+        r#"tarsier_collector_sink_sent_total{sink="es",kind="logs"} 2"#,
+        r#"tarsier_collector_sink_dropped_total{sink="es",kind="logs"} 1"#,
+        r#"tarsier_collector_sink_retries_total{sink="es",kind="logs"} 1"#,
+    ] {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
+}
+
+/// A 429 for the whole `_bulk` request (nothing stored) is an ordinary retryable failure, a 400 an
+/// ordinary rejection.
+#[tokio::test]
+async fn elasticsearch_whole_request_failures_classify_as_for_loki() {
+    let status = Arc::new(Mutex::new(429u16));
+    let answer = status.clone();
+    let bulk = move || {
+        let answer = answer.clone();
+        async move { (StatusCode::from_u16(*answer.lock().unwrap()).unwrap(), "{\"error\":\"no\"}") }
+    };
+    let app = axum::Router::new().route("/_bulk", axum::routing::post(bulk));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let index = collector::IndexPattern::parse("app").unwrap();
+    let sink =
+        collector::EsSink::new(&format!("http://{address}/"), index, Duration::from_secs(5), &Default::default())
+            .unwrap();
+    let record = LogRecord { timestamp_ns: 1, labels: Labels::from_pairs([("job", "x")]), line: "l".into() };
+    let err = sink.push_logs(TenantId::default(), vec![record.clone()]).await.unwrap_err();
+    assert!(err.retryable, "{err}");
+    *status.lock().unwrap() = 400;
+    let err = sink.push_logs(TenantId::default(), vec![record]).await.unwrap_err();
+    assert!(!err.retryable, "{err}");
+}
+
+/// A reload replacing the sink list (`SwitchableSink::replace`) while a batch is partly delivered:
+/// the sink kept under its name is not sent it again, the new sink gets it, metrics carry over.
+#[tokio::test]
+async fn a_reload_keeps_which_sinks_took_a_batch() {
+    use collector::{Fanout, SinkConfig, SinkKind, SwitchableSink};
+    let (a, old_b, new_b) = (common::FakeLoki::default(), common::FakeLoki::default(), common::FakeLoki::default());
+    old_b.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let loki = |name: &str, url: String| SinkConfig {
+        name: Some(name.into()),
+        kind: SinkKind::Loki,
+        url,
+        ..Default::default()
+    };
+    let a_url = a.serve().await;
+    let before = [loki("a", a_url.clone()), loki("b", old_b.serve().await)];
+    let switch = SwitchableSink::new(Fanout::from_configs(&before, Duration::from_secs(5)).unwrap());
+    let streams = Arc::new(vec![model::LogStream {
+        labels: Labels::from_pairs([("job", "x")]),
+        entries: vec![model::LogEntry { timestamp_ns: 1, line: "once".into() }],
+    }]);
+    let err = switch.push_log_batch(Some(7), TenantId::default(), streams.clone()).await.unwrap_err();
+    assert!(err.retryable && err.message.contains("sink b"), "{err}");
+
+    let after = [loki("a", a_url), loki("b", new_b.serve().await)];
+    switch.replace(Fanout::from_configs(&after, Duration::from_secs(5)).unwrap());
+    switch.push_log_batch(Some(7), TenantId::default(), streams).await.unwrap();
+    assert_eq!(a.lines(), ["once"], "a took batch 7 before the reload: not sent again");
+    assert_eq!(new_b.lines(), ["once"]);
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    switch.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains(r#"tarsier_collector_sink_failures_total{sink="b",kind="logs"} 1"#), "{text}");
+    assert!(text.contains(r#"tarsier_collector_sink_sent_total{sink="b",kind="logs"} 1"#), "{text}");
 }

@@ -296,3 +296,79 @@ async fn scrapes_go_on_during_an_outage_and_every_sample_arrives_once_even_acros
     let after: Vec<f64> = values.iter().copied().filter(|&v| v > scraped_before_kill as f64).collect();
     assert!(after.len() >= 45, "the new process's own scrapes: {after:?}");
 }
+
+/// `agent.sinks` with two receivers, one failing for a while: the batch's checkpoint waits for
+/// both, the healthy one is not sent anything twice while the other is retried (from the disk
+/// buffer, or in memory without one), and after the failing one recovers each has every line
+/// exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_one_failing_for_a_while_each_get_every_line_once_and_the_checkpoint_waits() {
+    two_sinks_one_failing(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_one_failing_without_the_disk_buffer_each_get_every_line_once() {
+    two_sinks_one_failing(false).await;
+}
+
+async fn two_sinks_one_failing(disk_buffer: bool) {
+    use collector::{Fanout, SinkConfig, SinkKind, SwitchableSink};
+    let logs = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let path = logs.path().join("app.log");
+    let (healthy, failing) = (common::FakeLoki::default(), common::FakeLoki::default());
+    failing.fail.store(true, Ordering::SeqCst);
+    let sink = |name: &str, url: String| SinkConfig {
+        name: Some(name.into()),
+        kind: SinkKind::Loki,
+        url,
+        ..Default::default()
+    };
+    let sinks = [sink("a", healthy.serve().await), sink("b", failing.serve().await)];
+    let sink = SwitchableSink::new(Fanout::from_configs(&sinks, std::time::Duration::from_secs(5)).unwrap());
+    let mut config = tail_config(logs.path());
+    config.shipping.batch_max_lines = 50;
+    config.shipping.disk_buffer.enabled = disk_buffer;
+    let collector =
+        Collector::start(config, state.path(), Arc::new(sink.clone()), Arc::new(sink.clone())).await.unwrap();
+    for step in 0..4 {
+        append(&path, numbered(step * 100..(step + 1) * 100));
+    }
+    wait_for("sink b to be retried", || failing.requests.lock().unwrap().len() >= 5).await;
+    let size = std::fs::metadata(&path).unwrap().len();
+    wait_for("every line to be read", || {
+        metric(&metrics_text(&collector), "tarsier_collector_lines_read_total") >= 400.0
+    })
+    .await;
+    // Two checkpoint periods: the offset would have been saved by now had it moved.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let saved = std::fs::read_to_string(state.path().join("checkpoints.json")).unwrap_or_default();
+    assert!(!saved.contains(&format!("\"offset\":{size}")), "checkpoint held while b fails: {saved}");
+    let before = healthy.lines();
+    assert!(failing.lines().is_empty());
+    assert_eq!(before, numbered(0..before.len()), "a got a prefix, once");
+
+    failing.fail.store(false, Ordering::SeqCst);
+    wait_for("both sinks to have every line", || healthy.lines().len() >= 400 && failing.lines().len() >= 400).await;
+    assert_eq!(healthy.lines(), numbered(0..400), "a: once each, in order");
+    assert_eq!(failing.lines(), numbered(0..400), "b: once each, in order");
+    wait_for("the checkpoint to reach the end", || {
+        std::fs::read_to_string(state.path().join("checkpoints.json"))
+            .is_ok_and(|t| t.contains(&format!("\"offset\":{size}")))
+    })
+    .await;
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    sink.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains(r#"tarsier_collector_sink_sent_total{sink="a",kind="logs"} 400"#), "{text}");
+    assert!(text.contains(r#"tarsier_collector_sink_sent_total{sink="b",kind="logs"} 400"#), "{text}");
+    let retries = metric(&text, r#"tarsier_collector_sink_retries_total{sink="b",kind="logs"}"#);
+    assert!(retries >= 4.0, "{text}");
+    let a_retries = metric(&text, r#"tarsier_collector_sink_retries_total{sink="a",kind="logs"}"#);
+    assert_eq!(a_retries, 0.0, "a was never retried: {text}");
+    let (a_requests, b_requests) = (healthy.requests.lock().unwrap().len(), failing.requests.lock().unwrap().len());
+    assert!(a_requests + 4 <= b_requests, "only b's requests were repeated: a {a_requests}, b {b_requests}");
+    collector.shutdown().await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! Elasticsearch `_bulk` ingest driven without sockets over a real indexer: Filebeat- and Fluent
 //! Bit-shaped batches are stored and read back through Loki's query API with their promoted
-//! labels; partial failures, gzip bodies and the probes shippers make.
+//! labels; partial failures, gzip bodies and the probes shippers make. And the agent's own
+//! `agent.sinks` (loki and elasticsearch kinds) against this server over a socket.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -216,4 +217,46 @@ async fn probes_shippers_make() {
         let (status, body) = call(&f.state, put).await;
         assert_eq!((status, body), (StatusCode::OK, json!({"acknowledged": true})), "{path}");
     }
+}
+
+/// The agent's `loki` and `elasticsearch` sinks against the server's own `/loki/api/v1/push` and
+/// `/_bulk`, at once: each stores the line, with its labels (Loki) or as fields and the index
+/// label (`_bulk`).
+#[tokio::test]
+async fn agent_loki_and_elasticsearch_sinks_deliver_to_this_server() {
+    let f = fixture();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = query_ui::router(f.state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sinks = [
+        collector::SinkConfig {
+            kind: collector::SinkKind::Loki,
+            url: format!("http://{address}/loki/api/v1/push"),
+            ..Default::default()
+        },
+        collector::SinkConfig {
+            kind: collector::SinkKind::Elasticsearch,
+            url: format!("http://{address}"),
+            index: Some("agent-logs".into()),
+            ..Default::default()
+        },
+    ];
+    let fanout = collector::Fanout::from_configs(&sinks, std::time::Duration::from_secs(5)).unwrap();
+    let (ts, _) = now_rfc3339(-1000);
+    let record = model::LogRecord {
+        timestamp_ns: ts,
+        labels: model::Labels::from_pairs([("job", "agent"), ("namespace", "shop")]),
+        line: "shipped twice over".into(),
+    };
+    collector::LogSink::push_logs(&fanout, model::TenantId::default(), vec![record]).await.unwrap();
+    f.indexer.commit().unwrap();
+
+    let result = query(&f.state, r#"{job="agent"}"#).await;
+    assert_eq!(
+        result,
+        json!([{"stream": {"job": "agent", "namespace": "shop"}, "values": [[ts.to_string(), "shipped twice over"]]}])
+    );
+    let result = query(&f.state, r#"{index="agent-logs"}"#).await;
+    assert_eq!(result[0]["values"], json!([[ts.to_string(), "shipped twice over"]]), "{result}");
 }

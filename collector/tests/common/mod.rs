@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use collector::{CollectorConfig, LogSink, MetricSink, SinkError};
 use futures::future::BoxFuture;
-use model::{LogRecord, TenantId, TimeSeries};
+use model::{LogRecord, LogStream, TenantId, TimeSeries};
 
 /// Records everything pushed; fails the first `fail_first` pushes with a retryable error.
 #[derive(Default)]
@@ -99,4 +99,44 @@ pub fn metrics_text(collector: &collector::Collector) -> String {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
     out
+}
+
+/// One request a fake received: its headers and body.
+pub type Received = (axum::http::HeaderMap, Vec<u8>);
+
+/// A fake Loki: records every push (path, headers, body) and its decoded lines; answers 503 while
+/// `fail` is set.
+#[derive(Clone, Default)]
+pub struct FakeLoki {
+    pub requests: std::sync::Arc<Mutex<Vec<Received>>>,
+    pub lines: std::sync::Arc<Mutex<Vec<String>>>,
+    pub fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeLoki {
+    /// Serves `/loki/api/v1/push` on a free port; returns the root URL.
+    pub async fn serve(&self) -> String {
+        let me = self.clone();
+        let push = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let me = me.clone();
+            async move {
+                me.requests.lock().unwrap().push((headers, body.to_vec()));
+                if me.fail.load(Ordering::SeqCst) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let streams = model::wire::loki_push::decode_protobuf(&body, 64 << 20).unwrap();
+                me.lines.lock().unwrap().extend(LogStream::into_records(streams).into_iter().map(|r| r.line));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        };
+        let app = axum::Router::new().route("/loki/api/v1/push", axum::routing::post(push));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{address}")
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
 }
