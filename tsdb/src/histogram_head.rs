@@ -88,6 +88,11 @@ impl HistogramHead {
         self.series.iter().map(|(l, s)| (l, s.as_slice()))
     }
 
+    /// The oldest timestamp of any series.
+    pub fn min_t(&self) -> Option<i64> {
+        self.series.values().filter_map(|s| s.first()).map(|s| s.timestamp_ms).min()
+    }
+
     /// The newest timestamp of any series.
     pub fn max_t(&self) -> Option<i64> {
         self.series.values().filter_map(|s| s.last()).map(|s| s.timestamp_ms).max()

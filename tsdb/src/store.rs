@@ -443,10 +443,10 @@ impl Tsdb {
 
     /// Cardinality statistics of the tenant's head (`/api/v1/status/tsdb`), top `limit` each.
     pub fn status(&self, tenant: &TenantId, limit: usize) -> TsdbStatus {
-        match self.head(tenant) {
-            Some(head) => status::head_status(&head.read(), limit),
-            None => TsdbStatus::default(),
-        }
+        let head = self.head(tenant);
+        let head = head.as_ref().map(|h| h.read());
+        let histograms = self.histograms.read();
+        status::head_status(head.as_deref(), histograms.get(tenant), limit)
     }
 
     /// The tenants with series in the head or blocks on disk, sorted (the UI's tenant picker).

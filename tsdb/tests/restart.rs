@@ -125,6 +125,11 @@ fn histograms_survive_reopen_and_wal_checkpoints() {
     drop(db);
     let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
     assert_eq!(histograms(&db, &tenant, "rpc_seconds", 200_000), before, "after a checkpoint and a reopen");
+    // Listed like float series, and within the asked time range only.
+    assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 0, i64::MAX).unwrap(), vec![a.clone(), custom.clone()]);
+    assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 100_000, 200_000).unwrap(), vec![a.clone()]);
+    assert_eq!(db.label_values(&tenant, "job", &[], 0, i64::MAX).unwrap(), ["a", "nhcb"]);
+    assert_eq!(db.status(&tenant, 10).head_stats.num_series, 3);
 }
 
 fn dump(db: &Tsdb, tenant: &TenantId) -> BTreeMap<(String, i64), u64> {
