@@ -665,6 +665,27 @@ mod tests {
         got
     }
 
+    /// Segments written before the histogram record (format 2) still replay; a histogram record
+    /// round-trips through a format 3 segment after them.
+    #[test]
+    fn format_2_segments_replay_beside_histogram_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = b"TRSWAL".to_vec();
+        old.extend_from_slice(&2u16.to_le_bytes());
+        frame(&sample_records()[..1], &mut old);
+        fs::write(segment_path(dir.path(), 1), &old).unwrap();
+        let h = model::notation::parse_histogram("{{schema:-53 count:2 custom_values:[1] buckets:[1 1]}}").unwrap();
+        let histograms = Record::Histograms {
+            tenant: "t1".into(),
+            series: vec![(Labels::from_pairs([("__name__", "h")]), vec![HistogramSample { timestamp_ms: 5, h }])],
+        };
+        let (mut wal, _) = Wal::open(dir.path(), 1 << 20, |_| {}).unwrap();
+        wal.cut_segment().unwrap();
+        wal.log(std::slice::from_ref(&histograms)).unwrap();
+        drop(wal);
+        assert_eq!(replay(dir.path()), vec![sample_records()[0].clone(), histograms]);
+    }
+
     #[test]
     fn records_roundtrip_through_disk() {
         let dir = tempfile::tempdir().unwrap();
