@@ -123,17 +123,25 @@ pub(crate) async fn remote_write(
 ) -> Result<StatusCode, TextError> {
     let tsdb = state.services().tsdb.clone().ok_or_else(|| ApiError::Unavailable("no tsdb in this role".into()))?;
     let body = read_body(&state, &headers, body).await?;
-    let remote_write::Decoded { series, metadata } =
+    let remote_write::Decoded { series, histograms, metadata } =
         remote_write::decode_request(&body, state.config().max_decoded_bytes)?;
     let (series, too_many_labels) = limit_labels(state.config().max_labels_per_series, series, |s| &s.labels);
-    let samples: usize = series.iter().map(|s| s.samples.len()).sum();
+    let (histograms, too_many_histogram_labels) =
+        limit_labels(state.config().max_labels_per_series, histograms, |(labels, _)| labels);
+    let too_many_labels = too_many_labels.or(too_many_histogram_labels);
+    let samples: usize =
+        series.iter().map(|s| s.samples.len()).sum::<usize>() + histograms.iter().map(|(_, h)| h.len()).sum::<usize>();
     state.limits().take(&tenant, Rate::Samples, state.config().max_samples_per_second, samples as u64)?;
     let stats = tokio::task::spawn_blocking(move || {
         for m in metadata {
             let meta = tsdb::status::MetricMetadata { kind: m.kind.to_string(), help: m.help, unit: m.unit };
             tsdb.record_metadata(&tenant, &m.metric_family_name, meta);
         }
-        tsdb.append(&tenant, &series)
+        let stats = tsdb.append(&tenant, &series)?;
+        if !histograms.is_empty() {
+            tsdb.append_histograms(&tenant, &histograms)?;
+        }
+        Ok::<_, tsdb::Error>(stats)
     })
     .await
     .map_err(ApiError::from_join)?

@@ -144,6 +144,99 @@ async fn bad_requests_say_what_is_wrong() {
     assert!(text.contains("server.max_body_bytes"), "{text}");
 }
 
+/// A remote_write body as Prometheus sends native histograms: integer histograms with delta
+/// counts over two spans, and a float histogram with custom bounds (schema -53).
+fn histogram_write(t0: i64, bad: bool) -> Request<Body> {
+    use model::wire::remote_write::{ProtoLabel, ProtoTimeSeries, WriteRequest};
+    use model::wire::remote_write_histogram::{ProtoBucketSpan, ProtoHistogram};
+    let labels = |pairs: &[(&str, &str)]| -> Vec<ProtoLabel> {
+        pairs.iter().map(|(n, v)| ProtoLabel { name: n.to_string(), value: v.to_string() }).collect()
+    };
+    let spans = vec![ProtoBucketSpan { offset: 0, length: 2 }, ProtoBucketSpan { offset: 1, length: 1 }];
+    let integer = |t: i64, zero: u64, deltas: Vec<i64>, count: u64, sum: f64| ProtoHistogram {
+        count_int: Some(count),
+        zero_count_int: Some(zero),
+        zero_threshold: 1e-128,
+        sum,
+        schema: 0,
+        positive_spans: spans.clone(),
+        positive_deltas: deltas,
+        timestamp: t,
+        ..ProtoHistogram::default()
+    };
+    let custom = ProtoHistogram {
+        count_float: Some(6.0),
+        sum: 3.0,
+        schema: -53,
+        positive_spans: vec![ProtoBucketSpan { offset: 0, length: 3 }],
+        positive_counts: if bad { vec![1.0, 2.0] } else { vec![1.0, 2.0, 3.0] },
+        custom_values: vec![0.1, 1.0],
+        timestamp: t0,
+        ..ProtoHistogram::default()
+    };
+    let request = WriteRequest {
+        timeseries: vec![
+            ProtoTimeSeries {
+                labels: labels(&[("__name__", "rpc_seconds"), ("job", "api")]),
+                samples: Vec::new(),
+                histograms: vec![
+                    integer(t0, 1, vec![2, -1, 1], 6, 10.5),
+                    integer(t0 + 15_000, 2, vec![4, -2, 2], 12, 21.0),
+                ],
+            },
+            ProtoTimeSeries {
+                labels: labels(&[("__name__", "rpc_seconds"), ("job", "nhcb")]),
+                samples: Vec::new(),
+                histograms: vec![custom],
+            },
+        ],
+        metadata: Vec::new(),
+    };
+    let body = model::wire::remote_write::to_body(&request);
+    Request::post("/api/v1/write")
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn remote_write_native_histograms_then_query_and_list_them() {
+    let f = fixture();
+    let t0 = model::time::now_ms() - 60_000;
+    let (status, text) = call(&f.state, histogram_write(t0, true)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains(r#"rpc_seconds{job="nhcb"}"#) && text.contains("spans describe 3 buckets"), "{text}");
+    let (status, text) = call(&f.state, histogram_write(t0, false)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+
+    let at = (t0 + 20_000) as f64 / 1000.0;
+    let (status, body) =
+        get(&f.state, &format!("/api/v1/query?query=rpc_seconds%7Bjob%3D%22api%22%7D&time={at}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let h = &body["data"]["result"][0]["histogram"][1];
+    assert_eq!((h["count"].as_str(), h["sum"].as_str()), (Some("12"), Some("21")), "{body}");
+    // Delta counts 4, -2, 2 are buckets 4, 2 and (one bucket further) 4; the zero bucket holds 2.
+    let counts: Vec<&str> = h["buckets"].as_array().unwrap().iter().map(|b| b[3].as_str().unwrap()).collect();
+    assert_eq!(counts, ["2", "4", "2", "4"], "{body}");
+    let (_, body) =
+        get(&f.state, &format!("/api/v1/query?query=histogram_count(rpc_seconds%7Bjob%3D%22nhcb%22%7D)&time={at}"))
+            .await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "6", "{body}");
+    let (_, body) = get(
+        &f.state,
+        &format!("/api/v1/query?query=histogram_quantile(0.5%2C%20rpc_seconds%7Bjob%3D%22nhcb%22%7D)&time={at}"),
+    )
+    .await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "1", "rank 3 of 6 ends the (0.1, 1] bucket: {body}");
+
+    // Histogram series are listed like float series.
+    let (_, body) = get(&f.state, "/api/v1/series?match[]=rpc_seconds").await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(2), "{body}");
+    let (_, body) = get(&f.state, "/api/v1/label/job/values").await;
+    assert_eq!(body["data"], json!(["api", "nhcb"]));
+}
+
 #[tokio::test]
 async fn remote_write_then_prometheus_queries() {
     let f = fixture();

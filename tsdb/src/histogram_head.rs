@@ -1,7 +1,7 @@
-//! Native-histogram series of a tenant, held in memory beside the float head. This is the first
-//! storage slice for histograms: enough for PromQL, `tarsier test-rules` and the conformance
-//! runner to read them; they are neither written to the WAL nor cut into blocks yet (see
-//! docs/ARCHITECTURE.md), so a restart loses them.
+//! Native-histogram series of a tenant, held in memory beside the float head (histograms have
+//! their own, simpler head: few series, and no Gorilla chunks for them). The store writes every
+//! append to the WAL first (`wal::Record::Histograms`), replays it at open and keeps the live
+//! samples in WAL checkpoints, so they survive a restart.
 
 use std::collections::BTreeMap;
 
@@ -22,14 +22,28 @@ impl HistogramHead {
     /// `NotReset` otherwise; gauge histograms stay gauges.
     pub fn append(&mut self, labels: &Labels, samples: &[HistogramSample]) -> usize {
         let stored = self.series.entry(labels.clone()).or_default();
+        // Hints are re-derived from the first changed sample on (appends at the end, as scrapes
+        // and WAL replay make them, touch one sample each).
+        let mut first_changed = stored.len();
         for s in samples {
-            match stored.binary_search_by_key(&s.timestamp_ms, |x| x.timestamp_ms) {
-                Ok(i) => stored[i] = s.clone(),
-                Err(i) => stored.insert(i, s.clone()),
-            }
+            let i = match stored.binary_search_by_key(&s.timestamp_ms, |x| x.timestamp_ms) {
+                Ok(i) => {
+                    stored[i] = s.clone();
+                    i
+                }
+                Err(i) => {
+                    stored.insert(i, s.clone());
+                    i
+                }
+            };
+            first_changed = first_changed.min(i);
         }
-        let mut prev: Option<model::FloatHistogram> = None;
-        for s in stored.iter_mut() {
+        let mut prev: Option<model::FloatHistogram> = first_changed.checked_sub(1).map(|i| {
+            let mut p = stored[i].h.clone();
+            p.counter_reset_hint = CounterResetHint::Unknown;
+            p
+        });
+        for s in stored[first_changed..].iter_mut() {
             let given = s.h.counter_reset_hint;
             let mut raw = s.h.clone();
             raw.counter_reset_hint = CounterResetHint::Unknown;
@@ -58,9 +72,47 @@ impl HistogramHead {
             .collect()
     }
 
-    /// Label sets of the series (for `/api/v1/series`-style listings).
-    pub fn labels(&self) -> impl Iterator<Item = &Labels> {
-        self.series.keys()
+    /// Label sets of the series with samples in `[mint, maxt]` (for `/api/v1/series`-style
+    /// listings).
+    pub fn labels(&self, mint: i64, maxt: i64) -> impl Iterator<Item = &Labels> {
+        self.series
+            .iter()
+            .filter(move |(_, s)| {
+                s.get(s.partition_point(|x| x.timestamp_ms < mint)).is_some_and(|x| x.timestamp_ms <= maxt)
+            })
+            .map(|(l, _)| l)
+    }
+
+    /// Every series with its samples (for WAL checkpoints).
+    pub fn all(&self) -> impl Iterator<Item = (&Labels, &[HistogramSample])> {
+        self.series.iter().map(|(l, s)| (l, s.as_slice()))
+    }
+
+    /// The oldest timestamp of any series.
+    pub fn min_t(&self) -> Option<i64> {
+        self.series.values().filter_map(|s| s.first()).map(|s| s.timestamp_ms).min()
+    }
+
+    /// The newest timestamp of any series.
+    pub fn max_t(&self) -> Option<i64> {
+        self.series.values().filter_map(|s| s.last()).map(|s| s.timestamp_ms).max()
+    }
+
+    /// Drops samples older than `t`, and series left empty; returns how many samples went.
+    pub fn drop_before(&mut self, t: i64) -> usize {
+        let mut dropped = 0;
+        self.series.retain(|_, s| {
+            let n = s.partition_point(|x| x.timestamp_ms < t);
+            dropped += n;
+            s.drain(..n);
+            !s.is_empty()
+        });
+        dropped
+    }
+
+    /// How many series and samples it holds.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.series.len(), self.series.values().map(Vec::len).sum())
     }
 }
 

@@ -18,6 +18,7 @@ pub mod config;
 mod decimal;
 pub mod error;
 pub mod head;
+pub mod histogram_codec;
 pub mod histogram_head;
 pub mod index;
 mod maintenance;

@@ -138,15 +138,42 @@ impl Tsdb {
     fn checkpoint_wal(&self, tenants: &[(TenantId, SharedHead)]) -> Result<()> {
         let upto = self.wal.lock().cut_segment()?;
         let dir = self.wal.lock().dir().to_path_buf();
+        // Histogram series live in their own head: every one of them stays (they are not cut
+        // into blocks). Taken after the segment cut, so each sample logged in a covered segment
+        // is in memory already; one also logged after the cut replays twice, idempotently.
+        let histogram_tenants: Vec<TenantId> = self.histograms.read().keys().cloned().collect();
         let mut next = 0;
         let bytes = wal::write_checkpoint(&dir, upto, || {
-            let (tenant, head) = tenants.get(next)?;
             next += 1;
-            Some(snapshot(tenant, head))
+            match tenants.get(next - 1) {
+                Some((tenant, head)) => Some(snapshot(tenant, head)),
+                None => Some(self.histogram_records(histogram_tenants.get(next - 1 - tenants.len())?)),
+            }
         })?;
         self.wal.lock().truncate(upto)?;
         tracing::info!(checkpoint_bytes = bytes, upto_segment = upto, "wal truncated behind a checkpoint");
         Ok(())
+    }
+
+    /// A tenant's histogram series as WAL records of about `CHECKPOINT_BATCH / 16` samples.
+    fn histogram_records(&self, tenant: &TenantId) -> Vec<Record> {
+        let all = self.histograms.read();
+        let mut records = Vec::new();
+        let mut batch = Vec::new();
+        let mut samples = 0;
+        for (labels, series) in all.get(tenant).into_iter().flat_map(|h| h.all()) {
+            samples += series.len();
+            batch.push((labels.clone(), series.to_vec()));
+            if samples >= CHECKPOINT_BATCH / 16 {
+                let series = std::mem::take(&mut batch);
+                records.push(Record::Histograms { tenant: tenant.as_str().to_string(), series });
+                samples = 0;
+            }
+        }
+        if !batch.is_empty() {
+            records.push(Record::Histograms { tenant: tenant.as_str().to_string(), series: batch });
+        }
+        records
     }
 
     /// Writes everything `tenant` holds (blocks and head) as one block under `parent`, like
@@ -256,6 +283,18 @@ impl Tsdb {
             }
         }
         all.retain(|_, list| !list.is_empty());
+        drop(all);
+        // Histogram samples go by age too, from the tenant's newest float or histogram sample.
+        let mut histograms = self.histograms.write();
+        for (tenant, h) in histograms.iter_mut() {
+            let floats = newest.iter().find(|(t, _)| t == tenant).and_then(|(_, m)| *m);
+            let blocks = self.blocks.read().get(tenant).and_then(|l| l.last()).map(|b| b.meta.max_time_ms - 1);
+            if let Some(newest) = h.max_t().max(floats).max(blocks) {
+                h.drop_before(newest.saturating_sub(self.config.retention_ms()));
+            }
+        }
+        histograms.retain(|_, h| h.counts().0 > 0);
+        drop(histograms);
         if deleted > 0 {
             tracing::info!(blocks = deleted, "blocks deleted by retention");
         }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::head::TenantHead;
+use crate::histogram_head::HistogramHead;
 
 /// `headStats` of `/api/v1/status/tsdb`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -38,33 +39,44 @@ pub struct TsdbStatus {
     pub series_count_by_label_value_pair: Vec<Stat>,
 }
 
-/// Cardinality statistics of `head`, each list the top `limit` by value (ties by name), as
-/// Prometheus computes them from its head postings.
-pub fn head_status(head: &TenantHead, limit: usize) -> TsdbStatus {
+/// Cardinality statistics of `head` and the tenant's native-histogram series, each list the top
+/// `limit` by value (ties by name), as Prometheus computes them from its head postings.
+pub fn head_status(head: Option<&TenantHead>, histograms: Option<&HistogramHead>, limit: usize) -> TsdbStatus {
+    let mut postings: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for (name, value, count) in head.into_iter().flat_map(|h| h.index.postings_counts()) {
+        *postings.entry((name, value)).or_default() += count as u64;
+    }
+    for labels in histograms.into_iter().flat_map(|h| h.labels(i64::MIN, i64::MAX)) {
+        for l in labels {
+            *postings.entry((l.name.as_str(), l.value.as_str())).or_default() += 1;
+        }
+    }
     let mut by_metric = Vec::new();
     let mut value_counts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut bytes: BTreeMap<&str, u64> = BTreeMap::new();
     let mut pairs = Vec::new();
-    let mut num_pairs = 0;
-    for (name, value, count) in head.index.postings_counts() {
-        num_pairs += 1;
+    for (&(name, value), &count) in &postings {
         if name == model::METRIC_NAME {
-            by_metric.push(Stat { name: value.to_string(), value: count as u64 });
+            by_metric.push(Stat { name: value.to_string(), value: count });
         }
         *value_counts.entry(name).or_default() += 1;
         *bytes.entry(name).or_default() += value.len() as u64;
-        pairs.push(Stat { name: format!("{name}={value}"), value: count as u64 });
+        pairs.push(Stat { name: format!("{name}={value}"), value: count });
     }
     let to_stats =
         |m: BTreeMap<&str, u64>| m.into_iter().map(|(name, value)| Stat { name: name.to_string(), value }).collect();
-    let min_time = head.min_t().unwrap_or(0);
+    let histogram_times = histograms.map(|h| (h.min_t(), h.max_t())).unwrap_or_default();
+    let min_time = head.and_then(|h| h.min_t()).into_iter().chain(histogram_times.0).min().unwrap_or(0);
+    let max_time = head.and_then(|h| h.max_t).into_iter().chain(histogram_times.1).max().unwrap_or(0);
+    let histogram_series = histograms.map_or(0, |h| h.counts().0);
     TsdbStatus {
         head_stats: HeadStats {
-            num_series: head.index.len() as u64,
-            num_label_pairs: num_pairs,
-            chunk_count: head.series.values().map(|s| s.chunk_count() as u64).sum(),
+            num_series: head.map_or(0, |h| h.index.len() as u64) + histogram_series as u64,
+            num_label_pairs: postings.len() as u64,
+            // Histogram samples are not held in chunks: only float chunks count.
+            chunk_count: head.map_or(0, |h| h.series.values().map(|s| s.chunk_count() as u64).sum()),
             min_time,
-            max_time: head.max_t.unwrap_or(0),
+            max_time,
         },
         series_count_by_metric_name: top(by_metric, limit),
         label_value_count_by_label_name: top(to_stats(value_counts), limit),
@@ -150,7 +162,7 @@ mod tests {
             head.add_series(i as u64, Labels::from_pairs(pairs));
             head.append(i as u64, 1000 + i as i64, 1.0, 0).unwrap();
         }
-        let status = head_status(&head, 2);
+        let status = head_status(Some(&head), None, 2);
         let json = serde_json::to_value(&status).unwrap();
         let want = serde_json::json!({
             "headStats": {"numSeries": 3, "numLabelPairs": 4, "chunkCount": 3, "minTime": 1000, "maxTime": 1002},
@@ -160,6 +172,15 @@ mod tests {
             "seriesCountByLabelValuePair": [{"name": "__name__=up", "value": 2}, {"name": "job=api", "value": 2}],
         });
         assert_eq!(json, want);
+        // Native-histogram series count like float series.
+        let mut histograms = HistogramHead::default();
+        let h = model::notation::parse_histogram("{{count:1 buckets:[1]}}").unwrap();
+        let sample = model::HistogramSample { timestamp_ms: 5000, h };
+        histograms.append(&Labels::from_pairs([("__name__", "rpc"), ("job", "api")]), &[sample]);
+        let status = head_status(Some(&head), Some(&histograms), 2);
+        assert_eq!((status.head_stats.num_series, status.head_stats.max_time), (4, 5000));
+        assert_eq!(status.series_count_by_label_value_pair[0], Stat { name: "job=api".into(), value: 3 });
+        assert_eq!(head_status(None, Some(&histograms), 1).series_count_by_metric_name[0].name, "rpc");
     }
 
     #[test]

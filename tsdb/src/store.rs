@@ -71,8 +71,8 @@ pub struct Tsdb {
     pub(crate) maintenance: Mutex<()>,
     /// TYPE/HELP/UNIT per tenant, from remote_write metadata (in memory: senders resend it).
     metadata: RwLock<HashMap<TenantId, MetadataStore>>,
-    /// Native-histogram series per tenant (in memory only so far: `histogram_head.rs`).
-    histograms: RwLock<HashMap<TenantId, HistogramHead>>,
+    /// Native-histogram series per tenant (`histogram_head.rs`), logged to the WAL like floats.
+    pub(crate) histograms: RwLock<HashMap<TenantId, HistogramHead>>,
 }
 
 impl Tsdb {
@@ -92,6 +92,8 @@ impl Tsdb {
         let mut max_id = 0u64;
         let mut samples = 0u64;
         let mut orphan_samples = 0u64;
+        let mut histograms: HashMap<TenantId, HistogramHead> = HashMap::new();
+        let mut histogram_samples = 0u64;
         let (wal, stats) = Wal::open(&dir.join("wal"), config.wal_segment_bytes, |record| match record {
             Record::Series { tenant, series } => {
                 let Ok(tenant) = TenantId::new(&tenant) else { return };
@@ -115,6 +117,13 @@ impl Tsdb {
                     }
                 }
             }
+            Record::Histograms { tenant, series } => {
+                let Ok(tenant) = TenantId::new(&tenant) else { return };
+                let head = histograms.entry(tenant).or_default();
+                for (labels, batch) in &series {
+                    histogram_samples += head.append(labels, batch) as u64;
+                }
+            }
         })?;
         let metrics = TsdbMetrics::default();
         let series: usize = tenants.values().map(|h| h.read().index.len()).sum();
@@ -128,6 +137,7 @@ impl Tsdb {
             series,
             samples,
             orphan_samples,
+            histogram_samples,
             seconds,
             samples_per_second = samples as f64 / seconds.max(1e-9),
             "wal replayed"
@@ -143,7 +153,7 @@ impl Tsdb {
             metrics,
             maintenance: Mutex::new(()),
             metadata: RwLock::new(HashMap::new()),
-            histograms: RwLock::new(HashMap::new()),
+            histograms: RwLock::new(histograms),
         })
     }
 
@@ -308,6 +318,12 @@ impl Tsdb {
                 }
             }
         }
+        if let Some(h) = self.histograms.read().get(tenant) {
+            let matches = |labels: &Labels| {
+                sets.iter().any(|ms| ms.iter().all(|m| m.is_match(labels.get(&m.name).unwrap_or(""))))
+            };
+            out.extend(h.labels(start, end_ms).filter(|l| matches(l)).cloned());
+        }
         check(0)?;
         out.sort();
         out.dedup();
@@ -443,10 +459,10 @@ impl Tsdb {
 
     /// Cardinality statistics of the tenant's head (`/api/v1/status/tsdb`), top `limit` each.
     pub fn status(&self, tenant: &TenantId, limit: usize) -> TsdbStatus {
-        match self.head(tenant) {
-            Some(head) => status::head_status(&head.read(), limit),
-            None => TsdbStatus::default(),
-        }
+        let head = self.head(tenant);
+        let head = head.as_ref().map(|h| h.read());
+        let histograms = self.histograms.read();
+        status::head_status(head.as_deref(), histograms.get(tenant), limit)
     }
 
     /// The tenants with series in the head or blocks on disk, sorted (the UI's tenant picker).
@@ -458,15 +474,42 @@ impl Tsdb {
         out
     }
 
-    /// Stores native-histogram samples (held in memory: not in the WAL or blocks yet). Returns
-    /// how many were stored; label sets are validated as for float samples.
+    /// Stores native-histogram samples; on `Ok` they are fsync'ed to the WAL (as for
+    /// [`Tsdb::append`]). Returns how many were stored; label sets are validated as for float
+    /// samples, and a bad one fails the whole call before anything is stored.
     pub fn append_histograms(&self, tenant: &TenantId, series: &[(Labels, Vec<HistogramSample>)]) -> Result<u64> {
         for (labels, _) in series {
-            labels.validate().map_err(|e| Error::BadData(e.to_string()))?;
+            labels.validate().map_err(|e| Error::BadData(format!("series {labels}: {e}")))?;
+            if labels.is_empty() {
+                return Err(Error::BadData("series with no labels".to_string()));
+            }
+        }
+        let series: Vec<(Labels, Vec<HistogramSample>)> =
+            series.iter().filter(|(_, samples)| !samples.is_empty()).cloned().collect();
+        if series.is_empty() {
+            return Ok(0);
+        }
+        {
+            // As in `append`: records a full disk held back go first.
+            let mut wal = self.wal.lock();
+            if wal.has_pending() {
+                let (written, _) = wal.write(&[])?;
+                self.metrics.wal_bytes_written.inc_by(written);
+            }
         }
         let mut all = self.histograms.write();
         let head = all.entry(tenant.clone()).or_default();
-        Ok(series.iter().map(|(labels, samples)| head.append(labels, samples) as u64).sum())
+        let stored: u64 = series.iter().map(|(labels, samples)| head.append(labels, samples) as u64).sum();
+        // Written under the lock so WAL order equals memory order; fsync'ed after it is released.
+        let record = Record::Histograms { tenant: tenant.as_str().to_string(), series };
+        let (written, position) = self.wal.lock().write(std::slice::from_ref(&record))?;
+        drop(all);
+        self.metrics.wal_bytes_written.inc_by(written);
+        if self.wal_sync.wait_durable(&self.wal, position)? {
+            self.metrics.wal_fsyncs.inc();
+        }
+        self.metrics.samples_appended.inc_by(stored);
+        Ok(stored)
     }
 
     /// Remembers a metric family's TYPE/HELP/UNIT (from remote_write metadata or a scrape).

@@ -68,6 +68,76 @@ fn partial_rejection_keeps_accepted_samples_and_names_the_limit() {
     assert_eq!(db.stats(&tenant).head_samples, 2);
 }
 
+fn histogram(t: i64, text: &str) -> model::HistogramSample {
+    model::HistogramSample { timestamp_ms: t, h: model::notation::parse_histogram(text).unwrap() }
+}
+
+/// Every histogram sample the store shows for `selector`, as (labels, timestamp, histogram).
+fn histograms(db: &Tsdb, tenant: &TenantId, selector: &str, at: i64) -> Vec<(String, i64, model::FloatHistogram)> {
+    match db.instant_query(tenant, &format!("{selector}[100d]"), at).unwrap() {
+        QueryResult::MixedMatrix(m) => m
+            .into_iter()
+            .flat_map(|(labels, _, hs)| hs.into_iter().map(move |s| (labels.to_string(), s.timestamp_ms, s.h)))
+            .collect(),
+        QueryResult::Matrix(m) => {
+            assert!(m.is_empty(), "float samples where histograms were expected: {m:?}");
+            Vec::new()
+        }
+        other => panic!("unexpected result {other:?}"),
+    }
+}
+
+/// Native histograms go through the WAL: they come back after a reopen (with the counter-reset
+/// hints derived again), and a WAL checkpoint written by maintenance keeps them although the
+/// segments they were logged in are deleted.
+#[test]
+fn histograms_survive_reopen_and_wal_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let a = Labels::from_pairs([("__name__", "rpc_seconds"), ("job", "a")]);
+    let custom = Labels::from_pairs([("__name__", "rpc_seconds"), ("job", "nhcb")]);
+    let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+    let first = vec![
+        (a.clone(), vec![histogram(60_000, "{{schema:1 sum:5 count:4 z_bucket:1 buckets:[1 2] n_buckets:[0 0]}}")]),
+        (custom.clone(), vec![histogram(60_000, "{{schema:-53 sum:1 count:3 custom_values:[0.1 1] buckets:[1 1 1]}}")]),
+    ];
+    assert_eq!(db.append_histograms(&tenant, &first).unwrap(), 2);
+    // A second append, with a counter reset: the replayed hints must be derived the same way.
+    let second = vec![(
+        a.clone(),
+        vec![
+            histogram(120_000, "{{schema:1 sum:9 count:6 z_bucket:2 buckets:[2 2]}}"),
+            histogram(180_000, "{{schema:1 sum:1 count:1 buckets:[1]}}"),
+        ],
+    )];
+    assert_eq!(db.append_histograms(&tenant, &second).unwrap(), 2);
+    let before = histograms(&db, &tenant, "rpc_seconds", 200_000);
+    assert_eq!(before.len(), 4);
+    let rate_q = "histogram_quantile(0.5, rate(rpc_seconds{job=\"a\"}[2m]))";
+    let rate_before = db.instant_query(&tenant, rate_q, 120_000).unwrap();
+    drop(db);
+    let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+    assert_eq!(histograms(&db, &tenant, "rpc_seconds", 200_000), before, "after a reopen");
+    assert_eq!(db.instant_query(&tenant, rate_q, 120_000).unwrap(), rate_before);
+    // Floats over 6 h make maintenance cut blocks and replace the WAL segments by a checkpoint.
+    let floats: Vec<TimeSeries> =
+        vec![TimeSeries::new(up("a"), (0..1440).map(|i| Sample::new(i * 15_000, i as f64)).collect())];
+    db.append(&tenant, &floats).unwrap();
+    assert!(db.maintain().unwrap().wal_truncated);
+    let segments_before: Vec<_> =
+        std::fs::read_dir(dir.path().join("wal")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(segments_before.iter().any(|n| n.to_string_lossy().starts_with("checkpoint.")), "{segments_before:?}");
+    assert!(!segments_before.iter().any(|n| n == "00000001"), "the first segment went: {segments_before:?}");
+    drop(db);
+    let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+    assert_eq!(histograms(&db, &tenant, "rpc_seconds", 200_000), before, "after a checkpoint and a reopen");
+    // Listed like float series, and within the asked time range only.
+    assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 0, i64::MAX).unwrap(), vec![a.clone(), custom.clone()]);
+    assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 100_000, 200_000).unwrap(), vec![a.clone()]);
+    assert_eq!(db.label_values(&tenant, "job", &[], 0, i64::MAX).unwrap(), ["a", "nhcb"]);
+    assert_eq!(db.status(&tenant, 10).head_stats.num_series, 3);
+}
+
 fn dump(db: &Tsdb, tenant: &TenantId) -> BTreeMap<(String, i64), u64> {
     let mut out = BTreeMap::new();
     if let QueryResult::Matrix(m) = db.instant_query(tenant, "{__name__=~\".+\"}[1000d]", 10_000_000).unwrap() {

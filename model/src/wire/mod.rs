@@ -4,6 +4,7 @@
 pub mod es_bulk;
 pub mod loki_push;
 pub mod remote_write;
+pub mod remote_write_histogram;
 pub mod selector_text;
 
 use crate::error::{Error, Result};

@@ -1,13 +1,15 @@
 //! Prometheus remote_write 1.0: a snappy-compressed (block format) protobuf `WriteRequest`.
 //! The messages are the subset of `prompb/types.proto` and `prompb/remote.proto` that carries
-//! float samples and metadata; native histograms and exemplars are skipped on decode (protobuf
-//! ignores fields it does not know), which the tsdb does not store yet.
+//! float samples, native histograms (`remote_write_histogram`) and metadata; exemplars are
+//! skipped on decode (protobuf ignores fields it does not know).
 
 use prost::Message;
 
 use crate::error::{Error, Result};
+use crate::histogram::HistogramSample;
 use crate::labels::{Labels, LabelsBuilder};
 use crate::sample::{Sample, TimeSeries};
+use crate::wire::remote_write_histogram::{self, ProtoHistogram};
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, Message)]
@@ -25,6 +27,8 @@ pub struct ProtoTimeSeries {
     pub labels: Vec<ProtoLabel>,
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<ProtoSample>,
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<ProtoHistogram>,
 }
 
 /// `prometheus.Label`.
@@ -74,6 +78,7 @@ pub fn encode_request(series: &[TimeSeries], metadata: &[Metadata]) -> Vec<u8> {
             .map(|s| ProtoTimeSeries {
                 labels: s.labels.iter().map(|l| ProtoLabel { name: l.name.clone(), value: l.value.clone() }).collect(),
                 samples: s.samples.iter().map(|p| ProtoSample { value: p.value, timestamp: p.timestamp_ms }).collect(),
+                histograms: Vec::new(),
             })
             .collect(),
         metadata: metadata
@@ -86,6 +91,28 @@ pub fn encode_request(series: &[TimeSeries], metadata: &[Metadata]) -> Vec<u8> {
             })
             .collect(),
     };
+    to_body(&request)
+}
+
+/// Encodes native-histogram series as a snappy-compressed `WriteRequest` body (float histograms
+/// with absolute counts).
+pub fn encode_histograms(series: &[(Labels, Vec<HistogramSample>)]) -> Vec<u8> {
+    let request = WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(labels, samples)| ProtoTimeSeries {
+                labels: labels.iter().map(|l| ProtoLabel { name: l.name.clone(), value: l.value.clone() }).collect(),
+                samples: Vec::new(),
+                histograms: samples.iter().map(remote_write_histogram::to_proto).collect(),
+            })
+            .collect(),
+        metadata: Vec::new(),
+    };
+    to_body(&request)
+}
+
+/// A `WriteRequest` as a remote_write body: protobuf, snappy-compressed (block format).
+pub fn to_body(request: &WriteRequest) -> Vec<u8> {
     let raw = request.encode_to_vec();
     snap::raw::Encoder::new().compress_vec(&raw).expect("snappy compression of an in-memory buffer cannot fail")
 }
@@ -101,6 +128,8 @@ pub fn decode(body: &[u8], max_decoded: usize) -> Result<Vec<TimeSeries>> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Decoded {
     pub series: Vec<TimeSeries>,
+    /// Native-histogram samples by series (a series may have floats and histograms both).
+    pub histograms: Vec<(Labels, Vec<HistogramSample>)>,
     pub metadata: Vec<Metadata>,
 }
 
@@ -144,6 +173,7 @@ pub fn decode_request(body: &[u8], max_decoded: usize) -> Result<Decoded> {
         })
         .collect();
     let mut out = Vec::with_capacity(request.timeseries.len());
+    let mut histograms = Vec::new();
     for (i, ts) in request.timeseries.into_iter().enumerate() {
         let mut builder = LabelsBuilder::default();
         for label in ts.labels {
@@ -154,10 +184,29 @@ pub fn decode_request(body: &[u8], max_decoded: usize) -> Result<Decoded> {
             return Err(Error::InvalidPayload(format!("timeseries[{i}] has no __name__ label: {labels}")));
         }
         labels.validate().map_err(|e| Error::InvalidPayload(format!("timeseries[{i}]: {e}")))?;
-        let samples = ts.samples.into_iter().map(|s| Sample::new(s.timestamp, s.value)).collect();
-        out.push(TimeSeries::new(labels, samples));
+        if !ts.histograms.is_empty() {
+            let samples = ts
+                .histograms
+                .iter()
+                .enumerate()
+                .map(|(j, h)| {
+                    h.to_sample().map_err(|e| {
+                        Error::InvalidPayload(format!(
+                            "timeseries[{i}] {labels}: histograms[{j}] at {}: {e}",
+                            h.timestamp
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            histograms.push((labels.clone(), samples));
+        }
+        // A histogram-only series makes no (empty) float series.
+        if !ts.samples.is_empty() || ts.histograms.is_empty() {
+            let samples = ts.samples.into_iter().map(|s| Sample::new(s.timestamp, s.value)).collect();
+            out.push(TimeSeries::new(labels, samples));
+        }
     }
-    Ok(Decoded { series: out, metadata })
+    Ok(Decoded { series: out, histograms, metadata })
 }
 
 #[cfg(test)]
@@ -196,6 +245,26 @@ mod tests {
             decoded.metadata.iter().map(|m| (m.metric_family_name.as_str(), m.kind, m.unit.as_str())).collect();
         assert_eq!(got, [("http_requests_total", "counter", ""), ("odd", "unknown", "s")]);
         assert_eq!(decoded.metadata[0].help, "Requests.");
+    }
+
+    #[test]
+    fn histograms_round_trip_and_bad_ones_name_their_series() {
+        let labels = Labels::from_pairs([("__name__", "rpc_seconds"), ("job", "a")]);
+        let parse = |t, text| HistogramSample { timestamp_ms: t, h: crate::notation::parse_histogram(text).unwrap() };
+        let samples = vec![
+            parse(
+                1000,
+                "{{schema:2 sum:5 count:4 z_bucket:1 z_bucket_w:0.001 buckets:[1 2] n_buckets:[0] counter_reset_hint:gauge}}",
+            ),
+            parse(2000, "{{schema:-53 sum:1 count:3 custom_values:[0.5 2] buckets:[1 1 1]}}"),
+        ];
+        let decoded = decode_request(&encode_histograms(&[(labels.clone(), samples.clone())]), 1 << 20).unwrap();
+        assert_eq!(decoded.histograms, vec![(labels.clone(), samples.clone())]);
+        assert!(decoded.series.is_empty(), "a histogram-only series makes no float series");
+        let mut bad = samples;
+        bad[1].h.custom_values = vec![2.0, 0.5];
+        let err = decode(&encode_histograms(&[(labels, bad)]), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains(r#"rpc_seconds{job="a"}: histograms[1] at 2000: custom bucket bounds"#), "{err}");
     }
 
     #[test]
