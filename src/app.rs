@@ -217,15 +217,45 @@ async fn start_external_metrics(
         tracing::warn!("server.external_metrics has no cert_file/key_file: serving a self-signed certificate");
     }
     let names = ["localhost".to_string(), "tarsier-server.tarsier.svc".to_string()];
+    // A front-proxy certificate must be signed by the requestheader CA; clients without one may
+    // still authenticate with a token.
+    let requestheader_ca = cfg.authentication.requestheader.as_ref().and_then(|r| r.client_ca_file.as_deref());
     let tls = query_ui::tls::certificate(files, &names)
-        .and_then(|cert| query_ui::tls::server_config(cert, cfg.client_ca_file.as_deref(), Default::default()))
+        .and_then(|cert| {
+            let verifier = requestheader_ca
+                .map(collector::tls::ClientCaFiles::load_optional)
+                .transpose()
+                .map_err(|e| format!("authentication.requestheader.client_{e}"))?;
+            query_ui::tls::server_config_with(cert, verifier, Default::default())
+        })
         .map_err(anyhow::Error::msg)
-        .context("server.external_metrics cert_file/key_file/client_ca_file")?;
+        .context("server.external_metrics")?;
+    let (authn, authz) = (cfg.authentication.clone(), cfg.authorization.clone());
+    let reviewer = if query_ui::external_metrics_auth::Guard::needs_api(&authn, &authz) {
+        let reviewer =
+            collector::kubernetes::review::Reviewer::connect(cfg.api_url.as_deref(), cfg.kubeconfig.as_deref())
+                .await
+                .map_err(anyhow::Error::msg)
+                .context(
+                    "server.external_metrics: the kubernetes api client for tokenreviews and subjectaccessreviews",
+                )?;
+        Some(reviewer)
+    } else {
+        None
+    };
+    if !authn.any() {
+        tracing::warn!("server.external_metrics has no authentication: every client may read the metrics");
+    }
+    let guard = query_ui::external_metrics_auth::Guard::new(authn, authz, reviewer).map_err(anyhow::Error::msg)?;
     let tcp = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("listening on {} (server.external_metrics.listen)", cfg.listen))?;
     tracing::info!(listen = %tcp.local_addr()?, metrics = cfg.metrics.len(), "serving external.metrics.k8s.io over tls");
-    let state = query_ui::external_metrics::ExternalMetricsState { tsdb, config: Arc::new(cfg.clone()) };
+    let state = query_ui::external_metrics::ExternalMetricsState {
+        tsdb,
+        config: Arc::new(cfg.clone()),
+        guard: Arc::new(guard),
+    };
     let app = query_ui::external_metrics::router(state);
     let listener = query_ui::tls::TlsListener::new(tcp, tls)?;
     Ok(Some(tokio::spawn(async move {

@@ -79,8 +79,6 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("server.tls", "the listener's TLS is set up at start (renewed certificate files are still re-read)"),
     ("server.external_metrics", "its listener and metric rules are set up at start"),
     ("server.auth", "the token check is set up at start (the tokens file itself is re-read every reload_interval)"),
-    ("server.max_concurrent_queries", "the query slots are sized at start"),
-    ("server.max_tail_connections", "the live tail slots are sized at start"),
     ("collector.shipping.disk_buffer.enabled", "the disk buffers are opened (or not) at start"),
     ("collector.shipping.disk_buffer.path", "moving the disk buffer would strand the batches it holds"),
 ];
@@ -435,21 +433,21 @@ mod tests {
         new.collector.shipping.disk_buffer.enabled = !old.collector.shipping.disk_buffer.enabled;
         new.collector.shipping.disk_buffer.path = Some("/elsewhere".into());
         new.server.max_concurrent_queries = 1;
+        new.server.max_tail_connections = 2;
         new.server.tls = Some(serde_yaml_ng::from_str("{cert_file: /c, key_file: /k}").unwrap());
         assert_eq!(
             restart_keys(&old, &new),
-            [
-                "collector.shipping.disk_buffer.enabled",
-                "collector.shipping.disk_buffer.path",
-                "server.max_concurrent_queries",
-                "server.tls"
-            ]
+            ["collector.shipping.disk_buffer.enabled", "collector.shipping.disk_buffer.path", "server.tls"]
         );
         let next = applied(&old, &new).unwrap();
         assert_eq!(next.collector.shipping.disk_buffer.enabled, old.collector.shipping.disk_buffer.enabled);
         assert_eq!(next.collector.shipping.disk_buffer.path, None);
         assert_eq!(next.collector.shipping.batch_max_lines, 7, "the live keys of the section still apply");
-        assert_eq!(next.server.max_concurrent_queries, old.server.max_concurrent_queries);
+        assert_eq!(
+            (next.server.max_concurrent_queries, next.server.max_tail_connections),
+            (1, 2),
+            "the query and live tail slots resize live"
+        );
         assert_eq!(next.server.tls, None);
         assert!(restart_keys(&old, &next).is_empty(), "what runs differs from the start in live keys only");
         assert!(restart_reason("collector.shipping.disk_buffer.path").contains("strand"));

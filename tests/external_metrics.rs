@@ -2,15 +2,21 @@
 //! application: discovery documents, an ExternalMetricValueList for a rule with the namespace and
 //! label selector substituted (Quantity strings, `window`), and Kubernetes Status errors for an
 //! unknown metric, an empty result and a bad selector. Expected JSON is written out in full (golden)
-//! with the shapes of k8s.io/metrics' external/v1beta1 types. Clients authenticate as the API
-//! server's aggregator does, with a front-proxy client certificate (`client_ca_file`,
-//! `allowed_names`).
+//! with the shapes of k8s.io/metrics' external/v1beta1 types. Delegated auth as aggregated API
+//! servers do it, against a fake API server (`support/kube_reviews.rs`): the front proxy's client
+//! certificate (requestheader CA, allowed names) with the user in `X-Remote-User`, honoured only on
+//! such a connection; bearer tokens by TokenReview; a SubjectAccessReview per request (denied →
+//! 403 with the reason); both cached; the API server failing → 401 / 503.
 //!
 //! Also the main listener over HTTPS (`server.tls`): mutual TLS, plain HTTP refused, a certificate
 //! rotated by a Secret-style symlink swap served to the next connection without a restart, and an
 //! agent shipping to it with `agent.tls_config`.
 
+#[path = "support/kube_reviews.rs"]
+mod kube_reviews;
 mod support;
+
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use support::*;
@@ -43,6 +49,17 @@ async fn external_metrics_api_over_tls() {
     let intruder = identity(certs::leaf_with_cn(&front_proxy_ca, &[], Some("someone-else")));
     let stranger = identity(certs::leaf_with_cn(&certs::ca("other-ca"), &[], Some("front-proxy-client")));
     let app = serve_app().await;
+    let hpa = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
+    let kube = Arc::new(kube_reviews::FakeKubeApi {
+        tokens: [
+            ("hpa-token".to_string(), (hpa.to_string(), vec!["system:serviceaccounts".to_string()])),
+            ("bob-token".to_string(), ("bob".to_string(), vec!["system:authenticated".to_string()])),
+        ]
+        .into(),
+        denied_users: vec!["bob".into()],
+        ..Default::default()
+    });
+    let kube_url = kube_reviews::serve(kube.clone()).await;
     let listen = format!("127.0.0.1:{}", free_port());
     let tls_port = free_port();
     let yaml = format!(
@@ -54,8 +71,17 @@ server:
     listen: 127.0.0.1:{tls_port}
     cert_file: {d}/tls.crt
     key_file: {d}/tls.key
-    client_ca_file: {d}/front-proxy-ca.crt
-    allowed_names: [front-proxy-client]
+    api_url: {kube_url}
+    authentication:
+      requestheader:
+        client_ca_file: {d}/front-proxy-ca.crt
+        allowed_names: [front-proxy-client]
+      token_review:
+        enabled: true
+        cache_ttl: 10m
+    authorization:
+      mode: subject_access_review
+      cache_ttl: 10m
     metrics:
       - name: queue-depth
         query: 'sum(queue_depth{{job="{{{{namespace}}}}"{{{{selector}}}}}})'
@@ -82,8 +108,12 @@ collector:
     await_series(&plain, &tarsier.base, "queue_depth").await;
 
     let server_ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
-    let client_as = |identity: Option<reqwest::Identity>| {
-        let builder = reqwest::Client::builder().add_root_certificate(server_ca.clone());
+    // A client with an optional certificate and fixed headers (the front proxy's X-Remote-*, or
+    // a bearer token).
+    let client_as = |identity: Option<reqwest::Identity>, headers: &[(&'static str, &str)]| {
+        let headers = headers.iter().map(|(k, v)| (reqwest::header::HeaderName::from_static(k), v.parse().unwrap()));
+        let builder =
+            reqwest::Client::builder().add_root_certificate(server_ca.clone()).default_headers(headers.collect());
         match identity {
             Some(identity) => builder.identity(identity),
             None => builder,
@@ -91,25 +121,85 @@ collector:
         .build()
         .unwrap()
     };
-    let client = client_as(Some(aggregator));
+    let client = client_as(
+        Some(aggregator.clone()),
+        &[("x-remote-user", hpa), ("x-remote-group", "system:serviceaccounts"), ("x-remote-extra-scopes", "a")],
+    );
     let base = format!("https://localhost:{tls_port}");
+    let values = format!("{base}/apis/external.metrics.k8s.io/v1beta1/namespaces/shop");
+    let status = |code: u16, reason: &str, message: &str| {
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": message, "reason": reason, "code": code})
+    };
 
-    // Authentication: no client certificate, or one from another CA, fails the TLS handshake; a
-    // name outside allowed_names gets a Kubernetes Status 403.
+    // Authentication. A certificate from another CA fails the TLS handshake; no credentials, a
+    // front-proxy certificate with a name outside allowed_names, or one without X-Remote-User get
+    // a Kubernetes Status 401.
     let discovery = format!("{base}/apis/external.metrics.k8s.io/v1beta1");
-    for (who, anonymous) in [("no certificate", client_as(None)), ("another CA", client_as(Some(stranger)))] {
-        let refused = anonymous.get(&discovery).send().await;
-        assert!(refused.is_err(), "{who}: refused at the TLS layer, got {refused:?}");
+    let refused = client_as(Some(stranger), &[]).get(&discovery).send().await;
+    assert!(refused.is_err(), "another CA: refused at the TLS layer, got {refused:?}");
+    assert_eq!(get(&client_as(None, &[]), &discovery).await, (401, status(401, "Unauthorized", "Unauthorized")));
+    let (code, body) = get(&client_as(Some(intruder), &[("x-remote-user", hpa)]), &discovery).await;
+    let not_allowed = "client certificate common name \"someone-else\" is not in \
+                       server.external_metrics.authentication.requestheader.allowed_names";
+    assert_eq!((code, body), (401, status(401, "Unauthorized", not_allowed)));
+    let (code, _) = get(&client_as(Some(aggregator.clone()), &[]), &discovery).await;
+    assert_eq!(code, 401, "a front-proxy certificate without X-Remote-User names nobody");
+    assert!(kube.reviews("TokenReview").is_empty() && kube.reviews("SubjectAccessReview").is_empty());
+
+    // The front proxy's user is authorized by a SubjectAccessReview with kube's attributes.
+    let (code, body) = get(&client, &format!("{values}/queue-depth?labelSelector=app%3Dweb")).await;
+    assert_eq!(code, 200, "{body}");
+    let sar = kube.reviews("SubjectAccessReview");
+    assert_eq!(sar.len(), 1, "{sar:?}");
+    assert_eq!(
+        sar[0]["spec"],
+        json!({"user": hpa, "groups": ["system:serviceaccounts"], "extra": {"scopes": ["a"]},
+               "resourceAttributes": {"group": "external.metrics.k8s.io", "version": "v1beta1",
+                                      "resource": "queue-depth", "namespace": "shop", "verb": "list"}})
+    );
+
+    // Bearer tokens: a good one is reviewed once and then served from the cache (no second
+    // TokenReview nor SubjectAccessReview); a bad one is 401.
+    let with_token = |token: &str, extra: &[(&'static str, &str)]| {
+        let mut headers = vec![("authorization", format!("Bearer {token}"))];
+        headers.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        let headers: Vec<(&'static str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        client_as(None, &headers)
+    };
+    let hpa_token = with_token("hpa-token", &[]);
+    for _ in 0..2 {
+        let (code, body) = get(&hpa_token, &format!("{values}/queue-depth-by-app")).await;
+        assert_eq!(code, 200, "{body}");
     }
-    let (code, body) = get(&client_as(Some(intruder)), &discovery).await;
+    let token_reviews = kube.reviews("TokenReview");
+    assert_eq!(token_reviews.len(), 1, "the second request is a cache hit: {token_reviews:?}");
+    assert_eq!(token_reviews[0]["spec"], json!({"token": "hpa-token"}));
+    assert_eq!(kube.reviews("SubjectAccessReview").len(), 2, "one more SAR, for the token's request only");
+    let (code, body) = get(&with_token("forged", &[]), &discovery).await;
+    assert_eq!((code, body), (401, status(401, "Unauthorized", "invalid bearer token")));
+
+    // Authorization denied → 403 with the reason. X-Remote-User on a connection without the
+    // front-proxy certificate is ignored: the user is the token's.
+    let bob = with_token("bob-token", &[("x-remote-user", hpa)]);
+    let (code, body) = get(&bob, &format!("{values}/queue-depth")).await;
+    let denied = "queue-depth.external.metrics.k8s.io is forbidden: User \"bob\" cannot list resource \
+                  \"queue-depth\" in API group \"external.metrics.k8s.io\" in the namespace \"shop\": no RBAC policy matched";
+    assert_eq!((code, body), (403, status(403, "Forbidden", denied)));
+    assert_eq!(kube.reviews("SubjectAccessReview").last().unwrap()["spec"]["user"], "bob");
+
+    // The API server fails: a new token cannot be checked (401), a new request of a known user
+    // cannot be authorized (503); cached answers still serve.
+    kube.set_broken(true);
+    let (code, body) = get(&with_token("new-token", &[]), &discovery).await;
+    assert_eq!((code, body["reason"].as_str()), (401, Some("Unauthorized")), "{body}");
+    let (code, body) = get(&hpa_token, &discovery).await;
     assert_eq!(
         (code, body),
-        (
-            403,
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 403,
-                   "reason": "Forbidden", "message": "\"someone-else\" is not in server.external_metrics.allowed_names"})
-        )
+        (503, status(503, "ServiceUnavailable", "authorization could not be checked (SubjectAccessReview failed)"))
     );
+    assert_eq!(get(&hpa_token, &format!("{values}/queue-depth-by-app")).await.0, 200, "cached");
+    kube.set_broken(false);
 
     let (code, body) = get(&client, &format!("{base}/apis")).await;
     assert_eq!(code, 200);
@@ -131,7 +221,6 @@ collector:
         ]})
     );
 
-    let values = format!("{base}/apis/external.metrics.k8s.io/v1beta1/namespaces/shop");
     let (code, mut body) = get(&client, &format!("{values}/queue-depth?labelSelector=app%3Dweb")).await;
     assert_eq!(code, 200, "{body}");
     let ts = body["items"][0]["timestamp"].take();
@@ -154,10 +243,6 @@ collector:
     assert_eq!(got, [("mailer".to_string(), "7".to_string()), ("web".to_string(), "1500m".to_string())]);
 
     // Errors are Kubernetes Status objects, never an empty list or a 0.
-    let status = |code: u16, reason: &str, message: &str| {
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-               "message": message, "reason": reason, "code": code})
-    };
     let (code, body) = get(&client, &format!("{values}/nope")).await;
     assert_eq!(
         (code, body),

@@ -207,6 +207,25 @@ fn rbac_grants_exactly_the_api_calls_the_code_makes() {
             let sa = &find(&docs, workload.0, workload.1)["spec"]["template"]["spec"]["serviceAccountName"];
             assert_eq!(sa.as_str(), Some(format!("tarsier-{role}").as_str()));
         }
+        // Calls a built-in ClusterRole grants: the ServiceAccount is bound to it, and tarsier-<role>
+        // does not grant them again (checked above: it grants only API_ACCESS).
+        for grant in collector::kube_access::BUILTIN_GRANTS {
+            let bound = docs.iter().any(|d| {
+                d["kind"].as_str() == Some("ClusterRoleBinding")
+                    && d["roleRef"]["name"].as_str() == Some(grant.granted_by)
+                    && d["subjects"].as_sequence().is_some_and(|subjects| {
+                        subjects.iter().any(|s| {
+                            s["kind"].as_str() == Some("ServiceAccount")
+                                && s["name"].as_str() == Some(format!("tarsier-{}", grant.access.role).as_str())
+                        })
+                    })
+            });
+            assert!(
+                bound,
+                "{overlay}: tarsier-{} is not bound to {} ({:?})",
+                grant.access.role, grant.granted_by, grant.access
+            );
+        }
     }
 }
 

@@ -160,9 +160,16 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     assert_eq!(r.status(), 500);
     assert!(r.text().await.unwrap().contains("lisen"));
 
-    // A fix that also changes a restart-only key: applied, and the key is named; a request limit
-    // in the same file applies at once.
-    let fixed = server_yaml(&dir, "server:\n  max_concurrent_queries: 3\n  max_body_bytes: 1000\n");
+    // A fix that also changes a restart-only key: applied, and the key is named; request limits
+    // in the same file apply at once, the live tail slots too (a plain GET answers what the
+    // upgrade would get: 400 not a websocket while a slot is free, 429 with none).
+    let tail = format!("{base}/loki/api/v1/tail?query=%7Bjob%3D%22x%22%7D");
+    assert_eq!(client.get(&tail).send().await.unwrap().status(), 400, "a slot is free");
+    let fixed = server_yaml(
+        &dir,
+        "server:\n  max_concurrent_queries: 3\n  max_tail_connections: 0\n  max_body_bytes: 1000\n  \
+         external_metrics:\n    tenant: other\n",
+    );
     configmap_update(&dir, "2026_11_27_10_03_00.4", &[("server.yaml", &fixed), ("rules/a.yaml", RULES_ONE)]);
     eventually("the fixed config is applied", || async {
         runtimeinfo(&client, &base).await["reloadConfigSuccess"] == true
@@ -170,9 +177,10 @@ async fn configmap_symlink_swap_reloads_live_and_refuses_bad_configs() {
     .await;
     assert_eq!(groups(&client, &base).await, ["g1"]);
     let info = runtimeinfo(&client, &base).await;
-    assert_eq!(info["needsRestart"], serde_json::json!(["server.max_concurrent_queries"]));
+    assert_eq!(info["needsRestart"], serde_json::json!(["server.external_metrics"]));
     let push = client.post(format!("{base}/loki/api/v1/push")).body(vec![b'x'; 2000]).send().await.unwrap();
     assert_eq!(push.status(), 413, "server.max_body_bytes applies live");
+    assert_eq!(client.get(&tail).send().await.unwrap().status(), 429, "server.max_tail_connections applies live");
 
     // SIGHUP and POST /-/reload reload too (lastConfigTime moves).
     let before = info["lastConfigTime"].as_str().unwrap().to_string();

@@ -58,6 +58,41 @@ pub const API_ACCESS: &[ApiAccess] = &[
     },
 ];
 
+/// Calls granted by a built-in ClusterRole rather than `tarsier-<role>`: the manifests bind the
+/// role's ServiceAccount to `granted_by` (the binding is what `tests/kubernetes.rs` checks), and
+/// `tarsier-<role>` must not repeat the grant.
+pub struct BuiltinGrant {
+    pub access: ApiAccess,
+    /// The built-in ClusterRole that grants it.
+    pub granted_by: &'static str,
+}
+
+/// The server's delegated authentication and authorization of the external metrics listener
+/// (`server.external_metrics.authentication.token_review`, `authorization.mode:
+/// subject_access_review`; `kubernetes/review.rs`).
+pub const BUILTIN_GRANTS: &[BuiltinGrant] = &[
+    BuiltinGrant {
+        access: ApiAccess {
+            role: "server",
+            group: "authentication.k8s.io",
+            resource: "tokenreviews",
+            verbs: &["create"],
+            why: "external metrics: bearer tokens checked with a TokenReview",
+        },
+        granted_by: "system:auth-delegator",
+    },
+    BuiltinGrant {
+        access: ApiAccess {
+            role: "server",
+            group: "authorization.k8s.io",
+            resource: "subjectaccessreviews",
+            verbs: &["create"],
+            why: "external metrics: each request authorized with a SubjectAccessReview",
+        },
+        granted_by: "system:auth-delegator",
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,7 +100,7 @@ mod tests {
     #[test]
     fn table_has_no_duplicates_and_names_known_roles() {
         let mut seen = std::collections::BTreeSet::new();
-        for a in API_ACCESS {
+        for a in API_ACCESS.iter().chain(BUILTIN_GRANTS.iter().map(|g| &g.access)) {
             assert!(matches!(a.role, "agent" | "server"), "{a:?}");
             assert!(seen.insert((a.role, a.group, a.resource)), "duplicate {a:?}");
             assert!(!a.verbs.is_empty());

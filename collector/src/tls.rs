@@ -157,6 +157,14 @@ fn client_verifier(files: &[PathBuf]) -> Result<Arc<dyn ClientCertVerifier>, Str
         .map_err(|e| format!("ca_file {}: {e}", files[0].display()))
 }
 
+/// [`client_verifier`] that also lets clients without a certificate through.
+fn optional_client_verifier(files: &[PathBuf]) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    WebPkiClientVerifier::builder_with_provider(roots_of(&files[0])?, provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| format!("ca_file {}: {e}", files[0].display()))
+}
+
 /// Reads a certificate chain and its key and checks that they belong together.
 fn load_pair(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
     let certs = read_certs(cert_file).map_err(|e| format!("cert_file {e}"))?;
@@ -327,6 +335,13 @@ impl ClientCaFiles {
         Ok(ClientCaFiles { inner: Watched::load(vec![ca_file.to_path_buf()], "ca", client_verifier)? })
     }
 
+    /// As [`ClientCaFiles::load`], but a client may also connect without a certificate (the
+    /// listener then authenticates it otherwise, e.g. by a bearer token); one it presents must
+    /// still be signed by the bundle.
+    pub fn load_optional(ca_file: &Path) -> Result<ClientCaFiles, String> {
+        Ok(ClientCaFiles { inner: Watched::load(vec![ca_file.to_path_buf()], "ca", optional_client_verifier)? })
+    }
+
     /// Re-reads the bundle if it changed; returns whether new roots are now in use.
     pub fn reload_if_changed(&self) -> bool {
         self.inner.reload_if_changed()
@@ -336,6 +351,10 @@ impl ClientCaFiles {
 impl ClientCertVerifier for ClientCaFiles {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.current().client_auth_mandatory()
     }
 
     fn verify_client_cert(

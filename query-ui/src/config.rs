@@ -120,4 +120,18 @@ mod tests {
         let bad = HttpConfig { listen: "localhost".into(), ..HttpConfig::default() };
         assert!(bad.validate().unwrap_err().starts_with("server.listen"));
     }
+
+    #[test]
+    fn moved_external_metrics_keys_name_their_new_place() {
+        let yaml = "external_metrics:\n  enabled: true\n  client_ca_file: /ca.crt\n";
+        let config: HttpConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("server.external_metrics.authentication.requestheader.client_ca_file"), "{err}");
+        let yaml = "external_metrics:\n  enabled: true\n  authentication:\n    token_review: {enabled: true, cache_ttl: 2m}\n  \
+                    authorization: {mode: subject_access_review}\n  api_url: http://127.0.0.1:8001\n";
+        let config: HttpConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        config.validate().unwrap();
+        let unknown = "external_metrics:\n  authorization: {mode: webhook}\n";
+        assert!(serde_yaml_ng::from_str::<HttpConfig>(unknown).is_err());
+    }
 }

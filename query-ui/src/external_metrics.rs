@@ -39,14 +39,22 @@ pub struct ExternalMetricsConfig {
     /// `insecureSkipTLSVerify: true`, or a `caBundle` with a real certificate here).
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
-    /// PEM bundle of the CA that signs the API server's front-proxy client certificate (the
-    /// `requestheader-client-ca-file` of `kube-system/extension-apiserver-authentication`). When
-    /// set, a connection without a client certificate signed by it fails the TLS handshake.
+    /// Who may call (README "Kubernetes: external metrics"): the API server's front proxy, bearer
+    /// tokens checked with a TokenReview. None configured: anyone (`system:anonymous`).
+    pub authentication: crate::external_metrics_auth::AuthenticationConfig,
+    /// What they may read: `always_allow`, or a SubjectAccessReview per request.
+    pub authorization: crate::external_metrics_auth::AuthorizationConfig,
+    /// The Kubernetes API the reviews go to, without authentication (tests, `kubectl proxy`);
+    /// unset: `kubeconfig`, else the in-cluster service account.
+    pub api_url: Option<String>,
+    /// A kubeconfig file (its current context) for the reviews.
+    pub kubeconfig: Option<PathBuf>,
+    /// Moved to `authentication.requestheader.client_ca_file`; set, it is refused with that hint.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ca_file: Option<PathBuf>,
-    /// Common names accepted on client certificates (`--requestheader-allowed-names`, usually
-    /// `front-proxy-client`); another name gets a `403 Forbidden` Status. Empty: any name the CA
-    /// signed. Needs `client_ca_file`.
-    pub allowed_names: Vec<String>,
+    /// Moved to `authentication.requestheader.allowed_names`; set, it is refused with that hint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_names: Option<Vec<String>>,
     /// Tenant whose metrics are queried.
     pub tenant: String,
     /// The metrics HPAs may ask for.
@@ -60,8 +68,12 @@ impl Default for ExternalMetricsConfig {
             listen: "0.0.0.0:6443".into(),
             cert_file: None,
             key_file: None,
+            authentication: Default::default(),
+            authorization: Default::default(),
+            api_url: None,
+            kubeconfig: None,
             client_ca_file: None,
-            allowed_names: Vec::new(),
+            allowed_names: None,
             tenant: model::tenant::DEFAULT_TENANT.into(),
             metrics: Vec::new(),
         }
@@ -92,9 +104,24 @@ impl ExternalMetricsConfig {
         if self.cert_file.is_some() != self.key_file.is_some() {
             return Err("server.external_metrics: set both cert_file and key_file, or neither (self-signed)".into());
         }
-        if !self.allowed_names.is_empty() && self.client_ca_file.is_none() {
-            return Err("server.external_metrics.allowed_names needs client_ca_file (names are read from verified client certificates)".into());
+        for (key, set) in
+            [("client_ca_file", self.client_ca_file.is_some()), ("allowed_names", self.allowed_names.is_some())]
+        {
+            if set {
+                return Err(format!(
+                    "server.external_metrics.{key} moved to server.external_metrics.authentication.requestheader.{key}"
+                ));
+            }
         }
+        self.authentication.validate("server.external_metrics.authentication")?;
+        self.authorization.validate("server.external_metrics.authorization", &self.authentication)?;
+        collector::kubernetes::validate_source(
+            "server.external_metrics",
+            "api_url",
+            self.api_url.as_deref(),
+            "kubeconfig",
+            self.kubeconfig.as_deref(),
+        )?;
         model::TenantId::new(&self.tenant).map_err(|e| format!("server.external_metrics.tenant: {e}"))?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, m) in self.metrics.iter().enumerate() {
@@ -190,7 +217,7 @@ pub fn quantity(v: f64) -> Option<String> {
 }
 
 /// A Kubernetes `Status` error.
-fn status(code: StatusCode, reason: &str, message: String) -> Response {
+pub(crate) fn status(code: StatusCode, reason: &str, message: String) -> Response {
     let body = json!({
         "kind": "Status",
         "apiVersion": "v1",
@@ -208,9 +235,12 @@ fn status(code: StatusCode, reason: &str, message: String) -> Response {
 pub struct ExternalMetricsState {
     pub tsdb: Arc<tsdb::Tsdb>,
     pub config: Arc<ExternalMetricsConfig>,
+    /// Authentication and authorization of every request but the health checks.
+    pub guard: Arc<crate::external_metrics_auth::Guard>,
 }
 
-/// The router served on the TLS listener.
+/// The router served on the TLS listener; serve it with
+/// `into_make_service_with_connect_info::<TlsPeer>()` so the guard sees client certificates.
 pub fn router(state: ExternalMetricsState) -> Router {
     Router::new()
         .route("/apis", get(api_groups))
@@ -220,35 +250,11 @@ pub fn router(state: ExternalMetricsState) -> Router {
         .fallback(|| async {
             status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource".into())
         })
-        .layer(axum::middleware::from_fn_with_state(state.config.clone(), authorize))
+        .layer(axum::middleware::from_fn_with_state(state.guard.clone(), crate::external_metrics_auth::guard))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .with_state(state)
-}
-
-/// Refuses a client certificate whose common name is not in `allowed_names` (the TLS layer has
-/// already verified it against `client_ca_file`). Serve with
-/// `into_make_service_with_connect_info::<TlsPeer>()` so the name reaches here.
-async fn authorize(
-    State(config): State<Arc<ExternalMetricsConfig>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if config.allowed_names.is_empty() {
-        return next.run(request).await;
-    }
-    let peer = request.extensions().get::<axum::extract::ConnectInfo<crate::tls::TlsPeer>>();
-    let name = peer.and_then(|p| p.0.common_name.clone());
-    match name {
-        Some(name) if config.allowed_names.contains(&name) => next.run(request).await,
-        other => {
-            let who =
-                other.map_or_else(|| "a client certificate without a common name".to_string(), |n| format!("{n:?}"));
-            tracing::debug!(client = %who, "external metrics request refused");
-            status(StatusCode::FORBIDDEN, "Forbidden", format!("{who} is not in server.external_metrics.allowed_names"))
-        }
-    }
 }
 
 fn group_json() -> Value {

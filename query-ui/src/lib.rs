@@ -11,6 +11,7 @@ mod dashboards;
 pub mod error;
 mod es_api;
 pub mod external_metrics;
+pub mod external_metrics_auth;
 mod headers;
 mod ingest;
 mod limits;

@@ -60,10 +60,74 @@ impl Bucket {
     }
 }
 
+/// A semaphore whose size a reload may change while permits are out. Growing adds permits;
+/// shrinking forgets free ones and owes the rest, paid by forgetting permits as they are next
+/// taken, so running work is never cut off and the new bound holds once it ends.
+pub(crate) struct Slots {
+    semaphore: Arc<Semaphore>,
+    /// (size, permits still to forget).
+    state: parking_lot::Mutex<(usize, usize)>,
+}
+
+impl Slots {
+    pub(crate) fn new(size: usize) -> Self {
+        Self { semaphore: Arc::new(Semaphore::new(size)), state: parking_lot::Mutex::new((size, 0)) }
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.state.lock().0
+    }
+
+    pub(crate) fn resize(&self, size: usize) {
+        let mut state = self.state.lock();
+        let (old, debt) = *state;
+        if size > old {
+            let grow = size - old;
+            let paid = grow.min(debt);
+            self.semaphore.add_permits(grow - paid);
+            *state = (size, debt - paid);
+        } else if size < old {
+            let shrink = old - size;
+            let forgotten = self.semaphore.forget_permits(shrink);
+            *state = (size, debt + shrink - forgotten);
+        }
+    }
+
+    /// A permit unless the debt takes it; `None` if it did (the caller tries again).
+    fn keep(&self, permit: OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> {
+        let mut state = self.state.lock();
+        if state.1 > 0 {
+            state.1 -= 1;
+            permit.forget();
+            return None;
+        }
+        Some(permit)
+    }
+
+    /// Waits for a permit.
+    pub(crate) async fn acquire(&self) -> OwnedSemaphorePermit {
+        loop {
+            let permit = Arc::clone(&self.semaphore).acquire_owned().await.expect("never closed");
+            if let Some(permit) = self.keep(permit) {
+                return permit;
+            }
+        }
+    }
+
+    /// A permit if one is free now.
+    pub(crate) fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        loop {
+            let permit = Arc::clone(&self.semaphore).try_acquire_owned().ok()?;
+            if let Some(permit) = self.keep(permit) {
+                return Some(permit);
+            }
+        }
+    }
+}
+
 /// Shared by all handlers through the [`crate::AppState`].
 pub(crate) struct Limits {
-    queries: Arc<Semaphore>,
-    max_queries: usize,
+    queries: Slots,
     queue_wait: Duration,
     buckets: parking_lot::Mutex<HashMap<(TenantId, Rate), Bucket>>,
 }
@@ -71,25 +135,29 @@ pub(crate) struct Limits {
 impl Limits {
     pub(crate) fn new(config: &HttpConfig) -> Self {
         Self {
-            queries: Arc::new(Semaphore::new(config.max_concurrent_queries)),
-            max_queries: config.max_concurrent_queries,
+            queries: Slots::new(config.max_concurrent_queries),
             queue_wait: QUERY_QUEUE_WAIT,
             buckets: Default::default(),
         }
     }
 
+    /// Applies a reloaded `server.max_concurrent_queries`.
+    pub(crate) fn resize_queries(&self, max: usize) {
+        self.queries.resize(max);
+    }
+
     /// A slot among `server.max_concurrent_queries`, waiting up to 5 s for one. Hold it until
     /// the query's work ends (move it into the blocking task).
     pub(crate) async fn query_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        match tokio::time::timeout(self.queue_wait, Arc::clone(&self.queries).acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
+        match tokio::time::timeout(self.queue_wait, self.queries.acquire()).await {
+            Ok(permit) => Ok(permit),
             _ => Err(ApiError::Limit {
                 key: "server.max_concurrent_queries",
                 status: 429,
                 retry_after: Some(1),
                 message: format!(
                     "too many concurrent queries: {} are running (server.max_concurrent_queries); retry later",
-                    self.max_queries
+                    self.queries.size()
                 ),
             }),
         }
@@ -189,6 +257,28 @@ impl Drop for CancelOnDrop {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn slots_resize_while_permits_are_out() {
+        let slots = super::Slots::new(2);
+        let (a, b) = (slots.try_acquire().unwrap(), slots.try_acquire().unwrap());
+        slots.resize(1);
+        drop(a);
+        assert!(slots.try_acquire().is_none(), "the freed permit paid the shrink");
+        drop(b);
+        let c = slots.try_acquire().expect("one slot at the new size");
+        assert!(slots.try_acquire().is_none());
+        slots.resize(3);
+        let d = slots.try_acquire().unwrap();
+        let e = slots.try_acquire().unwrap();
+        assert!(slots.try_acquire().is_none(), "three at most");
+        slots.resize(0);
+        drop((c, d, e));
+        assert!(slots.try_acquire().is_none(), "zero slots");
+        assert_eq!(slots.size(), 0);
+        slots.resize(1);
+        assert!(slots.try_acquire().is_some());
+    }
+
     use super::*;
 
     fn tenant() -> TenantId {

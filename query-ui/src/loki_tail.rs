@@ -87,7 +87,7 @@ pub(crate) async fn tail(
         Some(v) => model::time::parse_loki_time(v)
             .map_err(|e| ApiError::BadRequest(format!("invalid parameter \"start\": {e}")))?,
     };
-    let Ok(permit) = state.tail_slots().try_acquire_owned() else {
+    let Some(permit) = state.tail_slots().try_acquire() else {
         return Err(ApiError::Limit {
             key: "server.max_tail_connections",
             status: 429,

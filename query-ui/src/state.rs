@@ -47,14 +47,14 @@ pub struct AppState {
 
 struct Inner {
     services: Services,
-    /// `server`, replaced by a reload (handlers read it per request; the keys the listener and
-    /// the slots are built from stay as started, see `src/reload.rs`'s `RESTART_ONLY`).
+    /// `server`, replaced by a reload (handlers read it per request; the slots are resized; the
+    /// keys the listener is built from stay as started, see `src/reload.rs`'s `RESTART_ONLY`).
     config: parking_lot::RwLock<Arc<HttpConfig>>,
     registry: Registry,
     http_metrics: HttpMetrics,
     ready: AtomicBool,
     /// One permit per allowed live tail websocket.
-    tail_slots: Arc<tokio::sync::Semaphore>,
+    tail_slots: crate::limits::Slots,
     limits: crate::limits::Limits,
 }
 
@@ -67,7 +67,7 @@ impl AppState {
         if let Some(auth) = &services.auth {
             auth.register_metrics(&mut registry);
         }
-        let tail_slots = Arc::new(tokio::sync::Semaphore::new(config.max_tail_connections));
+        let tail_slots = crate::limits::Slots::new(config.max_tail_connections);
         let limits = crate::limits::Limits::new(&config);
         Self {
             inner: Arc::new(Inner {
@@ -93,6 +93,8 @@ impl AppState {
 
     /// Applies a reloaded `server` section to requests from now on.
     pub fn set_config(&self, config: HttpConfig) {
+        self.inner.tail_slots.resize(config.max_tail_connections);
+        self.inner.limits.resize_queries(config.max_concurrent_queries);
         *self.inner.config.write() = Arc::new(config);
     }
 
@@ -113,8 +115,8 @@ impl AppState {
         &self.inner.limits
     }
 
-    pub(crate) fn tail_slots(&self) -> Arc<tokio::sync::Semaphore> {
-        Arc::clone(&self.inner.tail_slots)
+    pub(crate) fn tail_slots(&self) -> &crate::limits::Slots {
+        &self.inner.tail_slots
     }
 
     pub fn is_ready(&self) -> bool {

@@ -125,6 +125,17 @@ pub fn server_config(
     client_ca: Option<&Path>,
     min_version: TlsVersion,
 ) -> Result<rustls::ServerConfig, String> {
+    let verifier = client_ca.map(collector::tls::ClientCaFiles::load).transpose().map_err(|e| format!("client_{e}"))?;
+    server_config_with(cert, verifier, min_version)
+}
+
+/// [`server_config`] with the client certificate verifier given (e.g. one that lets clients
+/// without a certificate through: [`collector::tls::ClientCaFiles::load_optional`]).
+pub fn server_config_with(
+    cert: Arc<dyn ResolvesServerCert>,
+    client_ca: Option<collector::tls::ClientCaFiles>,
+    min_version: TlsVersion,
+) -> Result<rustls::ServerConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&'static rustls::SupportedProtocolVersion] = match min_version {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -135,10 +146,7 @@ pub fn server_config(
         .map_err(|e| e.to_string())?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
-        Some(ca_file) => {
-            let verifier = collector::tls::ClientCaFiles::load(ca_file).map_err(|e| format!("client_{e}"))?;
-            builder.with_client_cert_verifier(Arc::new(verifier))
-        }
+        Some(verifier) => builder.with_client_cert_verifier(Arc::new(verifier)),
     };
     let mut config = builder.with_cert_resolver(cert);
     // No session resumption: a resumed session skips certificates, so a renewed server
@@ -170,13 +178,16 @@ pub struct TlsPeer {
     pub addr: std::net::SocketAddr,
     /// The subject common name of the verified client certificate, if one was presented.
     pub common_name: Option<String>,
+    /// Whether the client presented a certificate (the TLS layer verified it).
+    pub has_certificate: bool,
 }
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for TlsPeer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
         let (_, connection) = stream.io().get_ref();
-        let common_name = connection.peer_certificates().and_then(|c| c.first()).and_then(|c| common_name(c));
-        TlsPeer { addr: *stream.remote_addr(), common_name }
+        let certificate = connection.peer_certificates().and_then(|c| c.first());
+        let common_name = certificate.and_then(|c| common_name(c));
+        TlsPeer { addr: *stream.remote_addr(), common_name, has_certificate: certificate.is_some() }
     }
 }
 

@@ -7,6 +7,7 @@
 //! they make is listed in `kube_access.rs`.
 
 pub mod metadata;
+pub mod review;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -107,7 +108,7 @@ impl KubernetesConfig {
 }
 
 /// Checks an API URL / kubeconfig pair (at most one, the URL absolute http(s)).
-pub(crate) fn validate_source(
+pub fn validate_source(
     key: &str,
     url_key: &str,
     url: Option<&str>,
