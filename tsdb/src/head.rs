@@ -175,7 +175,7 @@ impl MemSeries {
 /// Everything one tenant has in memory.
 pub struct TenantHead {
     pub index: Index,
-    pub series: HashMap<SeriesId, MemSeries>,
+    pub series: HashMap<SeriesId, MemSeries, crate::index::FastState>,
     /// Newest timestamp of any sample; retention is measured back from it.
     pub max_t: Option<i64>,
     pub samples: u64,
@@ -185,7 +185,7 @@ pub struct TenantHead {
 
 impl Default for TenantHead {
     fn default() -> Self {
-        Self { index: Index::default(), series: HashMap::new(), max_t: None, samples: 0, min_valid_t: i64::MIN }
+        Self { index: Index::default(), series: HashMap::default(), max_t: None, samples: 0, min_valid_t: i64::MIN }
     }
 }
 
