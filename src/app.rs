@@ -421,8 +421,6 @@ pub async fn serve_with(
         tokio::spawn(reloader.run(reload_rx, stop_rules_rx.clone()))
     });
     state.set_ready(true);
-    // Start-up code is not needed again: its pages of the binary go back to the kernel.
-    tokio::task::spawn_blocking(|| tracing::debug!(bytes = crate::release_startup_pages(), "start-up pages released"));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(role = ?role, listen = %local_addr, scheme, data_dir = %data_dir.display(), "tarsier is ready");
 

@@ -58,66 +58,6 @@ pub fn tune_allocator() {
     }
 }
 
-/// Hands the executable's file pages back to the kernel once start-up is over; returns the bytes
-/// advised. Reading the config, opening the stores and building the router run code that is not
-/// needed again, and the kernel maps each page of the binary with its neighbours (fault-around,
-/// 64 KiB), so after start-up ~23 MiB of the ~37 MiB release binary's text and rodata were
-/// resident: more than half of the peak RSS of `scrape-peers`. `MADV_PAGEOUT` is a reclaim hint
-/// that keeps the contents (the pages are re-read from the file if touched), so only what runs
-/// later comes back. Mappings of the binary holding written (copy-on-write) pages, i.e. the
-/// relocated `.data.rel.ro`, are left alone, as are writable ones. Linux 5.4+; elsewhere a no-op.
-pub fn release_startup_pages() -> usize {
-    #[cfg(target_os = "linux")]
-    {
-        let (Ok(exe), Ok(smaps)) = (std::fs::read_link("/proc/self/exe"), std::fs::read_to_string("/proc/self/smaps"))
-        else {
-            return 0;
-        };
-        let exe = exe.to_string_lossy();
-        let mut ranges = Vec::new();
-        let mut candidate: Option<(usize, usize)> = None;
-        for line in smaps.lines() {
-            let mut fields = line.split_whitespace();
-            let first = fields.next().unwrap_or("");
-            if let Some((start, end)) = first.split_once('-')
-                && let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16))
-            {
-                let perms = fields.next().unwrap_or("");
-                // "start-end perms offset dev inode   path", single spaces up to the path.
-                let path = line.splitn(6, ' ').nth(5).map(str::trim);
-                candidate = (!perms.contains('w') && path == Some(exe.as_ref())).then_some((start, end));
-            } else if first == "Anonymous:"
-                && let Some(range) = candidate.take()
-                && fields.next() == Some("0")
-            {
-                ranges.push(range);
-            }
-        }
-        let mut released = 0;
-        for (start, end) in ranges {
-            // SAFETY: the range is one of this process's read-only mappings of its own executable
-            // without private copies; MADV_PAGEOUT only reclaims, the contents stay the file's.
-            if unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) } == 0 {
-                released += end - start;
-            }
-        }
-        released
-    }
-    #[cfg(not(target_os = "linux"))]
-    0
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod page_tests {
-    #[test]
-    fn start_up_pages_of_the_binary_are_released_and_code_still_runs() {
-        let released = super::release_startup_pages();
-        assert!(released > 1 << 20, "the test binary's text and rodata are advised, got {released} bytes");
-        // Code and constants of the advised mappings come back from the file.
-        assert!(format!("{:?}", super::config::Config::default()).contains("data_dir"));
-    }
-}
-
 #[cfg(all(test, feature = "mimalloc"))]
 mod tests {
     #[test]
