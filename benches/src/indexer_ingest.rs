@@ -18,6 +18,8 @@ pub struct Options {
     pub pushers: usize,
     pub batch: usize,
     pub writer_memory_bytes: Option<usize>,
+    /// The store's settings.
+    pub config: indexer::IndexerConfig,
 }
 
 pub fn run(opts: &Options) -> anyhow::Result<()> {
@@ -58,7 +60,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let last_line = batches.iter().flatten().flatten().max_by_key(|r| r.timestamp_ns).map(|r| r.line.clone());
 
     let dir = tempfile::tempdir()?;
-    let mut config = indexer::IndexerConfig::default();
+    let mut config = opts.config.clone();
     if let Some(m) = opts.writer_memory_bytes {
         config.writer_memory_bytes = m;
     }

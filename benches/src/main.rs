@@ -71,6 +71,10 @@ struct Args {
     /// indexer.writer_memory_bytes for indexer-ingest (the store's default when absent).
     #[arg(long)]
     writer_memory_bytes: Option<usize>,
+    /// The `indexer:` config section (YAML, e.g. `{stored_lines_zstd_level: 9}`) for needle and
+    /// indexer-ingest, to compare settings without a rebuild (the store's defaults when absent).
+    #[arg(long)]
+    indexer_config: Option<String>,
     /// Megabytes of CRI lines written by the collector-tail scenario.
     #[arg(long, default_value_t = 1000)]
     tail_mb: usize,
@@ -123,6 +127,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let indexer_config: indexer::IndexerConfig = match &args.indexer_config {
+        Some(yaml) => serde_yaml_ng::from_str(yaml)?,
+        None => indexer::IndexerConfig::default(),
+    };
     let scenarios = if args.scenarios.is_empty() { vec![Scenario::E2eTail] } else { args.scenarios.clone() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     for scenario in scenarios {
@@ -133,8 +141,9 @@ fn main() -> anyhow::Result<()> {
                 pushers: args.pushers,
                 batch: args.batch,
                 writer_memory_bytes: args.writer_memory_bytes,
+                config: indexer_config.clone(),
             })?,
-            Scenario::Needle => needle::run(args.lines)?,
+            Scenario::Needle => needle::run(args.lines, indexer_config.clone())?,
             Scenario::CollectorTail => runtime.block_on(collector_tail::run(args.tail_mb, &args.corpora))?,
             Scenario::ExpositionParse => exposition_parse::run()?,
             Scenario::ScrapePeers => runtime.block_on(scrape_peers::run(&scrape_peers::Options {

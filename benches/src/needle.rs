@@ -20,7 +20,7 @@ fn p50(mut ms: Vec<f64>) -> f64 {
     report::percentile(&ms, 0.5)
 }
 
-pub fn run(lines: usize) -> anyhow::Result<()> {
+pub fn run(lines: usize, config: indexer::IndexerConfig) -> anyhow::Result<()> {
     let rg = Command::new("rg").arg("--version").output();
     anyhow::ensure!(rg.is_ok_and(|o| o.status.success()), "ripgrep is missing: apt-get install -y ripgrep");
     let dir = tempfile::tempdir()?;
@@ -31,7 +31,7 @@ pub fn run(lines: usize) -> anyhow::Result<()> {
     let token = format!("needle{:012x}", rng.next() & 0xffff_ffff_ffff);
     let now = model::time::now_ns();
     let labels = Labels::from_pairs([("job", "bench")]);
-    let ix = indexer::Indexer::open(&dir.path().join("ix"), indexer::IndexerConfig::default())?;
+    let ix = indexer::Indexer::open(&dir.path().join("ix"), config)?;
     let tenant = TenantId::default_tenant();
     let mut bytes = 0u64;
     let mut batch = Vec::with_capacity(5000);
@@ -138,5 +138,41 @@ print(json.dumps({"p50_ms": times[len(times) // 2], "found": n}))
         Some(("sqlite-fts5", round(fts_ms), round(fts_ms / ours))),
     );
     ix.shutdown()?;
+    // Where the bytes go, once merges have ended and the writers are closed.
+    let mut figures = vec![("raw_bytes", Value::from(bytes))];
+    let parts = disk_breakdown(&dir.path().join("ix"));
+    let total: u64 = parts.iter().filter(|(k, _)| k.as_str() != "wal").map(|(_, v)| v).sum();
+    figures.push(("index_bytes_after_merges", Value::from(total)));
+    figures.push(("index_to_raw_bytes_after_merges", Value::from(round(total as f64 / bytes as f64))));
+    let parts: Vec<(String, Value)> =
+        parts.into_iter().map(|(k, v)| (k, Value::from(round(v as f64 / bytes as f64)))).collect();
+    figures.extend(parts.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    report::emit("needle_index_breakdown_to_raw", &figures, None);
     Ok(())
+}
+
+/// Bytes under the indexer's folder by kind: tantivy's segment files by extension (`store` stored
+/// lines, `idx` postings, `pos` positions, `term` dictionary, `fast` fast fields, `fieldnorm`),
+/// `terms` our word lists, `wal`, and `other` (meta files).
+fn disk_breakdown(dir: &std::path::Path) -> std::collections::BTreeMap<String, u64> {
+    fn walk(dir: &std::path::Path, wal: bool, out: &mut std::collections::BTreeMap<String, u64>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                walk(&path, wal || entry.file_name() == "wal", out);
+                continue;
+            }
+            let kind = match path.extension().and_then(|e| e.to_str()) {
+                _ if wal => "wal",
+                Some(ext @ ("store" | "idx" | "pos" | "term" | "fast" | "fieldnorm" | "terms")) => ext,
+                _ => "other",
+            };
+            *out.entry(kind.to_string()).or_default() += meta.len();
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, false, &mut out);
+    out
 }
