@@ -11,6 +11,8 @@
 //!   nullable `value: float64` for what does not round-trip as a decimal; format 1 as `value`
 //!   only. Sorted by series then time. Ids are DELTA_BINARY_PACKED, the rest PLAIN, all
 //!   zstd-compressed.
+//! - `histogram_series.parquet` and `histograms.parquet`, only in blocks with native histograms
+//!   (named in `meta.json`'s `histograms`; see `block_histograms.rs`).
 //! - `meta.json`, written last: a block without it is incomplete and removed at open.
 //!
 //! A block is written into `.tmp-<name>` and renamed into place, so a crash never leaves a
@@ -26,7 +28,7 @@ use arrow_array::{
     Array, ArrayRef, Float64Array, Int64Array, MapArray, RecordBatch, StringArray, UInt8Array, UInt32Array, UInt64Array,
 };
 use arrow_schema::{Field, Schema};
-use model::{Labels, Sample};
+use model::{HistogramSample, Labels, Sample};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
@@ -39,6 +41,7 @@ use parquet::schema::types::ColumnPath;
 use promql_parser::label::Matcher;
 use serde::{Deserialize, Serialize};
 
+use crate::block_histograms::{self, BlockHistograms, HistogramsMeta};
 use crate::decimal;
 use crate::error::{Error, Result};
 use crate::index::Index;
@@ -67,23 +70,27 @@ pub struct BlockMeta {
     /// Blocks this one replaces (compaction). At open, any of them still on disk is deleted.
     #[serde(default)]
     pub compacted_from: Vec<String>,
+    /// The block's native histograms (`block_histograms.rs`); absent when it has none, and in
+    /// blocks written before histograms were cut into blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<HistogramsMeta>,
 }
 
-/// One series' samples, ready to be written.
-pub struct SeriesData {
+/// One series' samples (floats, or [`model::HistogramSample`]s), ready to be written.
+pub struct SeriesData<S = Sample> {
     pub labels: Labels,
-    pub samples: Vec<Sample>,
+    pub samples: Vec<S>,
 }
 
-fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(context, e)
 }
 
-fn pq(context: &'static str) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
+pub(crate) fn pq(context: &'static str) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
     move |e| Error::Block(format!("{context}: {e}"))
 }
 
-fn arrow(context: &'static str) -> impl FnOnce(arrow_schema::ArrowError) -> Error {
+pub(crate) fn arrow(context: &'static str) -> impl FnOnce(arrow_schema::ArrowError) -> Error {
     move |e| Error::Block(format!("{context}: {e}"))
 }
 
@@ -95,7 +102,19 @@ fn fsync_dir(dir: &Path) {
 
 /// Writes `series` (any order; samples in time order) as block `name` under `parent`; returns
 /// the block's directory. Empty series are skipped.
-pub fn write_block(parent: &Path, name: &str, mut meta: BlockMeta, mut series: Vec<SeriesData>) -> Result<PathBuf> {
+pub fn write_block(parent: &Path, name: &str, meta: BlockMeta, series: Vec<SeriesData>) -> Result<PathBuf> {
+    write_block_with_histograms(parent, name, meta, series, Vec::new())
+}
+
+/// [`write_block`] with native-histogram series too (written to their own files, see
+/// `block_histograms.rs`).
+pub fn write_block_with_histograms(
+    parent: &Path,
+    name: &str,
+    mut meta: BlockMeta,
+    mut series: Vec<SeriesData>,
+    histograms: Vec<SeriesData<HistogramSample>>,
+) -> Result<PathBuf> {
     series.retain(|s| !s.samples.is_empty());
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
     let tmp = parent.join(format!("{TMP_PREFIX}{name}"));
@@ -117,6 +136,7 @@ pub fn write_block(parent: &Path, name: &str, mut meta: BlockMeta, mut series: V
     let written = (|| {
         write_series_file(&tmp.join(SERIES_FILE), &series)?;
         write_samples_file(&tmp.join(SAMPLES_FILE), &series)?;
+        meta.histograms = block_histograms::write(&tmp, histograms)?;
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Block(format!("encoding meta.json: {e}")))?;
         let meta_path = tmp.join(META_FILE);
         fs::write(&meta_path, json).map_err(io(format!("writing {}", meta_path.display())))?;
@@ -199,7 +219,7 @@ fn write_samples_file(path: &Path, series: &[(SeriesData, u8)]) -> Result<()> {
     write_parquet(path, columns, props)
 }
 
-fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>, props: WriterProperties) -> Result<()> {
+pub(crate) fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>, props: WriterProperties) -> Result<()> {
     let fields: Vec<Field> = columns
         .iter()
         .map(|(n, a)| Field::new(*n, a.data_type().clone(), matches!(*n, "mantissa" | "value")))
@@ -230,6 +250,8 @@ pub struct Block {
     /// Each series' decimal exponent (format 2; all zero in format 1, which has no mantissas).
     exponents: Vec<u8>,
     samples_meta: ArrowReaderMetadata,
+    /// The block's native-histogram series, if it has any.
+    pub histograms: Option<BlockHistograms>,
     /// Set when the block was replaced or expired: its directory is removed once no query holds it.
     delete_on_drop: AtomicBool,
 }
@@ -284,14 +306,7 @@ impl Block {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for batch in reader.build().map_err(pq("reading series.parquet"))? {
             let batch = batch.map_err(arrow("reading series.parquet"))?;
-            let map = column::<MapArray>(&batch, "labels")?;
-            let keys = map.keys().as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("labels keys"))?;
-            let values = map.values().as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("labels values"))?;
-            let offsets = map.value_offsets();
-            for i in 0..map.len() {
-                let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
-                labels.push(Labels::from_pairs((a..b).map(|j| (keys.value(j), values.value(j)))));
-            }
+            read_labels(&batch, &mut labels)?;
             first_row.extend(column::<UInt64Array>(&batch, "first_row")?.values().iter());
             rows.extend(column::<UInt32Array>(&batch, "rows")?.values().iter());
             min_t.extend(column::<Int64Array>(&batch, "min_time_ms")?.values().iter());
@@ -309,11 +324,13 @@ impl Block {
         let file = File::open(&samples_path).map_err(io(format!("opening {}", samples_path.display())))?;
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let samples_meta = ArrowReaderMetadata::load(&file, options).map_err(pq("reading samples.parquet footer"))?;
-        let bytes = [SERIES_FILE, SAMPLES_FILE, META_FILE]
+        let bytes: u64 = [SERIES_FILE, SAMPLES_FILE, META_FILE]
             .iter()
             .filter_map(|f| fs::metadata(dir.join(f)).ok())
             .map(|m| m.len())
             .sum();
+        let histograms = meta.histograms.as_ref().map(|h| BlockHistograms::open(dir, h)).transpose()?;
+        let bytes = bytes + histograms.as_ref().map_or(0, BlockHistograms::bytes);
         Ok(Block {
             name,
             dir: dir.to_path_buf(),
@@ -327,6 +344,7 @@ impl Block {
             max_t,
             exponents,
             samples_meta,
+            histograms,
             delete_on_drop: AtomicBool::new(false),
         })
     }
@@ -418,13 +436,32 @@ impl Block {
         let samples = self.read(&ids, i64::MIN, i64::MAX)?;
         Ok(self.labels.iter().cloned().zip(samples).map(|(labels, samples)| SeriesData { labels, samples }).collect())
     }
+
+    /// Every native-histogram series with all its samples (compaction); none in a block
+    /// without histograms.
+    pub fn read_all_histograms(&self) -> Result<Vec<SeriesData<HistogramSample>>> {
+        self.histograms.as_ref().map_or(Ok(Vec::new()), BlockHistograms::read_all)
+    }
 }
 
-fn bad(what: &str) -> Error {
+/// Appends the label sets of a series file's `labels` column (a map of strings) to `out`.
+pub(crate) fn read_labels(batch: &RecordBatch, out: &mut Vec<Labels>) -> Result<()> {
+    let map = column::<MapArray>(batch, "labels")?;
+    let keys = map.keys().as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("labels keys"))?;
+    let values = map.values().as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("labels values"))?;
+    let offsets = map.value_offsets();
+    for i in 0..map.len() {
+        let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+        out.push(Labels::from_pairs((a..b).map(|j| (keys.value(j), values.value(j)))));
+    }
+    Ok(())
+}
+
+pub(crate) fn bad(what: &str) -> Error {
     Error::Block(format!("unexpected block content: {what}"))
 }
 
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
+pub(crate) fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
     batch
         .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
@@ -444,6 +481,7 @@ mod tests {
             series: 0,
             samples: 0,
             compacted_from: Vec::new(),
+            histograms: None,
         }
     }
 

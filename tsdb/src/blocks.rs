@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use model::{Labels, Sample, TenantId};
+use model::{HistogramSample, Labels, Sample, TenantId};
 
 use crate::block::{self, Block, SeriesData, TMP_PREFIX};
 use crate::error::{Error, Result};
@@ -116,9 +116,26 @@ pub fn plan_compaction(
     None
 }
 
+/// A sample with a timestamp: a float [`Sample`] or a [`HistogramSample`].
+pub trait Timed {
+    fn timestamp_ms(&self) -> i64;
+}
+
+impl Timed for Sample {
+    fn timestamp_ms(&self) -> i64 {
+        self.timestamp_ms
+    }
+}
+
+impl Timed for HistogramSample {
+    fn timestamp_ms(&self) -> i64 {
+        self.timestamp_ms
+    }
+}
+
 /// Merges series from blocks given oldest first; a timestamp present twice keeps the first.
-pub fn merge(parts: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
-    let mut by_labels: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+pub fn merge<S: Timed>(parts: Vec<Vec<SeriesData<S>>>) -> Vec<SeriesData<S>> {
+    let mut by_labels: BTreeMap<Labels, Vec<S>> = BTreeMap::new();
     for part in parts {
         for s in part {
             append_samples(by_labels.entry(s.labels).or_default(), s.samples);
@@ -128,12 +145,12 @@ pub fn merge(parts: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
 }
 
 /// Appends `more` (sorted) to `into` (sorted), keeping time order and one sample per timestamp.
-pub fn append_samples(into: &mut Vec<Sample>, more: Vec<Sample>) {
+pub fn append_samples<S: Timed>(into: &mut Vec<S>, more: Vec<S>) {
     match (into.last(), more.first()) {
-        (Some(last), Some(first)) if first.timestamp_ms <= last.timestamp_ms => {
+        (Some(last), Some(first)) if first.timestamp_ms() <= last.timestamp_ms() => {
             into.extend(more);
-            into.sort_by_key(|s| s.timestamp_ms);
-            into.dedup_by_key(|s| s.timestamp_ms);
+            into.sort_by_key(|s| s.timestamp_ms());
+            into.dedup_by_key(|s| s.timestamp_ms());
         }
         _ => into.extend(more),
     }

@@ -1,5 +1,6 @@
 //! The byte encoding of native-histogram samples, shared by the WAL's histogram record and the
-//! blocks' `histograms.bin`: one place decides how a `FloatHistogram` is laid out on disk.
+//! `histogram` column of the blocks' `histograms.parquet`: one place decides how a
+//! `FloatHistogram` is laid out on disk.
 //!
 //! A series is `labels (u32 count, then u32-length-prefixed name and value strings) | u32
 //! samples | per sample: timestamp (zigzag varint delta from the previous one) | histogram`. A
@@ -48,7 +49,8 @@ pub(crate) fn get_series(r: &mut Cursor<'_>) -> Option<(Labels, Vec<HistogramSam
     Some((Labels::from_pairs(pairs), samples))
 }
 
-fn put_histogram(out: &mut Vec<u8>, h: &FloatHistogram) {
+/// Appends one histogram (the blocks' `histogram` column holds one such encoding per row).
+pub fn put_histogram(out: &mut Vec<u8>, h: &FloatHistogram) {
     out.push(match h.counter_reset_hint {
         CounterResetHint::Unknown => 0,
         CounterResetHint::Reset => 1,
@@ -74,7 +76,8 @@ fn put_histogram(out: &mut Vec<u8>, h: &FloatHistogram) {
     }
 }
 
-fn get_histogram(r: &mut Cursor<'_>) -> Option<FloatHistogram> {
+/// Reads what [`put_histogram`] wrote; `None` on truncated or malformed bytes.
+pub(crate) fn get_histogram(r: &mut Cursor<'_>) -> Option<FloatHistogram> {
     let counter_reset_hint = match r.u8()? {
         0 => CounterResetHint::Unknown,
         1 => CounterResetHint::Reset,

@@ -12,6 +12,7 @@
 //! Queries lock a tenant only while copying out the series they select.
 
 pub mod block;
+pub mod block_histograms;
 pub mod blocks;
 pub mod chunk;
 pub mod config;

@@ -8,11 +8,12 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use model::TenantId;
+use model::{HistogramSample, TenantId};
 
 use crate::block::{BLOCK_FORMAT_VERSION, Block, BlockMeta, SeriesData};
 use crate::blocks;
 use crate::error::Result;
+use crate::histogram_head::HistogramHead;
 use crate::store::{SharedHead, Tsdb};
 use crate::wal::{self, Record};
 
@@ -36,6 +37,7 @@ fn block_meta(tenant: &TenantId, (min_t, max_t): (i64, i64), compacted_from: Vec
         series: 0,
         samples: 0,
         compacted_from,
+        histograms: None,
     }
 }
 
@@ -48,10 +50,18 @@ impl Tsdb {
         let _one_at_a_time = self.maintenance.lock();
         let started = Instant::now();
         let mut stats = MaintenanceStats::default();
-        let tenants: Vec<(TenantId, SharedHead)> =
+        let mut tenants: Vec<(TenantId, SharedHead)> =
             self.tenants.read().iter().map(|(t, h)| (t.clone(), h.clone())).collect();
+        // A histogram-only tenant gets an (empty) float head too: its `min_valid_t` is what
+        // refuses histogram samples for a range already cut into a block.
+        let histogram_only: Vec<TenantId> =
+            self.histograms.read().keys().filter(|t| !tenants.iter().any(|(x, _)| x == *t)).cloned().collect();
+        for tenant in histogram_only {
+            let head = self.head_or_create(&tenant);
+            tenants.push((tenant, head));
+        }
         for (tenant, head) in &tenants {
-            while let Some(boundary) = self.next_cut(head) {
+            while let Some(boundary) = self.next_cut(tenant, head) {
                 stats.samples_moved += self.cut(tenant, head, boundary)?;
                 stats.blocks_written += 1;
             }
@@ -87,17 +97,21 @@ impl Tsdb {
         Ok(stats)
     }
 
-    /// The end of the next block to cut, once the head spans 1.5 block durations (so late samples
-    /// inside the out-of-order window still land in the head).
-    fn next_cut(&self, head: &SharedHead) -> Option<i64> {
+    /// The end of the next block to cut, once the head (floats and histograms) spans 1.5 block
+    /// durations (so late samples inside the out-of-order window still land in the head).
+    fn next_cut(&self, tenant: &TenantId, head: &SharedHead) -> Option<i64> {
         let head = head.read();
-        let (min, max) = (head.min_t()?, head.max_t?);
+        let histograms = self.histograms.read();
+        let histograms = histograms.get(tenant);
+        let min = head.min_t().into_iter().chain(histograms.and_then(HistogramHead::min_t)).min()?;
+        let max = head.max_t.into_iter().chain(histograms.and_then(HistogramHead::max_t)).max()?;
         let block = self.config.block_ms();
         (max.saturating_sub(min) >= block.saturating_add(block / 2))
             .then(|| min.div_euclid(block).saturating_mul(block).saturating_add(block))
     }
 
-    /// Writes the head's samples older than `boundary` as a block, then drops them from the head.
+    /// Writes the head's samples (floats and histograms) older than `boundary` as a block, then
+    /// drops them from the head.
     fn cut(&self, tenant: &TenantId, head: &SharedHead, boundary: i64) -> Result<u64> {
         // From here on the head refuses samples for the block's range, so none can be lost.
         {
@@ -117,15 +131,31 @@ impl Tsdb {
                 })
                 .collect()
         };
+        // `append_histograms` checks `min_valid_t` under the head's lock, so no histogram sample
+        // older than `boundary` arrives after this copy.
+        let histograms: Vec<SeriesData<HistogramSample>> = self
+            .histograms
+            .read()
+            .get(tenant)
+            .map(|h| h.select(&[], i64::MIN, boundary - 1))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(labels, samples)| SeriesData { labels, samples })
+            .collect();
         let min_t = boundary - self.config.block_ms();
-        let block = self.write_block(tenant, (min_t, boundary), Vec::new(), series)?;
-        let moved = block.meta.samples;
+        let block = self.write_block(tenant, (min_t, boundary), Vec::new(), series, histograms)?;
+        let moved = block.meta.samples + block.meta.histograms.as_ref().map_or(0, |h| h.samples);
         let mut head = head.write();
         {
             let mut all = self.blocks.write();
             let list = all.entry(tenant.clone()).or_default();
             list.push(block);
             list.sort_by_key(|b| b.meta.min_time_ms);
+        }
+        // Queries read the histogram head before listing blocks, so they see these samples in
+        // the head or in the block pushed above.
+        if let Some(h) = self.histograms.write().get_mut(tenant) {
+            h.drop_before(boundary);
         }
         let dropped = head.truncate_before(boundary);
         self.metrics.head_series.dec_by(dropped as i64);
@@ -138,9 +168,9 @@ impl Tsdb {
     fn checkpoint_wal(&self, tenants: &[(TenantId, SharedHead)]) -> Result<()> {
         let upto = self.wal.lock().cut_segment()?;
         let dir = self.wal.lock().dir().to_path_buf();
-        // Histogram series live in their own head: every one of them stays (they are not cut
-        // into blocks). Taken after the segment cut, so each sample logged in a covered segment
-        // is in memory already; one also logged after the cut replays twice, idempotently.
+        // Histogram series live in their own head: what a cut left of them stays. Taken after the
+        // segment cut, so each sample logged in a covered segment is in memory already (or in a
+        // block); one also logged after the cut replays twice, idempotently.
         let histogram_tenants: Vec<TenantId> = self.histograms.read().keys().cloned().collect();
         let mut next = 0;
         let bytes = wal::write_checkpoint(&dir, upto, || {
@@ -184,10 +214,11 @@ impl Tsdb {
         // truncates the head under the write lock, so the pair is from before or after a cut,
         // never a list from before with a head from after (which would miss the moved samples).
         // Compaction and retention swap blocks whose files live on while `list` holds them.
-        let (list, head_part) = match self.head(tenant) {
+        let (list, head_part, histogram_head) = match self.head(tenant) {
             Some(head) => {
                 let head = head.read();
                 let list = self.blocks_of(tenant);
+                let histograms = self.histogram_head_part(tenant);
                 let part: Vec<SeriesData> = head
                     .series
                     .iter()
@@ -198,18 +229,32 @@ impl Tsdb {
                         })
                     })
                     .collect();
-                (list, Some(part))
+                (list, Some(part), histograms)
             }
-            None => (self.blocks_of(tenant), None),
+            None => (self.blocks_of(tenant), None, self.histogram_head_part(tenant)),
         };
         let mut parts: Vec<Vec<SeriesData>> = list.iter().map(|b| b.read_all()).collect::<Result<Vec<_>>>()?;
         parts.extend(head_part);
         let series = blocks::merge(parts);
-        let min_t = series.iter().filter_map(|s| s.samples.first()).map(|s| s.timestamp_ms).min().unwrap_or(0);
-        let max_t = series.iter().filter_map(|s| s.samples.last()).map(|s| s.timestamp_ms + 1).max().unwrap_or(0);
+        let mut histogram_parts = list.iter().map(|b| b.read_all_histograms()).collect::<Result<Vec<_>>>()?;
+        histogram_parts.push(histogram_head);
+        let histograms = blocks::merge(histogram_parts);
+        let firsts = series.iter().filter_map(|s| s.samples.first()).map(|s| s.timestamp_ms);
+        let firsts = firsts.chain(histograms.iter().filter_map(|s| s.samples.first()).map(|s| s.timestamp_ms));
+        let lasts = series.iter().filter_map(|s| s.samples.last()).map(|s| s.timestamp_ms);
+        let lasts = lasts.chain(histograms.iter().filter_map(|s| s.samples.last()).map(|s| s.timestamp_ms));
+        let (min_t, max_t) = (firsts.min().unwrap_or(0), lasts.max().map_or(0, |t| t + 1));
         let meta = block_meta(tenant, (min_t, max_t), Vec::new());
         std::fs::create_dir_all(parent).map_err(|e| crate::Error::io(format!("creating {}", parent.display()), e))?;
-        crate::block::write_block(parent, &blocks::new_name(min_t, max_t), meta, series)
+        let name = blocks::new_name(min_t, max_t);
+        crate::block::write_block_with_histograms(parent, &name, meta, series, histograms)
+    }
+
+    /// Every histogram series of `tenant`'s head with all its samples.
+    fn histogram_head_part(&self, tenant: &TenantId) -> Vec<SeriesData<HistogramSample>> {
+        let all = self.histograms.read();
+        let series = all.get(tenant).map(|h| h.select(&[], i64::MIN, i64::MAX)).unwrap_or_default();
+        series.into_iter().map(|(labels, samples)| SeriesData { labels, samples }).collect()
     }
 
     /// Writes a block of `tenant` covering `[min_t, max_t)` and opens it.
@@ -219,10 +264,12 @@ impl Tsdb {
         (min_t, max_t): (i64, i64),
         compacted_from: Vec<String>,
         series: Vec<SeriesData>,
+        histograms: Vec<SeriesData<HistogramSample>>,
     ) -> Result<Arc<Block>> {
         let meta = block_meta(tenant, (min_t, max_t), compacted_from);
         let parent = self.dir.join("blocks").join(tenant.as_str());
-        let dir = crate::block::write_block(&parent, &blocks::new_name(min_t, max_t), meta.clone(), series)?;
+        let name = blocks::new_name(min_t, max_t);
+        let dir = crate::block::write_block_with_histograms(&parent, &name, meta.clone(), series, histograms)?;
         let meta = crate::block::read_meta(&dir)?.unwrap_or(meta);
         Ok(Arc::new(Block::open(&dir, meta)?))
     }
@@ -230,10 +277,12 @@ impl Tsdb {
     /// Merges `group` (adjacent blocks of one tenant) into one block, then retires the sources.
     fn compact(&self, tenant: &TenantId, group: &[Arc<Block>]) -> Result<()> {
         let parts = group.iter().map(|b| b.read_all()).collect::<Result<Vec<_>>>()?;
+        let histograms = group.iter().map(|b| b.read_all_histograms()).collect::<Result<Vec<_>>>()?;
         let min_t = group.iter().map(|b| b.meta.min_time_ms).min().unwrap_or_default();
         let max_t = group.iter().map(|b| b.meta.max_time_ms).max().unwrap_or_default();
         let sources = group.iter().map(|b| b.name.clone()).collect();
-        let merged = self.write_block(tenant, (min_t, max_t), sources, blocks::merge(parts))?;
+        let merged =
+            self.write_block(tenant, (min_t, max_t), sources, blocks::merge(parts), blocks::merge(histograms))?;
         let mut all = self.blocks.write();
         let list = all.entry(tenant.clone()).or_default();
         list.retain(|b| !group.iter().any(|g| Arc::ptr_eq(b, g)));
@@ -249,8 +298,15 @@ impl Tsdb {
     /// Deletes whole blocks older than `retention` (per tenant, from its newest sample) and, over
     /// `retention_size_bytes`, the oldest blocks of any tenant. Returns how many went.
     fn apply_retention(&self) -> u64 {
-        let newest: Vec<(TenantId, Option<i64>)> =
+        let mut newest: Vec<(TenantId, Option<i64>)> =
             self.tenants.read().iter().map(|(t, h)| (t.clone(), h.read().max_t)).collect();
+        // A histogram-only tenant's newest sample is in its histogram head.
+        for (tenant, h) in self.histograms.read().iter() {
+            match newest.iter_mut().find(|(t, _)| t == tenant) {
+                Some((_, max)) => *max = (*max).max(h.max_t()),
+                None => newest.push((tenant.clone(), h.max_t())),
+            }
+        }
         let mut all = self.blocks.write();
         let mut deleted = 0;
         for (tenant, list) in all.iter_mut() {

@@ -119,9 +119,14 @@ impl Tsdb {
             }
             Record::Histograms { tenant, series } => {
                 let Ok(tenant) = TenantId::new(&tenant) else { return };
+                // What is in a block already stays there (as for float samples).
+                let floor = tenants.get(&tenant).map_or(i64::MIN, |h| h.read().min_valid_t);
                 let head = histograms.entry(tenant).or_default();
-                for (labels, batch) in &series {
-                    histogram_samples += head.append(labels, batch) as u64;
+                for (labels, batch) in series {
+                    let batch: Vec<HistogramSample> = batch.into_iter().filter(|s| s.timestamp_ms >= floor).collect();
+                    if !batch.is_empty() {
+                        histogram_samples += head.append(&labels, &batch) as u64;
+                    }
                 }
             }
         })?;
@@ -161,7 +166,7 @@ impl Tsdb {
         self.tenants.read().get(tenant).cloned()
     }
 
-    fn head_or_create(&self, tenant: &TenantId) -> SharedHead {
+    pub(crate) fn head_or_create(&self, tenant: &TenantId) -> SharedHead {
         if let Some(head) = self.head(tenant) {
             return head;
         }
@@ -318,11 +323,15 @@ impl Tsdb {
                 }
             }
         }
+        let matches =
+            |labels: &Labels| sets.iter().any(|ms| ms.iter().all(|m| m.is_match(labels.get(&m.name).unwrap_or(""))));
         if let Some(h) = self.histograms.read().get(tenant) {
-            let matches = |labels: &Labels| {
-                sets.iter().any(|ms| ms.iter().all(|m| m.is_match(labels.get(&m.name).unwrap_or(""))))
-            };
             out.extend(h.labels(start, end_ms).filter(|l| matches(l)).cloned());
+        }
+        for block in blocks.iter().filter(|b| b.meta.max_time_ms > start && b.meta.min_time_ms <= end_ms) {
+            if let Some(h) = &block.histograms {
+                out.extend(h.labels(start, end_ms).filter(|l| matches(l)).cloned());
+            }
         }
         check(0)?;
         out.sort();
@@ -476,7 +485,8 @@ impl Tsdb {
 
     /// Stores native-histogram samples; on `Ok` they are fsync'ed to the WAL (as for
     /// [`Tsdb::append`]). Returns how many were stored; label sets are validated as for float
-    /// samples, and a bad one fails the whole call before anything is stored.
+    /// samples, and a bad one fails the whole call before anything is stored. Samples older than
+    /// the tenant's newest block are refused (counted as out of order), as float ones are.
     pub fn append_histograms(&self, tenant: &TenantId, series: &[(Labels, Vec<HistogramSample>)]) -> Result<u64> {
         for (labels, _) in series {
             labels.validate().map_err(|e| Error::BadData(format!("series {labels}: {e}")))?;
@@ -497,6 +507,29 @@ impl Tsdb {
                 self.metrics.wal_bytes_written.inc_by(written);
             }
         }
+        // The float head's lock (read) is held while appending: a cut raises `min_valid_t` under
+        // its write lock before it copies the histograms it moves into a block.
+        let shared_head = self.head_or_create(tenant);
+        let float_head = shared_head.read();
+        let min_valid = float_head.min_valid_t;
+        let mut too_old = 0u64;
+        let series: Vec<(Labels, Vec<HistogramSample>)> = series
+            .into_iter()
+            .filter_map(|(labels, samples)| {
+                let before = samples.len();
+                let samples: Vec<HistogramSample> =
+                    samples.into_iter().filter(|s| s.timestamp_ms >= min_valid).collect();
+                too_old += (before - samples.len()) as u64;
+                (!samples.is_empty()).then_some((labels, samples))
+            })
+            .collect();
+        if too_old > 0 {
+            self.metrics.samples_rejected_out_of_order.inc_by(too_old);
+            tracing::debug!(tenant = %tenant, samples = too_old, min_valid_t = min_valid, "histogram samples older than the newest block refused");
+        }
+        if series.is_empty() {
+            return Ok(0);
+        }
         let mut all = self.histograms.write();
         let head = all.entry(tenant.clone()).or_default();
         let stored: u64 = series.iter().map(|(labels, samples)| head.append(labels, samples) as u64).sum();
@@ -504,6 +537,7 @@ impl Tsdb {
         let record = Record::Histograms { tenant: tenant.as_str().to_string(), series };
         let (written, position) = self.wal.lock().write(std::slice::from_ref(&record))?;
         drop(all);
+        drop(float_head);
         self.metrics.wal_bytes_written.inc_by(written);
         if self.wal_sync.wait_durable(&self.wal, position)? {
             self.metrics.wal_fsyncs.inc();
@@ -580,6 +614,21 @@ impl Queryable for StoreQuerier<'_> {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<(Labels, Vec<HistogramSample>)>> {
-        Ok(self.db.histograms.read().get(self.tenant).map(|h| h.select(matchers, mint, maxt)).unwrap_or_default())
+        let head_part =
+            self.db.histograms.read().get(self.tenant).map(|h| h.select(matchers, mint, maxt)).unwrap_or_default();
+        // Blocks are listed after the head was read: a cut pushes its block before it drops the
+        // samples from the histogram head, so they are in one or the other (or both, merged).
+        let blocks = self.db.blocks_of(self.tenant);
+        let mut out: BTreeMap<Labels, Vec<HistogramSample>> = BTreeMap::new();
+        for block in blocks.iter().filter(|b| b.meta.max_time_ms > mint && b.meta.min_time_ms <= maxt) {
+            let Some(h) = &block.histograms else { continue };
+            for (labels, samples) in h.select(matchers, mint, maxt)? {
+                blocks::append_samples(out.entry(labels).or_default(), samples);
+            }
+        }
+        for (labels, samples) in head_part {
+            blocks::append_samples(out.entry(labels).or_default(), samples);
+        }
+        Ok(out.into_iter().collect())
     }
 }

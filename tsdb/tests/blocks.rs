@@ -1,14 +1,15 @@
 //! Blocks on disk: the head is cut into Parquet blocks that standard tools read, the WAL is
 //! truncated behind them, compaction merges blocks crash-safely, retention deletes whole blocks,
-//! a snapshot taken during maintenance is complete, and a random mix of append/maintain/reopen
-//! matches a simple model.
+//! a snapshot taken during maintenance is complete, native histograms go through cuts,
+//! compaction and retention like floats, and a random mix of append/maintain/reopen matches a
+//! simple model.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use model::{Labels, Sample, TenantId, TimeSeries};
+use model::{HistogramSample, Labels, Sample, TenantId, TimeSeries};
 use proptest::prelude::*;
 use tsdb::{QueryResult, Tsdb, TsdbConfig};
 
@@ -24,6 +25,23 @@ fn series(n: usize, from: i64, to: i64, step: i64) -> Vec<TimeSeries> {
             let samples =
                 (from / step..to / step).map(|k| Sample::new(k * step, (k * (i as i64 + 1)) as f64)).collect();
             TimeSeries::new(labels, samples)
+        })
+        .collect()
+}
+
+/// `n` native-histogram counter series `rpc_seconds{instance="host-NN"}` over `[from, to)`.
+fn histogram_series(n: usize, from: i64, to: i64, step: i64) -> Vec<(Labels, Vec<HistogramSample>)> {
+    (0..n)
+        .map(|i| {
+            let labels = Labels::from_pairs([("__name__", "rpc_seconds"), ("instance", &format!("host-{i:02}"))]);
+            let samples = (from / step..to / step)
+                .map(|k| {
+                    let (a, b, c) = (k, 2 * k, k * (i as i64 + 1));
+                    let text = format!("{{{{schema:0 sum:{} count:{} buckets:[{a} {b} {c}]}}}}", k * 3, a + b + c);
+                    HistogramSample { timestamp_ms: k * step, h: model::notation::parse_histogram(&text).unwrap() }
+                })
+                .collect();
+            (labels, samples)
         })
         .collect()
 }
@@ -154,6 +172,7 @@ fn blocks_are_readable_by_pyarrow() {
         (0..120).map(|k| Sample::new(k * 60_000, if k == 7 { 0.1 + 0.2 } else { k as f64 / 8.0 })).collect();
     input.push(TimeSeries::new(Labels::from_pairs([("__name__", "ratio"), ("instance", "host-99")]), ratio));
     db.append(&tenant, &input).unwrap();
+    db.append_histograms(&tenant, &histogram_series(2, 0, 4 * HOUR, 60_000)).unwrap();
     db.maintain().unwrap();
     let blocks = block_dirs(dir.path(), "acme");
     assert_eq!(blocks.len(), 1);
@@ -180,7 +199,18 @@ for s in series:
                                "sum": sum(vs[r] for r in rows)}
     out[labels["instance"]]["values"] = [vs[r] for r in rows]
     out[labels["instance"]]["exponent"] = s["value_exponent"]
-print(json.dumps({"series": out, "encodings": encodings}))
+# Native histograms (tsdb/BLOCKS.md): their own series file and one row per sample.
+meta = json.load(open(d + "/meta.json"))["histograms"]
+hseries = pq.read_table(d + "/" + meta["series_file"]).to_pylist()
+hsamples = pq.read_table(d + "/" + meta["samples_file"]).to_pydict()
+hist = {}
+for s in hseries:
+    rows = range(s["first_row"], s["first_row"] + s["rows"])
+    assert all(hsamples["series_id"][r] == s["series_id"] for r in rows)
+    hist[dict(s["labels"])["instance"]] = {"n": len(rows), "t_last": hsamples["timestamp_ms"][rows[-1]],
+        "count_last": hsamples["count"][rows[-1]], "sum_total": sum(hsamples["sum"][r] for r in rows),
+        "bytes": min(len(hsamples["histogram"][r]) for r in rows)}
+print(json.dumps({"series": out, "encodings": encodings, "histograms": hist, "histograms_meta": meta}))
 "#;
     let out = Command::new("python3").args(["-c", script]).arg(&blocks[0]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -201,6 +231,16 @@ print(json.dumps({"series": out, "encodings": encodings}))
     for (k, v) in values.iter().enumerate() {
         let want = if k == 7 { 0.1 + 0.2 } else { k as f64 / 8.0 };
         assert_eq!(v.to_bits(), want.to_bits(), "sample {k}: pyarrow read {v}, stored {want}");
+    }
+    let hist = &got["histograms"];
+    assert_eq!(got["histograms_meta"]["series"], 2, "{got}");
+    for i in 0..2i64 {
+        let h = &hist[format!("host-{i:02}")];
+        assert_eq!(h["n"], 120, "{hist}");
+        assert_eq!(h["t_last"], 119 * 60_000);
+        assert_eq!(h["count_last"].as_f64().unwrap(), (119 * (3 + i + 1)) as f64, "{hist}");
+        assert_eq!(h["sum_total"].as_f64().unwrap(), (3 * (0..120).sum::<i64>()) as f64);
+        assert!(h["bytes"].as_u64().unwrap() >= 40, "every row holds an encoded histogram: {hist}");
     }
     let enc = got["encodings"].to_string();
     // The documented encodings (tsdb/BLOCKS.md): delta-packed ids, plain timestamps and values.
@@ -393,4 +433,87 @@ proptest! {
             prop_assert_eq!(&dump(&db, &tenant), &model, "after op {} {:?}", i, op);
         }
     }
+}
+
+fn meta_json(block: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(block.join("meta.json")).unwrap()).unwrap()
+}
+
+/// Histogram-only tenant: its head is cut into blocks (the histograms in `histograms.parquet`),
+/// the WAL is truncated behind them, PromQL over a range spanning blocks and head answers as
+/// before the cut and after a reopen, compaction keeps every sample, and retention drops them
+/// with their blocks.
+#[test]
+fn histograms_are_cut_into_blocks_compacted_and_dropped_by_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::new("nh").unwrap();
+    let no_compaction = TsdbConfig { compaction: false, ..small_blocks() };
+    let db = Tsdb::open(dir.path(), no_compaction.clone()).unwrap();
+    let input = histogram_series(3, 0, 5 * HOUR, 60_000);
+    assert_eq!(db.append_histograms(&tenant, &input).unwrap(), 3 * 300);
+    let queries = [
+        "histogram_count(rpc_seconds)",
+        "histogram_quantile(0.5, rpc_seconds)",
+        "histogram_count(rate(rpc_seconds[5m]))",
+        "histogram_quantile(0.9, sum(rate(rpc_seconds[10m])))",
+    ];
+    let answers = |db: &Tsdb| -> Vec<QueryResult> {
+        queries.iter().map(|q| db.range_query(&tenant, q, 10 * 60_000, 5 * HOUR, 5 * 60_000).unwrap()).collect()
+    };
+    let before = answers(&db);
+    for (q, a) in queries.iter().zip(&before) {
+        assert!(matches!(a, QueryResult::Matrix(m) if !m.is_empty()), "{q}: {a:?}");
+    }
+    let wal_before = db.stats(&tenant).wal_bytes;
+    let stats = db.maintain().unwrap();
+    assert_eq!(stats.blocks_written, 4, "[0,4h) in 1 h blocks; the head keeps [4h,5h)");
+    assert_eq!(stats.samples_moved, 3 * 240);
+    assert!(stats.wal_truncated);
+    assert!(db.stats(&tenant).wal_bytes < wal_before / 2, "wal {wal_before} -> {}", db.stats(&tenant).wal_bytes);
+    let blocks = block_dirs(dir.path(), "nh");
+    assert_eq!(blocks.len(), 4);
+    for b in &blocks {
+        let meta = meta_json(b);
+        assert_eq!(meta["histograms"]["series"], 3, "{meta}");
+        assert_eq!(meta["histograms"]["samples"], 3 * 60, "{meta}");
+        assert_eq!(meta["samples"], 0);
+        assert!(b.join("histograms.parquet").exists() && b.join("histogram_series.parquet").exists());
+    }
+    assert_eq!(answers(&db), before, "blocks + head answer as the head did");
+    // A late sample for a range already in a block is refused, not lost in a later cut.
+    let late = histogram_series(1, HOUR, HOUR + 60_000, 60_000);
+    assert_eq!(db.append_histograms(&tenant, &late).unwrap(), 0);
+    assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 0, HOUR).unwrap().len(), 3, "listed from blocks");
+    // A snapshot (blocks + head as one block) holds them all.
+    let out = tempfile::tempdir().unwrap();
+    db.snapshot(&tenant, &out.path().join("blocks/nh")).unwrap();
+    let copy = Tsdb::open(out.path(), TsdbConfig { compaction: false, ..small_blocks() }).unwrap();
+    assert_eq!(answers(&copy), before, "from a snapshot");
+    drop((copy, db));
+
+    let db = Tsdb::open(dir.path(), no_compaction).unwrap();
+    assert_eq!(answers(&db), before, "after a reopen");
+    assert_eq!(db.status(&tenant, 10).head_stats.num_series, 3, "the head holds [4h,5h) only");
+    drop(db);
+
+    let db = Tsdb::open(dir.path(), small_blocks()).unwrap();
+    let stats = db.maintain().unwrap();
+    assert_eq!(stats.blocks_compacted, 3, "[0,3h) merges three blocks");
+    let blocks = block_dirs(dir.path(), "nh");
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(meta_json(&blocks[0])["histograms"]["samples"], 3 * 180);
+    assert_eq!(answers(&db), before, "after compaction");
+    drop(db);
+
+    // 90 min retention from the newest sample (5h-1m): [0,3h) ends before 3.5h-1m and goes.
+    let config = TsdbConfig { retention: Duration::from_secs(90 * 60), ..small_blocks() };
+    let db = Tsdb::open(dir.path(), config).unwrap();
+    assert_eq!(db.maintain().unwrap().blocks_deleted, 1);
+    assert_eq!(block_dirs(dir.path(), "nh").len(), 1);
+    let QueryResult::Matrix(m) = db.range_query(&tenant, queries[0], 0, 5 * HOUR, 60_000).unwrap() else {
+        panic!("not a matrix")
+    };
+    let first = m.iter().filter_map(|(_, s)| s.first()).map(|s| s.timestamp_ms).min();
+    assert_eq!(first, Some(3 * HOUR), "the oldest histogram left is the first of [3h,4h)");
+    assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 0, 3 * HOUR - 60_000).unwrap().len(), 0);
 }

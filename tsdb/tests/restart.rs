@@ -88,8 +88,8 @@ fn histograms(db: &Tsdb, tenant: &TenantId, selector: &str, at: i64) -> Vec<(Str
 }
 
 /// Native histograms go through the WAL: they come back after a reopen (with the counter-reset
-/// hints derived again), and a WAL checkpoint written by maintenance keeps them although the
-/// segments they were logged in are deleted.
+/// hints derived again); maintenance moves those in the cut range into the block and keeps the
+/// newer ones in the WAL checkpoint, although the segments they were logged in are deleted.
 #[test]
 fn histograms_survive_reopen_and_wal_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,6 +123,9 @@ fn histograms_survive_reopen_and_wal_checkpoints() {
     let floats: Vec<TimeSeries> =
         vec![TimeSeries::new(up("a"), (0..1440).map(|i| Sample::new(i * 15_000, i as f64)).collect())];
     db.append(&tenant, &floats).unwrap();
+    let newer = vec![(a.clone(), vec![histogram(5 * 3_600_000, "{{schema:1 sum:3 count:2 buckets:[2]}}")])];
+    assert_eq!(db.append_histograms(&tenant, &newer).unwrap(), 1);
+    assert_eq!(db.status(&tenant, 10).head_stats.num_series, 3);
     assert!(db.maintain().unwrap().wal_truncated);
     let segments_before: Vec<_> =
         std::fs::read_dir(dir.path().join("wal")).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -130,12 +133,18 @@ fn histograms_survive_reopen_and_wal_checkpoints() {
     assert!(!segments_before.iter().any(|n| n == "00000001"), "the first segment went: {segments_before:?}");
     drop(db);
     let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
-    assert_eq!(histograms(&db, &tenant, "rpc_seconds", 200_000), before, "after a checkpoint and a reopen");
+    assert_eq!(histograms(&db, &tenant, "rpc_seconds", 200_000), before, "after a cut, a checkpoint and a reopen");
+    let kept = histograms(&db, &tenant, "rpc_seconds", 6 * 3_600_000);
+    assert_eq!(kept.iter().filter(|(_, t, _)| *t == 5 * 3_600_000).count(), 1, "the checkpoint kept the newer one");
     // Listed like float series, and within the asked time range only.
     assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 0, i64::MAX).unwrap(), vec![a.clone(), custom.clone()]);
     assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 100_000, 200_000).unwrap(), vec![a.clone()]);
     assert_eq!(db.label_values(&tenant, "job", &[], 0, i64::MAX).unwrap(), ["a", "nhcb"]);
-    assert_eq!(db.status(&tenant, 10).head_stats.num_series, 3);
+    assert_eq!(
+        db.status(&tenant, 10).head_stats.num_series,
+        2,
+        "up and the newer histogram series; the rest is in a block"
+    );
 }
 
 fn dump(db: &Tsdb, tenant: &TenantId) -> BTreeMap<(String, i64), u64> {
