@@ -9,8 +9,9 @@
 //! - `samples.parquet`: `series_id: uint32`, `timestamp_ms: int64`, then the value: format 2 as a
 //!   nullable `mantissa: int64` (value = mantissa / 10^value_exponent, see `decimal.rs`) with a
 //!   nullable `value: float64` for what does not round-trip as a decimal; format 1 as `value`
-//!   only. Sorted by series then time. Ids are DELTA_BINARY_PACKED, the rest PLAIN, all
-//!   zstd-compressed.
+//!   only. Sorted by series then time. Ids DELTA_BINARY_PACKED, timestamps and mantissas
+//!   BYTE_STREAM_SPLIT, floats PLAIN, all zstd-compressed (the encodings are Parquet's own, so any
+//!   reader decodes them; blocks written with other encodings read the same).
 //! - `meta.json`, written last: a block without it is incomplete and removed at open.
 //!
 //! A block is written into `.tmp-<name>` and renamed into place, so a crash never leaves a
@@ -34,7 +35,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::arrow_writer::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::PageIndexPolicy;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use promql_parser::label::Matcher;
 use serde::{Deserialize, Serialize};
@@ -159,8 +160,17 @@ fn write_series_file(path: &Path, series: &[(SeriesData, u8)]) -> Result<()> {
         ("max_time_ms", Arc::new(Int64Array::from(maxs))),
         ("value_exponent", Arc::new(UInt8Array::from_iter_values(series.iter().map(|(_, e)| *e)))),
     ];
-    let props = WriterProperties::builder()
+    // Format 3: the row-number-like columns delta-packed (~0 bytes), label strings plain + zstd
+    // (the label values of neighbouring series repeat, which zstd finds better than a dictionary
+    // of mostly unique strings; measured in tsdb/BLOCKS.md).
+    let delta = ["series_id", "first_row", "rows", "min_time_ms", "max_time_ms"];
+    let props = delta
+        .iter()
+        .fold(WriterProperties::builder(), |b, c| {
+            b.set_column_encoding(ColumnPath::from(*c), Encoding::DELTA_BINARY_PACKED)
+        })
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
+        .set_dictionary_enabled(false)
         .build();
     write_parquet(path, columns, props)
 }
@@ -188,12 +198,15 @@ fn write_samples_file(path: &Path, series: &[(SeriesData, u8)]) -> Result<()> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
         .set_dictionary_enabled(false)
         .set_column_encoding(ColumnPath::from("series_id"), Encoding::DELTA_BINARY_PACKED)
-        // Timestamps, mantissas and values PLAIN: the series of one target share their timestamps
-        // and many values repeat, which zstd finds in plain bytes but not in bit-packed deltas or
-        // split byte streams (measured on node_exporter data, see tsdb/BLOCKS.md).
-        .set_column_encoding(ColumnPath::from("timestamp_ms"), Encoding::PLAIN)
-        .set_column_encoding(ColumnPath::from("mantissa"), Encoding::PLAIN)
+        // Format 3: timestamps and mantissas BYTE_STREAM_SPLIT: their high bytes hardly change, so
+        // split into one stream per byte position zstd stores those streams for almost nothing and
+        // entropy-codes the low ones (measured on node_exporter data, see tsdb/BLOCKS.md).
+        .set_column_encoding(ColumnPath::from("timestamp_ms"), Encoding::BYTE_STREAM_SPLIT)
+        .set_column_encoding(ColumnPath::from("mantissa"), Encoding::BYTE_STREAM_SPLIT)
         .set_column_encoding(ColumnPath::from("value"), Encoding::PLAIN)
+        // Value statistics serve no query (rows are selected by series); the offset index stays.
+        .set_column_statistics_enabled(ColumnPath::from("mantissa"), EnabledStatistics::None)
+        .set_column_statistics_enabled(ColumnPath::from("value"), EnabledStatistics::None)
         .set_max_row_group_row_count(Some(1 << 20))
         .build();
     write_parquet(path, columns, props)
@@ -418,6 +431,33 @@ impl Block {
         let samples = self.read(&ids, i64::MIN, i64::MAX)?;
         Ok(self.labels.iter().cloned().zip(samples).map(|(labels, samples)| SeriesData { labels, samples }).collect())
     }
+}
+
+/// Compressed bytes per column (`file/column`, e.g. `samples.parquet/mantissa`) and per file's
+/// footer (`file/footer`) of the block in `dir`: what the bytes of a block are spent on.
+pub fn column_bytes(dir: &Path) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for name in [SERIES_FILE, SAMPLES_FILE] {
+        let path = dir.join(name);
+        let file = File::open(&path).map_err(io(format!("opening {}", path.display())))?;
+        let len = file.metadata().map_err(io(format!("reading {}", path.display())))?.len();
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(pq("reading a block footer"))?;
+        let mut columns: Vec<(String, u64)> = Vec::new();
+        for group in meta.metadata().row_groups() {
+            for chunk in group.columns() {
+                let column = format!("{name}/{}", chunk.column_path().string());
+                let bytes = chunk.compressed_size() as u64;
+                match columns.iter_mut().find(|(c, _)| *c == column) {
+                    Some((_, b)) => *b += bytes,
+                    None => columns.push((column, bytes)),
+                }
+            }
+        }
+        let data: u64 = columns.iter().map(|(_, b)| b).sum();
+        columns.push((format!("{name}/footer"), len.saturating_sub(data)));
+        out.extend(columns);
+    }
+    Ok(out)
 }
 
 fn bad(what: &str) -> Error {
