@@ -160,7 +160,7 @@ fn write_series_file(path: &Path, series: &[(SeriesData, u8)]) -> Result<()> {
         ("max_time_ms", Arc::new(Int64Array::from(maxs))),
         ("value_exponent", Arc::new(UInt8Array::from_iter_values(series.iter().map(|(_, e)| *e)))),
     ];
-    // Format 3: the row-number-like columns delta-packed (~0 bytes), label strings plain + zstd
+    // The row-number-like columns delta-packed (~0 bytes), label strings plain + zstd
     // (the label values of neighbouring series repeat, which zstd finds better than a dictionary
     // of mostly unique strings; measured in tsdb/BLOCKS.md).
     let delta = ["series_id", "first_row", "rows", "min_time_ms", "max_time_ms"];
@@ -198,7 +198,7 @@ fn write_samples_file(path: &Path, series: &[(SeriesData, u8)]) -> Result<()> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
         .set_dictionary_enabled(false)
         .set_column_encoding(ColumnPath::from("series_id"), Encoding::DELTA_BINARY_PACKED)
-        // Format 3: timestamps and mantissas BYTE_STREAM_SPLIT: their high bytes hardly change, so
+        // Timestamps and mantissas BYTE_STREAM_SPLIT: their high bytes hardly change, so
         // split into one stream per byte position zstd stores those streams for almost nothing and
         // entropy-codes the low ones (measured on node_exporter data, see tsdb/BLOCKS.md).
         .set_column_encoding(ColumnPath::from("timestamp_ms"), Encoding::BYTE_STREAM_SPLIT)
