@@ -180,6 +180,16 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         bytes: dir_bytes(&block),
         data_bytes: std::fs::metadata(block.join("samples.parquet"))?.len(),
     };
+    // Where Tarsier's bytes go, column by column (tsdb/BLOCKS.md).
+    let column_bytes = tsdb::block::column_bytes(&block)?;
+    let columns: Vec<(&str, Value)> = column_bytes
+        .iter()
+        .map(|(column, bytes)| {
+            let per_sample = *bytes as f64 / meta.samples.max(1) as f64;
+            (column.as_str(), Value::from((per_sample * 1e4).round() / 1e4))
+        })
+        .collect();
+    report::emit("scrape_peers_tarsier_block_bytes_per_sample", &columns, None);
 
     for (name, f) in [("prometheus", &prom), ("victoria-metrics", &vm_figures), ("tarsier", &ours)] {
         report::emit(

@@ -9,8 +9,9 @@
 //! - `samples.parquet`: `series_id: uint32`, `timestamp_ms: int64`, then the value: format 2 as a
 //!   nullable `mantissa: int64` (value = mantissa / 10^value_exponent, see `decimal.rs`) with a
 //!   nullable `value: float64` for what does not round-trip as a decimal; format 1 as `value`
-//!   only. Sorted by series then time. Ids are DELTA_BINARY_PACKED, the rest PLAIN, all
-//!   zstd-compressed.
+//!   only. Sorted by series then time. Ids DELTA_BINARY_PACKED, timestamps and mantissas
+//!   BYTE_STREAM_SPLIT, floats PLAIN, all zstd-compressed (the encodings are Parquet's own, so any
+//!   reader decodes them; blocks written with other encodings read the same).
 //! - `histogram_series.parquet` and `histograms.parquet`, only in blocks with native histograms
 //!   (named in `meta.json`'s `histograms`; see `block_histograms.rs`).
 //! - `meta.json`, written last: a block without it is incomplete and removed at open.
@@ -36,7 +37,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::arrow_writer::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::PageIndexPolicy;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use promql_parser::label::Matcher;
 use serde::{Deserialize, Serialize};
@@ -179,8 +180,17 @@ fn write_series_file(path: &Path, series: &[(SeriesData, u8)]) -> Result<()> {
         ("max_time_ms", Arc::new(Int64Array::from(maxs))),
         ("value_exponent", Arc::new(UInt8Array::from_iter_values(series.iter().map(|(_, e)| *e)))),
     ];
-    let props = WriterProperties::builder()
+    // The row-number-like columns delta-packed (~0 bytes), label strings plain + zstd
+    // (the label values of neighbouring series repeat, which zstd finds better than a dictionary
+    // of mostly unique strings; measured in tsdb/BLOCKS.md).
+    let delta = ["series_id", "first_row", "rows", "min_time_ms", "max_time_ms"];
+    let props = delta
+        .iter()
+        .fold(WriterProperties::builder(), |b, c| {
+            b.set_column_encoding(ColumnPath::from(*c), Encoding::DELTA_BINARY_PACKED)
+        })
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
+        .set_dictionary_enabled(false)
         .build();
     write_parquet(path, columns, props)
 }
@@ -208,12 +218,15 @@ fn write_samples_file(path: &Path, series: &[(SeriesData, u8)]) -> Result<()> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(6).map_err(pq("zstd level"))?))
         .set_dictionary_enabled(false)
         .set_column_encoding(ColumnPath::from("series_id"), Encoding::DELTA_BINARY_PACKED)
-        // Timestamps, mantissas and values PLAIN: the series of one target share their timestamps
-        // and many values repeat, which zstd finds in plain bytes but not in bit-packed deltas or
-        // split byte streams (measured on node_exporter data, see tsdb/BLOCKS.md).
-        .set_column_encoding(ColumnPath::from("timestamp_ms"), Encoding::PLAIN)
-        .set_column_encoding(ColumnPath::from("mantissa"), Encoding::PLAIN)
+        // Timestamps and mantissas BYTE_STREAM_SPLIT: their high bytes hardly change, so
+        // split into one stream per byte position zstd stores those streams for almost nothing and
+        // entropy-codes the low ones (measured on node_exporter data, see tsdb/BLOCKS.md).
+        .set_column_encoding(ColumnPath::from("timestamp_ms"), Encoding::BYTE_STREAM_SPLIT)
+        .set_column_encoding(ColumnPath::from("mantissa"), Encoding::BYTE_STREAM_SPLIT)
         .set_column_encoding(ColumnPath::from("value"), Encoding::PLAIN)
+        // Value statistics serve no query (rows are selected by series); the offset index stays.
+        .set_column_statistics_enabled(ColumnPath::from("mantissa"), EnabledStatistics::None)
+        .set_column_statistics_enabled(ColumnPath::from("value"), EnabledStatistics::None)
         .set_max_row_group_row_count(Some(1 << 20))
         .build();
     write_parquet(path, columns, props)
@@ -455,6 +468,33 @@ pub(crate) fn read_labels(batch: &RecordBatch, out: &mut Vec<Labels>) -> Result<
         out.push(Labels::from_pairs((a..b).map(|j| (keys.value(j), values.value(j)))));
     }
     Ok(())
+}
+
+/// Compressed bytes per column (`file/column`, e.g. `samples.parquet/mantissa`) and per file's
+/// footer (`file/footer`) of the block in `dir`: what the bytes of a block are spent on.
+pub fn column_bytes(dir: &Path) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for name in [SERIES_FILE, SAMPLES_FILE] {
+        let path = dir.join(name);
+        let file = File::open(&path).map_err(io(format!("opening {}", path.display())))?;
+        let len = file.metadata().map_err(io(format!("reading {}", path.display())))?.len();
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(pq("reading a block footer"))?;
+        let mut columns: Vec<(String, u64)> = Vec::new();
+        for group in meta.metadata().row_groups() {
+            for chunk in group.columns() {
+                let column = format!("{name}/{}", chunk.column_path().string());
+                let bytes = chunk.compressed_size() as u64;
+                match columns.iter_mut().find(|(c, _)| *c == column) {
+                    Some((_, b)) => *b += bytes,
+                    None => columns.push((column, bytes)),
+                }
+            }
+        }
+        let data: u64 = columns.iter().map(|(_, b)| b).sum();
+        columns.push((format!("{name}/footer"), len.saturating_sub(data)));
+        out.extend(columns);
+    }
+    Ok(out)
 }
 
 pub(crate) fn bad(what: &str) -> Error {

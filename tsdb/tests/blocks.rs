@@ -243,10 +243,11 @@ print(json.dumps({"series": out, "encodings": encodings, "histograms": hist, "hi
         assert!(h["bytes"].as_u64().unwrap() >= 40, "every row holds an encoded histogram: {hist}");
     }
     let enc = got["encodings"].to_string();
-    // The documented encodings (tsdb/BLOCKS.md): delta-packed ids, plain timestamps and values.
+    // The documented encodings (tsdb/BLOCKS.md): delta-packed ids, byte-stream-split timestamps and
+    // mantissas, plain floats.
     assert_eq!(got["encodings"]["series_id"][0], "DELTA_BINARY_PACKED", "{enc}");
-    assert_eq!(got["encodings"]["timestamp_ms"][0], "PLAIN", "{enc}");
-    assert_eq!(got["encodings"]["mantissa"][0], "PLAIN", "{enc}");
+    assert_eq!(got["encodings"]["timestamp_ms"][0], "BYTE_STREAM_SPLIT", "{enc}");
+    assert_eq!(got["encodings"]["mantissa"][0], "BYTE_STREAM_SPLIT", "{enc}");
     assert_eq!(got["encodings"]["value"][0], "PLAIN", "{enc}");
 }
 
@@ -516,4 +517,76 @@ fn histograms_are_cut_into_blocks_compacted_and_dropped_by_retention() {
     let first = m.iter().filter_map(|(_, s)| s.first()).map(|s| s.timestamp_ms).min();
     assert_eq!(first, Some(3 * HOUR), "the oldest histogram left is the first of [3h,4h)");
     assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 0, 3 * HOUR - 60_000).unwrap().len(), 0);
+}
+
+/// The block-size experiment (issue #6, bytes per sample): writes one block from a Prometheus API
+/// matrix dump and prints what each column costs per sample, so an encoding idea is measured in
+/// seconds instead of a full `scrape-peers` run. Make a dump from any Prometheus-compatible
+/// server that scraped node_exporters (Tarsier or Prometheus):
+///   curl -s http://HOST/api/v1/query --data-urlencode 'query={__name__=~".+"}[130s]' > dump.json
+///   TSDB_BLOCK_DUMP=dump.json cargo test --workspace --test blocks -- --ignored --nocapture block_bytes
+#[test]
+#[ignore = "needs TSDB_BLOCK_DUMP, a Prometheus API matrix dump; prints bytes per column"]
+fn block_bytes_per_column_of_a_dump() {
+    let path = std::env::var("TSDB_BLOCK_DUMP").expect("TSDB_BLOCK_DUMP=<matrix dump .json>");
+    let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut input = Vec::new();
+    for r in dump["data"]["result"].as_array().expect("a matrix result") {
+        let labels = r["metric"].as_object().unwrap();
+        let labels = Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())));
+        let samples = r["values"].as_array().unwrap().iter().map(|p| {
+            let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+            Sample::new(t, p[1].as_str().unwrap().parse::<f64>().unwrap())
+        });
+        input.push(tsdb::block::SeriesData { labels, samples: samples.collect() });
+    }
+    let expected: BTreeMap<(String, i64), u64> = input
+        .iter()
+        .flat_map(|s| s.samples.iter().map(move |x| ((s.labels.to_string(), x.timestamp_ms), x.value.to_bits())))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let meta = tsdb::block::BlockMeta {
+        version: 0,
+        tenant: "t".into(),
+        min_time_ms: i64::MIN,
+        max_time_ms: i64::MAX,
+        series: 0,
+        samples: 0,
+        compacted_from: Vec::new(),
+        histograms: None,
+    };
+    let started = std::time::Instant::now();
+    let block = tsdb::block::write_block(dir.path(), "b", meta, input).unwrap();
+    let write = started.elapsed();
+    let meta = tsdb::block::read_meta(&block).unwrap().unwrap();
+    let n = meta.samples as f64;
+    let columns = tsdb::block::column_bytes(&block).unwrap();
+    let total = dir_bytes(&block);
+    println!("{} series, {} samples, written in {write:?}", meta.series, meta.samples);
+    for (column, bytes) in &columns {
+        println!("{column:40} {:.4} bytes/sample", *bytes as f64 / n);
+    }
+    println!("{:40} {:.4} bytes/sample (meta.json included)", "block", total as f64 / n);
+    let opened = tsdb::block::Block::open(&block, meta).unwrap();
+    // Read speed, the fastest of 5 rounds (the machine is shared).
+    let fastest = |f: &dyn Fn()| {
+        (0..5)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                f();
+                started.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let all = opened.read_all().unwrap();
+    println!("read_all {:?}", fastest(&|| drop(opened.read_all().unwrap())));
+    let ids: Vec<u32> = (0..all.len() as u32).step_by(97).collect();
+    let one_by_one = fastest(&|| ids.iter().for_each(|&id| drop(opened.read(&[id], i64::MIN, i64::MAX).unwrap())));
+    println!("read one series: {:?} each", one_by_one / ids.len() as u32);
+    let got: BTreeMap<(String, i64), u64> = all
+        .iter()
+        .flat_map(|s| s.samples.iter().map(move |x| ((s.labels.to_string(), x.timestamp_ms), x.value.to_bits())))
+        .collect();
+    assert!(got == expected, "the block does not read back the dump bit-exactly");
 }

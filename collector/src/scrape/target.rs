@@ -297,6 +297,8 @@ pub(crate) struct ScrapeState {
     report: Vec<Labels>,
     /// Series the last scrape produced: the next one's vector starts that large.
     last_len: usize,
+    /// The ideal time of the last tick, for [`aligned_timestamp`].
+    aligned_ms: Option<i64>,
 }
 
 impl ScrapeState {
@@ -308,6 +310,35 @@ impl ScrapeState {
             body: Vec::new(),
             report: REPORT_SERIES.iter().map(|name| report_labels(target, name)).collect(),
             last_len: 0,
+            aligned_ms: None,
+        }
+    }
+}
+
+/// How late a scrape may start and still get its tick's ideal timestamp (Prometheus's
+/// `--scrape.timestamp-tolerance`, default 2 ms).
+const TIMESTAMP_TOLERANCE_MS: i64 = 2;
+
+/// The timestamp of a scrape that starts at `now_ms`, as Prometheus aligns it: timer wake-ups
+/// jitter by a millisecond or two, which turns every series' regular timestamps into irregular
+/// ones that cost disk (prometheus#7846; in Tarsier the blocks' `timestamp_ms` column, see
+/// tsdb/BLOCKS.md). A scrape within the tolerance after its tick gets the tick's time, counted in
+/// whole intervals from the first scrape. Intervals up to 100 x the tolerance are not aligned.
+fn aligned_timestamp(aligned_ms: &mut Option<i64>, now_ms: i64, interval_ms: i64) -> i64 {
+    if interval_ms <= 100 * TIMESTAMP_TOLERANCE_MS {
+        return now_ms;
+    }
+    match aligned_ms {
+        Some(tick) if now_ms >= *tick - interval_ms => {
+            if now_ms - *tick >= interval_ms {
+                *tick += (now_ms - *tick) / interval_ms * interval_ms;
+            }
+            if (0..=TIMESTAMP_TOLERANCE_MS).contains(&(now_ms - *tick)) { *tick } else { now_ms }
+        }
+        // The first scrape, or the wall clock went back by more than an interval: start again.
+        _ => {
+            *aligned_ms = Some(now_ms);
+            now_ms
         }
     }
 }
@@ -536,7 +567,8 @@ pub(crate) async fn scrape_once(
     metrics: &CollectorMetrics,
     state: &mut ScrapeState,
 ) -> Vec<TimeSeries> {
-    let start_ms = model::time::now_ms();
+    let interval_ms = target.interval.as_millis().min(i64::MAX as u128) as i64;
+    let start_ms = aligned_timestamp(&mut state.aligned_ms, model::time::now_ms(), interval_ms);
     let started = Instant::now();
     let fetched = fetch(target, &mut state.body).await;
     let duration = started.elapsed();
@@ -853,5 +885,18 @@ mod tests {
             }
             assert!(rx.recv().await.is_none(), "nothing after the end of the run");
         }
+    }
+
+    #[test]
+    fn scrape_timestamps_snap_to_their_tick_within_two_milliseconds() {
+        let mut tick = None;
+        let starts = [10_000, 11_001, 12_002, 13_003, 14_000, 16_001, 17_500, 18_000, 17_999, 4_000, 5_001];
+        let got: Vec<i64> = starts.iter().map(|&now| aligned_timestamp(&mut tick, now, 1000)).collect();
+        // Late by 1-2 ms: the tick; 3 ms: its own time; a skipped tick is caught up; a clock that
+        // went back a little keeps its own time (never a repeated timestamp), by more than an
+        // interval starts over.
+        assert_eq!(got, [10_000, 11_000, 12_000, 13_003, 14_000, 16_000, 17_500, 18_000, 17_999, 4_000, 5_000]);
+        let mut fast = None;
+        assert_eq!([aligned_timestamp(&mut fast, 100, 200), aligned_timestamp(&mut fast, 301, 200)], [100, 301]);
     }
 }
