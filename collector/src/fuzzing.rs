@@ -9,3 +9,11 @@ pub fn parse_body(format: BodyFormat, message: &str) -> (Vec<(String, String)>, 
     let level = body::detect_level(&fields, message);
     (fields, level)
 }
+
+/// The text exposition format parsed with every line on the careful path (no fast path for
+/// plain lines): `exposition::parse` must agree with it on every input.
+pub fn exposition_carefully(
+    text: &str,
+) -> Result<Vec<crate::scrape::exposition::ScrapedSample>, crate::scrape::exposition::ExpositionError> {
+    crate::scrape::exposition::parse_carefully(text)
+}

@@ -65,6 +65,98 @@ fn prometheus_textparse_dump_parses_completely() {
     }
 }
 
+/// The corpus page and a live node_exporter page's lines (minus the rare odd ones) take the fast
+/// path, so its speed is what a scrape gets, and it reads them exactly as the careful path does.
+#[test]
+fn plain_lines_take_the_fast_path_and_read_as_the_careful_path() {
+    let dir = corpus("exposition/prometheus-textparse");
+    for file in ["alltypes.237mfs.prom.txt", "alltypes.237mfs.nometa.prom.txt"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let lines = parse_lines(&text, true, |_| {}).unwrap();
+        // The few that do not: values the fast float path leaves to `str::parse` (NaN, +Inf,
+        // more than 19 digits).
+        assert!(lines.plain * 100 >= lines.samples * 97, "{file}: {} of {} plain", lines.plain, lines.samples);
+        assert_eq!(comparable(parse(&text)), comparable(parse_carefully(&text)), "{file}");
+    }
+}
+
+type Comparable = Result<Vec<(String, Vec<(String, String)>, u64, Option<i64>)>, (usize, String)>;
+
+/// Samples compared by the bits of their values (NaN is a value here), errors by line and text.
+fn comparable(parsed: Result<Vec<ScrapedSample>, ExpositionError>) -> Comparable {
+    parsed
+        .map(|samples| samples.into_iter().map(|s| (s.name, s.labels, s.value.to_bits(), s.timestamp_ms)).collect())
+        .map_err(|e| (e.line, e.message))
+}
+
+/// One line of a generated page: few names and label names so families, repeated label sets and
+/// duplicates happen; values with escapes, odd spacing and every kind of number.
+fn page_line() -> impl Strategy<Value = String> {
+    let name = prop::sample::select(vec!["m", "m_bucket", "m_sum", "m_count", "n", "n_total", "__name__", "1x", "a:b"]);
+    let label = prop::sample::select(vec!["le", "quantile", "a", "b", "__name__", "0", "a b"]);
+    let text = prop::sample::select(vec!["x", "", "0.5", "+Inf", "1e3", "a\\\"b", "a\\n", "a\\q", "é", "x\"", "a,b}"]);
+    let value = prop::sample::select(vec![
+        "1",
+        "-0",
+        "1.5e-3",
+        "NaN",
+        "+Inf",
+        "-Inf",
+        "0x1",
+        "1_0",
+        "",
+        "1e",
+        "12345678901234567890",
+    ]);
+    let space = prop::sample::select(vec![" ", "", "  ", "\t"]);
+    let sample = (
+        name.clone(),
+        prop::option::of(prop::collection::vec((label, text, space.clone()), 0..4)),
+        space.clone(),
+        value,
+        prop::option::of(prop::sample::select(vec!["5", "-7", "x", "1.5", "99999999999999999999", ""])),
+        prop::sample::select(vec!["", ",", " "]),
+    )
+        .prop_map(|(name, labels, space, value, ts, trailer)| {
+            let mut line = name.to_string();
+            if let Some(labels) = labels {
+                let pairs: Vec<String> = labels.iter().map(|(l, v, s)| format!("{l}{s}=\"{v}\"")).collect();
+                line.push_str(&format!("{{{}{trailer}}}", pairs.join(",")));
+            }
+            line.push_str(space);
+            line.push_str(value);
+            if let Some(ts) = ts {
+                line.push_str(&format!(" {ts}"));
+            }
+            line
+        });
+    let kind = prop::sample::select(vec!["counter", "histogram", "summary", "untyped", "gauge", "other"]);
+    let comment = (prop::sample::select(vec!["HELP", "TYPE", "other"]), name, kind)
+        .prop_map(|(k, n, t)| format!("# {k} {n} {t}"));
+    prop_oneof![6 => sample, 2 => comment, 1 => Just(String::new())]
+}
+
+proptest! {
+    /// The word-at-a-time search for a label value's end finds the first stop byte, as a plain
+    /// search does.
+    #[test]
+    fn value_stop_finds_the_first_stop_byte(bytes in prop::collection::vec(prop::sample::select(b"a\"\\\n\x80\xff\x00!".to_vec()), 0..40)) {
+        let expected = bytes.iter().position(|&c| matches!(c, b'"' | b'\\' | b'\n'));
+        prop_assert_eq!(value_stop(&bytes), expected);
+    }
+
+    /// Whatever page it reads, the fast path for plain lines gives the samples and the errors the
+    /// careful path gives.
+    #[test]
+    fn fast_path_matches_the_careful_path(lines in prop::collection::vec(page_line(), 1..8), newline in any::<bool>()) {
+        let mut text = lines.join("\n");
+        if newline {
+            text.push('\n');
+        }
+        prop_assert_eq!(comparable(parse(&text)), comparable(parse_carefully(&text)), "{:?}", text);
+    }
+}
+
 #[test]
 fn expfmt_text_page_parses_and_needs_its_final_newline() {
     let text = std::fs::read_to_string(corpus("exposition/prometheus-common-expfmt/text")).unwrap();
@@ -115,11 +207,16 @@ proptest! {
 }
 
 proptest! {
-    /// The integer fast path of `parse_float` agrees with the general decimal parser, also for
-    /// leading zeros and lengths around its 15-digit limit.
+    /// `parse_float` (the fast path for plain decimals, then `str::parse`) agrees with the
+    /// general decimal parser bit for bit, also for leading zeros and lengths around the fast
+    /// path's limits.
     #[test]
-    fn integer_fast_path_matches_the_general_parser(n in 0u64..10_000_000_000_000_000u64, zeros in 0usize..3) {
-        let text = format!("{}{n}", "0".repeat(zeros));
-        prop_assert_eq!(parse_float(&text), text.parse::<f64>().ok());
+    fn parse_float_matches_the_general_parser(n in 0u64..10_000_000_000_000_000u64, zeros in 0usize..3, point in 0usize..20) {
+        let digits = format!("{}{n}", "0".repeat(zeros));
+        let mut decimal = digits.clone();
+        decimal.insert(point.min(digits.len()), '.');
+        for text in [digits, decimal] {
+            prop_assert_eq!(parse_float(&text).map(f64::to_bits), text.parse::<f64>().ok().map(f64::to_bits), "{}", text);
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! Prometheus adds (`up`, `scrape_duration_seconds`, ...) and stale markers for vanished series.
 
 pub mod exposition;
+mod float;
 pub mod http;
 pub(crate) mod manager;
 pub mod openmetrics;
