@@ -53,7 +53,7 @@ impl MetricSink for NullSink {
 }
 
 /// Application messages found in the corpus' container and access logs.
-fn corpus_messages(root: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn corpus_messages(root: &Path) -> anyhow::Result<Vec<String>> {
     let mut messages = Vec::new();
     let mut stack = vec![root.join("logs/kubernetes"), root.join("logs/nginx")];
     while let Some(dir) = stack.pop() {
@@ -90,9 +90,15 @@ fn message_of(line: &str) -> String {
     }
 }
 
-/// Writes about `mb` MB of CRI lines over [`FILES`] kubelet pod log files under `dir`; returns the
-/// files, the bytes written and the number of records (a `P...F` run is one record).
-fn write_files(dir: &Path, messages: &[String], mb: usize) -> anyhow::Result<(Vec<PathBuf>, u64, u64)> {
+/// Writes about `mb` MB of CRI lines over [`FILES`] kubelet pod log files under `dir`, timestamped
+/// from midnight of `day` (`YYYY-MM-DD`) on at 10,000 records a second; returns the files, the
+/// bytes written and the number of records (a `P...F` run is one record).
+pub(crate) fn write_files(
+    dir: &Path,
+    messages: &[String],
+    mb: usize,
+    day: &str,
+) -> anyhow::Result<(Vec<PathBuf>, u64, u64)> {
     let mut files = Vec::new();
     let mut writers = Vec::new();
     for i in 0..FILES {
@@ -112,7 +118,7 @@ fn write_files(dir: &Path, messages: &[String], mb: usize) -> anyhow::Result<(Ve
         let message = &messages[(rng % messages.len() as u64) as usize];
         let stream = if rng.is_multiple_of(10) { "stderr" } else { "stdout" };
         let (secs, nanos) = (i / 10_000, (i % 10_000) * 100_000 + rng % 1000);
-        let time = format!("2026-11-27T{:02}:{:02}:{:02}.{nanos:09}Z", (secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+        let time = format!("{day}T{:02}:{:02}:{:02}.{nanos:09}Z", (secs / 3600) % 24, (secs / 60) % 60, secs % 60);
         let w = &mut writers[(i % FILES as u64) as usize];
         let before = bytes;
         if rng.is_multiple_of(33) && message.len() > 8 {
@@ -152,7 +158,7 @@ pub async fn run(mb: usize, corpora: &Path) -> anyhow::Result<()> {
         messages.len(),
         dir.path().display()
     );
-    let (files, bytes, records) = write_files(dir.path(), &messages, mb)?;
+    let (files, bytes, records) = write_files(dir.path(), &messages, mb, "2026-11-27")?;
     let peer = fluent_bit(&files, bytes, records);
 
     let sink = Arc::new(NullSink::default());

@@ -3,6 +3,7 @@
 //! Where a peer exists on this machine kind it runs in the same invocation; where none can be
 //! installed here yet, `peer` says so and `ratio` is null. See benches/README.md.
 
+mod agent_ship;
 mod alert_rules;
 mod collector_tail;
 mod e2e_tail;
@@ -31,6 +32,10 @@ enum Scenario {
     /// CRI files tailed, parsed and partials joined into a sink that acknowledges at once: the
     /// CPU of the tail path alone (peer: Fluent Bit when installed).
     CollectorTail,
+    /// The same CRI files tailed by a `tarsier agent` process shipping to a `tarsier server`
+    /// process until every record is acknowledged: the agent's CPU per GB (goal <= 10), the
+    /// server's apart.
+    AgentShip,
     /// Prometheus text-format parsing throughput on a real node_exporter page, with prometheus-parse.
     ExpositionParse,
     /// remote_write load against a running server, WAL replay time, bytes/sample in blocks.
@@ -75,7 +80,7 @@ struct Args {
     /// indexer-ingest, to compare settings without a rebuild (the store's defaults when absent).
     #[arg(long)]
     indexer_config: Option<String>,
-    /// Megabytes of CRI lines written by the collector-tail scenario.
+    /// Megabytes of CRI lines written by the collector-tail and agent-ship scenarios.
     #[arg(long, default_value_t = 1000)]
     tail_mb: usize,
     /// The shared conformance corpora (collector-tail takes its messages from there).
@@ -145,6 +150,7 @@ fn main() -> anyhow::Result<()> {
             })?,
             Scenario::Needle => needle::run(args.lines, indexer_config.clone())?,
             Scenario::CollectorTail => runtime.block_on(collector_tail::run(args.tail_mb, &args.corpora))?,
+            Scenario::AgentShip => runtime.block_on(agent_ship::run(args.tail_mb, &args.corpora))?,
             Scenario::ExpositionParse => exposition_parse::run()?,
             Scenario::ScrapePeers => runtime.block_on(scrape_peers::run(&scrape_peers::Options {
                 seconds: args.seconds,

@@ -44,7 +44,7 @@ const SOAK_TSDB: &str = "tsdb:\n  block_duration: 10m\n  out_of_order_window: 1m
 const ROTATE_EVERY: u64 = 200_000;
 
 /// The sum of every series of metric `name` in a text exposition.
-fn metric_sum(exposition: &str, name: &str) -> f64 {
+pub(crate) fn metric_sum(exposition: &str, name: &str) -> f64 {
     exposition
         .lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))

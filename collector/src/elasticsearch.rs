@@ -3,6 +3,11 @@
 //! top-level fields, into an index named by a strftime pattern over the record's UTC time
 //! (`logs-%Y.%m.%d`) or a fixed name.
 //!
+//! Each document has a deterministic `_id` ([`document_id`]: a hash of the stream's labels, the
+//! line's timestamp and text), so a batch sent again (a retry after a timeout whose request was
+//! stored after all, lines read again after a restart) creates nothing twice: Elasticsearch answers
+//! such an item 409 (`version_conflict_engine_exception`), which counts as delivered.
+//!
 //! `_bulk` answers 200 even when items failed; each item carries its own status. Items answered
 //! 429 or 5xx are sent again (only those, with backoff, inside the same delivery, so accepted
 //! documents are never sent twice); other failures (a mapping error, 400) are dropped with an error
@@ -17,6 +22,7 @@ use chrono::format::{Item, StrftimeItems};
 use futures::future::BoxFuture;
 use model::{LogRecord, LogStream, TenantId};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::scrape::http::AuthSource;
@@ -69,11 +75,37 @@ impl IndexPattern {
     }
 }
 
-/// What one delivery did beyond succeeding: documents dropped and item re-sends.
+/// What one delivery did beyond succeeding: documents dropped, item re-sends, and documents the
+/// receiver already had (answered 409 to `create`: an earlier send of them was stored).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BulkOutcome {
     pub dropped: u64,
     pub retries: u64,
+    pub already_stored: u64,
+}
+
+/// The `_id` of a document: the first 128 bits of SHA-256 over the stream's labels, the line's
+/// timestamp and text, and `occurrence` (how many identical lines with the same timestamp come
+/// right before it in its stream, so true repeats stay distinct documents), as 32 hex digits. The
+/// same line read again after a restart gets the same `_id`, whatever batch it lands in. (Two
+/// identical lines of one stream with the same nanosecond timestamp split across two batches would
+/// share an `_id`; container runtimes stamp lines to the nanosecond, so this is left open.)
+pub fn document_id(labels: &model::Labels, timestamp_ns: i64, line: &str, occurrence: u32) -> String {
+    let mut hash = Sha256::new();
+    for label in labels.iter() {
+        // 0xff never occurs in UTF-8, so the fields cannot run into each other.
+        hash.update(label.name.as_bytes());
+        hash.update([0xff]);
+        hash.update(label.value.as_bytes());
+        hash.update([0xff]);
+    }
+    hash.update(timestamp_ns.to_be_bytes());
+    hash.update(line.as_bytes());
+    if occurrence > 0 {
+        hash.update([0xff]);
+        hash.update(occurrence.to_be_bytes());
+    }
+    hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Ships log records to Elasticsearch's `_bulk` API (or anything speaking it: OpenSearch,
@@ -147,14 +179,22 @@ impl EsSink {
             for label in stream.labels.iter() {
                 fields.insert(label.name.clone(), Value::String(label.value.clone()));
             }
-            for entry in &stream.entries {
+            for (i, entry) in stream.entries.iter().enumerate() {
+                // A stream's entries are in time order: identical repeats are neighbours.
+                let occurrence = stream.entries[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|e| e.timestamp_ns == entry.timestamp_ns)
+                    .filter(|e| e.line == entry.line)
+                    .count() as u32;
+                let id = document_id(&stream.labels, entry.timestamp_ns, &entry.line, occurrence);
                 let index = self.index.render(entry.timestamp_ns);
                 let mut doc = fields.clone();
                 let time = chrono::DateTime::from_timestamp_nanos(entry.timestamp_ns)
                     .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
                 doc.insert("@timestamp".into(), Value::String(time));
                 doc.insert("message".into(), Value::String(entry.line.clone()));
-                let mut bytes = serde_json::to_vec(&serde_json::json!({"create": {"_index": index}}))
+                let mut bytes = serde_json::to_vec(&serde_json::json!({"create": {"_index": index, "_id": id}}))
                     .expect("a JSON value serialises");
                 bytes.push(b'\n');
                 serde_json::to_writer(&mut bytes, &doc).expect("a JSON map serialises");
@@ -197,15 +237,27 @@ impl EsSink {
             let mut retry = Vec::new();
             let mut first_drop: Option<(usize, ItemStatus)> = None;
             let mut dropped = 0u64;
+            let already_stored = outcome.already_stored;
             for (&i, status) in pending.iter().zip(statuses) {
                 match status.status {
                     200..=299 => accepted_or_dropped = true,
+                    // `create` of an `_id` that exists: an earlier send of this line was stored.
+                    409 => {
+                        accepted_or_dropped = true;
+                        outcome.already_stored += 1;
+                    }
                     429 | 500..=599 => retry.push((i, status)),
                     _ => {
                         dropped += 1;
                         first_drop.get_or_insert((i, status));
                     }
                 }
+            }
+            if outcome.already_stored > already_stored {
+                tracing::info!(
+                    sink = %self.name, documents = outcome.already_stored - already_stored,
+                    "elasticsearch already had documents of this batch (sent before), counted as delivered"
+                );
             }
             if let Some((i, status)) = first_drop {
                 accepted_or_dropped = true;

@@ -216,7 +216,10 @@ async fn elasticsearch_sink_retries_429_items_alone_and_drops_and_counts_mapping
     assert_eq!(bodies.len(), 2, "one retry, of the 429 item");
     assert_eq!(bodies[0].0["content-type"], "application/x-ndjson");
     let lines: Vec<serde_json::Value> = bodies[0].1.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines[0], serde_json::json!({"create": {"_index": "logs-2026.12.07"}}));
+    assert_eq!(lines[0]["create"]["_index"], "logs-2026.12.07");
+    let id = |line: &serde_json::Value| line["create"]["_id"].as_str().unwrap().to_string();
+    assert!(id(&lines[0]).len() == 32 && id(&lines[0]).bytes().all(|b| b.is_ascii_hexdigit()), "{}", lines[0]);
+    assert_ne!(id(&lines[0]), id(&lines[2]));
     assert_eq!(
         lines[1],
         serde_json::json!({"@timestamp": "2026-12-07T10:00:00Z", "message": "accepted", "job": "api"})
@@ -225,6 +228,7 @@ async fn elasticsearch_sink_retries_429_items_alone_and_drops_and_counts_mapping
     let again: Vec<serde_json::Value> = bodies[1].1.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(again.len(), 2);
     assert_eq!(again[1]["message"], "busy");
+    assert_eq!(id(&again[0]), id(&lines[2]), "the re-sent item keeps its _id");
     let text = metrics_of(&fanout);
     for expected in [
         r#"tarsier_collector_sink_sent_total{sink="es",kind="logs"} 2"#,
@@ -233,6 +237,67 @@ async fn elasticsearch_sink_retries_429_items_alone_and_drops_and_counts_mapping
     ] {
         assert!(text.contains(expected), "{expected} in\n{text}");
     }
+}
+
+/// A batch sent again after a restart (its lines read again from their checkpoint) carries the same
+/// `_id`s: a fake keeping Elasticsearch's `create` semantics (409 for an `_id` it has) stores each
+/// document once, and the 409s count as delivered, not dropped. Two identical lines with the same
+/// timestamp (a real repeat) stay two documents.
+#[tokio::test]
+async fn elasticsearch_resend_after_restart_is_409_per_item_and_counts_as_delivered() {
+    let stored: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let ids = stored.clone();
+    let bulk = move |body: String| {
+        let ids = ids.clone();
+        async move {
+            let mut ids = ids.lock().unwrap();
+            let items: Vec<serde_json::Value> = body
+                .lines()
+                .step_by(2)
+                .map(|action| {
+                    let action: serde_json::Value = serde_json::from_str(action).unwrap();
+                    let id = action["create"]["_id"].as_str().expect("every document has an _id").to_string();
+                    if ids.insert(id.clone()) {
+                        serde_json::json!({"create": {"_id": id, "status": 201, "result": "created"}})
+                    } else {
+                        serde_json::json!({"create": {"_id": id, "status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "document already exists"}}})
+                    }
+                })
+                .collect();
+            let errors = items.iter().any(|i| i["create"]["status"] != 201);
+            axum::Json(serde_json::json!({"took": 1, "errors": errors, "items": items}))
+        }
+    };
+    let app = axum::Router::new().route("/_bulk", axum::routing::post(bulk));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let config = collector::SinkConfig {
+        name: Some("es".into()),
+        kind: collector::SinkKind::Elasticsearch,
+        url: format!("http://{address}"),
+        ..Default::default()
+    };
+    let at = |ns: i64, pod: &str, line: &str| LogRecord {
+        timestamp_ns: 1_796_637_600_000_000_000 + ns,
+        labels: Labels::from_pairs([("job", "api"), ("pod", pod)]),
+        line: line.into(),
+    };
+    let records = vec![at(0, "a", "started"), at(0, "a", "started"), at(0, "b", "started"), at(1, "a", "ready")];
+    let first = collector::Fanout::from_configs(std::slice::from_ref(&config), Duration::from_secs(5)).unwrap();
+    first.push_logs(TenantId::default(), records.clone()).await.unwrap();
+    assert_eq!(stored.lock().unwrap().len(), 4, "a repeat and another stream's same line are documents of their own");
+
+    // The restarted agent: a new sink, the same lines, part of them in a batch of their own.
+    let restarted = collector::Fanout::from_configs(&[config], Duration::from_secs(5)).unwrap();
+    restarted.push_logs(TenantId::default(), records[2..].to_vec()).await.unwrap();
+    restarted.push_logs(TenantId::default(), records).await.unwrap();
+    assert_eq!(stored.lock().unwrap().len(), 4, "nothing stored twice");
+    let text = metrics_of(&restarted);
+    assert!(text.contains(r#"tarsier_collector_sink_sent_total{sink="es",kind="logs"} 6"#), "{text}");
+    let dropped = text.lines().filter(|l| l.starts_with("tarsier_collector_sink_dropped_total"));
+    assert!(dropped.clone().all(|l| l.ends_with(" 0")), "409s are not drops: {:?}", dropped.collect::<Vec<_>>());
 }
 
 /// A 429 for the whole `_bulk` request (nothing stored) is an ordinary retryable failure, a 400 an

@@ -285,7 +285,12 @@ impl TailedFile {
         if std::mem::take(&mut self.line_truncated) {
             out.truncated_lines += 1;
         }
-        let text = String::from_utf8_lossy(raw);
+        // `from_utf8` validates a word at a time; `from_utf8_lossy` walks `Utf8Chunks` byte by byte
+        // (4.7% of the agent's CPU in the agent-ship profile), so it only runs on invalid lines.
+        let text = match std::str::from_utf8(raw) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         // Empty lines reach the multiline joiner (a Go panic's blank lines belong to it); one
         // that no record takes is dropped as without joining.
         if !text.is_empty() || self.joiner.is_some() {
@@ -386,6 +391,18 @@ mod tests {
         let joiner = config.joiner(1 << 16).unwrap();
         let parser = LineParser::new(LogFormat::Plain, 1 << 16);
         TailedFile::new(0, path, file, Identity::of(&meta), fingerprint, labels, 0, parser, joiner, 1 << 16)
+    }
+
+    /// Valid lines are taken as they are; a line with invalid UTF-8 still arrives, its bad bytes
+    /// replaced (the fast `from_utf8` path falls back to `from_utf8_lossy`).
+    #[test]
+    fn invalid_utf8_is_replaced_and_valid_lines_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"caf\xc3\xa9 ok\nbad \xff byte\n").unwrap();
+        let out = tailed(&path, MultilineMode::None).read(1 << 20, 0).unwrap();
+        let lines: Vec<&str> = out.records.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(lines, ["caf\u{e9} ok", "bad \u{fffd} byte"]);
     }
 
     #[test]

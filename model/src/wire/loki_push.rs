@@ -3,6 +3,7 @@
 //! (`{"streams":[{"stream":{..},"values":[["<ns>","line"]]}]}`, what Fluent Bit and curl send).
 
 use prost::Message;
+use prost::encoding::{encode_varint, encoded_len_varint};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -58,31 +59,93 @@ pub struct ProtoTimestamp {
 }
 
 /// Encodes streams as a snappy-compressed protobuf push body.
+///
+/// This is the collector's shipping path for every line, so the protobuf is written straight from
+/// the borrowed streams into one buffer of the exact size (the same bytes prost writes for
+/// [`PushRequest`]), instead of cloning every line into prost's owned message first.
 pub fn encode_protobuf(streams: &[LogStream]) -> Vec<u8> {
-    let request = PushRequest {
-        streams: streams
-            .iter()
-            .map(|s| StreamAdapter {
-                labels: format_label_set(&s.labels),
-                entries: s
-                    .entries
-                    .iter()
-                    .map(|e| EntryAdapter {
-                        timestamp: Some(ProtoTimestamp {
-                            seconds: e.timestamp_ns.div_euclid(1_000_000_000),
-                            nanos: e.timestamp_ns.rem_euclid(1_000_000_000) as i32,
-                        }),
-                        line: e.line.clone(),
-                        structured_metadata: Vec::new(),
-                    })
-                    .collect(),
-                hash: 0,
-            })
-            .collect(),
-    };
     snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
+        .compress_vec(&encode_push_request(streams))
         .expect("snappy compression of an in-memory buffer cannot fail")
+}
+
+/// Protobuf field keys (field number << 3 | wire type): varint = 0, length-delimited = 2.
+const KEY_1_LEN: u8 = 1 << 3 | 2;
+const KEY_2_LEN: u8 = 2 << 3 | 2;
+const KEY_1_VARINT: u8 = 1 << 3;
+const KEY_2_VARINT: u8 = 2 << 3;
+
+/// `google.protobuf.Timestamp` of `ns`: seconds and non-negative nanos.
+fn split_timestamp(ns: i64) -> (i64, i32) {
+    (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as i32)
+}
+
+fn timestamp_len(seconds: i64, nanos: i32) -> usize {
+    // proto3 leaves zero fields out; int64 and int32 are varints of their 64-bit two's complement.
+    let field = |v: i64| if v == 0 { 0 } else { 1 + encoded_len_varint(v as u64) };
+    field(seconds) + field(i64::from(nanos))
+}
+
+/// Length of one `EntryAdapter` body (without its key and length prefix).
+fn entry_len(entry: &LogEntry) -> usize {
+    let (seconds, nanos) = split_timestamp(entry.timestamp_ns);
+    let ts = timestamp_len(seconds, nanos);
+    let line =
+        if entry.line.is_empty() { 0 } else { 1 + encoded_len_varint(entry.line.len() as u64) + entry.line.len() };
+    1 + encoded_len_varint(ts as u64) + ts + line
+}
+
+/// Length of one `StreamAdapter` body; `labels` is its label set in text form.
+fn stream_len(labels: &str, stream: &LogStream) -> usize {
+    let labels = if labels.is_empty() { 0 } else { 1 + encoded_len_varint(labels.len() as u64) + labels.len() };
+    labels
+        + stream
+            .entries
+            .iter()
+            .map(|e| {
+                let n = entry_len(e);
+                1 + encoded_len_varint(n as u64) + n
+            })
+            .sum::<usize>()
+}
+
+/// The uncompressed `logproto.PushRequest` of `streams`.
+fn encode_push_request(streams: &[LogStream]) -> Vec<u8> {
+    let labels: Vec<String> = streams.iter().map(|s| format_label_set(&s.labels)).collect();
+    let lens: Vec<usize> = streams.iter().zip(&labels).map(|(s, l)| stream_len(l, s)).collect();
+    let total = lens.iter().map(|&n| 1 + encoded_len_varint(n as u64) + n).sum();
+    let mut buf = Vec::with_capacity(total);
+    for ((stream, labels), len) in streams.iter().zip(&labels).zip(lens) {
+        buf.push(KEY_1_LEN);
+        encode_varint(len as u64, &mut buf);
+        if !labels.is_empty() {
+            buf.push(KEY_1_LEN);
+            encode_varint(labels.len() as u64, &mut buf);
+            buf.extend_from_slice(labels.as_bytes());
+        }
+        for entry in &stream.entries {
+            buf.push(KEY_2_LEN);
+            encode_varint(entry_len(entry) as u64, &mut buf);
+            let (seconds, nanos) = split_timestamp(entry.timestamp_ns);
+            buf.push(KEY_1_LEN);
+            encode_varint(timestamp_len(seconds, nanos) as u64, &mut buf);
+            if seconds != 0 {
+                buf.push(KEY_1_VARINT);
+                encode_varint(seconds as u64, &mut buf);
+            }
+            if nanos != 0 {
+                buf.push(KEY_2_VARINT);
+                encode_varint(i64::from(nanos) as u64, &mut buf);
+            }
+            if !entry.line.is_empty() {
+                buf.push(KEY_2_LEN);
+                encode_varint(entry.line.len() as u64, &mut buf);
+                buf.extend_from_slice(entry.line.as_bytes());
+            }
+        }
+    }
+    debug_assert_eq!(buf.len(), total);
+    buf
 }
 
 /// Decodes a snappy-compressed protobuf push body, refusing to decompress past `max_decoded`.
@@ -197,6 +260,39 @@ mod tests {
                 LogEntry { timestamp_ns: 1_700_000_001_000_000_000, line: "second".into() },
             ],
         }]
+    }
+
+    /// The hand-written encoder writes exactly what prost writes for the owned message.
+    #[test]
+    fn direct_encoding_equals_prost_encoding() {
+        let mut streams = sample();
+        streams[0].entries.push(LogEntry { timestamp_ns: 0, line: String::new() });
+        streams[0].entries.push(LogEntry { timestamp_ns: -1_500_000_000, line: "before 1970".into() });
+        streams[0].entries.push(LogEntry { timestamp_ns: 3_000_000_000, line: "x".repeat(300) });
+        streams.push(LogStream { labels: Labels::from_pairs([("a", "b")]), entries: Vec::new() });
+        let request = PushRequest {
+            streams: streams
+                .iter()
+                .map(|s| StreamAdapter {
+                    labels: format_label_set(&s.labels),
+                    entries: s
+                        .entries
+                        .iter()
+                        .map(|e| {
+                            let (seconds, nanos) = split_timestamp(e.timestamp_ns);
+                            EntryAdapter {
+                                timestamp: Some(ProtoTimestamp { seconds, nanos }),
+                                line: e.line.clone(),
+                                structured_metadata: Vec::new(),
+                            }
+                        })
+                        .collect(),
+                    hash: 0,
+                })
+                .collect(),
+        };
+        assert_eq!(encode_push_request(&streams), request.encode_to_vec());
+        assert_eq!(decode_protobuf(&encode_protobuf(&streams), 1 << 20).unwrap(), streams);
     }
 
     #[test]
