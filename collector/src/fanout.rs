@@ -13,7 +13,7 @@
 //!
 //! A failing sink holds every sink back: batches wait (in flight, then in the disk buffer) until
 //! it recovers, and reading pauses when those are full. Self-metrics per sink:
-//! `tarsier_collector_sink_{sent,failures,retries,dropped}{sink,kind}`.
+//! `tarsier_collector_sink_{sent,failures,retries,dropped,already_stored}{sink,kind}`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -212,6 +212,7 @@ pub struct SinkMetrics {
     failures: Family<LabelPairs, Counter>,
     retries: Family<LabelPairs, Counter>,
     dropped: Family<LabelPairs, Counter>,
+    already_stored: Family<LabelPairs, Counter>,
 }
 
 impl SinkMetrics {
@@ -228,6 +229,11 @@ impl SinkMetrics {
             "tarsier_collector_sink_dropped",
             "Records or samples a sink rejected for good (a 400, an Elasticsearch mapping error)",
             self.dropped.clone(),
+        );
+        r.register(
+            "tarsier_collector_sink_already_stored",
+            "Records a sink already held, sent before a restart (an Elasticsearch 409 for the document's _id); counted as sent too",
+            self.already_stored.clone(),
         );
     }
 
@@ -314,6 +320,7 @@ impl Fanout {
                         counter(&metrics.sent).inc_by(n.saturating_sub(outcome.dropped));
                         counter(&metrics.dropped).inc_by(outcome.dropped);
                         counter(&metrics.retries).inc_by(outcome.retries);
+                        counter(&metrics.already_stored).inc_by(outcome.already_stored);
                         state.taken |= outcome.dropped < n || n == 0;
                         state.settled.insert(name);
                     }

@@ -296,6 +296,7 @@ async fn elasticsearch_resend_after_restart_is_409_per_item_and_counts_as_delive
     assert_eq!(stored.lock().unwrap().len(), 4, "nothing stored twice");
     let text = metrics_of(&restarted);
     assert!(text.contains(r#"tarsier_collector_sink_sent_total{sink="es",kind="logs"} 6"#), "{text}");
+    assert!(text.contains(r#"tarsier_collector_sink_already_stored_total{sink="es",kind="logs"} 6"#), "{text}");
     let dropped = text.lines().filter(|l| l.starts_with("tarsier_collector_sink_dropped_total"));
     assert!(dropped.clone().all(|l| l.ends_with(" 0")), "409s are not drops: {:?}", dropped.collect::<Vec<_>>());
 }
