@@ -519,27 +519,19 @@ fn histograms_are_cut_into_blocks_compacted_and_dropped_by_retention() {
     assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 0, 3 * HOUR - 60_000).unwrap().len(), 0);
 }
 
-/// The block-size experiment (issue #6, bytes per sample): writes one block from a Prometheus API
-/// matrix dump and prints what each column costs per sample, so an encoding idea is measured in
-/// seconds instead of a full `scrape-peers` run. Make a dump from any Prometheus-compatible
-/// server that scraped node_exporters (Tarsier or Prometheus):
+/// The block-size experiment (issue #6, bytes per sample): writes one block and prints what each
+/// column costs per sample, so an encoding idea is measured in seconds instead of a full
+/// `scrape-peers` run, and checks the block reads back bit-exactly. By default the block holds
+/// generated node_exporter-shaped series; `TSDB_BLOCK_DUMP` names a Prometheus API matrix dump to
+/// use instead, from any Prometheus-compatible server that scraped node_exporters:
 ///   curl -s http://HOST/api/v1/query --data-urlencode 'query={__name__=~".+"}[130s]' > dump.json
-///   TSDB_BLOCK_DUMP=dump.json cargo test --workspace --test blocks -- --ignored --nocapture block_bytes
+///   TSDB_BLOCK_DUMP=dump.json cargo test --workspace --test blocks -- --nocapture block_bytes
 #[test]
-#[ignore = "needs TSDB_BLOCK_DUMP, a Prometheus API matrix dump; prints bytes per column"]
 fn block_bytes_per_column_of_a_dump() {
-    let path = std::env::var("TSDB_BLOCK_DUMP").expect("TSDB_BLOCK_DUMP=<matrix dump .json>");
-    let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let mut input = Vec::new();
-    for r in dump["data"]["result"].as_array().expect("a matrix result") {
-        let labels = r["metric"].as_object().unwrap();
-        let labels = Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())));
-        let samples = r["values"].as_array().unwrap().iter().map(|p| {
-            let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
-            Sample::new(t, p[1].as_str().unwrap().parse::<f64>().unwrap())
-        });
-        input.push(tsdb::block::SeriesData { labels, samples: samples.collect() });
-    }
+    let input = match std::env::var("TSDB_BLOCK_DUMP") {
+        Ok(path) => matrix_dump(&path),
+        Err(_) => scrape_shaped_series(),
+    };
     let expected: BTreeMap<(String, i64), u64> = input
         .iter()
         .flat_map(|s| s.samples.iter().map(move |x| ((s.labels.to_string(), x.timestamp_ms), x.value.to_bits())))
@@ -589,4 +581,60 @@ fn block_bytes_per_column_of_a_dump() {
         .flat_map(|s| s.samples.iter().map(move |x| ((s.labels.to_string(), x.timestamp_ms), x.value.to_bits())))
         .collect();
     assert!(got == expected, "the block does not read back the dump bit-exactly");
+}
+
+/// The series of a Prometheus API matrix dump (`/api/v1/query` of a range selector).
+fn matrix_dump(path: &str) -> Vec<tsdb::block::SeriesData> {
+    let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut input = Vec::new();
+    for r in dump["data"]["result"].as_array().expect("a matrix result") {
+        let labels = r["metric"].as_object().unwrap();
+        let labels = Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())));
+        let samples = r["values"].as_array().unwrap().iter().map(|p| {
+            let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+            Sample::new(t, p[1].as_str().unwrap().parse::<f64>().unwrap())
+        });
+        input.push(tsdb::block::SeriesData { labels, samples: samples.collect() });
+    }
+    input
+}
+
+/// Series shaped like 130 s of node_exporter scraped every second: counters, decimal gauges and
+/// nanosecond-noisy durations, with scrape timestamps a few milliseconds late now and then.
+fn scrape_shaped_series() -> Vec<tsdb::block::SeriesData> {
+    let mut noise = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        noise ^= noise << 13;
+        noise ^= noise >> 7;
+        noise ^= noise << 17;
+        noise
+    };
+    let mut input = Vec::new();
+    for i in 0..300usize {
+        let kind = ["node_cpu_seconds_total", "node_memory_bytes", "node_scrape_collector_duration_seconds"][i % 3];
+        let labels = Labels::from_pairs([
+            ("__name__", kind),
+            ("instance", &format!("127.0.0.1:{}", 9100 + i % 10)),
+            ("job", "node"),
+            ("series", &i.to_string()),
+        ]);
+        let mut counter = 0.0f64;
+        let samples = (0..130i64)
+            .map(|k| {
+                let late = if next() % 5 == 0 { (next() % 4) as i64 } else { 0 };
+                let t = 1_764_000_000_000 + k * 1000 + late;
+                let value = match i % 3 {
+                    0 => {
+                        counter += (next() % 100) as f64 / 100.0;
+                        (counter * 100.0).round() / 100.0
+                    }
+                    1 => (8_000_000_000 + (next() % 4096) * 4096) as f64,
+                    _ => (next() % 5_000_000) as f64 / 1e9,
+                };
+                Sample::new(t, value)
+            })
+            .collect();
+        input.push(tsdb::block::SeriesData { labels, samples });
+    }
+    input
 }
