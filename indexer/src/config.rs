@@ -70,6 +70,11 @@ pub struct IndexerConfig {
     /// Bytes of lines compressed together in the store: larger blocks compress better, while
     /// reading one line decompresses its whole block. Applies to partitions created afterwards.
     pub stored_lines_block_bytes: usize,
+    /// Memory for decompressed per-segment word lists, which a `|= "word"` filter searches for the
+    /// index words holding `word` (a million varied lines list ~20 MB of words). Past it the
+    /// least recently searched lists are dropped and decompressed again when needed; 0 keeps none.
+    /// Held bytes: `tarsier_indexer_word_list_cache_bytes`.
+    pub word_list_cache_bytes: usize,
 }
 
 /// How a new partition stores its lines.
@@ -132,6 +137,11 @@ fn default_stored_lines_zstd_level() -> i32 {
 fn default_stored_lines_block_bytes() -> usize {
     512 << 10
 }
+/// The word lists of ~6 M varied lines: a day of a busy node's searches stay decompressed, and the
+/// heap stays bounded however much is stored.
+fn default_word_list_cache_bytes() -> usize {
+    128 << 20
+}
 
 impl Default for IndexerConfig {
     fn default() -> Self {
@@ -152,6 +162,7 @@ impl Default for IndexerConfig {
             max_open_writers: default_max_open_writers(),
             stored_lines_zstd_level: default_stored_lines_zstd_level(),
             stored_lines_block_bytes: default_stored_lines_block_bytes(),
+            word_list_cache_bytes: default_word_list_cache_bytes(),
         }
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct Metrics {
     /// 1 while indexing waits for disk space (acknowledged lines wait in the WAL).
     pub indexing_paused: Gauge,
     pub partitions: Gauge,
+    pub word_list_cache_bytes: Gauge,
+    pub word_list_cache_evictions: Counter,
 }
 
 impl Default for Metrics {
@@ -48,6 +50,8 @@ impl Default for Metrics {
             open_writers: Gauge::default(),
             indexing_paused: Gauge::default(),
             partitions: Gauge::default(),
+            word_list_cache_bytes: Gauge::default(),
+            word_list_cache_evictions: Counter::default(),
         }
     }
 }
@@ -99,5 +103,15 @@ impl Metrics {
             self.indexing_paused.clone(),
         );
         r.register("tarsier_indexer_partitions", "Partitions currently on disk", self.partitions.clone());
+        r.register(
+            "tarsier_indexer_word_list_cache_bytes",
+            "Bytes of decompressed word lists held for line filters (bounded by indexer.word_list_cache_bytes)",
+            self.word_list_cache_bytes.clone(),
+        );
+        r.register(
+            "tarsier_indexer_word_list_cache_evictions",
+            "Word lists dropped from memory because indexer.word_list_cache_bytes was reached",
+            self.word_list_cache_evictions.clone(),
+        );
     }
 }

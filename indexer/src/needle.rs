@@ -191,14 +191,15 @@ fn needle_words(needle: &str) -> Vec<NeedleWord> {
     out
 }
 
-/// The index clauses (all must hold) that every line containing `needle` satisfies, for a
-/// partition whose `line` field uses [`LineTokenizer`]. `lists` are the partition's per-segment
-/// word lists, when it has them.
+/// The index clauses (all must hold) that every line in `[start_ns, end_ns)` containing `needle`
+/// satisfies, for a partition whose `line` field uses [`LineTokenizer`]. `lists` are the
+/// partition's per-segment word lists, when it has them.
 pub(crate) fn needle_clauses(
     searcher: &Searcher,
     line: Field,
     lists: Option<&TermLists>,
     needle: &str,
+    (start_ns, end_ns): (i64, i64),
 ) -> Result<Vec<Box<dyn Query>>, Error> {
     let words = needle_words(needle);
     let term = |text: &str| -> Box<dyn Query> {
@@ -220,7 +221,7 @@ pub(crate) fn needle_clauses(
         if has_whole && word.placement != Placement::Prefix {
             continue;
         }
-        let Some(words) = expand(searcher, line, lists, word)? else { continue };
+        let Some(words) = expand(searcher, line, lists, word, (start_ns, end_ns))? else { continue };
         let mut any: Vec<(Occur, Box<dyn Query>)> = words.iter().map(|w| (Occur::Should, term(w))).collect();
         any.push((Occur::Should, term(LONG_WORD_MARKER)));
         clauses.push(Box::new(BooleanQuery::new(any)));
@@ -228,14 +229,18 @@ pub(crate) fn needle_clauses(
     Ok(clauses)
 }
 
-/// The dictionary words of every segment that hold `word` where its placement says; `None` when
-/// there are more than [`MAX_EXPANSION_TERMS`]. Suffix and inside words search the segment's word
-/// list when `lists` has it, else walk its dictionary (and write the list for next time).
+/// The dictionary words that hold `word` where its placement says, of every segment with lines in
+/// `[start_ns, end_ns)`; `None` when there are more than [`MAX_EXPANSION_TERMS`]. Suffix and
+/// inside words search the segment's word list when `lists` has it, else walk its dictionary (and
+/// write the list for next time). Segments outside the range are skipped: the query's time range
+/// excludes their lines anyway, and a dashboard's last-minute panel would otherwise search (and
+/// keep decompressed) the lists of the whole day's partition.
 fn expand(
     searcher: &Searcher,
     line: Field,
     lists: Option<&TermLists>,
     word: &NeedleWord,
+    (start_ns, end_ns): (i64, i64),
 ) -> Result<Option<BTreeSet<String>>, Error> {
     let needle = word.text.as_bytes();
     let mut found = BTreeSet::new();
@@ -245,6 +250,9 @@ fn expand(
         Placement::Prefix | Placement::Whole => None,
     };
     for segment in searcher.segment_readers() {
+        if !overlaps(segment, start_ns, end_ns) {
+            continue;
+        }
         if let Some(position) = listed {
             let list = lists.and_then(|l| l.get(segment.segment_id()));
             let list = match (list, lists) {
@@ -266,6 +274,14 @@ fn expand(
         }
     }
     Ok(Some(found))
+}
+
+/// Whether `segment` may hold lines in `[start_ns, end_ns)` (true when its timestamps cannot be read).
+fn overlaps(segment: &SegmentReader, start_ns: i64, end_ns: i64) -> bool {
+    match segment.fast_fields().i64("ts") {
+        Ok(ts) => segment.num_docs() > 0 && ts.max_value() >= start_ns && ts.min_value() < end_ns,
+        Err(_) => true,
+    }
 }
 
 /// Builds and writes the word list of `segment`; `None` (logged) when it cannot.
@@ -411,6 +427,42 @@ mod tests {
         use super::super::*;
         use crate::config::IndexerConfig;
         use crate::partition::Partition;
+        use crate::term_lists::WordListCache;
+
+        const ALL_TIME: (i64, i64) = (i64::MIN, i64::MAX);
+
+        fn word_lists() -> std::sync::Arc<WordListCache> {
+            WordListCache::new(64 << 20, Default::default(), Default::default())
+        }
+
+        /// A segment whose lines all lie outside the query's range lends no words (its list is
+        /// not even read), so a last-minute panel does not search a day of segments.
+        #[test]
+        fn segments_outside_the_range_are_not_searched() {
+            let dir = tempfile::tempdir().unwrap();
+            let tenant = TenantId::default_tenant();
+            let config = IndexerConfig::default();
+            let partition =
+                Partition::create(&dir.path().join("p"), &tenant, 0, i64::MAX, config.store_settings(), &word_lists())
+                    .unwrap();
+            for (n, (ts, line)) in [(1_000, "old alpha1 line"), (5_000, "new alpha2 line")].into_iter().enumerate() {
+                let record =
+                    LogRecord { timestamp_ns: ts, labels: Labels::from_pairs([("a", "b")]), line: line.into() };
+                partition.add(vec![record], config.writer_settings()).unwrap();
+                partition.commit(n as u64 + 1).unwrap();
+            }
+            let searcher = partition.searcher();
+            assert_eq!(searcher.segment_readers().len(), 2);
+            let word = NeedleWord { text: "lpha".into(), placement: Placement::Inside };
+            let expand_in = |range| -> Vec<String> {
+                let found = expand(&searcher, partition.fields.line, partition.term_lists(), &word, range).unwrap();
+                found.unwrap().into_iter().collect()
+            };
+            assert_eq!(expand_in(ALL_TIME), ["alpha1", "alpha2"]);
+            assert_eq!(expand_in((4_000, 6_000)), ["alpha2"]);
+            assert_eq!(expand_in((1_000, 1_001)), ["alpha1"]);
+            assert_eq!(expand_in((1_001, 5_000)), Vec::<String>::new(), "the end is exclusive");
+        }
 
         /// Every word the tokenizer makes of `lines`.
         fn all_words(lines: &[String]) -> BTreeSet<String> {
@@ -442,8 +494,8 @@ mod tests {
             let searcher = partition.searcher();
             let lists = partition.term_lists();
             prop_assert!(lists.is_some());
-            let listed = expand(&searcher, partition.fields.line, lists, word).unwrap();
-            let walked = expand(&searcher, partition.fields.line, None, word).unwrap();
+            let listed = expand(&searcher, partition.fields.line, lists, word, ALL_TIME).unwrap();
+            let walked = expand(&searcher, partition.fields.line, None, word, ALL_TIME).unwrap();
             prop_assert_eq!(&listed, &walked, "{:?}", word);
             prop_assert_eq!(listed, brute_force(lines, word), "{:?}", word);
             Ok(())
@@ -472,7 +524,8 @@ mod tests {
                 let tenant = TenantId::default_tenant();
                 let config = IndexerConfig { merge_min_segments: 2, ..IndexerConfig::default() };
                 let path = dir.path().join("p");
-                let partition = Partition::create(&path, &tenant, 0, i64::MAX, config.store_settings()).unwrap();
+                let partition =
+                    Partition::create(&path, &tenant, 0, i64::MAX, config.store_settings(), &word_lists()).unwrap();
                 let mut lines = Vec::new();
                 for (n, batch) in batches.iter().enumerate() {
                     let records = batch
@@ -492,7 +545,7 @@ mod tests {
                 let segments = partition.searcher().segment_readers().len();
                 prop_assert_eq!(partition.term_lists().unwrap().count(), segments, "merged-away lists deleted");
                 drop(partition);
-                let partition = Partition::open_existing(&path, &tenant).unwrap().unwrap();
+                let partition = Partition::open_existing(&path, &tenant, &word_lists()).unwrap().unwrap();
                 for word in &words {
                     check(&partition, &lines, word)?;
                 }
@@ -501,7 +554,7 @@ mod tests {
                 drop(partition);
                 std::fs::remove_dir_all(path.join("terms")).unwrap();
                 std::fs::create_dir(path.join("terms")).unwrap();
-                let partition = Partition::open_existing(&path, &tenant).unwrap().unwrap();
+                let partition = Partition::open_existing(&path, &tenant, &word_lists()).unwrap().unwrap();
                 for word in &words {
                     check(&partition, &lines, word)?;
                 }

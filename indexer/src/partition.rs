@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -26,7 +27,7 @@ use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Sear
 use crate::config::{StoreSettings, WriterSettings};
 use crate::error::Error;
 use crate::needle::{LINE_TOKENIZER, LineTokenizer};
-use crate::term_lists::TermLists;
+use crate::term_lists::{TermLists, WordListCache};
 use crate::wal::sync_dir;
 
 /// Bump when the schema or layout changes. 2: `ts` no longer indexed, no `labels` field,
@@ -139,6 +140,7 @@ impl Partition {
         start_ns: i64,
         end_ns: i64,
         store: StoreSettings,
+        word_lists: &Arc<WordListCache>,
     ) -> Result<Partition, Error> {
         let index_dir = dir.join(INDEX_DIR);
         fs::create_dir_all(&index_dir).map_err(|e| Error::io(format!("create {}", index_dir.display()), e))?;
@@ -162,18 +164,22 @@ impl Partition {
             .and_then(|_| fs::rename(&tmp, dir.join(META_FILE)))
             .map_err(|e| Error::io(format!("write {}", dir.join(META_FILE).display()), e))?;
         sync_dir(dir)?;
-        Self::open(dir, tenant)
+        Self::open(dir, tenant, word_lists)
     }
 
     /// Opens a partition; `Ok(None)` for an interrupted creation (no `meta.json`).
-    pub fn open_existing(dir: &Path, tenant: &TenantId) -> Result<Option<Partition>, Error> {
+    pub fn open_existing(
+        dir: &Path,
+        tenant: &TenantId,
+        word_lists: &Arc<WordListCache>,
+    ) -> Result<Option<Partition>, Error> {
         if !dir.join(META_FILE).exists() {
             return Ok(None);
         }
-        Self::open(dir, tenant).map(Some)
+        Self::open(dir, tenant, word_lists).map(Some)
     }
 
-    fn open(dir: &Path, tenant: &TenantId) -> Result<Partition, Error> {
+    fn open(dir: &Path, tenant: &TenantId, word_lists: &Arc<WordListCache>) -> Result<Partition, Error> {
         let meta_path = dir.join(META_FILE);
         let raw = fs::read(&meta_path).map_err(|e| Error::io(format!("read {}", meta_path.display()), e))?;
         let meta: PartitionMeta =
@@ -204,7 +210,7 @@ impl Partition {
         };
         let full_word_index = meta.version >= LINE_TOKENIZER_FORMAT;
         let term_lists = if full_word_index {
-            TermLists::open(dir, &reader.searcher())
+            TermLists::open(dir, &reader.searcher(), Arc::clone(word_lists))
                 .inspect_err(|e| tracing::warn!(partition = %dir.display(), error = %e, "cannot open word lists"))
                 .ok()
         } else {

@@ -331,7 +331,9 @@ pub(crate) fn partition_candidates(
     clauses.push((Occur::Must, Box::new(BooleanQuery::new(stream_terms))));
     for filter in query.filters.iter().filter(|f| f.op == LineFilterOp::Contains) {
         if partition.full_word_index {
-            for clause in needle_clauses(searcher, fields.line, partition.term_lists(), &filter.pattern)? {
+            for clause in
+                needle_clauses(searcher, fields.line, partition.term_lists(), &filter.pattern, (start_ns, end_ns))?
+            {
                 clauses.push((Occur::Must, clause));
             }
         } else {

@@ -31,6 +31,7 @@ use crate::metric::{MetricQueryRequest, MetricQueryResponse, execute_metric};
 use crate::metrics::Metrics;
 use crate::partition::{self, Partition};
 use crate::query::{LogQueryRequest, LogQueryResponse, Plan, execute};
+use crate::term_lists::WordListCache;
 use crate::wal::{SharedWal, Wal, WalEntry, encode_record, sync_dir};
 
 const COMMITTED_FILE: &str = "committed.json";
@@ -69,6 +70,8 @@ struct Inner {
     dir: PathBuf,
     config: IndexerConfig,
     metrics: Metrics,
+    /// Decompressed word lists of all partitions, within `config.word_list_cache_bytes`.
+    word_lists: Arc<WordListCache>,
     wal: SharedWal,
     queue: Queue,
     /// Set under the WAL lock by shutdown: no entry is queued after the shutdown job.
@@ -98,9 +101,14 @@ impl Indexer {
         let tenants_dir = dir.join("tenants");
         fs::create_dir_all(&tenants_dir).map_err(|e| Error::io(format!("create {}", tenants_dir.display()), e))?;
         let committed = read_committed(dir)?;
-        let partitions = open_partitions(&tenants_dir)?;
-        let wal = Wal::open(&dir.join("wal"), config.wal_segment_bytes, committed)?;
         let metrics = Metrics::default();
+        let word_lists = WordListCache::new(
+            config.word_list_cache_bytes,
+            metrics.word_list_cache_bytes.clone(),
+            metrics.word_list_cache_evictions.clone(),
+        );
+        let partitions = open_partitions(&tenants_dir, &word_lists)?;
+        let wal = Wal::open(&dir.join("wal"), config.wal_segment_bytes, committed)?;
         metrics.partitions.set(partitions.values().map(Vec::len).sum::<usize>() as i64);
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
@@ -108,6 +116,7 @@ impl Indexer {
             queue: Queue::new(config.ingest_queue_bytes),
             config,
             metrics,
+            word_lists,
             closed: AtomicBool::new(false),
             failed: Mutex::new(None),
             committed: AtomicU64::new(committed),
@@ -490,7 +499,10 @@ fn write_committed(dir: &Path, wal_position: u64) -> Result<(), Error> {
     sync_dir(dir)
 }
 
-fn open_partitions(tenants_dir: &Path) -> Result<BTreeMap<TenantId, Vec<Arc<Partition>>>, Error> {
+fn open_partitions(
+    tenants_dir: &Path,
+    word_lists: &Arc<WordListCache>,
+) -> Result<BTreeMap<TenantId, Vec<Arc<Partition>>>, Error> {
     let mut out: BTreeMap<TenantId, Vec<Arc<Partition>>> = BTreeMap::new();
     let list = |dir: &Path| -> Result<Vec<fs::DirEntry>, Error> {
         fs::read_dir(dir)
@@ -507,7 +519,7 @@ fn open_partitions(tenants_dir: &Path) -> Result<BTreeMap<TenantId, Vec<Arc<Part
             if !path.is_dir() {
                 continue;
             }
-            match Partition::open_existing(&path, &tenant)? {
+            match Partition::open_existing(&path, &tenant, word_lists)? {
                 Some(p) => out.entry(tenant.clone()).or_default().push(Arc::new(p)),
                 None => {
                     tracing::warn!(dir = %path.display(), "removing partition whose creation was interrupted");
@@ -564,7 +576,8 @@ impl Inner {
         let start = ts.div_euclid(width) * width;
         let end = start.saturating_add(width);
         let dir = self.dir.join("tenants").join(tenant.as_str()).join(start.div_euclid(1_000_000_000).to_string());
-        let partition = Arc::new(Partition::create(&dir, tenant, start, end, self.config.store_settings())?);
+        let partition =
+            Arc::new(Partition::create(&dir, tenant, start, end, self.config.store_settings(), &self.word_lists)?);
         let mut map = self.partitions.write();
         let parts = map.entry(tenant.clone()).or_default();
         parts.push(Arc::clone(&partition));

@@ -8,10 +8,10 @@
 //! frame of the list body: every word of the segment's `line` dictionary followed by `\n`, in
 //! dictionary order (words never hold `\n`: it is a separator for every tokenizer the partitions
 //! use). zstd halves the lists (random ids dominate them; sorted, they share prefixes), which were
-//! a tenth of a partition's bytes; a list is decompressed once and kept in memory while its
-//! segment lives, within [`CACHE_BUDGET_BYTES`] for the process (past it, each search
-//! decompresses). Lists of the first format (header `tarsier-terms 1`, the body stored plain) are
-//! still read, straight from the mmap. Lifecycle:
+//! a tenth of a partition's bytes; a decompressed list is kept in the store's [`WordListCache`]
+//! (`indexer.word_list_cache_bytes`, least recently used evicted) while its segment lives. Lists
+//! of the first format (header `tarsier-terms 1`, the body stored plain) are still read, straight
+//! from the mmap. Lifecycle:
 //! - written atomically (temp file + rename) by [`TermLists::sync`] after each commit reloads the
 //!   reader, for every visible segment without one: new segments of the commit and segments that
 //!   merges produced since the last reload;
@@ -26,9 +26,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
 use tantivy::directory::{Directory, MmapDirectory, OwnedBytes};
 use tantivy::index::SegmentId;
@@ -47,24 +50,108 @@ const HEADER_PLAIN: &[u8] = b"tarsier-terms 1\n";
 /// zstd level of the lists: 3 compresses a list of random ids as well as 9 (2.2x), at list
 /// writing speed.
 const ZSTD_LEVEL: i32 = 3;
-/// Decompressed lists all partitions keep in memory at most. A million lines of varied logs
-/// list ~20 MB of words.
-const CACHE_BUDGET_BYTES: usize = 256 << 20;
-/// Bytes the caches of all partitions hold.
-static CACHED_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Tells the partitions sharing a [`WordListCache`] apart (segment ids are unique anyway; the
+/// owner says whose segments to drop when a partition syncs or closes).
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+
+/// Decompressed word lists of all partitions of a store, at most `budget` bytes: past it the least
+/// recently searched lists are evicted (and decompressed again when searched). Without a bound the
+/// cache would hold the lists of every segment ever searched: a dashboard's `|= "ERROR"` panel
+/// searched every segment of the day's partition and the server's heap grew with the logs
+/// (~70 MiB an hour at 1,000 lines/s in the soak benchmark).
+pub(crate) struct WordListCache {
+    budget: usize,
+    state: Mutex<CacheState>,
+    held_bytes: Gauge,
+    evictions: Counter,
+}
+
+#[derive(Default)]
+struct CacheState {
+    lists: HashMap<SegmentId, CachedList>,
+    held: usize,
+    clock: u64,
+}
+
+struct CachedList {
+    body: OwnedBytes,
+    owner: u64,
+    last_used: u64,
+}
+
+impl WordListCache {
+    /// A cache of at most `budget` bytes (0 keeps nothing) reporting into `held_bytes` and
+    /// `evictions`.
+    pub fn new(budget: usize, held_bytes: Gauge, evictions: Counter) -> Arc<WordListCache> {
+        Arc::new(WordListCache { budget, state: Mutex::new(CacheState::default()), held_bytes, evictions })
+    }
+
+    fn get(&self, segment: SegmentId) -> Option<OwnedBytes> {
+        let mut state = self.state.lock();
+        state.clock += 1;
+        let now = state.clock;
+        let cached = state.lists.get_mut(&segment)?;
+        cached.last_used = now;
+        Some(cached.body.clone())
+    }
+
+    fn insert(&self, owner: u64, segment: SegmentId, body: &OwnedBytes) {
+        if body.len() > self.budget {
+            return;
+        }
+        let mut state = self.state.lock();
+        state.clock += 1;
+        let last_used = state.clock;
+        state.held += body.len();
+        if let Some(previous) = state.lists.insert(segment, CachedList { body: body.clone(), owner, last_used }) {
+            state.held -= previous.body.len();
+        }
+        while state.held > self.budget {
+            let Some(oldest) = state.lists.iter().min_by_key(|(_, list)| list.last_used).map(|(id, _)| *id) else {
+                break;
+            };
+            if let Some(evicted) = state.lists.remove(&oldest) {
+                state.held -= evicted.body.len();
+                self.evictions.inc();
+            }
+        }
+        self.held_bytes.set(state.held as i64);
+    }
+
+    /// Drops the lists of `owner` whose segment `keep` refuses.
+    fn retain(&self, owner: u64, keep: impl Fn(&SegmentId) -> bool) {
+        let mut state = self.state.lock();
+        let mut freed = 0;
+        state.lists.retain(|id, list| {
+            let kept = list.owner != owner || keep(id);
+            if !kept {
+                freed += list.body.len();
+            }
+            kept
+        });
+        state.held -= freed;
+        self.held_bytes.set(state.held as i64);
+    }
+
+    /// Bytes held (tests).
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.state.lock().held
+    }
+}
 
 /// The word lists of one partition.
 pub(crate) struct TermLists {
     path: PathBuf,
     dir: MmapDirectory,
-    /// Decompressed lists of live segments (dropped with their segment).
-    cache: Mutex<HashMap<SegmentId, OwnedBytes>>,
+    /// Decompressed lists, shared with the store's other partitions.
+    cache: Arc<WordListCache>,
+    owner: u64,
 }
 
 impl Drop for TermLists {
     fn drop(&mut self) {
-        let held: usize = self.cache.get_mut().values().map(OwnedBytes::len).sum();
-        CACHED_BYTES.fetch_sub(held, Ordering::Relaxed);
+        self.cache.retain(self.owner, |_| false);
     }
 }
 
@@ -82,12 +169,12 @@ fn file_name(segment: SegmentId) -> String {
 impl TermLists {
     /// Opens (creating) the lists folder of the partition in `partition_dir` and deletes the lists
     /// of segments `searcher` does not have.
-    pub fn open(partition_dir: &Path, searcher: &Searcher) -> Result<TermLists, Error> {
+    pub fn open(partition_dir: &Path, searcher: &Searcher, cache: Arc<WordListCache>) -> Result<TermLists, Error> {
         let path = partition_dir.join(TERMS_DIR);
         fs::create_dir_all(&path).map_err(|e| Error::io(format!("create {}", path.display()), e))?;
         let dir = MmapDirectory::open(&path)
             .map_err(|e| Error::io(format!("open {}", path.display()), std::io::Error::other(e.to_string())))?;
-        let lists = TermLists { path, dir, cache: Mutex::new(HashMap::new()) };
+        let lists = TermLists { path, dir, cache, owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed) };
         lists.delete_stale(searcher)?;
         Ok(lists)
     }
@@ -95,8 +182,8 @@ impl TermLists {
     /// The list of `segment`: its words, each followed by `\n`; `None` when there is no
     /// well-formed list.
     pub fn get(&self, segment: SegmentId) -> Option<OwnedBytes> {
-        if let Some(body) = self.cache.lock().get(&segment) {
-            return Some(body.clone());
+        if let Some(body) = self.cache.get(segment) {
+            return Some(body);
         }
         let bytes = self.dir.open_read(Path::new(&file_name(segment))).ok()?.read_bytes().ok()?;
         let body = if bytes.as_slice().starts_with(HEADER_PLAIN) {
@@ -104,7 +191,7 @@ impl TermLists {
         } else if bytes.as_slice().starts_with(HEADER) {
             let body = zstd::stream::decode_all(&bytes.as_slice()[HEADER.len()..]).ok()?;
             let body = OwnedBytes::new(body);
-            self.remember(segment, &body);
+            self.cache.insert(self.owner, segment, &body);
             body
         } else {
             return None;
@@ -113,19 +200,6 @@ impl TermLists {
             return None;
         }
         Some(body)
-    }
-
-    /// Keeps a decompressed list while the budget allows.
-    fn remember(&self, segment: SegmentId, body: &OwnedBytes) {
-        let len = body.len();
-        let reserved = CACHED_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-            (held + len <= CACHE_BUDGET_BYTES).then_some(held + len)
-        });
-        if reserved.is_ok()
-            && let Some(previous) = self.cache.lock().insert(segment, body.clone())
-        {
-            CACHED_BYTES.fetch_sub(previous.len(), Ordering::Relaxed);
-        }
     }
 
     /// Writes the list of `segment` from `body` (words each followed by `\n`).
@@ -158,13 +232,7 @@ impl TermLists {
 
     fn delete_stale(&self, searcher: &Searcher) -> Result<usize, Error> {
         let live_ids: HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
-        self.cache.lock().retain(|id, body| {
-            let keep = live_ids.contains(id);
-            if !keep {
-                CACHED_BYTES.fetch_sub(body.len(), Ordering::Relaxed);
-            }
-            keep
-        });
+        self.cache.retain(self.owner, |id| live_ids.contains(id));
         let live: HashSet<String> = live_ids.iter().map(|id| file_name(*id)).collect();
         let entries = fs::read_dir(&self.path).map_err(|e| Error::io(format!("list {}", self.path.display()), e))?;
         let mut deleted = 0;
@@ -279,14 +347,46 @@ mod tests {
         assert_eq!(search(&[], "a", Position::Inside), Vec::<String>::new());
     }
 
-    fn lists_in(dir: &Path) -> TermLists {
-        TermLists { path: dir.to_path_buf(), dir: MmapDirectory::open(dir).unwrap(), cache: Mutex::new(HashMap::new()) }
+    fn lists_in(dir: &Path, cache: &Arc<WordListCache>) -> TermLists {
+        TermLists { path: dir.to_path_buf(), dir: MmapDirectory::open(dir).unwrap(), cache: cache.clone(), owner: 7 }
+    }
+
+    fn cache(budget: usize) -> Arc<WordListCache> {
+        WordListCache::new(budget, Gauge::default(), Counter::default())
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_budget_evicting_the_least_recently_searched() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(2000);
+        let lists = lists_in(dir.path(), &cache);
+        let body = |i: u32| -> Vec<u8> { (0..100u32).flat_map(|w| format!("w{i}x{w:05}\n").into_bytes()).collect() };
+        let ids: Vec<SegmentId> = (0..4).map(|_| SegmentId::generate_random()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            lists.write(*id, &body(i as u32)).unwrap();
+        }
+        let one = body(0).len();
+        assert!(one * 2 <= 2000 && one * 3 > 2000, "two lists fit, three do not: {one}");
+        lists.get(ids[0]).unwrap();
+        lists.get(ids[1]).unwrap();
+        lists.get(ids[0]).unwrap(); // 0 is now more recent than 1
+        lists.get(ids[2]).unwrap(); // evicts 1
+        assert_eq!(cache.held(), 2 * one);
+        assert_eq!(cache.evictions.get(), 1);
+        assert_eq!(cache.held_bytes.get(), (2 * one) as i64);
+        let state = cache.state.lock();
+        assert!(state.lists.contains_key(&ids[0]) && state.lists.contains_key(&ids[2]));
+        drop(state);
+        assert_eq!(lists.get(ids[1]).unwrap().as_slice(), &body(1)[..], "an evicted list is read again");
+        drop(lists);
+        assert_eq!(cache.held(), 0, "a closed partition's lists leave the cache");
+        assert_eq!(cache.held_bytes.get(), 0);
     }
 
     #[test]
     fn lists_are_compressed_and_lists_of_the_first_format_still_read() {
         let dir = tempfile::tempdir().unwrap();
-        let lists = lists_in(dir.path());
+        let lists = lists_in(dir.path(), &cache(1 << 20));
         // Sorted random ids, as the lists mostly hold.
         let mut words: Vec<String> = (0..5000u32).map(|i| format!("{:08x}", i.wrapping_mul(2_654_435_761))).collect();
         words.sort();
