@@ -189,18 +189,7 @@ async fn elasticsearch_sink_retries_429_items_alone_and_drops_and_counts_mapping
             axum::Json(serde_json::json!({"took": 1, "errors": first, "items": items}))
         }
     };
-    let app = axum::Router::new().route("/_bulk", axum::routing::post(bulk));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-    let config = collector::SinkConfig {
-        name: Some("es".into()),
-        kind: collector::SinkKind::Elasticsearch,
-        url: format!("http://{address}"),
-        bearer_token_file: None,
-        ..Default::default()
-    };
+    let config = fake_elasticsearch(bulk).await;
     config.validate("agent.sinks[0]").unwrap();
     let fanout = collector::Fanout::from_configs(&[config], Duration::from_secs(5)).unwrap();
     // 2026-12-07T10:00:00Z and two nanoseconds later
@@ -268,17 +257,7 @@ async fn elasticsearch_resend_after_restart_is_409_per_item_and_counts_as_delive
             axum::Json(serde_json::json!({"took": 1, "errors": errors, "items": items}))
         }
     };
-    let app = axum::Router::new().route("/_bulk", axum::routing::post(bulk));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-    let config = collector::SinkConfig {
-        name: Some("es".into()),
-        kind: collector::SinkKind::Elasticsearch,
-        url: format!("http://{address}"),
-        ..Default::default()
-    };
+    let config = fake_elasticsearch(bulk).await;
     let at = |ns: i64, pod: &str, line: &str| LogRecord {
         timestamp_ns: 1_796_637_600_000_000_000 + ns,
         labels: Labels::from_pairs([("job", "api"), ("pod", pod)]),
@@ -362,4 +341,23 @@ async fn a_reload_keeps_which_sinks_took_a_batch() {
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(text.contains(r#"tarsier_collector_sink_failures_total{sink="b",kind="logs"} 1"#), "{text}");
     assert!(text.contains(r#"tarsier_collector_sink_sent_total{sink="b",kind="logs"} 1"#), "{text}");
+}
+
+/// Serves `bulk` as a fake Elasticsearch's `/_bulk` on a free port and returns an Elasticsearch
+/// sink named `es` pointing at it.
+async fn fake_elasticsearch<H, T>(bulk: H) -> collector::SinkConfig
+where
+    H: axum::handler::Handler<T, ()>,
+    T: 'static,
+{
+    let app = axum::Router::new().route("/_bulk", axum::routing::post(bulk));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    collector::SinkConfig {
+        name: Some("es".into()),
+        kind: collector::SinkKind::Elasticsearch,
+        url: format!("http://{address}"),
+        ..Default::default()
+    }
 }

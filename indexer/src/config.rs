@@ -75,6 +75,11 @@ pub struct IndexerConfig {
     /// least recently searched lists are dropped and decompressed again when needed; 0 keeps none.
     /// Held bytes: `tarsier_indexer_word_list_cache_bytes`.
     pub word_list_cache_bytes: usize,
+    /// A decompressed word list not searched for this long leaves memory, so the cache holds what
+    /// recent queries use (a dashboard's last-minute panel: the newest segments) rather than every
+    /// segment ever searched.
+    #[serde(with = "humantime_serde")]
+    pub word_list_cache_idle: Duration,
 }
 
 /// How a new partition stores its lines.
@@ -142,6 +147,9 @@ fn default_stored_lines_block_bytes() -> usize {
 fn default_word_list_cache_bytes() -> usize {
     128 << 20
 }
+fn default_word_list_cache_idle() -> Duration {
+    Duration::from_secs(300)
+}
 
 impl Default for IndexerConfig {
     fn default() -> Self {
@@ -163,6 +171,7 @@ impl Default for IndexerConfig {
             stored_lines_zstd_level: default_stored_lines_zstd_level(),
             stored_lines_block_bytes: default_stored_lines_block_bytes(),
             word_list_cache_bytes: default_word_list_cache_bytes(),
+            word_list_cache_idle: default_word_list_cache_idle(),
         }
     }
 }

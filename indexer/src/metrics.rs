@@ -110,7 +110,7 @@ impl Metrics {
         );
         r.register(
             "tarsier_indexer_word_list_cache_evictions",
-            "Word lists dropped from memory because indexer.word_list_cache_bytes was reached",
+            "Word lists dropped from memory: over indexer.word_list_cache_bytes or unused for indexer.word_list_cache_idle",
             self.word_list_cache_evictions.clone(),
         );
     }

@@ -432,7 +432,7 @@ mod tests {
         const ALL_TIME: (i64, i64) = (i64::MIN, i64::MAX);
 
         fn word_lists() -> std::sync::Arc<WordListCache> {
-            WordListCache::new(64 << 20, Default::default(), Default::default())
+            WordListCache::new(64 << 20, std::time::Duration::from_secs(3600), Default::default(), Default::default())
         }
 
         /// A segment whose lines all lie outside the query's range lends no words (its list is

@@ -104,6 +104,7 @@ impl Indexer {
         let metrics = Metrics::default();
         let word_lists = WordListCache::new(
             config.word_list_cache_bytes,
+            config.word_list_cache_idle,
             metrics.word_list_cache_bytes.clone(),
             metrics.word_list_cache_evictions.clone(),
         );

@@ -28,6 +28,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -55,12 +56,14 @@ const ZSTD_LEVEL: i32 = 3;
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
 /// Decompressed word lists of all partitions of a store, at most `budget` bytes: past it the least
-/// recently searched lists are evicted (and decompressed again when searched). Without a bound the
-/// cache would hold the lists of every segment ever searched: a dashboard's `|= "ERROR"` panel
-/// searched every segment of the day's partition and the server's heap grew with the logs
-/// (~70 MiB an hour at 1,000 lines/s in the soak benchmark).
+/// recently searched lists are evicted (and decompressed again when searched), and a list not
+/// searched for `idle` is dropped. Without these bounds the cache held the lists of every segment
+/// ever searched, and the server's heap grew with the stored logs (~70 MiB an hour at 1,000
+/// lines/s in the soak benchmark): a dashboard's last-minute `|= "ERROR"` panel searches the
+/// newest segments, and every segment was once the newest until merged away.
 pub(crate) struct WordListCache {
     budget: usize,
+    idle: Duration,
     state: Mutex<CacheState>,
     held_bytes: Gauge,
     evictions: Counter,
@@ -77,13 +80,14 @@ struct CachedList {
     body: OwnedBytes,
     owner: u64,
     last_used: u64,
+    used_at: Instant,
 }
 
 impl WordListCache {
-    /// A cache of at most `budget` bytes (0 keeps nothing) reporting into `held_bytes` and
-    /// `evictions`.
-    pub fn new(budget: usize, held_bytes: Gauge, evictions: Counter) -> Arc<WordListCache> {
-        Arc::new(WordListCache { budget, state: Mutex::new(CacheState::default()), held_bytes, evictions })
+    /// A cache of at most `budget` bytes (0 keeps nothing) whose lists live `idle` past their
+    /// last search, reporting into `held_bytes` and `evictions`.
+    pub fn new(budget: usize, idle: Duration, held_bytes: Gauge, evictions: Counter) -> Arc<WordListCache> {
+        Arc::new(WordListCache { budget, idle, state: Mutex::new(CacheState::default()), held_bytes, evictions })
     }
 
     fn get(&self, segment: SegmentId) -> Option<OwnedBytes> {
@@ -92,6 +96,7 @@ impl WordListCache {
         let now = state.clock;
         let cached = state.lists.get_mut(&segment)?;
         cached.last_used = now;
+        cached.used_at = Instant::now();
         Some(cached.body.clone())
     }
 
@@ -103,7 +108,8 @@ impl WordListCache {
         state.clock += 1;
         let last_used = state.clock;
         state.held += body.len();
-        if let Some(previous) = state.lists.insert(segment, CachedList { body: body.clone(), owner, last_used }) {
+        let cached = CachedList { body: body.clone(), owner, last_used, used_at: Instant::now() };
+        if let Some(previous) = state.lists.insert(segment, cached) {
             state.held -= previous.body.len();
         }
         while state.held > self.budget {
@@ -118,18 +124,24 @@ impl WordListCache {
         self.held_bytes.set(state.held as i64);
     }
 
-    /// Drops the lists of `owner` whose segment `keep` refuses.
-    fn retain(&self, owner: u64, keep: impl Fn(&SegmentId) -> bool) {
+    /// Drops the lists of `owner` whose segment `keep` refuses, and every list idle at `now`.
+    fn retain(&self, owner: u64, keep: impl Fn(&SegmentId) -> bool, now: Instant) {
         let mut state = self.state.lock();
-        let mut freed = 0;
+        let (mut freed, mut expired) = (0, 0);
         state.lists.retain(|id, list| {
-            let kept = list.owner != owner || keep(id);
-            if !kept {
+            if list.owner == owner && !keep(id) {
                 freed += list.body.len();
+                return false;
             }
-            kept
+            if now.saturating_duration_since(list.used_at) >= self.idle {
+                freed += list.body.len();
+                expired += 1;
+                return false;
+            }
+            true
         });
         state.held -= freed;
+        self.evictions.inc_by(expired);
         self.held_bytes.set(state.held as i64);
     }
 
@@ -151,7 +163,7 @@ pub(crate) struct TermLists {
 
 impl Drop for TermLists {
     fn drop(&mut self) {
-        self.cache.retain(self.owner, |_| false);
+        self.cache.retain(self.owner, |_| false, Instant::now());
     }
 }
 
@@ -232,7 +244,7 @@ impl TermLists {
 
     fn delete_stale(&self, searcher: &Searcher) -> Result<usize, Error> {
         let live_ids: HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
-        self.cache.retain(self.owner, |id| live_ids.contains(id));
+        self.cache.retain(self.owner, |id| live_ids.contains(id), Instant::now());
         let live: HashSet<String> = live_ids.iter().map(|id| file_name(*id)).collect();
         let entries = fs::read_dir(&self.path).map_err(|e| Error::io(format!("list {}", self.path.display()), e))?;
         let mut deleted = 0;
@@ -352,7 +364,7 @@ mod tests {
     }
 
     fn cache(budget: usize) -> Arc<WordListCache> {
-        WordListCache::new(budget, Gauge::default(), Counter::default())
+        WordListCache::new(budget, Duration::from_secs(60), Gauge::default(), Counter::default())
     }
 
     #[test]
@@ -378,6 +390,14 @@ mod tests {
         assert!(state.lists.contains_key(&ids[0]) && state.lists.contains_key(&ids[2]));
         drop(state);
         assert_eq!(lists.get(ids[1]).unwrap().as_slice(), &body(1)[..], "an evicted list is read again");
+        cache.retain(0, |_| true, Instant::now());
+        assert_eq!(cache.held(), 2 * one, "nothing is idle yet");
+        lists.get(ids[3]).unwrap(); // evicts 2 (1 came back and evicted 0)
+        cache.state.lock().lists.get_mut(&ids[1]).unwrap().used_at -= Duration::from_secs(61);
+        cache.retain(0, |_| true, Instant::now());
+        assert_eq!(cache.held(), one, "a list unused for `idle` is dropped");
+        assert_eq!(cache.evictions.get(), 4);
+        lists.get(ids[2]).unwrap();
         drop(lists);
         assert_eq!(cache.held(), 0, "a closed partition's lists leave the cache");
         assert_eq!(cache.held_bytes.get(), 0);
