@@ -252,6 +252,11 @@ impl RuleManager {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
+            // Without rules (a scrape-only `tarsier run`) there is nothing to hand to the
+            // blocking pool: skipping it saves a thread wake-up every second.
+            if self.state.lock().groups.is_empty() {
+                continue;
+            }
             let me = self.clone();
             if let Err(e) = tokio::task::spawn_blocking(move || me.eval_due(model::time::now_ms())).await {
                 tracing::error!(error = %e, "rule evaluation task failed");

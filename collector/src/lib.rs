@@ -556,6 +556,9 @@ async fn save_periodically(store: Arc<CheckpointStore>, cancel: CancellationToke
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        if !store.is_dirty() {
+            continue;
+        }
         let store = store.clone();
         match tokio::task::spawn_blocking(move || store.save_if_dirty()).await {
             Ok(Ok(())) => {}

@@ -222,6 +222,12 @@ impl CheckpointStore {
         (entries, inner.sent_changes)
     }
 
+    /// Whether a change waits for a save: the periodic saver skips its blocking-pool hand-off
+    /// (a thread wake-up every second) when nothing changed, as in a scrape-only collector.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
     /// Saves if anything changed since the last save (blocking: disk and fsync).
     pub(crate) fn save_if_dirty(&self) -> Result<(), Error> {
         let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
@@ -362,7 +368,9 @@ mod tests {
         assert_eq!(store.snapshot().len(), 1, "not yet fully acknowledged");
         store.apply(&[FileAck { file: 1, offset: 80 }]);
         assert!(store.snapshot().is_empty());
+        assert!(store.is_dirty(), "the periodic saver must see the change");
         store.save_if_dirty().unwrap();
+        assert!(!store.is_dirty(), "saved: nothing for the periodic saver to do");
         assert!(load(dir.path()).unwrap().is_empty());
     }
 
