@@ -358,7 +358,10 @@ fn load(db: &tsdb::Tsdb, tenant: &TenantId, samples: &[(i64, Labels, SeriesValue
         db.append(tenant, &floats).map_err(|e| format!("loading input series: {e}"))?;
     }
     if !histograms.is_empty() {
-        db.append_histograms(tenant, &histograms).map_err(|e| format!("loading input series: {e}"))?;
+        let stats = db.append_histograms(tenant, &histograms).map_err(|e| format!("loading input series: {e}"))?;
+        if let Some(reason) = stats.first_error {
+            return Err(format!("loading input series: {reason}"));
+        }
     }
     Ok(())
 }

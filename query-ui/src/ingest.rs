@@ -137,9 +137,14 @@ pub(crate) async fn remote_write(
             let meta = tsdb::status::MetricMetadata { kind: m.kind.to_string(), help: m.help, unit: m.unit };
             tsdb.record_metadata(&tenant, &m.metric_family_name, meta);
         }
-        let stats = tsdb.append(&tenant, &series)?;
+        let mut stats = tsdb.append(&tenant, &series)?;
         if !histograms.is_empty() {
-            tsdb.append_histograms(&tenant, &histograms)?;
+            // Refused histogram samples are answered like refused float ones (400 naming the
+            // first), the accepted part of both kept.
+            let h = tsdb.append_histograms(&tenant, &histograms)?;
+            stats.samples_appended += h.samples_appended;
+            stats.samples_rejected += h.samples_rejected;
+            stats.first_error = stats.first_error.or(h.first_error);
         }
         Ok::<_, tsdb::Error>(stats)
     })

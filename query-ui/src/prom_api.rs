@@ -15,16 +15,24 @@ fn success(data: impl serde::Serialize) -> PromResult {
     Ok(Json(json!({"status": "success", "data": data})))
 }
 
-/// A query result with Prometheus's `warnings` and `infos` (present only when non-empty).
-fn success_annotated(data: tsdb::QueryResult, notes: tsdb::promql::Annotations) -> PromResult {
-    let mut body = json!({"status": "success", "data": data});
-    if !notes.warnings.is_empty() {
-        body["warnings"] = json!(notes.warnings);
-    }
-    if !notes.infos.is_empty() {
-        body["infos"] = json!(notes.infos);
-    }
-    Ok(Json(body))
+/// A query answer in Prometheus's envelope, serialised straight from the result: building a
+/// `serde_json::Value` tree first cost an allocation per label and point.
+#[derive(serde::Serialize)]
+pub(crate) struct QueryAnswer {
+    status: &'static str,
+    data: tsdb::QueryResult,
+    /// Prometheus's `warnings` and `infos`, present only when non-empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    infos: Vec<String>,
+}
+
+fn success_annotated(
+    data: tsdb::QueryResult,
+    notes: tsdb::promql::Annotations,
+) -> Result<Json<QueryAnswer>, PromError> {
+    Ok(Json(QueryAnswer { status: "success", data, warnings: notes.warnings, infos: notes.infos }))
 }
 
 fn tsdb(state: &AppState) -> Result<std::sync::Arc<tsdb::Tsdb>, ApiError> {
@@ -72,7 +80,7 @@ pub(crate) async fn query(
     State(state): State<AppState>,
     Prom(Tenant(tenant)): Prom<Tenant>,
     Prom(params): Prom<Params>,
-) -> PromResult {
+) -> Result<Json<QueryAnswer>, PromError> {
     let tsdb = tsdb(&state)?;
     let query = params.require("query")?.to_string();
     let time = time_param(&params, "time", model::time::now_ms())?;
@@ -85,7 +93,7 @@ pub(crate) async fn query_range(
     State(state): State<AppState>,
     Prom(Tenant(tenant)): Prom<Tenant>,
     Prom(params): Prom<Params>,
-) -> PromResult {
+) -> Result<Json<QueryAnswer>, PromError> {
     let tsdb = tsdb(&state)?;
     let query = params.require("query")?.to_string();
     let start = required_time_param(&params, "start")?;

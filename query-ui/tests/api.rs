@@ -145,8 +145,9 @@ async fn bad_requests_say_what_is_wrong() {
 }
 
 /// A remote_write body as Prometheus sends native histograms: integer histograms with delta
-/// counts over two spans, and a float histogram with custom bounds (schema -53).
-fn histogram_write(t0: i64, bad: bool) -> Request<Body> {
+/// counts over two spans at `t0` and `t0` + 15 s, and a float histogram with custom bounds
+/// (schema -53) at `t_custom`.
+fn histogram_write(t0: i64, t_custom: i64, bad: bool) -> Request<Body> {
     use model::wire::remote_write::{ProtoLabel, ProtoTimeSeries, WriteRequest};
     use model::wire::remote_write_histogram::{ProtoBucketSpan, ProtoHistogram};
     let labels = |pairs: &[(&str, &str)]| -> Vec<ProtoLabel> {
@@ -171,7 +172,7 @@ fn histogram_write(t0: i64, bad: bool) -> Request<Body> {
         positive_spans: vec![ProtoBucketSpan { offset: 0, length: 3 }],
         positive_counts: if bad { vec![1.0, 2.0] } else { vec![1.0, 2.0, 3.0] },
         custom_values: vec![0.1, 1.0],
-        timestamp: t0,
+        timestamp: t_custom,
         ..ProtoHistogram::default()
     };
     let request = WriteRequest {
@@ -204,10 +205,10 @@ fn histogram_write(t0: i64, bad: bool) -> Request<Body> {
 async fn remote_write_native_histograms_then_query_and_list_them() {
     let f = fixture();
     let t0 = model::time::now_ms() - 60_000;
-    let (status, text) = call(&f.state, histogram_write(t0, true)).await;
+    let (status, text) = call(&f.state, histogram_write(t0, t0, true)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains(r#"rpc_seconds{job="nhcb"}"#) && text.contains("spans describe 3 buckets"), "{text}");
-    let (status, text) = call(&f.state, histogram_write(t0, false)).await;
+    let (status, text) = call(&f.state, histogram_write(t0, t0, false)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
 
     let at = (t0 + 20_000) as f64 / 1000.0;
@@ -235,6 +236,44 @@ async fn remote_write_native_histograms_then_query_and_list_them() {
     assert_eq!(body["data"].as_array().map(Vec::len), Some(2), "{body}");
     let (_, body) = get(&f.state, "/api/v1/label/job/values").await;
     assert_eq!(body["data"], json!(["api", "nhcb"]));
+}
+
+/// Histogram samples older than the newest block are refused as float ones are: 400 naming the
+/// refused series, the rest of the request stored (issue #6; it answered 204).
+#[tokio::test]
+async fn remote_write_refuses_out_of_bounds_histograms_like_floats() {
+    let f = fixture();
+    let tsdb = f.state.services().tsdb.clone().unwrap();
+    let tenant = model::TenantId::default_tenant();
+    let now = model::time::now_ms();
+    let six_hours = 6 * 3_600_000;
+    let floats = |from: i64, to: i64| {
+        let samples = (from / 60_000..to / 60_000).map(|k| Sample::new(k * 60_000, k as f64)).collect();
+        vec![TimeSeries::new(Labels::from_pairs([("__name__", "up"), ("job", "api")]), samples)]
+    };
+    tsdb.append(&tenant, &floats(now - six_hours, now)).unwrap();
+    tsdb.maintain().unwrap();
+    let old = now - six_hours + 60_000;
+    let (status, text) = call(&f.state, histogram_write(old, now - 30_000, false)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("2 samples rejected (1 stored)") && text.contains("out of bounds"), "{text}");
+    assert!(text.contains(r#"rpc_seconds{job="api"}"#), "{text}");
+    // The float path answers the same for the same case.
+    let request = Request::post("/api/v1/write")
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .body(Body::from(model::wire::remote_write::encode(&floats(old, old + 60_000))))
+        .unwrap();
+    let (status, text) = call(&f.state, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("1 samples rejected (0 stored)") && text.contains("out of bounds"), "{text}");
+    let at = (now - 20_000) as f64 / 1000.0;
+    let (_, body) =
+        get(&f.state, &format!("/api/v1/query?query=histogram_count(rpc_seconds%7Bjob%3D%22nhcb%22%7D)&time={at}"))
+            .await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "6", "the accepted histogram was kept: {body}");
+    let (_, body) = get(&f.state, &format!("/api/v1/query?query=rpc_seconds%7Bjob%3D%22api%22%7D&time={at}")).await;
+    assert_eq!(body["data"]["result"], json!([]), "{body}");
 }
 
 #[tokio::test]

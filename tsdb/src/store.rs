@@ -484,20 +484,30 @@ impl Tsdb {
     }
 
     /// Stores native-histogram samples; on `Ok` they are fsync'ed to the WAL (as for
-    /// [`Tsdb::append`]). Returns how many were stored; label sets are validated as for float
-    /// samples, and a bad one fails the whole call before anything is stored. Samples older than
-    /// the tenant's newest block are refused (counted as out of order), as float ones are.
-    pub fn append_histograms(&self, tenant: &TenantId, series: &[(Labels, Vec<HistogramSample>)]) -> Result<u64> {
-        for (labels, _) in series {
-            labels.validate().map_err(|e| Error::BadData(format!("series {labels}: {e}")))?;
-            if labels.is_empty() {
-                return Err(Error::BadData("series with no labels".to_string()));
+    /// [`Tsdb::append`]). Refused samples are counted in the returned stats with the first
+    /// reason, as float ones are, and the rest is stored: a series with a bad label set, and
+    /// samples older than the tenant's newest block (out of bounds, counted as out of order).
+    pub fn append_histograms(
+        &self,
+        tenant: &TenantId,
+        series: &[(Labels, Vec<HistogramSample>)],
+    ) -> Result<AppendStats> {
+        let mut stats = AppendStats::default();
+        let refuse = |stats: &mut AppendStats, n: usize, reason: String| {
+            stats.samples_rejected += n as u64;
+            stats.first_error.get_or_insert(reason);
+        };
+        let mut valid = Vec::with_capacity(series.len());
+        for (labels, samples) in series.iter().filter(|(_, samples)| !samples.is_empty()) {
+            match labels.validate() {
+                Err(e) => refuse(&mut stats, samples.len(), format!("series {labels}: {e}")),
+                Ok(()) if labels.is_empty() => refuse(&mut stats, samples.len(), "series with no labels".to_string()),
+                Ok(()) => valid.push((labels, samples)),
             }
         }
-        let series: Vec<(Labels, Vec<HistogramSample>)> =
-            series.iter().filter(|(_, samples)| !samples.is_empty()).cloned().collect();
-        if series.is_empty() {
-            return Ok(0);
+        self.metrics.samples_rejected_other.inc_by(stats.samples_rejected);
+        if valid.is_empty() {
+            return Ok(stats);
         }
         {
             // As in `append`: records a full disk held back go first.
@@ -513,14 +523,17 @@ impl Tsdb {
         let float_head = shared_head.read();
         let min_valid = float_head.min_valid_t;
         let mut too_old = 0u64;
-        let series: Vec<(Labels, Vec<HistogramSample>)> = series
+        let series: Vec<(Labels, Vec<HistogramSample>)> = valid
             .into_iter()
             .filter_map(|(labels, samples)| {
-                let before = samples.len();
-                let samples: Vec<HistogramSample> =
-                    samples.into_iter().filter(|s| s.timestamp_ms >= min_valid).collect();
-                too_old += (before - samples.len()) as u64;
-                (!samples.is_empty()).then_some((labels, samples))
+                let kept: Vec<HistogramSample> =
+                    samples.iter().filter(|s| s.timestamp_ms >= min_valid).cloned().collect();
+                if let Some(old) = samples.iter().find(|s| s.timestamp_ms < min_valid) {
+                    too_old += (samples.len() - kept.len()) as u64;
+                    let rejection = Rejection::TooOld { t: old.timestamp_ms, min_valid };
+                    refuse(&mut stats, samples.len() - kept.len(), format!("series {labels}: {rejection}"));
+                }
+                (!kept.is_empty()).then(|| (labels.clone(), kept))
             })
             .collect();
         if too_old > 0 {
@@ -528,7 +541,7 @@ impl Tsdb {
             tracing::debug!(tenant = %tenant, samples = too_old, min_valid_t = min_valid, "histogram samples older than the newest block refused");
         }
         if series.is_empty() {
-            return Ok(0);
+            return Ok(stats);
         }
         let mut all = self.histograms.write();
         let head = all.entry(tenant.clone()).or_default();
@@ -543,7 +556,8 @@ impl Tsdb {
             self.metrics.wal_fsyncs.inc();
         }
         self.metrics.samples_appended.inc_by(stored);
-        Ok(stored)
+        stats.samples_appended = stored;
+        Ok(stats)
     }
 
     /// Remembers a metric family's TYPE/HELP/UNIT (from remote_write metadata or a scrape).

@@ -451,7 +451,7 @@ fn histograms_are_cut_into_blocks_compacted_and_dropped_by_retention() {
     let no_compaction = TsdbConfig { compaction: false, ..small_blocks() };
     let db = Tsdb::open(dir.path(), no_compaction.clone()).unwrap();
     let input = histogram_series(3, 0, 5 * HOUR, 60_000);
-    assert_eq!(db.append_histograms(&tenant, &input).unwrap(), 3 * 300);
+    assert_eq!(db.append_histograms(&tenant, &input).unwrap().samples_appended, 3 * 300);
     let queries = [
         "histogram_count(rpc_seconds)",
         "histogram_quantile(0.5, rpc_seconds)",
@@ -483,7 +483,10 @@ fn histograms_are_cut_into_blocks_compacted_and_dropped_by_retention() {
     assert_eq!(answers(&db), before, "blocks + head answer as the head did");
     // A late sample for a range already in a block is refused, not lost in a later cut.
     let late = histogram_series(1, HOUR, HOUR + 60_000, 60_000);
-    assert_eq!(db.append_histograms(&tenant, &late).unwrap(), 0);
+    let refused = db.append_histograms(&tenant, &late).unwrap();
+    assert_eq!((refused.samples_appended, refused.samples_rejected), (0, 1));
+    let reason = refused.first_error.unwrap();
+    assert!(reason.contains("out of bounds") && reason.contains("rpc_seconds"), "{reason}");
     assert_eq!(db.series(&tenant, &["rpc_seconds".into()], 0, HOUR).unwrap().len(), 3, "listed from blocks");
     // A snapshot (blocks + head as one block) holds them all.
     let out = tempfile::tempdir().unwrap();

@@ -101,7 +101,7 @@ fn histograms_survive_reopen_and_wal_checkpoints() {
         (a.clone(), vec![histogram(60_000, "{{schema:1 sum:5 count:4 z_bucket:1 buckets:[1 2] n_buckets:[0 0]}}")]),
         (custom.clone(), vec![histogram(60_000, "{{schema:-53 sum:1 count:3 custom_values:[0.1 1] buckets:[1 1 1]}}")]),
     ];
-    assert_eq!(db.append_histograms(&tenant, &first).unwrap(), 2);
+    assert_eq!(db.append_histograms(&tenant, &first).unwrap().samples_appended, 2);
     // A second append, with a counter reset: the replayed hints must be derived the same way.
     let second = vec![(
         a.clone(),
@@ -110,7 +110,7 @@ fn histograms_survive_reopen_and_wal_checkpoints() {
             histogram(180_000, "{{schema:1 sum:1 count:1 buckets:[1]}}"),
         ],
     )];
-    assert_eq!(db.append_histograms(&tenant, &second).unwrap(), 2);
+    assert_eq!(db.append_histograms(&tenant, &second).unwrap().samples_appended, 2);
     let before = histograms(&db, &tenant, "rpc_seconds", 200_000);
     assert_eq!(before.len(), 4);
     let rate_q = "histogram_quantile(0.5, rate(rpc_seconds{job=\"a\"}[2m]))";
@@ -124,7 +124,7 @@ fn histograms_survive_reopen_and_wal_checkpoints() {
         vec![TimeSeries::new(up("a"), (0..1440).map(|i| Sample::new(i * 15_000, i as f64)).collect())];
     db.append(&tenant, &floats).unwrap();
     let newer = vec![(a.clone(), vec![histogram(5 * 3_600_000, "{{schema:1 sum:3 count:2 buckets:[2]}}")])];
-    assert_eq!(db.append_histograms(&tenant, &newer).unwrap(), 1);
+    assert_eq!(db.append_histograms(&tenant, &newer).unwrap().samples_appended, 1);
     assert_eq!(db.status(&tenant, 10).head_stats.num_series, 3);
     assert!(db.maintain().unwrap().wal_truncated);
     let segments_before: Vec<_> =

@@ -37,6 +37,12 @@ pub struct Evaluator<'a> {
     deadline: Instant,
     /// Selected series per selector text: a query reads each selector's series once.
     cache: RefCell<HashMap<String, Selected>>,
+    /// The same by selector node (its address), so a range query's later steps find their
+    /// series without writing the selector out as text again.
+    by_node: RefCell<HashMap<usize, Selected>>,
+    /// Compiled `label_replace` patterns: compiled once per query, not once per step (building
+    /// a regex cost more than the rest of many range queries).
+    regexes: RefCell<HashMap<String, regex::Regex>>,
     /// The time range every selector of the query lies in (a read hint for the store).
     read_range: (i64, i64),
     /// Samples loaded by selectors during the current step.
@@ -133,6 +139,8 @@ impl<'a> Evaluator<'a> {
                 None => (i64::MIN, i64::MAX),
             },
             cache: RefCell::new(HashMap::new()),
+            by_node: RefCell::new(HashMap::new()),
+            regexes: RefCell::new(HashMap::new()),
             step_samples: Cell::new(0),
             result_points: Cell::new(0),
         }
@@ -248,11 +256,26 @@ impl<'a> Evaluator<'a> {
         base.saturating_sub(offset_ms(offset))
     }
 
+    /// `^(?s:pattern)$` compiled, from this query's cache after the first step.
+    pub(super) fn anchored_regex(&self, pattern: &str) -> std::result::Result<regex::Regex, regex::Error> {
+        if let Some(re) = self.regexes.borrow().get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = regex::Regex::new(&format!("^(?s:{pattern})$"))?;
+        self.regexes.borrow_mut().insert(pattern.to_string(), re.clone());
+        Ok(re)
+    }
+
     fn select(&self, vs: &VectorSelector) -> Result<Selected> {
         self.check_deadline()?;
-        let key = format!("{:?}|{:?}", vs.name, vs.matchers.to_string());
-        if let Some(hit) = self.cache.borrow().get(&key) {
+        let node = vs as *const VectorSelector as usize;
+        if let Some(hit) = self.by_node.borrow().get(&node) {
             return Ok(hit.clone());
+        }
+        let key = format!("{:?}|{:?}", vs.name, vs.matchers.to_string());
+        if let Some(hit) = self.cache.borrow().get(&key).cloned() {
+            self.by_node.borrow_mut().insert(node, hit.clone());
+            return Ok(hit);
         }
         let groups = selector_matchers(vs);
         let mut all: Vec<SeriesData> = Vec::new();
@@ -278,6 +301,7 @@ impl<'a> Evaluator<'a> {
         }
         let selected = Rc::new(all);
         self.cache.borrow_mut().insert(key, selected.clone());
+        self.by_node.borrow_mut().insert(node, selected.clone());
         Ok(selected)
     }
 

@@ -477,7 +477,8 @@ fn label_replace(ev: &Evaluator<'_>, call: &Call, t: i64) -> Result<Value> {
     let replacement = ev.eval_string(arg(call, 2)?, t)?;
     let src = ev.eval_string(arg(call, 3)?, t)?;
     let pattern = ev.eval_string(arg(call, 4)?, t)?;
-    let re = regex::Regex::new(&format!("^(?s:{pattern})$"))
+    let re = ev
+        .anchored_regex(&pattern)
         .map_err(|e| Error::BadData(format!("invalid regular expression in label_replace(): {pattern}: {e}")))?;
     if !model::labels::is_valid_label_name(&dst) {
         return Err(Error::BadData(format!("invalid destination label name in label_replace(): {dst}")));
