@@ -375,6 +375,10 @@ fn collect_samples(
     Ok(samples)
 }
 
+/// What one thread of [`verify_parallel`] found: `(stream, ts, value)` of the passing lines,
+/// lines read, bytes read.
+type Checked = (Vec<(u64, i64, f64)>, u64, u64);
+
 /// Candidates from which line checks are spread over threads.
 const PARALLEL_MIN: usize = 20_000;
 /// Most threads one query checks lines on.
@@ -396,7 +400,7 @@ fn verify_parallel(
 ) -> Result<Vec<(u64, i64, f64)>, Error> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_VERIFY_THREADS);
     let per_thread = candidates.len().div_ceil(threads);
-    let results: Vec<Result<(Vec<(u64, i64, f64)>, u64, u64), Error>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Checked, Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = candidates
             .chunks(per_thread)
             .map(|chunk| {

@@ -394,13 +394,11 @@ fn search_partition(
     }
     let empty = Labels::default();
     let mut matched = 0;
-    let mut i = 0;
-    for candidate in InOrder::new(&mut candidates, plan.direction, plan.limit) {
+    for (i, candidate) in InOrder::new(&mut candidates, plan.direction, plan.limit).enumerate() {
         if matched >= plan.limit {
             break;
         }
         cancel.check_every(i)?;
-        i += 1;
         let line = load_line(&searcher, partition, candidate.address)?;
         stats.total_lines_processed += 1;
         stats.total_bytes_processed += line.len() as u64;
