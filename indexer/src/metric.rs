@@ -330,6 +330,17 @@ fn collect_samples(
             }
             continue;
         }
+        if query.pipeline.is_empty() && !matches!(extract, Extract::Unwrap(..)) && candidates.len() >= PARALLEL_MIN {
+            let bytes = matches!(extract, Extract::Bytes);
+            for (stream, ts, value) in verify_parallel(&searcher, partition, query, &candidates, bytes, stats, cancel)?
+            {
+                if let Some(labels) = labels_of.get(&stream) {
+                    stats.total_post_filter_lines += 1;
+                    samples.entry(labels.clone()).or_default().push((ts, value));
+                }
+            }
+            continue;
+        }
         for (i, c) in candidates.into_iter().enumerate() {
             cancel.check_every(i)?;
             let line = load_line(&searcher, partition, c.address)?;
@@ -362,6 +373,62 @@ fn collect_samples(
         }
     }
     Ok(samples)
+}
+
+/// What one thread of [`verify_parallel`] found: `(stream, ts, value)` of the passing lines,
+/// lines read, bytes read.
+type Checked = (Vec<(u64, i64, f64)>, u64, u64);
+
+/// Candidates from which line checks are spread over threads.
+const PARALLEL_MIN: usize = 20_000;
+/// Most threads one query checks lines on.
+const MAX_VERIFY_THREADS: usize = 4;
+
+/// The `(stream, ts, value)` of the candidates whose line passes the filters (value: 0, or the
+/// line's length with `bytes`), checked on up to [`MAX_VERIFY_THREADS`] threads: a common word's
+/// count reads most of a partition's stored lines, and decompressing them is the query's cost.
+/// Each thread takes a contiguous run of candidates (in segment and document order), so each
+/// stored block is decompressed by one thread, once.
+fn verify_parallel(
+    searcher: &tantivy::Searcher,
+    partition: &Partition,
+    query: &CompiledQuery,
+    candidates: &[crate::query::Candidate],
+    bytes: bool,
+    stats: &mut QueryStats,
+    cancel: &Cancel,
+) -> Result<Vec<(u64, i64, f64)>, Error> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_VERIFY_THREADS);
+    let per_thread = candidates.len().div_ceil(threads);
+    let results: Vec<Result<Checked, Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = candidates
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    let mut read_bytes = 0u64;
+                    for (i, c) in chunk.iter().enumerate() {
+                        cancel.check_every(i)?;
+                        let line = load_line(searcher, partition, c.address)?;
+                        read_bytes += line.len() as u64;
+                        if query.line_matches(&line) {
+                            out.push((c.stream, c.ts, if bytes { line.len() as f64 } else { 0.0 }));
+                        }
+                    }
+                    Ok((out, chunk.len() as u64, read_bytes))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    let mut out = Vec::new();
+    for result in results {
+        let (matched, lines, read_bytes) = result?;
+        stats.total_lines_processed += lines;
+        stats.total_bytes_processed += read_bytes;
+        out.extend(matched);
+    }
+    Ok(out)
 }
 
 /// Loki's refusal to turn lines with a parser error into samples, with its advice.

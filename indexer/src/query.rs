@@ -13,7 +13,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 
@@ -306,29 +306,39 @@ pub(crate) fn partition_candidates(
     end_ns: i64,
     cancel: &Cancel,
 ) -> Result<Candidates, Error> {
+    // The searcher was taken first, so every stream of its documents is in this snapshot.
+    let all_streams = partition.streams();
+    let stream_count = all_streams.len();
     let streams: Vec<(u64, Labels)> =
-        partition.streams().into_iter().filter(|(_, labels)| query.selector.matches(labels)).collect();
+        all_streams.into_iter().filter(|(_, labels)| query.selector.matches(labels)).collect();
     if streams.is_empty() {
         return Ok((Vec::new(), streams));
     }
     let fields = partition.fields;
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    clauses.push((
-        Occur::Must,
-        Box::new(RangeQuery::new(
-            Bound::Included(Term::from_field_i64(fields.ts, start_ns)),
-            Bound::Excluded(Term::from_field_i64(fields.ts, end_ns)),
-        )),
-    ));
-    let stream_terms: Vec<(Occur, Box<dyn Query>)> = streams
-        .iter()
-        .map(|(hash, _)| {
-            let q: Box<dyn Query> =
-                Box::new(TermQuery::new(Term::from_field_u64(fields.stream, *hash), IndexRecordOption::Basic));
-            (Occur::Should, q)
-        })
-        .collect();
-    clauses.push((Occur::Must, Box::new(BooleanQuery::new(stream_terms))));
+    // A range covering the whole partition and a selector taking all its streams hold for every
+    // document: leaving them out spares intersecting a common word's postings with every
+    // document's (the ts column and the stream postings).
+    if start_ns > partition.start_ns || end_ns < partition.end_ns {
+        clauses.push((
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_i64(fields.ts, start_ns)),
+                Bound::Excluded(Term::from_field_i64(fields.ts, end_ns)),
+            )),
+        ));
+    }
+    if streams.len() < stream_count {
+        let stream_terms: Vec<(Occur, Box<dyn Query>)> = streams
+            .iter()
+            .map(|(hash, _)| {
+                let q: Box<dyn Query> =
+                    Box::new(TermQuery::new(Term::from_field_u64(fields.stream, *hash), IndexRecordOption::Basic));
+                (Occur::Should, q)
+            })
+            .collect();
+        clauses.push((Occur::Must, Box::new(BooleanQuery::new(stream_terms))));
+    }
     for filter in query.filters.iter().filter(|f| f.op == LineFilterOp::Contains) {
         if partition.full_word_index {
             for clause in
@@ -345,9 +355,10 @@ pub(crate) fn partition_candidates(
             }
         }
     }
-    let candidates = searcher
-        .search(&BooleanQuery::new(clauses), &CandidateCollector { cancel })
-        .map_err(|e| Error::index("search partition", e))?;
+    let query: Box<dyn Query> =
+        if clauses.is_empty() { Box::new(AllQuery) } else { Box::new(BooleanQuery::new(clauses)) };
+    let candidates =
+        searcher.search(&query, &CandidateCollector { cancel }).map_err(|e| Error::index("search partition", e))?;
     cancel.check()?;
     Ok((candidates, streams))
 }
@@ -381,13 +392,9 @@ fn search_partition(
         }
         labels_of.insert(hash, labels);
     }
-    candidates.sort_by_key(|c| (c.ts, c.stream, c.address));
-    if plan.direction == Direction::Backward {
-        candidates.reverse();
-    }
     let empty = Labels::default();
     let mut matched = 0;
-    for (i, candidate) in candidates.into_iter().enumerate() {
+    for (i, candidate) in InOrder::new(&mut candidates, plan.direction, plan.limit).enumerate() {
         if matched >= plan.limit {
             break;
         }
@@ -410,4 +417,81 @@ fn search_partition(
         hits.push(hit);
     }
     Ok(())
+}
+
+/// The candidates in result order, sorted a chunk at a time: a common word has a million
+/// candidates of which the first `limit` or so are read, so each chunk is selected
+/// (`select_nth_unstable`, linear) before only it is sorted; chunks double, so a filter that
+/// rejects most candidates still costs O(n log n) at worst, as a full sort.
+struct InOrder<'a> {
+    rest: &'a mut [Candidate],
+    chunk: std::slice::Iter<'a, Candidate>,
+    next_len: usize,
+    direction: Direction,
+}
+
+impl<'a> InOrder<'a> {
+    fn new(candidates: &'a mut [Candidate], direction: Direction, limit: usize) -> InOrder<'a> {
+        InOrder { rest: candidates, chunk: [].iter(), next_len: limit.max(64), direction }
+    }
+}
+
+impl Iterator for InOrder<'_> {
+    type Item = Candidate;
+
+    fn next(&mut self) -> Option<Candidate> {
+        if let Some(c) = self.chunk.next() {
+            return Some(*c);
+        }
+        if self.rest.is_empty() {
+            return None;
+        }
+        let rest = std::mem::take(&mut self.rest);
+        let k = self.next_len.min(rest.len());
+        self.next_len = self.next_len.saturating_mul(2);
+        let key = |c: &Candidate| (c.ts, c.stream, c.address);
+        let order = |a: &Candidate, b: &Candidate| match self.direction {
+            Direction::Forward => key(a).cmp(&key(b)),
+            Direction::Backward => key(b).cmp(&key(a)),
+        };
+        if k < rest.len() {
+            rest.select_nth_unstable_by(k - 1, order);
+        }
+        let (head, tail) = rest.split_at_mut(k);
+        head.sort_unstable_by(order);
+        self.rest = tail;
+        self.chunk = head.iter();
+        self.chunk.next().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_come_in_result_order_whatever_the_chunks() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut candidates: Vec<Candidate> = (0..5000u32)
+            .map(|doc| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                // Few distinct timestamps and streams, so ties are ordered by the later keys.
+                Candidate { ts: (rng % 300) as i64, stream: rng % 3, address: DocAddress::new(0, doc) }
+            })
+            .collect();
+        for direction in [Direction::Forward, Direction::Backward] {
+            for limit in [1, 100, 4999, 5000, 10_000] {
+                let mut expected = candidates.clone();
+                expected.sort_by_key(|c| (c.ts, c.stream, c.address));
+                if direction == Direction::Backward {
+                    expected.reverse();
+                }
+                let got: Vec<Candidate> = InOrder::new(&mut candidates, direction, limit).collect();
+                let key = |c: &Candidate| (c.ts, c.stream, c.address);
+                assert_eq!(got.iter().map(key).collect::<Vec<_>>(), expected.iter().map(key).collect::<Vec<_>>());
+            }
+        }
+    }
 }

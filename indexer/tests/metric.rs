@@ -270,3 +270,79 @@ proptest! {
         prop_assert_eq!(counted, want.len(), "{}", count.query);
     }
 }
+
+/// Enough candidates for the line checks to run on several threads (and more segments than
+/// threads), two streams, a time range inside the partition or covering it: counts, bytes and
+/// the newest lines all equal a scan. `ERROR` lines are candidates (the index is case-blind) that
+/// the check must reject.
+#[test]
+fn common_word_counts_and_newest_lines_equal_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexer::open(dir.path(), config()).unwrap();
+    let mut all: Vec<(i64, &str, String)> = Vec::new();
+    for batch in 0..3i64 {
+        let records: Vec<LogRecord> = (0..15_000i64)
+            .map(|i| {
+                let n = batch * 15_000 + i;
+                let line = match n % 5 {
+                    0 => format!("level=error n={n}"),
+                    1 => format!("level=ERROR n={n}"),
+                    2 => format!("errors={n}"),
+                    _ => format!("level=info n={n}"),
+                };
+                let job = if n % 3 == 0 { "api" } else { "web" };
+                all.push((BASE + n * 1_000_000, job, line.clone()));
+                record(BASE + n * 1_000_000, job, &line)
+            })
+            .collect();
+        ix.append(&tenant(), records).unwrap();
+        ix.commit().unwrap();
+    }
+    let scan = |job: Option<&str>, lo: i64, hi: i64| -> Vec<&(i64, &str, String)> {
+        all.iter()
+            .filter(|(ts, j, line)| job.is_none_or(|job| *j == job) && *ts >= lo && *ts < hi && line.contains("error"))
+            .collect()
+    };
+    let end = BASE + 45_000 * 1_000_000;
+    for (selector, job) in [(r#"{job=~".+"}"#, None), (r#"{job="web"}"#, Some("web"))] {
+        for (func, bytes) in [("count_over_time", false), ("bytes_over_time", true)] {
+            let req = MetricQueryRequest {
+                query: format!(r#"sum({func}({selector} |= "error" [1h]))"#),
+                start_ns: end,
+                end_ns: end,
+                step_ns: 0,
+                instant: true,
+            };
+            let resp = serde_json::to_value(ix.metric_query(&tenant(), &req).unwrap()).unwrap();
+            let expected: usize =
+                scan(job, 0, i64::MAX).iter().map(|(_, _, line)| if bytes { line.len() } else { 1 }).sum();
+            assert_eq!(resp["result"][0]["value"][1], expected.to_string(), "{}", req.query);
+        }
+        for (lo, hi) in [(0, i64::MAX), (BASE + 7_000_000_000, BASE + 20_000_000_000)] {
+            for direction in [Direction::Backward, Direction::Forward] {
+                let req = LogQueryRequest {
+                    query: format!(r#"{selector} |= "error""#),
+                    start_ns: lo,
+                    end_ns: hi,
+                    limit: 300,
+                    direction,
+                };
+                let resp = ix.query(&tenant(), &req).unwrap();
+                let mut got: Vec<(i64, String)> = resp
+                    .streams
+                    .iter()
+                    .flat_map(|s| s.entries.iter().map(|e| (e.timestamp_ns, e.line.clone())))
+                    .collect();
+                got.sort();
+                let mut expected: Vec<(i64, String)> =
+                    scan(job, lo, hi).into_iter().map(|(ts, _, line)| (*ts, line.clone())).collect();
+                if direction == Direction::Backward {
+                    expected.reverse();
+                }
+                expected.truncate(300);
+                expected.sort();
+                assert_eq!(got, expected, "{} {direction:?} [{lo}, {hi})", req.query);
+            }
+        }
+    }
+}
