@@ -47,6 +47,17 @@ impl Drop for SmallFs {
     }
 }
 
+/// A server config for a small filesystem: data in `data_dir`, commits every 200 ms and 1 MiB WAL
+/// segments, so a full disk shows within a few batches.
+fn write_server_config(path: &Path, listen: &str, data_dir: &Path) {
+    let yaml = format!(
+        "data_dir: {}\nserver:\n  listen: {listen}\nindexer:\n  commit_interval: 200ms\n  wal_segment_bytes: 1048576\n\
+         tsdb:\n  wal_segment_bytes: 1048576\n",
+        data_dir.display()
+    );
+    std::fs::write(path, yaml).unwrap();
+}
+
 /// Lines of log batch `batch`: 10 unique lines of 4 KB of pseudo-random hex each (so the
 /// index's compression cannot make them small).
 fn disk_full_lines(batch: usize) -> Vec<String> {
@@ -152,15 +163,7 @@ async fn a_full_disk_answers_503_then_resumes_without_losing_acknowledged_data()
     let fs = SmallFs::mount("48m");
     let listen = format!("127.0.0.1:{}", free_port());
     let config = fs.path().join("tarsier.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir: {}\nserver:\n  listen: {listen}\nindexer:\n  commit_interval: 200ms\n  wal_segment_bytes: 1048576\n\
-             tsdb:\n  wal_segment_bytes: 1048576\n",
-            fs.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    write_server_config(&config, &listen, &fs.path().join("data"));
     let client = reqwest::Client::new();
     let logs_dir = tempfile::tempdir().unwrap();
     let first_log = logs_dir.path().join("first.log");
@@ -323,15 +326,7 @@ async fn the_agent_keeps_data_while_the_server_disk_and_its_own_buffer_disk_are_
     let server_listen = format!("127.0.0.1:{}", free_port());
     let agent_listen = format!("127.0.0.1:{}", free_port());
     let server_config = dir.path().join("server.yaml");
-    std::fs::write(
-        &server_config,
-        format!(
-            "data_dir: {}\nserver:\n  listen: {server_listen}\nindexer:\n  commit_interval: 200ms\n  wal_segment_bytes: 1048576\n\
-             tsdb:\n  wal_segment_bytes: 1048576\n",
-            server_fs.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    write_server_config(&server_config, &server_listen, &server_fs.path().join("data"));
     // One in-flight batch, and a segment file per batch: a write on the full filesystem always
     // needs a new block, so the episode cannot flicker on the last page's free bytes.
     let agent_config = dir.path().join("agent.yaml");
