@@ -197,7 +197,7 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             push("data_dir", "must not be empty".into());
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+        if let Err(e) = crate::logging::parse_filter(&self.log.level) {
             push("log.level", format!("{:?} is not a valid filter: {e}", self.log.level));
         }
         // Each section's validate() names its own keys; prefix-free messages get the section name.
