@@ -1,6 +1,7 @@
 //! The collector's sink inside one process (`tarsier run`): records go straight into the indexer
-//! and the tsdb, on the blocking pool, with the same acknowledgement rule as over HTTP: the call
-//! returns only once the store made the batch durable.
+//! and the tsdb, on the blocking pool. Log batches follow the acknowledgement rule of HTTP: the
+//! call returns only once the indexer made the batch durable. Scraped samples are this process's
+//! own and are fsynced once per `tsdb.scrape_sync_interval` instead, as Prometheus stores scrapes.
 
 use std::sync::Arc;
 
@@ -41,11 +42,13 @@ impl MetricSink for LocalSink {
         self.push_series(tenant, Arc::new(series))
     }
 
-    /// The tsdb only reads the batch: the shipper's shared copy goes in as it is.
+    /// The tsdb only reads the batch: the shipper's shared copy goes in as it is. These are this
+    /// process's own scrapes, which nobody outside waits on: they are fsynced once per
+    /// `tsdb.scrape_sync_interval`, not per batch (see `Tsdb::append_scraped`).
     fn push_series(&self, tenant: TenantId, series: Arc<Vec<TimeSeries>>) -> BoxFuture<'static, Result<(), SinkError>> {
         let tsdb = self.tsdb.clone();
         Box::pin(async move {
-            let stats = tokio::task::spawn_blocking(move || tsdb.append(&tenant, &series))
+            let stats = tokio::task::spawn_blocking(move || tsdb.append_scraped(&tenant, &series))
                 .await
                 .map_err(join_error)?
                 .map_err(|e| SinkError { retryable: e.http_status() >= 500, message: e.to_string() })?;

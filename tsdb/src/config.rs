@@ -45,6 +45,12 @@ pub struct TsdbConfig {
     pub query_timeout: Duration,
     /// Most samples a query may load at one evaluation step.
     pub max_samples_per_query: usize,
+    /// How often samples scraped in the same process (`tarsier run`) are fsynced to the WAL: they
+    /// are written at once and fsynced with the first append this long after the last fsync, as
+    /// Prometheus treats its scrapes. 0 fsyncs every batch. Samples others wait on (remote_write,
+    /// an agent's batches) are always fsynced before the answer.
+    #[serde(with = "humantime_serde")]
+    pub scrape_sync_interval: Duration,
 }
 
 fn default_retention() -> Duration {
@@ -74,6 +80,9 @@ fn default_lookback_delta() -> Duration {
 fn default_query_timeout() -> Duration {
     Duration::from_secs(120)
 }
+fn default_scrape_sync_interval() -> Duration {
+    Duration::from_secs(1)
+}
 fn default_max_samples_per_query() -> usize {
     50_000_000
 }
@@ -93,6 +102,7 @@ impl Default for TsdbConfig {
             lookback_delta: default_lookback_delta(),
             query_timeout: default_query_timeout(),
             max_samples_per_query: default_max_samples_per_query(),
+            scrape_sync_interval: default_scrape_sync_interval(),
         }
     }
 }

@@ -22,6 +22,15 @@ use crate::promql::{self, EngineOptions, QueryResult, Queryable};
 use crate::status::{self, MetadataStore, MetricMetadata, TsdbStatus};
 use crate::wal::{GroupSync, Record, Wal};
 
+/// When an append returns relative to its fsync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Durability {
+    /// After the WAL fsync covering it: the caller acknowledges to someone outside.
+    Synced,
+    /// Before it, unless `tsdb.scrape_sync_interval` passed since the last fsync.
+    Deferred,
+}
+
 /// What one `append` call did. Rejected samples never cause accepted ones to be lost.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppendStats {
@@ -177,6 +186,20 @@ impl Tsdb {
     /// and described in `first_error` without failing the call. On `Err` (I/O) the samples may be
     /// visible to queries but are not durable; the client should retry (retries are idempotent).
     pub fn append(&self, tenant: &TenantId, series: &[TimeSeries]) -> Result<AppendStats> {
+        self.append_with(tenant, series, Durability::Synced)
+    }
+
+    /// Stores samples nobody outside this process waits on (the in-process scraper of `tarsier
+    /// run`), as Prometheus stores its scrapes: written to the WAL at once, fsynced with the first
+    /// append at least `tsdb.scrape_sync_interval` after the last fsync (and by any synced append
+    /// or [`Tsdb::flush`] before that). A crash of the process loses nothing written; a crash of
+    /// the machine loses at most that interval of scraped samples (plus what the kernel had not
+    /// written back, if no append came after them).
+    pub fn append_scraped(&self, tenant: &TenantId, series: &[TimeSeries]) -> Result<AppendStats> {
+        self.append_with(tenant, series, Durability::Deferred)
+    }
+
+    fn append_with(&self, tenant: &TenantId, series: &[TimeSeries], durability: Durability) -> Result<AppendStats> {
         {
             // Records an earlier write could not store (disk full) go first; while the disk is
             // still full this append fails here, before it changes the head.
@@ -258,7 +281,11 @@ impl Tsdb {
         let (written, position) = self.wal.lock().write(&records)?;
         drop(head);
         self.metrics.wal_bytes_written.inc_by(written);
-        if self.wal_sync.wait_durable(&self.wal, position)? {
+        let sync = match durability {
+            Durability::Synced => true,
+            Durability::Deferred => self.wal_sync.sync_due(self.config.scrape_sync_interval),
+        };
+        if sync && self.wal_sync.wait_durable(&self.wal, position)? {
             self.metrics.wal_fsyncs.inc();
         }
         self.metrics.samples_appended.inc_by(stats.samples_appended);
@@ -644,5 +671,44 @@ impl Queryable for StoreQuerier<'_> {
             blocks::append_samples(out.entry(labels).or_default(), samples);
         }
         Ok(out.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use model::{Labels, Sample};
+
+    use super::*;
+
+    fn batch(t: i64) -> Vec<TimeSeries> {
+        vec![TimeSeries::new(Labels::from_pairs([("__name__", "up"), ("job", "self")]), vec![Sample::new(t, 1.0)])]
+    }
+
+    #[test]
+    fn scraped_appends_share_one_fsync_per_interval_and_synced_ones_cover_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::default_tenant();
+        let config = TsdbConfig { scrape_sync_interval: Duration::from_secs(3600), ..TsdbConfig::default() };
+        let db = Tsdb::open(dir.path(), config).unwrap();
+        for t in 1..=5 {
+            assert_eq!(db.append_scraped(&tenant, &batch(t * 1000)).unwrap().samples_appended, 1);
+        }
+        assert_eq!(db.metrics.wal_fsyncs.get(), 0, "within the interval scraped appends do not fsync");
+        assert_eq!(db.stats(&tenant).head_samples, 5, "but are visible at once");
+        db.append(&tenant, &batch(6000)).unwrap();
+        assert_eq!(db.metrics.wal_fsyncs.get(), 1, "a synced append fsyncs, covering the scraped ones before it");
+        drop(db);
+        let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+        assert_eq!(db.stats(&tenant).head_samples, 6, "everything written is replayed");
+
+        let every_batch = TsdbConfig { scrape_sync_interval: Duration::ZERO, ..TsdbConfig::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), every_batch).unwrap();
+        for t in 1..=3 {
+            db.append_scraped(&tenant, &batch(t * 1000)).unwrap();
+        }
+        assert_eq!(db.metrics.wal_fsyncs.get(), 3, "an interval of 0 fsyncs every batch");
     }
 }

@@ -252,13 +252,27 @@ pub struct GroupSync {
     synced: parking_lot::Condvar,
 }
 
-#[derive(Default)]
 struct SyncState {
     durable: u64,
     syncing: bool,
+    /// When the last fsync finished: deferred writers sync once this is older than their interval.
+    last_sync: std::time::Instant,
+}
+
+impl Default for SyncState {
+    fn default() -> Self {
+        Self { durable: 0, syncing: false, last_sync: std::time::Instant::now() }
+    }
 }
 
 impl GroupSync {
+    /// Whether a writer that may defer its fsync should sync now: the last fsync finished at
+    /// least `interval` ago (and none is running, which would cover it anyway).
+    pub fn sync_due(&self, interval: std::time::Duration) -> bool {
+        let state = self.state.lock();
+        !state.syncing && state.last_sync.elapsed() >= interval
+    }
+
     /// Returns once everything written up to `position` (from [`Wal::write`]) is fsynced; `true`
     /// when this call did the fsync. A failed fsync is returned to the caller that ran it, and
     /// the others try again themselves.
@@ -283,6 +297,7 @@ impl GroupSync {
             state.syncing = false;
             if result.is_ok() {
                 state.durable = state.durable.max(target);
+                state.last_sync = std::time::Instant::now();
             }
             self.synced.notify_all();
             result.map_err(|e| Error::io("fsyncing wal", e))?;
