@@ -153,7 +153,12 @@ pub fn main(role: Role, args: RoleArgs) -> ExitCode {
         }
     };
     crate::logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tarsier").build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder.worker_threads(config.runtime.effective_worker_threads(cores));
+    }
+    let runtime = match builder.enable_all().thread_name("tarsier").build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tarsier: cannot start the async runtime: {e}");

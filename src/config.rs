@@ -31,6 +31,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Rule files evaluated by the server (PromQL and LogQL alerting and recording rules).
     pub alerting: alerting::manager::RulesConfig,
+    /// The async runtime's threads.
+    pub runtime: RuntimeConfig,
 }
 
 impl Default for Config {
@@ -45,7 +47,31 @@ impl Default for Config {
             tsdb: tsdb::TsdbConfig::default(),
             agent: AgentConfig::default(),
             alerting: alerting::manager::RulesConfig::default(),
+            runtime: RuntimeConfig::default(),
         }
+    }
+}
+
+/// `runtime`: the threads of the async runtime. Its workers only multiplex sockets, timers and
+/// light per-request work; disk writes, index commits, queries and request decoding run on the
+/// blocking pool beside them. So fewer workers than cores is enough, and each worker fewer saves
+/// the cross-thread wake-ups of an idle one: one worker instead of two cut `tarsier run`'s CPU
+/// scraping 10 node_exporters by ~9% (benches/README.md).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0 (the default) is half the cores, at least one. `TOKIO_WORKER_THREADS`,
+    /// when set, wins.
+    pub worker_threads: usize,
+}
+
+/// Most worker threads `runtime.worker_threads` may ask for.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+impl RuntimeConfig {
+    /// The number of workers to start: the configured one, or half of `cores` (at least one).
+    pub fn effective_worker_threads(&self, cores: usize) -> usize {
+        if self.worker_threads > 0 { self.worker_threads } else { (cores / 2).max(1) }
     }
 }
 
@@ -200,6 +226,12 @@ impl Config {
         if let Err(e) = crate::logging::parse_filter(&self.log.level) {
             push("log.level", format!("{:?} is not a valid filter: {e}", self.log.level));
         }
+        if self.runtime.worker_threads > MAX_WORKER_THREADS {
+            push(
+                "runtime.worker_threads",
+                format!("{} is more than {MAX_WORKER_THREADS}; use 0 for half the cores", self.runtime.worker_threads),
+            );
+        }
         // Each section's validate() names its own keys; prefix-free messages get the section name.
         let sections: [(&str, Result<(), String>); 5] = [
             ("alerting", self.alerting.validate()),
@@ -288,6 +320,16 @@ mod tests {
         assert_eq!(errs[0].path, "server.lisen");
         assert!(errs[0].message.contains("unknown field `lisen`"), "{}", errs[0]);
         assert_eq!(errs[0].location.map(|l| l.0), Some(3));
+    }
+
+    #[test]
+    fn runtime_workers_default_to_half_the_cores_and_are_bounded() {
+        let auto = Config::from_yaml("{}").unwrap().runtime;
+        assert_eq!([1, 2, 8, 64].map(|cores| auto.effective_worker_threads(cores)), [1, 1, 4, 32]);
+        let three = Config::from_yaml("runtime:\n  worker_threads: 3\n").unwrap().runtime;
+        assert_eq!(three.effective_worker_threads(64), 3);
+        let errs = Config::from_yaml("runtime:\n  worker_threads: 5000\n").unwrap_err();
+        assert_eq!(errs[0].path, "runtime.worker_threads", "{errs:?}");
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub const RESTART_ONLY: &[(&str, &str)] = &[
     ("server.auth", "the token check is set up at start (the tokens file itself is re-read every reload_interval)"),
     ("collector.shipping.disk_buffer.enabled", "the disk buffers are opened (or not) at start"),
     ("collector.shipping.disk_buffer.path", "moving the disk buffer would strand the batches it holds"),
+    ("runtime", "the async runtime's threads are started once"),
 ];
 
 /// `a.b.c` → the JSON pointer `/a/b/c`.

@@ -32,20 +32,23 @@ pub(crate) async fn read_body(state: &AppState, headers: &HeaderMap, body: Body)
     match encoding {
         "gzip" | "x-gzip" => {
             let max = state.config().max_decoded_bytes;
-            let mut out = Vec::new();
-            let read = flate2::read::GzDecoder::new(raw.as_ref())
-                .take(max as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| ApiError::BadRequest(format!("gzip body could not be decompressed: {e}")))?;
-            if read > max {
-                return Err(ApiError::Limit {
-                    key: "server.max_decoded_bytes",
-                    status: 413,
-                    retry_after: None,
-                    message: format!("decompressed body larger than server.max_decoded_bytes ({max} bytes)"),
-                });
-            }
-            Ok(Bytes::from(out))
+            off_the_workers(move || {
+                let mut out = Vec::new();
+                let read = flate2::read::GzDecoder::new(raw.as_ref())
+                    .take(max as u64 + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| ApiError::BadRequest(format!("gzip body could not be decompressed: {e}")))?;
+                if read > max {
+                    return Err(ApiError::Limit {
+                        key: "server.max_decoded_bytes",
+                        status: 413,
+                        retry_after: None,
+                        message: format!("decompressed body larger than server.max_decoded_bytes ({max} bytes)"),
+                    });
+                }
+                Ok(Bytes::from(out))
+            })
+            .await
         }
         // remote_write declares its snappy block compression in Content-Encoding; decoded later.
         "" | "identity" | "snappy" => Ok(raw),
@@ -53,6 +56,15 @@ pub(crate) async fn read_body(state: &AppState, headers: &HeaderMap, body: Body)
             "Content-Encoding {other:?} is not supported (use gzip or none)"
         ))),
     }
+}
+
+/// Runs a request body's decoding on the blocking pool: snappy, protobuf and JSON of a large push
+/// take milliseconds of CPU, and the runtime's few workers (`runtime.worker_threads`) must stay
+/// free for the sockets.
+async fn off_the_workers<T: Send + 'static>(
+    decode: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(decode).await.map_err(ApiError::from_join)?
 }
 
 /// Splits off the series (or streams) with more than `server.max_labels_per_series` labels: the
@@ -82,13 +94,17 @@ pub(crate) async fn loki_push(
     let indexer =
         state.services().indexer.clone().ok_or_else(|| ApiError::Unavailable("no indexer in this role".into()))?;
     let body = read_body(&state, &headers, body).await?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let streams = if content_type.starts_with("application/json") {
-        loki_push::decode_json(&body)?
-    } else {
-        loki_push::decode_protobuf(&body, state.config().max_decoded_bytes)?
-    };
-    let (streams, too_many_labels) = limit_labels(state.config().max_labels_per_series, streams, |s| &s.labels);
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|content_type| content_type.starts_with("application/json"));
+    let (max_decoded, max_labels) = (state.config().max_decoded_bytes, state.config().max_labels_per_series);
+    let (streams, too_many_labels) = off_the_workers(move || {
+        let streams =
+            if json { loki_push::decode_json(&body)? } else { loki_push::decode_protobuf(&body, max_decoded)? };
+        Ok(limit_labels(max_labels, streams, |s| &s.labels))
+    })
+    .await?;
     let bytes: usize = streams.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum();
     state.limits().take(&tenant, Rate::LogBytes, state.config().max_log_bytes_per_second, bytes as u64)?;
     let records = model::LogStream::into_records(streams);
@@ -123,12 +139,14 @@ pub(crate) async fn remote_write(
 ) -> Result<StatusCode, TextError> {
     let tsdb = state.services().tsdb.clone().ok_or_else(|| ApiError::Unavailable("no tsdb in this role".into()))?;
     let body = read_body(&state, &headers, body).await?;
-    let remote_write::Decoded { series, histograms, metadata } =
-        remote_write::decode_request(&body, state.config().max_decoded_bytes)?;
-    let (series, too_many_labels) = limit_labels(state.config().max_labels_per_series, series, |s| &s.labels);
-    let (histograms, too_many_histogram_labels) =
-        limit_labels(state.config().max_labels_per_series, histograms, |(labels, _)| labels);
-    let too_many_labels = too_many_labels.or(too_many_histogram_labels);
+    let (max_decoded, max_labels) = (state.config().max_decoded_bytes, state.config().max_labels_per_series);
+    let (series, histograms, metadata, too_many_labels) = off_the_workers(move || {
+        let remote_write::Decoded { series, histograms, metadata } = remote_write::decode_request(&body, max_decoded)?;
+        let (series, too_many_labels) = limit_labels(max_labels, series, |s| &s.labels);
+        let (histograms, too_many_histogram_labels) = limit_labels(max_labels, histograms, |(labels, _)| labels);
+        Ok((series, histograms, metadata, too_many_labels.or(too_many_histogram_labels)))
+    })
+    .await?;
     let samples: usize =
         series.iter().map(|s| s.samples.len()).sum::<usize>() + histograms.iter().map(|(_, h)| h.len()).sum::<usize>();
     state.limits().take(&tenant, Rate::Samples, state.config().max_samples_per_second, samples as u64)?;
