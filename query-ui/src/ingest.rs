@@ -58,9 +58,9 @@ pub(crate) async fn read_body(state: &AppState, headers: &HeaderMap, body: Body)
     }
 }
 
-/// Runs a request body's decoding on the blocking pool: snappy, protobuf and JSON of a large push
-/// take milliseconds of CPU, and the runtime's few workers (`runtime.worker_threads`) must stay
-/// free for the sockets.
+/// Runs a request body's decoding (and, for a push, its rate limit and append: one hop, not two)
+/// on the blocking pool: snappy, protobuf and JSON of a large push take milliseconds of CPU, and
+/// the runtime's few workers (`runtime.worker_threads`) must stay free for the sockets.
 async fn off_the_workers<T: Send + 'static>(
     decode: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -99,18 +99,20 @@ pub(crate) async fn loki_push(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|content_type| content_type.starts_with("application/json"));
     let (max_decoded, max_labels) = (state.config().max_decoded_bytes, state.config().max_labels_per_series);
-    let (streams, too_many_labels) = off_the_workers(move || {
+    let limiter = state.clone();
+    // One hop to the blocking pool for decoding, the rate limit and the append.
+    let (receipt, total, too_many_labels) = off_the_workers(move || {
         let streams =
             if json { loki_push::decode_json(&body)? } else { loki_push::decode_protobuf(&body, max_decoded)? };
-        Ok(limit_labels(max_labels, streams, |s| &s.labels))
+        let (streams, too_many_labels) = limit_labels(max_labels, streams, |s| &s.labels);
+        let bytes: usize = streams.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum();
+        let max_rate = limiter.config().max_log_bytes_per_second;
+        limiter.limits().take(&tenant, Rate::LogBytes, max_rate, bytes as u64)?;
+        let records = model::LogStream::into_records(streams);
+        let total = records.len();
+        Ok((indexer.append(&tenant, records), total, too_many_labels))
     })
     .await?;
-    let bytes: usize = streams.iter().flat_map(|s| &s.entries).map(|e| e.line.len()).sum();
-    state.limits().take(&tenant, Rate::LogBytes, state.config().max_log_bytes_per_second, bytes as u64)?;
-    let records = model::LogStream::into_records(streams);
-    let total = records.len();
-    let receipt =
-        tokio::task::spawn_blocking(move || indexer.append(&tenant, records)).await.map_err(ApiError::from_join)?;
     let receipt = receipt.map_err(ApiError::from);
     state.http_metrics().note_write(Store::Logs, &receipt);
     let receipt = receipt?;
@@ -140,35 +142,36 @@ pub(crate) async fn remote_write(
     let tsdb = state.services().tsdb.clone().ok_or_else(|| ApiError::Unavailable("no tsdb in this role".into()))?;
     let body = read_body(&state, &headers, body).await?;
     let (max_decoded, max_labels) = (state.config().max_decoded_bytes, state.config().max_labels_per_series);
-    let (series, histograms, metadata, too_many_labels) = off_the_workers(move || {
+    let limiter = state.clone();
+    // One hop to the blocking pool for decoding, the rate limit and the append.
+    let (stats, too_many_labels) = off_the_workers(move || {
         let remote_write::Decoded { series, histograms, metadata } = remote_write::decode_request(&body, max_decoded)?;
         let (series, too_many_labels) = limit_labels(max_labels, series, |s| &s.labels);
         let (histograms, too_many_histogram_labels) = limit_labels(max_labels, histograms, |(labels, _)| labels);
-        Ok((series, histograms, metadata, too_many_labels.or(too_many_histogram_labels)))
+        let too_many_labels = too_many_labels.or(too_many_histogram_labels);
+        let samples: usize = series.iter().map(|s| s.samples.len()).sum::<usize>()
+            + histograms.iter().map(|(_, h)| h.len()).sum::<usize>();
+        let max_rate = limiter.config().max_samples_per_second;
+        limiter.limits().take(&tenant, Rate::Samples, max_rate, samples as u64)?;
+        let store = || {
+            for m in metadata {
+                let meta = tsdb::status::MetricMetadata { kind: m.kind.to_string(), help: m.help, unit: m.unit };
+                tsdb.record_metadata(&tenant, &m.metric_family_name, meta);
+            }
+            let mut stats = tsdb.append(&tenant, &series)?;
+            if !histograms.is_empty() {
+                // Refused histogram samples are answered like refused float ones (400 naming the
+                // first), the accepted part of both kept.
+                let h = tsdb.append_histograms(&tenant, &histograms)?;
+                stats.samples_appended += h.samples_appended;
+                stats.samples_rejected += h.samples_rejected;
+                stats.first_error = stats.first_error.or(h.first_error);
+            }
+            Ok::<_, tsdb::Error>(stats)
+        };
+        Ok((store().map_err(ApiError::from), too_many_labels))
     })
     .await?;
-    let samples: usize =
-        series.iter().map(|s| s.samples.len()).sum::<usize>() + histograms.iter().map(|(_, h)| h.len()).sum::<usize>();
-    state.limits().take(&tenant, Rate::Samples, state.config().max_samples_per_second, samples as u64)?;
-    let stats = tokio::task::spawn_blocking(move || {
-        for m in metadata {
-            let meta = tsdb::status::MetricMetadata { kind: m.kind.to_string(), help: m.help, unit: m.unit };
-            tsdb.record_metadata(&tenant, &m.metric_family_name, meta);
-        }
-        let mut stats = tsdb.append(&tenant, &series)?;
-        if !histograms.is_empty() {
-            // Refused histogram samples are answered like refused float ones (400 naming the
-            // first), the accepted part of both kept.
-            let h = tsdb.append_histograms(&tenant, &histograms)?;
-            stats.samples_appended += h.samples_appended;
-            stats.samples_rejected += h.samples_rejected;
-            stats.first_error = stats.first_error.or(h.first_error);
-        }
-        Ok::<_, tsdb::Error>(stats)
-    })
-    .await
-    .map_err(ApiError::from_join)?
-    .map_err(ApiError::from);
     state.http_metrics().note_write(Store::Metrics, &stats);
     let stats = stats?;
     if let Some(error) = too_many_labels {
