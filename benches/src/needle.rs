@@ -68,13 +68,7 @@ pub fn run(lines: usize, config: indexer::IndexerConfig) -> anyhow::Result<()> {
     ix.commit()?;
     let index_bytes: u64 = ix.partition_stats().iter().map(|p| p.disk_bytes).sum();
 
-    let req = indexer::LogQueryRequest {
-        query: format!("{{job=\"bench\"}} |= \"{token}\""),
-        start_ns: 0,
-        end_ns: i64::MAX,
-        limit: 100,
-        direction: indexer::Direction::Backward,
-    };
+    let req = newest_100(&token);
     let mut ours = Vec::new();
     for _ in 0..RUNS {
         let started = Instant::now();
@@ -197,13 +191,7 @@ fn common_word(
     now: i64,
     expected: usize,
 ) -> anyhow::Result<()> {
-    let req = indexer::LogQueryRequest {
-        query: format!("{{job=\"bench\"}} |= \"{COMMON}\""),
-        start_ns: 0,
-        end_ns: i64::MAX,
-        limit: 100,
-        direction: indexer::Direction::Backward,
-    };
+    let req = newest_100(COMMON);
     let mut newest = Vec::new();
     for _ in 0..COMMON_RUNS {
         let started = Instant::now();
@@ -287,4 +275,15 @@ fn disk_breakdown(dir: &std::path::Path) -> std::collections::BTreeMap<String, u
     let mut out = std::collections::BTreeMap::new();
     walk(dir, false, &mut out);
     out
+}
+
+/// The newest 100 bench lines holding `word`, over the full range.
+fn newest_100(word: &str) -> indexer::LogQueryRequest {
+    indexer::LogQueryRequest {
+        query: format!("{{job=\"bench\"}} |= \"{word}\""),
+        start_ns: 0,
+        end_ns: i64::MAX,
+        limit: 100,
+        direction: indexer::Direction::Backward,
+    }
 }
