@@ -111,7 +111,9 @@ pub fn effective_config(role: Role, args: &RoleArgs) -> anyhow::Result<Config> {
         // Every collector scrapes its own /metrics, so Tarsier's health is in Tarsier.
         let own = self_scrape_address(&config.server.listen);
         if !config.collector.scrape_configs.iter().any(|c| c.job_name == "tarsier") {
-            config.collector.scrape_configs.push(scrape_config("tarsier", "http", &own, "/metrics")?);
+            let mut job = scrape_config("tarsier", "http", &own, "/metrics")?;
+            job.scrape_interval = Some(config.collector.effective_self_scrape_interval());
+            config.collector.scrape_configs.push(job);
         }
     }
     let errors = config.validate();
@@ -484,4 +486,36 @@ pub async fn serve_with(
     }
     tracing::info!("tarsier stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_scrape_interval(yaml: &str) -> std::time::Duration {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tarsier.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let args = RoleArgs { config: Some(path), ..RoleArgs::default() };
+        let config = effective_config(Role::Run, &args).unwrap();
+        let own: Vec<_> = config.collector.scrape_configs.iter().filter(|c| c.job_name == "tarsier").collect();
+        assert_eq!(own.len(), 1, "exactly one self-scrape job");
+        own[0].scrape_interval.expect("the self-scrape job has its own interval")
+    }
+
+    #[test]
+    fn self_scrape_follows_the_global_interval_but_not_below_15s_unless_set() {
+        use std::time::Duration;
+        let global = |interval: &str| format!("collector:\n  global:\n    scrape_interval: {interval}\n");
+        assert_eq!(self_scrape_interval(&global("1s")), Duration::from_secs(15));
+        assert_eq!(self_scrape_interval(&global("1m")), Duration::from_secs(60));
+        let set = format!("{}  self_scrape_interval: 2s\n", global("1s"));
+        assert_eq!(self_scrape_interval(&set), Duration::from_secs(2));
+        let zero = format!("{}  self_scrape_interval: 0s\n", global("1s"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tarsier.yaml");
+        std::fs::write(&path, zero).unwrap();
+        let err = effective_config(Role::Run, &RoleArgs { config: Some(path), ..RoleArgs::default() }).unwrap_err();
+        assert!(format!("{err:#}").contains("collector.self_scrape_interval"), "{err:#}");
+    }
 }

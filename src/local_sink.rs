@@ -42,6 +42,11 @@ impl MetricSink for LocalSink {
         self.push_series(tenant, Arc::new(series))
     }
 
+    /// Scrape loops append straight into the tsdb: no shipper queue, no batching hop.
+    fn takes_scrapes_directly(&self) -> bool {
+        true
+    }
+
     /// The tsdb only reads the batch: the shipper's shared copy goes in as it is. These are this
     /// process's own scrapes, which nobody outside waits on: they are fsynced once per
     /// `tsdb.scrape_sync_interval`, not per batch (see `Tsdb::append_scraped`).

@@ -30,8 +30,8 @@ fn write_config(dir: &Path, listen: &str, log_glob: &str, target: &str, server_u
     let path = dir.join("tarsier.yaml");
     let yaml = format!(
         "data_dir: {data}\nserver:\n  listen: {listen}\ncollector:\n  tail:\n    include: ['{log_glob}']\n    rescan_interval: 200ms\n  \
-         global:\n    scrape_interval: 1s\n    scrape_timeout: 1s\n  shipping:\n    batch_max_wait: 50ms\n  scrape_configs:\n  \
-         - job_name: app\n    static_configs:\n    - targets: ['{target}']\nindexer:\n  commit_interval: 200ms\nagent:\n  server_url: {server_url}\n",
+         global:\n    scrape_interval: 1s\n    scrape_timeout: 1s\n  self_scrape_interval: 1s\n  shipping:\n    batch_max_wait: 50ms\n  \
+         scrape_configs:\n  - job_name: app\n    static_configs:\n    - targets: ['{target}']\nindexer:\n  commit_interval: 200ms\nagent:\n  server_url: {server_url}\n",
         data = dir.join("data").display(),
     );
     std::fs::write(&path, yaml).unwrap();

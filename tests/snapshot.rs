@@ -31,7 +31,7 @@ async fn snapshot_restores_into_a_new_server() {
         &config,
         format!(
             "data_dir: {}\nserver:\n  listen: {listen}\ncollector:\n  tail:\n    include: ['{}']\n    labels: {{job: snap}}\n  \
-             global:\n    scrape_interval: 200ms\n  shipping:\n    batch_max_wait: 20ms\nindexer:\n  commit_interval: 100ms\n",
+             global:\n    scrape_interval: 200ms\n  self_scrape_interval: 200ms\n  shipping:\n    batch_max_wait: 20ms\nindexer:\n  commit_interval: 100ms\n",
             dir.path().join("data").display(),
             log.display()
         ),

@@ -34,6 +34,11 @@ pub struct CollectorConfig {
     pub signals: crate::signals::SignalsConfig,
     /// Pod metadata from the Kubernetes API on pod log streams.
     pub kubernetes: crate::kubernetes::KubernetesConfig,
+    /// How often Tarsier scrapes its own `/metrics` (the `tarsier` job every collector adds unless
+    /// the config has one). Unset: `global.scrape_interval`, but at least 15 s, so a global 1 s
+    /// meant for applications does not also scrape and store ~300 self-metrics every second.
+    #[serde(with = "humantime_serde")]
+    pub self_scrape_interval: Option<Duration>,
 }
 
 impl Default for CollectorConfig {
@@ -46,7 +51,19 @@ impl Default for CollectorConfig {
             shipping: ShippingConfig::default(),
             signals: crate::signals::SignalsConfig::default(),
             kubernetes: crate::kubernetes::KubernetesConfig::default(),
+            self_scrape_interval: None,
         }
+    }
+}
+
+/// The floor of the default [`CollectorConfig::self_scrape_interval`].
+pub const SELF_SCRAPE_MIN_DEFAULT: Duration = Duration::from_secs(15);
+
+impl CollectorConfig {
+    /// The interval of the self-scrape job: [`CollectorConfig::self_scrape_interval`] if set,
+    /// else `global.scrape_interval` but at least [`SELF_SCRAPE_MIN_DEFAULT`].
+    pub fn effective_self_scrape_interval(&self) -> Duration {
+        self.self_scrape_interval.unwrap_or_else(|| self.global.scrape_interval.max(SELF_SCRAPE_MIN_DEFAULT))
     }
 }
 
@@ -444,6 +461,9 @@ impl CollectorConfig {
         }
         if self.global.scrape_timeout.is_zero() {
             return Err("collector.global.scrape_timeout must be > 0".into());
+        }
+        if self.self_scrape_interval.is_some_and(|d| d.is_zero()) {
+            return Err("collector.self_scrape_interval must be > 0 (leave it unset for the default)".into());
         }
         for name in self.global.external_labels.keys() {
             if !model::labels::is_valid_label_name(name) {

@@ -160,6 +160,11 @@ impl Collector {
             }
             .run(),
         );
+        let scrape_output = if metrics_sink.takes_scrapes_directly() {
+            scrape::target::ScrapeOutput::Direct { sink: metrics_sink.clone(), tenant: tenant.clone() }
+        } else {
+            scrape::target::ScrapeOutput::Shipper(sample_tx.clone())
+        };
         let metric_shipper = tokio::spawn(
             Shipper {
                 rx: sample_rx,
@@ -217,7 +222,7 @@ impl Collector {
 
         let scrape_cancel = CancellationToken::new();
         let scrape::manager::Started { task: scrape_manager, registry, handle: scrape } =
-            scrape::manager::start(&config, sample_tx, metrics.clone(), scrape_cancel.clone())?;
+            scrape::manager::start(&config, scrape_output, metrics.clone(), scrape_cancel.clone())?;
         let reloader = Reloader {
             scrape,
             pending_reload,

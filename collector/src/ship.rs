@@ -157,7 +157,7 @@ async fn before_sending(tracker: &Mutex<AckTracker>, acks: &[FileAck]) {
 /// from then on (and disk-buffered batches delivered from then on) go to the new one.
 pub(crate) type SharedTenant = Arc<std::sync::RwLock<TenantId>>;
 
-fn current(tenant: &SharedTenant) -> TenantId {
+pub(crate) fn current(tenant: &SharedTenant) -> TenantId {
     tenant.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 

@@ -57,6 +57,13 @@ pub trait MetricSink: Send + Sync + 'static {
         self.push_samples(tenant, Arc::unwrap_or_clone(series))
     }
 
+    /// True for a store in this process (`tarsier run`'s tsdb): scrape loops then call
+    /// [`MetricSink::push_series`] with each scrape themselves instead of queueing it for the
+    /// shipper. A failed append is logged and counted as dropped, not retried (as in Prometheus).
+    fn takes_scrapes_directly(&self) -> bool {
+        false
+    }
+
     /// [`MetricSink::push_series`] with the shipper's batch number, as [`LogSink::push_log_batch`].
     fn push_sample_batch(
         &self,

@@ -123,3 +123,66 @@ async fn negotiates_and_parses_openmetrics() {
     assert_eq!(find("scrape_samples_scraped").unwrap().samples[0].value, 2.0);
     collector.shutdown().await.unwrap();
 }
+
+/// A store in the collector's process (as `tarsier run`'s tsdb): takes each scrape from its loop,
+/// failing the first `fail_first` appends.
+#[derive(Default)]
+struct InProcessStore {
+    scrapes: std::sync::Mutex<Vec<Vec<model::TimeSeries>>>,
+    fail_first: std::sync::atomic::AtomicUsize,
+}
+
+impl collector::MetricSink for InProcessStore {
+    fn push_samples(
+        &self,
+        _tenant: model::TenantId,
+        series: Vec<model::TimeSeries>,
+    ) -> futures::future::BoxFuture<'static, Result<(), collector::SinkError>> {
+        use std::sync::atomic::Ordering;
+        let fail = self.fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if !fail {
+            self.scrapes.lock().unwrap().push(series);
+        }
+        Box::pin(async move { if fail { Err(collector::SinkError::retryable("disk full")) } else { Ok(()) } })
+    }
+
+    fn takes_scrapes_directly(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_store_takes_each_scrape_whole_from_its_loop_and_a_failed_one_is_counted() {
+    let target = serve_metrics().await;
+    let mut config = CollectorConfig::default();
+    // Batching would merge scrapes if they went through the shipper.
+    config.shipping.batch_max_wait = Duration::from_secs(5);
+    config.scrape_configs.push(ScrapeConfig {
+        job_name: "app".into(),
+        scrape_interval: Some(Duration::from_millis(100)),
+        static_configs: vec![StaticConfig { targets: vec![target.clone()], labels: Default::default() }],
+        ..Default::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let store = Arc::new(InProcessStore { fail_first: 2.into(), ..Default::default() });
+    let logs = Arc::new(RecordingSink::default());
+    let collector = Collector::start(config, state.path(), logs, store.clone()).await.unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    collector.register_metrics(&mut registry);
+
+    wait_for("three scrapes stored", || store.scrapes.lock().unwrap().len() >= 3).await;
+    for scrape in store.scrapes.lock().unwrap().iter() {
+        // One scrape per append: the page's two series and the five synthetic ones, nothing else.
+        assert_eq!(scrape.len(), 7, "{scrape:?}");
+        assert!(scrape.iter().all(|s| s.labels.get("instance") == Some(target.as_str())));
+        assert_eq!(scrape.iter().filter(|s| s.labels.metric_name() == Some("up")).count(), 1);
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let dropped = text
+        .lines()
+        .find(|l| l.starts_with("tarsier_collector_dropped_total{") && l.contains("reason=\"store_failed\""))
+        .unwrap_or_else(|| panic!("no store_failed drops in:\n{text}"));
+    assert!(dropped.ends_with(" 14"), "two failed scrapes of 7 samples: {dropped}");
+    collector.shutdown().await.unwrap();
+}

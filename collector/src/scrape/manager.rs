@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use model::TimeSeries;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -21,9 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{CollectorConfig, GlobalScrapeConfig, ScrapeConfig};
 use crate::metrics::CollectorMetrics;
 use crate::scrape::sd::{self, TargetGroup, Update};
-use crate::scrape::target::{self, JobPlan};
+use crate::scrape::target::{self, JobPlan, ScrapeOutput};
 use crate::scrape::{DroppedTarget, TargetStatus};
-use crate::ship::Chunk;
 
 /// A target's identity: job slot, scrape URL, hash of its labels.
 type TargetKey = (usize, String, u64);
@@ -105,7 +103,7 @@ struct Manager {
     running: HashMap<TargetKey, Loop>,
     loops: JoinSet<()>,
     registry: Arc<RwLock<Registry>>,
-    samples: mpsc::Sender<Chunk<TimeSeries>>,
+    samples: ScrapeOutput,
     updates: mpsc::Sender<Update>,
     metrics: CollectorMetrics,
     cancel: CancellationToken,
@@ -124,7 +122,7 @@ pub(crate) struct Started {
 /// Compiles every job, starts the static targets right away and the discovery providers.
 pub(crate) fn start(
     config: &CollectorConfig,
-    samples: mpsc::Sender<Chunk<TimeSeries>>,
+    samples: ScrapeOutput,
     metrics: CollectorMetrics,
     cancel: CancellationToken,
 ) -> Result<Started, crate::Error> {

@@ -21,7 +21,8 @@ use crate::scrape::http::{AuthSource, error_chain};
 use crate::scrape::populate::{self, JobDefaults, Outcome};
 use crate::scrape::sd::TargetGroup;
 use crate::scrape::{DroppedTarget, TargetHealth, TargetStatus};
-use crate::ship::Chunk;
+use crate::ship::{Chunk, SharedTenant, current};
+use crate::sink::MetricSink;
 use crate::tail::file::fnv1a;
 
 /// The formats asked for, in Prometheus's order of preference: OpenMetrics 1.0, then text 0.0.4.
@@ -243,11 +244,21 @@ pub(crate) fn build_targets(config: &CollectorConfig) -> Result<(Vec<Target>, Ve
 /// foldhash (as the label cache): two lookups per sample and scrape.
 pub(crate) type SeenSeries = HashMap<u64, Option<Labels>, FastBuild>;
 
+/// Where a scrape loop hands its samples.
+#[derive(Clone)]
+pub(crate) enum ScrapeOutput {
+    /// The shipper's queue (batching, retries, the disk buffer): a remote sink.
+    Shipper(mpsc::Sender<Chunk<TimeSeries>>),
+    /// A store in this process ([`MetricSink::takes_scrapes_directly`]): each loop appends its
+    /// own scrapes, as Prometheus's scrape loops append to its head. No batching, no queue hop.
+    Direct { sink: Arc<dyn MetricSink>, tenant: SharedTenant },
+}
+
 /// Scrapes `target` every interval until `cancel` (collector shutdown: no stale markers, as in
 /// Prometheus) or `removed` (the target went away: stale markers for every series it had).
 pub(crate) async fn run(
     target: Target,
-    tx: mpsc::Sender<Chunk<TimeSeries>>,
+    output: ScrapeOutput,
     metrics: CollectorMetrics,
     cancel: CancellationToken,
     removed: CancellationToken,
@@ -265,14 +276,37 @@ pub(crate) async fn run(
             _ = removed.cancelled() => end_of_run_staleness(&state, model::time::now_ms()),
             _ = ticker.tick() => scrape_once(&target, &metrics, &mut state).await,
         };
-        let chunk = Chunk { bytes: 0, items: series, order_key, ack: None };
         let waiting = tokio::time::Instant::now();
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            sent = tx.send(chunk) => if sent.is_err() { return },
+        match &output {
+            ScrapeOutput::Shipper(tx) => {
+                let chunk = Chunk { bytes: 0, items: series, order_key, ack: None };
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    sent = tx.send(chunk) => if sent.is_err() { return },
+                }
+            }
+            ScrapeOutput::Direct { sink, tenant } => {
+                let samples = series.len() as u64;
+                let appended = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    appended = sink.push_series(current(tenant), Arc::new(series)) => appended,
+                };
+                match appended {
+                    Ok(()) => {
+                        metrics.samples_sent.inc_by(samples);
+                    }
+                    // As Prometheus: a scrape the store cannot take (a full disk) is dropped, not
+                    // retried; the next scrape brings the current values.
+                    Err(e) => {
+                        tracing::warn!(job = %target.job, url = %target.url, error = %e.message, samples, "storing a scrape failed, dropping it");
+                        metrics.count_drop("samples", if e.retryable { "store_failed" } else { "rejected" }, samples);
+                    }
+                }
+            }
         }
         // Behind a shipper that cannot take samples (a sink outage with the disk buffer full or
-        // unwritable) scrapes wait rather than pile up in memory: count the ones that were skipped.
+        // unwritable) or a slow store, scrapes wait rather than pile up in memory: count the ones
+        // that were skipped.
         let skipped = waiting.elapsed().as_millis() as u64 / interval_ms;
         if skipped > 0 {
             let labels = vec![("job".to_string(), target.job.clone()), ("result".to_string(), "skipped".to_string())];
@@ -863,8 +897,13 @@ mod tests {
         for removed_not_shutdown in [true, false] {
             let (tx, mut rx) = mpsc::channel(4);
             let (cancel, removed) = (CancellationToken::new(), CancellationToken::new());
-            let task =
-                tokio::spawn(run(make_target(), tx, CollectorMetrics::default(), cancel.clone(), removed.clone()));
+            let task = tokio::spawn(run(
+                make_target(),
+                ScrapeOutput::Shipper(tx),
+                CollectorMetrics::default(),
+                cancel.clone(),
+                removed.clone(),
+            ));
             let first = rx.recv().await.unwrap();
             assert!(first.items.iter().any(|s| s.labels.metric_name() == Some("m") && s.samples[0].value == 1.0));
             if removed_not_shutdown {
