@@ -47,6 +47,36 @@ impl MetricSink for LocalSink {
         true
     }
 
+    /// One scrape with the tsdb's series references (see `Tsdb::append_scraped_with_refs`).
+    fn push_scrape(
+        &self,
+        tenant: TenantId,
+        series: Vec<TimeSeries>,
+        refs: Vec<u64>,
+    ) -> BoxFuture<'static, (Vec<u64>, Result<(), SinkError>)> {
+        let tsdb = self.tsdb.clone();
+        Box::pin(async move {
+            let appended = tokio::task::spawn_blocking(move || {
+                let mut refs = refs;
+                let appended = tsdb.append_scraped_with_refs(&tenant, &series, &mut refs);
+                (refs, appended)
+            })
+            .await;
+            let (refs, appended) = match appended {
+                Ok(done) => done,
+                Err(e) => return (Vec::new(), Err(join_error(e))),
+            };
+            let stats = match appended {
+                Ok(stats) => stats,
+                Err(e) => return (refs, Err(SinkError { retryable: e.http_status() >= 500, message: e.to_string() })),
+            };
+            if let Some(first) = stats.first_error {
+                tracing::debug!(rejected = stats.samples_rejected, first = %first, "tsdb rejected samples");
+            }
+            (refs, Ok(()))
+        })
+    }
+
     /// The tsdb only reads the batch: the shipper's shared copy goes in as it is. These are this
     /// process's own scrapes, which nobody outside waits on: they are fsynced once per
     /// `tsdb.scrape_sync_interval`, not per batch (see `Tsdb::append_scraped`).

@@ -64,6 +64,22 @@ pub trait MetricSink: Send + Sync + 'static {
         false
     }
 
+    /// One scrape from its loop, for a sink that [`MetricSink::takes_scrapes_directly`]. `refs[i]`
+    /// is what the store answered for `series[i]` on an earlier scrape (0: nothing yet, and
+    /// `refs` may be shorter than `series`); the store answers with this append's references,
+    /// which the loop keeps for the next scrape, so a steady target's samples skip the store's
+    /// label lookup (as Prometheus's scrape cache keeps head series references). The default
+    /// ignores them.
+    fn push_scrape(
+        &self,
+        tenant: TenantId,
+        series: Vec<TimeSeries>,
+        refs: Vec<u64>,
+    ) -> BoxFuture<'static, (Vec<u64>, Result<(), SinkError>)> {
+        let pushed = self.push_series(tenant, Arc::new(series));
+        Box::pin(async move { (refs, pushed.await) })
+    }
+
     /// [`MetricSink::push_series`] with the shipper's batch number, as [`LogSink::push_log_batch`].
     fn push_sample_batch(
         &self,

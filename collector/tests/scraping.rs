@@ -130,6 +130,8 @@ async fn negotiates_and_parses_openmetrics() {
 struct InProcessStore {
     scrapes: std::sync::Mutex<Vec<Vec<model::TimeSeries>>>,
     fail_first: std::sync::atomic::AtomicUsize,
+    /// The references each stored scrape came with.
+    refs: std::sync::Mutex<Vec<Vec<u64>>>,
 }
 
 impl collector::MetricSink for InProcessStore {
@@ -148,6 +150,23 @@ impl collector::MetricSink for InProcessStore {
 
     fn takes_scrapes_directly(&self) -> bool {
         true
+    }
+
+    /// Answers each series with a reference derived from its labels.
+    fn push_scrape(
+        &self,
+        tenant: model::TenantId,
+        series: Vec<model::TimeSeries>,
+        refs: Vec<u64>,
+    ) -> futures::future::BoxFuture<'static, (Vec<u64>, Result<(), collector::SinkError>)> {
+        let answer: Vec<u64> = series.iter().map(|s| s.labels.stable_hash() | 1).collect();
+        let pushed = self.push_samples(tenant, series);
+        let refs_seen = refs.clone();
+        let stored = futures::executor::block_on(pushed);
+        if stored.is_ok() {
+            self.refs.lock().unwrap().push(refs_seen);
+        }
+        Box::pin(async move { (if stored.is_ok() { answer } else { refs }, stored) })
     }
 }
 
@@ -176,6 +195,13 @@ async fn an_in_process_store_takes_each_scrape_whole_from_its_loop_and_a_failed_
         assert_eq!(scrape.len(), 7, "{scrape:?}");
         assert!(scrape.iter().all(|s| s.labels.get("instance") == Some(target.as_str())));
         assert_eq!(scrape.iter().filter(|s| s.labels.metric_name() == Some("up")).count(), 1);
+    }
+    // The loop hands back what the store answered for the same series on the scrape before.
+    let (scrapes, refs) = (store.scrapes.lock().unwrap().clone(), store.refs.lock().unwrap().clone());
+    assert!(refs[0].iter().all(|r| *r == 0), "nothing answered before the first stored scrape: {:?}", refs[0]);
+    for (scrape, refs) in scrapes.iter().zip(refs.iter()).skip(1) {
+        let expected: Vec<u64> = scrape.iter().map(|s| s.labels.stable_hash() | 1).collect();
+        assert_eq!(refs, &expected);
     }
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

@@ -175,7 +175,11 @@ impl MemSeries {
 /// Everything one tenant has in memory.
 pub struct TenantHead {
     pub index: Index,
-    pub series: HashMap<SeriesId, MemSeries, crate::index::FastState>,
+    /// Boxed: the table then holds 16 bytes per series instead of a ~170-byte `MemSeries`, so it
+    /// stays in the CPU cache for tens of thousands of series, and the series themselves sit in
+    /// the order they were created, the order a scrape appends them (the inline table's cache
+    /// misses were the largest cost of appending a scrape).
+    pub series: HashMap<SeriesId, Box<MemSeries>, crate::index::FastState>,
     /// Newest timestamp of any sample; retention is measured back from it.
     pub max_t: Option<i64>,
     pub samples: u64,
@@ -241,7 +245,7 @@ impl TenantHead {
 
     /// Oldest sample in the head.
     pub fn min_t(&self) -> Option<i64> {
-        self.series.values().filter_map(MemSeries::oldest_t).min()
+        self.series.values().filter_map(|s| s.oldest_t()).min()
     }
 
     /// Drops samples older than `t` and series left without samples; returns the dropped series.

@@ -186,7 +186,7 @@ impl Tsdb {
     /// and described in `first_error` without failing the call. On `Err` (I/O) the samples may be
     /// visible to queries but are not durable; the client should retry (retries are idempotent).
     pub fn append(&self, tenant: &TenantId, series: &[TimeSeries]) -> Result<AppendStats> {
-        self.append_with(tenant, series, Durability::Synced)
+        self.append_with(tenant, series, None, Durability::Synced)
     }
 
     /// Stores samples nobody outside this process waits on (the in-process scraper of `tarsier
@@ -196,10 +196,32 @@ impl Tsdb {
     /// the machine loses at most that interval of scraped samples (plus what the kernel had not
     /// written back, if no append came after them).
     pub fn append_scraped(&self, tenant: &TenantId, series: &[TimeSeries]) -> Result<AppendStats> {
-        self.append_with(tenant, series, Durability::Deferred)
+        self.append_with(tenant, series, None, Durability::Deferred)
     }
 
-    fn append_with(&self, tenant: &TenantId, series: &[TimeSeries], durability: Durability) -> Result<AppendStats> {
+    /// [`Tsdb::append_scraped`] with series references, as Prometheus's scrape cache keeps them:
+    /// `refs[i]`, when not 0, is what this call answered for `series[i]` on an earlier append; on
+    /// return `refs` holds one reference per series (0 where it was rejected). A reference skips
+    /// the lookup of the series by its labels. References are never reused, so one whose series
+    /// left the head (or belongs to another tenant) is simply not found and the labels are used.
+    /// The caller must pass a reference only with the labels it was answered for.
+    pub fn append_scraped_with_refs(
+        &self,
+        tenant: &TenantId,
+        series: &[TimeSeries],
+        refs: &mut Vec<u64>,
+    ) -> Result<AppendStats> {
+        refs.resize(series.len(), 0);
+        self.append_with(tenant, series, Some(refs), Durability::Deferred)
+    }
+
+    fn append_with(
+        &self,
+        tenant: &TenantId,
+        series: &[TimeSeries],
+        mut refs: Option<&mut [u64]>,
+        durability: Durability,
+    ) -> Result<AppendStats> {
         {
             // Records an earlier write could not store (disk full) go first; while the disk is
             // still full this append fails here, before it changes the head.
@@ -221,11 +243,18 @@ impl Tsdb {
                 stats.first_error = Some(reason);
             }
         };
-        for ts in series {
+        for (i, ts) in series.iter().enumerate() {
+            // A reference this method answered is never reused for other labels (ids only grow),
+            // so one found in this tenant's head is the series; otherwise the labels decide.
+            let known = match refs.as_deref_mut().and_then(|refs| refs.get_mut(i)) {
+                Some(slot) => std::mem::take(slot),
+                None => 0,
+            };
+            let known = Some(known).filter(|id| *id != 0 && head.series.contains_key(id));
             // A set the index holds was checked when it was added, so only new ones are
             // validated. Looking up a set the index already shares (a scraper's cached labels)
             // costs one hash of a `u64` and one pointer comparison.
-            let id = match head.index.get(&ts.labels) {
+            let id = match known.or_else(|| head.index.get(&ts.labels)) {
                 Some(id) => id,
                 None => {
                     if let Err(e) = ts.labels.validate() {
@@ -251,6 +280,9 @@ impl Tsdb {
                     id
                 }
             };
+            if let Some(slot) = refs.as_deref_mut().and_then(|refs| refs.get_mut(i)) {
+                *slot = id;
+            }
             head.append_all(id, &ts.samples, window_ms, |s, result| match result {
                 Ok(Appended::Stored) => {
                     logged.push((id, s.timestamp_ms, s.value));
@@ -710,5 +742,41 @@ mod tests {
             db.append_scraped(&tenant, &batch(t * 1000)).unwrap();
         }
         assert_eq!(db.metrics.wal_fsyncs.get(), 3, "an interval of 0 fsyncs every batch");
+    }
+
+    #[test]
+    fn series_refs_skip_the_label_lookup_and_unknown_ones_fall_back_to_the_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), TsdbConfig::default()).unwrap();
+        let tenant = TenantId::default_tenant();
+        let series = |name: &str| Labels::from_pairs([("__name__", name), ("job", "node")]);
+        let scrape = |t: i64| -> Vec<TimeSeries> {
+            ["a", "b", "0-not-a-metric-name"]
+                .iter()
+                .map(|name| TimeSeries::new(series(name), vec![Sample::new(t, 1.0)]))
+                .collect()
+        };
+        let mut refs = Vec::new();
+        let stats = db.append_scraped_with_refs(&tenant, &scrape(1000), &mut refs).unwrap();
+        assert_eq!((stats.series_created, stats.samples_rejected), (2, 1));
+        assert!(refs[0] != 0 && refs[1] != 0 && refs[0] != refs[1], "{refs:?}");
+        assert_eq!(refs[2], 0, "a rejected series gets no reference");
+        let first = refs.clone();
+
+        let stats = db.append_scraped_with_refs(&tenant, &scrape(2000), &mut refs).unwrap();
+        assert_eq!((stats.series_created, stats.samples_appended), (0, 2));
+        assert_eq!(refs, first);
+        // A reference the head does not hold (its series left the head) falls back to the labels.
+        let mut gone = vec![u64::MAX - 1, first[1]];
+        db.append_scraped_with_refs(&tenant, &scrape(3000), &mut gone).unwrap();
+        assert_eq!(gone, first, "missing references are filled in");
+        // Another tenant's head does not know them: it gets series of its own.
+        let other = TenantId::new("other").unwrap();
+        let mut theirs = first.clone();
+        let stats = db.append_scraped_with_refs(&other, &scrape(4000), &mut theirs).unwrap();
+        assert_eq!(stats.series_created, 2);
+        assert!(theirs[0] != first[0] && theirs[1] != first[1]);
+        assert_eq!(db.stats(&tenant).head_samples, 6);
+        assert_eq!(db.stats(&other).head_samples, 2);
     }
 }

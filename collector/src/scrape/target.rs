@@ -270,11 +270,11 @@ pub(crate) async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut state = ScrapeState::new(&target);
     loop {
-        let series = tokio::select! {
+        let (series, scraped) = tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
-            _ = removed.cancelled() => end_of_run_staleness(&state, model::time::now_ms()),
-            _ = ticker.tick() => scrape_once(&target, &metrics, &mut state).await,
+            _ = removed.cancelled() => (end_of_run_staleness(&state, model::time::now_ms()), false),
+            _ = ticker.tick() => (scrape_once(&target, &metrics, &mut state).await, true),
         };
         let waiting = tokio::time::Instant::now();
         match &output {
@@ -287,10 +287,14 @@ pub(crate) async fn run(
             }
             ScrapeOutput::Direct { sink, tenant } => {
                 let samples = series.len() as u64;
-                let appended = tokio::select! {
+                let refs = if scraped { state.series_refs(series.len()) } else { Vec::new() };
+                let (refs, appended) = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    appended = sink.push_series(current(tenant), Arc::new(series)) => appended,
+                    appended = sink.push_scrape(current(tenant), series, refs) => appended,
                 };
+                if scraped {
+                    state.keep_series_refs(refs);
+                }
                 match appended {
                     Ok(()) => {
                         metrics.samples_sent.inc_by(samples);
@@ -333,6 +337,12 @@ pub(crate) struct ScrapeState {
     last_len: usize,
     /// The ideal time of the last tick, for [`aligned_timestamp`].
     aligned_ms: Option<i64>,
+    /// The label-cache slots of the last scrape's scraped series (its first ones).
+    slots: Vec<u32>,
+    /// The store's references for the synthetic series.
+    report_refs: [u64; REPORT_SERIES.len()],
+    /// Reused vector of references handed to the store.
+    refs: Vec<u64>,
 }
 
 impl ScrapeState {
@@ -345,7 +355,31 @@ impl ScrapeState {
             report: REPORT_SERIES.iter().map(|name| report_labels(target, name)).collect(),
             last_len: 0,
             aligned_ms: None,
+            slots: Vec::new(),
+            report_refs: [0; REPORT_SERIES.len()],
+            refs: Vec::new(),
         }
+    }
+
+    /// The store's references for the `len` series of the last [`scrape_once`], in its order:
+    /// the scraped series, stale markers (no reference), the synthetic series.
+    pub(crate) fn series_refs(&mut self, len: usize) -> Vec<u64> {
+        let mut refs = std::mem::take(&mut self.refs);
+        refs.clear();
+        self.cache.series_refs(&self.slots, &mut refs);
+        refs.resize(len.saturating_sub(REPORT_SERIES.len()).max(refs.len()), 0);
+        refs.extend_from_slice(&self.report_refs);
+        refs
+    }
+
+    /// Keeps the references the store answered for [`ScrapeState::series_refs`]'s series.
+    pub(crate) fn keep_series_refs(&mut self, refs: Vec<u64>) {
+        let scraped = self.slots.len();
+        if refs.len() >= scraped + REPORT_SERIES.len() {
+            self.cache.keep_series_refs(&self.slots, &refs[..scraped]);
+            self.report_refs.copy_from_slice(&refs[refs.len() - REPORT_SERIES.len()..]);
+        }
+        self.refs = refs;
     }
 }
 
@@ -404,6 +438,8 @@ fn report_labels(target: &Target, name: &str) -> Labels {
 /// What one scrape's samples became after labelling, metric relabeling and the limits.
 struct Appended {
     series: Vec<TimeSeries>,
+    /// The label-cache slot of each of `series`.
+    slots: Vec<u32>,
     current: SeenSeries,
     post_relabel: usize,
 }
@@ -415,6 +451,7 @@ struct Appender<'t> {
     cache: &'t mut LabelCache,
     start_ms: i64,
     series: Vec<TimeSeries>,
+    slots: Vec<u32>,
     current: SeenSeries,
     error: Option<(String, usize)>,
 }
@@ -425,19 +462,29 @@ struct Appender<'t> {
 /// copies those make per sample dominated a profile of scraping node_exporter (Prometheus keeps
 /// the same kind of per-target cache). Entries not seen in the last scrape are dropped once they
 /// outnumber the live ones, so the cache stays about the size of the target's series.
+///
+/// Each entry also keeps the store's reference for its series (see
+/// [`MetricSink::push_scrape`]). Entries live in `slots`, whose indices stay valid until the
+/// entry is evicted, so the references an append answers with can be written back after it.
 #[derive(Default)]
 pub(crate) struct LabelCache {
-    /// foldhash rather than SipHash: every sample of every scrape hashes its ~100-byte key here.
-    entries: HashMap<Box<[u8]>, CachedLabels, FastBuild>,
+    /// Page key -> index in `slots`. foldhash rather than SipHash: every sample of every scrape
+    /// hashes its ~100-byte key here.
+    entries: HashMap<Box<[u8]>, u32, FastBuild>,
+    slots: Vec<CachedLabels>,
+    /// Evicted slots, reused before `slots` grows.
+    free: Vec<u32>,
     key: Vec<u8>,
     scrape: u64,
     looked_up: usize,
 }
 
 struct CachedLabels {
-    /// `None`: metric relabeling dropped the series.
+    /// `None`: metric relabeling dropped the series (or the slot is free).
     labels: Option<(Labels, u64)>,
     last_scrape: u64,
+    /// The store's reference for the series, 0 while it has none.
+    series_ref: u64,
 }
 
 impl LabelCache {
@@ -457,10 +504,53 @@ impl LabelCache {
         self.looked_up = 0;
     }
 
+    /// Drops the entries the last scrape did not see once they outnumber the live ones. Live
+    /// entries keep their slots.
     fn end_scrape(&mut self) {
         if self.entries.len() > 2 * self.looked_up + 64 {
             let scrape = self.scrape;
-            self.entries.retain(|_, e| e.last_scrape == scrape);
+            let (slots, free) = (&mut self.slots, &mut self.free);
+            self.entries.retain(|_, slot| {
+                let entry = &mut slots[*slot as usize];
+                if entry.last_scrape == scrape {
+                    return true;
+                }
+                *entry = CachedLabels { labels: None, last_scrape: 0, series_ref: 0 };
+                free.push(*slot);
+                false
+            });
+        }
+    }
+
+    fn insert(&mut self, labels: Option<(Labels, u64)>) -> u32 {
+        let entry = CachedLabels { labels, last_scrape: self.scrape, series_ref: 0 };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = entry;
+                slot
+            }
+            None => {
+                self.slots.push(entry);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.entries.insert(self.key.as_slice().into(), slot);
+        slot
+    }
+
+    /// The store's references for the series of `slots`, in that order.
+    pub(crate) fn series_refs(&self, slots: &[u32], refs: &mut Vec<u64>) {
+        refs.extend(slots.iter().map(|s| self.slots.get(*s as usize).map_or(0, |e| e.series_ref)));
+    }
+
+    /// Keeps what the store answered for the series of `slots` (a slot evicted since is skipped).
+    pub(crate) fn keep_series_refs(&mut self, slots: &[u32], refs: &[u64]) {
+        for (slot, series_ref) in slots.iter().zip(refs) {
+            if let Some(entry) = self.slots.get_mut(*slot as usize)
+                && entry.labels.is_some()
+            {
+                entry.series_ref = *series_ref;
+            }
         }
     }
 }
@@ -482,22 +572,32 @@ impl<'t> Appender<'t> {
     ) -> Self {
         cache.start_scrape();
         current.clear();
-        Appender { target, cache, start_ms, series: Vec::with_capacity(expected), current, error: None }
+        Appender {
+            target,
+            cache,
+            start_ms,
+            series: Vec::with_capacity(expected),
+            slots: Vec::with_capacity(expected),
+            current,
+            error: None,
+        }
     }
 
-    /// The final labels of a scraped series and their hash, from the cache or computed (and then
-    /// cached); `Ok(None)` when metric relabeling drops it, `Err` when it breaks a label limit.
+    /// The final labels of a scraped series, their hash and the cache slot, from the cache or
+    /// computed (and then cached); `None` labels when metric relabeling drops it, `Err` when it
+    /// breaks a label limit.
     fn final_labels<N: AsRef<str>, V: AsRef<str>>(
         &mut self,
         name: &str,
         labels: &[(N, V)],
-    ) -> Result<Option<(Labels, u64)>, String> {
+    ) -> Result<(Option<(Labels, u64)>, u32), String> {
         let scrape = self.cache.scrape;
         self.cache.looked_up += 1;
         self.cache.set_key(name, labels);
-        if let Some(entry) = self.cache.entries.get_mut(self.cache.key.as_slice()) {
+        if let Some(slot) = self.cache.entries.get(self.cache.key.as_slice()) {
+            let entry = &mut self.cache.slots[*slot as usize];
             entry.last_scrape = scrape;
-            return Ok(entry.labels.clone());
+            return Ok((entry.labels.clone(), *slot));
         }
         let target = self.target;
         let computed = match relabel::process(&label_sample(target, name, labels), &target.metric_relabel) {
@@ -511,9 +611,8 @@ impl<'t> Appender<'t> {
             }
             _ => None,
         };
-        let key = self.cache.key.as_slice().into();
-        self.cache.entries.insert(key, CachedLabels { labels: computed.clone(), last_scrape: scrape });
-        Ok(computed)
+        let slot = self.cache.insert(computed.clone());
+        Ok((computed, slot))
     }
 
     fn add<N: AsRef<str>, V: AsRef<str>>(&mut self, name: &str, labels: &[(N, V)], value: f64, ts: Option<i64>) {
@@ -521,9 +620,9 @@ impl<'t> Appender<'t> {
             return;
         }
         let post = self.series.len() + 1;
-        let (labels, hash) = match self.final_labels(name, labels) {
-            Ok(Some(found)) => found,
-            Ok(None) => return,
+        let (labels, hash, slot) = match self.final_labels(name, labels) {
+            Ok((Some((labels, hash)), slot)) => (labels, hash, slot),
+            Ok((None, _)) => return,
             Err(e) => {
                 self.error = Some((e, post));
                 return;
@@ -539,6 +638,7 @@ impl<'t> Appender<'t> {
         self.current.insert(hash, tracked);
         let ts = own_timestamp.unwrap_or(self.start_ms);
         self.series.push(TimeSeries::new(labels, vec![Sample::new(ts, value)]));
+        self.slots.push(slot);
     }
 
     fn finish(self) -> Result<Appended, (String, usize)> {
@@ -547,7 +647,7 @@ impl<'t> Appender<'t> {
             return Err(error);
         }
         let post_relabel = self.series.len();
-        Ok(Appended { series: self.series, current: self.current, post_relabel })
+        Ok(Appended { series: self.series, slots: self.slots, current: self.current, post_relabel })
     }
 }
 
@@ -624,9 +724,11 @@ pub(crate) async fn scrape_once(
         .scrapes
         .get_or_create(&vec![("job".to_string(), target.job.clone()), ("result".to_string(), result_label.to_string())])
         .inc();
+    state.slots.clear();
     let (mut series, current, post_relabel, added, error) = match outcome {
         Ok(a) => {
             let added = a.current.keys().filter(|h| !previous.contains_key(h)).count();
+            state.slots = a.slots;
             (a.series, a.current, a.post_relabel, added, None)
         }
         Err((e, post)) => (Vec::new(), SeenSeries::default(), post, 0, Some(e)),
