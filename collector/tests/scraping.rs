@@ -78,6 +78,50 @@ async fn scrapes_label_and_ship_samples_with_synthetic_series() {
     collector.shutdown().await.unwrap();
 }
 
+/// Serves the page gzip-encoded to a scraper that accepts it, as node_exporter does.
+async fn serve_gzip_metrics() -> String {
+    use axum::http::{HeaderMap, header};
+    let handler = |headers: HeaderMap| async move {
+        let accepts = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(accepts.contains("gzip"), "the scraper asks for gzip: {accepts:?}");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, PAGE.as_bytes()).unwrap();
+        (
+            [(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            encoder.finish().unwrap(),
+        )
+    };
+    let app = axum::Router::new().route("/metrics", axum::routing::get(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_page_is_decoded() {
+    let target = serve_gzip_metrics().await;
+    let mut config = CollectorConfig::default();
+    config.shipping.batch_max_wait = Duration::from_millis(20);
+    config.scrape_configs.push(ScrapeConfig {
+        job_name: "app".into(),
+        scrape_interval: Some(Duration::from_millis(200)),
+        static_configs: vec![StaticConfig { targets: vec![target.clone()], labels: Default::default() }],
+        ..Default::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
+    let value = |name: &str| {
+        sink.series.lock().unwrap().iter().find(|s| s.labels.metric_name() == Some(name)).map(|s| s.samples[0].value)
+    };
+    wait_for("the gzip page scraped", || value("up").is_some()).await;
+    assert_eq!(value("up"), Some(1.0), "{:?}", collector.targets()[0].last_error);
+    assert_eq!(value("http_requests_total"), Some(1027.0));
+    assert_eq!(value("process_up"), Some(1.0));
+    collector.shutdown().await.unwrap();
+}
+
 /// Serves OpenMetrics only to a scraper that asks for it, as exporters negotiate.
 async fn serve_openmetrics() -> String {
     let app = axum::Router::new().route(

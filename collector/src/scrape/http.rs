@@ -91,6 +91,9 @@ impl HttpSettings<'_> {
         reqwest::Client::builder()
             .user_agent(concat!("tarsier-collector/", env!("CARGO_PKG_VERSION")))
             .use_preconfigured_tls(tls)
+            // The scrape loop asks for gzip and decodes it itself, in one pass into its reused
+            // buffer (reqwest's streaming decoder copied every decoded frame once more).
+            .no_gzip()
             .build()
             .map_err(|e| format!("{key}: building the HTTP client: {e}"))
     }

@@ -331,6 +331,8 @@ pub(crate) struct ScrapeState {
     spare: SeenSeries,
     cache: LabelCache,
     body: Vec<u8>,
+    /// The gzip-encoded page, decoded into `body`.
+    compressed: Vec<u8>,
     /// The labels of [`REPORT_SERIES`], in that order.
     report: Vec<Labels>,
     /// Series the last scrape produced: the next one's vector starts that large.
@@ -352,6 +354,7 @@ impl ScrapeState {
             spare: SeenSeries::default(),
             cache: LabelCache::default(),
             body: Vec::new(),
+            compressed: Vec::new(),
             report: REPORT_SERIES.iter().map(|name| report_labels(target, name)).collect(),
             last_len: 0,
             aligned_ms: None,
@@ -704,7 +707,7 @@ pub(crate) async fn scrape_once(
     let interval_ms = target.interval.as_millis().min(i64::MAX as u128) as i64;
     let start_ms = aligned_timestamp(&mut state.aligned_ms, model::time::now_ms(), interval_ms);
     let started = Instant::now();
-    let fetched = fetch(target, &mut state.body).await;
+    let fetched = fetch(target, &mut state.body, &mut state.compressed).await;
     let duration = started.elapsed();
     let current = std::mem::take(&mut state.spare);
     // Room for the synthetic series and a few stale markers without growing.
@@ -792,12 +795,14 @@ fn add_external(builder: &mut LabelsBuilder, external: &[(String, String)]) {
 
 /// Reads the page of one scrape into `body` (cleared first, its capacity reused); returns the
 /// content type.
-async fn fetch(target: &Target, body: &mut Vec<u8>) -> Result<Option<String>, String> {
+async fn fetch(target: &Target, body: &mut Vec<u8>, compressed: &mut Vec<u8>) -> Result<Option<String>, String> {
     body.clear();
+    compressed.clear();
     let mut request = target
         .client
         .get(target.url.clone())
         .header("Accept", ACCEPT)
+        .header("Accept-Encoding", "gzip")
         .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", target.timeout.as_secs_f64()))
         .timeout(target.timeout);
     if let Some(auth) = &target.auth {
@@ -808,236 +813,38 @@ async fn fetch(target: &Target, body: &mut Vec<u8>) -> Result<Option<String>, St
     if !status.is_success() {
         return Err(format!("server returned HTTP status {status}"));
     }
-    let content_type =
-        response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let content_type = header(reqwest::header::CONTENT_TYPE);
+    let gzip = header(reqwest::header::CONTENT_ENCODING).is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"));
     let limit = target.limits.body_size;
+    let read_into = if gzip { &mut *compressed } else { &mut *body };
     while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading body: {}", error_chain(&e)))? {
-        body.extend_from_slice(&chunk);
-        // As Prometheus: reading `limit` bytes already counts as exceeding it.
-        if limit > 0 && body.len() as u64 >= limit {
+        read_into.extend_from_slice(&chunk);
+        // As Prometheus: reading `limit` bytes already counts as exceeding it. A compressed page
+        // that large decodes to more still.
+        if limit > 0 && read_into.len() as u64 >= limit {
             return Err("body size limit exceeded".to_string());
         }
+    }
+    if gzip {
+        decode_gzip(compressed, limit, body)?;
     }
     Ok(content_type)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn target(honor_labels: bool) -> Target {
-        let mut config = CollectorConfig::default();
-        config.global.external_labels.insert("cluster".into(), "c1".into());
-        config.scrape_configs.push(ScrapeConfig {
-            job_name: "node".into(),
-            honor_labels,
-            params: [("module".to_string(), vec!["a b".to_string()])].into(),
-            static_configs: vec![crate::config::StaticConfig {
-                targets: vec!["h:9100".into()],
-                labels: [("env".to_string(), "dev".to_string())].into(),
-            }],
-            ..Default::default()
-        });
-        build_targets(&config).unwrap().0.remove(0)
+/// Decodes a gzip body (all its members, as Go's reader does) into `body`, at most `limit` bytes
+/// of it when `limit` is not 0 (the limit applies to the decoded page, as in Prometheus).
+fn decode_gzip(compressed: &[u8], limit: u64, body: &mut Vec<u8>) -> Result<(), String> {
+    use std::io::Read;
+    let mut decoder = flate2::bufread::MultiGzDecoder::new(compressed);
+    let decoded = if limit > 0 { (&mut decoder).take(limit).read_to_end(body) } else { decoder.read_to_end(body) };
+    decoded.map_err(|e| format!("decoding the gzip body: {e}"))?;
+    if limit > 0 && body.len() as u64 >= limit {
+        return Err("body size limit exceeded".to_string());
     }
-
-    fn sample(labels: &[(&str, &str)]) -> ScrapedSample {
-        ScrapedSample {
-            name: "m".into(),
-            labels: labels.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
-            value: 1.0,
-            timestamp_ms: None,
-        }
-    }
-
-    #[test]
-    fn target_url_carries_path_and_params() {
-        assert_eq!(target(false).url.as_str(), "http://h:9100/metrics?module=a+b");
-    }
-
-    #[test]
-    fn conflicting_labels_are_exported_unless_honored() {
-        let s = sample(&[("job", "inner"), ("cluster", "mine")]);
-        let labels = label_sample(&target(false), &s.name, &s.labels);
-        assert_eq!(labels.get("job"), Some("node"));
-        assert_eq!(labels.get("exported_job"), Some("inner"));
-        assert_eq!(labels.get("instance"), Some("h:9100"));
-        assert_eq!(labels.get("env"), Some("dev"));
-        assert_eq!(labels.get("cluster"), Some("mine"), "external labels never override");
-        assert_eq!(labels.metric_name(), Some("m"));
-        let honored = label_sample(&target(true), &s.name, &s.labels);
-        assert_eq!(honored.get("job"), Some("inner"));
-        assert_eq!(honored.get("exported_job"), None);
-        assert_eq!(honored.get("instance"), Some("h:9100"));
-    }
-
-    #[test]
-    fn label_limits_use_prometheus_messages() {
-        let labels = Labels::from_pairs([("__name__", "m"), ("a", "xyz"), ("long_name", "v")]);
-        let limits = |label, name, value| Limits {
-            label,
-            label_name_length: name,
-            label_value_length: value,
-            ..Default::default()
-        };
-        assert!(limits(3, 9, 3).check_labels(&labels).is_ok());
-        assert_eq!(
-            limits(2, 0, 0).check_labels(&labels).unwrap_err(),
-            "label_limit exceeded (metric: m, number of labels: 3, limit: 2)"
-        );
-        assert_eq!(
-            limits(0, 8, 0).check_labels(&labels).unwrap_err(),
-            "label_name_length_limit exceeded (metric: m, label name: long_name, length: 9, limit: 8)"
-        );
-        assert_eq!(
-            limits(0, 0, 2).check_labels(&labels).unwrap_err(),
-            "label_value_length_limit exceeded (metric: m, label name: a, value: \"xyz\", length: 3, limit: 2)"
-        );
-    }
-
-    #[test]
-    fn metric_relabeling_runs_before_external_labels_and_limits() {
-        let mut t = target(false);
-        t.metric_relabel = Arc::new(
-            relabel::compile_all(
-                &serde_json::from_str::<Vec<crate::relabel::RelabelConfig>>(
-                    r#"[{"source_labels":["kind"],"regex":"skip","action":"drop"},{"regex":"kind","action":"labeldrop"}]"#,
-                )
-                .unwrap(),
-            )
-            .unwrap(),
-        );
-        let samples = vec![sample(&[("kind", "skip")]), sample(&[("kind", "keep")]), sample(&[])];
-        let appended = append(&t, samples.clone(), 5).unwrap();
-        assert_eq!(appended.post_relabel, 2);
-        assert_eq!(appended.current.len(), 1, "kind=keep and no labels collapse into one series once kind is dropped");
-        assert!(
-            appended.series.iter().all(|s| s.labels.get("kind").is_none() && s.labels.get("cluster") == Some("c1"))
-        );
-        t.limits.sample = 1;
-        assert_eq!(append(&t, samples, 5).err(), Some(("sample limit exceeded".to_string(), 2)));
-    }
-
-    #[test]
-    fn cached_labels_equal_computed_ones_and_stale_entries_go() {
-        let mut t = target(false);
-        t.metric_relabel = Arc::new(
-            relabel::compile_all(
-                &serde_json::from_str::<Vec<crate::relabel::RelabelConfig>>(
-                    r#"[{"source_labels":["kind"],"regex":"skip","action":"drop"}]"#,
-                )
-                .unwrap(),
-            )
-            .unwrap(),
-        );
-        // Label values that would collide if the key were not length-prefixed.
-        let page = vec![
-            sample(&[("kind", "skip")]),
-            sample(&[("kind", "keep")]),
-            sample(&[("a", "1\0b=1:2")]),
-            sample(&[("a", "1"), ("b", "2")]),
-        ];
-        let uncached = append(&t, page.clone(), 5).unwrap();
-        let mut cache = LabelCache::default();
-        for round in 0..3 {
-            let mut appender = Appender::new(&t, &mut cache, 5);
-            for s in &page {
-                appender.add(&s.name, &s.labels, s.value, s.timestamp_ms);
-            }
-            let cached = appender.finish().unwrap();
-            assert_eq!(cached.series, uncached.series, "round {round}");
-            assert_eq!(cached.current, uncached.current, "round {round}");
-        }
-        assert_eq!(cache.entries.len(), 4, "the dropped series is cached as dropped");
-        // A page without those series: their entries go once they outnumber the live ones.
-        for round in 0..3 {
-            let mut appender = Appender::new(&t, &mut cache, 5);
-            for i in 0..100 {
-                let labels = [("i".to_string(), format!("{round}-{i}"))];
-                appender.add("m", &labels, 1.0, None);
-            }
-            appender.finish().unwrap();
-        }
-        assert!(cache.entries.len() <= 2 * 100 + 64, "{}", cache.entries.len());
-        assert!(!cache.entries.keys().any(|k| k.windows(4).any(|w| w == b"keep")));
-    }
-
-    #[test]
-    fn end_of_run_marks_tracked_and_synthetic_series_stale() {
-        let t = target(false);
-        let tracked = Labels::from_pairs([("__name__", "m"), ("job", "node")]);
-        let mut state = ScrapeState::new(&t);
-        state.previous = [(1, Some(tracked.clone())), (2, None)].into_iter().collect::<SeenSeries>();
-        let series = end_of_run_staleness(&state, 42);
-        assert_eq!(series.len(), 1 + REPORT_SERIES.len());
-        assert!(series.iter().all(|s| model::is_stale_nan(s.samples[0].value) && s.samples[0].timestamp_ms == 42));
-        assert!(series.iter().any(|s| s.labels == tracked));
-        assert!(
-            series.iter().any(|s| s.labels.metric_name() == Some("up") && s.labels.get("instance") == Some("h:9100"))
-        );
-    }
-
-    #[tokio::test]
-    async fn a_removed_target_ships_stale_markers_and_a_shutdown_does_not() {
-        let app = axum::Router::new().route("/metrics", axum::routing::get(|| async { "m 1\n" }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let make_target = || {
-            let mut config = CollectorConfig::default();
-            config.scrape_configs.push(ScrapeConfig {
-                job_name: "j".into(),
-                scrape_interval: Some(Duration::from_millis(50)),
-                static_configs: vec![crate::config::StaticConfig {
-                    targets: vec![address.clone()],
-                    labels: Default::default(),
-                }],
-                ..Default::default()
-            });
-            build_targets(&config).unwrap().0.remove(0)
-        };
-        for removed_not_shutdown in [true, false] {
-            let (tx, mut rx) = mpsc::channel(4);
-            let (cancel, removed) = (CancellationToken::new(), CancellationToken::new());
-            let task = tokio::spawn(run(
-                make_target(),
-                ScrapeOutput::Shipper(tx),
-                CollectorMetrics::default(),
-                cancel.clone(),
-                removed.clone(),
-            ));
-            let first = rx.recv().await.unwrap();
-            assert!(first.items.iter().any(|s| s.labels.metric_name() == Some("m") && s.samples[0].value == 1.0));
-            if removed_not_shutdown {
-                removed.cancel()
-            } else {
-                cancel.cancel()
-            }
-            task.await.unwrap();
-            let mut last = first;
-            while let Ok(chunk) = rx.try_recv() {
-                last = chunk;
-            }
-            let all_stale = last.items.iter().all(|s| model::is_stale_nan(s.samples[0].value));
-            assert_eq!(all_stale, removed_not_shutdown, "stale markers only when the target went away");
-            if removed_not_shutdown {
-                let names: Vec<_> = last.items.iter().filter_map(|s| s.labels.metric_name()).collect();
-                assert!(names.contains(&"m") && names.contains(&"up"), "{names:?}");
-            }
-            assert!(rx.recv().await.is_none(), "nothing after the end of the run");
-        }
-    }
-
-    #[test]
-    fn scrape_timestamps_snap_to_their_tick_within_two_milliseconds() {
-        let mut tick = None;
-        let starts = [10_000, 11_001, 12_002, 13_003, 14_000, 16_001, 17_500, 18_000, 17_999, 4_000, 5_001];
-        let got: Vec<i64> = starts.iter().map(|&now| aligned_timestamp(&mut tick, now, 1000)).collect();
-        // Late by 1-2 ms: the tick; 3 ms: its own time; a skipped tick is caught up; a clock that
-        // went back a little keeps its own time (never a repeated timestamp), by more than an
-        // interval starts over.
-        assert_eq!(got, [10_000, 11_000, 12_000, 13_003, 14_000, 16_000, 17_500, 18_000, 17_999, 4_000, 5_000]);
-        let mut fast = None;
-        assert_eq!([aligned_timestamp(&mut fast, 100, 200), aligned_timestamp(&mut fast, 301, 200)], [100, 301]);
-    }
+    Ok(())
 }
+
+#[cfg(test)]
+#[path = "target_tests.rs"]
+mod tests;
