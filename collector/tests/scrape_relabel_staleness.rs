@@ -193,3 +193,32 @@ async fn a_changed_job_restarts_quietly_and_relabeled_targets_go_stale() {
     assert_eq!(collector.targets().len(), 1);
     collector.shutdown().await.unwrap();
 }
+
+/// A page that loses most of its series at once: the label cache drops their entries in that
+/// same scrape, after the staleness pass that needs their labels, so every one is marked stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_gone_in_bulk_are_all_marked_stale() {
+    let many: String = (0..100).map(|i| format!("m{{i=\"{i}\"}} {i}\n")).collect::<String>() + "a 1\n";
+    let pages: &'static [&'static str] =
+        Box::leak(vec![&*Box::leak(many.into_boxed_str()), "a 1\n"].into_boxed_slice());
+    let target = serve_pages(pages).await;
+    let mut config = CollectorConfig::default();
+    config.shipping.batch_max_wait = Duration::from_millis(20);
+    config.scrape_configs.push(ScrapeConfig {
+        job_name: "app".into(),
+        scrape_interval: Some(Duration::from_millis(100)),
+        static_configs: vec![StaticConfig { targets: vec![target], labels: Default::default() }],
+        ..Default::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let collector = Collector::start(config, state.path(), sink.clone(), sink.clone()).await.unwrap();
+    let stale = || find(&sink, "m", |s| model::is_stale_nan(s.samples[0].value)).len();
+    wait_for("stale markers for the vanished series", || stale() >= 100).await;
+    let mut marked: Vec<String> =
+        find(&sink, "m", |s| model::is_stale_nan(s.samples[0].value)).iter().map(|s| s.labels.to_string()).collect();
+    marked.sort();
+    marked.dedup();
+    assert_eq!(marked.len(), 100, "each vanished series once: {marked:?}");
+    collector.shutdown().await.unwrap();
+}

@@ -239,10 +239,13 @@ pub(crate) fn build_targets(config: &CollectorConfig) -> Result<(Vec<Target>, Ve
     Ok((targets, dropped))
 }
 
-/// The series of a target's last successful scrape, by label hash; the labels are kept only for
-/// series without a timestamp of their own, the ones Prometheus tracks for staleness. Hashed with
-/// foldhash (as the label cache): two lookups per sample and scrape.
-pub(crate) type SeenSeries = HashMap<u64, Option<Labels>, FastBuild>;
+/// The series of a target's last successful scrape, by label hash, with the label-cache slot
+/// holding their labels for the ones without a timestamp of their own (those Prometheus tracks
+/// for staleness). A slot rather than a copy of the labels: the copy's reference count was
+/// incremented and decremented per sample and scrape, a cache miss each. The cache evicts only
+/// after the staleness pass, so the slots of the last scrape's series stay valid until it ran.
+/// Hashed with foldhash (as the label cache): two lookups per sample and scrape.
+pub(crate) type SeenSeries = HashMap<u64, Option<u32>, FastBuild>;
 
 /// Where a scrape loop hands its samples.
 #[derive(Clone)]
@@ -417,8 +420,13 @@ fn aligned_timestamp(aligned_ms: &mut Option<i64>, now_ms: i64, interval_ms: i64
 /// Stale markers for everything a vanished target had: its scraped series and its synthetic ones.
 pub(crate) fn end_of_run_staleness(state: &ScrapeState, ts_ms: i64) -> Vec<TimeSeries> {
     let stale = || vec![Sample::new(ts_ms, model::stale_nan())];
-    let mut series: Vec<TimeSeries> =
-        state.previous.values().flatten().map(|l| TimeSeries::new(l.clone(), stale())).collect();
+    let mut series: Vec<TimeSeries> = state
+        .previous
+        .values()
+        .flatten()
+        .filter_map(|slot| state.cache.labels(*slot))
+        .map(|l| TimeSeries::new(l.clone(), stale()))
+        .collect();
     series.extend(state.report.iter().map(|l| TimeSeries::new(l.clone(), stale())));
     series
 }
@@ -541,6 +549,11 @@ impl LabelCache {
         slot
     }
 
+    /// The labels cached in `slot` (`None` for a series metric relabeling dropped).
+    pub(crate) fn labels(&self, slot: u32) -> Option<&Labels> {
+        self.slots.get(slot as usize).and_then(|e| e.labels.as_ref()).map(|(labels, _)| labels)
+    }
+
     /// The store's references for the series of `slots`, in that order.
     pub(crate) fn series_refs(&self, slots: &[u32], refs: &mut Vec<u64>) {
         refs.extend(slots.iter().map(|s| self.slots.get(*s as usize).map_or(0, |e| e.series_ref)));
@@ -637,15 +650,15 @@ impl<'t> Appender<'t> {
             return;
         }
         let own_timestamp = ts.filter(|_| target.honor_timestamps);
-        let tracked = own_timestamp.is_none().then(|| labels.clone());
-        self.current.insert(hash, tracked);
+        self.current.insert(hash, own_timestamp.is_none().then_some(slot));
         let ts = own_timestamp.unwrap_or(self.start_ms);
         self.series.push(TimeSeries::new(labels, vec![Sample::new(ts, value)]));
         self.slots.push(slot);
     }
 
+    /// The scrape's outcome. The cache is not trimmed here but after the staleness pass
+    /// ([`LabelCache::end_scrape`]), which reads the last scrape's slots.
     fn finish(self) -> Result<Appended, (String, usize)> {
-        self.cache.end_scrape();
         if let Some(error) = self.error {
             return Err(error);
         }
@@ -690,10 +703,7 @@ fn parse_and_append(
     };
     match parsed {
         Ok(scraped) => (scraped, appender.finish()),
-        Err(e) => {
-            appender.cache.end_scrape();
-            (0, Err((e.to_string(), 0)))
-        }
+        Err(e) => (0, Err((e.to_string(), 0))),
     }
 }
 
@@ -712,9 +722,11 @@ pub(crate) async fn scrape_once(
     let current = std::mem::take(&mut state.spare);
     // Room for the synthetic series and a few stale markers without growing.
     let expected = state.last_len + REPORT_SERIES.len() + 8;
+    let mut looked_up = false;
     let (scraped, outcome) = match fetched {
         Ok(content_type) => match std::str::from_utf8(&state.body) {
             Ok(body) => {
+                looked_up = true;
                 parse_and_append(target, &mut state.cache, current, expected, content_type.as_deref(), body, start_ms)
             }
             Err(e) => (0, Err((format!("response body is not UTF-8: {e}"), 0))),
@@ -736,14 +748,19 @@ pub(crate) async fn scrape_once(
         }
         Err((e, post)) => (Vec::new(), SeenSeries::default(), post, 0, Some(e)),
     };
-    for (hash, labels) in previous.iter() {
-        if let Some(labels) = labels
+    for (hash, slot) in previous.iter() {
+        if let Some(slot) = slot
             && !current.contains_key(hash)
+            && let Some(labels) = state.cache.labels(*slot)
         {
             series.push(TimeSeries::new(labels.clone(), vec![Sample::new(start_ms, model::stale_nan())]));
         }
     }
     state.spare = std::mem::replace(previous, current);
+    if looked_up {
+        // Only now: the staleness pass above read the last scrape's slots.
+        state.cache.end_scrape();
+    }
     let up = if error.is_none() { 1.0 } else { 0.0 };
     for (labels, value) in
         state.report.iter().zip([up, duration.as_secs_f64(), scraped as f64, post_relabel as f64, added as f64])

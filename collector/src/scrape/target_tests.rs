@@ -129,6 +129,7 @@ fn cached_labels_equal_computed_ones_and_stale_entries_go() {
             appender.add("m", &labels, 1.0, None);
         }
         appender.finish().unwrap();
+        cache.end_scrape();
     }
     assert!(cache.entries.len() <= 2 * 100 + 64, "{}", cache.entries.len());
     assert!(!cache.entries.keys().any(|k| k.windows(4).any(|w| w == b"keep")));
@@ -139,7 +140,8 @@ fn end_of_run_marks_tracked_and_synthetic_series_stale() {
     let t = target(false);
     let tracked = Labels::from_pairs([("__name__", "m"), ("job", "node")]);
     let mut state = ScrapeState::new(&t);
-    state.previous = [(1, Some(tracked.clone())), (2, None)].into_iter().collect::<SeenSeries>();
+    let slot = state.cache.insert(Some((tracked.clone(), tracked.stable_hash())));
+    state.previous = [(1, Some(slot)), (2, None)].into_iter().collect::<SeenSeries>();
     let series = end_of_run_staleness(&state, 42);
     assert_eq!(series.len(), 1 + REPORT_SERIES.len());
     assert!(series.iter().all(|s| model::is_stale_nan(s.samples[0].value) && s.samples[0].timestamp_ms == 42));
