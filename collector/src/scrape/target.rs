@@ -849,15 +849,33 @@ async fn fetch(target: &Target, body: &mut Vec<u8>, compressed: &mut Vec<u8>) ->
     Ok(content_type)
 }
 
-/// Decodes a gzip body (all its members, as Go's reader does) into `body`, at most `limit` bytes
-/// of it when `limit` is not 0 (the limit applies to the decoded page, as in Prometheus).
+/// Decodes a gzip body (all its members, as Go's reader does) into `body`, refusing it once the
+/// decoded page reaches `limit` bytes when `limit` is not 0 (the limit applies to the decoded page,
+/// as in Prometheus). zlib's own gzip wrapper, decoding straight into the vector's spare
+/// capacity: `Read::read_to_end` zeroed that capacity first on every scrape.
 fn decode_gzip(compressed: &[u8], limit: u64, body: &mut Vec<u8>) -> Result<(), String> {
-    use std::io::Read;
-    let mut decoder = flate2::bufread::MultiGzDecoder::new(compressed);
-    let decoded = if limit > 0 { (&mut decoder).take(limit).read_to_end(body) } else { decoder.read_to_end(body) };
-    decoded.map_err(|e| format!("decoding the gzip body: {e}"))?;
-    if limit > 0 && body.len() as u64 >= limit {
-        return Err("body size limit exceeded".to_string());
+    use flate2::{Decompress, FlushDecompress, Status};
+    let corrupt = |e: &dyn std::fmt::Display| format!("decoding the gzip body: {e}");
+    let mut input = compressed;
+    while !input.is_empty() {
+        let mut member = Decompress::new_gzip(15);
+        loop {
+            if body.len() == body.capacity() {
+                body.reserve(body.capacity().max(64 * 1024));
+            }
+            let (read, written) = (member.total_in(), member.total_out());
+            let status = member.decompress_vec(input, body, FlushDecompress::None).map_err(|e| corrupt(&e))?;
+            input = &input[(member.total_in() - read) as usize..];
+            if limit > 0 && body.len() as u64 >= limit {
+                return Err("body size limit exceeded".to_string());
+            }
+            if status == Status::StreamEnd {
+                break;
+            }
+            if member.total_in() == read && member.total_out() == written {
+                return Err(corrupt(&"unexpected end of the compressed data"));
+            }
+        }
     }
     Ok(())
 }
