@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use collector::{LogSink, MetricSink, SinkError};
+use collector::{LogSink, MetricSink, ScrapePushed, SinkError};
 use futures::future::BoxFuture;
 use model::{LogRecord, TenantId, TimeSeries};
 
@@ -47,33 +47,34 @@ impl MetricSink for LocalSink {
         true
     }
 
-    /// One scrape with the tsdb's series references (see `Tsdb::append_scraped_with_refs`).
+    /// One scrape with the tsdb's series references (see `Tsdb::append_scraped_with_refs`); the
+    /// series go back to the loop once stored.
     fn push_scrape(
         &self,
         tenant: TenantId,
         series: Vec<TimeSeries>,
         refs: Vec<u64>,
-    ) -> BoxFuture<'static, (Vec<u64>, Result<(), SinkError>)> {
+    ) -> BoxFuture<'static, ScrapePushed> {
         let tsdb = self.tsdb.clone();
         Box::pin(async move {
             let appended = tokio::task::spawn_blocking(move || {
                 let mut refs = refs;
                 let appended = tsdb.append_scraped_with_refs(&tenant, &series, &mut refs);
-                (refs, appended)
+                (refs, series, appended)
             })
             .await;
-            let (refs, appended) = match appended {
+            let (refs, series, appended) = match appended {
                 Ok(done) => done,
-                Err(e) => return (Vec::new(), Err(join_error(e))),
+                Err(e) => return ScrapePushed { refs: Vec::new(), series: None, result: Err(join_error(e)) },
             };
-            let stats = match appended {
-                Ok(stats) => stats,
-                Err(e) => return (refs, Err(SinkError { retryable: e.http_status() >= 500, message: e.to_string() })),
-            };
-            if let Some(first) = stats.first_error {
-                tracing::debug!(rejected = stats.samples_rejected, first = %first, "tsdb rejected samples");
-            }
-            (refs, Ok(()))
+            let result = appended
+                .map(|stats| {
+                    if let Some(first) = stats.first_error {
+                        tracing::debug!(rejected = stats.samples_rejected, first = %first, "tsdb rejected samples");
+                    }
+                })
+                .map_err(|e| SinkError { retryable: e.http_status() >= 500, message: e.to_string() });
+            ScrapePushed { refs, series: Some(series), result }
         })
     }
 

@@ -53,7 +53,7 @@ pub use scrape::sd::{
     RoleSelector,
 };
 pub use scrape::{DroppedTarget, TargetHealth, TargetStatus};
-pub use sink::{HttpSink, LogSink, MetricSink, SinkError, SwitchableSink};
+pub use sink::{HttpSink, LogSink, MetricSink, ScrapePushed, SinkError, SwitchableSink};
 
 use crate::metrics::CollectorMetrics;
 use crate::ship::{AckTarget, Chunk, LogDelivery, MetricDelivery, Shipper};

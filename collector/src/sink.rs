@@ -68,16 +68,21 @@ pub trait MetricSink: Send + Sync + 'static {
     /// is what the store answered for `series[i]` on an earlier scrape (0: nothing yet, and
     /// `refs` may be shorter than `series`); the store answers with this append's references,
     /// which the loop keeps for the next scrape, so a steady target's samples skip the store's
-    /// label lookup (as Prometheus's scrape cache keeps head series references). The default
-    /// ignores them.
+    /// label lookup (as Prometheus's scrape cache keeps head series references). A store that
+    /// only reads the series hands them back too, for the loop to refill instead of allocating a
+    /// sample vector per series again. The default ignores the references.
     fn push_scrape(
         &self,
         tenant: TenantId,
         series: Vec<TimeSeries>,
         refs: Vec<u64>,
-    ) -> BoxFuture<'static, (Vec<u64>, Result<(), SinkError>)> {
-        let pushed = self.push_series(tenant, Arc::new(series));
-        Box::pin(async move { (refs, pushed.await) })
+    ) -> BoxFuture<'static, ScrapePushed> {
+        let series = Arc::new(series);
+        let pushed = self.push_series(tenant, series.clone());
+        Box::pin(async move {
+            let result = pushed.await;
+            ScrapePushed { refs, series: Arc::into_inner(series), result }
+        })
     }
 
     /// [`MetricSink::push_series`] with the shipper's batch number, as [`LogSink::push_log_batch`].
@@ -89,6 +94,15 @@ pub trait MetricSink: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<(), SinkError>> {
         self.push_series(tenant, series)
     }
+}
+
+/// What [`MetricSink::push_scrape`] answers.
+pub struct ScrapePushed {
+    /// A reference per series (see [`MetricSink::push_scrape`]).
+    pub refs: Vec<u64>,
+    /// The series, handed back for reuse once the store is done reading them.
+    pub series: Option<Vec<TimeSeries>>,
+    pub result: Result<(), SinkError>,
 }
 
 /// A failed delivery. `retryable` failures are retried forever with backoff; the others drop the

@@ -196,21 +196,20 @@ impl collector::MetricSink for InProcessStore {
         true
     }
 
-    /// Answers each series with a reference derived from its labels.
+    /// Answers each series with a reference derived from its labels, and hands the series back.
     fn push_scrape(
         &self,
         tenant: model::TenantId,
         series: Vec<model::TimeSeries>,
         refs: Vec<u64>,
-    ) -> futures::future::BoxFuture<'static, (Vec<u64>, Result<(), collector::SinkError>)> {
+    ) -> futures::future::BoxFuture<'static, collector::ScrapePushed> {
         let answer: Vec<u64> = series.iter().map(|s| s.labels.stable_hash() | 1).collect();
-        let pushed = self.push_samples(tenant, series);
-        let refs_seen = refs.clone();
-        let stored = futures::executor::block_on(pushed);
-        if stored.is_ok() {
-            self.refs.lock().unwrap().push(refs_seen);
+        let result = futures::executor::block_on(self.push_samples(tenant, series.clone()));
+        if result.is_ok() {
+            self.refs.lock().unwrap().push(refs.clone());
         }
-        Box::pin(async move { (if stored.is_ok() { answer } else { refs }, stored) })
+        let refs = if result.is_ok() { answer } else { refs };
+        Box::pin(async move { collector::ScrapePushed { refs, series: Some(series), result } })
     }
 }
 
@@ -239,6 +238,14 @@ async fn an_in_process_store_takes_each_scrape_whole_from_its_loop_and_a_failed_
         assert_eq!(scrape.len(), 7, "{scrape:?}");
         assert!(scrape.iter().all(|s| s.labels.get("instance") == Some(target.as_str())));
         assert_eq!(scrape.iter().filter(|s| s.labels.metric_name() == Some("up")).count(), 1);
+        // Refilled from the series handed back: still one sample each, with this page's values.
+        assert!(scrape.iter().all(|s| s.samples.len() == 1), "{scrape:?}");
+        let value = |name: &str| scrape.iter().find(|s| s.labels.metric_name() == Some(name)).unwrap().samples[0];
+        assert_eq!(
+            (value("http_requests_total").value, value("http_requests_total").timestamp_ms),
+            (1027.0, 1395066363000)
+        );
+        assert_eq!((value("process_up").value, value("up").value), (1.0, 1.0));
     }
     // The loop hands back what the store answered for the same series on the scrape before.
     let (scrapes, refs) = (store.scrapes.lock().unwrap().clone(), store.refs.lock().unwrap().clone());

@@ -291,14 +291,15 @@ pub(crate) async fn run(
             ScrapeOutput::Direct { sink, tenant } => {
                 let samples = series.len() as u64;
                 let refs = if scraped { state.series_refs(series.len()) } else { Vec::new() };
-                let (refs, appended) = tokio::select! {
+                let pushed = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    appended = sink.push_scrape(current(tenant), series, refs) => appended,
+                    pushed = sink.push_scrape(current(tenant), series, refs) => pushed,
                 };
                 if scraped {
-                    state.keep_series_refs(refs);
+                    state.keep_series_refs(pushed.refs);
+                    state.returned = pushed.series.unwrap_or_default();
                 }
-                match appended {
+                match pushed.result {
                     Ok(()) => {
                         metrics.samples_sent.inc_by(samples);
                     }
@@ -348,6 +349,9 @@ pub(crate) struct ScrapeState {
     report_refs: [u64; REPORT_SERIES.len()],
     /// Reused vector of references handed to the store.
     refs: Vec<u64>,
+    /// The last scrape's series, handed back by the store: the next scrape refills their sample
+    /// vectors instead of allocating one per series (and freeing it on another thread).
+    returned: Vec<TimeSeries>,
 }
 
 impl ScrapeState {
@@ -364,6 +368,7 @@ impl ScrapeState {
             slots: Vec::new(),
             report_refs: [0; REPORT_SERIES.len()],
             refs: Vec::new(),
+            returned: Vec::new(),
         }
     }
 
@@ -455,6 +460,15 @@ struct Appended {
     post_relabel: usize,
 }
 
+/// What an [`Appender`] takes over from the scrape before: the emptied seen-series set, the series
+/// the store handed back, and how many series to make room for.
+#[derive(Default)]
+struct Reused {
+    current: SeenSeries,
+    spare: Vec<TimeSeries>,
+    expected: usize,
+}
+
 /// Labels, relabels and checks samples one at a time as the parser hands them out; the first
 /// limit exceeded is kept as the scrape's error (with the sample count at that point).
 struct Appender<'t> {
@@ -462,6 +476,8 @@ struct Appender<'t> {
     cache: &'t mut LabelCache,
     start_ms: i64,
     series: Vec<TimeSeries>,
+    /// Series of an earlier scrape whose sample vectors are refilled.
+    spare: Vec<TimeSeries>,
     slots: Vec<u32>,
     current: SeenSeries,
     error: Option<(String, usize)>,
@@ -574,25 +590,21 @@ impl LabelCache {
 impl<'t> Appender<'t> {
     #[cfg(test)]
     fn new(target: &'t Target, cache: &'t mut LabelCache, start_ms: i64) -> Self {
-        Self::reusing(target, cache, SeenSeries::default(), 0, start_ms)
+        Self::reusing(target, cache, Reused::default(), start_ms)
     }
 
-    /// An appender filling `current` (cleared here, its capacity kept) and a series vector sized
-    /// for `expected` samples.
-    fn reusing(
-        target: &'t Target,
-        cache: &'t mut LabelCache,
-        mut current: SeenSeries,
-        expected: usize,
-        start_ms: i64,
-    ) -> Self {
+    /// An appender filling `reused.current` (cleared here, its capacity kept) and a series vector
+    /// sized for `reused.expected` samples, refilling the series of `reused.spare`.
+    fn reusing(target: &'t Target, cache: &'t mut LabelCache, reused: Reused, start_ms: i64) -> Self {
         cache.start_scrape();
+        let Reused { mut current, spare, expected } = reused;
         current.clear();
         Appender {
             target,
             cache,
             start_ms,
             series: Vec::with_capacity(expected),
+            spare,
             slots: Vec::with_capacity(expected),
             current,
             error: None,
@@ -652,7 +664,16 @@ impl<'t> Appender<'t> {
         let own_timestamp = ts.filter(|_| target.honor_timestamps);
         self.current.insert(hash, own_timestamp.is_none().then_some(slot));
         let ts = own_timestamp.unwrap_or(self.start_ms);
-        self.series.push(TimeSeries::new(labels, vec![Sample::new(ts, value)]));
+        let sample = Sample::new(ts, value);
+        match self.spare.pop() {
+            Some(mut series) => {
+                series.labels = labels;
+                series.samples.clear();
+                series.samples.push(sample);
+                self.series.push(series);
+            }
+            None => self.series.push(TimeSeries::new(labels, vec![sample])),
+        }
         self.slots.push(slot);
     }
 
@@ -684,13 +705,12 @@ fn append(target: &Target, samples: Vec<ScrapedSample>, start_ms: i64) -> Result
 fn parse_and_append(
     target: &Target,
     cache: &mut LabelCache,
-    current: SeenSeries,
-    expected: usize,
+    reused: Reused,
     content_type: Option<&str>,
     body: &str,
     start_ms: i64,
 ) -> (usize, Result<Appended, (String, usize)>) {
-    let mut appender = Appender::reusing(target, cache, current, expected, start_ms);
+    let mut appender = Appender::reusing(target, cache, reused, start_ms);
     let parsed = if exposition::is_openmetrics(content_type) {
         crate::scrape::openmetrics::parse(body).map(|samples| {
             for s in &samples {
@@ -719,15 +739,18 @@ pub(crate) async fn scrape_once(
     let started = Instant::now();
     let fetched = fetch(target, &mut state.body, &mut state.compressed).await;
     let duration = started.elapsed();
-    let current = std::mem::take(&mut state.spare);
-    // Room for the synthetic series and a few stale markers without growing.
-    let expected = state.last_len + REPORT_SERIES.len() + 8;
+    let reused = Reused {
+        current: std::mem::take(&mut state.spare),
+        spare: std::mem::take(&mut state.returned),
+        // Room for the synthetic series and a few stale markers without growing.
+        expected: state.last_len + REPORT_SERIES.len() + 8,
+    };
     let mut looked_up = false;
     let (scraped, outcome) = match fetched {
         Ok(content_type) => match std::str::from_utf8(&state.body) {
             Ok(body) => {
                 looked_up = true;
-                parse_and_append(target, &mut state.cache, current, expected, content_type.as_deref(), body, start_ms)
+                parse_and_append(target, &mut state.cache, reused, content_type.as_deref(), body, start_ms)
             }
             Err(e) => (0, Err((format!("response body is not UTF-8: {e}"), 0))),
         },

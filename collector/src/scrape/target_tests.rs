@@ -240,3 +240,19 @@ fn gzip_bodies_decode_every_member_within_the_body_size_limit() {
     let err = decode_gzip(&large[..large.len() / 2], 0, &mut body).unwrap_err();
     assert!(err.starts_with("decoding the gzip body"), "{err}");
 }
+
+#[test]
+fn series_handed_back_are_refilled_like_new_ones() {
+    let t = target(false);
+    let page = vec![sample(&[("kind", "a")]), sample(&[("kind", "b")]), sample(&[("kind", "c")])];
+    let fresh = append(&t, page.clone(), 7).unwrap();
+    let old = Labels::from_pairs([("__name__", "old")]);
+    let spare = vec![TimeSeries::new(old, vec![Sample::new(1, 9.0), Sample::new(2, 9.0)]); 2];
+    let mut cache = LabelCache::default();
+    let reused = Reused { spare, ..Reused::default() };
+    let mut appender = Appender::reusing(&t, &mut cache, reused, 7);
+    for s in &page {
+        appender.add(&s.name, &s.labels, s.value, s.timestamp_ms);
+    }
+    assert_eq!(appender.finish().unwrap().series, fresh.series, "two refilled, one new, same as fresh");
+}
