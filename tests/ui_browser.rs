@@ -122,7 +122,7 @@ async fn web_ui_in_headless_chromium() {
     std::fs::write(
         &config,
         format!(
-            "server:\n  max_tail_connections: 1\ncollector:\n  global:\n    scrape_interval: 1s\n    scrape_timeout: 1s\n  shipping:\n    batch_max_wait: 50ms\n\
+            "server:\n  max_tail_connections: 1\ncollector:\n  global:\n    scrape_interval: 1s\n    scrape_timeout: 1s\n  self_scrape_interval: 1s\n  shipping:\n    batch_max_wait: 50ms\n\
              indexer:\n  commit_interval: 200ms\nalerting:\n  rule_files: ['{}']\n  notifications_file: {}\n",
             rules.display(),
             notify.display()
